@@ -1,0 +1,17 @@
+# Fails when a C source or header under sdk/ or plugins/ names float or double:
+# money and quantities are decimal strings and scaled integers (spec: "Decimals").
+file(GLOB_RECURSE files ${ROOT}/sdk/*.c ${ROOT}/sdk/*.h ${ROOT}/plugins/*.c ${ROOT}/plugins/*.h)
+set(bad "")
+foreach(f IN LISTS files)
+  file(STRINGS ${f} lines REGEX "(^|[^A-Za-z0-9_])(float|double)([^A-Za-z0-9_]|$)")
+  foreach(l IN LISTS lines)
+    string(STRIP "${l}" s)
+    if(NOT s MATCHES "^(//|/\\*|\\*)")
+      list(APPEND bad "${f}: ${s}")
+    endif()
+  endforeach()
+endforeach()
+if(bad)
+  list(JOIN bad "\n  " msg)
+  message(FATAL_ERROR "binary floating point in sdk/ or plugins/ (use ewtp/decimal.h):\n  ${msg}")
+endif()

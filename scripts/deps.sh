@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ewtp needs to build and test, only those missing.
+# Usage: scripts/deps.sh [build|test]   (test adds the tools the test suite runs)
+set -eu
+want=(gcc make cmake pkg-config libc6-dev
+      libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
+      libsqlite3-dev libpq-dev libsystemd-dev openssl ca-certificates)
+if [ "${1:-build}" = test ]; then
+  want+=(libcmocka-dev libxml2-utils xmlsec1 python3 python3-jsonschema
+         postgresql sqlite3 curl)
+fi
+missing=()
+for p in "${want[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: run 'make deps' as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
