@@ -41,7 +41,7 @@ struct ewtp_host {
      * numbers, phone numbers); plugins still never log names or ids on purpose. */
     void (*log)(void *ctx, enum ewtp_log_level level, const char *plugin, const char *msg);
     /* Reads a secret (a file path from the instance's settings, or a systemd credential
-     * name) into the arena: 0 and *data/*len (NUL-terminated), or -EWTP_ENOTFOUND/-EWTP_EIO. */
+     * name) into the arena: 0 and *data, *len (NUL-terminated), or -EWTP_ENOTFOUND/-EWTP_EIO. */
     int (*read_secret)(void *ctx, const char *name, struct ewtp_arena *a, const char **data,
                        size_t *len);
     /* Signs data with the named key: 0 and the signature in the arena, or -EWTP_ENOTFOUND

@@ -79,6 +79,9 @@ struct ewtp_call {
     struct ewtp_chain chain;
     struct ewtp_arena *arena; /* everything returned is allocated here */
     const struct ewtp_host *host;
+    /* Produce documents without signatures (ewtpctl translate --unsigned, golden vectors):
+     * the plugin then calls no host signing function. */
+    bool unsigned_;
 };
 
 /* classify's answer; strings in c->arena. */
@@ -124,7 +127,7 @@ int ewtp_out_add_document(struct ewtp_out *out, const struct ewtp_document *doc)
 int ewtp_out_add_request(struct ewtp_out *out, const struct ewtp_request *req);
 size_t ewtp_out_documents(const struct ewtp_out *out, const struct ewtp_document **docs);
 size_t ewtp_out_requests(const struct ewtp_out *out, const struct ewtp_request **reqs);
-/* Hosts: a new empty out in the arena; *docs/*reqs stay valid as long as the arena. */
+/* Hosts: a new empty out in the arena; the arrays stay valid as long as the arena. */
 struct ewtp_out *ewtp_out_new(struct ewtp_arena *a);
 
 /* The authority's answer to one request. */

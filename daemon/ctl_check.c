@@ -1,0 +1,412 @@
+/* ewtpctl plugin check: every plugin of a directory loads, and every golden vector of the
+ * given vector folders (plugins/<cc>/vectors, layout in ../shared/spec/plugin-abi.md) holds.
+ *
+ * A case folder has input.json, optional related/*.json, optional settings.conf (a
+ * configuration in ewtpd.conf syntax whose plugins list gives the instance settings),
+ * optional call.json ({"op","authority_ref","reason","chain":"N:REF","tenant","now"}), and
+ * either expected/ (the unsigned documents and requests.json: XML compared after C14N,
+ * JSON as JSON values, anything else byte for byte; no document missing or extra) or
+ * errors.json ({"errors":[{"pointer","code"}]}: each must be reported, and the message must
+ * be refused). Ends with the line "N passed, M failed". */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include <ewtp/xml.h>
+
+#include "ctl.h"
+#include "loader.h"
+
+#define DEFAULT_VECTOR_NOW "2026-11-22T12:00:00Z"
+
+struct check_totals {
+    unsigned passed, failed;
+};
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted entries of a directory (no dot files); NULL-terminated, caller frees each. */
+static char **list_dir(const char *dir, bool want_dirs)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return NULL;
+    size_t n = 0, cap = 16;
+    char **names = calloc(cap + 1, sizeof(char *));
+    struct dirent *e;
+    while (names && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || (S_ISDIR(st.st_mode) != want_dirs))
+            continue;
+        if (n == cap) {
+            char **grown = realloc(names, (cap * 2 + 1) * sizeof(char *));
+            if (grown == NULL)
+                break;
+            names = grown;
+            cap *= 2;
+        }
+        names[n++] = strdup(e->d_name);
+        names[n] = NULL;
+    }
+    closedir(d);
+    if (names && n)
+        qsort(names, n, sizeof(char *), compare_names);
+    return names;
+}
+
+static void free_list(char **names)
+{
+    for (size_t i = 0; names && names[i]; i++)
+        free(names[i]);
+    free(names);
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Canonical XML of bytes into a malloc'd string, or NULL when not well-formed. */
+static char *canonical_xml(const void *data, size_t len)
+{
+    struct ewtp_xml_doc *doc = NULL;
+    if (ewtp_xml_parse(data, len, NULL, &doc) != 0)
+        return NULL;
+    struct ewtp_arena *a = ewtp_arena_new();
+    const char *out = NULL;
+    size_t out_len = 0;
+    char *copy = NULL;
+    if (a && ewtp_xml_c14n(doc, NULL, EWTP_C14N_10, false, NULL, a, &out, &out_len) == 0)
+        copy = strndup(out, out_len);
+    ewtp_arena_free(a);
+    ewtp_xml_free(doc);
+    return copy;
+}
+
+/* Compares produced bytes with the expected file by its kind; NULL when equal, else why. */
+static const char *compare_doc(const char *name, const char *want, size_t want_len,
+                               const void *got, size_t got_len)
+{
+    if (has_suffix(name, ".xml")) {
+        char *a = canonical_xml(want, want_len), *b = canonical_xml(got, got_len);
+        bool same = a && b && strcmp(a, b) == 0;
+        const char *why = a == NULL   ? "expected file is not well-formed XML"
+                          : b == NULL ? "produced document is not well-formed XML"
+                          : same      ? NULL
+                                      : "XML differs after canonicalisation";
+        free(a);
+        free(b);
+        return why;
+    }
+    if (has_suffix(name, ".json")) {
+        json_t *a = json_loadb(want, want_len, 0, NULL), *b = json_loadb(got, got_len, 0, NULL);
+        bool same = a && b && json_equal(a, b);
+        const char *why = a == NULL   ? "expected file is not JSON"
+                          : b == NULL ? "produced document is not JSON"
+                          : same      ? NULL
+                                      : "JSON value differs";
+        json_decref(a);
+        json_decref(b);
+        return why;
+    }
+    return want_len == got_len && memcmp(want, got, got_len) == 0 ? NULL : "bytes differ";
+}
+
+/* Options of a case from call.json. */
+struct case_call {
+    json_t *root;
+    struct ewtp_runner_call rc;
+    const char *tenant, *now;
+};
+
+static int load_call(const char *dir, struct case_call *cc, char *why, size_t why_size)
+{
+    memset(cc, 0, sizeof(*cc));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/call.json", dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    json_error_t err;
+    cc->root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (cc->root == NULL) {
+        snprintf(why, why_size, "call.json:%d: %s", err.line, err.text);
+        return -1;
+    }
+    const char *op = json_string_value(json_object_get(cc->root, "op"));
+    cc->rc.op = op && strcmp(op, "cancel") == 0 ? EWTP_OP_CANCEL : EWTP_OP_SUBMIT;
+    cc->rc.authority_ref = json_string_value(json_object_get(cc->root, "authority_ref"));
+    cc->rc.cancel_reason = json_string_value(json_object_get(cc->root, "reason"));
+    cc->tenant = json_string_value(json_object_get(cc->root, "tenant"));
+    cc->now = json_string_value(json_object_get(cc->root, "now"));
+    const char *chain = json_string_value(json_object_get(cc->root, "chain"));
+    if (chain) {
+        char *end = NULL;
+        cc->rc.chain.present = true;
+        cc->rc.chain.number = strtoull(chain, &end, 10);
+        cc->rc.chain.prev_ref = end && *end == ':' && end[1] ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The expected errors must all be among the reported ones. */
+static int check_errors(const char *dir, const struct ewtp_errors *errs, int verdict, char *why,
+                        size_t why_size)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/errors.json", dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    json_t *list = json_object_get(root, "errors");
+    int rc = 0;
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        snprintf(why, why_size, "errors.json must hold a non-empty \"errors\" array");
+        rc = -1;
+    } else if (verdict != 1) {
+        snprintf(why, why_size, "the message was accepted, but errors.json expects a refusal");
+        rc = -1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        if (rc)
+            break;
+        const char *pointer = json_string_value(json_object_get(e, "pointer"));
+        const char *code = json_string_value(json_object_get(e, "code"));
+        if (pointer == NULL || !ewtp_errors_has(errs, pointer, code)) {
+            char *got = ewtp_errors_to_json(errs);
+            snprintf(why, why_size, "expected error %s %s not reported; got %s",
+                     pointer ? pointer : "(no pointer)", code ? code : "", got ? got : "");
+            free(got);
+            rc = -1;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Compares out with expected/: every expected file produced and equal, nothing extra. */
+static int check_expected(const char *dir, const struct ewtp_out *out, char *why,
+                          size_t why_size)
+{
+    char exp_dir[4096];
+    snprintf(exp_dir, sizeof(exp_dir), "%s/expected", dir);
+    char **files = list_dir(exp_dir, false);
+    if (files == NULL) {
+        snprintf(why, why_size, "cannot read %s", exp_dir);
+        return -1;
+    }
+    const struct ewtp_document *docs = NULL;
+    size_t n_docs = ewtp_out_documents(out, &docs);
+    char *requests = ctl_requests_json(out);
+    int rc = 0;
+    size_t matched = 0;
+    for (size_t i = 0; files[i] && rc == 0; i++) {
+        char path[8192];
+        snprintf(path, sizeof(path), "%s/%s", exp_dir, files[i]);
+        char *want = NULL;
+        size_t want_len = 0;
+        if (ewtp_read_file(path, 64u << 20, &want, &want_len) != 0) {
+            snprintf(why, why_size, "cannot read %s", path);
+            rc = -1;
+            break;
+        }
+        const void *got = NULL;
+        size_t got_len = 0;
+        if (strcmp(files[i], "requests.json") == 0) {
+            got = requests;
+            got_len = requests ? strlen(requests) : 0;
+        } else {
+            for (size_t d = 0; d < n_docs; d++)
+                if (strcmp(docs[d].name, files[i]) == 0) {
+                    got = docs[d].data;
+                    got_len = docs[d].len;
+                    matched++;
+                }
+        }
+        const char *diff = got ? compare_doc(files[i], want, want_len, got, got_len)
+                               : "not produced";
+        if (diff) {
+            snprintf(why, why_size, "%s: %s", files[i], diff);
+            rc = -1;
+        }
+        free(want);
+    }
+    if (rc == 0 && matched != n_docs) {
+        snprintf(why, why_size, "produced %zu documents, expected/ has %zu", n_docs, matched);
+        rc = -1;
+    }
+    free(requests);
+    free_list(files);
+    return rc;
+}
+
+static void run_case(const char *plugin_dir, const char *label, const char *dir,
+                     struct check_totals *t)
+{
+    char why[2048] = "";
+    struct case_call cc;
+    int failed = load_call(dir, &cc, why, sizeof(why)) != 0;
+    char conf[4096], input[4096];
+    snprintf(conf, sizeof(conf), "%s/settings.conf", dir);
+    snprintf(input, sizeof(input), "%s/input.json", dir);
+    struct stat st;
+    struct ctl_common common = {.runner = {.plugin_dir = plugin_dir,
+                                           .config_path = stat(conf, &st) == 0 ? conf : NULL,
+                                           .tenant = cc.tenant}};
+    const char *now = cc.now ? cc.now : DEFAULT_VECTOR_NOW;
+    ewtp_time_parse(now, &common.runner.now_ms);
+    common.now_set = true;
+
+    /* related/*.json, sorted */
+    char rel_dir[4096];
+    snprintf(rel_dir, sizeof(rel_dir), "%s/related", dir);
+    char **rel_names = list_dir(rel_dir, false);
+    size_t n_rel = 0;
+    char **rel_paths = NULL;
+    for (; rel_names && rel_names[n_rel]; n_rel++)
+        ;
+    rel_paths = calloc(n_rel + 1, sizeof(char *));
+    for (size_t i = 0; i < n_rel && rel_paths; i++)
+        if (asprintf(&rel_paths[i], "%s/%s", rel_dir, rel_names[i]) < 0)
+            rel_paths[i] = NULL;
+
+    struct ewtp_runner *r = NULL;
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ctl_input in = {0};
+    struct ewtp_arena *a = ewtp_arena_new();
+    if (!failed && ctl_open_runner(&common, &r) != 0) {
+        snprintf(why, sizeof(why), "cannot set up the plugins (see above)");
+        failed = 1;
+    }
+    bool want_errors = snprintf(conf, sizeof(conf), "%s/errors.json", dir) > 0 &&
+                       stat(conf, &st) == 0;
+    if (!failed) {
+        int verdict = ctl_input_load(r, input, (const char *const *)rel_paths, n_rel, &in, errs);
+        struct ewtp_out *out = NULL;
+        if (verdict == 0) {
+            struct ewtp_call c;
+            cc.rc.related = in.related;
+            cc.rc.n_related = in.n_related;
+            cc.rc.unsigned_ = true;
+            ewtp_runner_call_init(r, in.msg, &cc.rc, a, &c);
+            int trc = ewtp_runner_translate(r, &c, &out, errs);
+            if (trc == -EWTP_ENOTFOUND) {
+                snprintf(why, sizeof(why), "no plugin serves destination %s, kind %s",
+                         in.msg->destination, ewtp_kind_name(in.msg->kind));
+                failed = 1;
+            } else if (trc == -EWTP_EINVAL || ewtp_errors_blocking(errs) > 0) {
+                verdict = 1;
+            } else if (trc != 0) {
+                snprintf(why, sizeof(why), "translate failed: %s", ewtp_strerror(trc));
+                failed = 1;
+            }
+        }
+        if (failed) {
+            /* reason already set */
+        } else if (verdict == 2) {
+            snprintf(why, sizeof(why), "cannot read the case's messages");
+            failed = 1;
+        } else if (want_errors) {
+            failed = check_errors(dir, errs, verdict, why, sizeof(why)) != 0;
+        } else if (verdict != 0) {
+            char *got = ewtp_errors_to_json(errs);
+            snprintf(why, sizeof(why), "refused: %s", got ? got : "");
+            free(got);
+            failed = 1;
+        } else {
+            failed = check_expected(dir, out, why, sizeof(why)) != 0;
+        }
+    }
+    if (failed) {
+        printf("FAIL %s: %s\n", label, why);
+        t->failed++;
+    } else {
+        printf("ok   %s\n", label);
+        t->passed++;
+    }
+    ewtp_arena_free(a);
+    ctl_input_free(&in);
+    ewtp_errors_free(errs);
+    ewtp_runner_free(r);
+    for (size_t i = 0; i < n_rel && rel_paths; i++)
+        free(rel_paths[i]);
+    free(rel_paths);
+    free_list(rel_names);
+    json_decref(cc.root);
+}
+
+/* Every ewtp-*.so of the directory must load with RTLD_NOW and pass the descriptor checks. */
+static void check_plugins_load(const char *plugin_dir, struct check_totals *t)
+{
+    struct ewtp_plugin_set set;
+    struct ewtp_errors *why = ewtp_errors_new();
+    ewtp_plugin_set_load_dir(plugin_dir, NULL, &set, why);
+    for (size_t i = 0; i < set.n; i++) {
+        const struct ewtp_plugin *d = ewtp_plugin_descriptor(set.items[i]);
+        printf("ok   load %s (%s %s, ABI %u.%u)\n", ewtp_plugin_path(set.items[i]), d->name,
+               d->version ? d->version : "?", d->abi_major, d->abi_minor);
+        t->passed++;
+    }
+    for (size_t i = 0; i < ewtp_errors_count(why); i++) {
+        printf("FAIL load: %s\n", ewtp_errors_at(why, i)->message);
+        t->failed++;
+    }
+    ewtp_plugin_set_free(&set);
+    ewtp_errors_free(why);
+}
+
+int ctl_plugin_check(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"plugin-dir", required_argument, NULL, CTL_OPT_PLUGIN_DIR},
+        {NULL, 0, NULL, 0},
+    };
+    const char *plugin_dir = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (opt != CTL_OPT_PLUGIN_DIR)
+            return ctl_usage_error("plugin check [--plugin-dir DIR] [VECTORS_DIR...]");
+        plugin_dir = optarg;
+    }
+    struct check_totals t = {0};
+    char *dir = NULL;
+    /* Resolved once, so that the load check and every case use the same directory. */
+    if (plugin_dir == NULL)
+        plugin_dir = ewtp_runner_default_plugin_dir(&dir);
+    check_plugins_load(plugin_dir, &t);
+    for (int i = optind; i < argc; i++) {
+        char **cases = list_dir(argv[i], true);
+        if (cases == NULL) {
+            printf("FAIL %s: cannot read the vectors folder: %s\n", argv[i], strerror(errno));
+            t.failed++;
+            continue;
+        }
+        for (size_t k = 0; cases[k]; k++) {
+            char path[4096], label[4096];
+            snprintf(path, sizeof(path), "%s/%s", argv[i], cases[k]);
+            snprintf(label, sizeof(label), "%s/%s", argv[i], cases[k]);
+            run_case(plugin_dir, label, path, &t);
+        }
+        free_list(cases);
+    }
+    free(dir);
+    printf("%u passed, %u failed\n", t.passed, t.failed);
+    return t.failed ? 1 : 0;
+}

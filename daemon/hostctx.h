@@ -1,0 +1,33 @@
+/* hostctx.h — the host function table (ewtp/host.h) that ewtpd and ewtpctl give plugins.
+ *
+ * log: to stderr (journald in ewtpd) with personal data redacted (ewtp_redact);
+ * read_secret: a file path, or a systemd credential name under $CREDENTIALS_DIRECTORY;
+ * sign / cert: the key store (keys.h): configured PEM keys and external signer commands,
+ * and, when test identities are allowed (ewtpctl without --config), a clearly marked
+ * ephemeral test identity created on first use for any key name not configured;
+ * random: OpenSSL's CSPRNG. Thread-safe. */
+#ifndef EWTP_HOSTCTX_H
+#define EWTP_HOSTCTX_H
+
+#include <stdbool.h>
+
+#include <ewtp/host.h>
+
+struct ewtp_hostctx;
+
+/* New context; caller frees. NULL when out of memory. */
+struct ewtp_hostctx *ewtp_hostctx_new(bool test_identities);
+void ewtp_hostctx_free(struct ewtp_hostctx *h);
+/* Adds a signing key: PEM private key + certificate files, or an external signer command
+ * (then cert names its certificate file). 0, or a negative code and *why (malloc'd). */
+int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *key_file,
+                         const char *cert_file, const char *command, char **why);
+/* The table to pass to plugins; borrowed while h lives. */
+const struct ewtp_host *ewtp_hostctx_table(struct ewtp_hostctx *h);
+
+/* A copy of a log line with personal data masked: runs of 6+ digits (ID card, phone,
+ * account numbers) keep their last 2 characters ("110101199003077774" -> "****************74").
+ * Caller frees. */
+char *ewtp_redact(const char *line);
+
+#endif

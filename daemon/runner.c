@@ -1,0 +1,341 @@
+/* The offline pipeline of ewtpctl: plugins, settings, host, parse, validate, translate. */
+#include "runner.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf_settings.h"
+#include "hostctx.h"
+#include "loader.h"
+
+#ifndef EWTP_SYSTEM_PLUGIN_DIR
+#define EWTP_SYSTEM_PLUGIN_DIR "/usr/lib/ewtp/plugins"
+#endif
+
+struct runner_instance {
+    struct ewtp_plugin_handle *handle; /* borrowed from the set */
+    struct ewtp_instance *inst;
+};
+
+struct ewtp_runner {
+    struct ewtp_plugin_set plugins;
+    const char **extra_destinations; /* NULL-terminated, borrowed from descriptors */
+    struct runner_instance *instances;
+    size_t n_instances;
+    config_t config;
+    bool have_config;
+    struct ewtp_hostctx *host;
+    char *tenant;
+    int64_t now_ms;
+};
+
+int ewtp_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL)
+        return -EWTP_EIO;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    int rc = 0;
+    while (buf != NULL) {
+        if (n == cap) {
+            if (n > max)
+                break; /* one byte past the limit is enough to say "too large" */
+            char *grown = realloc(buf, cap * 2 + 1);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f))
+                rc = -EWTP_EIO;
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL)
+        return -EWTP_ENOMEM;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+/* build/bin/ewtpctl finds build/plugins; an installed one the system directory. */
+static char *default_plugin_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char *dir = NULL;
+            struct stat st;
+            if (asprintf(&dir, "%s/../plugins", exe) > 0 && stat(dir, &st) == 0 &&
+                S_ISDIR(st.st_mode))
+                return dir;
+            free(dir);
+        }
+    }
+    return strdup(EWTP_SYSTEM_PLUGIN_DIR);
+}
+
+const char *ewtp_runner_default_plugin_dir(char **dir)
+{
+    *dir = default_plugin_dir();
+    return *dir;
+}
+
+/* Signing keys of the configuration: keys = ( { name; key; cert; } | { name; command; } ). */
+static int load_keys(struct ewtp_runner *r, struct ewtp_errors *why)
+{
+    const config_setting_t *keys = config_lookup(&r->config, "keys");
+    if (keys == NULL)
+        return 0;
+    int n = config_setting_length(keys);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *k = config_setting_get_elem(keys, (unsigned)i);
+        const char *name = NULL, *key = NULL, *cert = NULL, *command = NULL;
+        config_setting_lookup_string(k, "name", &name);
+        config_setting_lookup_string(k, "key", &key);
+        config_setting_lookup_string(k, "cert", &cert);
+        config_setting_lookup_string(k, "command", &command);
+        char *sentence = NULL;
+        int rc = ewtp_hostctx_add_key(r->host, name, key, cert, command, &sentence);
+        if (rc != 0) {
+            ewtp_errors_add(why, "", "config", "%s:%u: key %s: %s",
+                            config_setting_source_file(k) ? config_setting_source_file(k) : "",
+                            config_setting_source_line(k), name ? name : "(unnamed)",
+                            sentence ? sentence : ewtp_strerror(rc));
+            free(sentence);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int ewtp_runner_open(const struct ewtp_runner_opts *opts, struct ewtp_runner **out,
+                     struct ewtp_errors *why)
+{
+    *out = NULL;
+    struct ewtp_runner *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -EWTP_ENOMEM;
+    r->tenant = strdup(opts->tenant ? opts->tenant : "cli");
+    r->now_ms = opts->now_ms;
+    r->host = ewtp_hostctx_new(opts->config_path == NULL);
+    if (r->tenant == NULL || r->host == NULL) {
+        ewtp_runner_free(r);
+        return -EWTP_ENOMEM;
+    }
+    if (opts->config_path) {
+        config_init(&r->config);
+        r->have_config = true;
+        if (config_read_file(&r->config, opts->config_path) != CONFIG_TRUE) {
+            ewtp_errors_add(why, "", "config", "%s:%d: %s",
+                            config_error_file(&r->config) ? config_error_file(&r->config)
+                                                          : opts->config_path,
+                            config_error_line(&r->config), config_error_text(&r->config));
+            ewtp_runner_free(r);
+            return -EWTP_EINVAL;
+        }
+        int rc = load_keys(r, why);
+        if (rc != 0) {
+            ewtp_runner_free(r);
+            return rc;
+        }
+    }
+    char *dir = NULL;
+    if (opts->plugin_dir)
+        dir = strdup(opts->plugin_dir);
+    else
+        ewtp_runner_default_plugin_dir(&dir);
+    if (dir == NULL) {
+        ewtp_runner_free(r);
+        return -EWTP_ENOMEM;
+    }
+    int rc = ewtp_plugin_set_load_dir(dir, NULL, &r->plugins, why);
+    free(dir);
+    if (rc != 0) {
+        ewtp_runner_free(r);
+        return rc;
+    }
+    r->extra_destinations = calloc(r->plugins.n + 1, sizeof(char *));
+    r->instances = calloc(r->plugins.n + 1, sizeof(*r->instances));
+    if (r->extra_destinations == NULL || r->instances == NULL) {
+        ewtp_runner_free(r);
+        return -EWTP_ENOMEM;
+    }
+    for (size_t i = 0; i < r->plugins.n; i++)
+        r->extra_destinations[i] = ewtp_plugin_descriptor(r->plugins.items[i])->country;
+    *out = r;
+    return 0;
+}
+
+void ewtp_runner_free(struct ewtp_runner *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_instances; i++)
+        ewtp_instance_unref(r->instances[i].inst);
+    free(r->instances);
+    free(r->extra_destinations);
+    ewtp_plugin_set_free(&r->plugins);
+    if (r->have_config)
+        config_destroy(&r->config);
+    ewtp_hostctx_free(r->host);
+    free(r->tenant);
+    free(r);
+}
+
+int ewtp_runner_parse(struct ewtp_runner *r, const void *data, size_t len,
+                      struct ewtp_message **out, struct ewtp_errors *errs)
+{
+    struct ewtp_parse_opts po = {.extra_destinations = r->extra_destinations};
+    return ewtp_message_parse(data, len, &po, out, errs);
+}
+
+/* The `settings` group of the configuration's instance of this plugin:
+ * plugins = ( { name = "cn-hangzhou"; plugin = "cn"; settings = { ... }; } ). */
+static const config_setting_t *config_settings_for(struct ewtp_runner *r, const char *plugin,
+                                                   const char **instance_name)
+{
+    if (!r->have_config)
+        return NULL;
+    const config_setting_t *list = config_lookup(&r->config, "plugins");
+    int n = list ? config_setting_length(list) : 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *p = config_setting_get_elem(list, (unsigned)i);
+        const char *name = NULL;
+        if (config_setting_lookup_string(p, "plugin", &name) == CONFIG_TRUE &&
+            strcmp(name, plugin) == 0) {
+            config_setting_lookup_string(p, "name", instance_name);
+            return config_setting_get_member(p, "settings");
+        }
+    }
+    return NULL;
+}
+
+struct ewtp_instance *ewtp_runner_instance(struct ewtp_runner *r, const struct ewtp_message *m,
+                                           struct ewtp_errors *why)
+{
+    struct ewtp_plugin_handle *h = ewtp_plugin_set_find(&r->plugins, m->destination, m->kind);
+    if (h == NULL)
+        return NULL;
+    for (size_t i = 0; i < r->n_instances; i++)
+        if (r->instances[i].handle == h)
+            return r->instances[i].inst;
+    const char *name = ewtp_plugin_descriptor(h)->name;
+    char *sentence = NULL;
+    struct ewtp_settings *s =
+        ewtp_conf_settings(config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name),
+                           &sentence);
+    if (s == NULL) {
+        ewtp_errors_add(why, "", "config", "%s", sentence ? sentence : "out of memory");
+        free(sentence);
+        return NULL;
+    }
+    struct ewtp_instance *inst = NULL;
+    int rc = ewtp_instance_create(h, name, ewtp_hostctx_table(r->host), s, &inst, why);
+    ewtp_settings_free(s);
+    if (rc != 0)
+        return NULL;
+    r->instances[r->n_instances].handle = h;
+    r->instances[r->n_instances++].inst = inst;
+    return inst;
+}
+
+void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
+                           const struct ewtp_runner_call *rc, struct ewtp_arena *a,
+                           struct ewtp_call *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->size = sizeof(*c);
+    c->tenant = r->tenant;
+    c->msg = m;
+    c->op = rc ? rc->op : EWTP_OP_SUBMIT;
+    c->cancel_reason = rc ? rc->cancel_reason : NULL;
+    c->related = rc ? rc->related : NULL;
+    c->n_related = rc ? rc->n_related : 0;
+    c->authority_ref = rc ? rc->authority_ref : NULL;
+    c->attempt = 1;
+    c->now_ms = r->now_ms;
+    if (rc)
+        c->chain = rc->chain;
+    c->arena = a;
+    c->host = ewtp_hostctx_table(r->host);
+    c->unsigned_ = rc ? rc->unsigned_ : false;
+}
+
+/* The plugin for the call, with a clear error when it does not do the operation. */
+static struct ewtp_instance *instance_for_call(struct ewtp_runner *r, const struct ewtp_call *c,
+                                               struct ewtp_errors *errs)
+{
+    struct ewtp_instance *inst = ewtp_runner_instance(r, c->msg, errs);
+    if (inst == NULL)
+        return NULL;
+    const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
+    uint32_t ops = p->ops ? p->ops : EWTP_OP_BIT(EWTP_OP_SUBMIT);
+    if (!(ops & EWTP_OP_BIT(c->op))) {
+        ewtp_errors_add(errs, "/kind", "unsupported", "the %s plugin cannot %s a %s message",
+                        p->name, c->op == EWTP_OP_CANCEL ? "cancel" : "submit",
+                        ewtp_kind_name(c->msg->kind));
+        return NULL;
+    }
+    return inst;
+}
+
+int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
+                         struct ewtp_errors *errs)
+{
+    size_t before = ewtp_errors_count(errs);
+    struct ewtp_instance *inst = instance_for_call(r, c, errs);
+    if (inst == NULL)
+        return ewtp_errors_count(errs) > before ? -EWTP_EINVAL : -EWTP_ENOTFOUND;
+    ewtp_instance_plugin(inst)->validate(ewtp_instance_state(inst), c, errs);
+    return 0;
+}
+
+int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c,
+                          struct ewtp_out **out, struct ewtp_errors *errs)
+{
+    size_t before = ewtp_errors_count(errs);
+    struct ewtp_instance *inst = instance_for_call(r, c, errs);
+    if (inst == NULL)
+        return ewtp_errors_count(errs) > before ? -EWTP_EINVAL : -EWTP_ENOTFOUND;
+    const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
+    const void *state = ewtp_instance_state(inst);
+    p->validate(state, c, errs);
+    if (ewtp_errors_blocking(errs) > 0)
+        return -EWTP_EINVAL;
+    if (p->classify) {
+        struct ewtp_route_info ri = {0};
+        p->classify(state, c, &ri);
+    }
+    *out = ewtp_out_new(c->arena);
+    if (*out == NULL)
+        return -EWTP_ENOMEM;
+    int rc = p->translate(state, c, *out, errs);
+    if (rc == 0 && ewtp_errors_blocking(errs) > 0)
+        rc = -EWTP_EINVAL;
+    return rc;
+}

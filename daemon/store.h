@@ -1,0 +1,311 @@
+/* store.h — the durable message store of ewtpd (backend-neutral contract).
+ *
+ * One interface, several backends: ewtp_store_open_sqlite() today (store_sqlite.c), a
+ * PostgreSQL backend later behind the same functions. A struct ewtp_store is opaque; inside
+ * it is an ops table filled by the backend (store_backend.h), so nothing here names SQLite.
+ *
+ * What it keeps, per message (unique on tenant + id): the canonical JSON text and its
+ * SHA-256 (both computed by the caller), the original body, routing (kind, destination,
+ * plugin instance), the state machine of DESIGN.md (accepted -> delivering -> submitted ->
+ * approved | rejected | cancelled; retrying; dead), attempts, the authority's reference,
+ * receipts, errors and an append-only event log; per ordering key a chain position.
+ *
+ * Durability: ewtp_store_accept_async()/_wait() report success only after the row is
+ * committed to stable storage (SQLite: WAL + synchronous=FULL). Accepts are group committed:
+ * one writer thread drains the queue of pending accepts and commits each batch in a single
+ * transaction (one fsync), then calls every callback of that batch. Every other operation
+ * is one transaction of its own and is committed when the call returns.
+ *
+ * Times are int64 milliseconds since the Unix epoch everywhere in this API and in the
+ * database; JSON output carries RFC 3339 UTC ("2026-11-22T02:00:00.000Z"). Callers pass
+ * `now` explicitly (the daemon owns the clock); now <= 0 means "read CLOCK_REALTIME".
+ *
+ * Threads: every function is thread-safe. Non-accept operations are serialised on one
+ * connection; accepts run on the writer thread's own connection. Accept callbacks run on
+ * the writer thread: they must be quick and must not call ewtp_store_accept_wait() or
+ * ewtp_store_close() (the daemon bounces them to its event loop). Other store calls from a
+ * callback are allowed.
+ *
+ * Errors: 0 or a negative EWTP_E* code. -EWTP_ENOTFOUND: no such message (or another
+ * tenant's); -EWTP_EINVAL: bad argument or an operation the message's state does not allow
+ * (e.g. an outcome for a lease that was lost); -EWTP_ERANGE: a chain advance out of
+ * sequence; -EWTP_EIO: the database failed (or the store is closing); -EWTP_ENOMEM.
+ * A failed call changes nothing (its transaction is rolled back).
+ */
+#ifndef EWTP_STORE_H
+#define EWTP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ewtp_store;
+
+enum ewtp_store_state {
+    EWTP_STORE_ACCEPTED = 0, /* durable here, waiting for the dispatcher */
+    EWTP_STORE_DELIVERING,   /* claimed under a lease */
+    EWTP_STORE_SUBMITTED,    /* the authority acknowledged receipt */
+    EWTP_STORE_APPROVED,     /* terminal */
+    EWTP_STORE_REJECTED,     /* terminal */
+    EWTP_STORE_RETRYING,     /* transient failure; due again at next_attempt_at */
+    EWTP_STORE_DEAD,         /* gave up; an admin may replay it */
+    EWTP_STORE_CANCELLED,    /* terminal: the authority confirmed a cancellation */
+    EWTP_STORE_STATE_COUNT,
+};
+
+/* "accepted" ... "cancelled" (the spec's words); NULL for an invalid value. */
+const char *ewtp_store_state_name(enum ewtp_store_state s);
+/* 0 and *out, or -EWTP_EINVAL when name is not a state. */
+int ewtp_store_state_from_name(const char *name, enum ewtp_store_state *out);
+/* approved, rejected, cancelled. */
+bool ewtp_store_state_terminal(enum ewtp_store_state s);
+
+struct ewtp_store_opts {
+    int busy_timeout_ms; /* waiting for the other connection's lock; 0: 5000 */
+    size_t max_batch;    /* most accepts per group commit; 0: 1024 */
+    size_t max_queue;    /* pending accepts before accept_async refuses (-EWTP_EIO); 0: 65536 */
+};
+
+/* Opens (creating if needed) the SQLite database at path with WAL, synchronous=FULL,
+ * foreign_keys and busy_timeout; creates or checks the schema (a database with a newer
+ * schema version is refused) and starts the writer thread. opts may be NULL (defaults).
+ * 0 and *out (caller closes), or a negative code and *why (malloc'd sentence naming the
+ * file and the reason; caller frees). why may be NULL. */
+int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
+                           struct ewtp_store **out, char **why);
+
+/* Refuses new accepts, commits every queued one (their callbacks fire), stops the writer
+ * thread and closes the database. NULL is a no-op. No other call may be running or follow. */
+void ewtp_store_close(struct ewtp_store *st);
+
+/* ---- accept (group committed) ---------------------------------------------------------- */
+
+struct ewtp_store_accept_req {
+    const char *tenant;      /* required */
+    const char *id;          /* required: the sender's id, unique within the tenant */
+    const char *kind;        /* required: "order", ... */
+    const char *destination; /* required: country code */
+    const char *plugin;      /* required: plugin instance name serving the message */
+    const char *canonical;   /* required: canonical JSON text (sorted keys, compact) */
+    size_t canonical_len;    /* 0: strlen(canonical) */
+    const char *hash;        /* required: SHA-256 hex of canonical; decides REPEAT/CONFLICT */
+    const void *body;        /* the original body as received (audit); may be NULL */
+    size_t body_len;
+    const char *ordering_key;      /* NULL: unordered */
+    const char *const *relations;  /* relation keys (e.g. "order:SO-1001"), may be NULL */
+    size_t n_relations;
+    const char *batch_key;   /* NULL: none */
+    bool needs_chain;        /* the plugin numbers submissions per ordering key */
+    const char *warnings;    /* JSON array of the spec's error entries (warnings), or NULL */
+    int64_t now;             /* created_at and first next_attempt_at; <= 0: the clock */
+};
+
+enum ewtp_store_accept_result {
+    EWTP_STORE_NEW = 0, /* stored now, state accepted */
+    EWTP_STORE_REPEAT,  /* same tenant+id and same hash: nothing stored; state is current */
+    EWTP_STORE_CONFLICT /* same tenant+id, different hash: nothing stored */
+};
+
+/* Called exactly once per queued accept, on the writer thread, after the batch holding it
+ * committed (or failed: rc < 0, nothing of it stored). result/state are valid when rc == 0;
+ * state is the message's current state (accepted for NEW). */
+typedef void (*ewtp_store_accept_fn)(void *arg, int rc, enum ewtp_store_accept_result result,
+                                     enum ewtp_store_state state);
+
+/* Queues an accept. req and everything it points to are copied: the caller may free them
+ * when this returns. 0: cb will be called exactly once. Negative (-EWTP_EINVAL for a
+ * missing field or warnings that are not a JSON array, -EWTP_EIO when closing or the queue
+ * is full, -EWTP_ENOMEM): cb will not be called. */
+int ewtp_store_accept_async(struct ewtp_store *st, const struct ewtp_store_accept_req *req,
+                            ewtp_store_accept_fn cb, void *arg);
+
+/* Blocking form: returns when the accept is committed (or failed). 0 and *result, *state
+ * (either may be NULL), or a negative code. Must not be called from an accept callback. */
+int ewtp_store_accept_wait(struct ewtp_store *st, const struct ewtp_store_accept_req *req,
+                           enum ewtp_store_accept_result *result, enum ewtp_store_state *state);
+
+struct ewtp_store_stats {
+    uint64_t accepts;     /* accepts processed by the writer (any result) */
+    uint64_t batches;     /* group-commit transactions committed */
+    uint64_t failed;      /* batches that failed and were rolled back */
+    size_t max_batch;     /* largest batch committed */
+    size_t queued;        /* accepts waiting now */
+};
+void ewtp_store_stats(struct ewtp_store *st, struct ewtp_store_stats *out);
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+/* A message as the dispatcher and the plugins see it. All strings are malloc'd and owned
+ * by the struct (NULL when absent); free with ewtp_store_msgs_free(). */
+struct ewtp_store_msg {
+    uint64_t key; /* the store's own id of the message: used by the dispatcher operations */
+    char *tenant;
+    char *id;
+    char *kind;
+    char *destination;
+    char *plugin;
+    enum ewtp_store_state state;
+    uint32_t attempts; /* attempts started (a claim counts one) */
+    int64_t next_attempt_at; /* 0 when not due at all (not accepted/retrying) */
+    char *authority_ref;
+    char *canonical; /* NUL-terminated; canonical_len bytes */
+    size_t canonical_len;
+    char *hash;
+    char *ordering_key;
+    char *batch_key;
+    bool needs_chain;
+    char *lease_owner;
+    int64_t lease_until;
+    int64_t created_at;
+    int64_t updated_at;
+};
+void ewtp_store_msgs_free(struct ewtp_store_msg *msgs, size_t n);
+
+/* The message tenant/id into *out (one element; caller frees with ewtp_store_msgs_free(out,
+ * 1)). -EWTP_ENOTFOUND when there is none for this tenant. */
+int ewtp_store_get(struct ewtp_store *st, const char *tenant, const char *id,
+                   struct ewtp_store_msg **out);
+
+/* The spec's Status object for GET /v1/messages/{id} as compact JSON (malloc'd, caller
+ * frees): {"id","tenant","kind","destination","plugin","state","attempts",
+ * "next_attempt_at" (time or null),"authority_ref" (or null),"receipts":[{"at","state",
+ * "code","message"}],"errors":[warnings given at accept, then the last outcome's errors],
+ * "created_at","updated_at"}. -EWTP_ENOTFOUND for another tenant's or an unknown id. */
+int ewtp_store_status_json(struct ewtp_store *st, const char *tenant, const char *id,
+                           char **json);
+
+/* {"events":[{"at","type","state","attempt","detail"}...]} oldest first (malloc'd). type is
+ * "accepted", "claimed", "outcome", "receipt", "lease_expired", "replay", "retry_now" or
+ * one given to ewtp_store_add_event(); state is the message's state after the event;
+ * detail is an object (the authority's raw answer is detail.raw, or detail.raw_base64 when
+ * it is not UTF-8) or null. */
+int ewtp_store_events_json(struct ewtp_store *st, const char *tenant, const char *id,
+                           char **json);
+
+struct ewtp_store_filter {
+    const char *tenant;      /* NULL: every tenant (admin) */
+    const char *state;       /* NULL: any; otherwise a state name (-EWTP_EINVAL if unknown) */
+    const char *destination; /* NULL: any */
+    size_t limit;            /* 0: 100; at most 1000 */
+    const char *after;       /* NULL or "": from the start; else a cursor from a previous page */
+};
+/* {"items":[status objects, oldest accepted first],"next":CURSOR or null} (malloc'd). next is
+ * null when this page reached the end. A malformed cursor is -EWTP_EINVAL. */
+int ewtp_store_list_json(struct ewtp_store *st, const struct ewtp_store_filter *f, char **json);
+
+/* ---- dispatcher ----------------------------------------------------------------------- */
+
+/* Claims up to limit due messages (state accepted or retrying, next_attempt_at <= now),
+ * oldest due first, and moves them to delivering with attempts + 1 and a lease of lease_ms
+ * held by owner (event "claimed"). Ordering keys are delivered strictly in accept order, one
+ * in flight per key: a message is not claimed while an earlier-accepted message with the
+ * same ordering key is accepted, delivering, retrying or dead (a dead message holds its key
+ * until replayed). *out is a malloc'd array of *n messages (NULL when 0); caller frees with
+ * ewtp_store_msgs_free(). */
+int ewtp_store_claim_due(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,
+                         const char *owner, struct ewtp_store_msg **out, size_t *n);
+
+/* A lease that expired (its holder crashed or hung) goes back to retrying, due now (event
+ * "lease_expired"). Run at startup and periodically. *n (may be NULL): how many. */
+int ewtp_store_requeue_expired(struct ewtp_store *st, int64_t now, size_t *n);
+
+/* One answer of the authority, as the plugin translated it. */
+struct ewtp_store_receipt {
+    enum ewtp_store_state state; /* the state this answer means */
+    const char *code;            /* the authority's code, or NULL */
+    const char *message;         /* translated text, or NULL */
+    const void *raw;             /* the authority's raw answer, or NULL (kept for audit) */
+    size_t raw_len;
+    int64_t at;                  /* <= 0: the operation's now */
+};
+
+/* Advances the chain of an ordering key in the same transaction: number must be exactly the
+ * chain's last number + 1 (1 for a new chain), otherwise -EWTP_ERANGE and nothing is
+ * recorded. ref becomes the chain's last authority reference. */
+struct ewtp_store_chain_advance {
+    const char *key;
+    int64_t number;
+    const char *ref;
+};
+
+struct ewtp_store_outcome {
+    uint64_t key;                /* ewtp_store_msg.key */
+    uint32_t attempt;            /* the attempt of the claim (fences a lost lease) */
+    enum ewtp_store_state state; /* submitted, approved, rejected, retrying, dead, cancelled */
+    const char *authority_ref;   /* NULL keeps the current one */
+    const struct ewtp_store_receipt *receipt; /* NULL: none */
+    int64_t next_attempt_at;     /* retrying: when it is due again (<= 0: now) */
+    const char *errors;          /* JSON array of error entries; NULL keeps, "[]" clears */
+    const char *detail;          /* JSON object merged into the event's detail, or NULL */
+    const struct ewtp_store_chain_advance *chain; /* NULL: none */
+    int64_t now;
+};
+/* Records the result of a delivery attempt: the message must be delivering with attempts ==
+ * attempt (otherwise -EWTP_EINVAL: the lease was lost and someone else owns it now). Sets
+ * the state, reference, errors, clears the lease, appends the receipt and an "outcome"
+ * event, and advances the chain, all in one transaction. */
+int ewtp_store_record_outcome(struct ewtp_store *st, const struct ewtp_store_outcome *o);
+
+struct ewtp_store_receipt_rec {
+    uint64_t key;                /* the message (see ewtp_store_find_by_authority_ref) */
+    bool set_state;              /* false: only record the receipt */
+    enum ewtp_store_state state; /* new state when set_state (approved, rejected, ...) */
+    const char *authority_ref;   /* NULL keeps the current one */
+    const struct ewtp_store_receipt *receipt; /* required */
+    const char *detail;          /* JSON object merged into the event's detail, or NULL */
+    const struct ewtp_store_chain_advance *chain; /* NULL: none */
+    int64_t now;
+};
+/* Records a polled or inbound receipt (event "receipt"). The state changes only when
+ * set_state and the message is not terminal yet (a late answer after a terminal state is
+ * recorded but does not change it; detail.ignored is true then). */
+int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_receipt_rec *r);
+
+/* The message of plugin whose authority reference is ref (the newest when several) into
+ * *out (one element; ewtp_store_msgs_free(out, 1)); -EWTP_ENOTFOUND when none. */
+int ewtp_store_find_by_authority_ref(struct ewtp_store *st, const char *plugin, const char *ref,
+                                     struct ewtp_store_msg **out);
+
+/* Appends an event of the caller's type (e.g. "cancel_requested", "webhook_failed") without
+ * changing the state. detail: JSON object or NULL. */
+int ewtp_store_add_event(struct ewtp_store *st, uint64_t key, const char *type,
+                         uint32_t attempt, const char *detail, int64_t now);
+
+/* ---- admin ------------------------------------------------------------------------------ */
+
+/* dead -> accepted, attempts 0, due now, errors cleared, event "replay". -EWTP_EINVAL when
+ * the message is not dead. */
+int ewtp_store_replay(struct ewtp_store *st, const char *tenant, const char *id, int64_t now);
+/* retrying -> due now (event "retry_now"). -EWTP_EINVAL when not retrying. */
+int ewtp_store_retry_now(struct ewtp_store *st, const char *tenant, const char *id,
+                         int64_t now);
+
+/* ---- chains and relations ------------------------------------------------------------- */
+
+/* The chain of key: *number = last accepted number (0 for none), *ref = its authority
+ * reference (malloc'd, caller frees; NULL when none). ref may be NULL. */
+int ewtp_store_chain_get(struct ewtp_store *st, const char *key, int64_t *number, char **ref);
+
+/* Messages of any tenant sharing at least one of keys[0..n), except tenant/id itself
+ * (exclude_tenant/exclude_id may be NULL), oldest first, at most 100. *out as for claim. */
+int ewtp_store_related(struct ewtp_store *st, const char *const *keys, size_t n,
+                       const char *exclude_tenant, const char *exclude_id,
+                       struct ewtp_store_msg **out, size_t *n_out);
+
+/* ---- counts ----------------------------------------------------------------------------- */
+
+struct ewtp_store_count {
+    char *plugin; /* malloc'd */
+    enum ewtp_store_state state;
+    uint64_t n;
+};
+/* Messages per plugin and state (only non-zero pairs). Free with ewtp_store_counts_free(). */
+int ewtp_store_counts(struct ewtp_store *st, struct ewtp_store_count **out, size_t *n);
+void ewtp_store_counts_free(struct ewtp_store_count *c, size_t n);
+
+/* Messages still to deliver (accepted, delivering, retrying) and the age at now of the
+ * oldest of them in ms (0 when none). Either pointer may be NULL. */
+int ewtp_store_backlog(struct ewtp_store *st, int64_t now, uint64_t *depth,
+                       int64_t *oldest_age_ms);
+
+#endif

@@ -1,0 +1,69 @@
+/* store_backend.h — what a store backend implements (private to daemon/store*.c).
+ *
+ * store.c owns the neutral parts: the struct ewtp_store, the accept queue and its writer
+ * thread (group commit), argument checks and the public wrappers. A backend fills a
+ * struct ewtp_store_ops and hands it with its private state to ewtp_store_new().
+ *
+ * Threads: the batch_* operations are called only from the writer thread, in the order
+ * begin, accept..., commit (or rollback), and must use a connection of their own. Every
+ * other operation may be called from any thread at once; the backend serialises them.
+ * Arguments reaching a backend are already checked by store.c (non-NULL where required,
+ * JSON texts parsed, now resolved to a real time).
+ */
+#ifndef EWTP_STORE_BACKEND_H
+#define EWTP_STORE_BACKEND_H
+
+#include "store.h"
+
+#include <time.h>
+
+struct ewtp_store_ops {
+    const char *name; /* "sqlite" */
+
+    /* Group commit, writer thread only. batch_accept decides NEW/REPEAT/CONFLICT inside the
+     * open transaction; on a negative return that accept left nothing behind (the backend
+     * undoes its partial work) and the batch goes on. */
+    int (*batch_begin)(void *impl);
+    int (*batch_accept)(void *impl, const struct ewtp_store_accept_req *req,
+                        enum ewtp_store_accept_result *result, enum ewtp_store_state *state);
+    int (*batch_commit)(void *impl);
+    void (*batch_rollback)(void *impl);
+
+    int (*get)(void *impl, const char *tenant, const char *id, struct ewtp_store_msg **out);
+    int (*status_json)(void *impl, const char *tenant, const char *id, char **json);
+    int (*events_json)(void *impl, const char *tenant, const char *id, char **json);
+    int (*list_json)(void *impl, const struct ewtp_store_filter *f, char **json);
+    int (*claim_due)(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
+                     struct ewtp_store_msg **out, size_t *n);
+    int (*requeue_expired)(void *impl, int64_t now, size_t *n);
+    int (*record_outcome)(void *impl, const struct ewtp_store_outcome *o);
+    int (*record_receipt)(void *impl, const struct ewtp_store_receipt_rec *r);
+    int (*find_by_authority_ref)(void *impl, const char *plugin, const char *ref,
+                                 struct ewtp_store_msg **out);
+    int (*add_event)(void *impl, uint64_t key, const char *type, uint32_t attempt,
+                     const char *detail, int64_t now);
+    int (*replay)(void *impl, const char *tenant, const char *id, int64_t now);
+    int (*retry_now)(void *impl, const char *tenant, const char *id, int64_t now);
+    int (*chain_get)(void *impl, const char *key, int64_t *number, char **ref);
+    int (*related)(void *impl, const char *const *keys, size_t n, const char *exclude_tenant,
+                   const char *exclude_id, struct ewtp_store_msg **out, size_t *n_out);
+    int (*counts)(void *impl, struct ewtp_store_count **out, size_t *n);
+    int (*backlog)(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_age_ms);
+
+    /* Frees impl; called after the writer thread stopped. */
+    void (*close)(void *impl);
+};
+
+/* Wraps a backend: starts the writer thread. Takes impl: on failure ops->close(impl) has
+ * been called. 0 and *out, or a negative code (and *why when why is not NULL). */
+int ewtp_store_new(const struct ewtp_store_ops *ops, void *impl, const struct ewtp_store_opts *opts,
+                   struct ewtp_store **out, char **why);
+
+/* now when > 0, else CLOCK_REALTIME in ms. */
+int64_t ewtp_store_clock(int64_t now);
+/* RFC 3339 UTC with milliseconds, "2026-11-22T02:00:00.000Z", into buf (at least 32 bytes). */
+const char *ewtp_store_fmt_time(char *buf, size_t size, int64_t ms);
+/* malloc'd printf; NULL when out of memory. */
+char *ewtp_store_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,1543 @@
+/* store_sqlite.c — the SQLite backend of the message store (see store.h).
+ *
+ * Two connections to one WAL database: the writer thread's (group-committed accepts) and a
+ * shared one, serialised by a mutex, for everything else. SQLite allows one writer at a
+ * time, so each write transaction starts with BEGIN IMMEDIATE (takes the write lock up front
+ * instead of failing half way on upgrade) and waits for the other connection through
+ * busy_timeout. synchronous=FULL makes every COMMIT an fsync of the WAL: a call that
+ * returned success survives a crash or power loss.
+ */
+#include "store_backend.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include <ewtp/errors.h>
+
+#define SCHEMA_VERSION 1
+#define RELATED_MAX 100
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+/* Blocking states of an ordering key: while an earlier message is in one of these, later
+ * ones wait (store.h, ewtp_store_claim_due). The same list is the partial index' WHERE, so
+ * the NOT EXISTS probe reads only live messages of the key, never the key's whole history. */
+#define BLOCKING_STATES "('accepted','delivering','retrying','dead')"
+
+static const char schema_sql[] =
+    "CREATE TABLE messages("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* accept order; never reused */
+    " tenant TEXT NOT NULL, id TEXT NOT NULL,"
+    " kind TEXT NOT NULL, destination TEXT NOT NULL, plugin TEXT NOT NULL,"
+    " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+    " authority_ref TEXT, hash TEXT NOT NULL, canonical TEXT NOT NULL, body BLOB,"
+    " ordering_key TEXT, batch_key TEXT, needs_chain INTEGER NOT NULL DEFAULT 0,"
+    " warnings TEXT, errors TEXT, lease_owner TEXT, lease_until INTEGER,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " UNIQUE(tenant, id));"
+    "CREATE INDEX messages_due ON messages(state, next_attempt_at);"
+    "CREATE INDEX messages_live_key ON messages(ordering_key, seq)"
+    " WHERE ordering_key IS NOT NULL AND state IN " BLOCKING_STATES ";"
+    "CREATE INDEX messages_ref ON messages(plugin, authority_ref)"
+    " WHERE authority_ref IS NOT NULL;"
+    "CREATE TABLE relations(key TEXT NOT NULL,"
+    " seq INTEGER NOT NULL REFERENCES messages(seq),"
+    " PRIMARY KEY(key, seq)) WITHOUT ROWID;"
+    "CREATE TABLE events(eid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " seq INTEGER NOT NULL REFERENCES messages(seq), at INTEGER NOT NULL, type TEXT NOT NULL,"
+    " state TEXT NOT NULL, attempt INTEGER NOT NULL, detail TEXT);"
+    "CREATE INDEX events_seq ON events(seq, eid);"
+    "CREATE TABLE receipts(rid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " seq INTEGER NOT NULL REFERENCES messages(seq), at INTEGER NOT NULL,"
+    " state TEXT NOT NULL, code TEXT, message TEXT, raw BLOB);"
+    "CREATE INDEX receipts_seq ON receipts(seq, rid);"
+    "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
+    " authority_ref TEXT, updated_at INTEGER NOT NULL);";
+
+#define MSG_COLS                                                                                   \
+    "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
+    " authority_ref, canonical, hash, ordering_key, batch_key, needs_chain, lease_owner,"          \
+    " lease_until, created_at, updated_at, warnings, errors"
+enum msg_col {
+    C_SEQ,
+    C_TENANT,
+    C_ID,
+    C_KIND,
+    C_DEST,
+    C_PLUGIN,
+    C_STATE,
+    C_ATTEMPTS,
+    C_NEXT,
+    C_REF,
+    C_CANON,
+    C_HASH,
+    C_OKEY,
+    C_BKEY,
+    C_CHAIN,
+    C_LOWNER,
+    C_LUNTIL,
+    C_CREATED,
+    C_UPDATED,
+    C_WARN,
+    C_ERRORS,
+};
+
+enum sql {
+    Q_BEGIN,
+    Q_BEGIN_READ,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
+    Q_FIND,
+    Q_INSERT_MSG,
+    Q_INSERT_REL,
+    Q_INSERT_EVENT,
+    Q_INSERT_RECEIPT,
+    Q_MSG_BY_SEQ,
+    Q_MSG_BY_TID,
+    Q_RECEIPTS,
+    Q_EVENTS,
+    Q_LIST,
+    Q_CLAIM_SELECT,
+    Q_CLAIM_UPDATE,
+    Q_EXPIRED,
+    Q_REQUEUE,
+    Q_OUTCOME,
+    Q_SET_STATE,
+    Q_SET_REF,
+    Q_CHAIN_GET,
+    Q_CHAIN_PUT,
+    Q_BY_REF,
+    Q_REPLAY,
+    Q_RETRY_NOW,
+    Q_RELATED,
+    Q_COUNTS,
+    Q_BACKLOG,
+    Q_COUNT,
+};
+
+static const char *const sql_text[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_BEGIN_READ] = "BEGIN",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT one",
+    [Q_RELEASE] = "RELEASE one",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO one",
+    [Q_FIND] = "SELECT seq, hash, state FROM messages WHERE tenant = ?1 AND id = ?2",
+    [Q_INSERT_MSG] =
+        "INSERT INTO messages(tenant, id, kind, destination, plugin, state, attempts,"
+        " next_attempt_at, hash, canonical, body, ordering_key, batch_key, needs_chain, warnings,"
+        " created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, 'accepted', 0, ?6, ?7, ?8, ?9, ?10,"
+        " ?11, ?12, ?13, ?6, ?6)",
+    [Q_INSERT_REL] = "INSERT OR IGNORE INTO relations(key, seq) VALUES(?1, ?2)",
+    [Q_INSERT_EVENT] = "INSERT INTO events(seq, at, type, state, attempt, detail)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_INSERT_RECEIPT] = "INSERT INTO receipts(seq, at, state, code, message, raw)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_MSG_BY_SEQ] = "SELECT " MSG_COLS " FROM messages WHERE seq = ?1",
+    [Q_MSG_BY_TID] = "SELECT " MSG_COLS " FROM messages WHERE tenant = ?1 AND id = ?2",
+    [Q_RECEIPTS] = "SELECT at, state, code, message FROM receipts WHERE seq = ?1 ORDER BY rid",
+    [Q_EVENTS] = "SELECT at, type, state, attempt, detail FROM events WHERE seq = ?1"
+                 " ORDER BY eid",
+    [Q_LIST] = "SELECT " MSG_COLS " FROM messages WHERE seq > ?1"
+               " AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR state = ?3)"
+               " AND (?4 IS NULL OR destination = ?4) ORDER BY seq LIMIT ?5",
+    [Q_CLAIM_SELECT] =
+        "SELECT m.seq FROM messages m WHERE m.state IN ('accepted', 'retrying')"
+        " AND m.next_attempt_at <= ?1 AND (m.ordering_key IS NULL OR NOT EXISTS("
+        "  SELECT 1 FROM messages p WHERE p.ordering_key = m.ordering_key AND p.seq < m.seq"
+        "  AND p.state IN " BLOCKING_STATES "))"
+        " ORDER BY m.next_attempt_at, m.seq LIMIT ?2",
+    [Q_CLAIM_UPDATE] = "UPDATE messages SET state = 'delivering', attempts = attempts + 1,"
+                       " next_attempt_at = 0, lease_owner = ?2, lease_until = ?3,"
+                       " updated_at = ?4 WHERE seq = ?1",
+    [Q_EXPIRED] = "SELECT seq, attempts FROM messages WHERE state = 'delivering'"
+                  " AND lease_until <= ?1 ORDER BY seq",
+    [Q_REQUEUE] = "UPDATE messages SET state = 'retrying', next_attempt_at = ?2,"
+                  " lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE seq = ?1",
+    [Q_OUTCOME] = "UPDATE messages SET state = ?2, authority_ref = coalesce(?3, authority_ref),"
+                  " next_attempt_at = ?4, errors = coalesce(?5, errors), lease_owner = NULL,"
+                  " lease_until = NULL, updated_at = ?6 WHERE seq = ?1",
+    [Q_SET_STATE] = "UPDATE messages SET state = ?2, next_attempt_at = ?3, lease_owner = NULL,"
+                    " lease_until = NULL, updated_at = ?4 WHERE seq = ?1",
+    [Q_SET_REF] = "UPDATE messages SET authority_ref = coalesce(?2, authority_ref),"
+                  " updated_at = ?3 WHERE seq = ?1",
+    [Q_CHAIN_GET] = "SELECT number, authority_ref FROM chains WHERE key = ?1",
+    [Q_CHAIN_PUT] = "INSERT INTO chains(key, number, authority_ref, updated_at)"
+                    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
+                    " number = excluded.number, authority_ref = excluded.authority_ref,"
+                    " updated_at = excluded.updated_at",
+    [Q_BY_REF] = "SELECT " MSG_COLS " FROM messages WHERE plugin = ?1 AND authority_ref = ?2"
+                 " ORDER BY seq DESC LIMIT 1",
+    [Q_REPLAY] = "UPDATE messages SET state = 'accepted', attempts = 0, next_attempt_at = ?2,"
+                 " errors = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?2"
+                 " WHERE seq = ?1",
+    [Q_RETRY_NOW] = "UPDATE messages SET next_attempt_at = ?2, updated_at = ?2 WHERE seq = ?1",
+    [Q_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE seq IN (SELECT seq FROM relations"
+                  " WHERE key IN (SELECT value FROM json_each(?1)))"
+                  " AND NOT (tenant IS ?2 AND id IS ?3) ORDER BY seq LIMIT 100",
+    [Q_COUNTS] = "SELECT plugin, state, count(*) FROM messages GROUP BY plugin, state"
+                 " ORDER BY plugin, state",
+    [Q_BACKLOG] = "SELECT count(*), min(created_at) FROM messages"
+                  " WHERE state IN ('accepted', 'delivering', 'retrying')",
+};
+
+/* One connection and its prepared statements (prepared on first use, kept until close). */
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+};
+
+struct sqlite_store {
+    char *path;
+    struct conn w;      /* writer thread only */
+    pthread_mutex_t mu; /* guards m */
+    struct conn m;
+};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_NOMEM:
+        return -EWTP_ENOMEM;
+    default:
+        return -EWTP_EIO;
+    }
+}
+
+/* The statement, reset and ready to bind; NULL when it cannot be prepared. */
+static sqlite3_stmt *q(struct conn *c, enum sql id)
+{
+    if (!c->q[id]) {
+        if (sqlite3_prepare_v3(c->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &c->q[id],
+                               NULL) != SQLITE_OK)
+            return NULL;
+    } else {
+        sqlite3_reset(c->q[id]);
+        sqlite3_clear_bindings(c->q[id]);
+    }
+    return c->q[id];
+}
+
+/* Statements left mid-way keep a read snapshot open, which would pin the WAL; every
+ * operation ends by resetting whatever it stepped. */
+static void reset_all(struct conn *c)
+{
+    for (int i = 0; i < Q_COUNT; i++)
+        if (c->q[i] && sqlite3_stmt_busy(c->q[i]))
+            sqlite3_reset(c->q[i]);
+}
+
+static int exec_q(struct conn *c, enum sql id)
+{
+    sqlite3_stmt *s = q(c, id);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+static void bind_str(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Runs a bound write statement to completion. */
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc ? rc : SQLITE_ERROR);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static enum ewtp_store_state col_state(sqlite3_stmt *s, int i)
+{
+    enum ewtp_store_state st = EWTP_STORE_ACCEPTED;
+    ewtp_store_state_from_name((const char *)sqlite3_column_text(s, i), &st);
+    return st;
+}
+
+static const char *sname(enum ewtp_store_state s)
+{
+    return ewtp_store_state_name(s);
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *base64(const unsigned char *p, size_t n)
+{
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        *o++ = b64[(v >> 18) & 63];
+        *o++ = b64[(v >> 12) & 63];
+        *o++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+        *o++ = i + 2 < n ? b64[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char buf[40];
+    return json_string(ewtp_store_fmt_time(buf, sizeof(buf), ms));
+}
+
+/* A stored JSON text as a value; a text that does not parse (never written by us) shows up
+ * as a string rather than breaking the whole answer. */
+static json_t *stored_json(const unsigned char *text)
+{
+    if (!text)
+        return json_null();
+    json_t *j = json_loads((const char *)text, 0, NULL);
+    return j ? j : json_string((const char *)text);
+}
+
+/* Event detail: the caller's object plus our members. Returns a new reference or NULL. */
+static json_t *detail_new(const char *caller)
+{
+    json_t *d = caller ? json_loads(caller, 0, NULL) : NULL;
+    return d ? d : json_object();
+}
+
+static void detail_receipt(json_t *d, const struct ewtp_store_receipt *r)
+{
+    if (!r)
+        return;
+    if (r->code)
+        json_object_set_new(d, "code", json_string(r->code));
+    if (r->message)
+        json_object_set_new(d, "message", json_string(r->message));
+    json_object_set_new(d, "receipt_state", json_string(sname(r->state)));
+    if (r->raw) {
+        json_t *s = json_stringn(r->raw, r->raw_len);
+        if (s) {
+            json_object_set_new(d, "raw", s);
+        } else {
+            /* Not UTF-8 (e.g. a GB18030 answer): keep the bytes exactly. */
+            char *e = base64(r->raw, r->raw_len);
+            if (e)
+                json_object_set_new(d, "raw_base64", json_string(e));
+            free(e);
+        }
+    }
+}
+
+static int insert_event(struct conn *c, int64_t seq, int64_t at, const char *type,
+                        enum ewtp_store_state state, int64_t attempt, json_t *detail)
+{
+    char *text = NULL;
+    if (detail && json_object_size(detail) > 0) {
+        text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!text)
+            return -EWTP_ENOMEM;
+    }
+    sqlite3_stmt *s = q(c, Q_INSERT_EVENT);
+    if (!s) {
+        free(text);
+        return map_rc(sqlite3_errcode(c->db));
+    }
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, sname(state), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, attempt);
+    bind_str(s, 6, text);
+    int rc = step_done(s);
+    sqlite3_reset(s);
+    free(text);
+    return rc;
+}
+
+static int insert_receipt(struct conn *c, int64_t seq, int64_t now,
+                          const struct ewtp_store_receipt *r)
+{
+    sqlite3_stmt *s = q(c, Q_INSERT_RECEIPT);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, r->at > 0 ? r->at : now);
+    sqlite3_bind_text(s, 3, sname(r->state), -1, SQLITE_STATIC);
+    bind_str(s, 4, r->code);
+    bind_str(s, 5, r->message);
+    if (r->raw)
+        sqlite3_bind_blob(s, 6, r->raw, (int)r->raw_len, SQLITE_STATIC);
+    int rc = step_done(s);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* No gap, no duplicate: the advance must be last + 1, checked and written in the caller's
+ * transaction together with the outcome it belongs to. */
+static int chain_advance(struct conn *c, const struct ewtp_store_chain_advance *ch, int64_t now)
+{
+    sqlite3_stmt *s = q(c, Q_CHAIN_GET);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_text(s, 1, ch->key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int64_t last = 0;
+    if (rc == SQLITE_ROW)
+        last = sqlite3_column_int64(s, 0);
+    else if (rc != SQLITE_DONE)
+        return map_rc(rc);
+    sqlite3_reset(s);
+    if (ch->number != last + 1)
+        return -EWTP_ERANGE;
+    s = q(c, Q_CHAIN_PUT);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_text(s, 1, ch->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, ch->number);
+    bind_str(s, 3, ch->ref);
+    sqlite3_bind_int64(s, 4, now);
+    rc = step_done(s);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static void detail_chain(json_t *d, const struct ewtp_store_chain_advance *ch)
+{
+    if (!ch)
+        return;
+    json_t *o = json_pack("{s:s, s:I}", "key", ch->key, "number", (json_int_t)ch->number);
+    if (o && ch->ref)
+        json_object_set_new(o, "ref", json_string(ch->ref));
+    json_object_set_new(d, "chain", o);
+}
+
+/* Fills m from a row selected with MSG_COLS. */
+static int row_msg(sqlite3_stmt *s, struct ewtp_store_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->key = (uint64_t)sqlite3_column_int64(s, C_SEQ);
+    m->tenant = col_dup(s, C_TENANT);
+    m->id = col_dup(s, C_ID);
+    m->kind = col_dup(s, C_KIND);
+    m->destination = col_dup(s, C_DEST);
+    m->plugin = col_dup(s, C_PLUGIN);
+    m->state = col_state(s, C_STATE);
+    m->attempts = (uint32_t)sqlite3_column_int64(s, C_ATTEMPTS);
+    m->next_attempt_at = sqlite3_column_int64(s, C_NEXT);
+    m->authority_ref = col_dup(s, C_REF);
+    const void *canon = sqlite3_column_text(s, C_CANON);
+    m->canonical_len = (size_t)sqlite3_column_bytes(s, C_CANON);
+    m->canonical = malloc(m->canonical_len + 1);
+    if (m->canonical) {
+        if (m->canonical_len)
+            memcpy(m->canonical, canon, m->canonical_len);
+        m->canonical[m->canonical_len] = '\0';
+    }
+    m->hash = col_dup(s, C_HASH);
+    m->ordering_key = col_dup(s, C_OKEY);
+    m->batch_key = col_dup(s, C_BKEY);
+    m->needs_chain = sqlite3_column_int(s, C_CHAIN) != 0;
+    m->lease_owner = col_dup(s, C_LOWNER);
+    m->lease_until = sqlite3_column_int64(s, C_LUNTIL);
+    m->created_at = sqlite3_column_int64(s, C_CREATED);
+    m->updated_at = sqlite3_column_int64(s, C_UPDATED);
+    bool ok = m->tenant && m->id && m->kind && m->destination && m->plugin && m->canonical &&
+              m->hash && (m->authority_ref || sqlite3_column_type(s, C_REF) == SQLITE_NULL) &&
+              (m->ordering_key || sqlite3_column_type(s, C_OKEY) == SQLITE_NULL) &&
+              (m->batch_key || sqlite3_column_type(s, C_BKEY) == SQLITE_NULL) &&
+              (m->lease_owner || sqlite3_column_type(s, C_LOWNER) == SQLITE_NULL);
+    return ok ? 0 : -EWTP_ENOMEM;
+}
+
+/* Runs a bound MSG_COLS select and collects up to max rows into a malloc'd array. */
+static int collect_msgs(sqlite3_stmt *s, size_t max, struct ewtp_store_msg **out, size_t *n)
+{
+    struct ewtp_store_msg *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+    while (cnt < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct ewtp_store_msg *nv = realloc(v, ncap * sizeof(*v));
+            if (!nv) {
+                ewtp_store_msgs_free(v, cnt);
+                return -EWTP_ENOMEM;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        int r = row_msg(s, &v[cnt]);
+        cnt++;
+        if (r < 0) {
+            ewtp_store_msgs_free(v, cnt);
+            return r;
+        }
+    }
+    if (cnt < max && rc != SQLITE_DONE) {
+        ewtp_store_msgs_free(v, cnt);
+        return map_rc(rc);
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+/* ---- locking and transactions on the shared connection ---------------------------------- */
+
+static struct conn *lock(struct sqlite_store *ss)
+{
+    pthread_mutex_lock(&ss->mu);
+    return &ss->m;
+}
+
+static void unlock(struct sqlite_store *ss)
+{
+    reset_all(&ss->m);
+    pthread_mutex_unlock(&ss->mu);
+}
+
+/* Ends a transaction: commits when rc == 0 (a failed commit becomes the result), otherwise
+ * rolls back. Returns the final rc. */
+static int finish(struct conn *c, int rc)
+{
+    reset_all(c);
+    if (rc == 0) {
+        rc = exec_q(c, Q_COMMIT);
+        if (rc == 0)
+            return 0;
+    }
+    if (!sqlite3_get_autocommit(c->db))
+        exec_q(c, Q_ROLLBACK);
+    return rc;
+}
+
+/* seq and state of tenant/id, in the current transaction. */
+static int find_tid(struct conn *c, const char *tenant, const char *id, int64_t *seq,
+                    enum ewtp_store_state *state, int64_t *attempts)
+{
+    sqlite3_stmt *s = q(c, Q_MSG_BY_TID);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -EWTP_ENOTFOUND;
+    if (rc != SQLITE_ROW)
+        return map_rc(rc);
+    *seq = sqlite3_column_int64(s, C_SEQ);
+    *state = col_state(s, C_STATE);
+    if (attempts)
+        *attempts = sqlite3_column_int64(s, C_ATTEMPTS);
+    sqlite3_reset(s);
+    return 0;
+}
+
+static int find_seq(struct conn *c, int64_t seq, enum ewtp_store_state *state, int64_t *attempts)
+{
+    sqlite3_stmt *s = q(c, Q_MSG_BY_SEQ);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_int64(s, 1, seq);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -EWTP_ENOTFOUND;
+    if (rc != SQLITE_ROW)
+        return map_rc(rc);
+    *state = col_state(s, C_STATE);
+    if (attempts)
+        *attempts = sqlite3_column_int64(s, C_ATTEMPTS);
+    sqlite3_reset(s);
+    return 0;
+}
+
+/* ---- group commit (writer connection) ---------------------------------------------------- */
+
+static int sq_batch_begin(void *impl)
+{
+    struct sqlite_store *ss = impl;
+    return exec_q(&ss->w, Q_BEGIN);
+}
+
+static int accept_one(struct conn *c, const struct ewtp_store_accept_req *r,
+                      enum ewtp_store_accept_result *result, enum ewtp_store_state *state)
+{
+    sqlite3_stmt *s = q(c, Q_FIND);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_text(s, 1, r->tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(s, 1);
+        *result = h && strcmp(h, r->hash) == 0 ? EWTP_STORE_REPEAT : EWTP_STORE_CONFLICT;
+        *state = col_state(s, 2);
+        sqlite3_reset(s);
+        return 0;
+    }
+    if (rc != SQLITE_DONE)
+        return map_rc(rc);
+    sqlite3_reset(s);
+
+    s = q(c, Q_INSERT_MSG);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_text(s, 1, r->tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, r->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, r->destination, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, r->plugin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, r->now);
+    sqlite3_bind_text(s, 7, r->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, r->canonical, (int)r->canonical_len, SQLITE_STATIC);
+    if (r->body)
+        sqlite3_bind_blob(s, 9, r->body, (int)r->body_len, SQLITE_STATIC);
+    bind_str(s, 10, r->ordering_key);
+    bind_str(s, 11, r->batch_key);
+    sqlite3_bind_int(s, 12, r->needs_chain ? 1 : 0);
+    bind_str(s, 13, r->warnings);
+    rc = step_done(s);
+    sqlite3_reset(s);
+    if (rc < 0)
+        return rc;
+    int64_t seq = sqlite3_last_insert_rowid(c->db);
+
+    for (size_t i = 0; i < r->n_relations; i++) {
+        s = q(c, Q_INSERT_REL);
+        if (!s)
+            return map_rc(sqlite3_errcode(c->db));
+        sqlite3_bind_text(s, 1, r->relations[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, seq);
+        rc = step_done(s);
+        sqlite3_reset(s);
+        if (rc < 0)
+            return rc;
+    }
+    json_t *d = json_pack("{s:s}", "hash", r->hash);
+    rc = insert_event(c, seq, r->now, "accepted", EWTP_STORE_ACCEPTED, 0, d);
+    json_decref(d);
+    if (rc < 0)
+        return rc;
+    *result = EWTP_STORE_NEW;
+    *state = EWTP_STORE_ACCEPTED;
+    return 0;
+}
+
+static int sq_batch_accept(void *impl, const struct ewtp_store_accept_req *r,
+                           enum ewtp_store_accept_result *result, enum ewtp_store_state *state)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = &ss->w;
+    /* A savepoint per accept: one bad accept must not take its batch-mates down with it. */
+    int rc = exec_q(c, Q_SAVEPOINT);
+    if (rc < 0)
+        return rc;
+    rc = accept_one(c, r, result, state);
+    reset_all(c);
+    if (rc < 0)
+        exec_q(c, Q_ROLLBACK_TO);
+    int rc2 = exec_q(c, Q_RELEASE);
+    return rc < 0 ? rc : rc2;
+}
+
+static int sq_batch_commit(void *impl)
+{
+    struct sqlite_store *ss = impl;
+    reset_all(&ss->w);
+    return exec_q(&ss->w, Q_COMMIT);
+}
+
+static void sq_batch_rollback(void *impl)
+{
+    struct sqlite_store *ss = impl;
+    reset_all(&ss->w);
+    if (!sqlite3_get_autocommit(ss->w.db))
+        exec_q(&ss->w, Q_ROLLBACK);
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+static int sq_get(void *impl, const char *tenant, const char *id, struct ewtp_store_msg **out)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = q(c, Q_MSG_BY_TID);
+    int rc;
+    if (!s) {
+        rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+        size_t n = 0;
+        rc = collect_msgs(s, 1, out, &n);
+        if (rc == 0 && n == 0)
+            rc = -EWTP_ENOTFOUND;
+    }
+    unlock(ss);
+    return rc;
+}
+
+/* The spec's Status object of the row s is on (selected with MSG_COLS). */
+static json_t *status_obj(struct conn *c, sqlite3_stmt *s, int *rc)
+{
+    enum ewtp_store_state state = col_state(s, C_STATE);
+    int64_t next = sqlite3_column_int64(s, C_NEXT);
+    json_t *o = json_object();
+    json_t *receipts = json_array();
+    json_t *errors = json_array();
+    if (!o || !receipts || !errors) {
+        json_decref(o);
+        json_decref(receipts);
+        json_decref(errors);
+        *rc = -EWTP_ENOMEM;
+        return NULL;
+    }
+    json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(s, C_ID)));
+    json_object_set_new(o, "tenant", json_string((const char *)sqlite3_column_text(s, C_TENANT)));
+    json_object_set_new(o, "kind", json_string((const char *)sqlite3_column_text(s, C_KIND)));
+    json_object_set_new(o, "destination",
+                        json_string((const char *)sqlite3_column_text(s, C_DEST)));
+    json_object_set_new(o, "plugin", json_string((const char *)sqlite3_column_text(s, C_PLUGIN)));
+    json_object_set_new(o, "state", json_string(sname(state)));
+    json_object_set_new(o, "attempts", json_integer(sqlite3_column_int64(s, C_ATTEMPTS)));
+    bool due = state == EWTP_STORE_ACCEPTED || state == EWTP_STORE_RETRYING;
+    json_object_set_new(o, "next_attempt_at", due ? time_json(next) : json_null());
+    const char *ref = (const char *)sqlite3_column_text(s, C_REF);
+    json_object_set_new(o, "authority_ref", ref ? json_string(ref) : json_null());
+
+    /* errors[]: the warnings given at accept, then the last outcome's errors. */
+    for (int col = C_WARN; col <= C_ERRORS; col++) {
+        json_t *a = stored_json(sqlite3_column_text(s, col));
+        if (json_is_array(a))
+            json_array_extend(errors, a);
+        json_decref(a);
+    }
+
+    sqlite3_stmt *r = q(c, Q_RECEIPTS);
+    if (!r) {
+        *rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        sqlite3_bind_int64(r, 1, sqlite3_column_int64(s, C_SEQ));
+        int x;
+        while ((x = sqlite3_step(r)) == SQLITE_ROW) {
+            json_t *e = json_object();
+            json_object_set_new(e, "at", time_json(sqlite3_column_int64(r, 0)));
+            json_object_set_new(e, "state", json_string((const char *)sqlite3_column_text(r, 1)));
+            const char *code = (const char *)sqlite3_column_text(r, 2);
+            const char *msg = (const char *)sqlite3_column_text(r, 3);
+            json_object_set_new(e, "code", code ? json_string(code) : json_null());
+            json_object_set_new(e, "message", msg ? json_string(msg) : json_null());
+            json_array_append_new(receipts, e);
+        }
+        sqlite3_reset(r);
+        *rc = x == SQLITE_DONE ? 0 : map_rc(x);
+    }
+    json_object_set_new(o, "receipts", receipts);
+    json_object_set_new(o, "errors", errors);
+    json_object_set_new(o, "created_at", time_json(sqlite3_column_int64(s, C_CREATED)));
+    json_object_set_new(o, "updated_at", time_json(sqlite3_column_int64(s, C_UPDATED)));
+    if (*rc < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int dump(json_t *j, char **json)
+{
+    *json = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return *json ? 0 : -EWTP_ENOMEM;
+}
+
+static int sq_status_json(void *impl, const char *tenant, const char *id, char **json)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    /* One read transaction: the message and its receipts from the same snapshot. */
+    int rc = exec_q(c, Q_BEGIN_READ);
+    json_t *o = NULL;
+    if (rc == 0) {
+        sqlite3_stmt *s = q(c, Q_MSG_BY_TID);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+            int x = sqlite3_step(s);
+            if (x == SQLITE_ROW)
+                o = status_obj(c, s, &rc);
+            else
+                rc = x == SQLITE_DONE ? -EWTP_ENOTFOUND : map_rc(x);
+        }
+        finish(c, 0);
+    }
+    unlock(ss);
+    if (rc < 0)
+        return rc;
+    return dump(o, json);
+}
+
+static int sq_events_json(void *impl, const char *tenant, const char *id, char **json)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int64_t seq = 0;
+    enum ewtp_store_state st;
+    json_t *events = json_array();
+    int rc = events ? exec_q(c, Q_BEGIN_READ) : -EWTP_ENOMEM;
+    if (rc == 0) {
+        rc = find_tid(c, tenant, id, &seq, &st, NULL);
+        sqlite3_stmt *s = rc == 0 ? q(c, Q_EVENTS) : NULL;
+        if (rc == 0 && !s)
+            rc = map_rc(sqlite3_errcode(c->db));
+        if (rc == 0) {
+            sqlite3_bind_int64(s, 1, seq);
+            int x;
+            while ((x = sqlite3_step(s)) == SQLITE_ROW) {
+                json_t *e = json_object();
+                json_object_set_new(e, "at", time_json(sqlite3_column_int64(s, 0)));
+                json_object_set_new(e, "type",
+                                    json_string((const char *)sqlite3_column_text(s, 1)));
+                json_object_set_new(e, "state",
+                                    json_string((const char *)sqlite3_column_text(s, 2)));
+                json_object_set_new(e, "attempt", json_integer(sqlite3_column_int64(s, 3)));
+                json_object_set_new(e, "detail", stored_json(sqlite3_column_text(s, 4)));
+                json_array_append_new(events, e);
+            }
+            rc = x == SQLITE_DONE ? 0 : map_rc(x);
+        }
+        finish(c, 0);
+    }
+    unlock(ss);
+    if (rc < 0) {
+        json_decref(events);
+        return rc;
+    }
+    return dump(json_pack("{s:o}", "events", events), json);
+}
+
+/* The cursor is the seq of the last item shown, in decimal: opaque to clients, and stable
+ * under inserts because seq only grows. */
+static int parse_cursor(const char *after, int64_t *seq)
+{
+    *seq = 0;
+    if (!after || !*after)
+        return 0;
+    int64_t v = 0;
+    for (const char *p = after; *p; p++) {
+        if (*p < '0' || *p > '9' || p - after >= 18)
+            return -EWTP_EINVAL;
+        v = v * 10 + (*p - '0');
+    }
+    *seq = v;
+    return 0;
+}
+
+static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **json)
+{
+    int64_t after;
+    if (parse_cursor(f->after, &after) < 0)
+        return -EWTP_EINVAL;
+    size_t limit = f->limit ? f->limit : LIST_DEFAULT;
+    if (limit > LIST_MAX)
+        limit = LIST_MAX;
+    struct sqlite_store *ss = impl;
+    json_t *items = json_array();
+    if (!items)
+        return -EWTP_ENOMEM;
+    struct conn *c = lock(ss);
+    int64_t last = 0;
+    bool more = false;
+    int rc = exec_q(c, Q_BEGIN_READ);
+    if (rc == 0) {
+        sqlite3_stmt *s = q(c, Q_LIST);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_int64(s, 1, after);
+            bind_str(s, 2, f->tenant);
+            bind_str(s, 3, f->state);
+            bind_str(s, 4, f->destination);
+            /* One more than asked: tells whether a next page exists. */
+            sqlite3_bind_int64(s, 5, (int64_t)limit + 1);
+            int x;
+            while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
+                if (json_array_size(items) == limit) {
+                    more = true;
+                    break;
+                }
+                last = sqlite3_column_int64(s, C_SEQ);
+                json_t *o = status_obj(c, s, &rc);
+                if (o)
+                    json_array_append_new(items, o);
+            }
+            if (rc == 0 && !more && x != SQLITE_DONE)
+                rc = map_rc(x);
+        }
+        finish(c, 0);
+    }
+    unlock(ss);
+    if (rc < 0) {
+        json_decref(items);
+        return rc;
+    }
+    json_t *next = json_null();
+    if (more) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" PRId64, last);
+        json_decref(next);
+        next = json_string(buf);
+    }
+    return dump(json_pack("{s:o, s:o}", "items", items, "next", next), json);
+}
+
+/* ---- dispatcher --------------------------------------------------------------------------- */
+
+static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms,
+                        const char *owner, struct ewtp_store_msg **out, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int64_t *seqs = calloc(limit, sizeof(*seqs));
+    size_t cnt = 0;
+    struct ewtp_store_msg *msgs = NULL;
+    int rc = seqs ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
+    if (rc == 0) {
+        sqlite3_stmt *s = q(c, Q_CLAIM_SELECT);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_int64(s, 1, now);
+            sqlite3_bind_int64(s, 2, (int64_t)limit);
+            int x;
+            while (cnt < limit && (x = sqlite3_step(s)) == SQLITE_ROW)
+                seqs[cnt++] = sqlite3_column_int64(s, 0);
+            if (cnt < limit && x != SQLITE_DONE)
+                rc = map_rc(x);
+            sqlite3_reset(s);
+        }
+        if (rc == 0 && cnt) {
+            msgs = calloc(cnt, sizeof(*msgs));
+            if (!msgs)
+                rc = -EWTP_ENOMEM;
+        }
+        json_t *d = json_pack("{s:s}", "owner", owner);
+        if (!d)
+            rc = -EWTP_ENOMEM;
+        size_t done = 0;
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            s = q(c, Q_CLAIM_UPDATE);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+                break;
+            }
+            sqlite3_bind_int64(s, 1, seqs[i]);
+            sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, now + lease_ms);
+            sqlite3_bind_int64(s, 4, now);
+            rc = step_done(s);
+            sqlite3_reset(s);
+            if (rc < 0)
+                break;
+            s = q(c, Q_MSG_BY_SEQ);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+                break;
+            }
+            sqlite3_bind_int64(s, 1, seqs[i]);
+            rc = sqlite3_step(s) == SQLITE_ROW ? row_msg(s, &msgs[i]) : -EWTP_EIO;
+            done = i + 1;
+            sqlite3_reset(s);
+            if (rc == 0)
+                rc = insert_event(c, seqs[i], now, "claimed", EWTP_STORE_DELIVERING,
+                                  (int64_t)msgs[i].attempts, d);
+        }
+        json_decref(d);
+        rc = finish(c, rc);
+        if (rc < 0) {
+            ewtp_store_msgs_free(msgs, done);
+            msgs = NULL;
+            cnt = 0;
+        }
+    }
+    unlock(ss);
+    free(seqs);
+    if (rc < 0)
+        return rc;
+    *out = msgs;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    size_t cnt = 0;
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        /* Collect first: updating rows while stepping the same query is not defined. */
+        int64_t *seqs = NULL, *atts = NULL;
+        size_t cap = 0;
+        sqlite3_stmt *s = q(c, Q_EXPIRED);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_int64(s, 1, now);
+            int x;
+            while ((x = sqlite3_step(s)) == SQLITE_ROW) {
+                if (cnt == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    int64_t *a = realloc(seqs, cap * sizeof(*a));
+                    if (a)
+                        seqs = a;
+                    int64_t *b = realloc(atts, cap * sizeof(*b));
+                    if (b)
+                        atts = b;
+                    if (!a || !b) {
+                        rc = -EWTP_ENOMEM;
+                        break;
+                    }
+                }
+                seqs[cnt] = sqlite3_column_int64(s, 0);
+                atts[cnt] = sqlite3_column_int64(s, 1);
+                cnt++;
+            }
+            if (rc == 0 && x != SQLITE_DONE)
+                rc = map_rc(x);
+            sqlite3_reset(s);
+        }
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            s = q(c, Q_REQUEUE);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+                break;
+            }
+            sqlite3_bind_int64(s, 1, seqs[i]);
+            sqlite3_bind_int64(s, 2, now);
+            rc = step_done(s);
+            sqlite3_reset(s);
+            if (rc == 0)
+                rc = insert_event(c, seqs[i], now, "lease_expired", EWTP_STORE_RETRYING, atts[i],
+                                  NULL);
+        }
+        free(seqs);
+        free(atts);
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    *n = rc == 0 ? cnt : 0;
+    return rc;
+}
+
+static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    json_t *d = NULL;
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        enum ewtp_store_state cur;
+        int64_t attempts = 0;
+        rc = find_seq(c, (int64_t)o->key, &cur, &attempts);
+        /* The attempt fences a lost lease: after a requeue or a new claim this caller no
+         * longer owns the message and its late answer must not overwrite the new one. */
+        if (rc == 0 && (cur != EWTP_STORE_DELIVERING || attempts != (int64_t)o->attempt))
+            rc = -EWTP_EINVAL;
+        if (rc == 0 && o->chain)
+            rc = chain_advance(c, o->chain, o->now);
+        if (rc == 0) {
+            sqlite3_stmt *s = q(c, Q_OUTCOME);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+            } else {
+                sqlite3_bind_int64(s, 1, (int64_t)o->key);
+                sqlite3_bind_text(s, 2, sname(o->state), -1, SQLITE_STATIC);
+                bind_str(s, 3, o->authority_ref);
+                sqlite3_bind_int64(s, 4, o->state == EWTP_STORE_RETRYING ? o->next_attempt_at : 0);
+                bind_str(s, 5, o->errors);
+                sqlite3_bind_int64(s, 6, o->now);
+                rc = step_done(s);
+                sqlite3_reset(s);
+            }
+        }
+        if (rc == 0 && o->receipt)
+            rc = insert_receipt(c, (int64_t)o->key, o->now, o->receipt);
+        if (rc == 0) {
+            d = detail_new(o->detail);
+            if (o->authority_ref)
+                json_object_set_new(d, "authority_ref", json_string(o->authority_ref));
+            if (o->state == EWTP_STORE_RETRYING)
+                json_object_set_new(d, "next_attempt_at", time_json(o->next_attempt_at));
+            if (o->errors)
+                json_object_set_new(d, "errors", stored_json((const unsigned char *)o->errors));
+            detail_receipt(d, o->receipt);
+            detail_chain(d, o->chain);
+            rc = insert_event(c, (int64_t)o->key, o->now, "outcome", o->state, o->attempt, d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    json_decref(d);
+    return rc;
+}
+
+static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    json_t *d = NULL;
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        enum ewtp_store_state cur;
+        int64_t attempts = 0;
+        rc = find_seq(c, (int64_t)r->key, &cur, &attempts);
+        bool change = rc == 0 && r->set_state && !ewtp_store_state_terminal(cur);
+        enum ewtp_store_state after = change ? r->state : cur;
+        if (rc == 0 && r->chain)
+            rc = chain_advance(c, r->chain, r->now);
+        if (rc == 0 && change) {
+            sqlite3_stmt *s = q(c, Q_SET_STATE);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+            } else {
+                bool due = after == EWTP_STORE_ACCEPTED || after == EWTP_STORE_RETRYING;
+                sqlite3_bind_int64(s, 1, (int64_t)r->key);
+                sqlite3_bind_text(s, 2, sname(after), -1, SQLITE_STATIC);
+                sqlite3_bind_int64(s, 3, due ? r->now : 0);
+                sqlite3_bind_int64(s, 4, r->now);
+                rc = step_done(s);
+                sqlite3_reset(s);
+            }
+        }
+        if (rc == 0) {
+            sqlite3_stmt *s = q(c, Q_SET_REF);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+            } else {
+                sqlite3_bind_int64(s, 1, (int64_t)r->key);
+                bind_str(s, 2, r->authority_ref);
+                sqlite3_bind_int64(s, 3, r->now);
+                rc = step_done(s);
+                sqlite3_reset(s);
+            }
+        }
+        if (rc == 0)
+            rc = insert_receipt(c, (int64_t)r->key, r->now, r->receipt);
+        if (rc == 0) {
+            d = detail_new(r->detail);
+            if (r->authority_ref)
+                json_object_set_new(d, "authority_ref", json_string(r->authority_ref));
+            if (r->set_state && !change)
+                json_object_set_new(d, "ignored", json_true());
+            detail_receipt(d, r->receipt);
+            detail_chain(d, r->chain);
+            rc = insert_event(c, (int64_t)r->key, r->now, "receipt", after, attempts, d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    json_decref(d);
+    return rc;
+}
+
+static int sq_find_by_authority_ref(void *impl, const char *plugin, const char *ref,
+                                    struct ewtp_store_msg **out)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = q(c, Q_BY_REF);
+    int rc;
+    if (!s) {
+        rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        sqlite3_bind_text(s, 1, plugin, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, ref, -1, SQLITE_STATIC);
+        size_t n = 0;
+        rc = collect_msgs(s, 1, out, &n);
+        if (rc == 0 && n == 0)
+            rc = -EWTP_ENOTFOUND;
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_add_event(void *impl, uint64_t key, const char *type, uint32_t attempt,
+                        const char *detail, int64_t now)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        enum ewtp_store_state cur;
+        rc = find_seq(c, (int64_t)key, &cur, NULL);
+        if (rc == 0) {
+            json_t *d = detail_new(detail);
+            rc = insert_event(c, (int64_t)key, now, type, cur, attempt, d);
+            json_decref(d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+/* replay and retry_now: a state precondition, one update, one event. */
+static int admin_op(struct sqlite_store *ss, const char *tenant, const char *id, int64_t now,
+                    enum ewtp_store_state need, enum sql update, const char *type,
+                    enum ewtp_store_state after)
+{
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        int64_t seq = 0, attempts = 0;
+        enum ewtp_store_state cur;
+        rc = find_tid(c, tenant, id, &seq, &cur, &attempts);
+        if (rc == 0 && cur != need)
+            rc = -EWTP_EINVAL;
+        if (rc == 0) {
+            sqlite3_stmt *s = q(c, update);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+            } else {
+                sqlite3_bind_int64(s, 1, seq);
+                sqlite3_bind_int64(s, 2, now);
+                rc = step_done(s);
+                sqlite3_reset(s);
+            }
+        }
+        if (rc == 0) {
+            json_t *d = json_pack("{s:I}", "previous_attempts", (json_int_t)attempts);
+            rc = insert_event(c, seq, now, type, after, update == Q_REPLAY ? 0 : attempts, d);
+            json_decref(d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_replay(void *impl, const char *tenant, const char *id, int64_t now)
+{
+    return admin_op(impl, tenant, id, now, EWTP_STORE_DEAD, Q_REPLAY, "replay",
+                    EWTP_STORE_ACCEPTED);
+}
+
+static int sq_retry_now(void *impl, const char *tenant, const char *id, int64_t now)
+{
+    return admin_op(impl, tenant, id, now, EWTP_STORE_RETRYING, Q_RETRY_NOW, "retry_now",
+                    EWTP_STORE_RETRYING);
+}
+
+static int sq_chain_get(void *impl, const char *key, int64_t *number, char **ref)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = q(c, Q_CHAIN_GET);
+    int rc = 0;
+    *number = 0;
+    if (!s) {
+        rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        int x = sqlite3_step(s);
+        if (x == SQLITE_ROW) {
+            *number = sqlite3_column_int64(s, 0);
+            if (ref && sqlite3_column_type(s, 1) != SQLITE_NULL) {
+                *ref = col_dup(s, 1);
+                if (!*ref)
+                    rc = -EWTP_ENOMEM;
+            }
+        } else if (x != SQLITE_DONE) {
+            rc = map_rc(x);
+        }
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_related(void *impl, const char *const *keys, size_t n, const char *exclude_tenant,
+                      const char *exclude_id, struct ewtp_store_msg **out, size_t *n_out)
+{
+    /* The keys travel as one JSON array bound to json_each(): one prepared statement for
+     * any number of keys. */
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_string(keys[i])) < 0) {
+            json_decref(a);
+            return -EWTP_EINVAL; /* not UTF-8 */
+        }
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    if (!text)
+        return -EWTP_ENOMEM;
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = q(c, Q_RELATED);
+    int rc;
+    if (!s) {
+        rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+        bind_str(s, 2, exclude_tenant);
+        bind_str(s, 3, exclude_id);
+        rc = collect_msgs(s, RELATED_MAX, out, n_out);
+    }
+    unlock(ss);
+    free(text);
+    return rc;
+}
+
+static int sq_counts(void *impl, struct ewtp_store_count **out, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    struct ewtp_store_count *v = NULL;
+    size_t cnt = 0, cap = 0;
+    sqlite3_stmt *s = q(c, Q_COUNTS);
+    int rc = 0, x = SQLITE_DONE;
+    if (!s)
+        rc = map_rc(sqlite3_errcode(c->db));
+    while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct ewtp_store_count *nv = realloc(v, ncap * sizeof(*v));
+            if (!nv) {
+                rc = -EWTP_ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[cnt].plugin = col_dup(s, 0);
+        v[cnt].state = col_state(s, 1);
+        v[cnt].n = (uint64_t)sqlite3_column_int64(s, 2);
+        cnt++;
+        if (!v[cnt - 1].plugin)
+            rc = -EWTP_ENOMEM;
+    }
+    if (rc == 0 && x != SQLITE_DONE)
+        rc = map_rc(x);
+    unlock(ss);
+    if (rc < 0) {
+        ewtp_store_counts_free(v, cnt);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_backlog(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_age_ms)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = q(c, Q_BACKLOG);
+    int rc = 0;
+    if (!s) {
+        rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        int x = sqlite3_step(s);
+        if (x == SQLITE_ROW) {
+            *depth = (uint64_t)sqlite3_column_int64(s, 0);
+            *oldest_age_ms = sqlite3_column_type(s, 1) == SQLITE_NULL
+                                 ? 0
+                                 : now - sqlite3_column_int64(s, 1);
+            if (*oldest_age_ms < 0)
+                *oldest_age_ms = 0;
+        } else {
+            rc = map_rc(x);
+        }
+    }
+    unlock(ss);
+    return rc;
+}
+
+/* ---- open and close ----------------------------------------------------------------------- */
+
+static void conn_close(struct conn *c)
+{
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(c->q[i]);
+    sqlite3_close(c->db);
+    memset(c, 0, sizeof(*c));
+}
+
+static void sq_close(void *impl)
+{
+    struct sqlite_store *ss = impl;
+    if (!ss)
+        return;
+    conn_close(&ss->w);
+    conn_close(&ss->m);
+    pthread_mutex_destroy(&ss->mu);
+    free(ss->path);
+    free(ss);
+}
+
+static int conn_open(struct conn *c, const char *path, int busy_ms, char **why)
+{
+    int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        if (why)
+            *why = ewtp_store_asprintf("store: cannot open %s: %s", path,
+                                       c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        return map_rc(rc) ? map_rc(rc) : -EWTP_EIO;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, busy_ms);
+    /* journal_mode answers with a row: check it really switched (it cannot on some
+     * filesystems, and silently keeping a rollback journal would change durability). */
+    sqlite3_stmt *s = NULL;
+    rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    const char *mode = NULL;
+    if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(s, 0);
+    bool wal = mode && strcmp(mode, "wal") == 0;
+    sqlite3_finalize(s);
+    if (!wal) {
+        if (why)
+            *why = ewtp_store_asprintf("store: %s: cannot switch to WAL journal mode: %s", path,
+                                       sqlite3_errmsg(c->db));
+        return -EWTP_EIO;
+    }
+    char *err = NULL;
+    rc = sqlite3_exec(c->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        if (why)
+            *why = ewtp_store_asprintf("store: %s: %s", path, err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        return -EWTP_EIO;
+    }
+    return 0;
+}
+
+/* Creates the schema on a new file, accepts the current version, refuses a newer one. */
+static int schema_setup(struct conn *c, const char *path, char **why)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(c->db,
+                          "BEGIN IMMEDIATE;"
+                          "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);",
+                          NULL, NULL, &err);
+    int64_t version = -1;
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *s = NULL;
+        rc = sqlite3_prepare_v2(c->db, "SELECT max(version) FROM schema_version", -1, &s, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW &&
+            sqlite3_column_type(s, 0) != SQLITE_NULL)
+            version = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    if (rc == SQLITE_OK && version < 0) {
+        rc = sqlite3_exec(c->db, schema_sql, NULL, NULL, &err);
+        if (rc == SQLITE_OK) {
+            char ins[96];
+            snprintf(ins, sizeof(ins), "INSERT INTO schema_version(version) VALUES(%d)",
+                     SCHEMA_VERSION);
+            rc = sqlite3_exec(c->db, ins, NULL, NULL, &err);
+        }
+        version = SCHEMA_VERSION;
+    }
+    if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
+        if (why)
+            *why = ewtp_store_asprintf("store: %s has schema version %" PRId64
+                                       ", newer than this ewtpd understands (%d); "
+                                       "run the newer ewtpd or restore a matching backup",
+                                       path, version, SCHEMA_VERSION);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return -EWTP_EUNSUPP;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        if (why)
+            *why = ewtp_store_asprintf("store: %s: cannot create the schema: %s", path,
+                                       err ? err : sqlite3_errmsg(c->db));
+        sqlite3_free(err);
+        if (!sqlite3_get_autocommit(c->db))
+            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return map_rc(rc) ? map_rc(rc) : -EWTP_EIO;
+    }
+    return 0;
+}
+
+static const struct ewtp_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .batch_begin = sq_batch_begin,
+    .batch_accept = sq_batch_accept,
+    .batch_commit = sq_batch_commit,
+    .batch_rollback = sq_batch_rollback,
+    .get = sq_get,
+    .status_json = sq_status_json,
+    .events_json = sq_events_json,
+    .list_json = sq_list_json,
+    .claim_due = sq_claim_due,
+    .requeue_expired = sq_requeue_expired,
+    .record_outcome = sq_record_outcome,
+    .record_receipt = sq_record_receipt,
+    .find_by_authority_ref = sq_find_by_authority_ref,
+    .add_event = sq_add_event,
+    .replay = sq_replay,
+    .retry_now = sq_retry_now,
+    .chain_get = sq_chain_get,
+    .related = sq_related,
+    .counts = sq_counts,
+    .backlog = sq_backlog,
+    .close = sq_close,
+};
+
+int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
+                           struct ewtp_store **out, char **why)
+{
+    if (why)
+        *why = NULL;
+    if (!path || !out)
+        return -EWTP_EINVAL;
+    int busy = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+    struct sqlite_store *ss = calloc(1, sizeof(*ss));
+    if (!ss)
+        return -EWTP_ENOMEM;
+    pthread_mutex_init(&ss->mu, NULL);
+    ss->path = strdup(path);
+    int rc = ss->path ? 0 : -EWTP_ENOMEM;
+    if (rc == 0)
+        rc = conn_open(&ss->m, path, busy, why);
+    if (rc == 0)
+        rc = schema_setup(&ss->m, path, why);
+    if (rc == 0)
+        rc = conn_open(&ss->w, path, busy, why);
+    if (rc < 0) {
+        sq_close(ss);
+        return rc;
+    }
+    return ewtp_store_new(&sqlite_ops, ss, opts, out, why);
+}

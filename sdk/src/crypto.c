@@ -1,0 +1,318 @@
+/* crypto.c — digests (OpenSSL EVP), hex, Base64, UUIDs. See ewtp/crypto.h. */
+#include <ewtp/crypto.h>
+#include <ewtp/errors.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+const unsigned char ewtp_uuid_ns_dns[16] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+                                            0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+const unsigned char ewtp_uuid_ns_url[16] = {0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1,
+                                            0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+const unsigned char ewtp_uuid_ns_oid[16] = {0x6b, 0xa7, 0xb8, 0x12, 0x9d, 0xad, 0x11, 0xd1,
+                                            0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+const unsigned char ewtp_uuid_ns_x500[16] = {0x6b, 0xa7, 0xb8, 0x14, 0x9d, 0xad, 0x11, 0xd1,
+                                             0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+const unsigned char ewtp_uuid_ns_ewtp[16] = {0xbe, 0xb6, 0xc1, 0x4b, 0x27, 0x64, 0x5e, 0xcf,
+                                             0x8d, 0x12, 0xe6, 0x34, 0x27, 0xf8, 0xc9, 0x6a};
+
+static const char *digest_name(enum ewtp_digest_alg alg)
+{
+    switch (alg) {
+    case EWTP_DIGEST_SHA1:
+        return "SHA1";
+    case EWTP_DIGEST_SHA256:
+        return "SHA256";
+    case EWTP_DIGEST_SM3:
+        return "SM3";
+    }
+    return NULL;
+}
+
+size_t ewtp_digest_size(enum ewtp_digest_alg alg)
+{
+    switch (alg) {
+    case EWTP_DIGEST_SHA1:
+        return 20;
+    case EWTP_DIGEST_SHA256:
+    case EWTP_DIGEST_SM3:
+        return 32;
+    }
+    return 0;
+}
+
+int ewtp_digest(enum ewtp_digest_alg alg, const void *data, size_t len, unsigned char *out,
+                size_t *out_len)
+{
+    const char *name = digest_name(alg);
+    if (name == NULL || out == NULL || out_len == NULL || (data == NULL && len > 0))
+        return -EWTP_EINVAL;
+    /* Explicit fetch so a provider without the algorithm is "unsupported", not a crash. */
+    EVP_MD *md = EVP_MD_fetch(NULL, name, NULL);
+    if (md == NULL)
+        return -EWTP_EUNSUPP;
+    unsigned int n = 0;
+    int ok = EVP_Digest(len > 0 ? data : "", len, out, &n, md, NULL);
+    EVP_MD_free(md);
+    if (ok != 1)
+        return -EWTP_ECRYPTO;
+    *out_len = n;
+    return 0;
+}
+
+/* ---- Hex ---- */
+
+char *ewtp_hex_encode(struct ewtp_arena *a, const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = data;
+    if (len > (SIZE_MAX - 1) / 2)
+        return NULL;
+    char *s = ewtp_arena_alloc(a, len * 2 + 1);
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    s[len * 2] = '\0';
+    return s;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int ewtp_hex_decode(struct ewtp_arena *a, const char *text, size_t len, unsigned char **out,
+                    size_t *out_len)
+{
+    if (out == NULL || out_len == NULL || (text == NULL && len > 0))
+        return -EWTP_EINVAL;
+    if (len % 2 != 0)
+        return -EWTP_EFORMAT;
+    unsigned char *b = ewtp_arena_alloc(a, len / 2 + 1);
+    if (b == NULL)
+        return -EWTP_ENOMEM;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hexval(text[i]), lo = hexval(text[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EWTP_EFORMAT;
+        b[i / 2] = (unsigned char)(hi << 4 | lo);
+    }
+    *out = b;
+    *out_len = len / 2;
+    return 0;
+}
+
+/* ---- Base64 ---- */
+
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *ewtp_base64_encode(struct ewtp_arena *a, const void *data, size_t len)
+{
+    return ewtp_base64_encode_ex(a, data, len, 0, 0);
+}
+
+char *ewtp_base64_encode_ex(struct ewtp_arena *a, const void *data, size_t len, unsigned flags,
+                            size_t line_len)
+{
+    const char *alpha = (flags & EWTP_BASE64_URL) ? b64_url : b64_std;
+    bool pad = !(flags & EWTP_BASE64_URL);
+    const unsigned char *p = data;
+    if (len > SIZE_MAX / 2)
+        return NULL;
+    size_t chars = (len + 2) / 3 * 4;
+    size_t breaks = line_len > 0 && chars > 0 ? (chars - 1) / line_len : 0;
+    char *s = ewtp_arena_alloc(a, chars + breaks + 1);
+    if (s == NULL)
+        return NULL;
+    size_t o = 0, col = 0;
+    char quad[4];
+    for (size_t i = 0; i < len; i += 3) {
+        size_t rem = len - i;
+        unsigned v = (unsigned)p[i] << 16;
+        if (rem > 1)
+            v |= (unsigned)p[i + 1] << 8;
+        if (rem > 2)
+            v |= p[i + 2];
+        quad[0] = alpha[(v >> 18) & 63];
+        quad[1] = alpha[(v >> 12) & 63];
+        quad[2] = rem > 1 ? alpha[(v >> 6) & 63] : '=';
+        quad[3] = rem > 2 ? alpha[v & 63] : '=';
+        for (int k = 0; k < 4; k++) {
+            if (quad[k] == '=' && !pad)
+                break;
+            if (line_len > 0 && col == line_len) {
+                s[o++] = '\n';
+                col = 0;
+            }
+            s[o++] = quad[k];
+            col++;
+        }
+    }
+    s[o] = '\0';
+    return s;
+}
+
+static int b64val(char c, bool url)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (url ? '-' : '+'))
+        return 62;
+    if (c == (url ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int ewtp_base64_decode(struct ewtp_arena *a, const char *text, size_t len, unsigned flags,
+                       unsigned char **out, size_t *out_len)
+{
+    bool url = flags & EWTP_BASE64_URL, ws = flags & EWTP_BASE64_ALLOW_WS;
+    if (out == NULL || out_len == NULL || (text == NULL && len > 0))
+        return -EWTP_EINVAL;
+    unsigned char *b = ewtp_arena_alloc(a, len / 4 * 3 + 4);
+    if (b == NULL)
+        return -EWTP_ENOMEM;
+    size_t o = 0, nsym = 0, npad = 0;
+    unsigned acc = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (ws && is_ws(c))
+            continue;
+        if (c == '=') {
+            npad++;
+            continue;
+        }
+        int v = b64val(c, url);
+        if (v < 0 || npad > 0) /* bad character, or data after padding */
+            return -EWTP_EFORMAT;
+        acc = acc << 6 | (unsigned)v;
+        if (++nsym % 4 == 0) {
+            b[o++] = (unsigned char)(acc >> 16);
+            b[o++] = (unsigned char)(acc >> 8);
+            b[o++] = (unsigned char)acc;
+            acc = 0;
+        }
+    }
+    size_t tail = nsym % 4;
+    if (tail == 1 || npad > 2)
+        return -EWTP_EFORMAT;
+    if (npad > 0 && (tail == 0 || tail + npad != 4))
+        return -EWTP_EFORMAT;
+    if (!url && tail != 0 && npad == 0) /* standard alphabet requires the padding */
+        return -EWTP_EFORMAT;
+    if (tail == 2) {
+        if (acc & 0xf)
+            return -EWTP_EFORMAT; /* non-canonical: unused bits set */
+        b[o++] = (unsigned char)(acc >> 4);
+    } else if (tail == 3) {
+        if (acc & 0x3)
+            return -EWTP_EFORMAT;
+        b[o++] = (unsigned char)(acc >> 10);
+        b[o++] = (unsigned char)(acc >> 2);
+    }
+    b[o] = '\0';
+    *out = b;
+    *out_len = o;
+    return 0;
+}
+
+/* ---- UUIDs ---- */
+
+void ewtp_uuid_format(const unsigned char uuid[16], char out[EWTP_UUID_STRLEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = digits[uuid[i] >> 4];
+        out[o++] = digits[uuid[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+int ewtp_uuid_parse(const char *text, unsigned char out[16])
+{
+    if (text == NULL || out == NULL || strlen(text) != 36)
+        return -EWTP_EFORMAT;
+    size_t j = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            if (text[j++] != '-')
+                return -EWTP_EFORMAT;
+        }
+        int hi = hexval(text[j]), lo = hexval(text[j + 1]);
+        if (hi < 0 || lo < 0)
+            return -EWTP_EFORMAT;
+        out[i] = (unsigned char)(hi << 4 | lo);
+        j += 2;
+    }
+    return 0;
+}
+
+static void set_version(unsigned char b[16], unsigned version)
+{
+    b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant 10xx */
+}
+
+void ewtp_uuid_v4_from(const unsigned char random[16], char out[EWTP_UUID_STRLEN])
+{
+    unsigned char b[16];
+    memcpy(b, random, 16);
+    set_version(b, 4);
+    ewtp_uuid_format(b, out);
+}
+
+int ewtp_uuid_v4(const struct ewtp_host *host, char out[EWTP_UUID_STRLEN])
+{
+    if (!EWTP_HOST_HAS(host, random))
+        return -EWTP_EUNSUPP;
+    unsigned char r[16];
+    int rc = host->random(host->ctx, r, sizeof(r));
+    if (rc < 0)
+        return rc;
+    ewtp_uuid_v4_from(r, out);
+    return 0;
+}
+
+int ewtp_uuid_v5(const unsigned char ns[16], const void *name, size_t len,
+                 char out[EWTP_UUID_STRLEN])
+{
+    if (ns == NULL || out == NULL || (name == NULL && len > 0))
+        return -EWTP_EINVAL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, ns, 16) == 1 &&
+             (len == 0 || EVP_DigestUpdate(ctx, name, len) == 1) &&
+             EVP_DigestFinal_ex(ctx, h, &n) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return -EWTP_ECRYPTO;
+    set_version(h, 5);
+    ewtp_uuid_format(h, out);
+    return 0;
+}

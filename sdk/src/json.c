@@ -1,0 +1,855 @@
+/* json.c — JSON reading on jansson and exact JSON writing (ewtp/json.h).
+ *
+ * struct ewtp_json is jansson's json_t under another name, so trees built elsewhere in
+ * libewtp with jansson (the message) can be handed out through the same accessors.
+ *
+ * Exact number text. jansson keeps a number as a 64-bit integer or a binary real, which
+ * loses the text ("87.630" -> 87.63). ewtp_json_parse therefore (1) scans the source once,
+ * recording every number token in document order, (2) lets jansson parse it, then (3) walks
+ * the tree in document order (arrays by index; objects in insertion order, which jansson
+ * keeps and which is document order because duplicate keys are rejected) and replaces each
+ * number node by a struct num_node allocated in the arena. A num_node starts with a copy of
+ * jansson's own node (json_t followed by the 8-byte value: json_integer_t / json_real_t),
+ * so jansson functions keep working on it, and carries the token's text after that. Its
+ * refcount is (size_t)-1, jansson's public marker for static nodes (see json_incref in
+ * jansson.h): jansson never counts nor frees it, and no node jansson allocates is a number
+ * with that refcount, which is how ewtp_json_number_text recognises ours. The rest of the
+ * tree stays jansson's; an arena cleanup hook decrefs it when the arena is freed.
+ */
+#include <ewtp/json.h>
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena_internal.h"
+
+#define MAX_DEPTH 64
+
+#define J(x) ((json_t *)(x))
+#define E(x) ((const struct ewtp_json *)(x))
+
+/* ---- Reader ---------------------------------------------------------------------------- */
+
+struct num_node {
+    json_t json;      /* type and refcount, as jansson's node */
+    json_int_t value; /* bytes of json_integer_t.value or json_real_t.value */
+    const char *text; /* the token as written, NUL-terminated, in the arena */
+};
+
+_Static_assert(sizeof(json_int_t) == 8, "jansson's number value is 8 bytes");
+
+struct token {
+    size_t off, len;
+};
+
+struct scan {
+    struct token *tok;
+    size_t n, cap;
+};
+
+static void line_col(const char *s, size_t pos, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (s[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* Records number tokens and checks the nesting depth. Syntax is left to jansson: the
+ * tokens recorded are only used once jansson has accepted the document. Returns 0,
+ * -EWTP_ENOMEM, or -EWTP_EFORMAT with *bad set to the offending offset (too deep). */
+static int prescan(const char *s, size_t len, struct scan *sc, size_t *bad)
+{
+    unsigned depth = 0;
+    size_t i = 0;
+    while (i < len) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+            i++;
+        } else if (c == '[' || c == '{') {
+            if (++depth > MAX_DEPTH) {
+                *bad = i;
+                return -EWTP_EFORMAT;
+            }
+            i++;
+        } else if (c == ']' || c == '}') {
+            if (depth)
+                depth--;
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i;
+            while (i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '+' ||
+                               s[i] == '.' || s[i] == 'e' || s[i] == 'E'))
+                i++;
+            if (sc->n == sc->cap) {
+                size_t cap = sc->cap ? sc->cap * 2 : 32;
+                struct token *t = realloc(sc->tok, cap * sizeof(*t));
+                if (!t)
+                    return -EWTP_ENOMEM;
+                sc->tok = t;
+                sc->cap = cap;
+            }
+            sc->tok[sc->n++] = (struct token){start, i - start};
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+struct fix {
+    struct ewtp_arena *a;
+    const char *src;
+    const struct scan *sc;
+    size_t next; /* next token to use */
+    int rc;
+};
+
+static json_t *num_node_new(struct fix *f, json_t *orig)
+{
+    if (f->next >= f->sc->n) {
+        f->rc = -EWTP_EFORMAT; /* cannot happen for a document jansson accepted */
+        return NULL;
+    }
+    const struct token *t = &f->sc->tok[f->next++];
+    struct num_node *n = ewtp_arena_alloc(f->a, sizeof(*n));
+    char *text = n ? ewtp_arena_memdup(f->a, f->src + t->off, t->len) : NULL;
+    if (!text) {
+        f->rc = -EWTP_ENOMEM;
+        return NULL;
+    }
+    /* Copies jansson's node header and 8-byte value (json_integer_t and json_real_t). */
+    memcpy(n, orig, sizeof(json_t) + sizeof(json_int_t));
+    n->json.refcount = (size_t)-1;
+    n->text = text;
+    return &n->json;
+}
+
+static bool is_number(const json_t *j)
+{
+    return json_is_integer(j) || json_is_real(j);
+}
+
+/* Replaces the number nodes under j, in document order. */
+static void fix_tree(struct fix *f, json_t *j)
+{
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j) && f->rc == 0; i++) {
+            json_t *v = json_array_get(j, i);
+            if (is_number(v)) {
+                json_t *n = num_node_new(f, v);
+                if (n)
+                    json_array_set_new(j, i, n);
+            } else {
+                fix_tree(f, v);
+            }
+        }
+    } else if (json_is_object(j)) {
+        for (void *it = json_object_iter(j); it && f->rc == 0;
+             it = json_object_iter_next(j, it)) {
+            json_t *v = json_object_iter_value(it);
+            if (is_number(v)) {
+                json_t *n = num_node_new(f, v);
+                if (n)
+                    json_object_iter_set_new(j, it, n);
+            } else {
+                fix_tree(f, v);
+            }
+        }
+    }
+}
+
+static void tree_free(void *p)
+{
+    json_decref(p);
+}
+
+const struct ewtp_json *ewtp_json_parse(struct ewtp_arena *a, const void *data, size_t len,
+                                        struct ewtp_errors *why)
+{
+    const char *s = data ? data : "";
+    if (!data)
+        len = 0;
+    struct scan sc = {0};
+    size_t bad = 0, line, col;
+    int rc = prescan(s, len, &sc, &bad);
+    if (rc == -EWTP_EFORMAT) {
+        line_col(s, bad, &line, &col);
+        ewtp_errors_add(why, "", "format",
+                        "invalid JSON at line %zu, column %zu: nesting deeper than %d levels",
+                        line, col, MAX_DEPTH);
+        free(sc.tok);
+        return NULL;
+    }
+    if (rc < 0) {
+        ewtp_errors_add(why, "", "format", "out of memory while reading JSON");
+        free(sc.tok);
+        return NULL;
+    }
+    json_error_t err;
+    json_t *root = json_loadb(s, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!root) {
+        ewtp_errors_add(why, "", "format", "invalid JSON at line %d, column %d: %s", err.line,
+                        err.column, err.text);
+        free(sc.tok);
+        return NULL;
+    }
+    if (ewtp_arena_on_free(a, tree_free, root) < 0) {
+        json_decref(root);
+        free(sc.tok);
+        ewtp_errors_add(why, "", "format", "out of memory while reading JSON");
+        return NULL;
+    }
+    struct fix f = {.a = a, .src = s, .sc = &sc};
+    json_t *out = root;
+    if (is_number(root))
+        out = num_node_new(&f, root); /* root stays owned by the hook */
+    else
+        fix_tree(&f, root);
+    if (f.rc == 0 && f.next != sc.n)
+        f.rc = -EWTP_EFORMAT;
+    free(sc.tok);
+    if (f.rc < 0) {
+        ewtp_errors_add(why, "", "format", "%s while reading JSON numbers",
+                        f.rc == -EWTP_ENOMEM ? "out of memory" : "internal error");
+        return NULL;
+    }
+    return E(out);
+}
+
+enum ewtp_json_type ewtp_json_type(const struct ewtp_json *j)
+{
+    if (!j)
+        return EWTP_JSON_NONE;
+    switch (json_typeof(J(j))) {
+    case JSON_OBJECT:
+        return EWTP_JSON_OBJECT;
+    case JSON_ARRAY:
+        return EWTP_JSON_ARRAY;
+    case JSON_STRING:
+        return EWTP_JSON_STRING;
+    case JSON_INTEGER:
+        return EWTP_JSON_INTEGER;
+    case JSON_REAL:
+        return EWTP_JSON_REAL;
+    case JSON_TRUE:
+        return EWTP_JSON_TRUE;
+    case JSON_FALSE:
+        return EWTP_JSON_FALSE;
+    case JSON_NULL:
+        return EWTP_JSON_NULL;
+    }
+    return EWTP_JSON_NONE;
+}
+
+const struct ewtp_json *ewtp_json_get(const struct ewtp_json *obj, const char *key)
+{
+    if (!obj || !key || !json_is_object(J(obj)))
+        return NULL;
+    return E(json_object_get(J(obj), key));
+}
+
+/* Array index token per RFC 6901: "0" or digits without a leading zero. */
+static bool parse_index(const char *t, size_t *out)
+{
+    if (!*t || (t[0] == '0' && t[1]))
+        return false;
+    size_t v = 0;
+    for (; *t; t++) {
+        if (*t < '0' || *t > '9' || v > (SIZE_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (size_t)(*t - '0');
+    }
+    *out = v;
+    return true;
+}
+
+const struct ewtp_json *ewtp_json_at(const struct ewtp_json *j, const char *pointer)
+{
+    if (!j || !pointer)
+        return NULL;
+    if (!*pointer)
+        return j;
+    if (*pointer != '/')
+        return NULL;
+    char *tok = malloc(strlen(pointer) + 1);
+    if (!tok)
+        return NULL;
+    const char *p = pointer;
+    while (j && *p == '/') {
+        p++;
+        size_t n = 0;
+        for (; *p && *p != '/'; p++) {
+            if (*p == '~') {
+                if (p[1] == '0')
+                    tok[n++] = '~';
+                else if (p[1] == '1')
+                    tok[n++] = '/';
+                else {
+                    j = NULL; /* "~" must be followed by 0 or 1 */
+                    break;
+                }
+                p++;
+            } else {
+                tok[n++] = *p;
+            }
+        }
+        tok[n] = 0;
+        if (!j)
+            break;
+        if (json_is_object(J(j))) {
+            j = E(json_object_get(J(j), tok));
+        } else if (json_is_array(J(j))) {
+            size_t i;
+            j = parse_index(tok, &i) ? E(json_array_get(J(j), i)) : NULL;
+        } else {
+            j = NULL;
+        }
+    }
+    free(tok);
+    return j;
+}
+
+const char *ewtp_json_string(const struct ewtp_json *j)
+{
+    return j ? json_string_value(J(j)) : NULL;
+}
+
+const char *ewtp_json_get_string(const struct ewtp_json *obj, const char *key)
+{
+    return ewtp_json_string(ewtp_json_get(obj, key));
+}
+
+bool ewtp_json_int(const struct ewtp_json *j, int64_t *out)
+{
+    if (!j || !json_is_integer(J(j)))
+        return false;
+    if (out)
+        *out = (int64_t)json_integer_value(J(j));
+    return true;
+}
+
+bool ewtp_json_bool(const struct ewtp_json *j, bool *out)
+{
+    if (!j || !json_is_boolean(J(j)))
+        return false;
+    if (out)
+        *out = json_is_true(J(j));
+    return true;
+}
+
+size_t ewtp_json_size(const struct ewtp_json *j)
+{
+    return j && json_is_array(J(j)) ? json_array_size(J(j)) : 0;
+}
+
+const struct ewtp_json *ewtp_json_index(const struct ewtp_json *arr, size_t i)
+{
+    return arr && json_is_array(J(arr)) ? E(json_array_get(J(arr), i)) : NULL;
+}
+
+bool ewtp_json_member(const struct ewtp_json *obj, size_t i, const char **key,
+                      const struct ewtp_json **value)
+{
+    if (!obj || !json_is_object(J(obj)))
+        return false;
+    /* jansson iterates in insertion order; walking from the start keeps this stateless. */
+    void *it = json_object_iter(J(obj));
+    for (size_t k = 0; it && k < i; k++)
+        it = json_object_iter_next(J(obj), it);
+    if (!it)
+        return false;
+    if (key)
+        *key = json_object_iter_key(it);
+    if (value)
+        *value = E(json_object_iter_value(it));
+    return true;
+}
+
+size_t ewtp_json_members(const struct ewtp_json *obj)
+{
+    return obj && json_is_object(J(obj)) ? json_object_size(J(obj)) : 0;
+}
+
+static const struct num_node *as_num_node(const struct ewtp_json *j)
+{
+    if (!j || !is_number(J(j)) || J(j)->refcount != (size_t)-1)
+        return NULL;
+    return (const struct num_node *)j;
+}
+
+const char *ewtp_json_number_text(const struct ewtp_json *j)
+{
+    if (!j)
+        return NULL;
+    if (json_is_string(J(j)))
+        return json_string_value(J(j));
+    const struct num_node *n = as_num_node(j);
+    return n ? n->text : NULL;
+}
+
+/* ---- Writer ---------------------------------------------------------------------------- */
+
+struct level {
+    bool object;
+    size_t count; /* members or elements written */
+};
+
+struct ewtp_jsonw {
+    struct ewtp_arena *a;
+    char *buf; /* in the arena; regrown by copying */
+    size_t len, cap;
+    struct level *stack; /* in the arena; regrown by copying */
+    size_t depth, stack_cap;
+    bool pretty;
+    bool after_key; /* a key was written, its value is due */
+    bool done;      /* the top-level value is complete */
+    int err;
+};
+
+static void put(struct ewtp_jsonw *w, const char *s, size_t n)
+{
+    if (w->err)
+        return;
+    if (n > SIZE_MAX / 2 - w->len) {
+        w->err = -EWTP_ENOMEM;
+        return;
+    }
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap < w->len + n + 1)
+            cap *= 2;
+        char *b = ewtp_arena_alloc(w->a, cap);
+        if (!b) {
+            w->err = -EWTP_ENOMEM;
+            return;
+        }
+        if (w->len)
+            memcpy(b, w->buf, w->len);
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = 0;
+}
+
+static void puts_(struct ewtp_jsonw *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void newline(struct ewtp_jsonw *w, size_t depth)
+{
+    put(w, "\n", 1);
+    for (size_t i = 0; i < depth; i++)
+        put(w, "  ", 2);
+}
+
+struct ewtp_jsonw *ewtp_jsonw_new(struct ewtp_arena *a, bool pretty)
+{
+    struct ewtp_jsonw *w = ewtp_arena_alloc(a, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->a = a;
+    w->pretty = pretty;
+    return w;
+}
+
+/* Checks a value may come here and writes what goes before it. */
+static bool value_begin(struct ewtp_jsonw *w)
+{
+    if (!w || w->err)
+        return false;
+    if (w->depth == 0) {
+        if (w->done) {
+            w->err = -EWTP_EINVAL; /* a second top-level value */
+            return false;
+        }
+        return true;
+    }
+    struct level *l = &w->stack[w->depth - 1];
+    if (l->object) {
+        if (!w->after_key) {
+            w->err = -EWTP_EINVAL; /* a member value without its key */
+            return false;
+        }
+        w->after_key = false;
+        return true;
+    }
+    if (l->count)
+        put(w, ",", 1);
+    if (w->pretty)
+        newline(w, w->depth);
+    l->count++;
+    return !w->err;
+}
+
+/* After a complete value: the document is done when it was the top-level one. */
+static void value_end(struct ewtp_jsonw *w)
+{
+    if (w->depth == 0)
+        w->done = true;
+}
+
+static void begin(struct ewtp_jsonw *w, bool object)
+{
+    if (!value_begin(w))
+        return;
+    if (w->depth == w->stack_cap) {
+        size_t cap = w->stack_cap ? w->stack_cap * 2 : 16;
+        struct level *s = ewtp_arena_alloc(w->a, cap * sizeof(*s));
+        if (!s) {
+            w->err = -EWTP_ENOMEM;
+            return;
+        }
+        if (w->depth)
+            memcpy(s, w->stack, w->depth * sizeof(*s));
+        w->stack = s;
+        w->stack_cap = cap;
+    }
+    w->stack[w->depth++] = (struct level){.object = object};
+    put(w, object ? "{" : "[", 1);
+}
+
+static void end(struct ewtp_jsonw *w, bool object)
+{
+    if (!w || w->err)
+        return;
+    if (w->depth == 0 || w->stack[w->depth - 1].object != object || w->after_key) {
+        w->err = -EWTP_EINVAL;
+        return;
+    }
+    size_t count = w->stack[--w->depth].count;
+    if (w->pretty && count)
+        newline(w, w->depth);
+    put(w, object ? "}" : "]", 1);
+    value_end(w);
+}
+
+void ewtp_jsonw_object_begin(struct ewtp_jsonw *w)
+{
+    begin(w, true);
+}
+
+void ewtp_jsonw_object_end(struct ewtp_jsonw *w)
+{
+    end(w, true);
+}
+
+void ewtp_jsonw_array_begin(struct ewtp_jsonw *w)
+{
+    begin(w, false);
+}
+
+void ewtp_jsonw_array_end(struct ewtp_jsonw *w)
+{
+    end(w, false);
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
+                       (s[3] & 0xC0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+/* A JSON string per RFC 8259: quote, backslash and control characters escaped, UTF-8 kept
+ * as is; invalid UTF-8 fails the writer with -EWTP_EFORMAT. */
+static void put_string(struct ewtp_jsonw *w, const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    put(w, "\"", 1);
+    size_t i = 0;
+    while (i < len && !w->err) {
+        size_t run = i;
+        /* Copies runs of characters that need no escape in one go. */
+        while (run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > i) {
+            put(w, str + i, run - i);
+            i = run;
+            continue;
+        }
+        unsigned c = s[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            put(w, esc, 2);
+            i++;
+        } else if (c < 0x20) {
+            char esc[8];
+            switch (c) {
+            case '\b':
+                puts_(w, "\\b");
+                break;
+            case '\f':
+                puts_(w, "\\f");
+                break;
+            case '\n':
+                puts_(w, "\\n");
+                break;
+            case '\r':
+                puts_(w, "\\r");
+                break;
+            case '\t':
+                puts_(w, "\\t");
+                break;
+            default:
+                snprintf(esc, sizeof esc, "\\u%04x", c);
+                puts_(w, esc);
+            }
+            i++;
+        } else {
+            size_t l = utf8_len(s + i, len - i);
+            if (!l) {
+                w->err = -EWTP_EFORMAT;
+                return;
+            }
+            put(w, str + i, l);
+            i += l;
+        }
+    }
+    put(w, "\"", 1);
+}
+
+void ewtp_jsonw_key(struct ewtp_jsonw *w, const char *key)
+{
+    if (!w || w->err)
+        return;
+    if (w->depth == 0 || !w->stack[w->depth - 1].object || w->after_key || !key) {
+        w->err = -EWTP_EINVAL;
+        return;
+    }
+    struct level *l = &w->stack[w->depth - 1];
+    if (l->count)
+        put(w, ",", 1);
+    if (w->pretty)
+        newline(w, w->depth);
+    l->count++;
+    put_string(w, key, strlen(key));
+    put(w, w->pretty ? ": " : ":", w->pretty ? 2 : 1);
+    w->after_key = true;
+}
+
+void ewtp_jsonw_stringn(struct ewtp_jsonw *w, const char *s, size_t len)
+{
+    if (!s) {
+        ewtp_jsonw_null(w);
+        return;
+    }
+    if (!value_begin(w))
+        return;
+    put_string(w, s, len);
+    value_end(w);
+}
+
+void ewtp_jsonw_string(struct ewtp_jsonw *w, const char *s)
+{
+    ewtp_jsonw_stringn(w, s, s ? strlen(s) : 0);
+}
+
+static void put_value(struct ewtp_jsonw *w, const char *text)
+{
+    if (!value_begin(w))
+        return;
+    puts_(w, text);
+    value_end(w);
+}
+
+void ewtp_jsonw_int(struct ewtp_jsonw *w, int64_t v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%" PRId64, v);
+    put_value(w, b);
+}
+
+void ewtp_jsonw_bool(struct ewtp_jsonw *w, bool v)
+{
+    put_value(w, v ? "true" : "false");
+}
+
+void ewtp_jsonw_null(struct ewtp_jsonw *w)
+{
+    put_value(w, "null");
+}
+
+static bool decimal_ok(const char *s)
+{
+    if (!s)
+        return false;
+    if (*s == '-')
+        s++;
+    if (*s < '0' || *s > '9')
+        return false;
+    while (*s >= '0' && *s <= '9')
+        s++;
+    if (*s == '.') {
+        s++;
+        if (*s < '0' || *s > '9')
+            return false;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    return *s == 0;
+}
+
+void ewtp_jsonw_decimal(struct ewtp_jsonw *w, const char *dec)
+{
+    if (!w || w->err)
+        return;
+    if (!decimal_ok(dec)) {
+        w->err = -EWTP_EFORMAT;
+        return;
+    }
+    put_value(w, dec);
+}
+
+void ewtp_jsonw_raw(struct ewtp_jsonw *w, const char *json)
+{
+    if (!w || w->err)
+        return;
+    if (!json) {
+        w->err = -EWTP_EINVAL;
+        return;
+    }
+    put_value(w, json);
+}
+
+void ewtp_jsonw_kv_string(struct ewtp_jsonw *w, const char *key, const char *s)
+{
+    ewtp_jsonw_key(w, key);
+    ewtp_jsonw_string(w, s);
+}
+
+void ewtp_jsonw_kv_string_opt(struct ewtp_jsonw *w, const char *key, const char *s)
+{
+    if (s)
+        ewtp_jsonw_kv_string(w, key, s);
+}
+
+void ewtp_jsonw_kv_decimal(struct ewtp_jsonw *w, const char *key, const char *dec)
+{
+    ewtp_jsonw_key(w, key);
+    ewtp_jsonw_decimal(w, dec);
+}
+
+void ewtp_jsonw_kv_int(struct ewtp_jsonw *w, const char *key, int64_t v)
+{
+    ewtp_jsonw_key(w, key);
+    ewtp_jsonw_int(w, v);
+}
+
+int ewtp_jsonw_finish(struct ewtp_jsonw *w, const char **out, size_t *len)
+{
+    if (!w)
+        return -EWTP_EINVAL;
+    if (w->err)
+        return w->err;
+    if (w->depth || w->after_key || !w->done)
+        return -EWTP_EINVAL;
+    if (out)
+        *out = w->buf;
+    if (len)
+        *len = w->len;
+    return 0;
+}
+
+/* ---- Dump ------------------------------------------------------------------------------ */
+
+static void dump_node(struct ewtp_jsonw *w, const json_t *j)
+{
+    if (w->err)
+        return;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        ewtp_jsonw_object_begin(w);
+        for (void *it = json_object_iter((json_t *)j); it && !w->err;
+             it = json_object_iter_next((json_t *)j, it)) {
+            ewtp_jsonw_key(w, json_object_iter_key(it));
+            dump_node(w, json_object_iter_value(it));
+        }
+        ewtp_jsonw_object_end(w);
+        break;
+    case JSON_ARRAY:
+        ewtp_jsonw_array_begin(w);
+        for (size_t i = 0; i < json_array_size(j) && !w->err; i++)
+            dump_node(w, json_array_get(j, i));
+        ewtp_jsonw_array_end(w);
+        break;
+    case JSON_STRING:
+        if (value_begin(w)) {
+            put_string(w, json_string_value(j), json_string_length(j));
+            value_end(w);
+        }
+        break;
+    case JSON_INTEGER:
+    case JSON_REAL: {
+        const struct num_node *n = as_num_node(E(j));
+        if (n) {
+            put_value(w, n->text);
+        } else if (json_is_integer(j)) {
+            ewtp_jsonw_int(w, (int64_t)json_integer_value(j));
+        } else {
+            /* A real from a tree not parsed here: only jansson's rendering is available. */
+            char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+            if (!s) {
+                w->err = -EWTP_ENOMEM;
+                return;
+            }
+            put_value(w, s);
+            free(s);
+        }
+        break;
+    }
+    case JSON_TRUE:
+        ewtp_jsonw_bool(w, true);
+        break;
+    case JSON_FALSE:
+        ewtp_jsonw_bool(w, false);
+        break;
+    case JSON_NULL:
+        ewtp_jsonw_null(w);
+        break;
+    }
+}
+
+char *ewtp_json_dump(struct ewtp_arena *a, const struct ewtp_json *j)
+{
+    if (!a || !j)
+        return NULL;
+    struct ewtp_jsonw *w = ewtp_jsonw_new(a, false);
+    if (!w)
+        return NULL;
+    dump_node(w, J(j));
+    const char *out;
+    if (ewtp_jsonw_finish(w, &out, NULL) < 0)
+        return NULL;
+    return (char *)out;
+}

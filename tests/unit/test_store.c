@@ -1,0 +1,931 @@
+/* test_store.c — the message store (daemon/store.h) on real SQLite files in a temp dir. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include <ewtp/errors.h>
+
+#include "store.h"
+
+#define T0 INT64_C(1795000000000) /* 2026-11-18T11:06:40Z */
+
+struct fix {
+    char dir[64];
+    char path[128];
+    struct ewtp_store *st;
+};
+
+static void sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof(f->dir), "%s/ewtp-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+    char *why = NULL;
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
+    assert_null(why);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    ewtp_store_close(f->st);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* A message: canonical text built from id and a payload, hash computed from it. */
+struct msgbuf {
+    char canon[256];
+    char hash[65];
+    struct ewtp_store_accept_req req;
+};
+
+static void mk(struct msgbuf *m, const char *tenant, const char *id, const char *payload,
+               const char *okey, int64_t now)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->canon, sizeof(m->canon),
+             "{\"destination\":\"CN\",\"id\":\"%s\",\"kind\":\"order\",\"p\":\"%s\"}", id,
+             payload);
+    sha256_hex(m->canon, m->hash);
+    m->req = (struct ewtp_store_accept_req){
+        .tenant = tenant,
+        .id = id,
+        .kind = "order",
+        .destination = "CN",
+        .plugin = "cn",
+        .canonical = m->canon,
+        .hash = m->hash,
+        .body = m->canon,
+        .body_len = strlen(m->canon),
+        .ordering_key = okey,
+        .now = now,
+    };
+}
+
+static void accept_ok(struct ewtp_store *st, const char *tenant, const char *id,
+                      const char *okey, int64_t now)
+{
+    struct msgbuf m;
+    mk(&m, tenant, id, "x", okey, now);
+    enum ewtp_store_accept_result res = EWTP_STORE_CONFLICT;
+    assert_int_equal(ewtp_store_accept_wait(st, &m.req, &res, NULL), 0);
+    assert_int_equal(res, EWTP_STORE_NEW);
+}
+
+static json_t *status(struct ewtp_store *st, const char *tenant, const char *id)
+{
+    char *text = NULL;
+    assert_int_equal(ewtp_store_status_json(st, tenant, id, &text), 0);
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    free(text);
+    return j;
+}
+
+static json_t *events(struct ewtp_store *st, const char *tenant, const char *id)
+{
+    char *text = NULL;
+    assert_int_equal(ewtp_store_events_json(st, tenant, id, &text), 0);
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    free(text);
+    json_t *a = json_incref(json_object_get(j, "events"));
+    json_decref(j);
+    assert_true(json_is_array(a));
+    return a;
+}
+
+static uint64_t key_of(struct ewtp_store *st, const char *tenant, const char *id)
+{
+    struct ewtp_store_msg *m = NULL;
+    assert_int_equal(ewtp_store_get(st, tenant, id, &m), 0);
+    uint64_t k = m->key;
+    ewtp_store_msgs_free(m, 1);
+    return k;
+}
+
+static enum ewtp_store_state state_of(struct ewtp_store *st, const char *tenant, const char *id)
+{
+    struct ewtp_store_msg *m = NULL;
+    assert_int_equal(ewtp_store_get(st, tenant, id, &m), 0);
+    enum ewtp_store_state s = m->state;
+    ewtp_store_msgs_free(m, 1);
+    return s;
+}
+
+/* ---- accept -------------------------------------------------------------------------------- */
+
+static void test_accept_new_repeat_conflict(void **state)
+{
+    struct fix *f = *state;
+    struct msgbuf m;
+    mk(&m, "t1", "ord-1", "a", NULL, T0);
+    const char *rel[] = {"order:SO-1"};
+    m.req.relations = rel;
+    m.req.n_relations = 1;
+    m.req.warnings = "[{\"pointer\":\"/order\",\"code\":\"rule\",\"message\":\"split?\","
+                     "\"severity\":\"warning\"}]";
+    enum ewtp_store_accept_result res;
+    enum ewtp_store_state st;
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, &res, &st), 0);
+    assert_int_equal(res, EWTP_STORE_NEW);
+    assert_int_equal(st, EWTP_STORE_ACCEPTED);
+
+    /* Same content again: a repeat with the current state, nothing new stored. */
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, &res, &st), 0);
+    assert_int_equal(res, EWTP_STORE_REPEAT);
+    assert_int_equal(st, EWTP_STORE_ACCEPTED);
+
+    /* Same id, other content: conflict. */
+    struct msgbuf m2;
+    mk(&m2, "t1", "ord-1", "b", NULL, T0);
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m2.req, &res, &st), 0);
+    assert_int_equal(res, EWTP_STORE_CONFLICT);
+
+    /* Same id in another tenant is another message. */
+    mk(&m2, "t2", "ord-1", "b", NULL, T0);
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m2.req, &res, &st), 0);
+    assert_int_equal(res, EWTP_STORE_NEW);
+
+    json_t *j = status(f->st, "t1", "ord-1");
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "ord-1");
+    assert_string_equal(json_string_value(json_object_get(j, "tenant")), "t1");
+    assert_string_equal(json_string_value(json_object_get(j, "kind")), "order");
+    assert_string_equal(json_string_value(json_object_get(j, "destination")), "CN");
+    assert_string_equal(json_string_value(json_object_get(j, "plugin")), "cn");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "accepted");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "created_at")),
+                        "2026-11-18T11:06:40.000Z");
+    assert_string_equal(json_string_value(json_object_get(j, "next_attempt_at")),
+                        "2026-11-18T11:06:40.000Z");
+    assert_true(json_is_null(json_object_get(j, "authority_ref")));
+    assert_int_equal(json_array_size(json_object_get(j, "receipts")), 0);
+    json_t *errs = json_object_get(j, "errors");
+    assert_int_equal(json_array_size(errs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errs, 0), "severity")),
+                        "warning");
+    json_decref(j);
+
+    struct ewtp_store_msg *got = NULL;
+    assert_int_equal(ewtp_store_get(f->st, "t1", "ord-1", &got), 0);
+    assert_string_equal(got->canonical, m.canon);
+    assert_int_equal(got->canonical_len, strlen(m.canon));
+    assert_string_equal(got->hash, m.hash);
+    ewtp_store_msgs_free(got, 1);
+
+    /* Another tenant's id is not found, and neither is an unknown one. */
+    char *text = NULL;
+    assert_int_equal(ewtp_store_status_json(f->st, "t3", "ord-1", &text), -EWTP_ENOTFOUND);
+    assert_int_equal(ewtp_store_status_json(f->st, "t1", "nope", &text), -EWTP_ENOTFOUND);
+
+    json_t *ev = events(f->st, "t1", "ord-1");
+    assert_int_equal(json_array_size(ev), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "type")),
+                        "accepted");
+    json_decref(ev);
+
+    /* Bad requests are refused up front and change nothing. */
+    struct msgbuf bad;
+    mk(&bad, "t1", "ord-bad", "a", NULL, T0);
+    bad.req.warnings = "{not json";
+    assert_int_equal(ewtp_store_accept_wait(f->st, &bad.req, NULL, NULL), -EWTP_EINVAL);
+    bad.req.warnings = NULL;
+    bad.req.hash = NULL;
+    assert_int_equal(ewtp_store_accept_wait(f->st, &bad.req, NULL, NULL), -EWTP_EINVAL);
+    struct ewtp_store_msg *none = NULL;
+    assert_int_equal(ewtp_store_get(f->st, "t1", "ord-bad", &none), -EWTP_ENOTFOUND);
+}
+
+/* ---- group commit -------------------------------------------------------------------------- */
+
+#define GC_THREADS 8
+#define GC_PER 200
+
+struct gc_ctx {
+    struct ewtp_store *st;
+    int thread;
+    atomic_int *calls; /* per accept: how many times its callback ran */
+    atomic_int *done;
+    atomic_int *fails;
+};
+
+struct gc_arg {
+    struct gc_ctx *ctx;
+    int index;
+};
+
+static void gc_cb(void *arg, int rc, enum ewtp_store_accept_result result,
+                  enum ewtp_store_state state)
+{
+    struct gc_arg *a = arg;
+    if (rc != 0 || result != EWTP_STORE_NEW || state != EWTP_STORE_ACCEPTED)
+        atomic_fetch_add(a->ctx->fails, 1);
+    atomic_fetch_add(&a->ctx->calls[a->index], 1);
+    atomic_fetch_add(a->ctx->done, 1);
+}
+
+static struct gc_arg gc_args[GC_THREADS * GC_PER];
+
+static void *gc_thread(void *p)
+{
+    struct gc_ctx *ctx = p;
+    for (int i = 0; i < GC_PER; i++) {
+        int index = ctx->thread * GC_PER + i;
+        char id[32];
+        snprintf(id, sizeof(id), "m-%d-%d", ctx->thread, i);
+        struct msgbuf m;
+        mk(&m, "t1", id, "gc", NULL, T0 + index);
+        gc_args[index] = (struct gc_arg){.ctx = ctx, .index = index};
+        if (ewtp_store_accept_async(ctx->st, &m.req, gc_cb, &gc_args[index]) != 0)
+            atomic_fetch_add(ctx->fails, 1);
+    }
+    return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+    struct fix *f = *state;
+    static atomic_int calls[GC_THREADS * GC_PER];
+    atomic_int done = 0, fails = 0;
+    for (int i = 0; i < GC_THREADS * GC_PER; i++)
+        atomic_init(&calls[i], 0);
+    struct gc_ctx ctx[GC_THREADS];
+    pthread_t th[GC_THREADS];
+    for (int t = 0; t < GC_THREADS; t++) {
+        ctx[t] = (struct gc_ctx){
+            .st = f->st, .thread = t, .calls = calls, .done = &done, .fails = &fails};
+        assert_int_equal(pthread_create(&th[t], NULL, gc_thread, &ctx[t]), 0);
+    }
+    for (int t = 0; t < GC_THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int spin = 0; atomic_load(&done) < GC_THREADS * GC_PER && spin < 60000; spin++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&done), GC_THREADS * GC_PER);
+    assert_int_equal(atomic_load(&fails), 0);
+    for (int i = 0; i < GC_THREADS * GC_PER; i++)
+        assert_int_equal(atomic_load(&calls[i]), 1);
+
+    struct ewtp_store_stats s;
+    ewtp_store_stats(f->st, &s);
+    assert_int_equal(s.accepts, GC_THREADS * GC_PER);
+    assert_int_equal(s.failed, 0);
+    assert_int_equal(s.queued, 0);
+    /* Group commit: far fewer transactions than accepts. */
+    assert_true(s.batches * 4 <= GC_THREADS * GC_PER);
+    assert_true(s.max_batch > 1);
+    print_message("group commit: %d accepts in %llu batches, largest %zu\n",
+                  GC_THREADS * GC_PER, (unsigned long long)s.batches, s.max_batch);
+
+    /* Every row is in the database: count it from a separate connection. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM messages WHERE tenant='t1'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), GC_THREADS * GC_PER);
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    uint64_t depth = 0;
+    int64_t age = -1;
+    assert_int_equal(ewtp_store_backlog(f->st, T0 + 10000, &depth, &age), 0);
+    assert_int_equal(depth, GC_THREADS * GC_PER);
+    assert_int_equal(age, 10000);
+}
+
+/* Accepts still queued at close are committed and their callbacks run. */
+static void test_close_flushes_queue(void **state)
+{
+    struct fix *f = *state;
+    static atomic_int calls[50];
+    atomic_int done = 0, fails = 0;
+    struct gc_ctx ctx = {.st = f->st, .calls = calls, .done = &done, .fails = &fails};
+    static struct gc_arg args[50];
+    for (int i = 0; i < 50; i++) {
+        atomic_init(&calls[i], 0);
+        char id[16];
+        snprintf(id, sizeof(id), "c-%d", i);
+        struct msgbuf m;
+        mk(&m, "t1", id, "c", NULL, T0);
+        args[i] = (struct gc_arg){.ctx = &ctx, .index = i};
+        assert_int_equal(ewtp_store_accept_async(f->st, &m.req, gc_cb, &args[i]), 0);
+    }
+    ewtp_store_close(f->st);
+    assert_int_equal(atomic_load(&done), 50);
+    assert_int_equal(atomic_load(&fails), 0);
+    char *why = NULL;
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
+    uint64_t depth = 0;
+    assert_int_equal(ewtp_store_backlog(f->st, T0, &depth, NULL), 0);
+    assert_int_equal(depth, 50);
+}
+
+/* ---- durability ---------------------------------------------------------------------------- */
+
+/* A child accepts and is killed with SIGKILL right after accept_wait returned: no close, no
+ * checkpoint. A fresh open must see the row. */
+static void test_durable_after_kill(void **state)
+{
+    struct fix *f = *state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/crash.db", f->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct ewtp_store *st = NULL;
+        if (ewtp_store_open_sqlite(path, NULL, &st, NULL) != 0)
+            _exit(3);
+        struct msgbuf m;
+        mk(&m, "t1", "durable-1", "d", "k", T0);
+        enum ewtp_store_accept_result res;
+        if (ewtp_store_accept_wait(st, &m.req, &res, NULL) != 0 || res != EWTP_STORE_NEW)
+            _exit(4);
+        /* Leave a claim behind too: crash recovery must requeue it. */
+        struct ewtp_store_msg *c = NULL;
+        size_t n = 0;
+        if (ewtp_store_claim_due(st, T0, 1, 30000, "node-a", &c, &n) != 0 || n != 1)
+            _exit(5);
+        kill(getpid(), SIGKILL);
+        _exit(6);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+
+    struct ewtp_store *st = NULL;
+    assert_int_equal(ewtp_store_open_sqlite(path, NULL, &st, NULL), 0);
+    assert_int_equal(state_of(st, "t1", "durable-1"), EWTP_STORE_DELIVERING);
+    size_t n = 99;
+    /* Lease still valid: nothing to requeue; once expired it goes back to retrying. */
+    assert_int_equal(ewtp_store_requeue_expired(st, T0 + 29999, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ewtp_store_requeue_expired(st, T0 + 30000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(state_of(st, "t1", "durable-1"), EWTP_STORE_RETRYING);
+    struct ewtp_store_msg *c = NULL;
+    assert_int_equal(ewtp_store_claim_due(st, T0 + 30000, 5, 1000, "node-b", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "durable-1");
+    assert_int_equal(c[0].attempts, 2);
+    assert_string_equal(c[0].lease_owner, "node-b");
+    ewtp_store_msgs_free(c, n);
+    ewtp_store_close(st);
+}
+
+/* ---- dispatcher ---------------------------------------------------------------------------- */
+
+static void outcome(struct ewtp_store *st, uint64_t key, uint32_t attempt,
+                    enum ewtp_store_state s, int64_t next, int expect_rc)
+{
+    struct ewtp_store_outcome o = {
+        .key = key, .attempt = attempt, .state = s, .next_attempt_at = next, .now = T0 + 1};
+    assert_int_equal(ewtp_store_record_outcome(st, &o), expect_rc);
+}
+
+static void test_ordering_keys(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "a1", "k", T0);
+    accept_ok(f->st, "t1", "a2", "k", T0);
+    accept_ok(f->st, "t2", "a3", "k", T0); /* the key is shared across tenants */
+    accept_ok(f->st, "t1", "b1", "j", T0);
+    accept_ok(f->st, "t1", "c1", NULL, T0);
+    accept_ok(f->st, "t1", "late", NULL, T0 + 5000);
+
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(c[0].id, "a1");
+    assert_string_equal(c[1].id, "b1");
+    assert_string_equal(c[2].id, "c1");
+    assert_int_equal(c[0].state, EWTP_STORE_DELIVERING);
+    assert_int_equal(c[0].attempts, 1);
+    assert_int_equal(c[0].lease_until, T0 + 60000);
+    uint64_t a1 = c[0].key;
+    ewtp_store_msgs_free(c, n);
+
+    /* a1 in flight: a2 waits. */
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(c);
+
+    /* A stale attempt number or a non-outcome state is refused and changes nothing. */
+    outcome(f->st, a1, 2, EWTP_STORE_SUBMITTED, 0, -EWTP_EINVAL);
+    outcome(f->st, a1, 1, EWTP_STORE_DELIVERING, 0, -EWTP_EINVAL);
+    assert_int_equal(state_of(f->st, "t1", "a1"), EWTP_STORE_DELIVERING);
+
+    outcome(f->st, a1, 1, EWTP_STORE_SUBMITTED, 0, 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "a2");
+    uint64_t a2 = c[0].key;
+    ewtp_store_msgs_free(c, n);
+
+    /* a2 retrying later: a3 must still wait, strictly in order. */
+    outcome(f->st, a2, 1, EWTP_STORE_RETRYING, T0 + 2000, 0);
+    json_t *j = status(f->st, "t1", "a2");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "retrying");
+    assert_string_equal(json_string_value(json_object_get(j, "next_attempt_at")),
+                        "2026-11-18T11:06:42.000Z");
+    json_decref(j);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 1999, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 2000, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "a2");
+    assert_int_equal(c[0].attempts, 2);
+    ewtp_store_msgs_free(c, n);
+
+    /* a2 dead: it holds the key until replayed. */
+    outcome(f->st, a2, 2, EWTP_STORE_DEAD, 0, 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 6000, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "late"); /* due at T0 + 5000, unordered */
+    ewtp_store_msgs_free(c, n);
+
+    /* Replay: dead -> accepted, attempts reset, then it goes before a3. */
+    assert_int_equal(ewtp_store_replay(f->st, "t1", "a2", T0 + 7000), 0);
+    assert_int_equal(ewtp_store_replay(f->st, "t1", "a2", T0 + 7000), -EWTP_EINVAL);
+    assert_int_equal(ewtp_store_replay(f->st, "t1", "zz", T0 + 7000), -EWTP_ENOTFOUND);
+    j = status(f->st, "t1", "a2");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "accepted");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 0);
+    json_decref(j);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 7000, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "a2");
+    assert_int_equal(c[0].attempts, 1);
+    ewtp_store_msgs_free(c, n);
+    outcome(f->st, a2, 1, EWTP_STORE_APPROVED, 0, 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 7000, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "a3");
+    assert_string_equal(c[0].tenant, "t2");
+    ewtp_store_msgs_free(c, n);
+
+    /* The audit trail of a2, in order. */
+    json_t *ev = events(f->st, "t1", "a2");
+    const char *want[][2] = {{"accepted", "accepted"}, {"claimed", "delivering"},
+                             {"outcome", "retrying"},  {"claimed", "delivering"},
+                             {"outcome", "dead"},      {"replay", "accepted"},
+                             {"claimed", "delivering"}, {"outcome", "approved"}};
+    assert_int_equal(json_array_size(ev), sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *e = json_array_get(ev, i);
+        assert_string_equal(json_string_value(json_object_get(e, "type")), want[i][0]);
+        assert_string_equal(json_string_value(json_object_get(e, "state")), want[i][1]);
+    }
+    json_decref(ev);
+}
+
+static void test_retry_now(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "r1", NULL, T0);
+    assert_int_equal(ewtp_store_retry_now(f->st, "t1", "r1", T0), -EWTP_EINVAL);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 1, 1000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    outcome(f->st, c[0].key, 1, EWTP_STORE_RETRYING, T0 + 3600000, 0);
+    ewtp_store_msgs_free(c, n);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 10, 1, 1000, "w", &c, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ewtp_store_retry_now(f->st, "t1", "r1", T0 + 10), 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 10, 1, 1000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].attempts, 2);
+    ewtp_store_msgs_free(c, n);
+}
+
+static void test_lease_expiry(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "l1", NULL, T0);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 5, 1000, "node-a", &c, &n), 0);
+    assert_int_equal(n, 1);
+    uint64_t key = c[0].key;
+    ewtp_store_msgs_free(c, n);
+
+    /* Close and reopen as after a crash: the claim survives, as delivering. */
+    ewtp_store_close(f->st);
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, NULL), 0);
+    assert_int_equal(state_of(f->st, "t1", "l1"), EWTP_STORE_DELIVERING);
+    assert_int_equal(ewtp_store_requeue_expired(f->st, T0 + 999, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ewtp_store_requeue_expired(f->st, T0 + 1000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(state_of(f->st, "t1", "l1"), EWTP_STORE_RETRYING);
+
+    /* The old holder's late answer no longer applies. */
+    outcome(f->st, key, 1, EWTP_STORE_SUBMITTED, 0, -EWTP_EINVAL);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 1000, 5, 1000, "node-b", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].attempts, 2);
+    ewtp_store_msgs_free(c, n);
+    outcome(f->st, key, 1, EWTP_STORE_SUBMITTED, 0, -EWTP_EINVAL);
+    outcome(f->st, key, 2, EWTP_STORE_SUBMITTED, 0, 0);
+
+    json_t *ev = events(f->st, "t1", "l1");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 2), "type")),
+                        "lease_expired");
+    json_decref(ev);
+}
+
+/* ---- chains -------------------------------------------------------------------------------- */
+
+static uint64_t claim_one(struct ewtp_store *st, const char *id)
+{
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(st, T0 + 100, 1, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, id);
+    uint64_t k = c[0].key;
+    ewtp_store_msgs_free(c, n);
+    return k;
+}
+
+static void test_chain_atomic(void **state)
+{
+    struct fix *f = *state;
+    int64_t num = -1;
+    char *ref = NULL;
+    assert_int_equal(ewtp_store_chain_get(f->st, "inv:seller-1", &num, &ref), 0);
+    assert_int_equal(num, 0);
+    assert_null(ref);
+
+    struct msgbuf m;
+    mk(&m, "t1", "inv-1", "1", "inv:seller-1", T0);
+    m.req.needs_chain = true;
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, NULL, NULL), 0);
+    mk(&m, "t1", "inv-2", "2", "inv:seller-1", T0);
+    m.req.needs_chain = true;
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, NULL, NULL), 0);
+
+    uint64_t k1 = claim_one(f->st, "inv-1");
+    struct ewtp_store_chain_advance ch = {.key = "inv:seller-1", .number = 2, .ref = "R1"};
+    struct ewtp_store_receipt rc = {.state = EWTP_STORE_SUBMITTED, .code = "0", .message = "ok"};
+    struct ewtp_store_outcome o = {.key = k1,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .authority_ref = "R1",
+                                   .receipt = &rc,
+                                   .chain = &ch,
+                                   .now = T0 + 200};
+    /* A gap: refused, and the outcome is not recorded either. */
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_ERANGE);
+    assert_int_equal(state_of(f->st, "t1", "inv-1"), EWTP_STORE_DELIVERING);
+    json_t *j = status(f->st, "t1", "inv-1");
+    assert_int_equal(json_array_size(json_object_get(j, "receipts")), 0);
+    assert_true(json_is_null(json_object_get(j, "authority_ref")));
+    json_decref(j);
+    assert_int_equal(ewtp_store_chain_get(f->st, "inv:seller-1", &num, NULL), 0);
+    assert_int_equal(num, 0);
+
+    ch.number = 1;
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    assert_int_equal(ewtp_store_chain_get(f->st, "inv:seller-1", &num, &ref), 0);
+    assert_int_equal(num, 1);
+    assert_string_equal(ref, "R1");
+    free(ref);
+
+    /* The next one: a duplicate number is refused, the next number works. */
+    uint64_t k2 = claim_one(f->st, "inv-2");
+    o.key = k2;
+    o.authority_ref = "R2";
+    ch.ref = "R2";
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_ERANGE);
+    assert_int_equal(state_of(f->st, "t1", "inv-2"), EWTP_STORE_DELIVERING);
+    ch.number = 2;
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+
+    /* Survives a reopen. */
+    ewtp_store_close(f->st);
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, NULL), 0);
+    assert_int_equal(ewtp_store_chain_get(f->st, "inv:seller-1", &num, &ref), 0);
+    assert_int_equal(num, 2);
+    assert_string_equal(ref, "R2");
+    free(ref);
+    j = status(f->st, "t1", "inv-2");
+    assert_string_equal(json_string_value(json_object_get(j, "authority_ref")), "R2");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "submitted");
+    assert_true(json_is_null(json_object_get(j, "next_attempt_at")));
+    json_t *r0 = json_array_get(json_object_get(j, "receipts"), 0);
+    assert_string_equal(json_string_value(json_object_get(r0, "code")), "0");
+    assert_string_equal(json_string_value(json_object_get(r0, "message")), "ok");
+    assert_string_equal(json_string_value(json_object_get(r0, "state")), "submitted");
+    json_decref(j);
+}
+
+/* ---- receipts ------------------------------------------------------------------------------ */
+
+static void test_receipts_by_ref(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "p1", NULL, T0);
+    uint64_t k = claim_one(f->st, "p1");
+    struct ewtp_store_receipt ack = {.state = EWTP_STORE_SUBMITTED,
+                                     .code = "2",
+                                     .message = "received",
+                                     .raw = "<ack>2</ack>",
+                                     .raw_len = 12};
+    struct ewtp_store_outcome o = {.key = k,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .authority_ref = "GUID-77",
+                                   .receipt = &ack,
+                                   .detail = "{\"http_status\":200}",
+                                   .now = T0 + 300};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+
+    struct ewtp_store_msg *m = NULL;
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "GUID-77", &m), 0);
+    assert_int_equal(m->key, k);
+    assert_int_equal(m->key, key_of(f->st, "t1", "p1"));
+    assert_string_equal(m->id, "p1");
+    ewtp_store_msgs_free(m, 1);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "be", "GUID-77", &m),
+                     -EWTP_ENOTFOUND);
+
+    /* A polled decision with a raw answer that is not UTF-8. */
+    static const unsigned char gbk[] = {0xc9, 0xf3, 0xba, 0xcb, 0x20, 0xcd, 0xa8, 0xb9, 0xfd};
+    struct ewtp_store_receipt dec = {.state = EWTP_STORE_APPROVED,
+                                     .code = "120",
+                                     .message = "cleared",
+                                     .raw = gbk,
+                                     .raw_len = sizeof(gbk),
+                                     .at = T0 + 400};
+    struct ewtp_store_receipt_rec r = {
+        .key = k, .set_state = true, .state = EWTP_STORE_APPROVED, .receipt = &dec, .now = T0 + 500};
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    /* A late contradicting answer is recorded but does not change a terminal state. */
+    struct ewtp_store_receipt late = {.state = EWTP_STORE_REJECTED, .code = "300"};
+    r.receipt = &late;
+    r.state = EWTP_STORE_REJECTED;
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    r.key = 999999;
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), -EWTP_ENOTFOUND);
+
+    json_t *j = status(f->st, "t1", "p1");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "approved");
+    json_t *rs = json_object_get(j, "receipts");
+    assert_int_equal(json_array_size(rs), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rs, 1), "at")),
+                        "2026-11-18T11:06:40.400Z");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rs, 2), "code")), "300");
+    assert_string_equal(json_string_value(json_object_get(j, "updated_at")),
+                        "2026-11-18T11:06:40.500Z");
+    json_decref(j);
+
+    json_t *ev = events(f->st, "t1", "p1");
+    assert_int_equal(json_array_size(ev), 5); /* accepted, claimed, outcome, 2 receipts */
+    json_t *d = json_object_get(json_array_get(ev, 2), "detail");
+    assert_string_equal(json_string_value(json_object_get(d, "raw")), "<ack>2</ack>");
+    assert_int_equal(json_integer_value(json_object_get(d, "http_status")), 200);
+    assert_string_equal(json_string_value(json_object_get(d, "authority_ref")), "GUID-77");
+    d = json_object_get(json_array_get(ev, 3), "detail");
+    assert_null(json_object_get(d, "raw"));
+    assert_string_equal(json_string_value(json_object_get(d, "raw_base64")), "yfO6yyDNqLn9");
+    d = json_object_get(json_array_get(ev, 4), "detail");
+    assert_true(json_is_true(json_object_get(d, "ignored")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 4), "state")),
+                        "approved");
+    json_decref(ev);
+
+    /* A caller event (e.g. a cancel request) keeps the state. */
+    assert_int_equal(ewtp_store_add_event(f->st, k, "cancel_requested", 1, "{\"reason\":\"x\"}",
+                                          T0 + 600),
+                     0);
+    assert_int_equal(ewtp_store_add_event(f->st, k, "x", 1, "[1]", T0), -EWTP_EINVAL);
+    ev = events(f->st, "t1", "p1");
+    assert_int_equal(json_array_size(ev), 6);
+    json_t *e = json_array_get(ev, 5);
+    assert_string_equal(json_string_value(json_object_get(e, "type")), "cancel_requested");
+    assert_string_equal(json_string_value(json_object_get(e, "state")), "approved");
+    json_decref(ev);
+}
+
+/* ---- relations ----------------------------------------------------------------------------- */
+
+static void accept_rel(struct ewtp_store *st, const char *tenant, const char *id,
+                       const char *const *rel, size_t n)
+{
+    struct msgbuf m;
+    mk(&m, tenant, id, id, NULL, T0);
+    m.req.relations = rel;
+    m.req.n_relations = n;
+    assert_int_equal(ewtp_store_accept_wait(st, &m.req, NULL, NULL), 0);
+}
+
+static void test_relations(void **state)
+{
+    struct fix *f = *state;
+    const char *r1[] = {"order:SO-1"};
+    const char *r2[] = {"order:SO-1", "waybill:W1"};
+    const char *r3[] = {"waybill:W1", "waybill:W1"};
+    const char *r4[] = {"other"};
+    accept_rel(f->st, "t1", "m1", r1, 1);
+    accept_rel(f->st, "t2", "m2", r2, 2);
+    accept_rel(f->st, "t1", "m3", r3, 2);
+    accept_rel(f->st, "t1", "m4", r4, 1);
+
+    struct ewtp_store_msg *v = NULL;
+    size_t n = 0;
+    const char *q1[] = {"order:SO-1"};
+    assert_int_equal(ewtp_store_related(f->st, q1, 1, "t1", "m1", &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].tenant, "t2");
+    assert_string_equal(v[0].id, "m2");
+    assert_non_null(strstr(v[0].canonical, "\"p\":\"m2\""));
+    assert_int_equal(v[0].state, EWTP_STORE_ACCEPTED);
+    ewtp_store_msgs_free(v, n);
+
+    const char *q2[] = {"order:SO-1", "waybill:W1"};
+    assert_int_equal(ewtp_store_related(f->st, q2, 2, "t2", "m2", &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, "m1");
+    assert_string_equal(v[1].id, "m3");
+    ewtp_store_msgs_free(v, n);
+
+    /* Without exclusion: each message once even when it matches two keys. */
+    assert_int_equal(ewtp_store_related(f->st, q2, 2, NULL, NULL, &v, &n), 0);
+    assert_int_equal(n, 3);
+    ewtp_store_msgs_free(v, n);
+
+    const char *q3[] = {"nothing"};
+    assert_int_equal(ewtp_store_related(f->st, q3, 1, NULL, NULL, &v, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+/* ---- listing ------------------------------------------------------------------------------- */
+
+static void test_list_pagination(void **state)
+{
+    struct fix *f = *state;
+    for (int i = 0; i < 25; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "l-%02d", i);
+        accept_ok(f->st, i % 5 == 0 ? "t2" : "t1", id, NULL, T0 + i);
+    }
+    /* Make two of t1's non-accepted. */
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 2, 2, 1000, "w", &c, &n), 0);
+    assert_int_equal(n, 2); /* l-00 (t2), l-01 (t1) */
+    ewtp_store_msgs_free(c, n);
+
+    char seen[25] = {0};
+    int total = 0, pages = 0;
+    char cursor[64] = "";
+    for (;;) {
+        struct ewtp_store_filter flt = {.tenant = "t1", .limit = 7, .after = cursor};
+        char *text = NULL;
+        assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), 0);
+        json_t *j = json_loads(text, 0, NULL);
+        free(text);
+        assert_non_null(j);
+        json_t *items = json_object_get(j, "items");
+        pages++;
+        for (size_t i = 0; i < json_array_size(items); i++) {
+            json_t *it = json_array_get(items, i);
+            assert_string_equal(json_string_value(json_object_get(it, "tenant")), "t1");
+            int idx = atoi(json_string_value(json_object_get(it, "id")) + 2);
+            assert_int_equal(seen[idx], 0);
+            seen[idx] = 1;
+            total++;
+        }
+        json_t *next = json_object_get(j, "next");
+        if (json_is_null(next)) {
+            json_decref(j);
+            break;
+        }
+        assert_int_equal(json_array_size(items), 7);
+        snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+        json_decref(j);
+        assert_true(pages < 10);
+    }
+    assert_int_equal(total, 20);
+    assert_int_equal(pages, 3);
+
+    struct ewtp_store_filter flt = {.state = "delivering"};
+    char *text = NULL;
+    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), 0);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(j, "items")), 2);
+    assert_true(json_is_null(json_object_get(j, "next")));
+    json_decref(j);
+
+    flt = (struct ewtp_store_filter){.tenant = "t2", .state = "accepted", .destination = "CN"};
+    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), 0);
+    j = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(j, "items")), 4);
+    json_decref(j);
+
+    flt = (struct ewtp_store_filter){.after = "x1"};
+    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), -EWTP_EINVAL);
+    flt = (struct ewtp_store_filter){.state = "lost"};
+    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), -EWTP_EINVAL);
+
+    struct ewtp_store_count *cnt = NULL;
+    assert_int_equal(ewtp_store_counts(f->st, &cnt, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(cnt[0].plugin, "cn");
+    assert_int_equal(cnt[0].state, EWTP_STORE_ACCEPTED);
+    assert_int_equal(cnt[0].n, 23);
+    assert_int_equal(cnt[1].state, EWTP_STORE_DELIVERING);
+    assert_int_equal(cnt[1].n, 2);
+    ewtp_store_counts_free(cnt, n);
+}
+
+/* ---- schema -------------------------------------------------------------------------------- */
+
+static void test_newer_schema_refused(void **state)
+{
+    struct fix *f = *state;
+    ewtp_store_close(f->st);
+    f->st = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES(99)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char *why = NULL;
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), -EWTP_EUNSUPP);
+    assert_null(f->st);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "99"));
+    assert_non_null(strstr(why, f->path));
+    free(why);
+
+    assert_int_equal(ewtp_store_open_sqlite("/nonexistent-dir/x.db", NULL, &f->st, &why),
+                     -EWTP_EIO);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "/nonexistent-dir/x.db"));
+    free(why);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_accept_new_repeat_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_flushes_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_after_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ordering_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_now, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
