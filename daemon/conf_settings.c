@@ -10,9 +10,8 @@ static char *describe(const config_setting_t *s, const char *what)
     char *why = NULL;
     const char *file = config_setting_source_file(s);
     if (asprintf(&why, "%s:%u: setting %s: %s", file ? file : "(config)",
-                 config_setting_source_line(s), config_setting_name(s) ? config_setting_name(s)
-                                                                         : "(element)",
-                 what) < 0)
+                 config_setting_source_line(s),
+                 config_setting_name(s) ? config_setting_name(s) : "(element)", what) < 0)
         why = NULL;
     return why;
 }
@@ -55,8 +54,7 @@ static int copy_group(struct ewtp_settings *out, const char *prefix, const confi
                     text = config_setting_get_string(el);
                 } else if (config_setting_type(el) == CONFIG_TYPE_INT ||
                            config_setting_type(el) == CONFIG_TYPE_INT64) {
-                    snprintf(num, sizeof(num), "%lld",
-                             (long long)config_setting_get_int64(el));
+                    snprintf(num, sizeof(num), "%lld", (long long)config_setting_get_int64(el));
                     text = num;
                 } else {
                     *why = describe(m, "lists may hold only strings and integers");

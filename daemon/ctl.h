@@ -22,11 +22,13 @@ enum {
     CTL_OPT_CHAIN,
 };
 
-#define CTL_COMMON_LONGOPTS                                                                    \
-    {"plugin-dir", required_argument, NULL, CTL_OPT_PLUGIN_DIR},                               \
-        {"config", required_argument, NULL, CTL_OPT_CONFIG},                                   \
-        {"tenant", required_argument, NULL, CTL_OPT_TENANT},                                   \
-        {"now", required_argument, NULL, CTL_OPT_NOW}
+#define CTL_COMMON_LONGOPTS                                                                        \
+    {"plugin-dir", required_argument, NULL, CTL_OPT_PLUGIN_DIR},                                   \
+        {"config", required_argument, NULL, CTL_OPT_CONFIG},                                       \
+        {"tenant", required_argument, NULL, CTL_OPT_TENANT},                                       \
+    {                                                                                              \
+        "now", required_argument, NULL, CTL_OPT_NOW                                                \
+    }
 
 struct ctl_common {
     struct ewtp_runner_opts runner;

@@ -1,7 +1,7 @@
 /* ewtpctl plugin check: every plugin of a directory loads, and every golden vector of the
  * given vector folders (plugins/<cc>/vectors, layout in ../shared/spec/plugin-abi.md) holds.
  *
- * A case folder has input.json, optional related/*.json, optional settings.conf (a
+ * A case folder has input.json, optional related/ JSON files, optional settings.conf (a
  * configuration in ewtpd.conf syntax whose plugins list gives the instance settings),
  * optional call.json ({"op","authority_ref","reason","chain":"N:REF","tenant","now"}), and
  * either expected/ (the unsigned documents and requests.json: XML compared after C14N,
@@ -98,8 +98,8 @@ static char *canonical_xml(const void *data, size_t len)
 }
 
 /* Compares produced bytes with the expected file by its kind; NULL when equal, else why. */
-static const char *compare_doc(const char *name, const char *want, size_t want_len,
-                               const void *got, size_t got_len)
+static const char *compare_doc(const char *name, const char *want, size_t want_len, const void *got,
+                               size_t got_len)
 {
     if (has_suffix(name, ".xml")) {
         char *a = canonical_xml(want, want_len), *b = canonical_xml(got, got_len);
@@ -201,8 +201,7 @@ static int check_errors(const char *dir, const struct ewtp_errors *errs, int ver
 }
 
 /* Compares out with expected/: every expected file produced and equal, nothing extra. */
-static int check_expected(const char *dir, const struct ewtp_out *out, char *why,
-                          size_t why_size)
+static int check_expected(const char *dir, const struct ewtp_out *out, char *why, size_t why_size)
 {
     char exp_dir[4096];
     snprintf(exp_dir, sizeof(exp_dir), "%s/expected", dir);
@@ -239,8 +238,8 @@ static int check_expected(const char *dir, const struct ewtp_out *out, char *why
                     matched++;
                 }
         }
-        const char *diff = got ? compare_doc(files[i], want, want_len, got, got_len)
-                               : "not produced";
+        const char *diff =
+            got ? compare_doc(files[i], want, want_len, got, got_len) : "not produced";
         if (diff) {
             snprintf(why, why_size, "%s: %s", files[i], diff);
             rc = -1;
@@ -273,7 +272,7 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
     ewtp_time_parse(now, &common.runner.now_ms);
     common.now_set = true;
 
-    /* related/*.json, sorted */
+    /* related/ JSON files, sorted */
     char rel_dir[4096];
     snprintf(rel_dir, sizeof(rel_dir), "%s/related", dir);
     char **rel_names = list_dir(rel_dir, false);
@@ -294,8 +293,8 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
         snprintf(why, sizeof(why), "cannot set up the plugins (see above)");
         failed = 1;
     }
-    bool want_errors = snprintf(conf, sizeof(conf), "%s/errors.json", dir) > 0 &&
-                       stat(conf, &st) == 0;
+    bool want_errors =
+        snprintf(conf, sizeof(conf), "%s/errors.json", dir) > 0 && stat(conf, &st) == 0;
     if (!failed) {
         int verdict = ctl_input_load(r, input, (const char *const *)rel_paths, n_rel, &in, errs);
         struct ewtp_out *out = NULL;

@@ -31,7 +31,7 @@ void ewtp_plugin_ref(struct ewtp_plugin_handle *h);
 void ewtp_plugin_unref(struct ewtp_plugin_handle *h);
 /* Borrowed while the handle is held. */
 const struct ewtp_plugin *ewtp_plugin_descriptor(const struct ewtp_plugin_handle *h);
-const char *ewtp_plugin_path(const struct ewtp_plugin_handle *h);  /* as given */
+const char *ewtp_plugin_path(const struct ewtp_plugin_handle *h);   /* as given */
 const char *ewtp_plugin_sha256(const struct ewtp_plugin_handle *h); /* hex of the file */
 
 /* Creates an instance named name with settings (NULL: empty defaults). 0 and a new

@@ -246,9 +246,8 @@ struct ewtp_instance *ewtp_runner_instance(struct ewtp_runner *r, const struct e
             return r->instances[i].inst;
     const char *name = ewtp_plugin_descriptor(h)->name;
     char *sentence = NULL;
-    struct ewtp_settings *s =
-        ewtp_conf_settings(config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name),
-                           &sentence);
+    struct ewtp_settings *s = ewtp_conf_settings(
+        config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name), &sentence);
     if (s == NULL) {
         ewtp_errors_add(why, "", "config", "%s", sentence ? sentence : "out of memory");
         free(sentence);
@@ -304,8 +303,7 @@ static struct ewtp_instance *instance_for_call(struct ewtp_runner *r, const stru
     return inst;
 }
 
-int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
-                         struct ewtp_errors *errs)
+int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c, struct ewtp_errors *errs)
 {
     size_t before = ewtp_errors_count(errs);
     struct ewtp_instance *inst = instance_for_call(r, c, errs);
@@ -315,8 +313,8 @@ int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
     return 0;
 }
 
-int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c,
-                          struct ewtp_out **out, struct ewtp_errors *errs)
+int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, struct ewtp_out **out,
+                          struct ewtp_errors *errs)
 {
     size_t before = ewtp_errors_count(errs);
     struct ewtp_instance *inst = instance_for_call(r, c, errs);

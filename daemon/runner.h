@@ -62,8 +62,8 @@ int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
                          struct ewtp_errors *errs);
 /* classify, then translate into *out (arena of c). -EWTP_ENOTFOUND when no plugin serves m;
  * -EWTP_EINVAL with errs when the plugin refuses the message. */
-int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c,
-                          struct ewtp_out **out, struct ewtp_errors *errs);
+int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, struct ewtp_out **out,
+                          struct ewtp_errors *errs);
 
 /* The plugin directory used when none is given: build/plugins next to build/bin, else the
  * system directory. *dir is malloc'd (caller frees); returns it. */

@@ -45,8 +45,7 @@ struct ewtp_store {
 };
 
 static const char *const state_names[EWTP_STORE_STATE_COUNT] = {
-    "accepted", "delivering", "submitted", "approved",
-    "rejected", "retrying",   "dead",      "cancelled",
+    "accepted", "delivering", "submitted", "approved", "rejected", "retrying", "dead", "cancelled",
 };
 
 const char *ewtp_store_state_name(enum ewtp_store_state s)
@@ -197,8 +196,8 @@ static struct pending *pending_copy(const struct ewtp_store_accept_req *r)
               dup_str(&p->req.kind, r->kind) && dup_str(&p->req.destination, r->destination) &&
               dup_str(&p->req.plugin, r->plugin) && dup_str(&p->req.hash, r->hash) &&
               dup_str(&p->req.ordering_key, r->ordering_key) &&
-              dup_str(&p->req.batch_key, r->batch_key) &&
-              dup_str(&p->req.warnings, r->warnings) && dup_mem(&p->req.body, r->body, r->body_len);
+              dup_str(&p->req.batch_key, r->batch_key) && dup_str(&p->req.warnings, r->warnings) &&
+              dup_mem(&p->req.body, r->body, r->body_len);
     const void *canon = NULL;
     ok = ok && dup_mem(&canon, r->canonical, clen);
     p->req.canonical = canon;
@@ -410,6 +409,9 @@ int ewtp_store_accept_wait(struct ewtp_store *st, const struct ewtp_store_accept
 
 void ewtp_store_stats(struct ewtp_store *st, struct ewtp_store_stats *out)
 {
+    memset(out, 0, sizeof(*out));
+    if (!st)
+        return;
     pthread_mutex_lock(&st->mu);
     *out = st->stats;
     out->queued = st->queued;
@@ -551,8 +553,8 @@ int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_rec
     if (!st || !r || !r->receipt || !receipt_ok(r->receipt) || !json_object_ok(r->detail) ||
         !chain_ok(r->chain))
         return -EWTP_EINVAL;
-    if (r->set_state && ((unsigned)r->state >= EWTP_STORE_STATE_COUNT ||
-                         r->state == EWTP_STORE_DELIVERING))
+    if (r->set_state &&
+        ((unsigned)r->state >= EWTP_STORE_STATE_COUNT || r->state == EWTP_STORE_DELIVERING))
         return -EWTP_EINVAL;
     struct ewtp_store_receipt_rec c = *r;
     c.now = ewtp_store_clock(r->now);

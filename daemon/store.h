@@ -91,13 +91,13 @@ struct ewtp_store_accept_req {
     const char *hash;        /* required: SHA-256 hex of canonical; decides REPEAT/CONFLICT */
     const void *body;        /* the original body as received (audit); may be NULL */
     size_t body_len;
-    const char *ordering_key;      /* NULL: unordered */
-    const char *const *relations;  /* relation keys (e.g. "order:SO-1001"), may be NULL */
+    const char *ordering_key;     /* NULL: unordered */
+    const char *const *relations; /* relation keys (e.g. "order:SO-1001"), may be NULL */
     size_t n_relations;
-    const char *batch_key;   /* NULL: none */
-    bool needs_chain;        /* the plugin numbers submissions per ordering key */
-    const char *warnings;    /* JSON array of the spec's error entries (warnings), or NULL */
-    int64_t now;             /* created_at and first next_attempt_at; <= 0: the clock */
+    const char *batch_key; /* NULL: none */
+    bool needs_chain;      /* the plugin numbers submissions per ordering key */
+    const char *warnings;  /* JSON array of the spec's error entries (warnings), or NULL */
+    int64_t now;           /* created_at and first next_attempt_at; <= 0: the clock */
 };
 
 enum ewtp_store_accept_result {
@@ -125,11 +125,11 @@ int ewtp_store_accept_wait(struct ewtp_store *st, const struct ewtp_store_accept
                            enum ewtp_store_accept_result *result, enum ewtp_store_state *state);
 
 struct ewtp_store_stats {
-    uint64_t accepts;     /* accepts processed by the writer (any result) */
-    uint64_t batches;     /* group-commit transactions committed */
-    uint64_t failed;      /* batches that failed and were rolled back */
-    size_t max_batch;     /* largest batch committed */
-    size_t queued;        /* accepts waiting now */
+    uint64_t accepts; /* accepts processed by the writer (any result) */
+    uint64_t batches; /* group-commit transactions committed */
+    uint64_t failed;  /* batches that failed and were rolled back */
+    size_t max_batch; /* largest batch committed */
+    size_t queued;    /* accepts waiting now */
 };
 void ewtp_store_stats(struct ewtp_store *st, struct ewtp_store_stats *out);
 
@@ -145,7 +145,7 @@ struct ewtp_store_msg {
     char *destination;
     char *plugin;
     enum ewtp_store_state state;
-    uint32_t attempts; /* attempts started (a claim counts one) */
+    uint32_t attempts;       /* attempts started (a claim counts one) */
     int64_t next_attempt_at; /* 0 when not due at all (not accepted/retrying) */
     char *authority_ref;
     char *canonical; /* NUL-terminated; canonical_len bytes */
@@ -171,16 +171,14 @@ int ewtp_store_get(struct ewtp_store *st, const char *tenant, const char *id,
  * "next_attempt_at" (time or null),"authority_ref" (or null),"receipts":[{"at","state",
  * "code","message"}],"errors":[warnings given at accept, then the last outcome's errors],
  * "created_at","updated_at"}. -EWTP_ENOTFOUND for another tenant's or an unknown id. */
-int ewtp_store_status_json(struct ewtp_store *st, const char *tenant, const char *id,
-                           char **json);
+int ewtp_store_status_json(struct ewtp_store *st, const char *tenant, const char *id, char **json);
 
 /* {"events":[{"at","type","state","attempt","detail"}...]} oldest first (malloc'd). type is
  * "accepted", "claimed", "outcome", "receipt", "lease_expired", "replay", "retry_now" or
  * one given to ewtp_store_add_event(); state is the message's state after the event;
  * detail is an object (the authority's raw answer is detail.raw, or detail.raw_base64 when
  * it is not UTF-8) or null. */
-int ewtp_store_events_json(struct ewtp_store *st, const char *tenant, const char *id,
-                           char **json);
+int ewtp_store_events_json(struct ewtp_store *st, const char *tenant, const char *id, char **json);
 
 struct ewtp_store_filter {
     const char *tenant;      /* NULL: every tenant (admin) */
@@ -216,7 +214,7 @@ struct ewtp_store_receipt {
     const char *message;         /* translated text, or NULL */
     const void *raw;             /* the authority's raw answer, or NULL (kept for audit) */
     size_t raw_len;
-    int64_t at;                  /* <= 0: the operation's now */
+    int64_t at; /* <= 0: the operation's now */
 };
 
 /* Advances the chain of an ordering key in the same transaction: number must be exactly the
@@ -234,9 +232,9 @@ struct ewtp_store_outcome {
     enum ewtp_store_state state; /* submitted, approved, rejected, retrying, dead, cancelled */
     const char *authority_ref;   /* NULL keeps the current one */
     const struct ewtp_store_receipt *receipt; /* NULL: none */
-    int64_t next_attempt_at;     /* retrying: when it is due again (<= 0: now) */
-    const char *errors;          /* JSON array of error entries; NULL keeps, "[]" clears */
-    const char *detail;          /* JSON object merged into the event's detail, or NULL */
+    int64_t next_attempt_at;                  /* retrying: when it is due again (<= 0: now) */
+    const char *errors; /* JSON array of error entries; NULL keeps, "[]" clears */
+    const char *detail; /* JSON object merged into the event's detail, or NULL */
     const struct ewtp_store_chain_advance *chain; /* NULL: none */
     int64_t now;
 };
@@ -252,13 +250,16 @@ struct ewtp_store_receipt_rec {
     enum ewtp_store_state state; /* new state when set_state (approved, rejected, ...) */
     const char *authority_ref;   /* NULL keeps the current one */
     const struct ewtp_store_receipt *receipt; /* required */
-    const char *detail;          /* JSON object merged into the event's detail, or NULL */
+    const char *detail; /* JSON object merged into the event's detail, or NULL */
     const struct ewtp_store_chain_advance *chain; /* NULL: none */
     int64_t now;
 };
 /* Records a polled or inbound receipt (event "receipt"). The state changes only when
  * set_state and the message is not terminal yet (a late answer after a terminal state is
- * recorded but does not change it; detail.ignored is true then). */
+ * recorded but does not change it; detail.ignored is true then). A state change releases a
+ * lease: a receipt that overtakes its own delivery makes that delivery's record_outcome
+ * fail with -EWTP_EINVAL, which the dispatcher treats as "already decided". accepted and
+ * retrying make the message due at now. */
 int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_receipt_rec *r);
 
 /* The message of plugin whose authority reference is ref (the newest when several) into
@@ -268,8 +269,8 @@ int ewtp_store_find_by_authority_ref(struct ewtp_store *st, const char *plugin, 
 
 /* Appends an event of the caller's type (e.g. "cancel_requested", "webhook_failed") without
  * changing the state. detail: JSON object or NULL. */
-int ewtp_store_add_event(struct ewtp_store *st, uint64_t key, const char *type,
-                         uint32_t attempt, const char *detail, int64_t now);
+int ewtp_store_add_event(struct ewtp_store *st, uint64_t key, const char *type, uint32_t attempt,
+                         const char *detail, int64_t now);
 
 /* ---- admin ------------------------------------------------------------------------------ */
 
@@ -277,8 +278,7 @@ int ewtp_store_add_event(struct ewtp_store *st, uint64_t key, const char *type,
  * the message is not dead. */
 int ewtp_store_replay(struct ewtp_store *st, const char *tenant, const char *id, int64_t now);
 /* retrying -> due now (event "retry_now"). -EWTP_EINVAL when not retrying. */
-int ewtp_store_retry_now(struct ewtp_store *st, const char *tenant, const char *id,
-                         int64_t now);
+int ewtp_store_retry_now(struct ewtp_store *st, const char *tenant, const char *id, int64_t now);
 
 /* ---- chains and relations ------------------------------------------------------------- */
 
@@ -305,7 +305,6 @@ void ewtp_store_counts_free(struct ewtp_store_count *c, size_t n);
 
 /* Messages still to deliver (accepted, delivering, retrying) and the age at now of the
  * oldest of them in ms (0 when none). Either pointer may be NULL. */
-int ewtp_store_backlog(struct ewtp_store *st, int64_t now, uint64_t *depth,
-                       int64_t *oldest_age_ms);
+int ewtp_store_backlog(struct ewtp_store *st, int64_t now, uint64_t *depth, int64_t *oldest_age_ms);
 
 #endif

@@ -921,8 +921,8 @@ static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **js
 
 /* ---- dispatcher --------------------------------------------------------------------------- */
 
-static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms,
-                        const char *owner, struct ewtp_store_msg **out, size_t *n)
+static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
+                        struct ewtp_store_msg **out, size_t *n)
 {
     struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
@@ -1368,9 +1368,8 @@ static int sq_backlog(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_
         int x = sqlite3_step(s);
         if (x == SQLITE_ROW) {
             *depth = (uint64_t)sqlite3_column_int64(s, 0);
-            *oldest_age_ms = sqlite3_column_type(s, 1) == SQLITE_NULL
-                                 ? 0
-                                 : now - sqlite3_column_int64(s, 1);
+            *oldest_age_ms =
+                sqlite3_column_type(s, 1) == SQLITE_NULL ? 0 : now - sqlite3_column_int64(s, 1);
             if (*oldest_age_ms < 0)
                 *oldest_age_ms = 0;
         } else {

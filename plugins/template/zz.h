@@ -3,9 +3,10 @@
  * The ZZ authority is a small REST service, like most tax and customs APIs:
  *   POST {endpoint}/v1/submissions   body: the ZZ XML document, Bearer token, X-Request-Id
  *   GET  {endpoint}/v1/submissions/{reference}        status of a submission (poll)
- *   answers: JSON {"reference","status":"received|accepted|rejected","errors":[{code,message,path}]}
- * A country team replaces these three files' protocol with its authority's, keeps the shape:
- * create() reads and checks settings once; every other callback is pure. */
+ *   answers: JSON
+ * {"reference","status":"received|accepted|rejected","errors":[{code,message,path}]} A country team
+ * replaces these three files' protocol with its authority's, keeps the shape: create() reads and
+ * checks settings once; every other callback is pure. */
 #ifndef ZZ_H
 #define ZZ_H
 

@@ -27,8 +27,9 @@ static int zz_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
     if (!ok_key)
         ewtp_errors_add(why, "/sign_key", "type", "setting sign_key must be a key name");
     if (ok_sender && (sender[0] == '\0' || strlen(sender) > 35))
-        ewtp_errors_add(why, "/sender_id", "format", "setting sender_id must have 1 to 35 "
-                                                     "characters");
+        ewtp_errors_add(why, "/sender_id", "format",
+                        "setting sender_id must have 1 to 35 "
+                        "characters");
     if (ewtp_errors_blocking(why) > 0)
         return -EWTP_EINVAL;
     /* The settings tree is only borrowed during create: keep copies. */

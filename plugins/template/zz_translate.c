@@ -119,8 +119,8 @@ static void write_body(struct ewtp_xml_writer *w, const struct ewtp_message *m)
         const struct ewtp_invoice *inv = m->invoice;
         ewtp_xml_start(w, "zz", "Invoice");
         ewtp_xml_attr(w, NULL, "type",
-                      inv->type == EWTP_INV_CREDIT_NOTE  ? "credit_note"
-                      : inv->type == EWTP_INV_DEBIT_NOTE ? "debit_note"
+                      inv->type == EWTP_INV_CREDIT_NOTE   ? "credit_note"
+                      : inv->type == EWTP_INV_DEBIT_NOTE  ? "debit_note"
                       : inv->type == EWTP_INV_REFUND_NOTE ? "refund_note"
                                                           : "invoice");
         ewtp_xml_elem(w, "zz", "Number", inv->number);
@@ -206,7 +206,9 @@ static int auth_headers(const struct zz_state *st, const struct ewtp_call *c, co
     size_t k = 0;
     if (content_type)
         h[k++] = (struct ewtp_header){.name = "Content-Type", .value = content_type};
-    h[k++] = (struct ewtp_header){.name = "X-Request-Id", .value = rid};
+    /* Everything handed back lives in the arena, never on this stack. */
+    h[k++] =
+        (struct ewtp_header){.name = "X-Request-Id", .value = ewtp_arena_strdup(c->arena, rid)};
     const char *token = "test-token";
     if (st->token_file && EWTP_HOST_HAS(c->host, read_secret)) {
         size_t len = 0;
@@ -246,8 +248,11 @@ int zz_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
     }
     const char *name = ewtp_arena_printf(c->arena, "ZZ-%s-%s%s.xml", ewtp_kind_name(c->msg->kind),
                                          c->msg->id, c->op == EWTP_OP_CANCEL ? "-cancel" : "");
-    struct ewtp_document doc = {.name = name, .content_type = "application/xml", .data = xml,
-                                .len = len, .signed_ = is_signed};
+    struct ewtp_document doc = {.name = name,
+                                .content_type = "application/xml",
+                                .data = xml,
+                                .len = len,
+                                .signed_ = is_signed};
     if ((rc = ewtp_out_add_document(out, &doc)) != 0)
         return rc;
     struct ewtp_header *headers = NULL;

@@ -11,8 +11,7 @@ static int row_cmp(const void *key, const void *row)
     return strcmp(key, ((const struct ewtp_code_row *)row)->col[0]);
 }
 
-static const struct ewtp_code_row *find(const struct ewtp_code_row *t, size_t n,
-                                        const char *code)
+static const struct ewtp_code_row *find(const struct ewtp_code_row *t, size_t n, const char *code)
 {
     if (!code)
         return NULL;

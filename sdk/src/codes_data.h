@@ -14,8 +14,8 @@ struct ewtp_code_row {
     const char *col[4];
 };
 
-#define EWTP_CODES_TABLE(name)                                                                 \
-    __attribute__((visibility("hidden"))) extern const struct ewtp_code_row ewtp_codes_##name[]; \
+#define EWTP_CODES_TABLE(name)                                                                     \
+    __attribute__((visibility("hidden"))) extern const struct ewtp_code_row ewtp_codes_##name[];   \
     __attribute__((visibility("hidden"))) extern const size_t ewtp_codes_##name##_count
 
 EWTP_CODES_TABLE(countries);

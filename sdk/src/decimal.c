@@ -43,8 +43,7 @@ static bool scale_up(ewtp_int128 units, unsigned k, ewtp_int128 *out)
 int ewtp_dec_parse_ex(const char *s, size_t len, unsigned max_int_digits, unsigned max_scale,
                       struct ewtp_dec *out)
 {
-    if (!s || !out || max_int_digits < 1 || max_int_digits > 38 ||
-        max_scale > EWTP_DEC_MAX_SCALE)
+    if (!s || !out || max_int_digits < 1 || max_int_digits > 38 || max_scale > EWTP_DEC_MAX_SCALE)
         return -EWTP_EINVAL;
     size_t i = 0;
     bool neg = false;
@@ -202,8 +201,7 @@ int ewtp_dec_div(struct ewtp_dec a, struct ewtp_dec b, unsigned places, struct e
 {
     if (b.units == 0)
         return -EWTP_EINVAL;
-    if (places > EWTP_DEC_MAX_SCALE || a.scale > EWTP_DEC_MAX_SCALE ||
-        b.scale > EWTP_DEC_MAX_SCALE)
+    if (places > EWTP_DEC_MAX_SCALE || a.scale > EWTP_DEC_MAX_SCALE || b.scale > EWTP_DEC_MAX_SCALE)
         return -EWTP_ERANGE;
     /* a/b at scale places = a.units * 10^(b.scale + places - a.scale) / b.units. */
     int e = (int)b.scale + (int)places - (int)a.scale;

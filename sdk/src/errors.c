@@ -135,8 +135,8 @@ static void vadd(struct ewtp_errors *e, enum ewtp_severity sev, const char *poin
     push(e, sev, pointer_dup(NULL, pointer), dup_or_empty(code), msg);
 }
 
-void ewtp_errors_add(struct ewtp_errors *e, const char *pointer, const char *code,
-                     const char *fmt, ...)
+void ewtp_errors_add(struct ewtp_errors *e, const char *pointer, const char *code, const char *fmt,
+                     ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -144,8 +144,8 @@ void ewtp_errors_add(struct ewtp_errors *e, const char *pointer, const char *cod
     va_end(ap);
 }
 
-void ewtp_errors_warn(struct ewtp_errors *e, const char *pointer, const char *code,
-                      const char *fmt, ...)
+void ewtp_errors_warn(struct ewtp_errors *e, const char *pointer, const char *code, const char *fmt,
+                      ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -158,13 +158,11 @@ void ewtp_errors_add_sev(struct ewtp_errors *e, enum ewtp_severity sev, const ch
 {
     va_list ap;
     va_start(ap, fmt);
-    vadd(e, sev == EWTP_SEV_WARNING ? EWTP_SEV_WARNING : EWTP_SEV_ERROR, pointer, code, fmt,
-         ap);
+    vadd(e, sev == EWTP_SEV_WARNING ? EWTP_SEV_WARNING : EWTP_SEV_ERROR, pointer, code, fmt, ap);
     va_end(ap);
 }
 
-void ewtp_errors_append(struct ewtp_errors *dst, const struct ewtp_errors *src,
-                        const char *prefix)
+void ewtp_errors_append(struct ewtp_errors *dst, const struct ewtp_errors *src, const char *prefix)
 {
     if (!dst || !src || dst == src)
         return;
@@ -260,8 +258,7 @@ static size_t utf8_len(const unsigned char *s)
     }
     if (c >= 0xF0 && c <= 0xF4) {
         unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4
-                                                                                            : 0;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
     }
     return 0;
 }
@@ -280,8 +277,12 @@ static void buf_string(struct buf *b, const char *str)
             s++;
         } else if (c < 0x20) {
             char esc[8];
-            const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-                                : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+            const char *named = c == '\n'   ? "\\n"
+                                : c == '\r' ? "\\r"
+                                : c == '\t' ? "\\t"
+                                : c == '\b' ? "\\b"
+                                : c == '\f' ? "\\f"
+                                            : NULL;
             if (named)
                 buf_puts(b, named);
             else {

@@ -157,8 +157,7 @@ static void fix_tree(struct fix *f, json_t *j)
             }
         }
     } else if (json_is_object(j)) {
-        for (void *it = json_object_iter(j); it && f->rc == 0;
-             it = json_object_iter_next(j, it)) {
+        for (void *it = json_object_iter(j); it && f->rc == 0; it = json_object_iter_next(j, it)) {
             json_t *v = json_object_iter_value(it);
             if (is_number(v)) {
                 json_t *n = num_node_new(f, v);
@@ -188,8 +187,8 @@ const struct ewtp_json *ewtp_json_parse(struct ewtp_arena *a, const void *data, 
     if (rc == -EWTP_EFORMAT) {
         line_col(s, bad, &line, &col);
         ewtp_errors_add(why, "", "format",
-                        "invalid JSON at line %zu, column %zu: nesting deeper than %d levels",
-                        line, col, MAX_DEPTH);
+                        "invalid JSON at line %zu, column %zu: nesting deeper than %d levels", line,
+                        col, MAX_DEPTH);
         free(sc.tok);
         return NULL;
     }
@@ -573,8 +572,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     }
     if (c >= 0xF0 && c <= 0xF4) {
         unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
-                       (s[3] & 0xC0) == 0x80
+        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80
                    ? 4
                    : 0;
     }

@@ -95,8 +95,8 @@ struct field {
     size_t off, off2;
     unsigned flags;
     const struct shape *sub;
-    const char *const *names;     /* T_ENUM */
-    const char *const *also_req;  /* T_ARR: members of sub also required here */
+    const char *const *names;    /* T_ENUM */
+    const char *const *also_req; /* T_ARR: members of sub also required here */
 };
 
 struct shape {
@@ -106,18 +106,20 @@ struct shape {
     size_t n;
 };
 
+/* clang-format off */
 #define FLD(st, m, t, fl) {#m, t, offsetof(struct st, m), NO_OFF, fl, NULL, NULL, NULL}
-#define FCNT(st, m, has, fl) {#m, T_COUNT, offsetof(struct st, m), offsetof(struct st, has), fl, \
-                              NULL, NULL, NULL}
+#define FCNT(st, m, has, fl) \
+    {#m, T_COUNT, offsetof(struct st, m), offsetof(struct st, has), fl, NULL, NULL, NULL}
 #define FENUM(st, m, nm, fl) {#m, T_ENUM, offsetof(struct st, m), NO_OFF, fl, NULL, nm, NULL}
 #define FOBJ(st, m, sh, fl) {#m, T_OBJ, offsetof(struct st, m), NO_OFF, fl, &sh, NULL, NULL}
 #define FEMB(st, m, sh, fl) {#m, T_EMBED, offsetof(struct st, m), NO_OFF, fl, &sh, NULL, NULL}
-#define FARR(st, m, cnt, sh, fl, req) {#m, T_ARR, offsetof(struct st, m), \
-                                       offsetof(struct st, cnt), fl, &sh, NULL, req}
-#define FSARR(st, m, cnt, fl) {#m, T_STRARR, offsetof(struct st, m), offsetof(struct st, cnt), \
-                               fl, NULL, NULL, NULL}
-#define SHAPE(name, st, what, fields) \
-    static const struct shape name = {what, sizeof(struct st), fields, \
+#define FARR(st, m, cnt, sh, fl, req) \
+    {#m, T_ARR, offsetof(struct st, m), offsetof(struct st, cnt), fl, &sh, NULL, req}
+#define FSARR(st, m, cnt, fl) \
+    {#m, T_STRARR, offsetof(struct st, m), offsetof(struct st, cnt), fl, NULL, NULL, NULL}
+/* clang-format on */
+#define SHAPE(name, st, what, fields)                                                              \
+    static const struct shape name = {what, sizeof(struct st), fields,                             \
                                       sizeof(fields) / sizeof(fields[0])}
 
 static const struct field place_f[] = {
@@ -128,10 +130,8 @@ static const struct field place_f[] = {
 SHAPE(place_s, ewtp_place, "a place", place_f);
 
 static const struct field transport_f[] = {
-    FLD(ewtp_transport, mode, T_MODE, 0),
-    FLD(ewtp_transport, means_id, T_STR, 0),
-    FLD(ewtp_transport, voyage, T_STR, 0),
-    FOBJ(ewtp_transport, departure, place_s, 0),
+    FLD(ewtp_transport, mode, T_MODE, 0),      FLD(ewtp_transport, means_id, T_STR, 0),
+    FLD(ewtp_transport, voyage, T_STR, 0),     FOBJ(ewtp_transport, departure, place_s, 0),
     FOBJ(ewtp_transport, arrival, place_s, 0),
 };
 SHAPE(transport_s, ewtp_transport, "a transport", transport_f);
@@ -175,15 +175,15 @@ SHAPE(tax_s, ewtp_tax, "a tax", tax_f);
 
 static const char *const line_kinds[] = {"goods", "service", NULL};
 
-#define LINE_COMMON                                                                        \
-    {"line", T_LINENO, offsetof(struct ewtp_line, line), NO_OFF, F_REQ, NULL, NULL, NULL}, \
-        FLD(ewtp_line, sku, T_STR, 0), FLD(ewtp_line, description, T_STR, F_REQ),         \
-        FLD(ewtp_line, hs_code, T_HS, 0), FLD(ewtp_line, origin, T_COUNTRY, 0),           \
-        FLD(ewtp_line, quantity, T_DEC, 0), FLD(ewtp_line, unit, T_UNIT, 0),              \
-        FLD(ewtp_line, unit_price, T_DEC, 0), FLD(ewtp_line, amount, T_DEC, 0),           \
-        FLD(ewtp_line, net_weight_kg, T_DEC, 0), FLD(ewtp_line, gross_weight_kg, T_DEC, 0), \
-        FLD(ewtp_line, barcode, T_STR, 0), FLD(ewtp_line, brand, T_STR, 0),               \
-        FLD(ewtp_line, model, T_STR, 0), FENUM(ewtp_line, kind, line_kinds, 0),           \
+#define LINE_COMMON                                                                                \
+    {"line", T_LINENO, offsetof(struct ewtp_line, line), NO_OFF, F_REQ, NULL, NULL, NULL},         \
+        FLD(ewtp_line, sku, T_STR, 0), FLD(ewtp_line, description, T_STR, F_REQ),                  \
+        FLD(ewtp_line, hs_code, T_HS, 0), FLD(ewtp_line, origin, T_COUNTRY, 0),                    \
+        FLD(ewtp_line, quantity, T_DEC, 0), FLD(ewtp_line, unit, T_UNIT, 0),                       \
+        FLD(ewtp_line, unit_price, T_DEC, 0), FLD(ewtp_line, amount, T_DEC, 0),                    \
+        FLD(ewtp_line, net_weight_kg, T_DEC, 0), FLD(ewtp_line, gross_weight_kg, T_DEC, 0),        \
+        FLD(ewtp_line, barcode, T_STR, 0), FLD(ewtp_line, brand, T_STR, 0),                        \
+        FLD(ewtp_line, model, T_STR, 0), FENUM(ewtp_line, kind, line_kinds, 0),                    \
         FLD(ewtp_line, discount, T_DEC, 0), FARR(ewtp_line, taxes, n_taxes, tax_s, 0, NULL)
 
 static const struct field line_f[] = {LINE_COMMON};
@@ -200,8 +200,8 @@ static const struct field decl_line_f[] = {
 SHAPE(decl_line_s, ewtp_line, "a declaration line", decl_line_f);
 
 static const char *const priced_line_req[] = {"quantity", "unit_price", "amount", NULL};
-static const char *const decl_line_req[] = {"hs_code", "origin", "quantity", "unit", "amount",
-                                            NULL};
+static const char *const decl_line_req[] = {"hs_code", "origin", "quantity",
+                                            "unit",    "amount", NULL};
 static const char *const summary_line_req[] = {"hs_code", "amount", NULL};
 
 static const struct field party_id_f[] = {
@@ -211,10 +211,8 @@ static const struct field party_id_f[] = {
 SHAPE(party_id_s, ewtp_party_id, "a party id", party_id_f);
 
 static const struct field address_f[] = {
-    FSARR(ewtp_address, lines, n_lines, 0),
-    FLD(ewtp_address, city, T_STR, 0),
-    FLD(ewtp_address, region, T_STR, 0),
-    FLD(ewtp_address, postcode, T_STR, 0),
+    FSARR(ewtp_address, lines, n_lines, 0),   FLD(ewtp_address, city, T_STR, 0),
+    FLD(ewtp_address, region, T_STR, 0),      FLD(ewtp_address, postcode, T_STR, 0),
     FLD(ewtp_address, country, T_COUNTRY, 0),
 };
 SHAPE(address_s, ewtp_address, "an address", address_f);
@@ -226,12 +224,9 @@ static const struct field endpoint_f[] = {
 SHAPE(endpoint_s, ewtp_endpoint, "an endpoint", endpoint_f);
 
 static const struct field party_f[] = {
-    FLD(ewtp_party, name, T_STR, F_REQ),
-    FARR(ewtp_party, ids, n_ids, party_id_s, 0, NULL),
-    FLD(ewtp_party, country, T_COUNTRY, 0),
-    FOBJ(ewtp_party, address, address_s, 0),
-    FLD(ewtp_party, email, T_EMAIL, 0),
-    FLD(ewtp_party, phone, T_STR, 0),
+    FLD(ewtp_party, name, T_STR, F_REQ),       FARR(ewtp_party, ids, n_ids, party_id_s, 0, NULL),
+    FLD(ewtp_party, country, T_COUNTRY, 0),    FOBJ(ewtp_party, address, address_s, 0),
+    FLD(ewtp_party, email, T_EMAIL, 0),        FLD(ewtp_party, phone, T_STR, 0),
     FOBJ(ewtp_party, endpoint, endpoint_s, 0),
 };
 SHAPE(party_s, ewtp_party, "a party", party_f);
@@ -252,26 +247,18 @@ static const struct field order_f[] = {
 SHAPE(order_s, ewtp_order, "an order", order_f);
 
 static const struct field payment_f[] = {
-    FLD(ewtp_payment, number, T_STR, F_REQ),
-    FLD(ewtp_payment, order_number, T_STR, F_REQ),
-    FLD(ewtp_payment, paid_at, T_TIME, F_REQ),
-    FLD(ewtp_payment, amount, T_DEC, F_REQ),
-    FLD(ewtp_payment, currency, T_CURRENCY, F_REQ),
-    FLD(ewtp_payment, method, T_STR, 0),
+    FLD(ewtp_payment, number, T_STR, F_REQ),        FLD(ewtp_payment, order_number, T_STR, F_REQ),
+    FLD(ewtp_payment, paid_at, T_TIME, F_REQ),      FLD(ewtp_payment, amount, T_DEC, F_REQ),
+    FLD(ewtp_payment, currency, T_CURRENCY, F_REQ), FLD(ewtp_payment, method, T_STR, 0),
 };
 SHAPE(payment_s, ewtp_payment, "a payment", payment_f);
 
 static const struct field waybill_f[] = {
-    FLD(ewtp_waybill, number, T_STR, F_REQ),
-    FLD(ewtp_waybill, order_number, T_STR, 0),
-    FLD(ewtp_waybill, transport_mode, T_MODE, 0),
-    FOBJ(ewtp_waybill, departure, place_s, 0),
-    FOBJ(ewtp_waybill, arrival, place_s, 0),
-    FLD(ewtp_waybill, freight, T_DEC, 0),
-    FLD(ewtp_waybill, insured_value, T_DEC, 0),
-    FLD(ewtp_waybill, currency, T_CURRENCY, 0),
-    FLD(ewtp_waybill, gross_weight_kg, T_DEC, 0),
-    FCNT(ewtp_waybill, packages, has_packages, 0),
+    FLD(ewtp_waybill, number, T_STR, F_REQ),        FLD(ewtp_waybill, order_number, T_STR, 0),
+    FLD(ewtp_waybill, transport_mode, T_MODE, 0),   FOBJ(ewtp_waybill, departure, place_s, 0),
+    FOBJ(ewtp_waybill, arrival, place_s, 0),        FLD(ewtp_waybill, freight, T_DEC, 0),
+    FLD(ewtp_waybill, insured_value, T_DEC, 0),     FLD(ewtp_waybill, currency, T_CURRENCY, 0),
+    FLD(ewtp_waybill, gross_weight_kg, T_DEC, 0),   FCNT(ewtp_waybill, packages, has_packages, 0),
     FLD(ewtp_waybill, goods_description, T_STR, 0),
 };
 SHAPE(waybill_s, ewtp_waybill, "a waybill", waybill_f);
@@ -300,8 +287,7 @@ static const struct field declaration_f[] = {
     FLD(ewtp_declaration, net_weight_kg, T_DEC, 0),
     FCNT(ewtp_declaration, packages, has_packages, 0),
     FARR(ewtp_declaration, documents, n_documents, docref_s, 0, NULL),
-    FARR(ewtp_declaration, lines, n_lines, decl_line_s, F_REQ | F_MIN1 | F_UNIQUE,
-         decl_line_req),
+    FARR(ewtp_declaration, lines, n_lines, decl_line_s, F_REQ | F_MIN1 | F_UNIQUE, decl_line_req),
 };
 SHAPE(declaration_s, ewtp_declaration, "a declaration", declaration_f);
 
@@ -335,14 +321,12 @@ static const struct field invoice_f[] = {
 };
 SHAPE(invoice_s, ewtp_invoice, "an invoice", invoice_f);
 
-static const char *const events[] = {"departed",  "arrived",  "cleared",
-                                     "delivered", "returned", "lost", NULL};
+static const char *const events[] = {"departed", "arrived", "cleared", "delivered",
+                                     "returned", "lost",    NULL};
 
 static const struct field status_f[] = {
-    FLD(ewtp_status, waybill_number, T_STR, F_REQ),
-    FLD(ewtp_status, order_number, T_STR, 0),
-    FENUM(ewtp_status, event, events, F_REQ),
-    FLD(ewtp_status, at, T_TIME, F_REQ),
+    FLD(ewtp_status, waybill_number, T_STR, F_REQ), FLD(ewtp_status, order_number, T_STR, 0),
+    FENUM(ewtp_status, event, events, F_REQ),       FLD(ewtp_status, at, T_TIME, F_REQ),
     FLD(ewtp_status, location, T_STR, 0),
 };
 SHAPE(status_s, ewtp_status, "a status", status_f);
@@ -441,8 +425,8 @@ static void pop(struct ctx *c, size_t old)
 }
 
 /* An error at the current pointer. */
-static void __attribute__((format(printf, 3, 4))) err(struct ctx *c, const char *code,
-                                                      const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4)))
+err(struct ctx *c, const char *code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -453,9 +437,8 @@ static void __attribute__((format(printf, 3, 4))) err(struct ctx *c, const char 
 }
 
 /* An error at the current pointer + "/key". */
-static void __attribute__((format(printf, 4, 5))) err_at(struct ctx *c, const char *key,
-                                                         const char *code, const char *fmt,
-                                                         ...)
+static void __attribute__((format(printf, 4, 5)))
+err_at(struct ctx *c, const char *key, const char *code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -617,15 +600,17 @@ static bool check_string(struct ctx *c, const struct field *f, const char *s)
     case T_UNIT:
         if (!ewtp_code_unit(s)) {
             err(c, "format",
-                "%s \"%s\" is not a UN/ECE Rec. 20 unit code (a piece is H87, one is C62)",
-                f->name, s);
+                "%s \"%s\" is not a UN/ECE Rec. 20 unit code (a piece is H87, one is C62)", f->name,
+                s);
             return false;
         }
         break;
     case T_MODE:
         if (!ewtp_code_transport_mode(s)) {
-            err(c, "format", "%s \"%s\" is not a UN/ECE Rec. 19 transport mode (1 sea, 3 road, "
-                "4 air, 5 post ...)", f->name, s);
+            err(c, "format",
+                "%s \"%s\" is not a UN/ECE Rec. 19 transport mode (1 sea, 3 road, "
+                "4 air, 5 post ...)",
+                f->name, s);
             return false;
         }
         break;
@@ -651,8 +636,8 @@ static bool check_string(struct ctx *c, const struct field *f, const char *s)
     case T_SCHEME:
         if (!is_scheme(s)) {
             err(c, "format",
-                "%s \"%s\" is not an id scheme: an upper-case token [A-Z][A-Z0-9-]{1,31}",
-                f->name, s);
+                "%s \"%s\" is not an id scheme: an upper-case token [A-Z][A-Z0-9-]{1,31}", f->name,
+                s);
             return false;
         }
         break;
@@ -741,8 +726,7 @@ static void fill_field(struct ctx *c, const struct field *f, const json_t *v, ch
         char list[256] = "";
         size_t n = 0;
         for (int i = 0; f->names[i] && n < sizeof list; i++)
-            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
-                                  f->names[i]);
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", f->names[i]);
         err(c, "format", "%s \"%s\" is not one of: %s", f->name, s, list);
         return;
     }
@@ -791,8 +775,7 @@ static void fill_field(struct ctx *c, const struct field *f, const json_t *v, ch
                 else
                     memcpy(items + i * isz, &s, sizeof s);
             } else if (!json_is_object(it)) {
-                err(c, "type", "items of %s must be objects, not %s", f->name,
-                    json_type_name(it));
+                err(c, "type", "items of %s must be objects, not %s", f->name, json_type_name(it));
             } else {
                 fill_object(c, it, f->sub, items + i * isz, f->also_req);
             }
@@ -828,22 +811,46 @@ static void check_party_id(struct ctx *c, const struct ewtp_party_id *id)
                "digits");
 }
 
-/* Line numbers unique within one array: reports each repeat at its later position. */
+struct line_ref {
+    int64_t line;
+    size_t index;
+};
+
+static int cmp_line_ref(const void *a, const void *b)
+{
+    const struct line_ref *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Line numbers unique within one array: each repeat is reported at its own position, naming
+ * the first item with that number. Sorted, so that a 1 MiB message of lines stays fast. */
 static void check_unique_lines(struct ctx *c, const struct ewtp_line *lines, size_t n)
 {
-    for (size_t i = 1; i < n; i++) {
-        if (lines[i].line < 1)
-            continue;
-        for (size_t j = 0; j < i; j++) {
-            if (lines[j].line == lines[i].line) {
-                size_t o1 = push_index(c, i);
-                err_at(c, "line", "duplicate", "line number %lld is already used by item %zu",
-                       (long long)lines[i].line, j);
-                pop(c, o1);
-                break;
-            }
-        }
+    if (n < 2)
+        return;
+    struct line_ref *refs = malloc(n * sizeof *refs);
+    if (!refs) {
+        c->oom = true;
+        return;
     }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (lines[i].line >= 1)
+            refs[k++] = (struct line_ref){lines[i].line, i};
+    qsort(refs, k, sizeof *refs, cmp_line_ref);
+    for (size_t i = 1, first = 0; i < k; i++) {
+        if (refs[i].line != refs[first].line) {
+            first = i;
+            continue;
+        }
+        size_t o1 = push_index(c, refs[i].index);
+        err_at(c, "line", "duplicate", "line number %lld is already used by item %zu",
+               (long long)refs[i].line, refs[first].index);
+        pop(c, o1);
+    }
+    free(refs);
 }
 
 static void fill_object(struct ctx *c, const json_t *obj, const struct shape *sh, void *out,
@@ -871,7 +878,8 @@ static void fill_object(struct ctx *c, const json_t *obj, const struct shape *sh
     }
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         bool known = false;
         for (size_t i = 0; i < sh->n && !known; i++)
             known = strcmp(sh->fields[i].name, key) == 0;
@@ -908,8 +916,7 @@ static void fmt_dec(struct ewtp_dec d, char *buf)
 }
 
 /* amount = quantity x unit_price - discount, for each line that has all three. */
-static void rule_lines(struct ctx *c, const json_t *body, const struct ewtp_line *lines,
-                       size_t n)
+static void rule_lines(struct ctx *c, const json_t *body, const struct ewtp_line *lines, size_t n)
 {
     const json_t *arr = json_object_get(body, "lines");
     size_t o0 = push(c, "lines");
@@ -923,15 +930,14 @@ static void rule_lines(struct ctx *c, const json_t *body, const struct ewtp_line
         struct ewtp_dec gross, want;
         if (ewtp_dec_mul(l->quantity.value, l->unit_price.value, &gross) != 0 ||
             ewtp_dec_sub(gross, val(&l->discount), &want) != 0) {
-            err_at(c, "amount", "range",
-                   "quantity x unit_price is too large to compute exactly");
+            err_at(c, "amount", "range", "quantity x unit_price is too large to compute exactly");
         } else if (ewtp_dec_cmp(want, l->amount.value) != 0) {
             char w[EWTP_DEC_STRMAX];
             fmt_dec(want, w);
             err_at(c, "amount", "rule",
-                   "amount %s is not quantity %s x unit_price %s - discount %s = %s", l->amount.text,
-                   l->quantity.text, l->unit_price.text, l->discount.text ? l->discount.text : "0",
-                   w);
+                   "amount %s is not quantity %s x unit_price %s - discount %s = %s",
+                   l->amount.text, l->quantity.text, l->unit_price.text,
+                   l->discount.text ? l->discount.text : "0", w);
         }
         pop(c, o1);
     }
@@ -1018,8 +1024,8 @@ static void rule_invoice(struct ctx *c, const json_t *body, const struct ewtp_in
             err_at(c, "net", "range", "the sum of the line amounts is too large");
         } else if (ewtp_dec_cmp(net, tt->net.value) != 0) {
             fmt_dec(net, w);
-            err_at(c, "net", "rule", "net %s is not the sum of the line amounts, %s",
-                   tt->net.text, w);
+            err_at(c, "net", "rule", "net %s is not the sum of the line amounts, %s", tt->net.text,
+                   w);
         }
     }
     if (tt->net.text && tt->tax.text && tt->gross.text) {
@@ -1034,9 +1040,8 @@ static void rule_invoice(struct ctx *c, const json_t *body, const struct ewtp_in
     unsigned minor;
     if (taxes_ok && tt->tax.text && inv->currency && ewtp_code_currency(inv->currency, &minor)) {
         struct ewtp_dec tol;
-        if (tax_range ||
-            ewtp_dec_mul(ewtp_dec_from_int((int64_t)categories), ewtp_dec_minor_unit(minor),
-                         &tol) != 0) {
+        if (tax_range || ewtp_dec_mul(ewtp_dec_from_int((int64_t)categories),
+                                      ewtp_dec_minor_unit(minor), &tol) != 0) {
             err_at(c, "tax", "range", "the sum of the line taxes is too large");
         } else if (!ewtp_dec_within(tax, tt->tax.value, tol)) {
             fmt_dec(tax, w);
@@ -1117,8 +1122,7 @@ static bool prescan(const unsigned char *p, size_t n, unsigned max_depth, struct
             size_t k = utf8_len(p + i, n - i);
             if (!k) {
                 ewtp_errors_add(e, "", "encoding",
-                                "invalid UTF-8 at line %zu, column %zu (byte %zu)", line, col,
-                                i);
+                                "invalid UTF-8 at line %zu, column %zu (byte %zu)", line, col, i);
                 return false;
             }
             i += k;
@@ -1137,8 +1141,8 @@ static bool prescan(const unsigned char *p, size_t n, unsigned max_depth, struct
         } else if (ch == '{' || ch == '[') {
             if (++depth > max_depth) {
                 ewtp_errors_add(e, "", "depth",
-                                "nesting deeper than %u levels at line %zu, column %zu",
-                                max_depth, line, col);
+                                "nesting deeper than %u levels at line %zu, column %zu", max_depth,
+                                line, col);
                 return false;
             }
         } else if ((ch == '}' || ch == ']') && depth > 0) {
@@ -1235,8 +1239,7 @@ static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
             m->created_at = json_string_value(v);
         else
             err_at(c, "created_at", "format",
-                   "created_at \"%s\" is not an RFC 3339 time with offset",
-                   json_string_value(v));
+                   "created_at \"%s\" is not an RFC 3339 time with offset", json_string_value(v));
     }
 
     if ((v = json_object_get(root, "parties"))) {
@@ -1247,7 +1250,8 @@ static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
         } else {
             const char *role;
             json_t *pj;
-            json_object_foreach((json_t *)v, role, pj) {
+            json_object_foreach((json_t *)v, role, pj)
+            {
                 int r = 0;
                 while (r < EWTP_ROLE_COUNT && strcmp(role, ewtp_role_name((enum ewtp_role)r)))
                     r++;
@@ -1280,8 +1284,7 @@ static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
             err_at(c, name, "required", "a message of kind %s needs a body member \"%s\"", name,
                    name);
         } else if (!json_is_object(body)) {
-            err_at(c, name, "type", "%s must be an object, not %s", name,
-                   json_type_name(body));
+            err_at(c, name, "type", "%s must be an object, not %s", name, json_type_name(body));
             body = NULL;
         } else {
             void *b = alloc(c, bodies[m->kind].shape->size);
@@ -1306,7 +1309,8 @@ static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
         } else {
             const char *cc;
             json_t *x;
-            json_object_foreach((json_t *)v, cc, x) {
+            json_object_foreach((json_t *)v, cc, x)
+            {
                 char up[3] = {0};
                 bool ok = strlen(cc) == 2 && is_lower(cc[0]) && is_lower(cc[1]);
                 if (ok) {
@@ -1331,7 +1335,8 @@ static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
     /* Unknown members; another kind's body is unknown too (the body is named by kind). */
     const char *key;
     json_t *x;
-    json_object_foreach((json_t *)root, key, x) {
+    json_object_foreach((json_t *)root, key, x)
+    {
         if (in_list(envelope_members, key))
             continue;
         enum ewtp_kind k = ewtp_kind_from_name(key);
@@ -1359,8 +1364,8 @@ int ewtp_message_parse(const void *data, size_t len, const struct ewtp_parse_opt
     size_t max_bytes = opts && opts->max_bytes ? opts->max_bytes : EWTP_MESSAGE_MAX_DEFAULT;
     unsigned max_depth = opts && opts->max_depth ? opts->max_depth : EWTP_MESSAGE_MAX_DEPTH;
     if (len > max_bytes) {
-        ewtp_errors_add(errs, "", "size", "the message is %zu bytes; at most %zu are accepted",
-                        len, max_bytes);
+        ewtp_errors_add(errs, "", "size", "the message is %zu bytes; at most %zu are accepted", len,
+                        max_bytes);
         return -EWTP_EFORMAT;
     }
     if (!prescan(data, len, max_depth, errs))
@@ -1375,6 +1380,11 @@ int ewtp_message_parse(const void *data, size_t len, const struct ewtp_parse_opt
             code = "duplicate";
             break;
         case json_error_null_character:
+            ewtp_errors_add(errs, "", "encoding",
+                            "a string holds \\u0000 (NUL) at line %d, column %d: strings of a "
+                            "message may not contain NUL",
+                            je.line, je.column);
+            return -EWTP_EFORMAT;
         case json_error_invalid_utf8:
             code = "encoding";
             break;
@@ -1478,8 +1488,8 @@ size_t ewtp_message_lines(const struct ewtp_message *m, const struct ewtp_line *
 const char *ewtp_message_body_pointer(const struct ewtp_message *m)
 {
     static const char *const ptrs[EWTP_KIND_COUNT] = {
-        "/order",  "/payment", "/waybill",   "/declaration", "/invoice",
-        "/status", "/return",  "/manifest",  "/summary",
+        "/order",  "/payment", "/waybill",  "/declaration", "/invoice",
+        "/status", "/return",  "/manifest", "/summary",
     };
     if (!m || (int)m->kind < 0 || (int)m->kind >= EWTP_KIND_COUNT)
         return NULL;

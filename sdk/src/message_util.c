@@ -197,11 +197,10 @@ const char *ewtp_time_format(int64_t ms, int offset_min, char *buf, size_t size)
     char off[8] = "Z";
     if (offset_min) {
         int a = offset_min < 0 ? -offset_min : offset_min;
-        snprintf(off, sizeof off, "%c%02d:%02d", offset_min < 0 ? '-' : '+', a / 60 % 100,
-                 a % 60);
+        snprintf(off, sizeof off, "%c%02d:%02d", offset_min < 0 ? '-' : '+', a / 60 % 100, a % 60);
     }
-    snprintf(buf, size, "%04lld-%02u-%02uT%02d:%02d:%02d%s%s", (long long)y, m, d, hh, mi, ss,
-             frac, off);
+    snprintf(buf, size, "%04lld-%02u-%02uT%02d:%02d:%02d%s%s", (long long)y, m, d, hh, mi, ss, frac,
+             off);
     return buf;
 }
 

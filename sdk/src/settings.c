@@ -121,15 +121,14 @@ static const struct ewtp_settings *typed(const struct ewtp_settings *s, const ch
     return n && n->type == type ? n : NULL;
 }
 
-const char *ewtp_settings_string(const struct ewtp_settings *s, const char *path,
-                                 const char *def, bool *ok)
+const char *ewtp_settings_string(const struct ewtp_settings *s, const char *path, const char *def,
+                                 bool *ok)
 {
     const struct ewtp_settings *n = typed(s, path, EWTP_SET_STRING, ok);
     return n ? n->text : def;
 }
 
-int64_t ewtp_settings_int(const struct ewtp_settings *s, const char *path, int64_t def,
-                          bool *ok)
+int64_t ewtp_settings_int(const struct ewtp_settings *s, const char *path, int64_t def, bool *ok)
 {
     const struct ewtp_settings *n = typed(s, path, EWTP_SET_INT, ok);
     return n ? n->i : def;
@@ -141,8 +140,7 @@ bool ewtp_settings_bool(const struct ewtp_settings *s, const char *path, bool de
     return n ? n->b : def;
 }
 
-const struct ewtp_settings *ewtp_settings_child(const struct ewtp_settings *s,
-                                                const char *path)
+const struct ewtp_settings *ewtp_settings_child(const struct ewtp_settings *s, const char *path)
 {
     if (!path || !*path)
         return NULL;
@@ -211,8 +209,8 @@ size_t ewtp_settings_check_known(const struct ewtp_settings *s, const char *path
         size_t len = blen;
         memcpy(ptr, base, blen + 1);
         pointer_add(ptr, sizeof ptr, &len, name, strlen(name));
-        ewtp_errors_add(errs, ptr, "unknown_member", "unknown setting \"%s%s%s\"",
-                        path ? path : "", path && *path ? "." : "", name);
+        ewtp_errors_add(errs, ptr, "unknown_member", "unknown setting \"%s%s%s\"", path ? path : "",
+                        path && *path ? "." : "", name);
     }
     return found;
 }

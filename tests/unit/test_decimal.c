@@ -11,15 +11,15 @@
 #include <ewtp/decimal.h>
 #include <ewtp/errors.h>
 
-static struct ewtp_dec D(const char *s)
-{
+static struct ewtp_dec D(const char *s) {
     struct ewtp_dec d;
     assert_int_equal(ewtp_dec_parse(s, &d), 0);
     return d;
 }
 
 /* Formats into a static buffer (tests only). */
-static const char *F(struct ewtp_dec d)
+static const char *
+F(struct ewtp_dec d)
 {
     static char buf[EWTP_DEC_STRMAX];
     assert_true(ewtp_dec_format(d, buf, sizeof buf) > 0);
@@ -29,8 +29,9 @@ static const char *F(struct ewtp_dec d)
 static void test_parse_ok(void **state)
 {
     (void)state;
-    const char *ok[] = {"0", "1", "-1", "1.5", "1.50", "123456789012345678",
-                        "-123456789012345678.123456", "0.000001", "007", "-0", "-0.00"};
+    const char *ok[] = {
+        "0",        "1",   "-1", "1.5",  "1.50", "123456789012345678", "-123456789012345678.123456",
+        "0.000001", "007", "-0", "-0.00"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         struct ewtp_dec d;
         assert_int_equal(ewtp_dec_parse(ok[i], &d), 0);
@@ -48,9 +49,24 @@ static void test_parse_ok(void **state)
 static void test_parse_bad(void **state)
 {
     (void)state;
-    const char *bad[] = {"1e3",  "+1",   "1,5",  " 1",  "1 ",  "",       ".5",        "1.",
-                         "-",    "--1",  "0x10", "1.2.3", "1234567890123456789", "1.1234567",
-                         "- 1",  "1.-5", "NaN",  "\t1"};
+    const char *bad[] = {"1e3",
+                         "+1",
+                         "1,5",
+                         " 1",
+                         "1 ",
+                         "",
+                         ".5",
+                         "1.",
+                         "-",
+                         "--1",
+                         "0x10",
+                         "1.2.3",
+                         "1234567890123456789",
+                         "1.1234567",
+                         "- 1",
+                         "1.-5",
+                         "NaN",
+                         "\t1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct ewtp_dec d = {.units = 42, .scale = 1};
         assert_int_equal(ewtp_dec_parse(bad[i], &d), -EWTP_EFORMAT);
@@ -63,8 +79,7 @@ static void test_parse_bad(void **state)
     assert_string_equal(F(d), "12.345");
     assert_int_equal(ewtp_dec_parse_ex("12.345", 6, 18, 2, &d), -EWTP_EFORMAT);
     assert_int_equal(ewtp_dec_parse_ex("123", 3, 2, 2, &d), -EWTP_EFORMAT);
-    assert_int_equal(ewtp_dec_parse_ex("99999999999999999999999999999999999999", 38, 38, 0, &d),
-                     0);
+    assert_int_equal(ewtp_dec_parse_ex("99999999999999999999999999999999999999", 38, 38, 0, &d), 0);
     assert_int_equal(ewtp_dec_parse_ex("1", 1, 0, 0, &d), -EWTP_EINVAL);
 }
 
@@ -84,12 +99,12 @@ static void test_add_sub_mul(void **state)
     assert_string_equal(F(r), "262.89");
     assert_int_equal(ewtp_dec_mul(D("1.005"), D("-2.5"), &r), 0);
     assert_string_equal(F(r), "-2.5125");
-    assert_int_equal(ewtp_dec_mul(D("123456789012345678.123456"), D("123456789012345678.123456"),
-                                  &r),
-                     -EWTP_ERANGE);
-    struct ewtp_dec big, out = {.units = 7, .scale = 0};
     assert_int_equal(
-        ewtp_dec_parse_ex("99999999999999999999999999999999999999", 38, 38, 0, &big), 0);
+        ewtp_dec_mul(D("123456789012345678.123456"), D("123456789012345678.123456"), &r),
+        -EWTP_ERANGE);
+    struct ewtp_dec big, out = {.units = 7, .scale = 0};
+    assert_int_equal(ewtp_dec_parse_ex("99999999999999999999999999999999999999", 38, 38, 0, &big),
+                     0);
     assert_int_equal(ewtp_dec_mul(big, D("10"), &out), -EWTP_ERANGE);
     assert_true(out.units == 7); /* untouched */
     assert_int_equal(ewtp_dec_add(big, big, &out), -EWTP_ERANGE);
@@ -147,8 +162,8 @@ static void test_rescale_cmp(void **state)
     assert_int_equal(ewtp_dec_cmp(D("-0"), D("0.000")), 0);
     assert_int_equal(ewtp_dec_cmp(D("-1"), D("0.000001")), -1);
     struct ewtp_dec big;
-    assert_int_equal(
-        ewtp_dec_parse_ex("99999999999999999999999999999999999999", 38, 38, 0, &big), 0);
+    assert_int_equal(ewtp_dec_parse_ex("99999999999999999999999999999999999999", 38, 38, 0, &big),
+                     0);
     /* Scaling big to 6 decimals overflows: cmp must still answer. */
     assert_int_equal(ewtp_dec_cmp(big, D("0.000001")), 1);
     assert_int_equal(ewtp_dec_cmp(D("0.000001"), big), -1);
@@ -202,9 +217,9 @@ static void test_to_int(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_ok),        cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_add_sub_mul),     cmocka_unit_test(test_round_and_format),
-        cmocka_unit_test(test_rescale_cmp),     cmocka_unit_test(test_div),
+        cmocka_unit_test(test_parse_ok),    cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_add_sub_mul), cmocka_unit_test(test_round_and_format),
+        cmocka_unit_test(test_rescale_cmp), cmocka_unit_test(test_div),
         cmocka_unit_test(test_to_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,10 +59,11 @@ static void test_to_json(void **state)
     ewtp_errors_add(e, "/a", "rule", "...");
     ewtp_errors_warn(e, "/b~1c", "format", "say \"hi\"\\ \n\t\x01 caf\xc3\xa9 bad\xff");
     j = ewtp_errors_to_json(e);
-    assert_string_equal(j, "{\"errors\":[{\"pointer\":\"/a\",\"code\":\"rule\",\"message\":\"...\"},"
-                           "{\"pointer\":\"/b~1c\",\"code\":\"format\",\"message\":"
-                           "\"say \\\"hi\\\"\\\\ \\n\\t\\u0001 caf\xc3\xa9 bad\xef\xbf\xbd\","
-                           "\"severity\":\"warning\"}]}");
+    assert_string_equal(j,
+                        "{\"errors\":[{\"pointer\":\"/a\",\"code\":\"rule\",\"message\":\"...\"},"
+                        "{\"pointer\":\"/b~1c\",\"code\":\"format\",\"message\":"
+                        "\"say \\\"hi\\\"\\\\ \\n\\t\\u0001 caf\xc3\xa9 bad\xef\xbf\xbd\","
+                        "\"severity\":\"warning\"}]}");
     free(j);
     ewtp_errors_free(e);
 }
@@ -117,9 +118,12 @@ static void test_strerror(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_and_query),   cmocka_unit_test(test_copies),
-        cmocka_unit_test(test_to_json),         cmocka_unit_test(test_append_prefix),
-        cmocka_unit_test(test_pointer_truncation), cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_add_and_query),
+        cmocka_unit_test(test_copies),
+        cmocka_unit_test(test_to_json),
+        cmocka_unit_test(test_append_prefix),
+        cmocka_unit_test(test_pointer_truncation),
+        cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,8 +44,8 @@ static const struct ewtp_json *P(struct fx *f, const char *s)
 static void test_parse_access(void **state)
 {
     struct fx *f = *state;
-    const struct ewtp_json *j =
-        P(f, "{\"z\":1,\"a\":[true,false,null,\"s\"],\"m\":{\"k/x\":\"v\",\"t~\":-5},\"r\":87.630}");
+    const struct ewtp_json *j = P(
+        f, "{\"z\":1,\"a\":[true,false,null,\"s\"],\"m\":{\"k/x\":\"v\",\"t~\":-5},\"r\":87.630}");
     assert_non_null(j);
     assert_int_equal(ewtp_errors_count(f->e), 0);
     assert_int_equal(ewtp_json_type(j), EWTP_JSON_OBJECT);
@@ -118,11 +118,13 @@ static void test_number_text(void **state)
 static void test_dump_order_escapes(void **state)
 {
     struct fx *f = *state;
-    const char *src = "{\"b\":\"\\u00e9\\n\\\"\\/\\u001f\",\"a\":{},\"c\":[],\"d\":\"\xe2\x82\xac\"}";
+    const char *src =
+        "{\"b\":\"\\u00e9\\n\\\"\\/\\u001f\",\"a\":{},\"c\":[],\"d\":\"\xe2\x82\xac\"}";
     const struct ewtp_json *j = P(f, src);
     assert_non_null(j);
-    assert_string_equal(ewtp_json_dump(f->a, j),
-                        "{\"b\":\"\xc3\xa9\\n\\\"/\\u001f\",\"a\":{},\"c\":[],\"d\":\"\xe2\x82\xac\"}");
+    assert_string_equal(
+        ewtp_json_dump(f->a, j),
+        "{\"b\":\"\xc3\xa9\\n\\\"/\\u001f\",\"a\":{},\"c\":[],\"d\":\"\xe2\x82\xac\"}");
 }
 
 static void expect_reject(struct fx *f, const char *s, size_t len)

@@ -26,8 +26,8 @@
 #define T0 INT64_C(1795000000000) /* 2026-11-18T11:06:40Z */
 
 struct fix {
-    char dir[64];
-    char path[128];
+    char dir[256];
+    char path[300];
     struct ewtp_store *st;
 };
 
@@ -58,7 +58,7 @@ static int teardown(void **state)
 {
     struct fix *f = *state;
     ewtp_store_close(f->st);
-    char cmd[256];
+    char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -77,8 +77,7 @@ static void mk(struct msgbuf *m, const char *tenant, const char *id, const char 
 {
     memset(m, 0, sizeof(*m));
     snprintf(m->canon, sizeof(m->canon),
-             "{\"destination\":\"CN\",\"id\":\"%s\",\"kind\":\"order\",\"p\":\"%s\"}", id,
-             payload);
+             "{\"destination\":\"CN\",\"id\":\"%s\",\"kind\":\"order\",\"p\":\"%s\"}", id, payload);
     sha256_hex(m->canon, m->hash);
     m->req = (struct ewtp_store_accept_req){
         .tenant = tenant,
@@ -95,8 +94,8 @@ static void mk(struct msgbuf *m, const char *tenant, const char *id, const char 
     };
 }
 
-static void accept_ok(struct ewtp_store *st, const char *tenant, const char *id,
-                      const char *okey, int64_t now)
+static void accept_ok(struct ewtp_store *st, const char *tenant, const char *id, const char *okey,
+                      int64_t now)
 {
     struct msgbuf m;
     mk(&m, tenant, id, "x", okey, now);
@@ -307,16 +306,16 @@ static void test_group_commit(void **state)
     /* Group commit: far fewer transactions than accepts. */
     assert_true(s.batches * 4 <= GC_THREADS * GC_PER);
     assert_true(s.max_batch > 1);
-    print_message("group commit: %d accepts in %llu batches, largest %zu\n",
-                  GC_THREADS * GC_PER, (unsigned long long)s.batches, s.max_batch);
+    print_message("group commit: %d accepts in %llu batches, largest %zu\n", GC_THREADS * GC_PER,
+                  (unsigned long long)s.batches, s.max_batch);
 
     /* Every row is in the database: count it from a separate connection. */
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM messages WHERE tenant='t1'",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM messages WHERE tenant='t1'", -1, &q, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), GC_THREADS * GC_PER);
     sqlite3_finalize(q);
@@ -360,6 +359,135 @@ static void test_close_flushes_queue(void **state)
     assert_int_equal(depth, 50);
 }
 
+/* Blocking accepts from several threads while a dispatcher claims and records on the other
+ * connection: both connections contend for SQLite's write lock and nothing may fail. */
+#define CW_THREADS 8
+#define CW_PER 50
+
+struct cw_ctx {
+    struct ewtp_store *st;
+    int thread;
+    atomic_int *bad;
+};
+
+static void *cw_accept(void *p)
+{
+    struct cw_ctx *ctx = p;
+    for (int i = 0; i < CW_PER; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "w-%d-%d", ctx->thread, i);
+        struct msgbuf m;
+        /* Each thread its own ordering key: the dispatcher must keep per-key order. */
+        char okey[16];
+        snprintf(okey, sizeof(okey), "k%d", ctx->thread);
+        mk(&m, "t1", id, "w", okey, T0);
+        enum ewtp_store_accept_result res = EWTP_STORE_CONFLICT;
+        if (ewtp_store_accept_wait(ctx->st, &m.req, &res, NULL) != 0 || res != EWTP_STORE_NEW)
+            atomic_fetch_add(ctx->bad, 1);
+    }
+    return NULL;
+}
+
+struct cw_disp {
+    struct ewtp_store *st;
+    atomic_int *stop;
+    atomic_int *bad;
+    int delivered;
+    int last[CW_THREADS]; /* last index delivered per key */
+};
+
+static void *cw_dispatch(void *p)
+{
+    struct cw_disp *d = p;
+    for (int i = 0; i < CW_THREADS; i++)
+        d->last[i] = -1;
+    for (;;) {
+        int stopping = atomic_load(d->stop);
+        struct ewtp_store_msg *c = NULL;
+        size_t n = 0;
+        if (ewtp_store_claim_due(d->st, T0 + 1, 16, 60000, "d", &c, &n) != 0) {
+            atomic_fetch_add(d->bad, 1);
+            return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int th = -1, idx = -1;
+            if (sscanf(c[i].id, "w-%d-%d", &th, &idx) != 2 || th < 0 || th >= CW_THREADS ||
+                idx != d->last[th] + 1)
+                atomic_fetch_add(d->bad, 1);
+            else
+                d->last[th] = idx;
+            struct ewtp_store_outcome o = {.key = c[i].key,
+                                           .attempt = c[i].attempts,
+                                           .state = EWTP_STORE_SUBMITTED,
+                                           .now = T0 + 2};
+            if (ewtp_store_record_outcome(d->st, &o) != 0)
+                atomic_fetch_add(d->bad, 1);
+            d->delivered++;
+        }
+        ewtp_store_msgs_free(c, n);
+        if (stopping && n == 0)
+            return NULL;
+    }
+}
+
+static void test_concurrent_wait_and_dispatch(void **state)
+{
+    struct fix *f = *state;
+    atomic_int bad = 0, stop = 0;
+    struct cw_ctx ctx[CW_THREADS];
+    pthread_t th[CW_THREADS], disp;
+    struct cw_disp d = {.st = f->st, .stop = &stop, .bad = &bad};
+    assert_int_equal(pthread_create(&disp, NULL, cw_dispatch, &d), 0);
+    for (int t = 0; t < CW_THREADS; t++) {
+        ctx[t] = (struct cw_ctx){.st = f->st, .thread = t, .bad = &bad};
+        assert_int_equal(pthread_create(&th[t], NULL, cw_accept, &ctx[t]), 0);
+    }
+    for (int t = 0; t < CW_THREADS; t++)
+        pthread_join(th[t], NULL);
+    atomic_store(&stop, 1);
+    pthread_join(disp, NULL);
+    assert_int_equal(atomic_load(&bad), 0);
+    assert_int_equal(d.delivered, CW_THREADS * CW_PER);
+    for (int t = 0; t < CW_THREADS; t++)
+        assert_int_equal(d.last[t], CW_PER - 1);
+    struct ewtp_store_stats s;
+    ewtp_store_stats(f->st, &s);
+    assert_int_equal(s.accepts, CW_THREADS * CW_PER);
+    assert_int_equal(s.failed, 0);
+    print_message("blocking accepts: %d in %llu batches, largest %zu\n", CW_THREADS * CW_PER,
+                  (unsigned long long)s.batches, s.max_batch);
+    uint64_t depth = 1;
+    assert_int_equal(ewtp_store_backlog(f->st, T0, &depth, NULL), 0);
+    assert_int_equal(depth, 0);
+}
+
+/* When the batch cannot commit (here: another process holds the write lock past the busy
+ * timeout), every accept of it fails with an error and nothing is stored. */
+static void test_failed_batch(void **state)
+{
+    struct fix *f = *state;
+    ewtp_store_close(f->st);
+    struct ewtp_store_opts opts = {.busy_timeout_ms = 100};
+    assert_int_equal(ewtp_store_open_sqlite(f->path, &opts, &f->st, NULL), 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    struct msgbuf m;
+    mk(&m, "t1", "blocked", "b", NULL, T0);
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, NULL, NULL), -EWTP_EIO);
+    struct ewtp_store_stats s;
+    ewtp_store_stats(f->st, &s);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.batches, 0);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct ewtp_store_msg *none = NULL;
+    assert_int_equal(ewtp_store_get(f->st, "t1", "blocked", &none), -EWTP_ENOTFOUND);
+    enum ewtp_store_accept_result res = EWTP_STORE_CONFLICT;
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, &res, NULL), 0);
+    assert_int_equal(res, EWTP_STORE_NEW);
+}
+
 /* ---- durability ---------------------------------------------------------------------------- */
 
 /* A child accepts and is killed with SIGKILL right after accept_wait returned: no close, no
@@ -367,8 +495,11 @@ static void test_close_flushes_queue(void **state)
 static void test_durable_after_kill(void **state)
 {
     struct fix *f = *state;
-    char path[160];
+    char path[300];
     snprintf(path, sizeof(path), "%s/crash.db", f->dir);
+    /* fork() from a single-threaded process: stop the fixture's writer thread first. */
+    ewtp_store_close(f->st);
+    f->st = NULL;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -415,8 +546,8 @@ static void test_durable_after_kill(void **state)
 
 /* ---- dispatcher ---------------------------------------------------------------------------- */
 
-static void outcome(struct ewtp_store *st, uint64_t key, uint32_t attempt,
-                    enum ewtp_store_state s, int64_t next, int expect_rc)
+static void outcome(struct ewtp_store *st, uint64_t key, uint32_t attempt, enum ewtp_store_state s,
+                    int64_t next, int expect_rc)
 {
     struct ewtp_store_outcome o = {
         .key = key, .attempt = attempt, .state = s, .next_attempt_at = next, .now = T0 + 1};
@@ -507,9 +638,9 @@ static void test_ordering_keys(void **state)
 
     /* The audit trail of a2, in order. */
     json_t *ev = events(f->st, "t1", "a2");
-    const char *want[][2] = {{"accepted", "accepted"}, {"claimed", "delivering"},
-                             {"outcome", "retrying"},  {"claimed", "delivering"},
-                             {"outcome", "dead"},      {"replay", "accepted"},
+    const char *want[][2] = {{"accepted", "accepted"},  {"claimed", "delivering"},
+                             {"outcome", "retrying"},   {"claimed", "delivering"},
+                             {"outcome", "dead"},       {"replay", "accepted"},
                              {"claimed", "delivering"}, {"outcome", "approved"}};
     assert_int_equal(json_array_size(ev), sizeof(want) / sizeof(want[0]));
     for (size_t i = 0; i < json_array_size(ev); i++) {
@@ -689,8 +820,7 @@ static void test_receipts_by_ref(void **state)
     assert_int_equal(m->key, key_of(f->st, "t1", "p1"));
     assert_string_equal(m->id, "p1");
     ewtp_store_msgs_free(m, 1);
-    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "be", "GUID-77", &m),
-                     -EWTP_ENOTFOUND);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "be", "GUID-77", &m), -EWTP_ENOTFOUND);
 
     /* A polled decision with a raw answer that is not UTF-8. */
     static const unsigned char gbk[] = {0xc9, 0xf3, 0xba, 0xcb, 0x20, 0xcd, 0xa8, 0xb9, 0xfd};
@@ -700,8 +830,11 @@ static void test_receipts_by_ref(void **state)
                                      .raw = gbk,
                                      .raw_len = sizeof(gbk),
                                      .at = T0 + 400};
-    struct ewtp_store_receipt_rec r = {
-        .key = k, .set_state = true, .state = EWTP_STORE_APPROVED, .receipt = &dec, .now = T0 + 500};
+    struct ewtp_store_receipt_rec r = {.key = k,
+                                       .set_state = true,
+                                       .state = EWTP_STORE_APPROVED,
+                                       .receipt = &dec,
+                                       .now = T0 + 500};
     assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
     /* A late contradicting answer is recorded but does not change a terminal state. */
     struct ewtp_store_receipt late = {.state = EWTP_STORE_REJECTED, .code = "300"};
@@ -738,9 +871,8 @@ static void test_receipts_by_ref(void **state)
     json_decref(ev);
 
     /* A caller event (e.g. a cancel request) keeps the state. */
-    assert_int_equal(ewtp_store_add_event(f->st, k, "cancel_requested", 1, "{\"reason\":\"x\"}",
-                                          T0 + 600),
-                     0);
+    assert_int_equal(
+        ewtp_store_add_event(f->st, k, "cancel_requested", 1, "{\"reason\":\"x\"}", T0 + 600), 0);
     assert_int_equal(ewtp_store_add_event(f->st, k, "x", 1, "[1]", T0), -EWTP_EINVAL);
     ev = events(f->st, "t1", "p1");
     assert_int_equal(json_array_size(ev), 6);
@@ -917,6 +1049,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accept_new_repeat_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_flushes_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_wait_and_dispatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durable_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ordering_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_now, setup, teardown),

@@ -25,8 +25,8 @@ __extension__ typedef __int128 ewtp_int128;
 #define EWTP_DEC_STRMAX 48
 
 struct ewtp_dec {
-    ewtp_int128 units;  /* the value times 10^scale */
-    unsigned scale;     /* digits after the point, 0..EWTP_DEC_MAX_SCALE */
+    ewtp_int128 units; /* the value times 10^scale */
+    unsigned scale;    /* digits after the point, 0..EWTP_DEC_MAX_SCALE */
 };
 
 /* Parses the spec's decimal syntax exactly: ^-?[0-9]{1,18}(\.[0-9]{1,6})?$ .

@@ -20,14 +20,14 @@ extern "C" {
 
 enum ewtp_rc {
     EWTP_OK = 0,
-    EWTP_ENOMEM = 1,   /* out of memory */
-    EWTP_EINVAL = 2,   /* bad argument or invalid input (details in an ewtp_errors list) */
-    EWTP_ERANGE = 3,   /* value out of range (decimal overflow, too long) */
-    EWTP_EFORMAT = 4,  /* malformed text (decimal, JSON, XML, Base64) */
-    EWTP_EIO = 5,      /* file or system error */
-    EWTP_ENOTFOUND = 6,/* no such key, file, member */
-    EWTP_EUNSUPP = 7,  /* not supported by this build, plugin or host */
-    EWTP_ECRYPTO = 8,  /* signing, digest or certificate failure */
+    EWTP_ENOMEM = 1,    /* out of memory */
+    EWTP_EINVAL = 2,    /* bad argument or invalid input (details in an ewtp_errors list) */
+    EWTP_ERANGE = 3,    /* value out of range (decimal overflow, too long) */
+    EWTP_EFORMAT = 4,   /* malformed text (decimal, JSON, XML, Base64) */
+    EWTP_EIO = 5,       /* file or system error */
+    EWTP_ENOTFOUND = 6, /* no such key, file, member */
+    EWTP_EUNSUPP = 7,   /* not supported by this build, plugin or host */
+    EWTP_ECRYPTO = 8,   /* signing, digest or certificate failure */
 };
 
 /* A short English description of an EWTP_E* code (positive or negative). Never NULL. */
@@ -39,9 +39,9 @@ enum ewtp_severity { EWTP_SEV_ERROR = 0, EWTP_SEV_WARNING = 1 };
 #define EWTP_POINTER_MAX 256
 
 struct ewtp_error {
-    const char *pointer;  /* "" for the whole document */
-    const char *code;     /* "required", "format", "rule", ... */
-    const char *message;  /* a sentence naming what is wrong */
+    const char *pointer; /* "" for the whole document */
+    const char *code;    /* "required", "format", "rule", ... */
+    const char *message; /* a sentence naming what is wrong */
     enum ewtp_severity severity;
 };
 
@@ -55,16 +55,15 @@ void ewtp_errors_clear(struct ewtp_errors *e);
 
 /* Appends an error (severity error) or a warning. pointer and code are copied; message is
  * printf-formatted. Out of memory is recorded and reported by ewtp_errors_oom(). */
-void ewtp_errors_add(struct ewtp_errors *e, const char *pointer, const char *code,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void ewtp_errors_warn(struct ewtp_errors *e, const char *pointer, const char *code,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void ewtp_errors_add(struct ewtp_errors *e, const char *pointer, const char *code, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+void ewtp_errors_warn(struct ewtp_errors *e, const char *pointer, const char *code, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
 void ewtp_errors_add_sev(struct ewtp_errors *e, enum ewtp_severity sev, const char *pointer,
                          const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Appends every entry of src, with prefix put before each pointer (NULL or "" for none). */
-void ewtp_errors_append(struct ewtp_errors *dst, const struct ewtp_errors *src,
-                        const char *prefix);
+void ewtp_errors_append(struct ewtp_errors *dst, const struct ewtp_errors *src, const char *prefix);
 
 size_t ewtp_errors_count(const struct ewtp_errors *e);
 /* Number of entries with severity error (those block acceptance). */

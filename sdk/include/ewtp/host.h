@@ -21,15 +21,20 @@
 extern "C" {
 #endif
 
-enum ewtp_log_level { EWTP_LOG_ERR = 3, EWTP_LOG_WARNING = 4, EWTP_LOG_INFO = 6, EWTP_LOG_DEBUG = 7 };
+enum ewtp_log_level {
+    EWTP_LOG_ERR = 3,
+    EWTP_LOG_WARNING = 4,
+    EWTP_LOG_INFO = 6,
+    EWTP_LOG_DEBUG = 7
+};
 
 /* Signature algorithms the host's signer knows. The input is the data to sign; the host
  * hashes it (digest-then-sign), so the plugin passes canonical SignedInfo bytes. */
 enum ewtp_sign_alg {
-    EWTP_SIGN_RSA_SHA1 = 1,   /* RSASSA-PKCS1-v1_5 with SHA-1 (older GACC profile) */
-    EWTP_SIGN_RSA_SHA256 = 2, /* RSASSA-PKCS1-v1_5 with SHA-256 */
-    EWTP_SIGN_SM2_SM3 = 3,    /* SM2 with SM3, default distinguishing id "1234567812345678",
-                                 DER-encoded (r,s) as OpenSSL produces */
+    EWTP_SIGN_RSA_SHA1 = 1,     /* RSASSA-PKCS1-v1_5 with SHA-1 (older GACC profile) */
+    EWTP_SIGN_RSA_SHA256 = 2,   /* RSASSA-PKCS1-v1_5 with SHA-256 */
+    EWTP_SIGN_SM2_SM3 = 3,      /* SM2 with SM3, default distinguishing id "1234567812345678",
+                                   DER-encoded (r,s) as OpenSSL produces */
     EWTP_SIGN_ECDSA_SHA256 = 4, /* ECDSA P-256 with SHA-256, DER-encoded (r,s) */
 };
 
@@ -55,8 +60,8 @@ struct ewtp_host {
     int (*random)(void *ctx, void *buf, size_t len);
 };
 
-#define EWTP_HOST_HAS(h, member)                                                               \
-    ((h) != NULL && (h)->size >= offsetof(struct ewtp_host, member) + sizeof((h)->member) &&   \
+#define EWTP_HOST_HAS(h, member)                                                                   \
+    ((h) != NULL && (h)->size >= offsetof(struct ewtp_host, member) + sizeof((h)->member) &&       \
      (h)->member != NULL)
 
 #ifdef __cplusplus

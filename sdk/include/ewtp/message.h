@@ -345,10 +345,10 @@ const char *ewtp_message_body_pointer(const struct ewtp_message *m);
 const char *ewtp_party_id(const struct ewtp_party *p, const char *scheme);
 
 /* Format checks also used by plugins; all pure. */
-bool ewtp_is_rfc3339(const char *s);  /* 2026-11-22T10:00:00+08:00, Z, fraction allowed */
-bool ewtp_is_date(const char *s);     /* YYYY-MM-DD, a real calendar day */
-bool ewtp_is_hs_code(const char *s);  /* 6 to 10 digits */
-bool ewtp_is_cn_ric(const char *s);   /* 18-character resident ID with a valid check digit */
+bool ewtp_is_rfc3339(const char *s); /* 2026-11-22T10:00:00+08:00, Z, fraction allowed */
+bool ewtp_is_date(const char *s);    /* YYYY-MM-DD, a real calendar day */
+bool ewtp_is_hs_code(const char *s); /* 6 to 10 digits */
+bool ewtp_is_cn_ric(const char *s);  /* 18-character resident ID with a valid check digit */
 /* Milliseconds since the epoch of an RFC 3339 time; false when malformed. */
 bool ewtp_time_parse(const char *s, int64_t *ms);
 /* Formats ms since the epoch as RFC 3339 with the given UTC offset in minutes

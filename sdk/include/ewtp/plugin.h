@@ -205,13 +205,13 @@ struct ewtp_plugin {
     /* 0 or a negative EWTP_E*; input problems go into errs (never a crash). */
     int (*translate)(const void *state, const struct ewtp_call *c, struct ewtp_out *out,
                      struct ewtp_errors *errs);
-    int (*interpret)(const void *state, const struct ewtp_call *c,
-                     const struct ewtp_response *resp, struct ewtp_outcome *o);
+    int (*interpret)(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
+                     struct ewtp_outcome *o);
     /* Optional: the status request for a submitted message (c->authority_ref set). */
     int (*poll)(const void *state, const struct ewtp_call *c, struct ewtp_out *out);
     /* Optional: inbound receipts. -EWTP_ENOTFOUND when the item is not for this plugin. */
-    int (*receive)(const void *state, const struct ewtp_inbound *in,
-                   struct ewtp_correlation *to, struct ewtp_outcome *o);
+    int (*receive)(const void *state, const struct ewtp_inbound *in, struct ewtp_correlation *to,
+                   struct ewtp_outcome *o);
     /* Batching plugins only (batch.max_documents > 0). outcomes has n entries. */
     int (*translate_batch)(const void *state, const struct ewtp_call *const *calls, size_t n,
                            struct ewtp_out *out, struct ewtp_errors *errs);
@@ -222,12 +222,12 @@ struct ewtp_plugin {
 /* The smallest descriptor a host of this major accepts (everything up to interpret). */
 #define EWTP_PLUGIN_MIN_SIZE (offsetof(struct ewtp_plugin, poll))
 
-#define EWTP_PLUGIN_DESCRIPTOR(...)                                                            \
-    __attribute__((visibility("default"))) const struct ewtp_plugin ewtp_plugin_v1 = {         \
-        .abi_major = EWTP_ABI_MAJOR,                                                           \
-        .abi_minor = EWTP_ABI_MINOR,                                                           \
-        .size = sizeof(struct ewtp_plugin),                                                    \
-        __VA_ARGS__}
+#define EWTP_PLUGIN_DESCRIPTOR(...)                                                                \
+    __attribute__((visibility("default")))                                                         \
+    const struct ewtp_plugin ewtp_plugin_v1 = {.abi_major = EWTP_ABI_MAJOR,                        \
+                                               .abi_minor = EWTP_ABI_MINOR,                        \
+                                               .size = sizeof(struct ewtp_plugin),                 \
+                                               __VA_ARGS__}
 
 #ifdef __cplusplus
 }

@@ -33,14 +33,12 @@ enum ewtp_setting_type {
 enum ewtp_setting_type ewtp_settings_type(const struct ewtp_settings *s, const char *path);
 /* The string at path, or def when absent. -> *ok false (when ok is not NULL) when present
  * with another type, so create() can say "setting X must be a string". */
-const char *ewtp_settings_string(const struct ewtp_settings *s, const char *path,
-                                 const char *def, bool *ok);
-int64_t ewtp_settings_int(const struct ewtp_settings *s, const char *path, int64_t def,
-                          bool *ok);
+const char *ewtp_settings_string(const struct ewtp_settings *s, const char *path, const char *def,
+                                 bool *ok);
+int64_t ewtp_settings_int(const struct ewtp_settings *s, const char *path, int64_t def, bool *ok);
 bool ewtp_settings_bool(const struct ewtp_settings *s, const char *path, bool def, bool *ok);
 /* A group or list member as its own tree (borrowed), or NULL. */
-const struct ewtp_settings *ewtp_settings_child(const struct ewtp_settings *s,
-                                                const char *path);
+const struct ewtp_settings *ewtp_settings_child(const struct ewtp_settings *s, const char *path);
 /* Number of members of a group or elements of a list; i-th element (and its name for
  * group members, NULL for list elements). */
 size_t ewtp_settings_count(const struct ewtp_settings *s);

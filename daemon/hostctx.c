@@ -1,0 +1,167 @@
+/* The host function table given to plugins: log, secrets, keys, randomness. */
+#include "hostctx.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "runner.h"
+
+/* Secrets larger than this are not secrets but mistakes (a key file named as a token). */
+#define SECRET_MAX (64u * 1024u)
+
+struct ewtp_hostctx {
+    struct ewtp_host table;
+    struct ewtp_keys *keys;
+};
+
+char *ewtp_redact(const char *line)
+{
+    if (line == NULL)
+        return NULL;
+    char *out = strdup(line);
+    if (out == NULL)
+        return NULL;
+    /* A run of letters and digits that holds six or more digits is an identifier (ID card,
+     * passport, phone, account): all but its last two characters become '*'. */
+    for (char *p = out; *p;) {
+        if (!isalnum((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        char *start = p;
+        size_t digits = 0;
+        while (*p && isalnum((unsigned char)*p)) {
+            if (isdigit((unsigned char)*p))
+                digits++;
+            p++;
+        }
+        if (digits >= 6 && p - start > 2)
+            memset(start, '*', (size_t)(p - start) - 2);
+    }
+    return out;
+}
+
+static void host_log(void *ctx, enum ewtp_log_level level, const char *plugin, const char *msg)
+{
+    (void)ctx;
+    static const char *const names[] = {[EWTP_LOG_ERR] = "error",
+                                        [EWTP_LOG_WARNING] = "warning",
+                                        [EWTP_LOG_INFO] = "info",
+                                        [EWTP_LOG_DEBUG] = "debug"};
+    const char *name =
+        (unsigned)level < sizeof(names) / sizeof(names[0]) && names[level] ? names[level] : "log";
+    char *safe = ewtp_redact(msg);
+    fprintf(stderr, "<%d>plugin %s: %s: %s\n", (int)level, plugin ? plugin : "?", name,
+            safe ? safe : "(out of memory)");
+    free(safe);
+}
+
+/* A path, or a systemd credential name (no slash) under $CREDENTIALS_DIRECTORY. */
+static int host_read_secret(void *ctx, const char *name, struct ewtp_arena *a, const char **data,
+                            size_t *len)
+{
+    (void)ctx;
+    if (name == NULL || name[0] == '\0')
+        return -EWTP_EINVAL;
+    char path[4096];
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+    if (strchr(name, '/') == NULL && creds != NULL)
+        snprintf(path, sizeof(path), "%s/%s", creds, name);
+    else
+        snprintf(path, sizeof(path), "%s", name);
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = ewtp_read_file(path, SECRET_MAX, &buf, &n);
+    if (rc != 0)
+        return errno == ENOENT ? -EWTP_ENOTFOUND : -EWTP_EIO;
+    if (n > SECRET_MAX) {
+        free(buf);
+        return -EWTP_ERANGE;
+    }
+    *data = ewtp_arena_memdup(a, buf, n);
+    *len = n;
+    /* The heap copy held a secret: clear it before it goes back to the allocator. */
+    memset(buf, 0, n);
+    free(buf);
+    return *data ? 0 : -EWTP_ENOMEM;
+}
+
+static int host_sign(void *ctx, const char *key_name, enum ewtp_sign_alg alg, const void *data,
+                     size_t len, struct ewtp_arena *a, const unsigned char **sig, size_t *sig_len)
+{
+    struct ewtp_hostctx *h = ctx;
+    return ewtp_keys_sign(h->keys, key_name, alg, data, len, a, sig, sig_len);
+}
+
+static int host_cert(void *ctx, const char *key_name, struct ewtp_arena *a,
+                     const unsigned char **der, size_t *der_len)
+{
+    struct ewtp_hostctx *h = ctx;
+    return ewtp_keys_cert(h->keys, key_name, a, der, der_len);
+}
+
+static int host_random(void *ctx, void *buf, size_t len)
+{
+    struct ewtp_hostctx *h = ctx;
+    return ewtp_keys_random(h->keys, buf, len);
+}
+
+struct ewtp_hostctx *ewtp_hostctx_new(bool test_identities)
+{
+    struct ewtp_hostctx *h = calloc(1, sizeof(*h));
+    if (h == NULL || (h->keys = ewtp_keys_new()) == NULL) {
+        free(h);
+        return NULL;
+    }
+    ewtp_keys_set_auto_test(h->keys, test_identities);
+    h->table = (struct ewtp_host){
+        .size = sizeof(struct ewtp_host),
+        .ctx = h,
+        .log = host_log,
+        .read_secret = host_read_secret,
+        .sign = host_sign,
+        .cert = host_cert,
+        .random = host_random,
+    };
+    return h;
+}
+
+void ewtp_hostctx_free(struct ewtp_hostctx *h)
+{
+    if (h == NULL)
+        return;
+    ewtp_keys_free(h->keys);
+    free(h);
+}
+
+int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *key_file,
+                         const char *cert_file, const char *command, char **why)
+{
+    *why = NULL;
+    struct ewtp_errors *errs = ewtp_errors_new();
+    if (errs == NULL)
+        return -EWTP_ENOMEM;
+    int rc;
+    if (name == NULL)
+        rc = -EWTP_EINVAL, ewtp_errors_add(errs, "", "key", "a key needs a name");
+    else if (command != NULL)
+        rc = ewtp_keys_add_command(h->keys, name, command, cert_file, 0, 0, errs);
+    else if (key_file != NULL && cert_file != NULL)
+        rc = ewtp_keys_add_pem(h->keys, name, key_file, cert_file, errs);
+    else
+        rc = -EWTP_EINVAL,
+        ewtp_errors_add(errs, "", "key", "a key needs key and cert files, or a command");
+    if (rc != 0 && ewtp_errors_count(errs) > 0)
+        *why = strdup(ewtp_errors_at(errs, 0)->message);
+    ewtp_errors_free(errs);
+    return rc;
+}
+
+const struct ewtp_host *ewtp_hostctx_table(struct ewtp_hostctx *h)
+{
+    return &h->table;
+}
