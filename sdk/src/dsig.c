@@ -533,7 +533,11 @@ static int verify_sig(EVP_PKEY *key, const struct sig_method *m, const char *dat
         sig = der;
         sig_len = der_len;
     }
-    EVP_PKEY *k = m->kind == 2 ? as_sm2(key) : key;
+    EVP_PKEY *k = key;
+    if (m->kind == 2)
+        k = as_sm2(key); /* a new reference */
+    else
+        EVP_PKEY_up_ref(key);
     EVP_MD_CTX *mc = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pc = NULL;
     EVP_MD *md = EVP_MD_fetch(NULL, m->md, NULL);
@@ -561,8 +565,7 @@ out:
     EVP_MD_free(md);
     EVP_MD_CTX_free(mc);
     EVP_PKEY_CTX_free(pc);
-    if (k != key)
-        EVP_PKEY_free(k);
+    EVP_PKEY_free(k);
     OPENSSL_free(der);
     return rc;
 }

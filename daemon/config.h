@@ -1,0 +1,155 @@
+/* config.h — ewtpd's configuration (libconfig), parsed into one immutable object.
+ *
+ * ewtp_config_load() reads the file, checks every setting (types, ranges, references
+ * between sections: routes name existing tenants and instances, listeners have their TLS
+ * files, secrets are *file paths*, never inline values) and collects every problem as an
+ * entry of `why` whose message starts with "FILE:LINE: " and names the setting
+ * ("ewtpd.conf:42: tenants[1].token_file: cannot read /etc/ewtpd/t.token: No such file").
+ * A configuration with any error is refused whole. The result is read-only afterwards and
+ * may be shared by all threads; a reload builds a new one (gen.h). The struct bodies below
+ * are the contract: read them, never write them.
+ *
+ * Every setting, its default and its meaning are documented in conf/ewtpd.conf.
+ */
+#ifndef EWTP_CONFIG_H
+#define EWTP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ewtp/errors.h>
+#include <ewtp/settings.h>
+
+struct ewtp_listener_conf {
+    char *address;        /* "127.0.0.1", "::1", "0.0.0.0" */
+    int port;             /* 0: ephemeral (tests; the bound port is logged and in status) */
+    bool tls;             /* production listeners are TLS */
+    char *cert_file;      /* PEM chain (tls) */
+    char *key_file;       /* PEM key (tls) */
+    char *client_ca_file; /* when set: client certificates requested and verified (mTLS) */
+    bool admin;           /* serves only /livez /readyz /metrics */
+};
+
+struct ewtp_tenant_conf {
+    char *id;
+    char *token_sha256;      /* hex SHA-256 of the bearer token read from token_file (the
+                                token itself is not kept); NULL when the tenant uses mTLS */
+    char *token_file;        /* where it came from, for messages */
+    char *cert_subject;      /* client certificate subject (RFC 2253) that authenticates it */
+    char **destinations;     /* allowed destination countries ("*" = any) */
+    size_t n_destinations;
+    uint32_t kinds;          /* allowed kinds (EWTP_KIND_BIT); all when not set */
+    char *webhook_url;       /* state changes are POSTed here; NULL: none */
+    char *webhook_secret_file; /* Standard Webhooks secret ("whsec_..." base64) */
+};
+
+enum ewtp_transport { EWTP_TRANSPORT_HTTPS = 0, EWTP_TRANSPORT_SPOOL = 1 };
+
+enum ewtp_auth_kind {
+    EWTP_AUTH_NONE = 0,
+    EWTP_AUTH_BEARER_FILE, /* a static token from a file */
+    EWTP_AUTH_OAUTH2,      /* client credentials grant */
+    EWTP_AUTH_JSON_LOGIN,  /* POST {user,password} JSON, token in the answer */
+};
+
+struct ewtp_auth_conf {
+    enum ewtp_auth_kind kind;
+    char *token_file;         /* bearer_file */
+    char *token_url;          /* oauth2 / json_login: absolute URL */
+    char *client_id;          /* oauth2 client id / json_login user */
+    char *secret_file;        /* oauth2 client secret / json_login password */
+    char *scope;              /* oauth2 */
+    char *token_json_pointer; /* json_login: where the token is ("/token") */
+};
+
+/* One plugin instance: a plugin .so with its own settings and delivery path. */
+struct ewtp_instance_conf {
+    char *name;   /* unique: "cn-hangzhou" */
+    char *plugin; /* descriptor name, file <plugin_dir>/ewtp-<plugin>.so unless file is set */
+    char *file;   /* absolute path of the .so */
+    struct ewtp_settings *settings; /* handed to create() */
+    enum ewtp_transport transport;
+    char *endpoint;        /* https: base URL ("https://127.0.0.1:9443/api") */
+    char *ca_file;         /* https: CA bundle to verify the authority (NULL: system store) */
+    char *client_cert;     /* https: client certificate (mTLS to the authority) */
+    char *client_key;
+    char *spool_out;       /* spool: directory the documents are written into */
+    char *spool_in;        /* receipts dropped here are handed to receive() */
+    struct ewtp_auth_conf auth;
+    char *inbound_token_file; /* POST /v1/inbound/<name> needs this bearer token */
+    char *inbound_token_sha256;
+};
+
+struct ewtp_route_conf {
+    char *tenant;      /* tenant id or "*" */
+    char *destination; /* country code or "*" */
+    uint32_t kinds;    /* EWTP_KIND_BIT set; all when not given */
+    char *instance;    /* instance name */
+};
+
+struct ewtp_key_conf {
+    char *name;
+    char *key_file, *cert_file; /* software key */
+    char *command;              /* external signer (IC card / USB key) */
+};
+
+struct ewtp_delivery_conf {
+    unsigned max_attempts;       /* then dead (default 10) */
+    int64_t max_age_ms;          /* or older than this since accept: dead (default 24 h) */
+    int64_t base_delay_ms;       /* backoff base (default 1000) */
+    int64_t max_delay_ms;        /* backoff cap (default 10 min) */
+    int64_t request_timeout_ms;  /* per request to an authority (default 30 s) */
+    int64_t lease_ms;            /* a claim's lease (default 5 min) */
+    int64_t poll_interval_ms;    /* receipts polling (default 30 s) */
+    int64_t scan_interval_ms;    /* dispatcher and spool scans (default 200 ms) */
+    unsigned workers;            /* translation/signing threads (default 2) */
+    unsigned max_in_flight;      /* deliveries at once (default 64) */
+};
+
+struct ewtp_limits_conf {
+    size_t max_body_bytes;      /* default 1 MiB */
+    size_t max_header_bytes;    /* default 16 KiB */
+    int64_t timeout_ms;         /* evhttp connection timeout (default 30 s) */
+    int64_t header_timeout_ms;  /* slow-header guard (default 10 s) */
+    unsigned max_connections;   /* default 1024 */
+    unsigned max_pending;       /* accepts queued for the store before 503 (default 10000) */
+};
+
+struct ewtp_store_conf {
+    char *backend; /* "sqlite" (default) | "postgresql" */
+    char *path;    /* sqlite file */
+    char *conninfo_file; /* postgresql: file with the libpq conninfo (has the password) */
+};
+
+struct ewtp_config {
+    char *path;        /* the file loaded */
+    char *plugin_dir;  /* default: the build tree's or the system's plugin directory */
+    char *state_dir;   /* runtime files: plugin copies, (default /run/ewtpd or var/run) */
+    char *admin_socket;/* Unix socket path for ewtpctl */
+    struct ewtp_listener_conf *listeners;
+    size_t n_listeners;
+    struct ewtp_tenant_conf *tenants;
+    size_t n_tenants;
+    struct ewtp_instance_conf *instances;
+    size_t n_instances;
+    struct ewtp_route_conf *routes;
+    size_t n_routes;
+    struct ewtp_key_conf *keys;
+    size_t n_keys;
+    struct ewtp_delivery_conf delivery;
+    struct ewtp_limits_conf limits;
+    struct ewtp_store_conf store;
+};
+
+/* 0 and a new configuration (caller frees), or -EWTP_EINVAL / -EWTP_EIO with every problem
+ * in why. Relative paths in the file are resolved against the file's directory. */
+int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_errors *why);
+void ewtp_config_free(struct ewtp_config *c);
+
+/* Lookups (NULL when absent). */
+const struct ewtp_tenant_conf *ewtp_config_tenant(const struct ewtp_config *c, const char *id);
+const struct ewtp_instance_conf *ewtp_config_instance(const struct ewtp_config *c,
+                                                      const char *name);
+
+#endif

@@ -1,0 +1,263 @@
+/* ewtpd — the gateway service.
+ *
+ *   ewtpd -c FILE        run in the foreground (systemd Type=notify)
+ *   ewtpd -c FILE -t     check the configuration (and load its plugins), print why, exit
+ *
+ * Startup order: configuration generation (plugins loaded and created), store (leases of a
+ * previous run returned to the queue), workers, dispatcher, listeners, READY=1. Shutdown on
+ * SIGTERM/SIGINT in the reverse order; a 202 was only ever sent after the store committed,
+ * so stopping at any point loses nothing acknowledged.
+ */
+#include "ewtpd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <systemd/sd-daemon.h>
+
+#include "hostctx.h"
+
+int64_t ewtpd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ewtpd_log(int priority, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    char *safe = ewtp_redact(line);
+    /* "<N>" prefixes are read by journald as the priority when stderr is the journal. */
+    fprintf(stderr, "<%d>%s\n", priority, safe ? safe : line);
+    free(safe);
+}
+
+struct ewtp_gen *ewtpd_gen_acquire(struct ewtpd *d)
+{
+    ewtp_gen_ref(d->gen);
+    return d->gen;
+}
+
+static void print_errors(const char *prefix, const struct ewtp_errors *why)
+{
+    for (size_t i = 0; i < ewtp_errors_count(why); i++)
+        ewtpd_log(LOG_ERR, "%s%s", prefix, ewtp_errors_at(why, i)->message);
+}
+
+/* ---- reload: build off the loop on a worker, swap on the loop ----------------------------- */
+
+struct reload_job {
+    struct ewtpd *d;
+    uint64_t id;
+    struct ewtp_gen *gen;
+    struct ewtp_errors *why;
+    int rc;
+};
+
+static void reload_build(void *arg)
+{
+    struct reload_job *j = arg;
+    j->rc = ewtp_gen_build(j->d->config_path, j->id, &j->gen, j->why);
+}
+
+static void reload_swap(void *arg)
+{
+    struct reload_job *j = arg;
+    if (j->rc == 0 && !j->d->stopping) {
+        struct ewtp_gen *old = j->d->gen;
+        j->d->gen = j->gen;
+        ewtp_gen_unref(old); /* freed after its last request or delivery */
+        ewtpd_log(LOG_INFO, "reloaded %s: generation %llu", j->d->config_path,
+                  (unsigned long long)j->id);
+        sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)j->id);
+    } else {
+        ewtp_gen_unref(j->gen);
+        print_errors("reload refused, keeping the running configuration: ", j->why);
+        sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s",
+                   ewtp_errors_count(j->why) ? ewtp_errors_at(j->why, 0)->message : "");
+    }
+    ewtp_errors_free(j->why);
+    free(j);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct ewtpd *d = arg;
+    struct reload_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->why = ewtp_errors_new()) == NULL) {
+        free(j);
+        return;
+    }
+    j->d = d;
+    j->id = ++d->next_gen_id;
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)(ewtpd_now_ms() * 1000)); /* approximate: see issue [ops] */
+    if (ewtp_workers_submit(d->workers, reload_build, reload_swap, j) != 0) {
+        ewtp_errors_free(j->why);
+        free(j);
+    }
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct ewtpd *d = arg;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    ewtpd_log(LOG_INFO, "signal %d: stopping", (int)sig);
+    sd_notify(0, "STOPPING=1");
+    ewtp_http_stop(d);
+    ewtp_dispatcher_stop(d);
+    /* Let in-flight replies and deliveries finish, bounded. */
+    struct timeval grace = {2, 0};
+    event_base_loopexit(d->base, &grace);
+}
+
+static int check_config(const char *path)
+{
+    struct ewtp_errors *why = ewtp_errors_new();
+    struct ewtp_gen *g = NULL;
+    int rc = ewtp_gen_build(path, 0, &g, why);
+    if (rc == 0) {
+        printf("%s: configuration ok (%zu plugin instances)\n", path,
+               ewtp_gen_instance_count(g));
+        ewtp_gen_unref(g);
+    } else {
+        for (size_t i = 0; i < ewtp_errors_count(why); i++)
+            fprintf(stderr, "%s\n", ewtp_errors_at(why, i)->message);
+        if (ewtp_errors_count(why) == 0)
+            fprintf(stderr, "%s: %s\n", path, ewtp_strerror(rc));
+    }
+    ewtp_errors_free(why);
+    return rc == 0 ? 0 : 1;
+}
+
+static int mkdir_parent(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        mkdir(dir, 0750);
+        *p = '/';
+    }
+    return mkdir(dir, 0750) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static int run(const char *path)
+{
+    struct ewtpd d = {.config_path = path, .started_ms = ewtpd_now_ms()};
+    struct ewtp_errors *why = ewtp_errors_new();
+    int rc = 1;
+    evthread_use_pthreads();
+    d.base = event_base_new();
+    if (d.base == NULL || why == NULL)
+        goto out;
+    if (ewtp_gen_build(path, ++d.next_gen_id, &d.gen, why) != 0) {
+        print_errors("", why);
+        goto out;
+    }
+    const struct ewtp_config *conf = ewtp_gen_config(d.gen);
+    char *store_why = NULL;
+    if (mkdir_parent(conf->store.path) != 0 ||
+        ewtp_store_open_sqlite(conf->store.path, NULL, &d.store, &store_why) != 0) {
+        ewtpd_log(LOG_ERR, "store %s: %s", conf->store.path,
+                  store_why ? store_why : strerror(errno));
+        free(store_why);
+        goto out;
+    }
+    size_t requeued = 0;
+    ewtp_store_requeue_expired(d.store, ewtpd_now_ms(), &requeued);
+    if (requeued)
+        ewtpd_log(LOG_INFO, "%zu deliveries of a previous run returned to the queue", requeued);
+    d.workers = ewtp_workers_new(d.base, conf->delivery.workers);
+    if (d.workers == NULL)
+        goto out;
+    if (ewtp_dispatcher_start(&d, why) != 0 || ewtp_http_start(&d, why) != 0) {
+        print_errors("", why);
+        goto out;
+    }
+    struct event *ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
+    struct event *ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
+    struct event *ev_hup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
+    signal(SIGPIPE, SIG_IGN);
+    event_add(ev_term, NULL);
+    event_add(ev_int, NULL);
+    event_add(ev_hup, NULL);
+    ewtpd_log(LOG_INFO, "ewtpd ready: %s, generation %llu, %zu plugin instances", path,
+              (unsigned long long)ewtp_gen_id(d.gen), ewtp_gen_instance_count(d.gen));
+    sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)ewtp_gen_id(d.gen));
+    event_base_dispatch(d.base);
+    rc = 0;
+    event_free(ev_term);
+    event_free(ev_int);
+    event_free(ev_hup);
+out:
+    if (d.http)
+        ewtp_http_stop(&d);
+    if (d.dispatcher)
+        ewtp_dispatcher_stop(&d);
+    /* Workers first: their pending jobs may still use the dispatcher and the store. */
+    ewtp_workers_free(d.workers);
+    ewtp_http_free(&d);
+    ewtp_dispatcher_free(&d);
+    ewtp_store_close(d.store);
+    ewtp_gen_unref(d.gen);
+    ewtp_errors_free(why);
+    if (d.base)
+        event_base_free(d.base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool test = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test = true;
+            break;
+        case 'h':
+            printf("usage: ewtpd -c FILE [-t]\n");
+            return 0;
+        default:
+            fprintf(stderr, "usage: ewtpd -c FILE [-t]\n");
+            return 2;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        fprintf(stderr, "usage: ewtpd -c FILE [-t]\n");
+        return 2;
+    }
+    return test ? check_config(path) : run(path);
+}

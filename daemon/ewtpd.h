@@ -1,0 +1,84 @@
+/* ewtpd.h — the daemon's shared context and the contracts between its modules.
+ *
+ * One event loop thread owns the libevent base, the listeners, the HTTP client
+ * connections, the timers and the current generation pointer. Worker threads (workers.h)
+ * parse, validate, translate, sign and call the store; the store's writer thread commits
+ * accepts. Nothing blocks the loop.
+ *
+ * Modules: http.c (the /v1 API, /livez, /readyz, /metrics), dispatcher.c (claims, delivery,
+ * retries, poller, inbound, cancel), webhooks.c, gen.c (configuration generations),
+ * store*.c, workers.c, loader.c, keys.c, hostctx.c; ewtpd.c holds main().
+ */
+#ifndef EWTPD_H
+#define EWTPD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ewtp/plugin.h>
+
+#include "gen.h"
+#include "store.h"
+#include "workers.h"
+
+struct event_base;
+struct ewtp_http;
+struct ewtp_dispatcher;
+
+struct ewtpd {
+    struct event_base *base;
+    const char *config_path;
+    struct ewtp_gen *gen; /* current generation; read and swapped on the loop thread only */
+    uint64_t next_gen_id;
+    struct ewtp_store *store;
+    struct ewtp_workers *workers;
+    struct ewtp_http *http;
+    struct ewtp_dispatcher *dispatcher;
+    int64_t started_ms;
+    bool stopping; /* set on SIGTERM/SIGINT: no new work, drain, then exit */
+};
+
+/* The current generation with a new reference (loop thread); caller unrefs. */
+struct ewtp_gen *ewtpd_gen_acquire(struct ewtpd *d);
+/* Wall clock, ms since the epoch. */
+int64_t ewtpd_now_ms(void);
+/* A log line to stderr or journald with personal data redacted (hostctx.h ewtp_redact). */
+void ewtpd_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- http.c ----------------------------------------------------------------------------- */
+/* Binds every listener of the current generation's configuration and serves the API.
+ * 0, or a negative code with the reason (address in use, TLS files) in why. */
+int ewtp_http_start(struct ewtpd *d, struct ewtp_errors *why);
+/* Stops accepting connections; in-flight requests finish (bounded by the timeout).
+ * Idempotent; loop thread. */
+void ewtp_http_stop(struct ewtpd *d);
+/* Frees everything (after the loop ended); d->http becomes NULL. NULL-safe. */
+void ewtp_http_free(struct ewtpd *d);
+/* The port a listener actually bound (ephemeral ports in tests), or -1. */
+int ewtp_http_port(struct ewtpd *d, size_t listener_index);
+
+/* ---- dispatcher.c ----------------------------------------------------------------------- */
+int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why);
+/* Claims nothing more; deliveries in flight finish or are abandoned (their lease expires
+ * and the next start sends them again). Idempotent; loop thread. */
+void ewtp_dispatcher_stop(struct ewtpd *d);
+/* Frees everything (after the loop ended); d->dispatcher becomes NULL. NULL-safe. */
+void ewtp_dispatcher_free(struct ewtpd *d);
+/* Something was accepted: look for due work now rather than at the next scan. */
+void ewtp_dispatcher_kick(struct ewtpd *d);
+
+/* Completion of an asynchronous API operation: HTTP status and a JSON body (malloc'd,
+ * ownership passes to the callee) on the loop thread. */
+typedef void (*ewtpd_reply_fn)(void *arg, int status, char *json_body);
+/* POST /v1/messages/{id}/cancel: 202 when the plugin's cancel request is queued, 409 with
+ * the reason when the plugin or the message's state allows no cancel now, 404. */
+void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id,
+                            const char *reason, ewtpd_reply_fn reply, void *arg);
+/* POST /v1/inbound/{instance} (already authenticated): hands the body to the plugin's
+ * receive and records the outcome. 200 {"message":id} when correlated, 404 when no message
+ * matches, 400 when the plugin does not recognise it. headers/body are copied. */
+void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
+                             const struct ewtp_header *headers, size_t n_headers,
+                             const void *body, size_t len, ewtpd_reply_fn reply, void *arg);
+
+#endif
