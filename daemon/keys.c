@@ -157,8 +157,7 @@ static EVP_PKEY *as_sm2(EVP_PKEY *k, int selection)
     OSSL_PARAM *params = NULL;
     EVP_PKEY *out = NULL;
     EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "SM2", NULL);
-    if (c != NULL && EVP_PKEY_todata(k, selection, &params) == 1 &&
-        EVP_PKEY_fromdata_init(c) == 1)
+    if (c != NULL && EVP_PKEY_todata(k, selection, &params) == 1 && EVP_PKEY_fromdata_init(c) == 1)
         EVP_PKEY_fromdata(c, &out, selection, params);
     OSSL_PARAM_free(params);
     EVP_PKEY_CTX_free(c);
@@ -308,8 +307,7 @@ static int self_sign(X509 *x, EVP_PKEY *pkey, enum ewtp_key_family f)
             goto out;
         EVP_MD_CTX_set_pkey_ctx(mc, pc);
     }
-    if (EVP_DigestSignInit(mc, NULL, f == EWTP_KEY_SM2 ? EVP_sm3() : EVP_sha256(), NULL, pkey) !=
-        1)
+    if (EVP_DigestSignInit(mc, NULL, f == EWTP_KEY_SM2 ? EVP_sm3() : EVP_sha256(), NULL, pkey) != 1)
         goto out;
     if (X509_sign_ctx(x, mc) > 0)
         rc = 0;
@@ -335,14 +333,14 @@ static int make_test(const char *name, enum ewtp_key_family f, struct key **out)
     int ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
     BN_free(bn);
     X509_NAME *subj = X509_get_subject_name(x);
-    ok = ok && X509_set_version(x, X509_VERSION_3) == 1 &&
-         X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8,
-                                    (const unsigned char *)EWTP_KEYS_TEST_SUBJECT, -1, -1,
-                                    0) == 1 &&
-         X509_set_issuer_name(x, subj) == 1 &&
-         X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
-         X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) != NULL &&
-         X509_set_pubkey(x, pkey) == 1;
+    ok =
+        ok && X509_set_version(x, X509_VERSION_3) == 1 &&
+        X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8,
+                                   (const unsigned char *)EWTP_KEYS_TEST_SUBJECT, -1, -1, 0) == 1 &&
+        X509_set_issuer_name(x, subj) == 1 &&
+        X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
+        X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) != NULL &&
+        X509_set_pubkey(x, pkey) == 1;
     if (!ok || add_ext(x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
         add_ext(x, NID_key_usage, "critical,digitalSignature,nonRepudiation") < 0 ||
         add_ext(x, NID_subject_key_identifier, "hash") < 0 || self_sign(x, pkey, f) < 0)
@@ -433,8 +431,8 @@ int ewtp_keys_add_command(struct ewtp_keys *k, const char *name, const char *com
         if (rc == 0) {
             EVP_PKEY *pub = as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
             if (pub == NULL || family_of(pub, &e->family) < 0)
-                rc = fail(errs, -EWTP_EUNSUPP, "certificate %s: unsupported key type%s",
-                          cert_file, NULL);
+                rc = fail(errs, -EWTP_EUNSUPP, "certificate %s: unsupported key type%s", cert_file,
+                          NULL);
             EVP_PKEY_free(pub);
         }
         X509_free(x);
@@ -500,6 +498,13 @@ static char **child_env(const char *name, const char *alg, char **keyvar, char *
     return env;
 }
 
+static void kill_group(pid_t pid)
+{
+    /* The group may not exist yet if the child has not run setpgid: kill it directly too. */
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+}
+
 /* Runs the command with data on stdin; collects stdout (at most CMD_MAX_OUTPUT bytes).
  * SIGPIPE is blocked in this thread meanwhile, so a signer that exits without reading all
  * its input gives EPIPE rather than killing the host. */
@@ -527,13 +532,16 @@ static int run_command(const struct key *e, const char *alg, const void *data, s
     if (pid < 0)
         goto out;
     if (pid == 0) {
-        /* Child: async-signal-safe calls only. */
+        /* Child: async-signal-safe calls only. Its own process group, so that a timeout
+         * kills whatever the shell started too. */
+        setpgid(0, 0);
         sigprocmask(SIG_SETMASK, &old_set, NULL);
         if (dup2(in[0], 0) < 0 || dup2(outp[1], 1) < 0)
             _exit(127);
         execve("/bin/sh", argv, env);
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: whichever runs first wins the race */
     close(in[0]);
     close(outp[1]);
     in[0] = outp[1] = -1;
@@ -584,7 +592,7 @@ static int run_command(const struct key *e, const char *alg, const void *data, s
         }
     }
     if (timed_out || overflow)
-        kill(pid, SIGKILL);
+        kill_group(pid);
     int status = 0;
     /* The signer closed stdout; give it the rest of the timeout to exit. */
     while (!timed_out && !overflow) {
@@ -593,7 +601,7 @@ static int run_command(const struct key *e, const char *alg, const void *data, s
             break;
         if (now_ms() >= deadline) {
             timed_out = true;
-            kill(pid, SIGKILL);
+            kill_group(pid);
             break;
         }
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -611,7 +619,7 @@ static int run_command(const struct key *e, const char *alg, const void *data, s
     }
 out:
     if (pid > 0) {
-        kill(pid, SIGKILL);
+        kill_group(pid);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
@@ -633,9 +641,8 @@ out:
     return rc;
 }
 
-static int sign_command(const struct key *e, enum ewtp_sign_alg alg, const void *data,
-                        size_t len, struct ewtp_arena *a, const unsigned char **sig,
-                        size_t *sig_len)
+static int sign_command(const struct key *e, enum ewtp_sign_alg alg, const void *data, size_t len,
+                        struct ewtp_arena *a, const unsigned char **sig, size_t *sig_len)
 {
     unsigned char *raw = NULL;
     size_t raw_len = 0;
@@ -645,8 +652,8 @@ static int sign_command(const struct key *e, enum ewtp_sign_alg alg, const void 
     if (e->flags & EWTP_KEYS_CMD_BASE64) {
         unsigned char *dec;
         size_t dec_len;
-        rc = ewtp_base64_decode(a, (const char *)raw, raw_len, EWTP_BASE64_ALLOW_WS, &dec,
-                                &dec_len);
+        rc =
+            ewtp_base64_decode(a, (const char *)raw, raw_len, EWTP_BASE64_ALLOW_WS, &dec, &dec_len);
         if (rc == 0 && dec_len == 0)
             rc = -EWTP_ECRYPTO;
         if (rc == 0) {
@@ -748,8 +755,8 @@ int ewtp_keys_sign(void *ctx, const char *key_name, enum ewtp_sign_alg alg, cons
     return sign_soft(e, alg, data, len, a, sig, sig_len);
 }
 
-int ewtp_keys_cert(void *ctx, const char *key_name, struct ewtp_arena *a,
-                   const unsigned char **der, size_t *der_len)
+int ewtp_keys_cert(void *ctx, const char *key_name, struct ewtp_arena *a, const unsigned char **der,
+                   size_t *der_len)
 {
     struct ewtp_keys *k = ctx;
     if (k == NULL || key_name == NULL || der == NULL || der_len == NULL)

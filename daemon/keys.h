@@ -35,8 +35,8 @@
 struct ewtp_keys;
 
 enum ewtp_key_family {
-    EWTP_KEY_RSA = 1,   /* RSA 2048 for test identities */
-    EWTP_KEY_SM2 = 2,   /* SM2 (256-bit, China) */
+    EWTP_KEY_RSA = 1, /* RSA 2048 for test identities */
+    EWTP_KEY_SM2 = 2, /* SM2 (256-bit, China) */
     EWTP_KEY_EC_P256 = 3,
 };
 
@@ -75,8 +75,8 @@ bool ewtp_keys_is_test(struct ewtp_keys *k, const char *name);
 int ewtp_keys_sign(void *ctx, const char *key_name, enum ewtp_sign_alg alg, const void *data,
                    size_t len, struct ewtp_arena *a, const unsigned char **sig, size_t *sig_len);
 /* host.h's cert: the certificate DER in the arena, or -EWTP_ENOTFOUND. */
-int ewtp_keys_cert(void *ctx, const char *key_name, struct ewtp_arena *a,
-                   const unsigned char **der, size_t *der_len);
+int ewtp_keys_cert(void *ctx, const char *key_name, struct ewtp_arena *a, const unsigned char **der,
+                   size_t *der_len);
 /* host.h's random: OpenSSL's CSPRNG (ctx unused). 0 or -EWTP_ECRYPTO. */
 int ewtp_keys_random(void *ctx, void *buf, size_t len);
 /* Writes the named key's certificate as PEM to path (mode 0644), e.g. to hand a test

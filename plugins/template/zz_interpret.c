@@ -1,5 +1,8 @@
 /* The template plugin's reading of the ZZ authority's answers: interpret and receive.
  * Every answer maps to a verdict; nothing the authority sends can crash the plugin. */
+/* strdup, and nothing else beyond C11: plugins build with plain -std=c11 out of tree. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdlib.h>
 #include <string.h>
 

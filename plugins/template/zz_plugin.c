@@ -1,4 +1,7 @@
 /* The template plugin's descriptor, settings and checks. */
+/* strdup, and nothing else beyond C11: plugins build with plain -std=c11 out of tree. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdlib.h>
 #include <string.h>
 

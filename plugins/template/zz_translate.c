@@ -1,4 +1,7 @@
 /* The template plugin's documents and wire requests: translate and poll. */
+/* strdup, and nothing else beyond C11: plugins build with plain -std=c11 out of tree. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdio.h>
 #include <string.h>
 

@@ -163,8 +163,7 @@ static void add_nl(struct builder *b, xmlNodePtr parent)
 }
 
 /* New ds: child of parent (a newline before it when pretty), with text when non-NULL. */
-static xmlNodePtr add_el(struct builder *b, xmlNodePtr parent, const char *name,
-                         const char *text)
+static xmlNodePtr add_el(struct builder *b, xmlNodePtr parent, const char *name, const char *text)
 {
     if (b->err != 0)
         return NULL;
@@ -186,8 +185,7 @@ static xmlNodePtr add_el(struct builder *b, xmlNodePtr parent, const char *name,
 }
 
 /* An element with an Algorithm attribute and no content. */
-static xmlNodePtr add_alg(struct builder *b, xmlNodePtr parent, const char *name,
-                          const char *uri)
+static xmlNodePtr add_alg(struct builder *b, xmlNodePtr parent, const char *name, const char *uri)
 {
     xmlNodePtr n = add_el(b, parent, name, NULL);
     if (n != NULL && xmlNewProp(n, BAD_CAST "Algorithm", BAD_CAST uri) == NULL)
@@ -272,8 +270,7 @@ static int register_ns(struct ewtp_xml_doc *d, const char *const *ns)
 }
 
 /* First element xpath selects from ctx, or NULL. */
-static int first_node(struct ewtp_xml_doc *d, xmlNodePtr ctx, const char *xpath,
-                      xmlNodePtr *out)
+static int first_node(struct ewtp_xml_doc *d, xmlNodePtr ctx, const char *xpath, xmlNodePtr *out)
 {
     xmlXPathObjectPtr r;
     int rc = ewtpi_xml_eval_nodes(d, ctx, xpath, &r);
@@ -319,20 +316,15 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
     if (!EWTP_HOST_HAS(host, sign))
         return -EWTP_EUNSUPP;
 
-    /* The certificate first: a missing one should fail before any work. */
+    /* The certificate is fetched after signing: a host creating test identities on first use
+     * picks the key family from the algorithm of the first sign call (keys.h). */
     const unsigned char *cert = NULL;
     size_t cert_len = 0;
     struct cert_info ci = {0};
     bool need_cert = (o.keyinfo & (EWTP_DSIG_X509_CERT | EWTP_DSIG_X509_ISSUER_SERIAL)) ||
                      ((o.keyinfo & EWTP_DSIG_KEYNAME) && o.key_name_text == NULL);
-    if (need_cert) {
-        if (!EWTP_HOST_HAS(host, cert))
-            return -EWTP_EUNSUPP;
-        if ((rc = host->cert(host->ctx, o.key_name, a, &cert, &cert_len)) < 0)
-            return rc;
-        if ((rc = cert_details(cert, cert_len, a, &ci)) < 0)
-            return rc;
-    }
+    if (need_cert && !EWTP_HOST_HAS(host, cert))
+        return -EWTP_EUNSUPP;
 
     struct ewtp_xml_doc *d = NULL;
     if ((rc = ewtp_xml_parse(doc, len, NULL, &d)) < 0)
@@ -346,8 +338,8 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
         rc = -EWTP_ENOMEM;
         goto out;
     }
-    b.ns = xmlNewNs(sig, BAD_CAST EWTP_DSIG_NS,
-                    o.ds_prefix[0] != '\0' ? BAD_CAST o.ds_prefix : NULL);
+    b.ns =
+        xmlNewNs(sig, BAD_CAST EWTP_DSIG_NS, o.ds_prefix[0] != '\0' ? BAD_CAST o.ds_prefix : NULL);
     if (b.ns == NULL) {
         xmlFreeNode(sig);
         rc = -EWTP_ENOMEM;
@@ -382,7 +374,8 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
     /* Reference digest: the document minus this Signature, canonicalised. */
     const char *c14n;
     size_t c14n_len;
-    enum ewtp_c14n ref_mode = (o.flags & EWTP_DSIG_REF_EXCL_C14N) ? EWTP_C14N_EXCL_10 : EWTP_C14N_10;
+    enum ewtp_c14n ref_mode =
+        (o.flags & EWTP_DSIG_REF_EXCL_C14N) ? EWTP_C14N_EXCL_10 : EWTP_C14N_10;
     if ((rc = ewtpi_xml_c14n_nodes(d->doc, NULL, 0, sig, ref_mode, false, NULL, a, &c14n,
                                    &c14n_len)) < 0)
         goto out;
@@ -399,8 +392,8 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
 
     /* SignedInfo, canonicalised in place (it inherits the document's namespaces). */
     xmlNodePtr apex[1] = {si};
-    if ((rc = ewtpi_xml_c14n_nodes(d->doc, apex, 1, NULL, o.c14n, o.c14n_comments, NULL, a,
-                                   &c14n, &c14n_len)) < 0)
+    if ((rc = ewtpi_xml_c14n_nodes(d->doc, apex, 1, NULL, o.c14n, o.c14n_comments, NULL, a, &c14n,
+                                   &c14n_len)) < 0)
         goto out;
     const unsigned char *sv;
     size_t sv_len;
@@ -413,6 +406,11 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
     }
     add_el(&b, sig, "SignatureValue", b64_text(&b, a, sv, sv_len));
 
+    if (need_cert) {
+        if ((rc = host->cert(host->ctx, o.key_name, a, &cert, &cert_len)) < 0 ||
+            (rc = cert_details(cert, cert_len, a, &ci)) < 0)
+            goto out;
+    }
     if (o.keyinfo != 0) {
         xmlNodePtr ki = add_el(&b, sig, "KeyInfo", NULL);
         if (o.keyinfo & EWTP_DSIG_KEYNAME)
@@ -466,15 +464,13 @@ static bool c14n_from_uri(const char *uri, enum ewtp_c14n *mode, bool *comments)
 
 struct sig_method {
     const char *uri;
-    const char *md;  /* OpenSSL digest name */
-    int kind;        /* 0 RSA, 1 ECDSA (r||s in XML), 2 SM2 */
+    const char *md; /* OpenSSL digest name */
+    int kind;       /* 0 RSA, 1 ECDSA (r||s in XML), 2 SM2 */
 };
 
 static const struct sig_method sig_methods[] = {
-    {EWTP_DSIG_URI_RSA_SHA1, "SHA1", 0},
-    {EWTP_DSIG_URI_RSA_SHA256, "SHA256", 0},
-    {EWTP_DSIG_URI_ECDSA_SHA256, "SHA256", 1},
-    {EWTP_DSIG_URI_SM2_SM3, "SM3", 2},
+    {EWTP_DSIG_URI_RSA_SHA1, "SHA1", 0},       {EWTP_DSIG_URI_RSA_SHA256, "SHA256", 0},
+    {EWTP_DSIG_URI_ECDSA_SHA256, "SHA256", 1}, {EWTP_DSIG_URI_SM2_SM3, "SM3", 2},
     {EWTP_DSIG_URI_SM2_SM3_W3C, "SM3", 2},
 };
 
@@ -603,8 +599,8 @@ static int verify_doc(struct ewtp_xml_doc *d, const unsigned char *cert_der, siz
     size_t nref = 0, nuri = 0, ntr = 0;
     if (cm == NULL || smu == NULL || dmu == NULL || dvs == NULL || svs == NULL ||
         ewtp_xml_xpath_count(d, (const struct ewtp_xml_node *)si, "ds:Reference", &nref) < 0 ||
-        ewtp_xml_xpath_count(d, (const struct ewtp_xml_node *)si, "ds:Reference[@URI='']",
-                             &nuri) < 0 ||
+        ewtp_xml_xpath_count(d, (const struct ewtp_xml_node *)si, "ds:Reference[@URI='']", &nuri) <
+            0 ||
         ewtp_xml_xpath_count(d, (const struct ewtp_xml_node *)si,
                              "ds:Reference/ds:Transforms/ds:Transform", &ntr) < 0)
         return -EWTP_ENOMEM;
@@ -669,8 +665,7 @@ static int verify_doc(struct ewtp_xml_doc *d, const unsigned char *cert_der, siz
         unsigned char *cb;
         size_t cl;
         if (cs == NULL || cs[0] == '\0')
-            return vfail(errs, -EWTP_ENOTFOUND, "no certificate given and none in KeyInfo",
-                         NULL);
+            return vfail(errs, -EWTP_ENOTFOUND, "no certificate given and none in KeyInfo", NULL);
         if (ewtp_base64_decode(a, cs, strlen(cs), EWTP_BASE64_ALLOW_WS, &cb, &cl) < 0)
             return vfail(errs, -EWTP_EFORMAT, "X509Certificate is not Base64", NULL);
         cert_der = cb;
@@ -688,8 +683,8 @@ static int verify_doc(struct ewtp_xml_doc *d, const unsigned char *cert_der, siz
     return rc;
 }
 
-int ewtp_dsig_verify(const void *doc, size_t len, const unsigned char *cert_der,
-                     size_t cert_len, struct ewtp_errors *errs)
+int ewtp_dsig_verify(const void *doc, size_t len, const unsigned char *cert_der, size_t cert_len,
+                     struct ewtp_errors *errs)
 {
     struct ewtp_arena *a = ewtp_arena_new();
     if (a == NULL)

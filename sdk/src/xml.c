@@ -235,8 +235,7 @@ int ewtp_xml_end(struct ewtp_xml_writer *w)
     return 0;
 }
 
-int ewtp_xml_elem(struct ewtp_xml_writer *w, const char *prefix, const char *name,
-                  const char *text)
+int ewtp_xml_elem(struct ewtp_xml_writer *w, const char *prefix, const char *name, const char *text)
 {
     int rc = wcheck(w);
     if (rc < 0 || text == NULL)
@@ -252,8 +251,8 @@ int ewtp_xml_elem(struct ewtp_xml_writer *w, const char *prefix, const char *nam
     return 0;
 }
 
-int ewtp_xml_elemf(struct ewtp_xml_writer *w, const char *prefix, const char *name,
-                   const char *fmt, ...)
+int ewtp_xml_elemf(struct ewtp_xml_writer *w, const char *prefix, const char *name, const char *fmt,
+                   ...)
 {
     int rc = wcheck(w);
     if (rc < 0)
@@ -270,8 +269,7 @@ int ewtp_xml_elemf(struct ewtp_xml_writer *w, const char *prefix, const char *na
     return rc;
 }
 
-int ewtp_xml_elem_int(struct ewtp_xml_writer *w, const char *prefix, const char *name,
-                      int64_t v)
+int ewtp_xml_elem_int(struct ewtp_xml_writer *w, const char *prefix, const char *name, int64_t v)
 {
     return ewtp_xml_elemf(w, prefix, name, "%lld", (long long)v);
 }
@@ -342,8 +340,8 @@ static void sink_add(struct err_sink *s, const xmlError *e)
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         n--;
     if (s->count == MAX_REPORTED)
-        ewtp_errors_add(s->errs, "", s->code, "line %d: %.*s (further errors not listed)",
-                        e->line, (int)n, msg);
+        ewtp_errors_add(s->errs, "", s->code, "line %d: %.*s (further errors not listed)", e->line,
+                        (int)n, msg);
     else
         ewtp_errors_add(s->errs, "", s->code, "line %d: %.*s", e->line, (int)n, msg);
 }
@@ -513,8 +511,7 @@ static xmlXPathContextPtr xpath_ctx(struct ewtp_xml_doc *d)
     return xp;
 }
 
-static int eval(struct ewtp_xml_doc *d, xmlNodePtr ctx, const char *xpath,
-                xmlXPathObjectPtr *res)
+static int eval(struct ewtp_xml_doc *d, xmlNodePtr ctx, const char *xpath, xmlXPathObjectPtr *res)
 {
     if (d == NULL || xpath == NULL || res == NULL)
         return -EWTP_EINVAL;
@@ -630,8 +627,7 @@ int ewtp_xsd_load(const char *path, struct ewtp_errors *errs, struct ewtp_xsd **
         return -EWTP_EINVAL;
     if (access(path, R_OK) != 0) {
         if (errs != NULL)
-            ewtp_errors_add(errs, "", "format", "cannot read schema %s: %s", path,
-                            strerror(errno));
+            ewtp_errors_add(errs, "", "format", "cannot read schema %s: %s", path, strerror(errno));
         return errno == ENOENT ? -EWTP_ENOTFOUND : -EWTP_EIO;
     }
     struct ewtp_xsd *x = calloc(1, sizeof(*x));
@@ -796,8 +792,8 @@ int ewtpi_xml_c14n_nodes(xmlDocPtr doc, xmlNodePtr *apex, size_t napex, xmlNodeP
 }
 
 int ewtp_xml_c14n(struct ewtp_xml_doc *doc, const char *xpath, enum ewtp_c14n mode,
-                  bool with_comments, const char *const *inclusive_prefixes,
-                  struct ewtp_arena *a, const char **out, size_t *len)
+                  bool with_comments, const char *const *inclusive_prefixes, struct ewtp_arena *a,
+                  const char **out, size_t *len)
 {
     if (doc == NULL)
         return -EWTP_EINVAL;

@@ -1,8 +1,8 @@
 /* fuzz_message.c — libFuzzer target for ewtp_message_parse() (STYLE §6).
  *
  * Build (not part of the default build):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include -Isdk/src \
- *     tests/fuzz/fuzz_message.c sdk/src/*.c build/sdk/codes_data.c \
+ *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include \
+ *     -Isdk/src tests/fuzz/fuzz_message.c sdk/src/[a-z]*.c build/sdk/codes_data.c \
  *     $(pkg-config --cflags --libs jansson libxml-2.0 openssl) -o fuzz_message
  *   ./fuzz_message tests/corpus/valid tests/corpus/invalid
  * Any input must give 0 or a negative code, never a crash, leak or sanitizer report; a

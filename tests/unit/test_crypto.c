@@ -69,8 +69,8 @@ static void test_base64_rfc4648(void **state)
 {
     (void)state;
     static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-                                      "Zm9vYmFy"};
+    static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     static const char *const url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
     struct ewtp_arena *a = ewtp_arena_new();
     for (size_t i = 0; i < 7; i++) {
@@ -109,8 +109,7 @@ static void test_base64_strict(void **state)
         "Zm-_",     /* URL alphabet in standard mode */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(ewtp_base64_decode(a, bad[i], strlen(bad[i]), 0, &out, &n),
-                         -EWTP_EFORMAT);
+        assert_int_equal(ewtp_base64_decode(a, bad[i], strlen(bad[i]), 0, &out, &n), -EWTP_EFORMAT);
     const char *wrapped = "Zm9v\r\nYmFy\n";
     assert_int_equal(
         ewtp_base64_decode(a, wrapped, strlen(wrapped), EWTP_BASE64_ALLOW_WS, &out, &n), 0);

@@ -197,10 +197,10 @@ static void test_rsa_xmlsec(void **state)
 
     /* The openssl CLI agrees on SignedInfo and the reference digest. */
     cli_pieces(f, "signed.xml");
-    assert_int_equal(run(f, "openssl dgst -sha256 -verify pub.pem -signature sig.bin si.c14n"),
-                     0);
+    assert_int_equal(run(f, "openssl dgst -sha256 -verify pub.pem -signature sig.bin si.c14n"), 0);
     assert_int_equal(
-        run(f, "test \"$(openssl dgst -sha256 -binary ref.c14n | base64)\" = \"$(cat digest.b64)\""),
+        run(f,
+            "test \"$(openssl dgst -sha256 -binary ref.c14n | base64)\" = \"$(cat digest.b64)\""),
         0);
 
     /* One byte of content changed: both verifiers refuse. */
@@ -400,6 +400,24 @@ static void test_options_and_uris(void **state)
     ewtp_errors_free(e);
 }
 
+/* A host creating test identities on first use: the SM2 family follows from signing first. */
+static void test_auto_identity_sm2(void **state)
+{
+    struct fx *f = *state;
+    struct ewtp_keys *k = ewtp_keys_new();
+    ewtp_keys_set_auto_test(k, true);
+    struct ewtp_host h = {
+        .size = sizeof(h), .ctx = k, .sign = ewtp_keys_sign, .cert = ewtp_keys_cert};
+    struct ewtp_dsig_options o;
+    ewtp_dsig_options_init(&o, EWTP_SIGN_SM2_SM3, "tenant-1");
+    const char *out;
+    size_t len;
+    assert_int_equal(ewtp_dsig_sign(&h, &o, doc_xml, strlen(doc_xml), f->a, &out, &len), 0);
+    assert_true(ewtp_keys_is_test(k, "tenant-1"));
+    assert_int_equal(ewtp_dsig_verify(out, len, NULL, 0, NULL), 0);
+    ewtp_keys_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_rsa_sha1_exclusive_placement),
         cmocka_unit_test(test_ecdsa_xmlsec),
         cmocka_unit_test(test_sm2_ceb311),
+        cmocka_unit_test(test_auto_identity_sm2),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

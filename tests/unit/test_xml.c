@@ -107,7 +107,8 @@ static void test_writer_exact(void **state)
     ewtp_xml_elem(w, NULL, "d", "2");
     ewtp_xml_end(w);
     assert_int_equal(ewtp_xml_writer_finish(w, a, &out, &len), 0);
-    assert_string_equal(out, "<a xmlns=\"urn:x\">\n  <b>\n    <c>1</c>\n  </b>\n  <d>2</d>\n</a>\n");
+    assert_string_equal(out,
+                        "<a xmlns=\"urn:x\">\n  <b>\n    <c>1</c>\n  </b>\n  <d>2</d>\n</a>\n");
     ewtp_xml_writer_free(w);
     ewtp_arena_free(a);
 }
@@ -148,13 +149,12 @@ static void test_writer_errors_sticky(void **state)
 
 /* ---- Reader ---- */
 
-static const char order_doc[] =
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-    "<o:Order xmlns:o=\"urn:order\" id=\"42\">\n"
-    "  <o:line n=\"1\"><o:sku>A-1</o:sku><o:qty>2</o:qty></o:line>\n"
-    "  <o:line n=\"2\"><o:sku>B-2</o:sku><o:qty>5</o:qty></o:line>\n"
-    "  <o:note>a &amp; b</o:note>\n"
-    "</o:Order>\n";
+static const char order_doc[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                                "<o:Order xmlns:o=\"urn:order\" id=\"42\">\n"
+                                "  <o:line n=\"1\"><o:sku>A-1</o:sku><o:qty>2</o:qty></o:line>\n"
+                                "  <o:line n=\"2\"><o:sku>B-2</o:sku><o:qty>5</o:qty></o:line>\n"
+                                "  <o:note>a &amp; b</o:note>\n"
+                                "</o:Order>\n";
 
 static void test_reader_xpath(void **state)
 {
@@ -330,8 +330,14 @@ static void test_c14n_subtree(void **state)
                         "<a:x xmlns:a=\"urn:a\">second</a:x>");
     struct ewtp_xml_doc *d = NULL;
     assert_int_equal(ewtp_xml_parse(xml, strlen(xml), NULL, &d), 0);
+    ewtp_xml_ns_register(d, "a", "urn:a");
     const char *out;
     size_t len;
+    /* Exclusive with an InclusiveNamespaces PrefixList: "c" is rendered although unused. */
+    static const char *const incl[] = {"c", NULL};
+    assert_int_equal(ewtp_xml_c14n(d, "(//a:x)[2]", EWTP_C14N_EXCL_10, false, incl, a, &out, &len),
+                     0);
+    assert_string_equal(out, "<a:x xmlns:a=\"urn:a\" xmlns:c=\"urn:c\">second</a:x>");
     assert_int_equal(ewtp_xml_c14n(d, "//nothing", EWTP_C14N_10, false, NULL, a, &out, &len),
                      -EWTP_ENOTFOUND);
     assert_int_equal(ewtp_xml_c14n(d, NULL, (enum ewtp_c14n)9, false, NULL, a, &out, &len),

@@ -49,10 +49,12 @@ int ewtp_hex_decode(struct ewtp_arena *a, const char *text, size_t len, unsigned
 /* ---- Base64 (RFC 4648) ------------------------------------------------------------------ */
 
 /* Flags for ewtp_base64_encode_ex and ewtp_base64_decode. */
-#define EWTP_BASE64_URL 0x1u      /* "-_" alphabet (RFC 4648 §5); encode writes no padding,
-                                     decode accepts it with or without */
-#define EWTP_BASE64_ALLOW_WS 0x2u /* decode: skip CR, LF, space and tab anywhere (XML-DSig and
-                                     MIME text wraps lines) */
+#define EWTP_BASE64_URL                                                                            \
+    0x1u /* "-_" alphabet (RFC 4648 §5); encode writes no padding,                                \
+            decode accepts it with or without */
+#define EWTP_BASE64_ALLOW_WS                                                                       \
+    0x2u /* decode: skip CR, LF, space and tab anywhere (XML-DSig and                              \
+            MIME text wraps lines) */
 
 /* Standard alphabet with padding, no line breaks, NUL-terminated, in the arena. NULL when out
  * of memory. */

@@ -69,14 +69,16 @@ extern "C" {
 #define EWTP_DSIG_URI_SM3 "http://www.chinaport.gov.cn/2022/04/xmldsig#sm3"
 
 /* options.keyinfo bits */
-#define EWTP_DSIG_KEYNAME 0x1u            /* <KeyName> */
-#define EWTP_DSIG_X509_CERT 0x2u          /* <X509Data><X509Certificate> */
-#define EWTP_DSIG_X509_ISSUER_SERIAL 0x4u /* <X509Data><X509IssuerSerial> (RFC 2253 issuer,
-                                             decimal serial) */
+#define EWTP_DSIG_KEYNAME 0x1u   /* <KeyName> */
+#define EWTP_DSIG_X509_CERT 0x2u /* <X509Data><X509Certificate> */
+#define EWTP_DSIG_X509_ISSUER_SERIAL                                                               \
+    0x4u /* <X509Data><X509IssuerSerial> (RFC 2253 issuer,                                         \
+            decimal serial) */
 
 /* options.flags bits */
-#define EWTP_DSIG_PRETTY 0x1u        /* a newline before each child element inside Signature
-                                        and Base64 wrapped at 76 columns, like the CEB samples;
+#define EWTP_DSIG_PRETTY                                                                           \
+    0x1u                             /* a newline before each child element inside Signature       \
+                                        and Base64 wrapped at 76 columns, like the CEB samples;    \
                                         nothing is added outside the Signature element */
 #define EWTP_DSIG_REF_EXCL_C14N 0x2u /* Reference transforms: enveloped, then exclusive C14N */
 #define EWTP_DSIG_SM2_RAW 0x4u       /* SM2 SignatureValue as r||s (64 bytes), not DER */
@@ -85,22 +87,22 @@ extern "C" {
  * ever appended and the library reads only the first `size` bytes, so a plugin built against
  * an older header keeps working. */
 struct ewtp_dsig_options {
-    size_t size;              /* sizeof(struct ewtp_dsig_options), set by _init */
-    enum ewtp_sign_alg alg;   /* required */
-    const char *key_name;     /* the host's key name (an instance setting); required */
+    size_t size;            /* sizeof(struct ewtp_dsig_options), set by _init */
+    enum ewtp_sign_alg alg; /* required */
+    const char *key_name;   /* the host's key name (an instance setting); required */
     /* Where the Signature goes: the first element parent_xpath selects (NULL: the document
      * element), as its last child, or before the first node before_xpath selects relative to
      * that parent (e.g. "ceb:ExtendMessage" for the export schema, which wants ds:Signature
      * before it); when before_xpath selects nothing, last child again. */
     const char *parent_xpath;
     const char *before_xpath;
-    const char *const *ns; /* {"ceb", "http://www.chinaport.gov.cn/ceb", ..., NULL}: prefixes
-                              for the two XPaths */
-    const char *ds_prefix; /* default "ds"; "" declares the namespace as default */
-    enum ewtp_c14n c14n;   /* SignedInfo canonicalisation; default EWTP_C14N_10 */
-    bool c14n_comments;    /* default false */
-    unsigned keyinfo;      /* default EWTP_DSIG_KEYNAME | EWTP_DSIG_X509_CERT; 0: no KeyInfo */
-    const char *key_name_text;        /* KeyName text; NULL: the certificate serial in hex */
+    const char *const *ns;     /* {"ceb", "http://www.chinaport.gov.cn/ceb", ..., NULL}: prefixes
+                                  for the two XPaths */
+    const char *ds_prefix;     /* default "ds"; "" declares the namespace as default */
+    enum ewtp_c14n c14n;       /* SignedInfo canonicalisation; default EWTP_C14N_10 */
+    bool c14n_comments;        /* default false */
+    unsigned keyinfo;          /* default EWTP_DSIG_KEYNAME | EWTP_DSIG_X509_CERT; 0: no KeyInfo */
+    const char *key_name_text; /* KeyName text; NULL: the certificate serial in hex */
     const char *signature_method_uri; /* NULL: the default for alg (table above) */
     const char *digest_method_uri;    /* NULL: the default for digest */
     enum ewtp_digest_alg digest;      /* 0: the default for alg */
@@ -136,8 +138,8 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
  * -EWTP_ENOTFOUND for a malformed or missing signature, -EWTP_EUNSUPP for an unknown
  * algorithm or transform; the reason is appended to errs (may be NULL) with code
  * "signature". */
-int ewtp_dsig_verify(const void *doc, size_t len, const unsigned char *cert_der,
-                     size_t cert_len, struct ewtp_errors *errs);
+int ewtp_dsig_verify(const void *doc, size_t len, const unsigned char *cert_der, size_t cert_len,
+                     struct ewtp_errors *errs);
 
 #ifdef __cplusplus
 }

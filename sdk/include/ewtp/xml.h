@@ -64,10 +64,9 @@ int ewtp_xml_end(struct ewtp_xml_writer *w);
 int ewtp_xml_elem(struct ewtp_xml_writer *w, const char *prefix, const char *name,
                   const char *text);
 /* printf-formatted text; always writes the element. */
-int ewtp_xml_elemf(struct ewtp_xml_writer *w, const char *prefix, const char *name,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-int ewtp_xml_elem_int(struct ewtp_xml_writer *w, const char *prefix, const char *name,
-                      int64_t v);
+int ewtp_xml_elemf(struct ewtp_xml_writer *w, const char *prefix, const char *name, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+int ewtp_xml_elem_int(struct ewtp_xml_writer *w, const char *prefix, const char *name, int64_t v);
 /* A decimal with exactly its own scale ("1.50" stays "1.50"). */
 int ewtp_xml_elem_dec(struct ewtp_xml_writer *w, const char *prefix, const char *name,
                       const struct ewtp_dec *d);
@@ -166,8 +165,8 @@ const char *ewtp_c14n_uri(enum ewtp_c14n mode, bool with_comments);
  * array, or NULL). Output in the arena (NUL-terminated; *len excludes it). -EWTP_ENOTFOUND
  * when xpath selects nothing, -EWTP_EINVAL for a bad xpath or mode. */
 int ewtp_xml_c14n(struct ewtp_xml_doc *doc, const char *xpath, enum ewtp_c14n mode,
-                  bool with_comments, const char *const *inclusive_prefixes,
-                  struct ewtp_arena *a, const char **out, size_t *len);
+                  bool with_comments, const char *const *inclusive_prefixes, struct ewtp_arena *a,
+                  const char **out, size_t *len);
 
 /* Serialises the document as UTF-8 with an XML declaration, unchanged otherwise (no
  * reindentation), into the arena. */
