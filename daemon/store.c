@@ -515,6 +515,25 @@ int ewtp_store_claim_due(struct ewtp_store *st, int64_t now, size_t limit, int64
     return st->ops->claim_due(st->impl, ewtp_store_clock(now), limit, lease_ms, owner, out, n);
 }
 
+int ewtp_store_claim_poll(struct ewtp_store *st, int64_t now, size_t limit, int64_t next_at,
+                          struct ewtp_store_msg **out, size_t *n)
+{
+    if (!st || !out || !n)
+        return -EWTP_EINVAL;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0)
+        return 0;
+    return st->ops->claim_poll(st->impl, ewtp_store_clock(now), limit, next_at, out, n);
+}
+
+int ewtp_store_poll_schedule(struct ewtp_store *st, uint64_t key, int64_t at)
+{
+    if (!st)
+        return -EWTP_EINVAL;
+    return st->ops->poll_schedule(st->impl, key, at);
+}
+
 int ewtp_store_requeue_expired(struct ewtp_store *st, int64_t now, size_t *n)
 {
     if (!st)

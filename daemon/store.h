@@ -272,6 +272,20 @@ int ewtp_store_find_by_authority_ref(struct ewtp_store *st, const char *plugin, 
 int ewtp_store_add_event(struct ewtp_store *st, uint64_t key, const char *type, uint32_t attempt,
                          const char *detail, int64_t now);
 
+/* ---- receipt polling ------------------------------------------------------------------ */
+
+/* A submitted message's next_attempt_at is the time of its next poll: 0 (what
+ * record_outcome leaves) means due now, a negative value means never (its decision arrives
+ * inbound). Claims up to limit submitted messages whose poll is due (0 <= next <= now),
+ * oldest due first, and moves their next poll to next_at in the same transaction, so that
+ * two pollers (or two nodes) do not poll one message twice. No event is recorded. *out as
+ * for claim_due. */
+int ewtp_store_claim_poll(struct ewtp_store *st, int64_t now, size_t limit, int64_t next_at,
+                          struct ewtp_store_msg **out, size_t *n);
+/* Sets the next poll of a submitted message (at < 0: never). -EWTP_EINVAL when the message
+ * is not submitted (any more). */
+int ewtp_store_poll_schedule(struct ewtp_store *st, uint64_t key, int64_t at);
+
 /* ---- admin ------------------------------------------------------------------------------ */
 
 /* dead -> accepted, attempts 0, due now, errors cleared, event "replay". -EWTP_EINVAL when

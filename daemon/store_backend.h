@@ -49,6 +49,10 @@ struct ewtp_store_ops {
                    const char *exclude_id, struct ewtp_store_msg **out, size_t *n_out);
     int (*counts)(void *impl, struct ewtp_store_count **out, size_t *n);
     int (*backlog)(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_age_ms);
+    /* Receipt polling (store.h ewtp_store_claim_poll / ewtp_store_poll_schedule). */
+    int (*claim_poll)(void *impl, int64_t now, size_t limit, int64_t next_at,
+                      struct ewtp_store_msg **out, size_t *n);
+    int (*poll_schedule)(void *impl, uint64_t key, int64_t at);
 
     /* Frees impl; called after the writer thread stopped. */
     void (*close)(void *impl);

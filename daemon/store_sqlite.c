@@ -122,6 +122,8 @@ enum sql {
     Q_RELATED,
     Q_COUNTS,
     Q_BACKLOG,
+    Q_POLL_SELECT,
+    Q_POLL_SET,
     Q_COUNT,
 };
 
@@ -190,6 +192,12 @@ static const char *const sql_text[Q_COUNT] = {
                  " ORDER BY plugin, state",
     [Q_BACKLOG] = "SELECT count(*), min(created_at) FROM messages"
                   " WHERE state IN ('accepted', 'delivering', 'retrying')",
+    /* A submitted message's next_attempt_at is its next poll (0: now, < 0: never). */
+    [Q_POLL_SELECT] = "SELECT seq FROM messages WHERE state = 'submitted'"
+                      " AND next_attempt_at >= 0 AND next_attempt_at <= ?1"
+                      " ORDER BY next_attempt_at, seq LIMIT ?2",
+    [Q_POLL_SET] = "UPDATE messages SET next_attempt_at = ?2 WHERE seq = ?1"
+                   " AND state = 'submitted'",
 };
 
 /* One connection and its prepared statements (prepared on first use, kept until close). */
@@ -1382,6 +1390,92 @@ static int sq_backlog(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_
 
 /* ---- open and close ----------------------------------------------------------------------- */
 
+static int sq_claim_poll(void *impl, int64_t now, size_t limit, int64_t next_at,
+                         struct ewtp_store_msg **out, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int64_t *seqs = calloc(limit, sizeof(*seqs));
+    size_t cnt = 0, done = 0;
+    struct ewtp_store_msg *msgs = NULL;
+    int rc = seqs ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
+    if (rc == 0) {
+        sqlite3_stmt *s = q(c, Q_POLL_SELECT);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_int64(s, 1, now);
+            sqlite3_bind_int64(s, 2, (int64_t)limit);
+            int x = SQLITE_DONE;
+            while (cnt < limit && (x = sqlite3_step(s)) == SQLITE_ROW)
+                seqs[cnt++] = sqlite3_column_int64(s, 0);
+            if (cnt < limit && x != SQLITE_DONE)
+                rc = map_rc(x);
+            sqlite3_reset(s);
+        }
+        if (rc == 0 && cnt && !(msgs = calloc(cnt, sizeof(*msgs))))
+            rc = -EWTP_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            s = q(c, Q_POLL_SET);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+                break;
+            }
+            sqlite3_bind_int64(s, 1, seqs[i]);
+            sqlite3_bind_int64(s, 2, next_at);
+            rc = step_done(s);
+            sqlite3_reset(s);
+            if (rc < 0)
+                break;
+            s = q(c, Q_MSG_BY_SEQ);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+                break;
+            }
+            sqlite3_bind_int64(s, 1, seqs[i]);
+            rc = sqlite3_step(s) == SQLITE_ROW ? row_msg(s, &msgs[i]) : -EWTP_EIO;
+            done = i + 1;
+            sqlite3_reset(s);
+        }
+        rc = finish(c, rc);
+        if (rc < 0) {
+            ewtp_store_msgs_free(msgs, done);
+            msgs = NULL;
+            cnt = 0;
+        }
+    }
+    unlock(ss);
+    free(seqs);
+    if (rc < 0)
+        return rc;
+    *out = msgs;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_poll_schedule(void *impl, uint64_t key, int64_t at)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        sqlite3_stmt *s = q(c, Q_POLL_SET);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_int64(s, 1, (int64_t)key);
+            sqlite3_bind_int64(s, 2, at);
+            rc = step_done(s);
+            if (rc == 0 && sqlite3_changes(c->db) == 0)
+                rc = -EWTP_EINVAL;
+            sqlite3_reset(s);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
 static void conn_close(struct conn *c)
 {
     for (int i = 0; i < Q_COUNT; i++)
@@ -1511,6 +1605,8 @@ static const struct ewtp_store_ops sqlite_ops = {
     .related = sq_related,
     .counts = sq_counts,
     .backlog = sq_backlog,
+    .claim_poll = sq_claim_poll,
+    .poll_schedule = sq_poll_schedule,
     .close = sq_close,
 };
 
