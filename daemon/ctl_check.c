@@ -24,6 +24,9 @@
 #include "loader.h"
 
 #define DEFAULT_VECTOR_NOW "2026-11-22T12:00:00Z"
+/* A case folder path fits in CASE_DIR_MAX; paths inside it in twice that. */
+#define CASE_DIR_MAX 4096
+#define CASE_PATH_MAX (2 * CASE_DIR_MAX)
 
 struct check_totals {
     unsigned passed, failed;
@@ -136,7 +139,7 @@ struct case_call {
 static int load_call(const char *dir, struct case_call *cc, char *why, size_t why_size)
 {
     memset(cc, 0, sizeof(*cc));
-    char path[4096];
+    char path[CASE_PATH_MAX];
     snprintf(path, sizeof(path), "%s/call.json", dir);
     struct stat st;
     if (stat(path, &st) != 0)
@@ -167,7 +170,7 @@ static int load_call(const char *dir, struct case_call *cc, char *why, size_t wh
 static int check_errors(const char *dir, const struct ewtp_errors *errs, int verdict, char *why,
                         size_t why_size)
 {
-    char path[4096];
+    char path[CASE_PATH_MAX];
     snprintf(path, sizeof(path), "%s/errors.json", dir);
     json_error_t err;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
@@ -203,11 +206,11 @@ static int check_errors(const char *dir, const struct ewtp_errors *errs, int ver
 /* Compares out with expected/: every expected file produced and equal, nothing extra. */
 static int check_expected(const char *dir, const struct ewtp_out *out, char *why, size_t why_size)
 {
-    char exp_dir[4096];
+    char exp_dir[CASE_PATH_MAX];
     snprintf(exp_dir, sizeof(exp_dir), "%s/expected", dir);
     char **files = list_dir(exp_dir, false);
     if (files == NULL) {
-        snprintf(why, why_size, "cannot read %s", exp_dir);
+        snprintf(why, why_size, "cannot read %.1000s", exp_dir);
         return -1;
     }
     const struct ewtp_document *docs = NULL;
@@ -216,12 +219,12 @@ static int check_expected(const char *dir, const struct ewtp_out *out, char *why
     int rc = 0;
     size_t matched = 0;
     for (size_t i = 0; files[i] && rc == 0; i++) {
-        char path[8192];
+        char path[2 * CASE_PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s", exp_dir, files[i]);
         char *want = NULL;
         size_t want_len = 0;
         if (ewtp_read_file(path, 64u << 20, &want, &want_len) != 0) {
-            snprintf(why, why_size, "cannot read %s", path);
+            snprintf(why, why_size, "cannot read %.1000s", path);
             rc = -1;
             break;
         }
@@ -261,7 +264,7 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
     char why[2048] = "";
     struct case_call cc;
     int failed = load_call(dir, &cc, why, sizeof(why)) != 0;
-    char conf[4096], input[4096];
+    char conf[CASE_PATH_MAX], input[CASE_PATH_MAX];
     snprintf(conf, sizeof(conf), "%s/settings.conf", dir);
     snprintf(input, sizeof(input), "%s/input.json", dir);
     struct stat st;
@@ -273,7 +276,7 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
     common.now_set = true;
 
     /* related/ JSON files, sorted */
-    char rel_dir[4096];
+    char rel_dir[CASE_PATH_MAX];
     snprintf(rel_dir, sizeof(rel_dir), "%s/related", dir);
     char **rel_names = list_dir(rel_dir, false);
     size_t n_rel = 0;
@@ -398,7 +401,7 @@ int ctl_plugin_check(int argc, char **argv)
             continue;
         }
         for (size_t k = 0; cases[k]; k++) {
-            char path[4096], label[4096];
+            char path[CASE_DIR_MAX], label[CASE_DIR_MAX];
             snprintf(path, sizeof(path), "%s/%s", argv[i], cases[k]);
             snprintf(label, sizeof(label), "%s/%s", argv[i], cases[k]);
             run_case(plugin_dir, label, path, &t);
