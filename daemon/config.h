@@ -44,7 +44,8 @@ struct ewtp_tenant_conf {
     char *webhook_secret_file; /* Standard Webhooks secret ("whsec_..." base64) */
 };
 
-enum ewtp_transport { EWTP_TRANSPORT_HTTPS = 0, EWTP_TRANSPORT_SPOOL = 1 };
+/* (Not "enum ewtp_transport": message.h has a struct of that tag.) */
+enum ewtp_transport_kind { EWTP_TRANSPORT_HTTPS = 0, EWTP_TRANSPORT_SPOOL = 1 };
 
 enum ewtp_auth_kind {
     EWTP_AUTH_NONE = 0,
@@ -69,7 +70,7 @@ struct ewtp_instance_conf {
     char *plugin; /* descriptor name, file <plugin_dir>/ewtp-<plugin>.so unless file is set */
     char *file;   /* absolute path of the .so */
     struct ewtp_settings *settings; /* handed to create() */
-    enum ewtp_transport transport;
+    enum ewtp_transport_kind transport;
     char *endpoint;        /* https: base URL ("https://127.0.0.1:9443/api") */
     char *ca_file;         /* https: CA bundle to verify the authority (NULL: system store) */
     char *client_cert;     /* https: client certificate (mTLS to the authority) */
@@ -151,5 +152,9 @@ void ewtp_config_free(struct ewtp_config *c);
 const struct ewtp_tenant_conf *ewtp_config_tenant(const struct ewtp_config *c, const char *id);
 const struct ewtp_instance_conf *ewtp_config_instance(const struct ewtp_config *c,
                                                       const char *name);
+/* The line in c->path of a list entry ("plugins[2]", "keys[0]", "tenants[1]", "routes[0]",
+ * "listeners[0]") or of "state_dir" / "plugin_dir", so that problems found after loading
+ * (keys, plugins: gen.c) still name file and line. 0 when unknown or not in the file. */
+unsigned ewtp_config_line(const struct ewtp_config *c, const char *setting);
 
 #endif

@@ -30,6 +30,9 @@ static void usage(FILE *to)
           "            [--op cancel --authority-ref REF --reason TEXT] [--chain N:PREVREF]\n"
           "            --out DIR FILE|-\n"
           "  plugin check [--plugin-dir DIR] [VECTORS_DIR...]\n"
+          "admin commands (a running ewtpd, found from -c FILE, default /etc/ewtpd/ewtpd.conf):\n"
+          "  status | plugins | reload [--wait] | messages --state S [--limit N] [--after C]\n"
+          "  replay ID [--tenant T] | retry-now ID [--tenant T]      (each takes --json)\n"
           "exit status: 0 ok, 1 invalid input (errors as JSON on stdout), 2 usage or I/O error\n",
           to);
 }
@@ -117,6 +120,11 @@ int main(int argc, char **argv)
         return ctl_translate(sub_argc, sub_argv, config);
     if (strcmp(cmd, "plugin") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "check") == 0)
         return ctl_plugin_check(sub_argc - 1, sub_argv + 1);
+    static const char *const admin_cmds[] = {"status",    "reload",  "messages", "replay",
+                                             "retry-now", "plugins", NULL};
+    for (size_t i = 0; admin_cmds[i]; i++)
+        if (strcmp(cmd, admin_cmds[i]) == 0)
+            return ctl_admin(sub_argc, sub_argv, config);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

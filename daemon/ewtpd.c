@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,9 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
+#include "admin.h"
 #include "hostctx.h"
 
 int64_t ewtpd_now_ms(void)
@@ -35,6 +38,40 @@ int64_t ewtpd_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Under systemd, stderr is a journal stream (JOURNAL_STREAM is set): structured fields go
+ * straight to journald. Elsewhere one line on stderr with a "<N>" priority prefix. */
+static void log_line(int priority, const char *message_id, const char *msg_id, const char *tenant,
+                     const char *plugin, const char *line)
+{
+    char *safe = ewtp_redact(line);
+    const char *text = safe ? safe : line;
+    if (getenv("JOURNAL_STREAM") != NULL) {
+        char fields[6][2200];
+        struct iovec iov[6];
+        int n = 0;
+        const char *names[] = {"MESSAGE_ID", "EWTP_MSG_ID", "TENANT", "PLUGIN"};
+        const char *values[] = {message_id, msg_id, tenant, plugin};
+        snprintf(fields[n], sizeof(fields[n]), "MESSAGE=%s", text);
+        n++;
+        snprintf(fields[n], sizeof(fields[n]), "PRIORITY=%d", priority);
+        n++;
+        for (int i = 0; i < 4; i++) {
+            if (values[i] == NULL)
+                continue;
+            snprintf(fields[n], sizeof(fields[n]), "%s=%.256s", names[i], values[i]);
+            n++;
+        }
+        for (int i = 0; i < n; i++)
+            iov[i] = (struct iovec){.iov_base = fields[i], .iov_len = strlen(fields[i])};
+        sd_journal_sendv(iov, n);
+    } else {
+        fprintf(stderr, "<%d>%s%s%s%s%s%s%s\n", priority, text, msg_id ? " msg=" : "",
+                msg_id ? msg_id : "", tenant ? " tenant=" : "", tenant ? tenant : "",
+                plugin ? " plugin=" : "", plugin ? plugin : "");
+    }
+    free(safe);
+}
+
 void ewtpd_log(int priority, const char *fmt, ...)
 {
     char line[2048];
@@ -42,10 +79,18 @@ void ewtpd_log(int priority, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    char *safe = ewtp_redact(line);
-    /* "<N>" prefixes are read by journald as the priority when stderr is the journal. */
-    fprintf(stderr, "<%d>%s\n", priority, safe ? safe : line);
-    free(safe);
+    log_line(priority, NULL, NULL, NULL, NULL, line);
+}
+
+void ewtpd_log_msg(int priority, const char *message_id, const char *msg_id, const char *tenant,
+                   const char *plugin, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log_line(priority, message_id, msg_id, tenant, plugin, line);
 }
 
 struct ewtp_gen *ewtpd_gen_acquire(struct ewtpd *d)
@@ -68,6 +113,8 @@ struct reload_job {
     struct ewtp_gen *gen;
     struct ewtp_errors *why;
     int rc;
+    ewtpd_reload_fn done;
+    void *arg;
 };
 
 static void reload_build(void *arg)
@@ -76,44 +123,87 @@ static void reload_build(void *arg)
     j->rc = ewtp_gen_build(j->d->config_path, j->id, &j->gen, j->why);
 }
 
+static uint64_t monotonic_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void reload_swap(void *arg)
 {
     struct reload_job *j = arg;
-    if (j->rc == 0 && !j->d->stopping) {
-        struct ewtp_gen *old = j->d->gen;
-        j->d->gen = j->gen;
+    struct ewtpd *d = j->d;
+    /* Two reloads may build at once; never replace a newer generation by an older one. */
+    bool ok = j->rc == 0 && !d->stopping && j->id > ewtp_gen_id(d->gen);
+    if (ok) {
+        struct ewtp_gen *old = d->gen;
+        d->gen = j->gen;
+        j->gen = NULL;
         ewtp_gen_unref(old); /* freed after its last request or delivery */
-        ewtpd_log(LOG_INFO, "reloaded %s: generation %llu", j->d->config_path,
+        d->reloads_ok++;
+        free(d->last_reload_error);
+        d->last_reload_error = NULL;
+        ewtpd_log(LOG_INFO, "reloaded %s: generation %llu", d->config_path,
                   (unsigned long long)j->id);
         sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)j->id);
     } else {
-        ewtp_gen_unref(j->gen);
+        if (j->rc == 0)
+            ewtp_errors_add(j->why, "", "reload", "superseded by a newer reload or shutdown");
+        d->reloads_failed++;
+        const char *first =
+            ewtp_errors_count(j->why) ? ewtp_errors_at(j->why, 0)->message : "unknown error";
+        free(d->last_reload_error);
+        d->last_reload_error = strdup(first);
         print_errors("reload refused, keeping the running configuration: ", j->why);
-        sd_notifyf(0, "READY=1\nSTATUS=reload failed: %s",
-                   ewtp_errors_count(j->why) ? ewtp_errors_at(j->why, 0)->message : "");
+        sd_notifyf(0, "READY=1\nSTATUS=generation %llu; reload failed: %s",
+                   (unsigned long long)ewtp_gen_id(d->gen), first);
     }
+    if (j->done)
+        j->done(j->arg, ok, ewtp_gen_id(d->gen), j->why);
+    ewtp_gen_unref(j->gen);
     ewtp_errors_free(j->why);
     free(j);
+}
+
+int ewtpd_reload(struct ewtpd *d, ewtpd_reload_fn done, void *arg)
+{
+    if (d->stopping)
+        return -EWTP_EINVAL;
+    struct reload_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->why = ewtp_errors_new()) == NULL) {
+        free(j);
+        return -EWTP_ENOMEM;
+    }
+    j->d = d;
+    j->id = ++d->next_gen_id;
+    j->done = done;
+    j->arg = arg;
+    /* One datagram with both, or Type=notify-reload managers hang (patroni#3598). */
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+               (unsigned long long)monotonic_usec(), d->config_path);
+    int rc = ewtp_workers_submit(d->workers, reload_build, reload_swap, j);
+    if (rc != 0) {
+        ewtp_errors_free(j->why);
+        free(j);
+    }
+    return rc;
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
-    struct ewtpd *d = arg;
-    struct reload_job *j = calloc(1, sizeof(*j));
-    if (j == NULL || (j->why = ewtp_errors_new()) == NULL) {
-        free(j);
-        return;
-    }
-    j->d = d;
-    j->id = ++d->next_gen_id;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-               (unsigned long long)(ewtpd_now_ms() * 1000)); /* approximate: see issue [ops] */
-    if (ewtp_workers_submit(d->workers, reload_build, reload_swap, j) != 0) {
-        ewtp_errors_free(j->why);
-        free(j);
-    }
+    ewtpd_reload(arg, NULL, NULL);
+}
+
+/* WATCHDOG=1 from the loop itself: a loop stuck anywhere stops the pings. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -124,6 +214,8 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         return;
     d->stopping = true;
     ewtpd_log(LOG_INFO, "signal %d: stopping", (int)sig);
+    ewtp_admin_free(d->admin);
+    d->admin = NULL;
     sd_notify(0, "STOPPING=1");
     ewtp_http_stop(d);
     ewtp_dispatcher_stop(d);
@@ -138,8 +230,7 @@ static int check_config(const char *path)
     struct ewtp_gen *g = NULL;
     int rc = ewtp_gen_build(path, 0, &g, why);
     if (rc == 0) {
-        printf("%s: configuration ok (%zu plugin instances)\n", path,
-               ewtp_gen_instance_count(g));
+        printf("%s: configuration ok (%zu plugin instances)\n", path, ewtp_gen_instance_count(g));
         ewtp_gen_unref(g);
     } else {
         for (size_t i = 0; i < ewtp_errors_count(why); i++)
@@ -198,9 +289,18 @@ static int run(const char *path)
     d.workers = ewtp_workers_new(d.base, conf->delivery.workers);
     if (d.workers == NULL)
         goto out;
-    if (ewtp_dispatcher_start(&d, why) != 0 || ewtp_http_start(&d, why) != 0) {
+    if (ewtp_dispatcher_start(&d, why) != 0 || ewtp_http_start(&d, why) != 0 ||
+        (conf->admin_socket && ewtp_admin_start(&d, conf->admin_socket, &d.admin, why) != 0)) {
         print_errors("", why);
         goto out;
+    }
+    uint64_t watchdog_usec = 0;
+    struct event *ev_watchdog = NULL;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+        ev_watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+        struct timeval half = {(time_t)(watchdog_usec / 2000000u),
+                               (suseconds_t)(watchdog_usec / 2 % 1000000u)};
+        event_add(ev_watchdog, &half);
     }
     struct event *ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
     struct event *ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
@@ -217,7 +317,10 @@ static int run(const char *path)
     event_free(ev_term);
     event_free(ev_int);
     event_free(ev_hup);
+    if (ev_watchdog)
+        event_free(ev_watchdog);
 out:
+    ewtp_admin_free(d.admin);
     if (d.http)
         ewtp_http_stop(&d);
     if (d.dispatcher)
@@ -228,6 +331,7 @@ out:
     ewtp_dispatcher_free(&d);
     ewtp_store_close(d.store);
     ewtp_gen_unref(d.gen);
+    free(d.last_reload_error);
     ewtp_errors_free(why);
     if (d.base)
         event_base_free(d.base);

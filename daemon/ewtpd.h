@@ -24,6 +24,7 @@
 struct event_base;
 struct ewtp_http;
 struct ewtp_dispatcher;
+struct ewtp_admin;
 
 struct ewtpd {
     struct event_base *base;
@@ -34,16 +35,33 @@ struct ewtpd {
     struct ewtp_workers *workers;
     struct ewtp_http *http;
     struct ewtp_dispatcher *dispatcher;
+    struct ewtp_admin *admin;
     int64_t started_ms;
     bool stopping; /* set on SIGTERM/SIGINT: no new work, drain, then exit */
+    /* Reload outcomes (metrics, status). last_reload_error is malloc'd or NULL. */
+    uint64_t reloads_ok, reloads_failed;
+    char *last_reload_error;
 };
+
+/* Called on the loop when a reload ended: ok and the generation now in use, or the reasons
+ * (borrowed for the call) while the running generation stays. */
+typedef void (*ewtpd_reload_fn)(void *arg, bool ok, uint64_t gen_id, const struct ewtp_errors *why);
+/* Starts a reload (SIGHUP, ewtpctl reload): the new generation is built on a worker, off the
+ * loop, and swapped in on the loop; requests in flight keep the one they hold. done may be
+ * NULL. 0, or -EWTP_EINVAL while stopping. Loop thread. */
+int ewtpd_reload(struct ewtpd *d, ewtpd_reload_fn done, void *arg);
 
 /* The current generation with a new reference (loop thread); caller unrefs. */
 struct ewtp_gen *ewtpd_gen_acquire(struct ewtpd *d);
 /* Wall clock, ms since the epoch. */
 int64_t ewtpd_now_ms(void);
-/* A log line to stderr or journald with personal data redacted (hostctx.h ewtp_redact). */
+/* A log line to journald (under systemd) or stderr, with personal data redacted
+ * (hostctx.h ewtp_redact). priority is syslog's (LOG_ERR ... LOG_DEBUG). */
 void ewtpd_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same about one message: journald gets the fields EWTP_MSG_ID, TENANT, PLUGIN (any may
+ * be NULL) and MESSAGE_ID (a sd-id128 naming the event type, or NULL). */
+void ewtpd_log_msg(int priority, const char *message_id, const char *msg_id, const char *tenant,
+                   const char *plugin, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* ---- http.c ----------------------------------------------------------------------------- */
 /* Binds every listener of the current generation's configuration and serves the API.
@@ -72,13 +90,13 @@ void ewtp_dispatcher_kick(struct ewtpd *d);
 typedef void (*ewtpd_reply_fn)(void *arg, int status, char *json_body);
 /* POST /v1/messages/{id}/cancel: 202 when the plugin's cancel request is queued, 409 with
  * the reason when the plugin or the message's state allows no cancel now, 404. */
-void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id,
-                            const char *reason, ewtpd_reply_fn reply, void *arg);
+void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id, const char *reason,
+                            ewtpd_reply_fn reply, void *arg);
 /* POST /v1/inbound/{instance} (already authenticated): hands the body to the plugin's
  * receive and records the outcome. 200 {"message":id} when correlated, 404 when no message
  * matches, 400 when the plugin does not recognise it. headers/body are copied. */
 void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
-                             const struct ewtp_header *headers, size_t n_headers,
-                             const void *body, size_t len, ewtpd_reply_fn reply, void *arg);
+                             const struct ewtp_header *headers, size_t n_headers, const void *body,
+                             size_t len, ewtpd_reply_fn reply, void *arg);
 
 #endif

@@ -7,7 +7,7 @@ want=(gcc make cmake pkg-config libc6-dev
       libsqlite3-dev libpq-dev libsystemd-dev openssl ca-certificates)
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev libxml2-utils xmlsec1 python3 python3-jsonschema
-         postgresql sqlite3 curl)
+         postgresql sqlite3 curl default-jre-headless libsaxonhe-java)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -17,7 +17,8 @@ struct sim_faults {
     int64_t error_status;
     int64_t seed;
     int64_t force_status;
-    int64_t force_count; /* how many force_status answers are still due */
+    int64_t force_count; /* how many requests one force_status setting applies to */
+    int64_t force_left;  /* force_status answers still due */
     int64_t retry_after;
     int64_t rate_limit;
 };
@@ -31,6 +32,7 @@ struct sim_rec {
 
 struct ewtp_sim_timer {
     struct ewtp_sim_timer *prev, *next;
+    struct ewtp_sim *sim;
     struct event *ev;
     ewtp_sim_timer_fn fn;
     void *arg;

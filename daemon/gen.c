@@ -1,0 +1,400 @@
+/* Generations: a configuration with its keys, loaded plugins and created instances.
+ *
+ * Built whole off the event loop and then only read; the refcount is the one thing that
+ * changes, so any thread may use a generation it holds a reference on. */
+#include "gen.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "hostctx.h"
+
+struct ewtp_gen {
+    atomic_size_t refs;
+    uint64_t id;
+    struct ewtp_config *conf;
+    struct ewtp_hostctx *host;
+    struct ewtp_plugin_handle **handles; /* one per distinct plugin file */
+    size_t n_handles;
+    struct ewtp_gen_instance *instances; /* parallel to conf->instances */
+    size_t n_instances;
+    const char **destinations; /* NULL-terminated; strings borrowed from the descriptors */
+};
+
+/* "FILE:LINE: " (or "FILE: " when the setting is not in the file) into buf. */
+static const char *where(const struct ewtp_config *c, const char *setting, char *buf, size_t size)
+{
+    unsigned line = ewtp_config_line(c, setting);
+    if (line > 0)
+        snprintf(buf, size, "%s:%u: ", c->path, line);
+    else
+        snprintf(buf, size, "%s: ", c->path);
+    return buf;
+}
+
+/* mkdir -p with mode 0750 (the plugin cache holds code the daemon runs). */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static void destroy(struct ewtp_gen *g)
+{
+    /* Instances before the handles they came from, handles (dlclose) before the host table
+     * the plugins may still point at, the configuration last. */
+    for (size_t i = 0; i < g->n_instances; i++)
+        ewtp_instance_unref(g->instances[i].inst);
+    free(g->instances);
+    for (size_t i = 0; i < g->n_handles; i++)
+        ewtp_plugin_unref(g->handles[i]);
+    free(g->handles);
+    ewtp_hostctx_free(g->host);
+    ewtp_config_free(g->conf);
+    free(g->destinations);
+    free(g);
+}
+
+static int load_keys(struct ewtp_gen *g, struct ewtp_errors *why)
+{
+    const struct ewtp_config *c = g->conf;
+    int rc = 0;
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const struct ewtp_key_conf *k = &c->keys[i];
+        char *sentence = NULL;
+        int r = ewtp_hostctx_add_key(g->host, k->name, k->key_file, k->cert_file, k->command,
+                                     &sentence);
+        if (r != 0) {
+            char setting[64], w[4200];
+            snprintf(setting, sizeof(setting), "keys[%zu]", i);
+            ewtp_errors_add(why, "/keys", "config", "%s%s (%s): %s",
+                            where(c, setting, w, sizeof(w)), setting, k->name,
+                            sentence ? sentence : ewtp_strerror(r));
+            free(sentence);
+            rc = r;
+        }
+    }
+    return rc;
+}
+
+/* The handle of file, loading it on first use. NULL with the reason in why. */
+static struct ewtp_plugin_handle *handle_for(struct ewtp_gen *g, size_t i, const char *cache,
+                                             struct ewtp_errors *why)
+{
+    const struct ewtp_config *c = g->conf;
+    const struct ewtp_instance_conf *in = &c->instances[i];
+    for (size_t j = 0; j < g->n_handles; j++)
+        if (strcmp(ewtp_plugin_path(g->handles[j]), in->file) == 0)
+            return g->handles[j];
+    char setting[64], w[4200];
+    snprintf(setting, sizeof(setting), "plugins[%zu]", i);
+    where(c, setting, w, sizeof(w));
+    char *sentence = NULL;
+    struct ewtp_plugin_handle *h = NULL;
+    int rc = ewtp_plugin_load(in->file, cache, &h, &sentence);
+    if (rc != 0) {
+        ewtp_errors_add(why, "/plugins", "config", "%s%s (%s): %s", w, setting, in->name,
+                        sentence ? sentence : ewtp_strerror(rc));
+        free(sentence);
+        return NULL;
+    }
+    g->handles[g->n_handles++] = h;
+    return h;
+}
+
+static int create_instances(struct ewtp_gen *g, struct ewtp_errors *why)
+{
+    const struct ewtp_config *c = g->conf;
+    char cache[4096];
+    if (snprintf(cache, sizeof(cache), "%s/plugins", c->state_dir) >= (int)sizeof(cache) ||
+        make_dirs(cache) != 0) {
+        char w[4200];
+        ewtp_errors_add(why, "/state_dir", "config", "%sstate_dir: cannot create %s: %s",
+                        where(c, "state_dir", w, sizeof(w)), cache, strerror(errno));
+        return -EWTP_EIO;
+    }
+    if (c->n_instances == 0)
+        return 0;
+    g->handles = calloc(c->n_instances, sizeof(*g->handles));
+    g->instances = calloc(c->n_instances, sizeof(*g->instances));
+    g->destinations = calloc(c->n_instances + 1, sizeof(*g->destinations));
+    if (g->handles == NULL || g->instances == NULL || g->destinations == NULL)
+        return -EWTP_ENOMEM;
+    const struct ewtp_host *host = ewtp_hostctx_table(g->host);
+    int rc = 0;
+    size_t n_dest = 0;
+    for (size_t i = 0; i < c->n_instances; i++) {
+        const struct ewtp_instance_conf *in = &c->instances[i];
+        char setting[64], w[4200];
+        snprintf(setting, sizeof(setting), "plugins[%zu]", i);
+        where(c, setting, w, sizeof(w));
+        struct ewtp_plugin_handle *h = handle_for(g, i, cache, why);
+        if (h == NULL) {
+            rc = -EWTP_EINVAL;
+            continue;
+        }
+        const struct ewtp_plugin *d = ewtp_plugin_descriptor(h);
+        if (in->plugin && strcmp(in->plugin, d->name) != 0) {
+            ewtp_errors_add(why, "/plugins", "config",
+                            "%s%s (%s): %s holds plugin \"%s\", not \"%s\"", w, setting, in->name,
+                            in->file, d->name, in->plugin);
+            rc = -EWTP_EINVAL;
+            continue;
+        }
+        struct ewtp_errors *cw = ewtp_errors_new();
+        if (cw == NULL)
+            return -EWTP_ENOMEM;
+        struct ewtp_instance *inst = NULL;
+        int r = ewtp_instance_create(h, in->name, host, in->settings, &inst, cw);
+        size_t n_reasons = ewtp_errors_count(cw);
+        for (size_t e = 0; e < ewtp_errors_count(cw); e++) {
+            const struct ewtp_error *x = ewtp_errors_at(cw, e);
+            /* "/sender_id" -> "settings.sender_id" */
+            char path[EWTP_POINTER_MAX + 16] = "settings";
+            size_t o = strlen(path);
+            for (const char *p = x->pointer; *p && o + 1 < sizeof(path); p++)
+                path[o++] = *p == '/' ? '.' : *p;
+            path[o] = '\0';
+            char ptr[EWTP_POINTER_MAX + 32];
+            snprintf(ptr, sizeof(ptr), "/plugins/%zu/settings%s", i, x->pointer);
+            ewtp_errors_add_sev(why, x->severity, ptr, "config", "%s%s (%s): %s: %s", w, setting,
+                                in->name, path, x->message);
+        }
+        ewtp_errors_free(cw);
+        if (r != 0) {
+            if (n_reasons == 0)
+                ewtp_errors_add(why, "/plugins", "config", "%s%s (%s): create failed: %s", w,
+                                setting, in->name, ewtp_strerror(r));
+            rc = r;
+            continue;
+        }
+        g->instances[i].conf = in;
+        g->instances[i].inst = inst;
+        g->instances[i].plugin = d;
+        g->n_instances = i + 1;
+        bool seen = false;
+        for (size_t j = 0; j < n_dest; j++)
+            if (strcmp(g->destinations[j], d->country) == 0)
+                seen = true;
+        if (!seen)
+            g->destinations[n_dest++] = d->country;
+    }
+    return rc;
+}
+
+/* Routes name destinations and kinds their instance's plugin must serve. */
+static int check_routes(struct ewtp_gen *g, struct ewtp_errors *why)
+{
+    const struct ewtp_config *c = g->conf;
+    int rc = 0;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const struct ewtp_route_conf *r = &c->routes[i];
+        const struct ewtp_gen_instance *gi = ewtp_gen_instance(g, r->instance);
+        if (gi == NULL || gi->plugin == NULL)
+            continue;
+        char setting[64], w[4200];
+        snprintf(setting, sizeof(setting), "routes[%zu]", i);
+        where(c, setting, w, sizeof(w));
+        if (strcmp(r->destination, "*") != 0 && strcmp(r->destination, gi->plugin->country) != 0) {
+            ewtp_errors_add(why, "/routes", "config",
+                            "%s%s: instance %s (plugin %s) serves destination %s, not %s", w,
+                            setting, r->instance, gi->plugin->name, gi->plugin->country,
+                            r->destination);
+            rc = -EWTP_EINVAL;
+        } else if ((r->kinds & gi->plugin->kinds) == 0) {
+            ewtp_errors_add(why, "/routes", "config",
+                            "%s%s: instance %s (plugin %s) serves none of the kinds of this route",
+                            w, setting, r->instance, gi->plugin->name);
+            rc = -EWTP_EINVAL;
+        }
+    }
+    return rc;
+}
+
+int ewtp_gen_build(const char *config_path, uint64_t id, struct ewtp_gen **out,
+                   struct ewtp_errors *why)
+{
+    *out = NULL;
+    struct ewtp_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return -EWTP_ENOMEM;
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    int rc = ewtp_config_load(config_path, &g->conf, why);
+    if (rc != 0) {
+        free(g);
+        return rc;
+    }
+    /* The daemon never signs with test identities: a missing key is an error. */
+    g->host = ewtp_hostctx_new(false);
+    if (g->host == NULL) {
+        destroy(g);
+        return -EWTP_ENOMEM;
+    }
+    /* Every key and every instance is tried, so one run reports every problem. */
+    int rk = load_keys(g, why);
+    int ri = create_instances(g, why);
+    if (rk == 0 && ri == 0)
+        ri = check_routes(g, why);
+    if (rk == 0 && ri == 0 && g->destinations == NULL) {
+        g->destinations = calloc(1, sizeof(*g->destinations));
+        if (g->destinations == NULL)
+            ri = -EWTP_ENOMEM;
+    }
+    rc = rk ? rk : ri;
+    if (rc != 0) {
+        destroy(g);
+        return rc < 0 ? rc : -EWTP_EINVAL;
+    }
+    *out = g;
+    return 0;
+}
+
+void ewtp_gen_ref(struct ewtp_gen *g)
+{
+    if (g)
+        atomic_fetch_add(&g->refs, 1);
+}
+
+void ewtp_gen_unref(struct ewtp_gen *g)
+{
+    if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+        destroy(g);
+}
+
+uint64_t ewtp_gen_id(const struct ewtp_gen *g)
+{
+    return g->id;
+}
+
+const struct ewtp_config *ewtp_gen_config(const struct ewtp_gen *g)
+{
+    return g->conf;
+}
+
+const struct ewtp_host *ewtp_gen_host(const struct ewtp_gen *g)
+{
+    return ewtp_hostctx_table(g->host);
+}
+
+const char *const *ewtp_gen_destinations(const struct ewtp_gen *g)
+{
+    return g->destinations;
+}
+
+size_t ewtp_gen_instance_count(const struct ewtp_gen *g)
+{
+    return g->n_instances;
+}
+
+const struct ewtp_gen_instance *ewtp_gen_instance_at(const struct ewtp_gen *g, size_t i)
+{
+    return i < g->n_instances ? &g->instances[i] : NULL;
+}
+
+const struct ewtp_gen_instance *ewtp_gen_instance(const struct ewtp_gen *g, const char *name)
+{
+    for (size_t i = 0; name && i < g->n_instances; i++)
+        if (g->instances[i].conf && strcmp(g->instances[i].conf->name, name) == 0)
+            return &g->instances[i];
+    return NULL;
+}
+
+static bool tenant_allows(const struct ewtp_tenant_conf *t, const char *destination,
+                          enum ewtp_kind kind)
+{
+    if ((t->kinds & EWTP_KIND_BIT(kind)) == 0)
+        return false;
+    for (size_t i = 0; i < t->n_destinations; i++)
+        if (strcmp(t->destinations[i], "*") == 0 || strcmp(t->destinations[i], destination) == 0)
+            return true;
+    return false;
+}
+
+const struct ewtp_gen_instance *ewtp_gen_route(const struct ewtp_gen *g, const char *tenant,
+                                               const char *destination, enum ewtp_kind kind)
+{
+    if (tenant == NULL || destination == NULL || (int)kind < 0 || kind >= EWTP_KIND_COUNT)
+        return NULL;
+    const struct ewtp_tenant_conf *t = ewtp_config_tenant(g->conf, tenant);
+    if (t == NULL || !tenant_allows(t, destination, kind))
+        return NULL;
+    for (size_t i = 0; i < g->conf->n_routes; i++) {
+        const struct ewtp_route_conf *r = &g->conf->routes[i];
+        if (strcmp(r->tenant, "*") != 0 && strcmp(r->tenant, tenant) != 0)
+            continue;
+        if (strcmp(r->destination, "*") != 0 && strcmp(r->destination, destination) != 0)
+            continue;
+        if ((r->kinds & EWTP_KIND_BIT(kind)) == 0)
+            continue;
+        const struct ewtp_gen_instance *gi = ewtp_gen_instance(g, r->instance);
+        /* A "*" route reaches only what its plugin serves. */
+        if (gi == NULL || strcmp(gi->plugin->country, destination) != 0 ||
+            (gi->plugin->kinds & EWTP_KIND_BIT(kind)) == 0)
+            continue;
+        return gi;
+    }
+    return NULL;
+}
+
+const struct ewtp_tenant_conf *ewtp_gen_tenant_by_token(const struct ewtp_gen *g, const char *token)
+{
+    if (token == NULL || token[0] == '\0')
+        return NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1)
+        return NULL;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    /* Every tenant is compared, in constant time each, so timing says nothing about which
+     * (if any) matched. */
+    const struct ewtp_tenant_conf *found = NULL;
+    for (size_t i = 0; i < g->conf->n_tenants; i++) {
+        const struct ewtp_tenant_conf *t = &g->conf->tenants[i];
+        if (t->token_sha256 && strlen(t->token_sha256) == 2 * mdlen &&
+            CRYPTO_memcmp(t->token_sha256, hex, 2 * mdlen) == 0 && found == NULL)
+            found = t;
+    }
+    return found;
+}
+
+const struct ewtp_tenant_conf *ewtp_gen_tenant_by_subject(const struct ewtp_gen *g,
+                                                          const char *subject)
+{
+    for (size_t i = 0; subject && i < g->conf->n_tenants; i++) {
+        const struct ewtp_tenant_conf *t = &g->conf->tenants[i];
+        if (t->cert_subject && strcmp(t->cert_subject, subject) == 0)
+            return t;
+    }
+    return NULL;
+}

@@ -1,0 +1,288 @@
+/* libewtp-sim helpers: answers, routing, setting values, the received-id recording, the
+ * spool writer and logging. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <ewtp/json.h>
+
+#include "sim_internal.h"
+
+const char *ewtp_sim_request_header(const struct ewtp_sim_request *r, const char *name)
+{
+    for (size_t i = 0; r && i < r->n_headers; i++) {
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    }
+    return NULL;
+}
+
+void ewtp_sim_reply(struct ewtp_sim_response *resp, int status, const char *content_type,
+                    const void *body, size_t len)
+{
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = body;
+    resp->body_len = len;
+}
+
+void ewtp_sim_reply_json(struct ewtp_sim_response *resp, int status, const char *json)
+{
+    ewtp_sim_reply(resp, status, "application/json", json, json ? strlen(json) : 0);
+}
+
+void ewtp_sim_reply_error(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                          int status, const char *code, const char *message, const char *path)
+{
+    struct ewtp_jsonw *w = ewtp_jsonw_new(req->arena, false);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_key(w, "errors");
+    ewtp_jsonw_array_begin(w);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_string(w, "code", code);
+    ewtp_jsonw_kv_string(w, "message", message);
+    ewtp_jsonw_kv_string_opt(w, "path", path);
+    ewtp_jsonw_object_end(w);
+    ewtp_jsonw_array_end(w);
+    ewtp_jsonw_object_end(w);
+    const char *out = NULL;
+    size_t len = 0;
+    if (w == NULL || ewtp_jsonw_finish(w, &out, &len) != 0) {
+        out = "{\"errors\":[{\"code\":\"SIM-500\",\"message\":\"out of memory\"}]}";
+        len = strlen(out);
+    }
+    ewtp_sim_reply(resp, status, "application/json", out, len);
+}
+
+int ewtp_sim_reply_header(struct ewtp_sim_response *resp, const char *name, const char *value)
+{
+    if (resp->n_headers >= EWTP_SIM_MAX_HEADERS)
+        return -EWTP_ERANGE;
+    resp->headers[resp->n_headers].name = name;
+    resp->headers[resp->n_headers].value = value;
+    resp->n_headers++;
+    return 0;
+}
+
+bool ewtp_sim_route(const char *path, const char *pattern, struct ewtp_arena *a,
+                    const char **params, size_t max)
+{
+    size_t n = 0;
+    const char *p = path, *q = pattern;
+    while (*p && *q) {
+        if (*p != '/' || *q != '/')
+            return false;
+        p++;
+        q++;
+        size_t lp = strcspn(p, "/"), lq = strcspn(q, "/");
+        if (lq == 1 && *q == '*') {
+            if (lp == 0)
+                return false;
+            if (n < max && params)
+                params[n] = ewtp_arena_strndup(a, p, lp);
+            n++;
+        } else if (lp != lq || strncmp(p, q, lp) != 0) {
+            return false;
+        }
+        p += lp;
+        q += lq;
+    }
+    return *p == '\0' && *q == '\0';
+}
+
+int ewtp_sim_parse_int(const char *value, int64_t min, int64_t max, int64_t *out)
+{
+    if (value == NULL || !((*value >= '0' && *value <= '9') || *value == '-'))
+        return -EWTP_EINVAL;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < min || v > max)
+        return -EWTP_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int64_t ewtp_sim_now_ms(const struct ewtp_sim *sim)
+{
+    (void)sim;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void ewtp_sim_log(struct ewtp_sim *sim, enum ewtp_log_level level, const char *fmt, ...)
+{
+    const char *lv = level <= EWTP_LOG_ERR       ? "error"
+                     : level == EWTP_LOG_WARNING ? "warning"
+                     : level == EWTP_LOG_INFO    ? "info"
+                                                 : "debug";
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "ewtp-sim[%s] %s: %s\n", sim && sim->mod ? sim->mod->name : "-", lv, line);
+}
+
+/* ---- Received ids ------------------------------------------------------------------------ */
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int reindex(struct ewtp_sim *sim, size_t cap)
+{
+    size_t *idx = calloc(cap, sizeof(*idx));
+    if (idx == NULL)
+        return -EWTP_ENOMEM;
+    for (size_t i = 0; i < sim->n_recs; i++) {
+        size_t k = hash(sim->recs[i].id) & (cap - 1);
+        while (idx[k])
+            k = (k + 1) & (cap - 1);
+        idx[k] = i + 1;
+    }
+    free(sim->index);
+    sim->index = idx;
+    sim->cap_index = cap;
+    return 0;
+}
+
+uint64_t ewtp_sim_record(struct ewtp_sim *sim, const char *id)
+{
+    if (sim == NULL || id == NULL)
+        return 0;
+    sim->rec_total++;
+    if (sim->cap_index) {
+        size_t k = hash(id) & (sim->cap_index - 1);
+        while (sim->index[k]) {
+            struct sim_rec *r = &sim->recs[sim->index[k] - 1];
+            if (strcmp(r->id, id) == 0)
+                return ++r->count;
+            k = (k + 1) & (sim->cap_index - 1);
+        }
+    }
+    /* New id: keep the index at most half full. */
+    if ((sim->n_recs + 1) * 2 > sim->cap_index &&
+        reindex(sim, sim->cap_index ? sim->cap_index * 2 : 64) != 0)
+        return 0;
+    if (sim->n_recs == sim->cap_recs) {
+        size_t cap = sim->cap_recs ? sim->cap_recs * 2 : 32;
+        struct sim_rec *r = realloc(sim->recs, cap * sizeof(*r));
+        if (r == NULL)
+            return 0;
+        sim->recs = r;
+        sim->cap_recs = cap;
+    }
+    char *copy = strdup(id);
+    if (copy == NULL)
+        return 0;
+    sim->recs[sim->n_recs] =
+        (struct sim_rec){.id = copy, .count = 1, .first_ms = ewtp_sim_now_ms(sim)};
+    size_t k = hash(id) & (sim->cap_index - 1);
+    while (sim->index[k])
+        k = (k + 1) & (sim->cap_index - 1);
+    sim->index[k] = ++sim->n_recs;
+    return 1;
+}
+
+void sim_record_reset(struct ewtp_sim *sim)
+{
+    for (size_t i = 0; i < sim->n_recs; i++)
+        free(sim->recs[i].id);
+    free(sim->recs);
+    free(sim->index);
+    sim->recs = NULL;
+    sim->index = NULL;
+    sim->n_recs = sim->cap_recs = sim->cap_index = 0;
+    sim->rec_total = 0;
+}
+
+const char *sim_record_json(struct ewtp_sim *sim, struct ewtp_arena *a)
+{
+    struct ewtp_jsonw *w = ewtp_jsonw_new(a, false);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_int(w, "total", (int64_t)sim->rec_total);
+    ewtp_jsonw_kv_int(w, "unique", (int64_t)sim->n_recs);
+    ewtp_jsonw_kv_int(w, "duplicates", (int64_t)(sim->rec_total - sim->n_recs));
+    ewtp_jsonw_key(w, "ids");
+    ewtp_jsonw_object_begin(w);
+    for (size_t i = 0; i < sim->n_recs; i++) {
+        ewtp_jsonw_key(w, sim->recs[i].id);
+        ewtp_jsonw_object_begin(w);
+        ewtp_jsonw_kv_int(w, "count", (int64_t)sim->recs[i].count);
+        ewtp_jsonw_kv_int(w, "duplicates", (int64_t)sim->recs[i].count - 1);
+        ewtp_jsonw_kv_int(w, "first_ms", sim->recs[i].first_ms);
+        ewtp_jsonw_object_end(w);
+    }
+    ewtp_jsonw_object_end(w);
+    ewtp_jsonw_kv_int(w, "faults", (int64_t)sim->n_faults);
+    ewtp_jsonw_key(w, "callbacks");
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_int(w, "sent", (int64_t)sim->cb_sent);
+    ewtp_jsonw_kv_int(w, "delivered", (int64_t)sim->cb_delivered);
+    ewtp_jsonw_kv_int(w, "failed", (int64_t)sim->cb_failed);
+    ewtp_jsonw_object_end(w);
+    ewtp_jsonw_object_end(w);
+    const char *out = NULL;
+    size_t len = 0;
+    if (w == NULL || ewtp_jsonw_finish(w, &out, &len) != 0)
+        return NULL;
+    return out;
+}
+
+/* ---- Spool ------------------------------------------------------------------------------- */
+
+int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name,
+                         const void *data, size_t len)
+{
+    if (dir == NULL || name == NULL || name[0] == '\0' || name[0] == '.' || strchr(name, '/'))
+        return -EWTP_EINVAL;
+    char tmp[4096], final[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp) ||
+        snprintf(final, sizeof(final), "%s/%s", dir, name) >= (int)sizeof(final))
+        return -EWTP_EINVAL;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ewtp_sim_log(sim, EWTP_LOG_ERR, "spool: cannot create %s: %s", tmp, strerror(errno));
+        return -EWTP_EIO;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        p += n;
+        left -= (size_t)n;
+    }
+    int rc = left == 0 && fsync(fd) == 0 ? 0 : -EWTP_EIO;
+    if (close(fd) != 0)
+        rc = -EWTP_EIO;
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = -EWTP_EIO;
+    if (rc != 0) {
+        ewtp_sim_log(sim, EWTP_LOG_ERR, "spool: cannot write %s: %s", final, strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
+    /* The rename is durable only once the folder itself is synced. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
