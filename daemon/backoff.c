@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <time.h>
 
 #define ONE_DAY_MS (86400 * (int64_t)1000)
@@ -69,15 +70,19 @@ int64_t ewtp_backoff_retry_after(const char *value, int64_t now)
     char wd[4], mon[4], zone[4];
     int day, year, h, mi, sec;
     if (strlen(value) != 29 || value[3] != ',' ||
-        sscanf(value, "%3s %d %3s %d %d:%d:%d %3s", wd, &day, mon, &year, &h, &mi, &sec, zone) !=
+        sscanf(value, "%3s, %d %3s %d %d:%d:%d %3s", wd, &day, mon, &year, &h, &mi, &sec, zone) !=
             8 ||
         strcmp(zone, "GMT") != 0)
         return 0;
     int m = month_of(mon);
     if (m < 0 || day < 1 || day > 31 || h > 23 || mi > 59 || sec > 60 || year < 1970)
         return 0;
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = m, .tm_mday = day,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = m,
+                    .tm_mday = day,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     int64_t at = (int64_t)timegm(&tm) * 1000;
     if (at <= now)
         return 0;

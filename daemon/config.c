@@ -355,9 +355,12 @@ static int token_sha256(struct ld *l, const config_setting_t *m, const char *set
         ERR(l, m, setting, "cannot read %s: %s", file, strerror(errno));
         return -1;
     }
-    size_t len = n;
+    size_t start = 0, len = n;
     while (len > 0 && isspace((unsigned char)buf[len - 1]))
         len--;
+    while (start < len && isspace((unsigned char)buf[start]))
+        start++;
+    len -= start;
     int rc = 0;
     if (n > TOKEN_MAX) {
         ERR(l, m, setting, "%s is larger than %d bytes: not a token", file, TOKEN_MAX);
@@ -365,13 +368,13 @@ static int token_sha256(struct ld *l, const config_setting_t *m, const char *set
     } else if (len == 0) {
         ERR(l, m, setting, "%s is empty: write the token into it", file);
         rc = -1;
-    } else if (memchr(buf, '\n', len) != NULL) {
+    } else if (memchr(buf + start, '\n', len) != NULL) {
         ERR(l, m, setting, "%s holds several lines: a token file holds one token", file);
         rc = -1;
     } else {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;
-        if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+        if (EVP_Digest(buf + start, len, md, &mdlen, EVP_sha256(), NULL) != 1) {
             ERR(l, m, setting, "cannot hash the token of %s", file);
             rc = -1;
         } else if ((*hex = malloc(2 * mdlen + 1)) == NULL) {
@@ -1192,6 +1195,15 @@ static char *abs_dir_of(const char *path)
 int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_errors *why)
 {
     *out = NULL;
+    if (why == NULL) {
+        /* The checks below need somewhere to count errors. */
+        struct ewtp_errors *own = ewtp_errors_new();
+        if (own == NULL)
+            return -EWTP_ENOMEM;
+        int rc = ewtp_config_load(path, out, own);
+        ewtp_errors_free(own);
+        return rc;
+    }
     struct ld l = {.path = path, .why = why};
     l.full = calloc(1, sizeof(*l.full));
     if (l.full == NULL)

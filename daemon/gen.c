@@ -259,6 +259,17 @@ int ewtp_gen_build(const char *config_path, uint64_t id, struct ewtp_gen **out,
         destroy(g);
         return -EWTP_ENOMEM;
     }
+    /* Secrets plugins name in their settings are relative to the configuration file. */
+    char *dir = strdup(g->conf->path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = '\0';
+    rc = dir ? ewtp_hostctx_set_base_dir(g->host, slash ? dir : ".") : -EWTP_ENOMEM;
+    free(dir);
+    if (rc != 0) {
+        destroy(g);
+        return rc;
+    }
     /* Every key and every instance is tried, so one run reports every problem. */
     int rk = load_keys(g, why);
     int ri = create_instances(g, why);

@@ -16,7 +16,28 @@
 struct ewtp_hostctx {
     struct ewtp_host table;
     struct ewtp_keys *keys;
+    char *base_dir; /* NULL: the working directory */
 };
+
+int ewtp_hostctx_set_base_dir(struct ewtp_hostctx *h, const char *dir)
+{
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && copy == NULL)
+        return -EWTP_ENOMEM;
+    free(h->base_dir);
+    h->base_dir = copy;
+    return 0;
+}
+
+char *ewtp_hostctx_resolve(const struct ewtp_hostctx *h, const char *path)
+{
+    char *out = NULL;
+    if (path[0] == '/' || h->base_dir == NULL)
+        return strdup(path);
+    if (asprintf(&out, "%s/%s", h->base_dir, path) < 0)
+        return NULL;
+    return out;
+}
 
 char *ewtp_redact(const char *line)
 {
@@ -64,15 +85,20 @@ static void host_log(void *ctx, enum ewtp_log_level level, const char *plugin, c
 static int host_read_secret(void *ctx, const char *name, struct ewtp_arena *a, const char **data,
                             size_t *len)
 {
-    (void)ctx;
+    struct ewtp_hostctx *h = ctx;
     if (name == NULL || name[0] == '\0')
         return -EWTP_EINVAL;
     char path[4096];
     const char *creds = getenv("CREDENTIALS_DIRECTORY");
-    if (strchr(name, '/') == NULL && creds != NULL)
+    if (strchr(name, '/') == NULL && creds != NULL) {
         snprintf(path, sizeof(path), "%s/%s", creds, name);
-    else
-        snprintf(path, sizeof(path), "%s", name);
+    } else {
+        char *resolved = ewtp_hostctx_resolve(h, name);
+        if (resolved == NULL)
+            return -EWTP_ENOMEM;
+        snprintf(path, sizeof(path), "%s", resolved);
+        free(resolved);
+    }
     char *buf = NULL;
     size_t n = 0;
     int rc = ewtp_read_file(path, SECRET_MAX, &buf, &n);
@@ -135,6 +161,7 @@ void ewtp_hostctx_free(struct ewtp_hostctx *h)
     if (h == NULL)
         return;
     ewtp_keys_free(h->keys);
+    free(h->base_dir);
     free(h);
 }
 
@@ -145,6 +172,10 @@ int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *k
     struct ewtp_errors *errs = ewtp_errors_new();
     if (errs == NULL)
         return -EWTP_ENOMEM;
+    char *key_path = key_file ? ewtp_hostctx_resolve(h, key_file) : NULL;
+    char *cert_path = cert_file ? ewtp_hostctx_resolve(h, cert_file) : NULL;
+    key_file = key_path;
+    cert_file = cert_path;
     int rc;
     if (name == NULL)
         rc = -EWTP_EINVAL, ewtp_errors_add(errs, "", "key", "a key needs a name");
@@ -158,6 +189,8 @@ int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *k
     if (rc != 0 && ewtp_errors_count(errs) > 0)
         *why = strdup(ewtp_errors_at(errs, 0)->message);
     ewtp_errors_free(errs);
+    free(key_path);
+    free(cert_path);
     return rc;
 }
 

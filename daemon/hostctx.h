@@ -22,6 +22,11 @@ void ewtp_hostctx_free(struct ewtp_hostctx *h);
  * (then cert names its certificate file). 0, or a negative code and *why (malloc'd). */
 int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *key_file,
                          const char *cert_file, const char *command, char **why);
+/* Relative secret paths a plugin names (a setting such as token_file = "secrets/t") are
+ * resolved against dir: the directory of the configuration file they came from. Copied. */
+int ewtp_hostctx_set_base_dir(struct ewtp_hostctx *h, const char *dir);
+/* path resolved against the base directory (absolute paths unchanged); malloc'd. */
+char *ewtp_hostctx_resolve(const struct ewtp_hostctx *h, const char *path);
 /* The table to pass to plugins; borrowed while h lives. */
 const struct ewtp_host *ewtp_hostctx_table(struct ewtp_hostctx *h);
 

@@ -81,8 +81,7 @@ struct http_req {
  * is set. json NULL: {"error":"internal","message":...}. */
 void ewtp_http_reply(struct http_req *r, int status, char *json);
 /* {"error":error,"message":message} with status. */
-void ewtp_http_reply_error(struct http_req *r, int status, const char *error,
-                           const char *message);
+void ewtp_http_reply_error(struct http_req *r, int status, const char *error, const char *message);
 /* {"error":error,"message":message} as a malloc'd string (NULL when out of memory). */
 char *ewtp_http_error_json(const char *error, const char *message);
 

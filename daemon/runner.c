@@ -158,7 +158,15 @@ int ewtp_runner_open(const struct ewtp_runner_opts *opts, struct ewtp_runner **o
             ewtp_runner_free(r);
             return -EWTP_EINVAL;
         }
-        int rc = load_keys(r, why);
+        /* Key files and secret paths in the file are relative to the file, as in ewtpd. */
+        char *dir = strdup(opts->config_path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash)
+            *slash = '\0';
+        int rc = dir ? ewtp_hostctx_set_base_dir(r->host, slash ? dir : ".") : -EWTP_ENOMEM;
+        free(dir);
+        if (rc == 0)
+            rc = load_keys(r, why);
         if (rc != 0) {
             ewtp_runner_free(r);
             return rc;

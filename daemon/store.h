@@ -253,6 +253,10 @@ struct ewtp_store_receipt_rec {
     const char *detail; /* JSON object merged into the event's detail, or NULL */
     const struct ewtp_store_chain_advance *chain; /* NULL: none */
     int64_t now;
+    /* A confirmed cancellation of an approved message: approved -> cancelled is allowed
+     * (authorities cancel cleared declarations and validated invoices). Only with state
+     * cancelled; every other terminal state stays as it is. */
+    bool cancel_confirmed;
 };
 /* Records a polled or inbound receipt (event "receipt"). The state changes only when
  * set_state and the message is not terminal yet (a late answer after a terminal state is

@@ -1128,7 +1128,9 @@ static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
         enum ewtp_store_state cur;
         int64_t attempts = 0;
         rc = find_seq(c, (int64_t)r->key, &cur, &attempts);
-        bool change = rc == 0 && r->set_state && !ewtp_store_state_terminal(cur);
+        bool uncancel =
+            r->cancel_confirmed && r->state == EWTP_STORE_CANCELLED && cur == EWTP_STORE_APPROVED;
+        bool change = rc == 0 && r->set_state && (!ewtp_store_state_terminal(cur) || uncancel);
         enum ewtp_store_state after = change ? r->state : cur;
         if (rc == 0 && r->chain)
             rc = chain_advance(c, r->chain, r->now);

@@ -39,12 +39,12 @@ struct ewtp_webhook {
 
 struct ewtp_webhooks {
     struct event_base *base;
-    struct ewtp_transport *tr;
+    struct ewtp_httpc *tr;
     struct ewtp_webhook *live;
     uint64_t delivered, failed;
 };
 
-struct ewtp_webhooks *ewtp_webhooks_new(struct event_base *base, struct ewtp_transport *tr)
+struct ewtp_webhooks *ewtp_webhooks_new(struct event_base *base, struct ewtp_httpc *tr)
 {
     struct ewtp_webhooks *wh = calloc(1, sizeof(*wh));
     if (wh) {
@@ -157,7 +157,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     attempt(arg);
 }
 
-static void on_answer(void *arg, struct ewtp_transport_resp *resp)
+static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
 {
     struct ewtp_webhook *w = arg;
     struct ewtp_webhooks *wh = w->wh;
@@ -165,7 +165,7 @@ static void on_answer(void *arg, struct ewtp_transport_resp *resp)
     int st = resp ? resp->status : 0;
     if (st >= 200 && st < 300) {
         wh->delivered++;
-        ewtp_transport_resp_free(resp);
+        ewtp_httpc_resp_free(resp);
         unlink_free(w);
         return;
     }
@@ -185,11 +185,11 @@ static void on_answer(void *arg, struct ewtp_transport_resp *resp)
         wh->failed++;
         ewtpd_log(LOG_WARNING, "webhook %s to %s given up after %u attempts: %s", w->what, w->url,
                   w->attempt, st ? "HTTP error" : (resp && resp->error ? resp->error : "failed"));
-        ewtp_transport_resp_free(resp);
+        ewtp_httpc_resp_free(resp);
         unlink_free(w);
         return;
     }
-    ewtp_transport_resp_free(resp);
+    ewtp_httpc_resp_free(resp);
     int64_t d = next - now;
     struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
     evtimer_add(w->timer, &tv);
@@ -218,8 +218,8 @@ static void attempt(struct ewtp_webhook *w)
     };
     char *why = NULL;
     w->sending = true;
-    int rc = ewtp_transport_send(w->wh->tr, w->url, "POST", h, sig ? 4 : 3, w->body,
-                                 strlen(w->body), NULL, w->timeout_ms, on_answer, w, &why);
+    int rc = ewtp_httpc_send(w->wh->tr, w->url, "POST", h, sig ? 4 : 3, w->body, strlen(w->body),
+                             NULL, w->timeout_ms, on_answer, w, &why);
     free(sig);
     if (rc != 0) {
         w->sending = false;

@@ -15,13 +15,13 @@
 
 #include "backoff.h"
 #include "gen.h"
-#include "transport.h"
+#include "httpc.h"
 
 struct ewtp_webhooks;
 struct ewtp_webhook;
 
 /* Loop thread. transport is borrowed and must outlive the webhooks. */
-struct ewtp_webhooks *ewtp_webhooks_new(struct event_base *base, struct ewtp_transport *tr);
+struct ewtp_webhooks *ewtp_webhooks_new(struct event_base *base, struct ewtp_httpc *tr);
 /* Drops everything queued (no callbacks). NULL-safe. */
 void ewtp_webhooks_free(struct ewtp_webhooks *wh);
 

@@ -52,8 +52,8 @@ int ewtp_whsig_sign(const char *secret, const char *msg_id, int64_t timestamp_s,
         msg[id_len + 1 + ts_len] = '.';
         if (len)
             memcpy(msg + id_len + ts_len + 2, body, len);
-        if (HMAC(EVP_sha256(), key, (int)key_len, msg, id_len + ts_len + len + 2, mac,
-                 &mac_len) == NULL)
+        if (HMAC(EVP_sha256(), key, (int)key_len, msg, id_len + ts_len + len + 2, mac, &mac_len) ==
+            NULL)
             rc = -EWTP_ECRYPTO;
     }
     if (rc == 0) {

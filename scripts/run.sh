@@ -7,6 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 if [ -x build/bin/ewtpd ] && [ -f conf/dev.conf ]; then
   mkdir -p var
+  # The signing keys dev.conf names (var/dev-keys, self-signed, made once).
+  scripts/dev-keys.sh "$PWD"
   exec build/bin/ewtpd -c conf/dev.conf
 fi
 echo "ewtpd is not built yet: showing ewtpctl validate/translate on the examples."

@@ -75,6 +75,21 @@ bool be_kbo_valid(const char *digits10);
  * pointer of the party holding it. */
 const char *be_ioss(const struct ewtp_message *m, const char **party_pointer);
 
+/* One row of the VAT breakdown (BG-23): lines grouped by category and rate. */
+struct be_vat_group {
+    const char *category;
+    const struct ewtp_num *rate; /* NULL for category O */
+    struct ewtp_dec taxable;     /* BT-116: sum of line nets */
+    struct ewtp_dec tax;         /* BT-117: taxable x rate / 100, half-up to cents */
+    const char *reason;          /* BT-120/121: first exemption reason of the group */
+};
+/* The line's VAT tax (type VAT), or NULL. */
+const struct ewtp_tax *be_line_vat(const struct ewtp_line *l);
+/* Groups the invoice lines; lines without a VAT tax are skipped (validate reports them).
+ * 0, -EWTP_ERANGE or -EWTP_ENOMEM. */
+int be_vat_breakdown(const struct ewtp_invoice *inv, struct ewtp_arena *a,
+                     struct be_vat_group **out, size_t *n);
+
 /* Documents and requests (be_peppol.c, be_h7.c). */
 int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c,
                         struct ewtp_out *out, struct ewtp_errors *errs);

@@ -157,9 +157,10 @@ int main(int argc, char **argv)
     /* A closed pipe (a test that stopped reading) must not kill the simulator. */
     signal(SIGPIPE, SIG_IGN);
     const struct ewtp_sim_module *m = ewtp_sim_descriptor(sim);
-    printf("ewtp-sim: %s (%s) listening on %s://%s -> port %d\n",
-           m->authority ? m->authority : m->name, m->country, opt.tls_cert ? "https" : "http",
-           opt.listen, ewtp_sim_port(sim));
+    const char *colon = strrchr(opt.listen, ':');
+    printf("ewtp-sim: %s (%s) listening on %s://%.*s:%d\n", m->authority ? m->authority : m->name,
+           m->country, opt.tls_cert ? "https" : "http", (int)(colon - opt.listen), opt.listen,
+           ewtp_sim_port(sim));
     fflush(stdout);
     if (port_file && write_port_file(port_file, ewtp_sim_port(sim)) != 0) {
         fprintf(stderr, "ewtp-sim: cannot write %s\n", port_file);

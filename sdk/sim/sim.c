@@ -474,11 +474,10 @@ static void on_request(struct evhttp_request *ereq, void *arg)
     } else if (!inject(sim, &req, &resp)) {
         int rc = sim->mod->handle(sim->state, &req, &resp);
         if (rc != 0 || resp.status < 100 || resp.status > 599) {
-            ewtp_sim_log(sim, EWTP_LOG_ERR, "%s %s: the module failed (%s, status %d)",
-                         req.method, req.path, ewtp_strerror(rc), resp.status);
+            ewtp_sim_log(sim, EWTP_LOG_ERR, "%s %s: the module failed (%s, status %d)", req.method,
+                         req.path, ewtp_strerror(rc), resp.status);
             memset(&resp, 0, sizeof(resp));
-            ewtp_sim_reply_error(&req, &resp, 500, "SIM-500", "the simulator module failed",
-                                 NULL);
+            ewtp_sim_reply_error(&req, &resp, 500, "SIM-500", "the simulator module failed", NULL);
         }
     }
     if (!internal && sim->faults.latency_ms > 0) {

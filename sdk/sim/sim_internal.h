@@ -38,7 +38,7 @@ struct ewtp_sim_timer {
     void *arg;
 };
 
-struct sim_post; /* an outgoing callback (sim_client.c) */
+struct sim_post;    /* an outgoing callback (sim_client.c) */
 struct sim_pending; /* an answer sent late (latency_ms) */
 
 struct ewtp_sim {

@@ -243,8 +243,8 @@ const char *sim_record_json(struct ewtp_sim *sim, struct ewtp_arena *a)
 
 /* ---- Spool ------------------------------------------------------------------------------- */
 
-int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name,
-                         const void *data, size_t len)
+int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name, const void *data,
+                         size_t len)
 {
     if (dir == NULL || name == NULL || name[0] == '\0' || name[0] == '.' || strchr(name, '/'))
         return -EWTP_EINVAL;

@@ -151,8 +151,8 @@ int ewtp_sim_post(struct ewtp_sim *sim, const char *url, const char *bearer,
 /* Writes data as dir/name atomically (a temporary ".name.tmp" in dir, fsync, rename), so a
  * reader of the spool in-folder never sees a partial file. name must not contain '/'.
  * 0, -EWTP_EINVAL or -EWTP_EIO. */
-int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name,
-                         const void *data, size_t len);
+int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name, const void *data,
+                         size_t len);
 
 /* ---- Module descriptor ----------------------------------------------------------------- */
 
@@ -177,7 +177,8 @@ struct ewtp_sim_module {
     int (*set)(void *state, const char *key, const char *value, struct ewtp_errors *why);
 };
 
-#define EWTP_SIM_MODULE_MIN_SIZE (offsetof(struct ewtp_sim_module, destroy) + sizeof(void (*)(void *)))
+#define EWTP_SIM_MODULE_MIN_SIZE                                                                   \
+    (offsetof(struct ewtp_sim_module, destroy) + sizeof(void (*)(void *)))
 
 #define EWTP_SIM_MODULE(...)                                                                       \
     __attribute__((visibility("default")))                                                         \
@@ -189,10 +190,10 @@ struct ewtp_sim_module {
 /* ---- Hosts (ewtp-sim, tests) ----------------------------------------------------------- */
 
 struct ewtp_sim_options {
-    const char *listen;     /* "127.0.0.1:8081", "[::1]:0"; port 0 picks a free port */
-    const char *tls_cert;   /* PEM certificate (chain) file: serve HTTPS; NULL: plain HTTP */
-    const char *tls_key;    /* PEM private key file */
-    const char *client_ca;  /* PEM CA file: require a client certificate signed by it */
+    const char *listen;    /* "127.0.0.1:8081", "[::1]:0"; port 0 picks a free port */
+    const char *tls_cert;  /* PEM certificate (chain) file: serve HTTPS; NULL: plain HTTP */
+    const char *tls_key;   /* PEM private key file */
+    const char *client_ca; /* PEM CA file: require a client certificate signed by it */
     const struct ewtp_settings *settings; /* --set values (strings); borrowed during new */
 };
 

@@ -1,5 +1,5 @@
 /* HTTP(S) client over libevent; see transport.h. */
-#include "transport.h"
+#include "httpc.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -34,19 +34,19 @@ struct tls_ctx {
 
 struct treq {
     struct treq *next, *prev;
-    struct ewtp_transport *t;
+    struct ewtp_httpc *t;
     struct evhttp_connection *evcon;
     struct evhttp_request *req;
     struct event *timer; /* total timeout */
     struct event *done;  /* completion, deferred out of evhttp's callback */
-    struct ewtp_transport_resp *resp;
+    struct ewtp_httpc_resp *resp;
     const char *err; /* from the error callback */
-    ewtp_transport_fn cb;
+    ewtp_httpc_fn cb;
     void *arg;
     bool finished;
 };
 
-struct ewtp_transport {
+struct ewtp_httpc {
     struct event_base *base;
     struct tls_ctx *tls;
     struct treq *live;
@@ -64,7 +64,7 @@ static char *xprintf(const char *fmt, ...)
     return s;
 }
 
-void ewtp_transport_resp_free(struct ewtp_transport_resp *r)
+void ewtp_httpc_resp_free(struct ewtp_httpc_resp *r)
 {
     if (r == NULL)
         return;
@@ -78,9 +78,9 @@ void ewtp_transport_resp_free(struct ewtp_transport_resp *r)
     free(r);
 }
 
-struct ewtp_transport *ewtp_transport_new(struct event_base *base)
+struct ewtp_httpc *ewtp_httpc_new(struct event_base *base)
 {
-    struct ewtp_transport *t = calloc(1, sizeof(*t));
+    struct ewtp_httpc *t = calloc(1, sizeof(*t));
     if (t)
         t->base = base;
     return t;
@@ -100,11 +100,11 @@ static void treq_free(struct treq *r)
         event_free(r->timer);
     if (r->done)
         event_free(r->done);
-    ewtp_transport_resp_free(r->resp);
+    ewtp_httpc_resp_free(r->resp);
     free(r);
 }
 
-void ewtp_transport_free(struct ewtp_transport *t)
+void ewtp_httpc_free(struct ewtp_httpc *t)
 {
     if (t == NULL)
         return;
@@ -119,7 +119,7 @@ void ewtp_transport_free(struct ewtp_transport *t)
     free(t);
 }
 
-char *ewtp_transport_join(const char *endpoint, const char *path)
+char *ewtp_httpc_join(const char *endpoint, const char *path)
 {
     size_t n = strlen(endpoint);
     while (n > 0 && endpoint[n - 1] == '/')
@@ -142,8 +142,7 @@ static bool is_loopback(const char *host)
     return false;
 }
 
-static SSL_CTX *tls_ctx_get(struct ewtp_transport *t, const struct ewtp_transport_tls *tls,
-                            char **why)
+static SSL_CTX *tls_ctx_get(struct ewtp_httpc *t, const struct ewtp_httpc_tls *tls, char **why)
 {
     const char *ca = tls && tls->ca_file ? tls->ca_file : "";
     const char *cert = tls && tls->client_cert ? tls->client_cert : "";
@@ -200,8 +199,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct treq *r = arg;
-    struct ewtp_transport_resp *resp = r->resp;
-    ewtp_transport_fn cb = r->cb;
+    struct ewtp_httpc_resp *resp = r->resp;
+    ewtp_httpc_fn cb = r->cb;
     void *cb_arg = r->arg;
     r->resp = NULL;
     treq_free(r);
@@ -209,10 +208,10 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Ends r with resp (taken); the callback runs from the loop, never from inside evhttp. */
-static void finish(struct treq *r, struct ewtp_transport_resp *resp)
+static void finish(struct treq *r, struct ewtp_httpc_resp *resp)
 {
     if (r->finished) {
-        ewtp_transport_resp_free(resp);
+        ewtp_httpc_resp_free(resp);
         return;
     }
     r->finished = true;
@@ -221,9 +220,9 @@ static void finish(struct treq *r, struct ewtp_transport_resp *resp)
     event_active(r->done, 0, 0);
 }
 
-static struct ewtp_transport_resp *failure(const char *text)
+static struct ewtp_httpc_resp *failure(const char *text)
 {
-    struct ewtp_transport_resp *resp = calloc(1, sizeof(*resp));
+    struct ewtp_httpc_resp *resp = calloc(1, sizeof(*resp));
     if (resp)
         resp->error = strdup(text);
     return resp;
@@ -274,7 +273,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         free(text);
         return;
     }
-    struct ewtp_transport_resp *resp = calloc(1, sizeof(*resp));
+    struct ewtp_httpc_resp *resp = calloc(1, sizeof(*resp));
     if (resp == NULL) {
         finish(r, failure("out of memory"));
         return;
@@ -331,10 +330,10 @@ static enum evhttp_cmd_type method_of(const char *m, bool *ok)
     return EVHTTP_REQ_GET;
 }
 
-int ewtp_transport_send(struct ewtp_transport *t, const char *url, const char *method,
-                        const struct ewtp_header *headers, size_t n_headers, const void *body,
-                        size_t len, const struct ewtp_transport_tls *tls, int64_t timeout_ms,
-                        ewtp_transport_fn cb, void *arg, char **why)
+int ewtp_httpc_send(struct ewtp_httpc *t, const char *url, const char *method,
+                    const struct ewtp_header *headers, size_t n_headers, const void *body,
+                    size_t len, const struct ewtp_httpc_tls *tls, int64_t timeout_ms,
+                    ewtp_httpc_fn cb, void *arg, char **why)
 {
     if (why)
         *why = NULL;
@@ -368,7 +367,8 @@ int ewtp_transport_send(struct ewtp_transport *t, const char *url, const char *m
         port = https ? 443 : 80;
     const char *path = evhttp_uri_get_path(u);
     const char *query = evhttp_uri_get_query(u);
-    char *target = xprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
+    char *target =
+        xprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
 
     struct treq *r = calloc(1, sizeof(*r));
     struct bufferevent *bev = NULL;
@@ -414,7 +414,8 @@ int ewtp_transport_send(struct ewtp_transport *t, const char *url, const char *m
             goto fail;
         }
     }
-    r->evcon = evhttp_connection_base_bufferevent_new(t->base, NULL, bev, host, (unsigned short)port);
+    r->evcon =
+        evhttp_connection_base_bufferevent_new(t->base, NULL, bev, host, (unsigned short)port);
     if (r->evcon == NULL) {
         bufferevent_free(bev);
         rc = -EWTP_ENOMEM;
@@ -446,7 +447,9 @@ int ewtp_transport_send(struct ewtp_transport *t, const char *url, const char *m
         snprintf(hostport, sizeof(hostport), "%s", host);
     evhttp_add_header(out, "Host", hostport);
     evhttp_add_header(out, "Connection", "close");
-    evhttp_add_header(out, "User-Agent", "ewtpd/" "0.1");
+    evhttp_add_header(out, "User-Agent",
+                      "ewtpd/"
+                      "0.1");
     for (size_t i = 0; i < n_headers; i++) {
         if (headers[i].name == NULL || headers[i].value == NULL ||
             strcasecmp(headers[i].name, "Host") == 0 ||

@@ -1,0 +1,1471 @@
+/* dispatcher.c — delivery: claims, translate, transport, interpret, outcome; receipt
+ * polling; inbound receipts (spool in-folders and POST /v1/inbound); cancellation;
+ * webhooks after every state change. Contract in ewtpd.h.
+ *
+ * Threads: timers, HTTP sends and replies run on the loop; store calls, plugin calls,
+ * message parsing and spool file I/O run as worker jobs (workers.h). Every job is in the
+ * dispatcher's live list from creation to its end, so that ewtp_dispatcher_free() (after
+ * ewtp_workers_free(), which runs no more done callbacks) can free what was in flight.
+ * A job holds a reference on the generation current when it started.
+ */
+#include "ewtpd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include <ewtp/errors.h>
+
+#include "backoff.h"
+#include "runner.h"
+#include "store_backend.h"
+#include "httpc.h"
+#include "webhooks.h"
+
+#define CLAIM_MAX 64
+#define POLL_MAX 32
+#define INBOUND_MAX_BYTES (16u << 20)
+#define SPOOL_UNMATCHED_KEEP_MS (10 * 60 * 1000)
+
+#define PLUGIN_HAS(p, m)                                                                           \
+    ((p)->size >= offsetof(struct ewtp_plugin, m) + sizeof((p)->m) && (p)->m != NULL)
+
+enum job_kind { J_CLAIM, J_DELIVER, J_POLLCLAIM, J_POLL, J_CANCEL, J_INBOUND, J_SPOOL };
+
+struct job {
+    struct job *next, *prev;
+    struct ewtp_dispatcher *ds;
+    enum job_kind kind;
+    struct ewtp_gen *gen;
+    const struct ewtp_gen_instance *gi;
+    struct ewtp_store_msg *msgs;
+    size_t n;
+    struct ewtp_arena *arena;
+    struct ewtp_message **owned; /* parsed messages (own and related) to free */
+    size_t n_owned, cap_owned;
+    struct ewtp_call *calls;
+    const struct ewtp_call **callp;
+    int64_t *chain_number;
+    const struct ewtp_request *reqs;
+    size_t n_reqs, next_req;
+    char *auth_header;
+    struct ewtp_httpc_resp *resp;
+    bool send; /* after the worker step: send reqs from the loop */
+    struct ewtp_webhook **hooks;
+    size_t n_hooks;
+    /* cancel and inbound */
+    char *tenant, *id, *reason, *instance;
+    ewtpd_reply_fn reply;
+    void *reply_arg;
+    int status;
+    char *body;
+    struct ewtp_header *hdrs;
+    size_t n_hdrs;
+    void *data;
+    size_t len;
+    struct event *timer;
+    unsigned cancel_attempt;
+    int64_t cancel_first, cancel_retry_at;
+};
+
+struct ewtp_dispatcher {
+    struct ewtpd *d;
+    struct event *scan_ev, *kick_ev;
+    struct ewtp_httpc *tr;
+    struct ewtp_webhooks *wh;
+    char owner[128];
+    bool stopped, claiming, polling, spooling;
+    size_t in_flight;
+    struct job *jobs;
+    int64_t next_requeue;
+};
+
+/* ---- jobs --------------------------------------------------------------------------------- */
+
+static struct job *job_new(struct ewtp_dispatcher *ds, enum job_kind kind)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->ds = ds;
+    j->kind = kind;
+    j->next = ds->jobs;
+    if (ds->jobs)
+        ds->jobs->prev = j;
+    ds->jobs = j;
+    return j;
+}
+
+static void job_free(struct job *j)
+{
+    struct ewtp_dispatcher *ds = j->ds;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        ds->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    if (j->timer)
+        event_free(j->timer);
+    for (size_t i = 0; i < j->n_owned; i++)
+        ewtp_message_free(j->owned[i]);
+    free(j->owned);
+    for (size_t i = 0; i < j->n_hooks; i++)
+        ewtp_webhook_free(j->hooks[i]);
+    free(j->hooks);
+    ewtp_store_msgs_free(j->msgs, j->n);
+    ewtp_arena_free(j->arena);
+    free(j->calls);
+    free(j->callp);
+    free(j->chain_number);
+    free(j->auth_header);
+    ewtp_httpc_resp_free(j->resp);
+    free(j->tenant);
+    free(j->id);
+    free(j->reason);
+    free(j->instance);
+    free(j->body);
+    for (size_t i = 0; i < j->n_hdrs; i++) {
+        free((char *)j->hdrs[i].name);
+        free((char *)j->hdrs[i].value);
+    }
+    free(j->hdrs);
+    free(j->data);
+    if (j->gen)
+        ewtp_gen_unref(j->gen);
+    free(j);
+}
+
+static struct ewtp_store *store_of(struct job *j)
+{
+    return j->ds->d->store;
+}
+
+static const struct ewtp_delivery_conf *policy_conf(struct job *j)
+{
+    return &ewtp_gen_config(j->gen)->delivery;
+}
+
+static struct ewtp_backoff_policy policy(struct job *j)
+{
+    const struct ewtp_delivery_conf *c = policy_conf(j);
+    struct ewtp_backoff_policy p = {.max_attempts = c->max_attempts,
+                                    .max_age_ms = c->max_age_ms,
+                                    .base_ms = c->base_delay_ms,
+                                    .max_ms = c->max_delay_ms};
+    return p;
+}
+
+static uint64_t rnd64(void)
+{
+    uint64_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = (uint64_t)ewtpd_now_ms() * 6364136223846793005u;
+    return r;
+}
+
+static void add_hook(struct job *j, const char *tenant, const char *id, enum ewtp_store_state state,
+                     int64_t at)
+{
+    struct ewtp_webhook *w =
+        ewtp_webhook_prepare(j->gen, tenant, id, ewtp_store_state_name(state), at);
+    if (w == NULL)
+        return;
+    struct ewtp_webhook **n = realloc(j->hooks, (j->n_hooks + 1) * sizeof(*n));
+    if (n == NULL) {
+        ewtp_webhook_free(w);
+        return;
+    }
+    j->hooks = n;
+    j->hooks[j->n_hooks++] = w;
+}
+
+static void send_hooks(struct job *j)
+{
+    const struct ewtp_delivery_conf *c = policy_conf(j);
+    struct ewtp_backoff_policy p = policy(j);
+    for (size_t i = 0; i < j->n_hooks; i++)
+        ewtp_webhooks_send(j->ds->wh, j->hooks[i], &p, c->request_timeout_ms);
+    j->n_hooks = 0;
+}
+
+static int own(struct job *j, struct ewtp_message *m)
+{
+    if (j->n_owned == j->cap_owned) {
+        size_t cap = j->cap_owned ? 2 * j->cap_owned : 8;
+        struct ewtp_message **n = realloc(j->owned, cap * sizeof(*n));
+        if (n == NULL) {
+            ewtp_message_free(m);
+            return -EWTP_ENOMEM;
+        }
+        j->owned = n;
+        j->cap_owned = cap;
+    }
+    j->owned[j->n_owned++] = m;
+    return 0;
+}
+
+/* Parses stored canonical JSON (valid at accept, so errors here mean a plugin set changed). */
+static struct ewtp_message *parse_stored(struct job *j, const struct ewtp_store_msg *m)
+{
+    struct ewtp_parse_opts opts = {.extra_destinations = ewtp_gen_destinations(j->gen)};
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ewtp_message *msg = NULL;
+    if (errs && ewtp_message_parse(m->canonical, m->canonical_len, &opts, &msg, errs) == 0 &&
+        ewtp_errors_blocking(errs) > 0) {
+        ewtp_message_free(msg);
+        msg = NULL;
+    }
+    ewtp_errors_free(errs);
+    if (msg && own(j, msg) != 0)
+        msg = NULL;
+    return msg;
+}
+
+/* A JSON array of one error entry (malloc'd). */
+static char *one_error(const char *pointer, const char *code, const char *message)
+{
+    json_t *a = json_pack("[{s:s,s:s,s:s}]", "pointer", pointer ? pointer : "", "code",
+                          code ? code : "rejected", "message", message ? message : "");
+    char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return s;
+}
+
+/* The "errors" array of an ewtp_errors list (malloc'd). */
+static char *errors_array(const struct ewtp_errors *e)
+{
+    char *all = ewtp_errors_to_json(e);
+    json_t *o = all ? json_loads(all, 0, NULL) : NULL;
+    free(all);
+    char *s = o ? json_dumps(json_object_get(o, "errors"), JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static char *error_body(const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static char *error_body(const char *code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    json_t *o =
+        json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "pointer", "", "code", code, "message", text);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+/* ---- recording ---------------------------------------------------------------------------- */
+
+/* Records the outcome of attempt m->attempts of m, with what follows: poll schedule, chain,
+ * webhook. o->verdict RETRY goes through the backoff. */
+static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
+                            const struct ewtp_outcome *o, int64_t chain_number,
+                            const struct ewtp_httpc_resp *resp, unsigned req_index,
+                            const char *errors_json, int64_t now)
+{
+    enum ewtp_store_state st;
+    const char *code = o->code, *text = o->message;
+    if (!ewtp_backoff_verdict_state(o->verdict, EWTP_OP_SUBMIT, &st)) {
+        st = EWTP_STORE_RETRYING;
+        code = "unexpected_verdict";
+        text = "the plugin gave a verdict a submission cannot have";
+    }
+    int64_t next = 0;
+    if (st == EWTP_STORE_RETRYING) {
+        int64_t ra = o->retry_after_ms;
+        for (size_t i = 0; ra == 0 && resp && i < resp->n_headers; i++)
+            if (strcasecmp(resp->headers[i].name, "Retry-After") == 0)
+                ra = ewtp_backoff_retry_after(resp->headers[i].value, now);
+        struct ewtp_backoff_policy p = policy(j);
+        st = ewtp_backoff_decide(&p, m->attempts, m->created_at, now, ra, rnd64(), &next);
+    }
+    struct ewtp_store_receipt rec = {.state = st, .code = code, .message = text, .at = now};
+    if (resp && resp->body_len) {
+        rec.raw = resp->body;
+        rec.raw_len = resp->body_len;
+    }
+    char *errs = NULL;
+    if (errors_json)
+        errs = strdup(errors_json);
+    else if (st == EWTP_STORE_SUBMITTED || st == EWTP_STORE_APPROVED)
+        errs = strdup("[]");
+    else
+        errs = one_error(o->pointer, code, text);
+    json_t *det = json_object();
+    if (resp) {
+        json_object_set_new(det, "http_status", json_integer(resp->status));
+        json_object_set_new(det, "request", json_integer(req_index));
+        if (resp->error)
+            json_object_set_new(det, "transport_error", json_string(resp->error));
+    }
+    char *detail = json_dumps(det, JSON_COMPACT);
+    json_decref(det);
+    struct ewtp_store_chain_advance ch = {
+        .key = m->ordering_key, .number = chain_number, .ref = o->authority_ref};
+    bool chained = m->needs_chain && m->ordering_key && chain_number > 0 &&
+                   (st == EWTP_STORE_SUBMITTED || st == EWTP_STORE_APPROVED);
+    struct ewtp_store_outcome out = {.key = m->key,
+                                     .attempt = m->attempts,
+                                     .state = st,
+                                     .authority_ref = o->authority_ref,
+                                     .receipt = &rec,
+                                     .next_attempt_at = next,
+                                     .errors = errs,
+                                     .detail = detail,
+                                     .chain = chained ? &ch : NULL,
+                                     .now = now};
+    int rc = ewtp_store_record_outcome(store_of(j), &out);
+    if (rc == -EWTP_ERANGE && chained) {
+        /* Cannot happen with one message in flight per key; keep the answer anyway. */
+        ewtpd_log(LOG_ERR, "%s/%s: chain %s out of sequence at %" PRId64, m->tenant, m->id,
+                  m->ordering_key, chain_number);
+        out.chain = NULL;
+        rc = ewtp_store_record_outcome(store_of(j), &out);
+    }
+    free(errs);
+    free(detail);
+    if (rc == -EWTP_EINVAL) {
+        ewtpd_log(LOG_INFO, "%s/%s: outcome of attempt %u not recorded: decided meanwhile",
+                  m->tenant, m->id, m->attempts);
+        return;
+    }
+    if (rc < 0) {
+        ewtpd_log(LOG_ERR, "%s/%s: cannot record the outcome: %s (the lease will expire)",
+                  m->tenant, m->id, ewtp_strerror(rc));
+        return;
+    }
+    if (st == EWTP_STORE_SUBMITTED) {
+        bool poll = o->poll && j->gi && PLUGIN_HAS(j->gi->plugin, poll);
+        ewtp_store_poll_schedule(store_of(j), m->key,
+                                 poll ? now + policy_conf(j)->poll_interval_ms : -1);
+    }
+    ewtpd_log(st == EWTP_STORE_DEAD ? LOG_WARNING : LOG_INFO, "%s/%s: attempt %u -> %s%s%s",
+              m->tenant, m->id, m->attempts, ewtp_store_state_name(st), code ? " " : "",
+              code ? code : "");
+    add_hook(j, m->tenant, m->id, st, now);
+}
+
+/* A failure before anything was sent. */
+static void record_local(struct job *j, const struct ewtp_store_msg *m, enum ewtp_verdict v,
+                         const char *code, const char *text, const char *errors_json)
+{
+    struct ewtp_outcome o = {.verdict = v, .code = code, .message = text};
+    record_delivery(j, m, &o, 0, NULL, 0, errors_json, ewtpd_now_ms());
+}
+
+/* A receipt (poll, inbound, cancel answer) for m. */
+static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
+                           const struct ewtp_outcome *o, enum ewtp_op op, const void *raw,
+                           size_t raw_len, const char *source, int64_t now)
+{
+    enum ewtp_store_state st = m->state;
+    bool set = ewtp_backoff_verdict_state(o->verdict, op, &st);
+    if (o->verdict == EWTP_V_RETRY) {
+        set = false;
+        st = m->state;
+    }
+    if (o->verdict == EWTP_V_SUBMITTED &&
+        (m->state == EWTP_STORE_SUBMITTED || op == EWTP_OP_CANCEL))
+        set = false;
+    if (o->verdict == EWTP_V_APPROVED && op == EWTP_OP_CANCEL)
+        set = false; /* "cancel request received" is not a cancellation */
+    if (!set)
+        st = m->state;
+    struct ewtp_store_receipt rec = {.state = st,
+                                     .code = o->code,
+                                     .message = o->message,
+                                     .raw = raw_len ? raw : NULL,
+                                     .raw_len = raw_len,
+                                     .at = now};
+    json_t *det =
+        json_pack("{s:s,s:s}", "source", source, "op", op == EWTP_OP_CANCEL ? "cancel" : "submit");
+    char *detail = det ? json_dumps(det, JSON_COMPACT) : NULL;
+    json_decref(det);
+    struct ewtp_store_receipt_rec r = {.key = m->key,
+                                       .set_state = set,
+                                       .state = st,
+                                       .authority_ref = o->authority_ref,
+                                       .receipt = &rec,
+                                       .detail = detail,
+                                       .now = now,
+                                       .cancel_confirmed = op == EWTP_OP_CANCEL};
+    int rc = ewtp_store_record_receipt(store_of(j), &r);
+    free(detail);
+    if (rc < 0) {
+        ewtpd_log(LOG_ERR, "%s/%s: cannot record a receipt: %s", m->tenant, m->id,
+                  ewtp_strerror(rc));
+        return;
+    }
+    bool changes =
+        !ewtp_store_state_terminal(m->state) ||
+        (op == EWTP_OP_CANCEL && st == EWTP_STORE_CANCELLED && m->state == EWTP_STORE_APPROVED);
+    if (set && st != m->state && changes) {
+        ewtpd_log(LOG_INFO, "%s/%s: %s receipt -> %s", m->tenant, m->id, source,
+                  ewtp_store_state_name(st));
+        add_hook(j, m->tenant, m->id, st, now);
+    }
+}
+
+/* ---- building calls ----------------------------------------------------------------------- */
+
+static void call_init(struct job *j, struct ewtp_call *c, const struct ewtp_store_msg *m,
+                      const struct ewtp_message *msg, enum ewtp_op op, int64_t now)
+{
+    memset(c, 0, sizeof(*c));
+    c->size = sizeof(*c);
+    c->tenant = m->tenant;
+    c->msg = msg;
+    c->op = op;
+    c->cancel_reason = j->reason;
+    c->authority_ref = m->authority_ref;
+    c->attempt = m->attempts ? m->attempts : 1;
+    c->now_ms = now;
+    c->arena = j->arena;
+    c->host = ewtp_gen_host(j->gen);
+}
+
+/* Related messages of c (relation keys from classify), parsed into the job. */
+static void add_related(struct job *j, struct ewtp_call *c, const struct ewtp_store_msg *m)
+{
+    const struct ewtp_plugin *p = j->gi->plugin;
+    if (!PLUGIN_HAS(p, classify))
+        return;
+    struct ewtp_route_info ri = {0};
+    p->classify(ewtp_instance_state(j->gi->inst), c, &ri);
+    if (ri.n_relation_keys == 0)
+        return;
+    struct ewtp_store_msg *rel = NULL;
+    size_t n = 0;
+    size_t nk =
+        ri.n_relation_keys > EWTP_MAX_RELATION_KEYS ? EWTP_MAX_RELATION_KEYS : ri.n_relation_keys;
+    if (ewtp_store_related(store_of(j), ri.relation_keys, nk, m->tenant, m->id, &rel, &n) != 0)
+        return;
+    struct ewtp_related *r = n ? ewtp_arena_alloc(j->arena, n * sizeof(*r)) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; r && i < n; i++) {
+        struct ewtp_message *rm = parse_stored(j, &rel[i]);
+        if (rm == NULL)
+            continue;
+        r[k].msg = rm;
+        r[k].tenant = ewtp_arena_strdup(j->arena, rel[i].tenant);
+        r[k].state = ewtp_store_state_name(rel[i].state);
+        r[k].authority_ref = ewtp_arena_strdup(j->arena, rel[i].authority_ref);
+        k++;
+    }
+    ewtp_store_msgs_free(rel, n);
+    c->related = r;
+    c->n_related = k;
+}
+
+static void read_auth(struct job *j)
+{
+    const struct ewtp_auth_conf *a = &j->gi->conf->auth;
+    if (a->kind != EWTP_AUTH_BEARER_FILE || a->token_file == NULL)
+        return;
+    char *tok = NULL;
+    size_t len = 0;
+    if (ewtp_read_file(a->token_file, 8192, &tok, &len) != 0) {
+        ewtpd_log(LOG_ERR, "instance %s: cannot read %s", j->gi->conf->name, a->token_file);
+        return;
+    }
+    while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
+        tok[--len] = '\0';
+    j->auth_header = ewtp_store_asprintf("Bearer %s", tok);
+    memset(tok, 0, len);
+    free(tok);
+}
+
+/* ---- spool transport ------------------------------------------------------------------------ */
+
+static int write_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+    char *tmp = ewtp_store_asprintf("%s/.%s.tmp", dir, name);
+    char *dst = ewtp_store_asprintf("%s/%s", dir, name);
+    int rc = -EWTP_EIO;
+    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640) : -1;
+    if (fd >= 0) {
+        const char *p = data;
+        size_t left = len;
+        while (left > 0) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            p += w;
+            left -= (size_t)w;
+        }
+        if (left == 0 && fsync(fd) == 0)
+            rc = 0;
+        if (close(fd) != 0)
+            rc = -EWTP_EIO;
+        if (rc == 0 && rename(tmp, dst) != 0)
+            rc = -EWTP_EIO;
+        if (rc != 0)
+            unlink(tmp);
+        int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            fsync(dfd); /* the rename itself must survive a crash */
+            close(dfd);
+        }
+    }
+    free(tmp);
+    free(dst);
+    return rc;
+}
+
+/* A request path as a plain file name: no directories, no hidden or parent names. */
+static const char *spool_name(struct ewtp_arena *a, const char *path)
+{
+    if (path == NULL)
+        return NULL;
+    while (*path == '/')
+        path++;
+    char *s = ewtp_arena_strdup(a, path);
+    for (char *p = s; p && *p; p++)
+        if (*p == '/' || *p == '\\')
+            *p = '_';
+    if (s == NULL || *s == '\0' || *s == '.')
+        return NULL;
+    return s;
+}
+
+/* Writes every request into spool_out: 0, or -EWTP_EIO with *why. */
+static int spool_write(struct job *j, const char **why)
+{
+    const char *dir = j->gi->conf->spool_out;
+    if (dir == NULL) {
+        *why = "the instance has no spool_out directory";
+        return -EWTP_EIO;
+    }
+    mkdir(dir, 0750);
+    for (size_t i = 0; i < j->n_reqs; i++) {
+        const char *name = spool_name(j->arena, j->reqs[i].path);
+        if (name == NULL) {
+            *why = "the plugin gave a request path that is not a file name";
+            return -EWTP_EIO;
+        }
+        if (write_atomic(dir, name, j->reqs[i].body, j->reqs[i].body_len) != 0) {
+            *why =
+                ewtp_arena_printf(j->arena, "cannot write %s/%s: %s", dir, name, strerror(errno));
+            return -EWTP_EIO;
+        }
+    }
+    return 0;
+}
+
+/* ---- delivery: worker steps ---------------------------------------------------------------- */
+
+static void interpret_done(void *arg);
+static void send_next(struct job *j);
+
+static void deliver_prepare(void *arg)
+{
+    struct job *j = arg;
+    int64_t now = ewtpd_now_ms();
+    if (j->gi == NULL) {
+        for (size_t i = 0; i < j->n; i++)
+            record_local(j, &j->msgs[i], EWTP_V_RETRY, "no_instance",
+                         "the plugin instance of this message is not in the configuration", NULL);
+        return;
+    }
+    const struct ewtp_plugin *p = j->gi->plugin;
+    const void *state = ewtp_instance_state(j->gi->inst);
+    j->arena = ewtp_arena_new();
+    j->calls = calloc(j->n, sizeof(*j->calls));
+    j->callp = calloc(j->n, sizeof(*j->callp));
+    j->chain_number = calloc(j->n, sizeof(*j->chain_number));
+    struct ewtp_errors *errs = ewtp_errors_new();
+    if (!j->arena || !j->calls || !j->callp || !j->chain_number || !errs) {
+        ewtp_errors_free(errs);
+        for (size_t i = 0; i < j->n; i++)
+            record_local(j, &j->msgs[i], EWTP_V_RETRY, "internal", "out of memory", NULL);
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        const struct ewtp_store_msg *m = &j->msgs[i];
+        struct ewtp_message *msg = parse_stored(j, m);
+        if (msg == NULL) {
+            /* Send nothing of a batch that cannot be built whole. */
+            for (size_t k = 0; k < j->n; k++)
+                record_local(j, &j->msgs[k], EWTP_V_RETRY, "unparsable",
+                             "the stored message no longer parses with the loaded plugins", NULL);
+            ewtp_errors_free(errs);
+            return;
+        }
+        call_init(j, &j->calls[i], m, msg, EWTP_OP_SUBMIT, now);
+        add_related(j, &j->calls[i], m);
+        if (m->needs_chain && m->ordering_key) {
+            int64_t last = 0;
+            char *ref = NULL;
+            if (ewtp_store_chain_get(store_of(j), m->ordering_key, &last, &ref) == 0) {
+                j->calls[i].chain.present = true;
+                j->calls[i].chain.number = (uint64_t)last + 1;
+                j->calls[i].chain.prev_ref = ewtp_arena_strdup(j->arena, ref);
+                j->chain_number[i] = last + 1;
+            }
+            free(ref);
+        }
+        j->callp[i] = &j->calls[i];
+    }
+    struct ewtp_out *out = ewtp_out_new(j->arena);
+    int rc = out ? 0 : -EWTP_ENOMEM;
+    if (rc == 0 && j->n > 1)
+        rc = p->translate_batch(state, j->callp, j->n, out, errs);
+    else if (rc == 0)
+        rc = p->translate(state, &j->calls[0], out, errs);
+    if (rc == 0 && ewtp_errors_blocking(errs) == 0) {
+        j->n_reqs = ewtp_out_requests(out, &j->reqs);
+        if (j->n_reqs == 0)
+            rc = -EWTP_EINVAL;
+    }
+    if (rc != 0 || ewtp_errors_blocking(errs) > 0) {
+        bool input = ewtp_errors_blocking(errs) > 0;
+        char *ej = input ? errors_array(errs) : NULL;
+        for (size_t i = 0; i < j->n; i++)
+            record_local(
+                j, &j->msgs[i], input ? EWTP_V_REJECTED : EWTP_V_RETRY,
+                input ? "translate" : "internal",
+                input ? "the plugin cannot build the authority's document" : ewtp_strerror(rc), ej);
+        free(ej);
+        ewtp_errors_free(errs);
+        return;
+    }
+    ewtp_errors_free(errs);
+    if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
+        const char *why = NULL;
+        rc = spool_write(j, &why);
+        for (size_t i = 0; i < j->n; i++) {
+            struct ewtp_outcome o = {.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
+                                     .code = rc == 0 ? "spooled" : "spool",
+                                     .message = rc == 0 ? "written to the spool directory" : why};
+            record_delivery(j, &j->msgs[i], &o, j->chain_number[i], NULL, 0, NULL, now);
+        }
+        return;
+    }
+    read_auth(j);
+    j->send = true;
+}
+
+static void interpret_step(void *arg)
+{
+    struct job *j = arg;
+    int64_t now = ewtpd_now_ms();
+    const struct ewtp_plugin *p = j->gi->plugin;
+    const void *state = ewtp_instance_state(j->gi->inst);
+    struct ewtp_httpc_resp *tr = j->resp;
+    struct ewtp_response resp = {.status = tr->status,
+                                 .headers = tr->headers,
+                                 .n_headers = tr->n_headers,
+                                 .body = tr->body,
+                                 .body_len = tr->body_len,
+                                 .request_index = (unsigned)j->next_req,
+                                 .transport_error = tr->error};
+    struct ewtp_outcome *o = ewtp_arena_alloc(j->arena, j->n * sizeof(*o));
+    int rc = o ? 0 : -EWTP_ENOMEM;
+    if (rc == 0 && j->n > 1 && PLUGIN_HAS(p, interpret_batch))
+        rc = p->interpret_batch(state, j->callp, j->n, &resp, o);
+    else if (rc == 0)
+        rc = p->interpret(state, &j->calls[0], &resp, &o[0]);
+    struct ewtp_outcome fail = {.verdict = EWTP_V_RETRY,
+                                .code = "interpret",
+                                .message = "the plugin could not read the authority's answer"};
+    j->send = false;
+    if (j->kind == J_DELIVER) {
+        for (size_t i = 0; i < j->n; i++)
+            record_delivery(j, &j->msgs[i], rc == 0 ? &o[i] : &fail, j->chain_number[i], tr,
+                            (unsigned)j->next_req, NULL, now);
+        return;
+    }
+    const struct ewtp_outcome *oc = rc == 0 ? &o[0] : &fail;
+    if (j->kind == J_POLL) {
+        /* Only answers that say something new are kept: a poll every interval that says
+         * "still received" would bury the receipts. */
+        if (oc->verdict != EWTP_V_SUBMITTED && oc->verdict != EWTP_V_RETRY)
+            record_receipt(j, &j->msgs[0], oc, EWTP_OP_SUBMIT, tr->body, tr->body_len, "poll", now);
+        return;
+    }
+    /* J_CANCEL */
+    if (oc->verdict != EWTP_V_RETRY) {
+        record_receipt(j, &j->msgs[0], oc, EWTP_OP_CANCEL, tr->body, tr->body_len, "cancel", now);
+        return;
+    }
+    struct ewtp_backoff_policy pol = policy(j);
+    int64_t next = 0;
+    if (ewtp_backoff_decide(&pol, j->cancel_attempt, j->cancel_first, now, oc->retry_after_ms,
+                            rnd64(), &next) == EWTP_STORE_DEAD) {
+        json_t *d = json_pack("{s:s?,s:s?}", "code", oc->code, "message", oc->message);
+        char *det = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        json_decref(d);
+        ewtp_store_add_event(store_of(j), j->msgs[0].key, "cancel_failed", j->cancel_attempt, det,
+                             now);
+        free(det);
+        return;
+    }
+    j->cancel_retry_at = next;
+}
+
+/* ---- delivery: loop steps ------------------------------------------------------------------ */
+
+static void job_end(struct job *j)
+{
+    struct ewtp_dispatcher *ds = j->ds;
+    send_hooks(j);
+    if (j->kind == J_DELIVER && ds->in_flight > 0)
+        ds->in_flight--;
+    bool kick = j->kind == J_DELIVER;
+    job_free(j);
+    if (kick && !ds->stopped)
+        ewtp_dispatcher_kick(ds->d);
+}
+
+static void submit(struct job *j, ewtp_work_fn work, ewtp_work_fn done)
+{
+    if (ewtp_workers_submit(j->ds->d->workers, work, done, j) != 0) {
+        ewtpd_log(LOG_ERR, "dispatcher: cannot queue work (shutting down?)");
+        job_end(j);
+    }
+}
+
+static void on_cancel_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct job *j = arg;
+    j->next_req = 0;
+    j->cancel_attempt++;
+    send_next(j);
+}
+
+static void interpret_done(void *arg)
+{
+    struct job *j = arg;
+    send_hooks(j);
+    if (j->kind == J_CANCEL && j->cancel_retry_at > 0 && !j->ds->stopped) {
+        int64_t d = j->cancel_retry_at - ewtpd_now_ms();
+        if (d < 0)
+            d = 0;
+        j->cancel_retry_at = 0;
+        ewtp_httpc_resp_free(j->resp);
+        j->resp = NULL;
+        if (j->timer == NULL)
+            j->timer = evtimer_new(j->ds->d->base, on_cancel_timer, j);
+        struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+        if (j->timer && evtimer_add(j->timer, &tv) == 0)
+            return;
+    }
+    job_end(j);
+}
+
+static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
+{
+    struct job *j = arg;
+    if (resp == NULL)
+        resp = calloc(1, sizeof(*resp));
+    if (resp == NULL) {
+        job_end(j);
+        return;
+    }
+    if (resp->status >= 200 && resp->status < 300 && j->next_req + 1 < j->n_reqs) {
+        ewtp_httpc_resp_free(resp);
+        j->next_req++;
+        send_next(j);
+        return;
+    }
+    ewtp_httpc_resp_free(j->resp);
+    j->resp = resp;
+    submit(j, interpret_step, interpret_done);
+}
+
+static void send_next(struct job *j)
+{
+    const struct ewtp_instance_conf *ic = j->gi->conf;
+    const struct ewtp_request *r = &j->reqs[j->next_req];
+    char *url = ewtp_httpc_join(ic->endpoint ? ic->endpoint : "", r->path);
+    size_t nh = r->n_headers;
+    struct ewtp_header *h = calloc(nh + 1, sizeof(*h));
+    if (url == NULL || h == NULL) {
+        free(url);
+        free(h);
+        on_answer(j, NULL);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nh; i++) {
+        /* The host's own credentials to the authority win over a plugin's. */
+        if (j->auth_header && r->headers[i].name &&
+            strcasecmp(r->headers[i].name, "Authorization") == 0)
+            continue;
+        h[k++] = r->headers[i];
+    }
+    if (j->auth_header)
+        h[k++] = (struct ewtp_header){"Authorization", j->auth_header, true};
+    struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
+    char *why = NULL;
+    int rc = ewtp_httpc_send(j->ds->tr, url, r->method, h, k, r->body, r->body_len, &tls,
+                             policy_conf(j)->request_timeout_ms, on_answer, j, &why);
+    free(h);
+    if (rc != 0) {
+        ewtpd_log(LOG_ERR, "instance %s: %s", ic->name, why ? why : ewtp_strerror(rc));
+        struct ewtp_httpc_resp *resp = calloc(1, sizeof(*resp));
+        if (resp)
+            resp->error = why ? why : strdup(ewtp_strerror(rc));
+        else
+            free(why);
+        free(url);
+        on_answer(j, resp);
+        return;
+    }
+    free(why);
+    free(url);
+}
+
+static void prepared(void *arg)
+{
+    struct job *j = arg;
+    if (j->send && !j->ds->stopped) {
+        send_hooks(j);
+        send_next(j);
+        return;
+    }
+    job_end(j);
+}
+
+/* ---- claims -------------------------------------------------------------------------------- */
+
+static void claim_work(void *arg)
+{
+    struct job *j = arg;
+    struct ewtp_dispatcher *ds = j->ds;
+    int64_t now = ewtpd_now_ms();
+    const struct ewtp_delivery_conf *c = policy_conf(j);
+    if (now >= ds->next_requeue) {
+        ds->next_requeue = now + (c->lease_ms > 4 ? c->lease_ms / 4 : 1);
+        size_t n = 0;
+        ewtp_store_requeue_expired(store_of(j), now, &n);
+        if (n)
+            ewtpd_log(LOG_WARNING, "%zu deliveries with an expired lease returned to the queue", n);
+    }
+    int rc;
+    if (j->kind == J_CLAIM)
+        rc = ewtp_store_claim_due(store_of(j), now, j->n, c->lease_ms, ds->owner, &j->msgs, &j->n);
+    else
+        rc = ewtp_store_claim_poll(store_of(j), now, j->n, now + c->poll_interval_ms, &j->msgs,
+                                   &j->n);
+    if (rc != 0) {
+        j->msgs = NULL;
+        j->n = 0;
+        ewtpd_log(LOG_ERR, "dispatcher: claim failed: %s", ewtp_strerror(rc));
+    }
+}
+
+static void start_one(struct ewtp_dispatcher *ds, enum job_kind kind, struct ewtp_gen *gen,
+                      struct ewtp_store_msg *msgs, size_t n)
+{
+    struct job *j = job_new(ds, kind);
+    if (j == NULL) {
+        ewtp_store_msgs_free(msgs, n); /* the lease expires; sent again later */
+        return;
+    }
+    ewtp_gen_ref(gen);
+    j->gen = gen;
+    j->msgs = msgs;
+    j->n = n;
+    j->gi = ewtp_gen_instance(gen, msgs[0].plugin);
+    if (kind == J_DELIVER)
+        ds->in_flight++;
+    submit(j, deliver_prepare, prepared);
+}
+
+static void poll_prepare(void *arg)
+{
+    struct job *j = arg;
+    const struct ewtp_store_msg *m = &j->msgs[0];
+    if (j->gi == NULL || !PLUGIN_HAS(j->gi->plugin, poll) || m->authority_ref == NULL) {
+        if (j->gi && !PLUGIN_HAS(j->gi->plugin, poll))
+            ewtp_store_poll_schedule(store_of(j), m->key, -1);
+        return;
+    }
+    j->arena = ewtp_arena_new();
+    j->calls = calloc(1, sizeof(*j->calls));
+    j->callp = calloc(1, sizeof(*j->callp));
+    struct ewtp_message *msg = j->arena && j->calls && j->callp ? parse_stored(j, m) : NULL;
+    if (msg == NULL)
+        return;
+    call_init(j, &j->calls[0], m, msg, EWTP_OP_SUBMIT, ewtpd_now_ms());
+    j->callp[0] = &j->calls[0];
+    struct ewtp_out *out = ewtp_out_new(j->arena);
+    if (out == NULL ||
+        j->gi->plugin->poll(ewtp_instance_state(j->gi->inst), &j->calls[0], out) != 0)
+        return;
+    j->n_reqs = ewtp_out_requests(out, &j->reqs);
+    if (j->n_reqs == 0 || j->gi->conf->transport != EWTP_TRANSPORT_HTTPS)
+        return;
+    read_auth(j);
+    j->send = true;
+}
+
+static bool batchable(const struct ewtp_gen_instance *gi, const struct ewtp_store_msg *a,
+                      const struct ewtp_store_msg *b)
+{
+    return gi && gi->plugin->batch.max_documents > 1 && PLUGIN_HAS(gi->plugin, translate_batch) &&
+           a->batch_key && b->batch_key && strcmp(a->batch_key, b->batch_key) == 0 &&
+           strcmp(a->plugin, b->plugin) == 0 && !a->needs_chain && !b->needs_chain;
+}
+
+static void claim_done(void *arg)
+{
+    struct job *j = arg;
+    struct ewtp_dispatcher *ds = j->ds;
+    bool polls = j->kind == J_POLLCLAIM;
+    if (polls)
+        ds->polling = false;
+    else
+        ds->claiming = false;
+    struct ewtp_store_msg *msgs = j->msgs;
+    size_t n = j->n;
+    j->msgs = NULL;
+    j->n = 0;
+    if (ds->stopped) {
+        ewtp_store_msgs_free(msgs, n); /* leases expire; the next start sends them */
+        job_free(j);
+        return;
+    }
+    /* Each message moves into a job of its own (or of its batch). */
+    bool *used = n ? calloc(n, sizeof(*used)) : NULL;
+    for (size_t i = 0; used && i < n; i++) {
+        if (used[i])
+            continue;
+        used[i] = true;
+        const struct ewtp_gen_instance *gi = ewtp_gen_instance(j->gen, msgs[i].plugin);
+        size_t cnt = 1;
+        size_t max = gi && gi->plugin->batch.max_documents ? gi->plugin->batch.max_documents : 1;
+        for (size_t k = i + 1; !polls && k < n && cnt < max; k++)
+            if (!used[k] && batchable(gi, &msgs[i], &msgs[k]))
+                cnt++;
+        struct ewtp_store_msg *group = calloc(cnt, sizeof(*group));
+        if (group == NULL)
+            continue;
+        group[0] = msgs[i];
+        memset(&msgs[i], 0, sizeof(msgs[i]));
+        size_t g = 1;
+        for (size_t k = i + 1; !polls && k < n && g < cnt; k++) {
+            if (!used[k] && batchable(gi, &group[0], &msgs[k])) {
+                used[k] = true;
+                group[g++] = msgs[k];
+                memset(&msgs[k], 0, sizeof(msgs[k]));
+            }
+        }
+        if (polls) {
+            struct job *pj = job_new(ds, J_POLL);
+            if (pj == NULL) {
+                ewtp_store_msgs_free(group, g);
+                continue;
+            }
+            ewtp_gen_ref(j->gen);
+            pj->gen = j->gen;
+            pj->msgs = group;
+            pj->n = g;
+            pj->gi = gi;
+            submit(pj, poll_prepare, prepared);
+        } else {
+            start_one(ds, J_DELIVER, j->gen, group, g);
+        }
+    }
+    if (used == NULL)
+        ewtp_store_msgs_free(msgs, n);
+    else
+        ewtp_store_msgs_free(msgs, n); /* what is left are zeroed husks */
+    free(used);
+    job_free(j);
+}
+
+static void claim(struct ewtp_dispatcher *ds, enum job_kind kind)
+{
+    struct ewtpd *d = ds->d;
+    const struct ewtp_delivery_conf *c = &ewtp_gen_config(d->gen)->delivery;
+    size_t limit;
+    if (kind == J_CLAIM) {
+        size_t max = c->max_in_flight ? c->max_in_flight : 64;
+        if (ds->claiming || ds->in_flight >= max)
+            return;
+        limit = max - ds->in_flight;
+        if (limit > CLAIM_MAX)
+            limit = CLAIM_MAX;
+        ds->claiming = true;
+    } else {
+        if (ds->polling)
+            return;
+        limit = POLL_MAX;
+        ds->polling = true;
+    }
+    struct job *j = job_new(ds, kind);
+    if (j == NULL) {
+        ds->claiming = ds->polling = false;
+        return;
+    }
+    j->gen = ewtpd_gen_acquire(d);
+    j->n = limit; /* the limit, until claim_work replaces it with the count */
+    if (ewtp_workers_submit(d->workers, claim_work, claim_done, j) != 0) {
+        if (kind == J_CLAIM)
+            ds->claiming = false;
+        else
+            ds->polling = false;
+        j->n = 0;
+        job_free(j);
+    }
+}
+
+/* ---- inbound ------------------------------------------------------------------------------- */
+
+/* Finds the message an inbound item concerns. */
+static int correlate(struct job *j, const struct ewtp_correlation *to, struct ewtp_store_msg **m)
+{
+    struct ewtp_store *st = store_of(j);
+    const char *inst = j->gi->conf->name;
+    if (to->message_id && to->tenant && ewtp_store_get(st, to->tenant, to->message_id, m) == 0)
+        return 0;
+    if (to->message_id && to->tenant == NULL) {
+        const struct ewtp_config *c = ewtp_gen_config(j->gen);
+        for (size_t i = 0; i < c->n_tenants; i++) {
+            if (ewtp_store_get(st, c->tenants[i].id, to->message_id, m) == 0) {
+                if (strcmp((*m)->plugin, inst) == 0)
+                    return 0;
+                ewtp_store_msgs_free(*m, 1);
+            }
+        }
+    }
+    if (to->authority_ref && ewtp_store_find_by_authority_ref(st, inst, to->authority_ref, m) == 0)
+        return 0;
+    *m = NULL;
+    return -EWTP_ENOTFOUND;
+}
+
+/* One inbound item through receive: *status 200/400/404 and *body (malloc'd JSON). */
+static void inbound_one(struct job *j, const char *source, const char *name,
+                        const struct ewtp_header *h, size_t nh, const void *data, size_t len,
+                        int *status, char **body)
+{
+    const struct ewtp_plugin *p = j->gi->plugin;
+    if (!PLUGIN_HAS(p, receive)) {
+        *status = 400;
+        *body = error_body("unsupported", "plugin %s takes no inbound receipts", p->name);
+        return;
+    }
+    struct ewtp_arena *a = ewtp_arena_new();
+    if (a == NULL) {
+        *status = 503;
+        *body = error_body("internal", "out of memory");
+        return;
+    }
+    int64_t now = ewtpd_now_ms();
+    struct ewtp_inbound in = {.size = sizeof(in),
+                              .source = source,
+                              .name = name,
+                              .headers = h,
+                              .n_headers = nh,
+                              .body = data,
+                              .body_len = len,
+                              .now_ms = now,
+                              .arena = a,
+                              .host = ewtp_gen_host(j->gen)};
+    struct ewtp_correlation to = {0};
+    struct ewtp_outcome o = {0};
+    int rc = p->receive(ewtp_instance_state(j->gi->inst), &in, &to, &o);
+    struct ewtp_store_msg *m = NULL;
+    if (rc != 0) {
+        *status = 400;
+        *body = error_body("unrecognised", "plugin %s does not recognise this item", p->name);
+    } else if (correlate(j, &to, &m) != 0) {
+        *status = 404;
+        *body = error_body(
+            "not_found", "no message matches %s %s", to.message_id ? "id" : "authority reference",
+            to.message_id ? to.message_id : (to.authority_ref ? to.authority_ref : "(none)"));
+    } else {
+        record_receipt(j, m, &o, EWTP_OP_SUBMIT, data, len, source, now);
+        json_t *r = json_pack("{s:s}", "message", m->id);
+        *body = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        json_decref(r);
+        *status = 200;
+        ewtp_store_msgs_free(m, 1);
+    }
+    ewtp_arena_free(a);
+}
+
+static void inbound_work(void *arg)
+{
+    struct job *j = arg;
+    if (j->gi == NULL) {
+        j->status = 404;
+        j->body = error_body("not_found", "no plugin instance %s", j->instance);
+        return;
+    }
+    inbound_one(j, "http", j->instance, j->hdrs, j->n_hdrs, j->data, j->len, &j->status, &j->body);
+}
+
+static void reply_done(void *arg)
+{
+    struct job *j = arg;
+    if (j->reply) {
+        char *b = j->body;
+        j->body = NULL;
+        j->reply(j->reply_arg, j->status, b);
+        j->reply = NULL;
+    }
+    if (j->kind == J_CANCEL && j->status == 202 && j->send && !j->ds->stopped) {
+        j->cancel_attempt = 1;
+        j->cancel_first = ewtpd_now_ms();
+        send_next(j);
+        return;
+    }
+    job_end(j);
+}
+
+void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
+                             const struct ewtp_header *headers, size_t n_headers, const void *body,
+                             size_t len, ewtpd_reply_fn reply, void *arg)
+{
+    struct ewtp_dispatcher *ds = d->dispatcher;
+    struct job *j = ds && !ds->stopped ? job_new(ds, J_INBOUND) : NULL;
+    if (j == NULL) {
+        reply(arg, 503, error_body("unavailable", "the dispatcher is not running"));
+        return;
+    }
+    j->reply = reply;
+    j->reply_arg = arg;
+    j->gen = ewtpd_gen_acquire(d);
+    j->gi = ewtp_gen_instance(j->gen, instance);
+    j->instance = strdup(instance);
+    j->hdrs = n_headers ? calloc(n_headers, sizeof(*j->hdrs)) : NULL;
+    for (size_t i = 0; j->hdrs && i < n_headers; i++) {
+        j->hdrs[i].name = strdup(headers[i].name ? headers[i].name : "");
+        j->hdrs[i].value = strdup(headers[i].value ? headers[i].value : "");
+        j->hdrs[i].secret = headers[i].secret;
+        j->n_hdrs++;
+    }
+    j->data = malloc(len + 1);
+    if (j->data) {
+        if (len)
+            memcpy(j->data, body, len);
+        ((char *)j->data)[len] = '\0';
+        j->len = len;
+    }
+    if (j->instance == NULL || j->data == NULL || (n_headers && j->hdrs == NULL)) {
+        job_free(j);
+        reply(arg, 503, error_body("internal", "out of memory"));
+        return;
+    }
+    if (ewtp_workers_submit(d->workers, inbound_work, reply_done, j) != 0) {
+        job_free(j);
+        reply(arg, 503, error_body("unavailable", "shutting down"));
+    }
+}
+
+/* Spool in-folders: every file is one inbound item; handled ones go to done/, items no
+ * plugin recognises (or unmatched for too long) to failed/. */
+static void spool_move(const char *dir, const char *sub, const char *name)
+{
+    char *d = ewtp_store_asprintf("%s/%s", dir, sub);
+    char *from = ewtp_store_asprintf("%s/%s", dir, name);
+    char *to = ewtp_store_asprintf("%s/%s/%s", dir, sub, name);
+    if (d && from && to) {
+        mkdir(d, 0750);
+        if (rename(from, to) != 0)
+            ewtpd_log(LOG_ERR, "spool: cannot move %s to %s: %s", from, to, strerror(errno));
+    }
+    free(d);
+    free(from);
+    free(to);
+}
+
+static void spool_work(void *arg)
+{
+    struct job *j = arg;
+    size_t ni = ewtp_gen_instance_count(j->gen);
+    for (size_t i = 0; i < ni; i++) {
+        j->gi = ewtp_gen_instance_at(j->gen, i);
+        const char *dir = j->gi->conf->spool_in;
+        DIR *dh = dir ? opendir(dir) : NULL;
+        if (dh == NULL)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(dh)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *path = ewtp_store_asprintf("%s/%s", dir, e->d_name);
+            struct stat sb;
+            if (path == NULL || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+                free(path);
+                continue;
+            }
+            char *data = NULL;
+            size_t len = 0;
+            int status = 400;
+            char *body = NULL;
+            if (ewtp_read_file(path, INBOUND_MAX_BYTES, &data, &len) == 0 &&
+                len <= INBOUND_MAX_BYTES)
+                inbound_one(j, "spool", e->d_name, NULL, 0, data, len, &status, &body);
+            int64_t age = ewtpd_now_ms() - (int64_t)sb.st_mtime * 1000;
+            if (status == 200)
+                spool_move(dir, "done", e->d_name);
+            else if (status == 400 || (status == 404 && age > SPOOL_UNMATCHED_KEEP_MS)) {
+                ewtpd_log(LOG_WARNING, "spool %s: %s: %s", dir, e->d_name, body ? body : "");
+                spool_move(dir, "failed", e->d_name);
+            }
+            free(body);
+            free(data);
+            free(path);
+        }
+        closedir(dh);
+    }
+    j->gi = NULL;
+}
+
+static void spool_done(void *arg)
+{
+    struct job *j = arg;
+    j->ds->spooling = false;
+    job_end(j);
+}
+
+static void spool_scan(struct ewtp_dispatcher *ds)
+{
+    if (ds->spooling)
+        return;
+    struct ewtp_gen *g = ds->d->gen;
+    bool any = false;
+    for (size_t i = 0; i < ewtp_gen_instance_count(g) && !any; i++)
+        any = ewtp_gen_instance_at(g, i)->conf->spool_in != NULL;
+    if (!any)
+        return;
+    struct job *j = job_new(ds, J_SPOOL);
+    if (j == NULL)
+        return;
+    j->gen = ewtpd_gen_acquire(ds->d);
+    ds->spooling = true;
+    if (ewtp_workers_submit(ds->d->workers, spool_work, spool_done, j) != 0) {
+        ds->spooling = false;
+        job_free(j);
+    }
+}
+
+/* ---- cancel -------------------------------------------------------------------------------- */
+
+static void cancel_work(void *arg)
+{
+    struct job *j = arg;
+    struct ewtp_store_msg *m = NULL;
+    int rc = ewtp_store_get(store_of(j), j->tenant, j->id, &m);
+    if (rc != 0) {
+        j->status = rc == -EWTP_ENOTFOUND ? 404 : 503;
+        j->body = error_body(rc == -EWTP_ENOTFOUND ? "not_found" : "internal", "%s",
+                             rc == -EWTP_ENOTFOUND ? "no such message" : ewtp_strerror(rc));
+        return;
+    }
+    j->msgs = m;
+    j->n = 1;
+    j->gi = ewtp_gen_instance(j->gen, m->plugin);
+    j->status = 409;
+    if (j->gi == NULL) {
+        j->body = error_body("conflict", "plugin instance %s is not configured now", m->plugin);
+        return;
+    }
+    const struct ewtp_plugin *p = j->gi->plugin;
+    if (!(p->ops & EWTP_OP_BIT(EWTP_OP_CANCEL))) {
+        j->body = error_body("conflict", "the %s authority takes no cancellation through plugin %s",
+                             p->country, p->name);
+        return;
+    }
+    if ((m->state != EWTP_STORE_SUBMITTED && m->state != EWTP_STORE_APPROVED) ||
+        m->authority_ref == NULL) {
+        j->body = error_body("conflict",
+                             "the message is %s: only a message the authority has (submitted or "
+                             "approved, with its reference) can be cancelled",
+                             ewtp_store_state_name(m->state));
+        return;
+    }
+    j->arena = ewtp_arena_new();
+    j->calls = calloc(1, sizeof(*j->calls));
+    j->callp = calloc(1, sizeof(*j->callp));
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ewtp_message *msg = j->arena && j->calls && j->callp && errs ? parse_stored(j, m) : NULL;
+    if (msg == NULL) {
+        ewtp_errors_free(errs);
+        j->status = 503;
+        j->body = error_body("internal", "the stored message cannot be read");
+        return;
+    }
+    int64_t now = ewtpd_now_ms();
+    call_init(j, &j->calls[0], m, msg, EWTP_OP_CANCEL, now);
+    j->callp[0] = &j->calls[0];
+    const void *state = ewtp_instance_state(j->gi->inst);
+    p->validate(state, &j->calls[0], errs);
+    struct ewtp_out *out = ewtp_out_new(j->arena);
+    if (ewtp_errors_blocking(errs) == 0 && out)
+        rc = p->translate(state, &j->calls[0], out, errs);
+    if (out == NULL || rc != 0 || ewtp_errors_blocking(errs) > 0 ||
+        (j->n_reqs = ewtp_out_requests(out, &j->reqs)) == 0) {
+        char *all = ewtp_errors_count(errs) ? ewtp_errors_to_json(errs) : NULL;
+        j->body = all ? all : error_body("conflict", "the plugin cannot build a cancel request");
+        ewtp_errors_free(errs);
+        return;
+    }
+    ewtp_errors_free(errs);
+    json_t *d = json_pack("{s:s}", "reason", j->reason);
+    char *det = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    ewtp_store_add_event(store_of(j), m->key, "cancel_requested", m->attempts, det, now);
+    free(det);
+    if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
+        const char *why = NULL;
+        if (spool_write(j, &why) != 0) {
+            j->status = 503;
+            j->body = error_body("unavailable", "%s", why);
+            return;
+        }
+    } else {
+        read_auth(j);
+        j->send = true;
+    }
+    json_t *r = json_pack("{s:s,s:s,s:s}", "id", m->id, "state", ewtp_store_state_name(m->state),
+                          "cancel", "requested");
+    j->body = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    j->status = 202;
+}
+
+void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id, const char *reason,
+                            ewtpd_reply_fn reply, void *arg)
+{
+    struct ewtp_dispatcher *ds = d->dispatcher;
+    struct job *j = ds && !ds->stopped ? job_new(ds, J_CANCEL) : NULL;
+    if (j == NULL) {
+        reply(arg, 503, error_body("unavailable", "the dispatcher is not running"));
+        return;
+    }
+    j->reply = reply;
+    j->reply_arg = arg;
+    j->gen = ewtpd_gen_acquire(d);
+    j->tenant = strdup(tenant);
+    j->id = strdup(id);
+    j->reason = strdup(reason ? reason : "");
+    if (!j->tenant || !j->id || !j->reason) {
+        job_free(j);
+        reply(arg, 503, error_body("internal", "out of memory"));
+        return;
+    }
+    if (ewtp_workers_submit(d->workers, cancel_work, reply_done, j) != 0) {
+        job_free(j);
+        reply(arg, 503, error_body("unavailable", "shutting down"));
+    }
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+static void arm(struct ewtp_dispatcher *ds)
+{
+    int64_t ms = ewtp_gen_config(ds->d->gen)->delivery.scan_interval_ms;
+    if (ms <= 0)
+        ms = 200;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(ds->scan_ev, &tv);
+}
+
+static void on_scan(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ewtp_dispatcher *ds = arg;
+    if (ds->stopped)
+        return;
+    claim(ds, J_CLAIM);
+    claim(ds, J_POLLCLAIM);
+    spool_scan(ds);
+    arm(ds);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ewtp_dispatcher *ds = arg;
+    if (!ds->stopped)
+        claim(ds, J_CLAIM);
+}
+
+int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why)
+{
+    struct ewtp_dispatcher *ds = calloc(1, sizeof(*ds));
+    if (ds == NULL) {
+        ewtp_errors_add(why, "", "internal", "dispatcher: out of memory");
+        return -EWTP_ENOMEM;
+    }
+    ds->d = d;
+    char host[64] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(ds->owner, sizeof(ds->owner), "%s:%ld:%" PRId64, host, (long)getpid(), ewtpd_now_ms());
+    ds->tr = ewtp_httpc_new(d->base);
+    ds->wh = ds->tr ? ewtp_webhooks_new(d->base, ds->tr) : NULL;
+    ds->scan_ev = evtimer_new(d->base, on_scan, ds);
+    ds->kick_ev = event_new(d->base, -1, 0, on_kick, ds);
+    d->dispatcher = ds;
+    if (!ds->tr || !ds->wh || !ds->scan_ev || !ds->kick_ev) {
+        ewtp_errors_add(why, "", "internal", "dispatcher: out of memory");
+        ewtp_dispatcher_free(d);
+        return -EWTP_ENOMEM;
+    }
+    arm(ds);
+    event_active(ds->kick_ev, 0, 0);
+    return 0;
+}
+
+void ewtp_dispatcher_stop(struct ewtpd *d)
+{
+    struct ewtp_dispatcher *ds = d->dispatcher;
+    if (ds == NULL || ds->stopped)
+        return;
+    ds->stopped = true;
+    event_del(ds->scan_ev);
+    event_del(ds->kick_ev);
+}
+
+void ewtp_dispatcher_free(struct ewtpd *d)
+{
+    struct ewtp_dispatcher *ds = d->dispatcher;
+    if (ds == NULL)
+        return;
+    /* Pending HTTP requests and webhooks go first (no callbacks), then every job left. */
+    ewtp_webhooks_free(ds->wh);
+    ewtp_httpc_free(ds->tr);
+    while (ds->jobs)
+        job_free(ds->jobs);
+    if (ds->scan_ev)
+        event_free(ds->scan_ev);
+    if (ds->kick_ev)
+        event_free(ds->kick_ev);
+    free(ds);
+    d->dispatcher = NULL;
+}
+
+void ewtp_dispatcher_kick(struct ewtpd *d)
+{
+    struct ewtp_dispatcher *ds = d->dispatcher;
+    if (ds && !ds->stopped)
+        event_active(ds->kick_ev, 0, 0);
+}

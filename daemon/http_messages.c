@@ -1,0 +1,434 @@
+/* The /v1 endpoints' work: what runs on the worker pool for POST /v1/messages (parse,
+ * route, classify, related messages, plugin validate, canonical form) and the store reads
+ * of the GET endpoints; cancel and inbound hand over to the dispatcher on the loop.
+ *
+ * The *_work functions run on a worker thread and touch only their request, the
+ * generation it holds and the store (thread-safe); their done callbacks run on the loop.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include <ewtp/crypto.h>
+#include <ewtp/json.h>
+
+#include "config.h"
+
+static char *errors_body(const struct ewtp_errors *errs)
+{
+    return ewtp_errors_to_json(errs);
+}
+
+static void set_error(struct http_req *r, int status, const char *error, const char *message)
+{
+    r->status = status;
+    free(r->reply);
+    r->reply = ewtp_http_error_json(error, message);
+}
+
+/* {"errors":[{pointer,code,message}]} with one entry. */
+static void set_one_error(struct http_req *r, int status, const char *pointer, const char *code,
+                          const char *message)
+{
+    struct ewtp_errors *e = ewtp_errors_new();
+    if (e)
+        ewtp_errors_add(e, pointer, code, "%s", message);
+    r->status = status;
+    free(r->reply);
+    r->reply = e ? errors_body(e) : NULL;
+    ewtp_errors_free(e);
+}
+
+static bool tenant_allows(const struct ewtp_tenant_conf *t, const char *destination,
+                          enum ewtp_kind kind)
+{
+    uint32_t kinds = t->kinds ? t->kinds : EWTP_KINDS_ALL;
+    if ((kinds & EWTP_KIND_BIT(kind)) == 0)
+        return false;
+    for (size_t i = 0; i < t->n_destinations; i++)
+        if (strcmp(t->destinations[i], "*") == 0 ||
+            strcasecmp(t->destinations[i], destination) == 0)
+            return true;
+    return false;
+}
+
+/* The array inside {"errors":[...]} (the warnings an accepted message keeps), in arena. */
+static const char *warnings_array(struct ewtp_arena *a, const struct ewtp_errors *errs)
+{
+    if (ewtp_errors_count(errs) == 0)
+        return NULL;
+    char *all = ewtp_errors_to_json(errs);
+    static const char prefix[] = "{\"errors\":";
+    const char *out = NULL;
+    size_t n = all ? strlen(all) : 0;
+    if (n > sizeof(prefix) && strncmp(all, prefix, sizeof(prefix) - 1) == 0 && all[n - 1] == '}')
+        out = ewtp_arena_strndup(a, all + sizeof(prefix) - 1, n - sizeof(prefix));
+    free(all);
+    return out;
+}
+
+struct related_set {
+    struct ewtp_store_msg *rows;
+    size_t n_rows;
+    struct ewtp_message **msgs;
+    struct ewtp_related *items;
+    size_t n;
+};
+
+static void related_free(struct related_set *s)
+{
+    for (size_t i = 0; s->msgs && i < s->n_rows; i++)
+        ewtp_message_free(s->msgs[i]);
+    free(s->msgs);
+    free(s->items);
+    ewtp_store_msgs_free(s->rows, s->n_rows);
+}
+
+/* Other messages sharing a relation key, any tenant, parsed for the plugin. */
+static void related_load(struct http_req *r, const struct ewtp_parse_opts *opts,
+                         struct related_set *s)
+{
+    if (r->n_relations == 0)
+        return;
+    if (ewtp_store_related(r->d->store, r->relations, r->n_relations, r->tenant->id, r->id,
+                           &s->rows, &s->n_rows) != 0 ||
+        s->n_rows == 0)
+        return;
+    s->msgs = calloc(s->n_rows, sizeof(*s->msgs));
+    s->items = calloc(s->n_rows, sizeof(*s->items));
+    if (s->msgs == NULL || s->items == NULL)
+        return;
+    struct ewtp_errors *ignored = ewtp_errors_new();
+    for (size_t i = 0; i < s->n_rows; i++) {
+        const struct ewtp_store_msg *row = &s->rows[i];
+        ewtp_errors_clear(ignored);
+        if (row->canonical == NULL ||
+            ewtp_message_parse(row->canonical, row->canonical_len, opts, &s->msgs[i], ignored) != 0)
+            continue;
+        s->items[s->n++] = (struct ewtp_related){
+            .msg = s->msgs[i],
+            .tenant = row->tenant,
+            .state = ewtp_store_state_name(row->state),
+            .authority_ref = row->authority_ref,
+        };
+    }
+    ewtp_errors_free(ignored);
+}
+
+void ewtp_http_submit_work(void *arg)
+{
+    struct http_req *r = arg;
+    const struct ewtp_config *conf = ewtp_gen_config(r->gen);
+    struct ewtp_errors *errs = ewtp_errors_new();
+    r->arena = ewtp_arena_new();
+    if (errs == NULL || r->arena == NULL) {
+        ewtp_errors_free(errs);
+        set_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    struct ewtp_parse_opts opts = {
+        .max_bytes = conf->limits.max_body_bytes,
+        .extra_destinations = ewtp_gen_destinations(r->gen),
+    };
+    int rc = ewtp_message_parse(r->body ? r->body : "", r->body_len, &opts, &r->msg, errs);
+    if (rc == -EWTP_EFORMAT) {
+        r->status = 400;
+        r->reply = errors_body(errs);
+        goto out;
+    }
+    if (rc != 0) {
+        set_error(r, 500, "internal", ewtp_strerror(rc));
+        goto out;
+    }
+    if (ewtp_errors_blocking(errs) > 0) {
+        r->status = 422;
+        r->reply = errors_body(errs);
+        goto out;
+    }
+    const struct ewtp_message *m = r->msg;
+    /* The body's id is the idempotency key: it replaces nothing from the path. */
+    free(r->id);
+    r->id = strdup(m->id);
+    r->kind = ewtp_kind_name(m->kind);
+    r->destination = m->destination;
+    if (r->id == NULL) {
+        set_error(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    const struct ewtp_gen_instance *gi =
+        ewtp_gen_route(r->gen, r->tenant->id, m->destination, m->kind);
+    if (gi == NULL) {
+        if (!tenant_allows(r->tenant, m->destination, m->kind)) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "this tenant may not send %s messages to %s", r->kind,
+                     m->destination);
+            set_error(r, 403, "forbidden", msg);
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "no plugin instance serves %s messages to %s here", r->kind,
+                     m->destination);
+            set_one_error(r, 422, "/destination", "unsupported", msg);
+        }
+        goto out;
+    }
+    const struct ewtp_plugin *p = gi->plugin;
+    if ((p->kinds & EWTP_KIND_BIT(m->kind)) == 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the %s plugin does not take %s messages", p->name, r->kind);
+        set_one_error(r, 422, "/kind", "unsupported", msg);
+        goto out;
+    }
+    r->instance = gi->conf->name;
+    const void *state = ewtp_instance_state(gi->inst);
+    struct ewtp_call c = {
+        .size = sizeof(c),
+        .tenant = r->tenant->id,
+        .msg = m,
+        .op = EWTP_OP_SUBMIT,
+        .attempt = 0,
+        .now_ms = ewtpd_now_ms(),
+        .arena = r->arena,
+        .host = ewtp_gen_host(r->gen),
+    };
+    struct ewtp_route_info ri = {0};
+    if (p->classify)
+        p->classify(state, &c, &ri);
+    r->ordering_key = ri.ordering_key;
+    r->batch_key = ri.batch_key;
+    r->needs_chain = ri.needs_chain;
+    r->n_relations = ri.n_relation_keys <= EWTP_MAX_RELATION_KEYS ? ri.n_relation_keys : 0;
+    for (size_t i = 0; i < r->n_relations; i++)
+        r->relations[i] = ri.relation_keys[i];
+
+    struct related_set rel = {0};
+    related_load(r, &opts, &rel);
+    c.related = rel.items;
+    c.n_related = rel.n;
+    p->validate(state, &c, errs);
+    related_free(&rel);
+    if (ewtp_errors_blocking(errs) > 0) {
+        r->status = 422;
+        r->reply = errors_body(errs);
+        goto out;
+    }
+    r->warnings = warnings_array(r->arena, errs);
+    r->canonical = ewtp_message_canonical(m);
+    unsigned char digest[EWTP_DIGEST_MAX];
+    size_t dlen = 0;
+    if (r->canonical == NULL ||
+        ewtp_digest(EWTP_DIGEST_SHA256, r->canonical, strlen(r->canonical), digest, &dlen) != 0 ||
+        dlen != 32) {
+        set_error(r, 500, "internal", "cannot compute the message digest");
+        goto out;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < 32; i++) {
+        r->hash[2 * i] = hex[digest[i] >> 4];
+        r->hash[2 * i + 1] = hex[digest[i] & 15];
+    }
+    r->hash[64] = '\0';
+out:
+    ewtp_errors_free(errs);
+}
+
+void ewtp_http_submit_done(void *arg)
+{
+    struct http_req *r = arg;
+    if (r->status) {
+        ewtp_http_done_reply(r);
+        return;
+    }
+    ewtp_http_queue_accept(r);
+}
+
+static void store_result(struct http_req *r, int rc, char *json)
+{
+    if (rc == 0) {
+        r->status = 200;
+        r->reply = json;
+    } else if (rc == -EWTP_ENOTFOUND) {
+        set_error(r, 404, "not_found", "no message with this id");
+    } else if (rc == -EWTP_EINVAL) {
+        set_error(r, 400, "bad_request", "a query parameter (state or after) is not valid");
+    } else {
+        r->retry_after = "1";
+        set_error(r, 503, "unavailable", "the message store does not answer");
+    }
+}
+
+void ewtp_http_status_work(void *arg)
+{
+    struct http_req *r = arg;
+    char *json = NULL;
+    int rc = ewtp_store_status_json(r->d->store, r->tenant->id, r->id, &json);
+    store_result(r, rc, json);
+}
+
+void ewtp_http_events_work(void *arg)
+{
+    struct http_req *r = arg;
+    char *json = NULL;
+    int rc = ewtp_store_events_json(r->d->store, r->tenant->id, r->id, &json);
+    store_result(r, rc, json);
+}
+
+void ewtp_http_list_work(void *arg)
+{
+    struct http_req *r = arg;
+    enum ewtp_store_state st;
+    if (r->q_state && ewtp_store_state_from_name(r->q_state, &st) != 0) {
+        set_error(r, 400, "bad_request", "state is not one of the message states");
+        return;
+    }
+    struct ewtp_store_filter f = {
+        .tenant = r->tenant->id,
+        .state = r->q_state && *r->q_state ? r->q_state : NULL,
+        .destination = r->q_destination && *r->q_destination ? r->q_destination : NULL,
+        .limit = r->q_limit,
+        .after = r->q_after,
+    };
+    char *json = NULL;
+    int rc = ewtp_store_list_json(r->d->store, &f, &json);
+    if (rc == -EWTP_EINVAL) {
+        set_error(r, 400, "bad_request", "after is not a cursor this gateway gave out");
+        return;
+    }
+    store_result(r, rc, json);
+}
+
+/* ---- cancel and inbound (loop thread) ---------------------------------------------------- */
+
+static void dispatcher_reply(void *arg, int status, char *json_body)
+{
+    struct http_req *r = arg;
+    if (json_body == NULL && status >= 400)
+        json_body = ewtp_http_error_json(status == 404   ? "not_found"
+                                         : status == 409 ? "conflict"
+                                                         : "error",
+                                         "");
+    ewtp_http_reply(r, status, json_body);
+}
+
+void ewtp_http_cancel(struct http_req *r)
+{
+    struct ewtp_arena *a = ewtp_arena_new();
+    struct ewtp_errors *errs = ewtp_errors_new();
+    if (a == NULL || errs == NULL) {
+        ewtp_arena_free(a);
+        ewtp_errors_free(errs);
+        ewtp_http_reply(r, 500, NULL);
+        return;
+    }
+    const struct ewtp_json *j = ewtp_json_parse(a, r->body ? r->body : "", r->body_len, errs);
+    if (j == NULL || ewtp_json_type(j) != EWTP_JSON_OBJECT) {
+        if (j != NULL)
+            ewtp_errors_add(errs, "", "type", "the body must be a JSON object {\"reason\": ...}");
+        ewtp_http_reply(r, 400, ewtp_errors_to_json(errs));
+    } else {
+        const char *reason = ewtp_json_get_string(j, "reason");
+        const char *key = NULL;
+        const struct ewtp_json *v = NULL;
+        for (size_t i = 0; ewtp_json_member(j, i, &key, &v); i++)
+            if (strcmp(key, "reason") != 0)
+                ewtp_errors_add(errs, "", "unknown_member", "unknown member \"%s\"", key);
+        if (reason == NULL || reason[0] == '\0' || strlen(reason) > 1000)
+            ewtp_errors_add(errs, "/reason", ewtp_json_get(j, "reason") ? "format" : "required",
+                            "reason must be a text of 1 to 1000 characters");
+        if (ewtp_errors_count(errs) > 0) {
+            ewtp_http_reply(r, 422, ewtp_errors_to_json(errs));
+        } else {
+            /* Copies: the dispatcher may reply (and so free r and its generation reference)
+             * before it returns. */
+            char *copy = strdup(reason), *tenant = strdup(r->tenant->id), *id = strdup(r->id);
+            if (copy == NULL || tenant == NULL || id == NULL)
+                ewtp_http_reply(r, 500, NULL);
+            else
+                ewtp_dispatcher_cancel(r->d, tenant, id, copy, dispatcher_reply, r);
+            free(copy);
+            free(tenant);
+            free(id);
+        }
+    }
+    ewtp_arena_free(a);
+    ewtp_errors_free(errs);
+}
+
+/* Constant-time comparison of two hex digests of equal length. */
+static bool same_digest(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    if (n != strlen(b))
+        return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+void ewtp_http_inbound(struct http_req *r)
+{
+    const struct ewtp_gen_instance *gi = ewtp_gen_instance(r->gen, r->id);
+    if (gi == NULL) {
+        ewtp_http_reply_error(r, 404, "not_found", "no plugin instance of this name");
+        return;
+    }
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(r->er), "Authorization");
+    const char *token = NULL;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        token = auth + 7;
+        while (*token == ' ')
+            token++;
+    }
+    bool ok = false;
+    if (token && *token && gi->conf->inbound_token_sha256) {
+        unsigned char digest[EWTP_DIGEST_MAX];
+        size_t dlen = 0;
+        char hex[65];
+        if (ewtp_digest(EWTP_DIGEST_SHA256, token, strlen(token), digest, &dlen) == 0 &&
+            dlen == 32) {
+            for (size_t i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+            char want[65];
+            snprintf(want, sizeof(want), "%s", gi->conf->inbound_token_sha256);
+            for (char *p = want; *p; p++)
+                if (*p >= 'A' && *p <= 'F')
+                    *p = (char)(*p - 'A' + 'a');
+            ok = same_digest(hex, want);
+        }
+    }
+    if (!ok) {
+        ewtp_http_reply_error(r, 401, "unauthorized", "this instance's inbound token is required");
+        return;
+    }
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->er);
+    size_t n = 0;
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
+        n++;
+    struct ewtp_header *hs = calloc(n ? n : 1, sizeof(*hs));
+    if (hs == NULL) {
+        ewtp_http_reply(r, 500, NULL);
+        return;
+    }
+    size_t i = 0;
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next, i++) {
+        hs[i].name = kv->key;
+        hs[i].value = kv->value;
+        hs[i].secret = strcasecmp(kv->key, "Authorization") == 0;
+    }
+    /* Headers and body are copied by the dispatcher; it may reply before returning. */
+    const char *instance = gi->conf->name;
+    char *body = r->body;
+    size_t len = r->body_len;
+    r->body = NULL; /* kept alive below even if the reply frees r synchronously */
+    ewtp_dispatcher_inbound(r->d, instance, hs, n, body ? body : "", len, dispatcher_reply, r);
+    free(body);
+    free(hs);
+}

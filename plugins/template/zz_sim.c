@@ -1,0 +1,614 @@
+/* The ZZ test authority's simulator (ewtp-sim --country zz): the protocol of README.md served
+ * for real, so the template plugin and the daemon can be tested against it.
+ *
+ *   POST /v1/submissions               Bearer token, Content-Type application/xml, X-Request-Id;
+ *                                      the document is validated against zz.xsd
+ *                                      -> 202 {"reference":"ZZ-<n>","status":"received"}
+ *   GET  /v1/submissions/{ref}         -> 200 {"reference","status","errors":[...]}
+ *   POST /v1/submissions/{ref}/cancel  -> 200 {"reference","status":"cancelled"} or 409
+ *
+ * The decision (accepted, or rejected ZZ-150 when a declaration's InvoiceValue exceeds
+ * reject_over) is taken decision_delay_ms after receipt; it is then visible to GET, POSTed to
+ * callback_url and written into spool_in as {"reference","status","code","message"}, the
+ * receipt shape zz_receive() reads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ewtp/decimal.h>
+#include <ewtp/json.h>
+#include <ewtp/sim.h>
+#include <ewtp/xml.h>
+
+#include "zz.h"
+
+#ifndef ZZ_XSD_DEFAULT
+#define ZZ_XSD_DEFAULT "zz.xsd"
+#endif
+
+#define DEFAULT_DECISION_DELAY_MS 200
+
+struct zz_sub {
+    char *ref;
+    char *sender_ref;
+    const char *status; /* "received", "accepted", "rejected", "cancelled" */
+    bool reject;        /* the decision, taken on receipt and announced later */
+    struct ewtp_sim_timer *timer;
+    struct zz_sim *st;
+};
+
+/* X-Request-Id -> submission (a submit's or a cancel's id). */
+struct zz_rid {
+    char *rid;
+    struct zz_sub *sub;
+    bool cancel;
+};
+
+struct zz_sim {
+    struct ewtp_sim *sim;
+    struct ewtp_xsd *xsd;
+    /* settings */
+    char *token;          /* expected bearer token; NULL: any non-empty token */
+    char *sender_id;      /* expected Header/Sender; NULL: any */
+    char *callback_url;   /* receipts are POSTed here when set */
+    char *callback_token; /* bearer token for callbacks */
+    char *spool_in;       /* receipts are written into this folder when set */
+    char *xsd_path;
+    int64_t decision_delay_ms;
+    bool has_reject_over;
+    struct ewtp_dec reject_over;
+    /* submissions: subs[n - 1] is "ZZ-<n>" */
+    struct zz_sub **subs;
+    size_t n_subs, cap_subs;
+    struct zz_rid *rids; /* open addressing; rid NULL is empty */
+    size_t n_rids, cap_rids;
+};
+
+/* ---- Settings ---------------------------------------------------------------------------- */
+
+static int set_string(char **field, const char *value)
+{
+    char *copy = value && *value ? strdup(value) : NULL;
+    if (value && *value && copy == NULL)
+        return -EWTP_ENOMEM;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int zz_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
+{
+    struct zz_sim *st = state;
+    if (strcmp(key, "token") == 0)
+        return set_string(&st->token, value);
+    if (strcmp(key, "sender_id") == 0)
+        return set_string(&st->sender_id, value);
+    if (strcmp(key, "callback_url") == 0)
+        return set_string(&st->callback_url, value);
+    if (strcmp(key, "callback_token") == 0)
+        return set_string(&st->callback_token, value);
+    if (strcmp(key, "spool_in") == 0)
+        return set_string(&st->spool_in, value);
+    if (strcmp(key, "decision_delay_ms") == 0) {
+        int64_t v = DEFAULT_DECISION_DELAY_MS;
+        if (value && ewtp_sim_parse_int(value, 0, 86400000, &v) != 0) {
+            ewtp_errors_add(why, key, "range", "decision_delay_ms must be 0 to 86400000");
+            return -EWTP_EINVAL;
+        }
+        st->decision_delay_ms = v;
+        return 0;
+    }
+    if (strcmp(key, "reject_over") == 0) {
+        struct ewtp_dec d;
+        if (value == NULL || *value == '\0') {
+            st->has_reject_over = false;
+            return 0;
+        }
+        if (ewtp_dec_parse(value, &d) != 0) {
+            ewtp_errors_add(why, key, "format", "reject_over must be a decimal amount");
+            return -EWTP_EINVAL;
+        }
+        st->reject_over = d;
+        st->has_reject_over = true;
+        return 0;
+    }
+    if (strcmp(key, "xsd") == 0) {
+        const char *path = value && *value ? value : ZZ_XSD_DEFAULT;
+        struct ewtp_xsd *x = NULL;
+        if (ewtp_xsd_load(path, why, &x) != 0) {
+            ewtp_errors_add(why, key, "format", "cannot load the ZZ schema %s", path);
+            return -EWTP_EINVAL;
+        }
+        ewtp_xsd_free(st->xsd);
+        st->xsd = x;
+        return set_string(&st->xsd_path, path);
+    }
+    return -EWTP_ENOTFOUND;
+}
+
+static void zz_sim_destroy(void *state)
+{
+    struct zz_sim *st = state;
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->n_subs; i++) {
+        ewtp_sim_timer_cancel(st->sim, st->subs[i]->timer);
+        free(st->subs[i]->ref);
+        free(st->subs[i]->sender_ref);
+        free(st->subs[i]);
+    }
+    for (size_t i = 0; i < st->cap_rids; i++)
+        free(st->rids[i].rid);
+    free(st->rids);
+    free(st->subs);
+    ewtp_xsd_free(st->xsd);
+    free(st->token);
+    free(st->sender_id);
+    free(st->callback_url);
+    free(st->callback_token);
+    free(st->spool_in);
+    free(st->xsd_path);
+    free(st);
+}
+
+static int zz_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *settings, void **state,
+                         struct ewtp_errors *why)
+{
+    struct zz_sim *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return -EWTP_ENOMEM;
+    st->sim = sim;
+    st->decision_delay_ms = DEFAULT_DECISION_DELAY_MS;
+    int rc = 0;
+    for (size_t i = 0; i < ewtp_settings_count(settings); i++) {
+        const char *name = NULL;
+        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
+        int r = zz_sim_set(st, name, ewtp_settings_value_string(v), why);
+        if (r == -EWTP_ENOTFOUND)
+            ewtp_errors_add(why, name, "unknown_member",
+                            "unknown setting %s (known: token sender_id decision_delay_ms "
+                            "reject_over callback_url callback_token spool_in xsd)",
+                            name);
+        if (r != 0)
+            rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
+    }
+    if (rc == 0 && st->xsd == NULL)
+        rc = zz_sim_set(st, "xsd", NULL, why);
+    if (rc != 0) {
+        zz_sim_destroy(st);
+        return rc;
+    }
+    *state = st;
+    return 0;
+}
+
+/* ---- Submissions and request ids --------------------------------------------------------- */
+
+static size_t rid_hash(const char *s)
+{
+    size_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+static struct zz_rid *rid_find(struct zz_sim *st, const char *rid)
+{
+    if (st->cap_rids == 0)
+        return NULL;
+    for (size_t k = rid_hash(rid) & (st->cap_rids - 1); st->rids[k].rid;
+         k = (k + 1) & (st->cap_rids - 1)) {
+        if (strcmp(st->rids[k].rid, rid) == 0)
+            return &st->rids[k];
+    }
+    return NULL;
+}
+
+static void rid_put(struct zz_rid *table, size_t cap, struct zz_rid e)
+{
+    size_t k = rid_hash(e.rid) & (cap - 1);
+    while (table[k].rid)
+        k = (k + 1) & (cap - 1);
+    table[k] = e;
+}
+
+static int rid_add(struct zz_sim *st, const char *rid, struct zz_sub *sub, bool cancel)
+{
+    if ((st->n_rids + 1) * 2 > st->cap_rids) {
+        size_t cap = st->cap_rids ? st->cap_rids * 2 : 64;
+        struct zz_rid *t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return -EWTP_ENOMEM;
+        for (size_t i = 0; i < st->cap_rids; i++) {
+            if (st->rids[i].rid)
+                rid_put(t, cap, st->rids[i]);
+        }
+        free(st->rids);
+        st->rids = t;
+        st->cap_rids = cap;
+    }
+    char *copy = strdup(rid);
+    if (copy == NULL)
+        return -EWTP_ENOMEM;
+    rid_put(st->rids, st->cap_rids, (struct zz_rid){.rid = copy, .sub = sub, .cancel = cancel});
+    st->n_rids++;
+    return 0;
+}
+
+static struct zz_sub *sub_find(struct zz_sim *st, const char *ref)
+{
+    if (strncmp(ref, "ZZ-", 3) != 0 || ref[3] < '1' || ref[3] > '9')
+        return NULL;
+    int64_t n = 0;
+    if (ewtp_sim_parse_int(ref + 3, 1, INT64_MAX, &n) != 0 || (uint64_t)n > st->n_subs)
+        return NULL;
+    return st->subs[n - 1];
+}
+
+static struct zz_sub *sub_new(struct zz_sim *st, const char *sender_ref)
+{
+    if (st->n_subs == st->cap_subs) {
+        size_t cap = st->cap_subs ? st->cap_subs * 2 : 64;
+        struct zz_sub **s = realloc(st->subs, cap * sizeof(*s));
+        if (s == NULL)
+            return NULL;
+        st->subs = s;
+        st->cap_subs = cap;
+    }
+    struct zz_sub *sub = calloc(1, sizeof(*sub));
+    char ref[32];
+    snprintf(ref, sizeof(ref), "ZZ-%zu", st->n_subs + 1);
+    if (sub == NULL || (sub->ref = strdup(ref)) == NULL ||
+        (sub->sender_ref = strdup(sender_ref)) == NULL) {
+        if (sub)
+            free(sub->ref);
+        free(sub);
+        return NULL;
+    }
+    sub->status = "received";
+    sub->st = st;
+    st->subs[st->n_subs++] = sub;
+    return sub;
+}
+
+/* ---- Answers ----------------------------------------------------------------------------- */
+
+#define REJECT_CODE "ZZ-150"
+#define REJECT_PATH "/declaration/invoice_value"
+#define REJECT_TEXT "the declared invoice value exceeds the limit for this procedure"
+
+static const char *finish(struct ewtp_jsonw *w)
+{
+    const char *out = NULL;
+    size_t len = 0;
+    return w && ewtp_jsonw_finish(w, &out, &len) == 0 ? out : NULL;
+}
+
+/* {"reference","status"[,"errors":[...]]}: errors lists the rejection, or a 409's reason. */
+static const char *status_json(struct ewtp_arena *a, const struct zz_sub *sub, bool with_errors,
+                               const char *err_code, const char *err_message)
+{
+    struct ewtp_jsonw *w = ewtp_jsonw_new(a, false);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_string(w, "reference", sub->ref);
+    ewtp_jsonw_kv_string(w, "status", sub->status);
+    if (with_errors || err_code) {
+        ewtp_jsonw_key(w, "errors");
+        ewtp_jsonw_array_begin(w);
+        if (err_code) {
+            ewtp_jsonw_object_begin(w);
+            ewtp_jsonw_kv_string(w, "code", err_code);
+            ewtp_jsonw_kv_string(w, "message", err_message);
+            ewtp_jsonw_object_end(w);
+        } else if (strcmp(sub->status, "rejected") == 0) {
+            ewtp_jsonw_object_begin(w);
+            ewtp_jsonw_kv_string(w, "code", REJECT_CODE);
+            ewtp_jsonw_kv_string(w, "message", REJECT_TEXT);
+            ewtp_jsonw_kv_string(w, "path", REJECT_PATH);
+            ewtp_jsonw_object_end(w);
+        }
+        ewtp_jsonw_array_end(w);
+    }
+    ewtp_jsonw_object_end(w);
+    return finish(w);
+}
+
+static void reply_status(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                         int status, const struct zz_sub *sub, bool with_errors,
+                         const char *err_code, const char *err_message)
+{
+    const char *json = status_json(req->arena, sub, with_errors, err_code, err_message);
+    if (json == NULL)
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+    else
+        ewtp_sim_reply_json(resp, status, json);
+}
+
+/* Every entry of errs under one ZZ code. */
+static void reply_errors(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                         int status, const char *code, const struct ewtp_errors *errs)
+{
+    struct ewtp_jsonw *w = ewtp_jsonw_new(req->arena, false);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_key(w, "errors");
+    ewtp_jsonw_array_begin(w);
+    for (size_t i = 0; i < ewtp_errors_count(errs); i++) {
+        ewtp_jsonw_object_begin(w);
+        ewtp_jsonw_kv_string(w, "code", code);
+        ewtp_jsonw_kv_string(w, "message", ewtp_errors_at(errs, i)->message);
+        ewtp_jsonw_object_end(w);
+    }
+    ewtp_jsonw_array_end(w);
+    ewtp_jsonw_object_end(w);
+    const char *json = finish(w);
+    if (json == NULL)
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+    else
+        ewtp_sim_reply_json(resp, status, json);
+}
+
+/* ---- Decisions --------------------------------------------------------------------------- */
+
+/* The receipt the authority sends when it decides (callback body and spool file). */
+static void announce(struct zz_sim *st, const struct zz_sub *sub)
+{
+    if (st->callback_url == NULL && st->spool_in == NULL)
+        return;
+    struct ewtp_arena *a = ewtp_arena_new();
+    if (a == NULL)
+        return;
+    bool rejected = strcmp(sub->status, "rejected") == 0;
+    struct ewtp_jsonw *w = ewtp_jsonw_new(a, false);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_string(w, "reference", sub->ref);
+    ewtp_jsonw_kv_string(w, "status", sub->status);
+    ewtp_jsonw_kv_string(w, "code", rejected ? REJECT_CODE : "ZZ-000");
+    ewtp_jsonw_kv_string(w, "message", rejected ? REJECT_TEXT : "accepted");
+    ewtp_jsonw_object_end(w);
+    const char *body = finish(w);
+    if (body && st->callback_url)
+        ewtp_sim_post(st->sim, st->callback_url, st->callback_token, "application/json", body,
+                      strlen(body));
+    if (body && st->spool_in)
+        ewtp_sim_spool_write(st->sim, st->spool_in,
+                             ewtp_arena_printf(a, "%s-%s.json", sub->ref, sub->status), body,
+                             strlen(body));
+    ewtp_arena_free(a);
+}
+
+static void decide(struct ewtp_sim *sim, void *arg)
+{
+    (void)sim;
+    struct zz_sub *sub = arg;
+    sub->timer = NULL;
+    sub->status = sub->reject ? "rejected" : "accepted";
+    announce(sub->st, sub);
+}
+
+/* ---- Requests ---------------------------------------------------------------------------- */
+
+/* Authentication and the headers every call needs; false when resp already holds the answer. */
+static bool check_headers(struct zz_sim *st, const struct ewtp_sim_request *req,
+                          struct ewtp_sim_response *resp, bool with_body)
+{
+    const char *auth = ewtp_sim_request_header(req, "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+        ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "a bearer token is required", NULL);
+        ewtp_sim_reply_header(resp, "WWW-Authenticate", "Bearer realm=\"zz\"");
+        return false;
+    }
+    if (st->token && strcmp(auth + 7, st->token) != 0) {
+        ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "the bearer token is not valid", NULL);
+        ewtp_sim_reply_header(resp, "WWW-Authenticate",
+                              "Bearer realm=\"zz\", error=\"invalid_token\"");
+        return false;
+    }
+    if (!with_body)
+        return true;
+    const char *ct = ewtp_sim_request_header(req, "Content-Type");
+    size_t n = ct ? strcspn(ct, "; ") : 0;
+    if (ct == NULL || !((n == 15 && strncasecmp(ct, "application/xml", n) == 0) ||
+                        (n == 8 && strncasecmp(ct, "text/xml", n) == 0))) {
+        ewtp_sim_reply_error(req, resp, 415, "ZZ-415", "the body must be application/xml", NULL);
+        return false;
+    }
+    const char *rid = ewtp_sim_request_header(req, "X-Request-Id");
+    if (rid == NULL || *rid == '\0' || strlen(rid) > 64) {
+        ewtp_sim_reply_error(req, resp, 400, "ZZ-400", "the X-Request-Id header is required", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Parses and validates the document; NULL when resp holds the 400. The caller frees. */
+static struct ewtp_xml_doc *read_document(struct zz_sim *st, const struct ewtp_sim_request *req,
+                                          struct ewtp_sim_response *resp, const char *rid)
+{
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ewtp_xml_doc *doc = NULL;
+    if (errs == NULL) {
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+        return NULL;
+    }
+    if (ewtp_xml_parse(req->body, req->body_len, errs, &doc) != 0) {
+        ewtp_sim_record(st->sim, ewtp_arena_printf(req->arena, "request:%s", rid));
+        if (ewtp_errors_count(errs) == 0)
+            ewtp_errors_add(errs, "", "format", "the body is not well-formed XML");
+        reply_errors(req, resp, 400, "ZZ-100", errs);
+        ewtp_errors_free(errs);
+        return NULL;
+    }
+    ewtp_xml_ns_register(doc, "zz", ZZ_NS);
+    const char *sender_ref = NULL;
+    if (ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:SenderReference", req->arena,
+                              &sender_ref) != 0 ||
+        *sender_ref == '\0')
+        sender_ref = ewtp_arena_printf(req->arena, "request:%s", rid);
+    const char *op = NULL;
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Operation", req->arena, &op);
+    ewtp_sim_record(st->sim, op && strcmp(op, "cancel") == 0
+                                 ? ewtp_arena_printf(req->arena, "%s/cancel", sender_ref)
+                                 : sender_ref);
+    if (ewtp_xsd_validate_doc(st->xsd, doc, errs) != 0) {
+        reply_errors(req, resp, 400, "ZZ-101", errs);
+        ewtp_errors_free(errs);
+        ewtp_xml_free(doc);
+        return NULL;
+    }
+    ewtp_errors_free(errs);
+    const char *doc_rid = NULL, *sender = NULL;
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:RequestId", req->arena, &doc_rid);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sender", req->arena, &sender);
+    if (doc_rid == NULL || strcmp(doc_rid, rid) != 0) {
+        ewtp_sim_reply_error(req, resp, 400, "ZZ-102",
+                             "Header/RequestId differs from the X-Request-Id header", NULL);
+    } else if (st->sender_id && (sender == NULL || strcmp(sender, st->sender_id) != 0)) {
+        ewtp_sim_reply_error(req, resp, 403, "ZZ-104", "unknown sender", NULL);
+    } else {
+        return doc;
+    }
+    ewtp_xml_free(doc);
+    return NULL;
+}
+
+static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
+                   struct ewtp_sim_response *resp)
+{
+    if (!check_headers(st, req, resp, true))
+        return;
+    const char *rid = ewtp_sim_request_header(req, "X-Request-Id");
+    struct zz_rid *seen = rid_find(st, rid);
+    if (seen) {
+        /* A resend: the authority keeps the first and says where it is. */
+        ewtp_sim_record(st->sim, seen->cancel ? ewtp_arena_printf(req->arena, "%s/cancel",
+                                                                  seen->sub->sender_ref)
+                                              : seen->sub->sender_ref);
+        reply_status(req, resp, 409, seen->sub, false, "ZZ-409",
+                     "duplicate X-Request-Id: already received");
+        return;
+    }
+    struct ewtp_xml_doc *doc = read_document(st, req, resp, rid);
+    if (doc == NULL)
+        return;
+    const char *op = NULL, *sender_ref = NULL, *value = NULL;
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Operation", req->arena, &op);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:SenderReference", req->arena,
+                          &sender_ref);
+    bool has_value =
+        ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Declaration/zz:InvoiceValue",
+                              req->arena, &value) == 0;
+    ewtp_xml_free(doc);
+    if (op == NULL || strcmp(op, "submit") != 0) {
+        ewtp_sim_reply_error(req, resp, 400, "ZZ-103",
+                             "a cancellation goes to /v1/submissions/{reference}/cancel", NULL);
+        return;
+    }
+    bool reject = false;
+    if (has_value && st->has_reject_over) {
+        struct ewtp_dec v;
+        /* The schema admits any xs:decimal: allow the widest precision the SDK holds. */
+        if (ewtp_dec_parse_ex(value, strlen(value), 38 - EWTP_DEC_MAX_SCALE, EWTP_DEC_MAX_SCALE,
+                              &v) != 0 ||
+            ewtp_dec_cmp(v, st->reject_over) > 0)
+            reject = true;
+    }
+    struct zz_sub *sub = sub_new(st, sender_ref);
+    if (sub == NULL || rid_add(st, rid, sub, false) != 0) {
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+        return;
+    }
+    sub->reject = reject;
+    sub->timer = ewtp_sim_timer_add(st->sim, st->decision_delay_ms, decide, sub);
+    if (sub->timer == NULL)
+        decide(st->sim, sub);
+    reply_status(req, resp, 202, sub, false, NULL, NULL);
+}
+
+static void cancel(struct zz_sim *st, const struct ewtp_sim_request *req,
+                   struct ewtp_sim_response *resp, const char *ref)
+{
+    if (!check_headers(st, req, resp, true))
+        return;
+    struct zz_sub *sub = sub_find(st, ref);
+    if (sub == NULL) {
+        ewtp_sim_reply_error(req, resp, 404, "ZZ-404", "unknown reference", NULL);
+        return;
+    }
+    const char *rid = ewtp_sim_request_header(req, "X-Request-Id");
+    struct zz_rid *seen = rid_find(st, rid);
+    if (seen) {
+        ewtp_sim_record(st->sim, seen->cancel ? ewtp_arena_printf(req->arena, "%s/cancel",
+                                                                  seen->sub->sender_ref)
+                                              : seen->sub->sender_ref);
+        reply_status(req, resp, 409, seen->sub, false, "ZZ-409",
+                     "duplicate X-Request-Id: already received");
+        return;
+    }
+    struct ewtp_xml_doc *doc = read_document(st, req, resp, rid);
+    if (doc == NULL)
+        return;
+    const char *op = NULL, *aref = NULL;
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Operation", req->arena, &op);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Cancel/zz:AuthorityReference", req->arena,
+                          &aref);
+    ewtp_xml_free(doc);
+    if (op == NULL || strcmp(op, "cancel") != 0 || aref == NULL) {
+        ewtp_sim_reply_error(req, resp, 400, "ZZ-103", "this endpoint takes a cancellation", NULL);
+        return;
+    }
+    if (strcmp(aref, ref) != 0) {
+        ewtp_sim_reply_error(req, resp, 400, "ZZ-105",
+                             "Cancel/AuthorityReference differs from the reference in the path",
+                             NULL);
+        return;
+    }
+    if (strcmp(sub->status, "accepted") == 0 || strcmp(sub->status, "rejected") == 0) {
+        reply_status(req, resp, 409, sub, false, "ZZ-409", "already decided");
+        return;
+    }
+    if (rid_add(st, rid, sub, true) != 0) {
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+        return;
+    }
+    ewtp_sim_timer_cancel(st->sim, sub->timer);
+    sub->timer = NULL;
+    sub->status = "cancelled";
+    reply_status(req, resp, 200, sub, false, NULL, NULL);
+}
+
+static int zz_sim_handle(void *state, const struct ewtp_sim_request *req,
+                         struct ewtp_sim_response *resp)
+{
+    struct zz_sim *st = state;
+    const char *ref[1] = {NULL};
+    bool post = strcmp(req->method, "POST") == 0, get = strcmp(req->method, "GET") == 0;
+    if (ewtp_sim_route(req->path, "/v1/submissions", req->arena, NULL, 0)) {
+        if (post)
+            submit(st, req, resp);
+        else
+            ewtp_sim_reply_error(req, resp, 405, "ZZ-405", "use POST", NULL);
+    } else if (ewtp_sim_route(req->path, "/v1/submissions/*/cancel", req->arena, ref, 1)) {
+        if (post)
+            cancel(st, req, resp, ref[0]);
+        else
+            ewtp_sim_reply_error(req, resp, 405, "ZZ-405", "use POST", NULL);
+    } else if (ewtp_sim_route(req->path, "/v1/submissions/*", req->arena, ref, 1)) {
+        struct zz_sub *sub = NULL;
+        if (!get) {
+            ewtp_sim_reply_error(req, resp, 405, "ZZ-405", "use GET", NULL);
+        } else if (check_headers(st, req, resp, false)) {
+            if ((sub = sub_find(st, ref[0])) == NULL)
+                ewtp_sim_reply_error(req, resp, 404, "ZZ-404", "unknown reference", NULL);
+            else
+                reply_status(req, resp, 200, sub, true, NULL, NULL);
+        }
+    } else {
+        ewtp_sim_reply_error(req, resp, 404, "ZZ-404", "no such endpoint", NULL);
+    }
+    return 0;
+}
+
+EWTP_SIM_MODULE(.name = "zz", .country = "ZZ", .authority = "ZZ test authority (template)",
+                .create = zz_sim_create, .handle = zz_sim_handle, .destroy = zz_sim_destroy,
+                .set = zz_sim_set);

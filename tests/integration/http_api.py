@@ -1,0 +1,433 @@
+#!/usr/bin/python3
+"""The HTTP API of the real ewtpd: status codes, bodies, TLS and mTLS, limits, shutdown.
+
+Starts build/bin/ewtpd with a temporary configuration (plain, TLS, mTLS and admin
+listeners on ephemeral loopback ports; two token tenants and a client-certificate tenant;
+the template plugin "zz" unsigned, delivering to a port nobody listens on, so deliveries
+just retry) and drives it with the standard library only.
+"""
+import copy
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("EWTP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
+EWTPD = os.path.join(BUILD, "bin", "ewtpd")
+HEADER_TIMEOUT_MS = 1500
+
+failures = []
+
+
+def check(cond, what):
+    if cond:
+        print("ok   " + what)
+    else:
+        print("FAIL " + what)
+        failures.append(what)
+
+
+def sh(*args, cwd=None):
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_pki(d):
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+       "-subj", "/CN=ewtp test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    for name, subj in (("server", "/CN=127.0.0.1"),
+                       ("client", "/C=CN/O=Example Ltd/CN=shop.example")):
+        sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
+           "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
+        sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+           "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt",
+           cwd=d)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_config(d):
+    for name, token in (("t1.token", "token-one"), ("t2.token", "token-two"),
+                        ("inbound.token", "inbound-secret")):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(token + "\n")
+        os.chmod(os.path.join(d, name), 0o600)
+    conf = """
+plugin_dir = "%(plugins)s";
+state_dir = "%(d)s/run";
+admin_socket = "%(d)s/run/ewtpd.sock";
+listeners = (
+  { address = "127.0.0.1"; port = 0; },
+  { address = "127.0.0.1"; port = 0; tls = true; cert_file = "server.crt"; key_file = "server.key"; },
+  { address = "127.0.0.1"; port = 0; tls = true; cert_file = "server.crt"; key_file = "server.key";
+    client_ca_file = "ca.crt"; },
+  { address = "127.0.0.1"; port = 0; admin = true; }
+);
+tenants = (
+  { id = "t1"; token_file = "t1.token"; destinations = [ "ZZ" ]; },
+  { id = "t2"; token_file = "t2.token"; destinations = [ "CN" ]; },
+  { id = "shop"; cert_subject = "CN=shop.example,O=Example Ltd,C=CN"; destinations = [ "*" ]; }
+);
+store = { backend = "sqlite"; path = "%(d)s/ewtpd.sqlite"; };
+delivery = { max_attempts = 50; base_delay_ms = 60000; max_delay_ms = 600000; scan_interval_ms = 200;
+             request_timeout_ms = 2000; workers = 2; };
+limits = { timeout_ms = 5000; header_timeout_ms = %(ht)d; max_pending = 10000; };
+plugins = (
+  { name = "zz-test"; plugin = "zz"; settings = { sign_key = ""; };
+    transport = "https"; endpoint = "http://127.0.0.1:%(dead)d";
+    inbound_token_file = "inbound.token"; }
+);
+routes = ( { destination = "ZZ"; instance = "zz-test"; } );
+""" % {"plugins": os.path.join(BUILD, "plugins"), "d": d, "ht": HEADER_TIMEOUT_MS,
+       "dead": free_port()}
+    path = os.path.join(d, "ewtpd.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+class Daemon:
+    def __init__(self, conf, d):
+        self.log = open(os.path.join(d, "ewtpd.log"), "w+")
+        self.p = subprocess.Popen([EWTPD, "-c", conf], stdout=self.log, stderr=self.log)
+        self.ports = []
+        deadline = time.time() + 30
+        while time.time() < deadline and len(self.ports) < 4:
+            time.sleep(0.1)
+            if self.p.poll() is not None:
+                break
+            self.log.seek(0)
+            self.ports = [int(m) for m in re.findall(r"listening on https?://[^ ]*:(\d+)",
+                                                     self.log.read())]
+        if len(self.ports) < 4:
+            self.log.seek(0)
+            sys.stderr.write(self.log.read())
+            raise SystemExit("ewtpd did not start")
+
+    def text(self):
+        self.log.seek(0)
+        return self.log.read()
+
+
+def request(port, method, path, body=None, token=None, headers=None, ctx=None, raw=False):
+    if ctx is not None:
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    hdrs = dict((k.lower(), v) for k, v in r.getheaders())
+    c.close()
+    if raw:
+        return r.status, data, hdrs
+    try:
+        doc = json.loads(data) if data else None
+    except ValueError:
+        doc = {"_not_json": data[:200].decode("utf-8", "replace")}
+    return r.status, doc, hdrs
+
+
+def order(id_, sku="SKU-1"):
+    with open(os.path.join(SRC, "plugins/template/vectors/order-basic/input.json")) as f:
+        m = json.load(f)
+    m["id"] = id_
+    m["order"]["lines"][0]["sku"] = sku
+    return m
+
+
+def reorder(obj):
+    """The same JSON value with members in reverse order."""
+    if isinstance(obj, dict):
+        return {k: reorder(obj[k]) for k in reversed(list(obj))}
+    if isinstance(obj, list):
+        return [reorder(x) for x in obj]
+    return obj
+
+
+def is_error_json(doc):
+    return isinstance(doc, dict) and ("error" in doc or "errors" in doc)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="ewtp-http-")
+    make_pki(tmp)
+    conf = write_config(tmp)
+    dmn = Daemon(conf, tmp)
+    plain, tls, mtls, admin = dmn.ports
+    T1, T2 = "token-one", "token-two"
+
+    # ---- submit, idempotency ---------------------------------------------------------------
+    m = order("ord-1")
+    st, doc, _ = request(plain, "POST", "/v1/messages", m, T1)
+    check(st == 202 and doc == {"id": "ord-1", "state": "accepted"}, "POST new -> 202 %s" % doc)
+    body = json.dumps(reorder(m), indent=3)
+    st, doc, _ = request(plain, "POST", "/v1/messages", body, T1)
+    check(st == 200 and doc.get("id") == "ord-1" and "state" in doc and doc.get("tenant") == "t1",
+          "exact repeat (reordered, whitespace) -> 200 with status %s" % st)
+    st, doc, _ = request(plain, "POST", "/v1/messages", order("ord-1", sku="OTHER"), T1)
+    check(st == 409 and doc.get("error") == "conflict", "same id, other content -> 409")
+
+    st, doc, _ = request(plain, "POST", "/v1/messages", '{"schema": "ewtp/1", "id": ', T1)
+    check(st == 400 and isinstance(doc.get("errors"), list) and doc["errors"],
+          "broken JSON -> 400 with errors")
+    with open(os.path.join(SRC, "plugins/template/vectors/invalid-missing-hs-code/input.json")) as f:
+        bad = json.load(f)
+    st, doc, _ = request(plain, "POST", "/v1/messages", bad, T1)
+    ptrs = [e.get("pointer") for e in (doc or {}).get("errors", [])]
+    check(st == 422 and any(p and p.endswith("/hs_code") for p in ptrs),
+          "plugin-invalid -> 422 with pointers %s" % ptrs)
+    bad2 = order("ord-bad")
+    bad2["order"]["lines"][0]["amount"] = "31.00"
+    del bad2["order"]["currency"]
+    st, doc, _ = request(plain, "POST", "/v1/messages", bad2, T1)
+    ptrs = [e.get("pointer") for e in (doc or {}).get("errors", [])]
+    check(st == 422 and "/order/currency" in ptrs and len(ptrs) >= 2,
+          "model-invalid -> 422 with every error %s" % ptrs)
+    other = order("ord-cn")
+    other["destination"] = "XX"
+    st, doc, _ = request(plain, "POST", "/v1/messages", other, T1)
+    check(st == 422, "unknown destination -> 422 (%s)" % st)
+
+    # ---- auth --------------------------------------------------------------------------------
+    st, doc, _ = request(plain, "POST", "/v1/messages", m)
+    check(st == 401 and doc.get("error") == "unauthorized", "no token -> 401 JSON")
+    st, doc, _ = request(plain, "GET", "/v1/messages/ord-1", token="wrong")
+    check(st == 401 and doc.get("error") == "unauthorized", "wrong token -> 401 JSON")
+    st, doc, _ = request(plain, "POST", "/v1/messages", order("ord-t2"), T2)
+    check(st == 403 and doc.get("error") == "forbidden", "destination not allowed -> 403")
+    st, doc, _ = request(plain, "GET", "/v1/messages/ord-1", token=T2)
+    check(st == 404 and doc.get("error") == "not_found", "another tenant's id -> 404")
+    st, doc, _ = request(plain, "GET", "/v1/messages/nope", token=T1)
+    check(st == 404 and is_error_json(doc), "unknown id -> 404")
+    st, doc, _ = request(plain, "GET", "/v1/nothing", token=T1)
+    check(st == 404 and is_error_json(doc), "unknown path -> 404 JSON")
+    st, doc, h = request(plain, "DELETE", "/v1/messages", token=T1)
+    check(st == 405 and is_error_json(doc) and "allow" in h, "wrong method -> 405 JSON + Allow")
+
+    # ---- limits --------------------------------------------------------------------------------
+    big = b'{"schema":"ewtp/1","pad":"' + b"x" * (2 * 1024 * 1024) + b'"}'
+    try:
+        st, doc, _ = request(plain, "POST", "/v1/messages", big, T1)
+    except (ConnectionError, BrokenPipeError) as e:
+        st, doc = 0, {"_exc": str(e)}
+    check(st == 413 and is_error_json(doc), "2 MiB body -> 413 JSON (%s %s)" % (st, doc))
+    st, doc, _ = request(plain, "GET", "/v1/messages", token=T1,
+                         headers={"X-Big": "y" * 20000})
+    check(st in (400, 413, 431) and is_error_json(doc), "huge header -> %s JSON" % st)
+
+    # ---- reading -------------------------------------------------------------------------------
+    st, doc, _ = request(plain, "GET", "/v1/messages/ord-1", token=T1)
+    check(st == 200 and doc.get("id") == "ord-1" and doc.get("plugin") == "zz-test",
+          "GET status -> 200 %s" % (doc or {}).get("state"))
+    st, doc, _ = request(plain, "GET", "/v1/messages/ord-1/events", token=T1)
+    check(st == 200 and isinstance(doc.get("events"), list) and doc["events"]
+          and doc["events"][0].get("type") == "accepted", "GET events -> 200")
+    for i in range(2, 6):
+        st, _, _ = request(plain, "POST", "/v1/messages", order("ord-%d" % i), T1)
+        check(st == 202, "POST ord-%d -> 202" % i)
+    seen, after, pages = [], None, 0
+    while pages < 20:
+        q = "/v1/messages?limit=2" + ("&after=" + after if after else "")
+        st, doc, _ = request(plain, "GET", q, token=T1)
+        if st != 200:
+            break
+        pages += 1
+        seen += [it["id"] for it in doc["items"]]
+        after = doc.get("next")
+        if not after:
+            break
+    check(seen == ["ord-%d" % i for i in range(1, 6)] and pages == 3,
+          "list with cursor pages through all (%s, %d pages)" % (seen, pages))
+    st, doc, _ = request(plain, "GET", "/v1/messages?state=bogus", token=T1)
+    check(st == 400 and is_error_json(doc), "list with bad state -> 400")
+    st, doc, _ = request(plain, "GET", "/v1/messages?after=garbage", token=T1)
+    check(st == 400 and is_error_json(doc), "list with bad cursor -> 400")
+    st, doc, _ = request(plain, "GET", "/v1/messages?destination=ZZ&limit=1000", token=T1)
+    check(st == 200 and len(doc["items"]) == 5, "list filtered by destination")
+    st, doc, _ = request(plain, "GET", "/v1/messages", token=T2)
+    check(st == 200 and doc["items"] == [], "another tenant lists nothing")
+
+    # ---- cancel and inbound ------------------------------------------------------------------
+    st, doc, _ = request(plain, "POST", "/v1/messages/ord-2/cancel", {}, T1)
+    check(st == 422 and is_error_json(doc), "cancel without reason -> 422")
+    st, doc, _ = request(plain, "POST", "/v1/messages/ord-2/cancel", {"reason": "customer"}, T1)
+    check(st in (202, 409) and isinstance(doc, dict), "cancel -> %s %s" % (st, doc))
+    st, doc, _ = request(plain, "POST", "/v1/messages/nope/cancel", {"reason": "x"}, T1)
+    check(st == 404 and is_error_json(doc), "cancel unknown id -> 404")
+    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", {"reference": "r"})
+    check(st == 401 and is_error_json(doc), "inbound without token -> 401")
+    st, doc, _ = request(plain, "POST", "/v1/inbound/nope", {"reference": "r"}, "inbound-secret")
+    check(st == 404 and is_error_json(doc), "inbound to unknown instance -> 404")
+    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test",
+                         {"reference": "unknown-ref", "status": "accepted"}, "inbound-secret")
+    check(st in (200, 400, 404) and isinstance(doc, dict), "inbound with token -> %s" % st)
+
+    # ---- health and metrics ------------------------------------------------------------------
+    st, doc, _ = request(plain, "GET", "/livez")
+    check(st == 200 and doc == {"status": "ok"}, "livez")
+    st, doc, _ = request(plain, "GET", "/readyz")
+    check(st == 200, "readyz -> %s %s" % (st, doc))
+    st, text, h = request(admin, "GET", "/metrics", raw=True)
+    text = text.decode()
+    check(st == 200 and h.get("content-type", "").startswith("text/plain"), "admin /metrics")
+    for needle in ('ewtp_http_requests_total{code="202"}', 'ewtp_http_requests_total{code="413"}',
+                   'ewtp_accept_latency_seconds_bucket{le="+Inf"}',
+                   'ewtp_accept_latency_seconds_count', 'ewtp_messages{plugin="zz-test",state=',
+                   "ewtp_queue_depth", "ewtp_oldest_pending_age_seconds", "ewtp_generation 1"):
+        check(needle in text, "metrics has " + needle)
+    st, doc, _ = request(admin, "GET", "/v1/messages/ord-1", token=T1)
+    check(st == 404, "admin listener serves no /v1")
+
+    # ---- TLS and mTLS --------------------------------------------------------------------------
+    ctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
+    st, doc, _ = request(tls, "GET", "/v1/messages/ord-1", token=T1, ctx=ctx)
+    check(st == 200 and doc.get("id") == "ord-1", "https with bearer token")
+    st, doc, _ = request(tls, "GET", "/v1/messages/ord-1", ctx=ctx)
+    check(st == 401, "https without credentials -> 401")
+    cctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
+    cctx.load_cert_chain(os.path.join(tmp, "client.crt"), os.path.join(tmp, "client.key"))
+    st, doc, _ = request(mtls, "POST", "/v1/messages", order("shop-1"), ctx=cctx)
+    check(st == 202, "mTLS client certificate -> 202 (%s %s)" % (st, doc))
+    st, doc, _ = request(mtls, "GET", "/v1/messages/shop-1", ctx=cctx)
+    check(st == 200 and doc.get("tenant") == "shop", "mTLS tenant reads its message")
+    try:
+        request(mtls, "GET", "/livez", ctx=ctx)
+        check(False, "mTLS listener refuses a client without certificate")
+    except (ssl.SSLError, ConnectionError, OSError):
+        check(True, "mTLS listener refuses a client without certificate")
+    big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    try:
+        st, doc, _ = request(tls, "POST", "/v1/messages", big, T1, ctx=ctx)
+    except (ConnectionError, ssl.SSLError) as e:
+        st, doc = 0, {"_exc": str(e)}
+    check(st == 413 and is_error_json(doc), "https 2 MiB body -> 413 JSON (%s)" % st)
+
+    # ---- slow-header guard ---------------------------------------------------------------------
+    def stalls(trickle):
+        s = socket.create_connection(("127.0.0.1", plain))
+        s.settimeout(0.2)
+        t0 = time.time()
+        s.sendall(b"POST /v1/mess")
+        closed = None
+        while time.time() - t0 < 10:
+            if trickle:
+                try:
+                    s.sendall(b"a")
+                except OSError:
+                    closed = time.time() - t0
+                    break
+            try:
+                if s.recv(1024) == b"":
+                    closed = time.time() - t0
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = time.time() - t0
+                break
+        s.close()
+        return closed
+
+    for trickle in (False, True):
+        closed = stalls(trickle)
+        check(closed is not None and closed < HEADER_TIMEOUT_MS / 1000 + 1.5,
+              "slow header (%s) cut after %s s" % ("trickle" if trickle else "stall", closed))
+    st, doc, _ = request(plain, "GET", "/livez")
+    check(st == 200, "still serving after the guard fired")
+
+    # A complete head followed by a slow body is bounded by timeout_ms, not header_timeout.
+    s = socket.create_connection(("127.0.0.1", plain))
+    payload = json.dumps(order("slow-body")).encode()
+    s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-one\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload))
+    t0 = time.time()
+    sent = 0
+    while time.time() - t0 < HEADER_TIMEOUT_MS / 1000 + 1:
+        s.sendall(payload[sent:sent + 8])
+        sent += 8
+        time.sleep(0.1)
+    s.sendall(payload[sent:])
+    s.settimeout(10)
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:
+        pass
+    s.close()
+    check(answer.startswith(b"HTTP/1.1 202"), "slow body within timeout_ms is served (%r)"
+          % answer[:40])
+
+    # ---- 200 concurrent POSTs ----------------------------------------------------------------
+    results = {}
+    lock = threading.Lock()
+
+    def worker(k):
+        for i in range(k * 10, k * 10 + 10):
+            try:
+                st, doc, _ = request(plain, "POST", "/v1/messages", order("conc-%d" % i), T1)
+            except Exception as e:  # noqa: BLE001 - report any failure as a status
+                st, doc = 0, str(e)
+            with lock:
+                results[i] = st
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(set(results.values()))
+    check(len(results) == 200 and codes == [202], "200 concurrent POSTs all 202 (%s)" % codes)
+    st, doc, _ = request(plain, "GET", "/v1/messages?limit=1000", token=T1)
+    ids = set(it["id"] for it in doc.get("items", []))
+    check(all("conc-%d" % i in ids for i in range(200)), "all 200 present afterwards")
+
+    # ---- shutdown --------------------------------------------------------------------------------
+    dmn.p.send_signal(signal.SIGTERM)
+    try:
+        rc = dmn.p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        dmn.p.kill()
+        rc = "timeout"
+    log = dmn.text()
+    check(rc == 0, "SIGTERM -> exit 0 (%s)" % rc)
+    check("Sanitizer" not in log and "runtime error" not in log, "no sanitizer report")
+    if failures:
+        sys.stderr.write(log[-6000:])
+        print("%d FAILED: %s" % (len(failures), failures))
+        return 1
+    subprocess.run(["rm", "-rf", tmp])
+    print("all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
