@@ -60,6 +60,7 @@ struct job {
     const struct ewtp_request *reqs;
     size_t n_reqs, next_req;
     char *auth_header;
+    struct job *auth_next; /* waiting for its instance's token */
     struct ewtp_httpc_resp *resp;
     bool send; /* after the worker step: send reqs from the loop */
     struct ewtp_webhook **hooks;
@@ -89,6 +90,19 @@ struct ewtp_dispatcher {
     size_t in_flight;
     struct job *jobs;
     int64_t next_requeue;
+    struct token *tokens;
+};
+
+/* A bearer token of an instance (OAuth2 client credentials or JSON login), fetched by the
+ * host and cached until shortly before it expires. Loop thread only. */
+struct token {
+    struct token *next;
+    struct ewtp_dispatcher *ds;
+    char *instance;
+    char *value; /* "Bearer ..." */
+    int64_t expires_at;
+    bool fetching;
+    struct job *waiting;
 };
 
 /* ---- jobs --------------------------------------------------------------------------------- */
@@ -793,8 +807,12 @@ static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
     submit(j, interpret_step, interpret_done);
 }
 
+static bool need_token(struct job *j);
+
 static void send_next(struct job *j)
 {
+    if (need_token(j))
+        return; /* sent once the token arrives */
     const struct ewtp_instance_conf *ic = j->gi->conf;
     const struct ewtp_request *r = &j->reqs[j->next_req];
     char *url = ewtp_httpc_join(ic->endpoint ? ic->endpoint : "", r->path);
@@ -845,6 +863,174 @@ static void prepared(void *arg)
         return;
     }
     job_end(j);
+}
+
+/* ---- authority tokens (OAuth2 client credentials, JSON login) ------------------------------ */
+
+#define TOKEN_MARGIN_MS 60000
+#define TOKEN_DEFAULT_TTL_MS (10 * 60 * 1000)
+
+static void token_free(struct token *t)
+{
+    free(t->instance);
+    if (t->value)
+        memset(t->value, 0, strlen(t->value));
+    free(t->value);
+    free(t);
+}
+
+static char *form_escape(const char *v)
+{
+    size_t n = strlen(v);
+    char *o = malloc(3 * n + 1), *p = o;
+    for (size_t i = 0; o && i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~')
+            *p++ = (char)c;
+        else
+            p += sprintf(p, "%%%02X", c);
+    }
+    if (o)
+        *p = '\0';
+    return o;
+}
+
+static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
+{
+    struct token *t = arg;
+    struct ewtp_dispatcher *ds = t->ds;
+    t->fetching = false;
+    const struct ewtp_gen_instance *gi = ewtp_gen_instance(ds->d->gen, t->instance);
+    json_t *o = resp && resp->status >= 200 && resp->status < 300 && resp->body
+                    ? json_loadb(resp->body, resp->body_len, 0, NULL)
+                    : NULL;
+    const char *value = NULL;
+    if (o && gi && gi->conf->auth.kind == EWTP_AUTH_JSON_LOGIN) {
+        const char *ptr =
+            gi->conf->auth.token_json_pointer ? gi->conf->auth.token_json_pointer : "/token";
+        json_t *v = o;
+        char *copy = strdup(ptr), *save = NULL;
+        for (char *seg = copy ? strtok_r(copy, "/", &save) : NULL; seg && v;
+             seg = strtok_r(NULL, "/", &save))
+            v = json_object_get(v, seg);
+        free(copy);
+        value = json_string_value(v);
+    } else if (o) {
+        value = json_string_value(json_object_get(o, "access_token"));
+    }
+    json_int_t ttl = o ? json_integer_value(json_object_get(o, "expires_in")) : 0;
+    free(t->value);
+    t->value = value ? ewtp_store_asprintf("Bearer %s", value) : NULL;
+    t->expires_at = ewtpd_now_ms() + (ttl > 0 ? (int64_t)ttl * 1000 : TOKEN_DEFAULT_TTL_MS);
+    if (t->value == NULL)
+        ewtpd_log(LOG_ERR, "instance %s: no token from the authority (%s)", t->instance,
+                  resp && resp->error ? resp->error : "unexpected answer");
+    json_decref(o);
+    ewtp_httpc_resp_free(resp);
+    struct job *w = t->waiting;
+    t->waiting = NULL;
+    while (w) {
+        struct job *next = w->auth_next;
+        w->auth_next = NULL;
+        if (t->value) {
+            free(w->auth_header);
+            w->auth_header = strdup(t->value);
+            send_next(w);
+        } else {
+            struct ewtp_httpc_resp *fail = calloc(1, sizeof(*fail));
+            if (fail)
+                fail->error = strdup("authentication at the authority failed");
+            on_answer(w, fail);
+        }
+        w = next;
+    }
+}
+
+static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
+{
+    const struct ewtp_auth_conf *a = &ic->auth;
+    char *secret = NULL;
+    size_t len = 0;
+    if (a->secret_file && ewtp_read_file(a->secret_file, 8192, &secret, &len) == 0)
+        while (len > 0 && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+            secret[--len] = '\0';
+    char *body = NULL;
+    const char *ctype;
+    if (a->kind == EWTP_AUTH_OAUTH2) {
+        char *id = form_escape(a->client_id ? a->client_id : "");
+        char *sec = form_escape(secret ? secret : "");
+        char *scope = a->scope ? form_escape(a->scope) : NULL;
+        body = id && sec ? ewtp_store_asprintf(
+                               "grant_type=client_credentials&client_id=%s&client_secret=%s%s%s",
+                               id, sec, scope ? "&scope=" : "", scope ? scope : "")
+                         : NULL;
+        free(id);
+        free(sec);
+        free(scope);
+        ctype = "application/x-www-form-urlencoded";
+    } else {
+        json_t *o = json_pack("{s:s,s:s}", "user", a->client_id ? a->client_id : "", "password",
+                              secret ? secret : "");
+        body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        ctype = "application/json";
+    }
+    if (secret)
+        memset(secret, 0, len);
+    free(secret);
+    struct ewtp_header h[2] = {{"Content-Type", ctype, false},
+                               {"Accept", "application/json", false}};
+    struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
+    char *why = NULL;
+    t->fetching = true;
+    int rc = body ? ewtp_httpc_send(t->ds->tr, a->token_url ? a->token_url : "", "POST", h, 2, body,
+                                    strlen(body), &tls, 30000, token_answer, t, &why)
+                  : -EWTP_ENOMEM;
+    if (body)
+        memset(body, 0, strlen(body));
+    free(body);
+    if (rc != 0) {
+        ewtpd_log(LOG_ERR, "instance %s: token request: %s", ic->name,
+                  why ? why : ewtp_strerror(rc));
+        free(why);
+        token_answer(t, NULL);
+    }
+}
+
+/* True when j must wait for its instance's token (it is queued and sent later). */
+static bool need_token(struct job *j)
+{
+    const struct ewtp_instance_conf *ic = j->gi->conf;
+    if (ic->auth.kind != EWTP_AUTH_OAUTH2 && ic->auth.kind != EWTP_AUTH_JSON_LOGIN)
+        return false;
+    struct ewtp_dispatcher *ds = j->ds;
+    struct token *t = ds->tokens;
+    while (t && strcmp(t->instance, ic->name) != 0)
+        t = t->next;
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL || (t->instance = strdup(ic->name)) == NULL) {
+            free(t);
+            return false;
+        }
+        t->ds = ds;
+        t->next = ds->tokens;
+        ds->tokens = t;
+    }
+    /* Refreshed before it expires, so that no request goes out with a dying token. */
+    if (t->value && ewtpd_now_ms() < t->expires_at - TOKEN_MARGIN_MS) {
+        if (j->auth_header == NULL || strcmp(j->auth_header, t->value) != 0) {
+            free(j->auth_header);
+            j->auth_header = strdup(t->value);
+        }
+        return false;
+    }
+    j->auth_next = t->waiting;
+    t->waiting = j;
+    if (!t->fetching)
+        token_fetch(t, ic);
+    return true;
 }
 
 /* ---- claims -------------------------------------------------------------------------------- */
@@ -1455,6 +1641,11 @@ void ewtp_dispatcher_free(struct ewtpd *d)
     ewtp_httpc_free(ds->tr);
     while (ds->jobs)
         job_free(ds->jobs);
+    while (ds->tokens) {
+        struct token *t = ds->tokens;
+        ds->tokens = t->next;
+        token_free(t);
+    }
     if (ds->scan_ev)
         event_free(ds->scan_ev);
     if (ds->kick_ev)

@@ -81,6 +81,7 @@ struct conn {
     bool held;    /* we hold a reference on bev until attached */
     /* Output side of rewrite_error_page(). */
     bool rewriting;
+    struct evbuffer_cb_entry *out_cb, *in_cb;
     struct conn *prev, *next, *hnext;
 };
 
@@ -248,6 +249,8 @@ void ewtp_http_reply(struct http_req *r, int status, char *json)
     evhttp_add_header(out, "Cache-Control", "no-store");
     if (r->retry_after)
         evhttp_add_header(out, "Retry-After", r->retry_after);
+    if (status == 401)
+        evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"ewtp\"");
     if (buf && json)
         evbuffer_add(buf, json, strlen(json));
     free(json);
@@ -451,6 +454,12 @@ static void conn_free(struct conn *c)
     h->n_conns--;
     if (c->guard)
         event_free(c->guard);
+    /* The bufferevent may outlive c for a moment (evhttp frees it after the close
+     * callback): nothing of it may call back into c. */
+    if (c->out_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+    if (c->in_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
     if (c->held)
         bufferevent_decref(c->bev);
     free(c);
@@ -623,8 +632,8 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
     h->n_conns++;
     if (c->guard)
         evtimer_add(c->guard, &h->header_tv);
-    evbuffer_add_cb(bufferevent_get_output(bev), rewrite_error_page, c);
-    evbuffer_add_cb(bufferevent_get_input(bev), watch_input, c);
+    c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), rewrite_error_page, c);
+    c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), watch_input, c);
     /* Held until on_attach, so that it can tell a live bufferevent from a freed one. */
     bufferevent_incref(bev);
     c->held = true;
@@ -716,8 +725,7 @@ static bool valid_id(const char *s, size_t n, size_t max)
 static int match_path(const char *path, enum http_route *get, enum http_route *post, char **id)
 {
     *id = NULL;
-    int none = -1;
-    *get = *post = (enum http_route)none;
+    *get = *post = HTTP_R_NONE;
     if (strcmp(path, "/livez") == 0) {
         *get = HTTP_R_LIVEZ;
         return 0;
@@ -765,7 +773,7 @@ static int match_path(const char *path, enum http_route *get, enum http_route *p
 
 static bool is_route(enum http_route r)
 {
-    return (int)r >= 0;
+    return r != HTTP_R_NONE;
 }
 
 static int parse_query(struct http_req *r, const char *query)

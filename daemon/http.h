@@ -24,6 +24,7 @@
 struct evhttp_request;
 
 enum http_route {
+    HTTP_R_NONE = -1,
     HTTP_R_LIVEZ,
     HTTP_R_READYZ,
     HTTP_R_METRICS,

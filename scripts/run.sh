@@ -6,10 +6,28 @@
 set -eu
 cd "$(dirname "$0")/.."
 if [ -x build/bin/ewtpd ] && [ -f conf/dev.conf ]; then
-  mkdir -p var
+  mkdir -p var/run
   # The signing keys dev.conf names (var/dev-keys, self-signed, made once).
   scripts/dev-keys.sh "$PWD"
-  exec build/bin/ewtpd -c conf/dev.conf
+  # One authority simulator per built country module, on the ports conf/dev.conf names.
+  declare -A sim_port=([zz]=8490 [cn]=8491 [be]=8492 [my]=8493 [rw]=8494 [et]=8495)
+  sims=()
+  for cc in "${!sim_port[@]}"; do
+    [ -f "build/plugins/ewtp-sim-$cc.so" ] || continue
+    build/bin/ewtp-sim --country "$cc" --listen "127.0.0.1:${sim_port[$cc]}" \
+      >"var/sim-$cc.log" 2>&1 &
+    sims+=($!)
+    echo "simulator $cc on http://127.0.0.1:${sim_port[$cc]} (log var/sim-$cc.log)"
+  done
+  stop_sims() { [ ${#sims[@]} -eq 0 ] || kill "${sims[@]}" 2>/dev/null || true; }
+  trap stop_sims EXIT
+  echo "ewtpd on http://127.0.0.1:8480 (tenant token: dev-token); Ctrl-C stops everything"
+  build/bin/ewtpd -c conf/dev.conf &
+  daemon=$!
+  trap 'kill -TERM $daemon 2>/dev/null' INT TERM
+  wait $daemon || true
+  wait $daemon 2>/dev/null || true
+  exit 0
 fi
 echo "ewtpd is not built yet: showing ewtpctl validate/translate on the examples."
 example=tests/corpus/valid/spec-example-order.json

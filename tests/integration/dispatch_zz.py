@@ -54,6 +54,8 @@ def config(tmp, api_port, auth_port, dead_port):
     write(os.path.join(tmp, "t1.token"), "t1-token\n")
     write(os.path.join(tmp, "t2.token"), "t2-token\n")
     write(os.path.join(tmp, "t3.token"), "t3-token\n")
+    write(os.path.join(tmp, "t4.token"), "t4-token\n")
+    write(os.path.join(tmp, "oauth.secret"), "s3cret&x\n")
     write(os.path.join(tmp, "inbound.token"), "inbound-secret\n")
     write(os.path.join(tmp, "t1.whsec"), SECRET + "\n")
     fake = "http://127.0.0.1:%d" % auth_port
@@ -66,7 +68,8 @@ tenants = (
   { id = "t1"; token_file = "t1.token"; destinations = [ "*" ];
     webhook_url = "%(fake)s/hooks/t1"; webhook_secret_file = "t1.whsec"; },
   { id = "t2"; token_file = "t2.token"; destinations = [ "*" ]; },
-  { id = "t3"; token_file = "t3.token"; destinations = [ "*" ]; }
+  { id = "t3"; token_file = "t3.token"; destinations = [ "*" ]; },
+  { id = "t4"; token_file = "t4.token"; destinations = [ "*" ]; }
 );
 store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
 delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
@@ -79,12 +82,17 @@ plugins = (
   { name = "zz-spool"; plugin = "zz"; settings = { sender_id = "SENDER-S"; sign_key = ""; };
     transport = "spool"; spool_out = "spool-out"; spool_in = "spool-in"; },
   { name = "zz-dead"; plugin = "zz"; settings = { sender_id = "SENDER-D"; sign_key = ""; };
-    transport = "https"; endpoint = "%(fake)s"; }
+    transport = "https"; endpoint = "%(fake)s"; },
+  { name = "zz-oauth"; plugin = "zz"; settings = { sender_id = "SENDER-O"; sign_key = ""; };
+    transport = "https"; endpoint = "%(fake)s";
+    auth = { kind = "oauth2"; token_url = "%(fake)s/token"; client_id = "hub";
+             secret_file = "oauth.secret"; scope = "submit"; }; }
 );
 routes = (
   { tenant = "t1"; destination = "ZZ"; instance = "zz-a"; },
   { tenant = "t2"; destination = "ZZ"; instance = "zz-spool"; },
-  { tenant = "t3"; destination = "ZZ"; instance = "zz-dead"; }
+  { tenant = "t3"; destination = "ZZ"; instance = "zz-dead"; },
+  { tenant = "t4"; destination = "ZZ"; instance = "zz-oauth"; }
 );
 """ % {"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api_port, "fake": fake}
     path = os.path.join(tmp, "ewtpd.conf")
@@ -292,7 +300,19 @@ def main():
         check(hooks and good == len(hooks), "every webhook signature verifies (%d of %d)" % (good, len(hooks)))
         check({"submitted", "approved", "cancelled"} <= states, "acc-1 webhooks: %s" % sorted(states))
 
-        # 11. authority down past max_attempts -> dead; replay once it is up -> approved
+        # 11. OAuth2 client credentials: one token, cached, on every request of the instance
+        submit(api, "t4", "now-oa-1")
+        submit(api, "t4", "now-oa-2")
+        api.wait_state("t4", "now-oa-1", ["approved"])
+        st = api.wait_state("t4", "now-oa-2", ["approved"])
+        check(st and st.get("state") == "approved", "oauth2 instance delivers")
+        check(auth.authz.get("now-oa-1") == "Bearer tok-1" and auth.authz.get("now-oa-2") == "Bearer tok-1",
+              "oauth2 token sent and cached (%s)" % auth.authz)
+        check(len(auth.token_requests) == 1 and b"grant_type=client_credentials" in auth.token_requests[0]
+              and b"client_secret=s3cret%26x" in auth.token_requests[0],
+              "one client-credentials token request (%s)" % auth.token_requests)
+
+        # 12. authority down past max_attempts -> dead; replay once it is up -> approved
         auth.down = True
         submit(api, "t3", "down-1")
         st = api.wait_state("t3", "down-1", ["dead"], timeout=20)

@@ -14,6 +14,7 @@ What it answers depends on the message id (zz:SenderReference) prefix:
   slow-*   answers after `slow_s` seconds (received)
   ord-*    received, the poll says accepted (order of arrival is logged)
   cb-*     received; the decision comes by inbound callback (poll says received)
+POST /token answers an OAuth2 client-credentials token ("tok-N", N = requests so far).
 While `down` is set, every request is dropped without an answer (connection closed).
 """
 import json
@@ -33,6 +34,8 @@ class Authority:
         self.down = False
         self.slow_s = 0.0
         self.poll_status = {}  # reference -> status the poll answers
+        self.authz = {}        # message id -> Authorization header of its last submission
+        self.token_requests = []  # bodies POSTed to /token
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -93,6 +96,11 @@ class Authority:
                     with auth.lock:
                         auth.hooks.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     return self._reply(204 if False else 200, {})
+                if self.path == "/token":
+                    with auth.lock:
+                        auth.token_requests.append(body)
+                    return self._reply(200, {"access_token": "tok-%d" % len(auth.token_requests),
+                                             "token_type": "Bearer", "expires_in": 3600})
                 if auth.down:
                     self.close_connection = True
                     return
@@ -101,6 +109,7 @@ class Authority:
                 with auth.lock:
                     auth.log.append(("POST", self.path, mid, time.time()))
                     n = auth.tries[mid] = auth.tries.get(mid, 0) + 1
+                    auth.authz[mid] = self.headers.get("Authorization")
                 m = re.fullmatch(r"/v1/submissions/([^/]+)/cancel", self.path)
                 if m:
                     return self._reply(200, {"reference": m.group(1), "status": "cancelled"})

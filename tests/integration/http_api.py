@@ -359,6 +359,16 @@ def main():
               "slow header (%s) cut after %s s" % ("trickle" if trickle else "stall", closed))
     st, doc, _ = request(plain, "GET", "/livez")
     check(st == 200, "still serving after the guard fired")
+    s = socket.create_connection(("127.0.0.1", tls))  # no TLS handshake at all
+    s.settimeout(HEADER_TIMEOUT_MS / 1000 + 2)
+    t0 = time.time()
+    try:
+        gone = s.recv(1) == b""
+    except OSError:
+        gone = True
+    s.close()
+    check(gone and time.time() - t0 < HEADER_TIMEOUT_MS / 1000 + 1.5,
+          "silent TLS client cut by the guard")
 
     # A complete head followed by a slow body is bounded by timeout_ms, not header_timeout.
     s = socket.create_connection(("127.0.0.1", plain))
