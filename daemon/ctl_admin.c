@@ -15,27 +15,48 @@
 
 #include <jansson.h>
 
-#include "config.h"
+#include <libconfig.h>
+
 #include "ctl.h"
 
 #define DEFAULT_CONFIG "/etc/ewtpd/ewtpd.conf"
 
-/* The admin socket named by the configuration (malloc'd), or NULL after printing why. */
+/* The admin socket the configuration names (malloc'd), or NULL after printing why. Only
+ * admin_socket / state_dir are read, with libconfig alone: a file that ewtpd would refuse
+ * for other reasons must still reach the daemon, so that the daemon says why (and keeps
+ * running). A file libconfig cannot parse at all is reported here, with its line. */
 static char *admin_socket_of(const char *config_path)
 {
-    struct ewtp_errors *why = ewtp_errors_new();
-    struct ewtp_config *conf = NULL;
+    config_t cfg;
+    config_init(&cfg);
     char *path = NULL;
-    if (ewtp_config_load(config_path, &conf, why) != 0) {
-        for (size_t i = 0; i < ewtp_errors_count(why); i++)
-            fprintf(stderr, "ewtpctl: %s\n", ewtp_errors_at(why, i)->message);
-    } else if (conf->admin_socket == NULL) {
-        fprintf(stderr, "ewtpctl: %s sets no admin_socket\n", config_path);
-    } else {
-        path = strdup(conf->admin_socket);
+    if (config_read_file(&cfg, config_path) != CONFIG_TRUE) {
+        fprintf(stderr, "ewtpctl: %s:%d: %s\n",
+                config_error_file(&cfg) ? config_error_file(&cfg) : config_path,
+                config_error_line(&cfg), config_error_text(&cfg));
+        config_destroy(&cfg);
+        return NULL;
     }
-    ewtp_config_free(conf);
-    ewtp_errors_free(why);
+    const char *sock = NULL, *state = NULL;
+    config_lookup_string(&cfg, "admin_socket", &sock);
+    config_lookup_string(&cfg, "state_dir", &state);
+    char *dir = strdup(config_path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = '\0';
+    const char *base = slash ? dir : ".";
+    int rc;
+    if (sock)
+        rc = sock[0] == '/' ? asprintf(&path, "%s", sock) : asprintf(&path, "%s/%s", base, sock);
+    else if (state)
+        rc = state[0] == '/' ? asprintf(&path, "%s/ewtpd.sock", state)
+                             : asprintf(&path, "%s/%s/ewtpd.sock", base, state);
+    else
+        rc = asprintf(&path, "/run/ewtpd/ewtpd.sock");
+    if (rc < 0)
+        path = NULL;
+    free(dir);
+    config_destroy(&cfg);
     return path;
 }
 

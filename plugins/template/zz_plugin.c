@@ -7,6 +7,11 @@
 
 #include "zz.h"
 
+/* Overridable so that tests can build a second version of the same plugin (hitless upgrade). */
+#ifndef ZZ_PLUGIN_VERSION
+#define ZZ_PLUGIN_VERSION "1.0.0"
+#endif
+
 /* Settings (all optional: empty settings give a clearly marked test identity):
  *   sender_id   our id at the authority        default "ZZ-TEST-SENDER"
  *   token_file  file holding the bearer token  default none (the simulator needs none)
@@ -121,7 +126,7 @@ void zz_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
 }
 
 EWTP_PLUGIN_DESCRIPTOR(.name = "zz", .country = "ZZ", .authority = "ZZ test authority (template)",
-                       .version = "1.0.0",
+                       .version = ZZ_PLUGIN_VERSION,
                        .kinds = EWTP_KIND_BIT(EWTP_KIND_ORDER) | EWTP_KIND_BIT(EWTP_KIND_PAYMENT) |
                                 EWTP_KIND_BIT(EWTP_KIND_DECLARATION) |
                                 EWTP_KIND_BIT(EWTP_KIND_INVOICE),

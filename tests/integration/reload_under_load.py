@@ -1,0 +1,293 @@
+"""Reload under load: zero failed requests, zero lost messages, broken reloads reported with
+file and line, the upgraded plugin visible in `ewtpctl plugins` after its reload.
+
+Prints the counts, the p99 accept latency without and with reloads (and their ratio) and the
+daemon's peak RSS. Loopback only; every loop is bounded in count and time."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ["EWTP_SOURCE_DIR"]
+BUILD = os.environ["EWTP_BUILD_DIR"]
+BIN = os.path.join(BUILD, "bin")
+TOKEN = "reload-test-token"
+RELOADS = 50
+THREADS = 4
+STEADY_SECONDS = 5
+DEADLINE = time.monotonic() + 600  # the whole test stops by itself
+
+failures = []
+
+
+def check(cond, what):
+    if cond:
+        return
+    failures.append(what)
+    print("FAIL:", what, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+tmp = tempfile.mkdtemp(prefix="ewtp-reload-")
+api_port, sim_port = free_port(), free_port()
+plugin_dir = os.path.join(tmp, "plugins")
+os.makedirs(plugin_dir)
+os.makedirs(os.path.join(tmp, "run"))
+plugin_so = os.path.join(plugin_dir, "ewtp-zz.so")
+shutil.copy(os.path.join(BUILD, "plugins", "ewtp-zz.so"), plugin_so)
+with open(os.path.join(tmp, "token"), "w") as f:
+    f.write(TOKEN + "\n")
+
+# Version 2 of the template plugin, built out of tree like a country team would.
+V2 = "1.1.0-reload"
+v2_so = os.path.join(tmp, "ewtp-zz-v2.so")
+env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(BUILD, "sdk"))
+flags = subprocess.run(["pkg-config", "--cflags", "--libs", "ewtp-uninstalled"], env=env,
+                       check=True, capture_output=True, text=True).stdout.split()
+tpl = os.path.join(SRC, "plugins", "template")
+subprocess.run(["cc", "-std=c11", "-fPIC", "-shared", "-fvisibility=hidden",
+                f'-DZZ_PLUGIN_VERSION="{V2}"', "-o", v2_so]
+               + [os.path.join(tpl, f) for f in ("zz_plugin.c", "zz_translate.c", "zz_interpret.c")]
+               + flags, check=True)
+
+GOOD = f"""# reload test configuration
+plugin_dir = "{plugin_dir}";
+state_dir = "{tmp}/run";
+listeners = ( {{ address = "127.0.0.1"; port = {api_port}; }} );
+tenants = ( {{ id = "load"; token_file = "{tmp}/token"; destinations = [ "*" ]; }} );
+store = {{ backend = "sqlite"; path = "{tmp}/ewtpd.sqlite"; }};
+delivery = {{ max_attempts = 20; base_delay_ms = 200; max_delay_ms = 2000;
+             poll_interval_ms = 500; scan_interval_ms = 50; workers = 2; }};
+plugins = (
+  {{ name = "zz-test"; plugin = "zz"; settings = {{ sign_key = ""; }};
+     transport = "https"; endpoint = "http://127.0.0.1:{sim_port}"; }}
+);
+routes = ( {{ destination = "ZZ"; instance = "zz-test"; }} );
+"""
+lines = GOOD.splitlines()
+# Broken variants: (text, line the error must name, who reports it).
+BROKEN = [
+    ("\n".join(lines[:5] + ["bogus_setting = 1;"] + lines[5:]) + "\n", 6, "daemon"),
+    (GOOD.replace('instance = "zz-test"', 'instance = "no-such-instance"'),
+     next(i + 1 for i, l in enumerate(lines) if "routes" in l), "daemon"),
+    (GOOD.replace('sign_key = ""', 'sign_key = ""; sender_id = 5'),
+     next(i + 1 for i, l in enumerate(lines) if "zz-test" in l and "name" in l), "daemon"),
+    (GOOD.replace('state_dir = ', 'state_dir '), 3, "ewtpctl"),  # libconfig syntax error
+]
+conf = os.path.join(tmp, "ewtpd.conf")
+
+
+def write_conf(text):
+    with open(conf + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(conf + ".tmp", conf)
+
+
+write_conf(GOOD)
+procs = []
+sim = subprocess.Popen([os.path.join(BIN, "ewtp-sim"), "--country", "zz", "--listen",
+                        f"127.0.0.1:{sim_port}"], stdout=subprocess.DEVNULL,
+                       stderr=open(os.path.join(tmp, "sim.log"), "w"))
+procs.append(sim)
+daemon_log = open(os.path.join(tmp, "ewtpd.log"), "w")
+daemon = subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", conf], stdout=daemon_log,
+                          stderr=subprocess.STDOUT)
+procs.append(daemon)
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def ready():
+    for _ in range(200):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", api_port, timeout=2)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+if not ready():
+    print(open(os.path.join(tmp, "ewtpd.log")).read())
+    cleanup()
+    sys.exit("ewtpd did not become ready")
+
+with open(os.path.join(tpl, "vectors", "order-basic", "input.json")) as f:
+    BASE = json.load(f)
+
+
+class Load:
+    """Keep-alive POST loops; each request's status and latency are recorded."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.results = []  # (phase, status, seconds, id)
+        self.phase = "steady"
+        self.counter = 0
+
+    def next_id(self):
+        with self.lock:
+            self.counter += 1
+            return f"reload-{self.counter:07d}"
+
+    def worker(self):
+        conn = None
+        while not self.stop.is_set() and time.monotonic() < DEADLINE:
+            mid = self.next_id()
+            body = dict(BASE, id=mid)
+            data = json.dumps(body).encode()
+            phase = self.phase
+            t0 = time.monotonic()
+            status = 0
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=30)
+                conn.request("POST", "/v1/messages", body=data,
+                             headers={"Authorization": "Bearer " + TOKEN,
+                                      "Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                status = r.status
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                status = -1
+                print("request error:", mid, e, flush=True)
+                conn = None
+            with self.lock:
+                self.results.append((phase, status, time.monotonic() - t0, mid))
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else 0.0
+
+
+load = Load()
+threads = [threading.Thread(target=load.worker, daemon=True) for _ in range(THREADS)]
+for t in threads:
+    t.start()
+time.sleep(STEADY_SECONDS)
+load.phase = "reload"
+
+
+def ctl(*args, timeout=120):
+    return subprocess.run([os.path.join(BIN, "ewtpctl"), "-c", conf] + list(args),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+broken_reported = 0
+good_ok = 0
+swapped_at = None
+for i in range(RELOADS):
+    if time.monotonic() > DEADLINE:
+        break
+    if i % 2 == 0:
+        if i == RELOADS // 2:  # upgrade the plugin on disk, then reload onto it
+            shutil.copy(v2_so, plugin_so + ".new")
+            os.replace(plugin_so + ".new", plugin_so)
+            swapped_at = i
+        write_conf(GOOD)
+        r = ctl("reload", "--wait")
+        check(r.returncode == 0, f"good reload {i} failed: {r.stderr.strip()}")
+        good_ok += r.returncode == 0
+        if swapped_at == i:
+            p = ctl("plugins", "--json")
+            versions = [x["version"] for x in json.loads(p.stdout).get("plugins", [])] \
+                if p.returncode == 0 else []
+            check(V2 in versions, f"new plugin version not listed after reload: {versions}")
+    else:
+        text, line, who = BROKEN[(i // 2) % len(BROKEN)]
+        write_conf(text)
+        r = ctl("reload", "--wait")
+        pattern = re.escape(conf) + ":" + str(line) + ":"
+        ok = r.returncode != 0 and re.search(pattern, r.stderr) is not None
+        check(ok, f"broken reload {i} ({who}) not reported as {conf}:{line}: "
+                  f"rc={r.returncode} {r.stderr.strip()[:300]}")
+        broken_reported += ok
+write_conf(GOOD)
+load.stop.set()
+for t in threads:
+    t.join(timeout=60)
+
+# A broken file must never have replaced the running generation: the daemon still serves.
+st = ctl("status", "--json")
+check(st.returncode == 0, "status after the reloads failed")
+status = json.loads(st.stdout) if st.returncode == 0 else {}
+
+results = load.results
+sent = len(results)
+accepted = [r for r in results if r[1] == 202]
+failed = [r for r in results if r[1] != 202]
+check(not failed, f"{len(failed)} requests failed: {sorted(set(r[1] for r in failed))}")
+
+# Every 202 is in the store.
+lost = 0
+conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=30)
+for _, _, _, mid in accepted:
+    conn.request("GET", "/v1/messages/" + mid, headers={"Authorization": "Bearer " + TOKEN})
+    r = conn.getresponse()
+    r.read()
+    lost += r.status != 200
+check(lost == 0, f"{lost} accepted messages not found")
+
+rss_kb = 0
+with open(f"/proc/{daemon.pid}/status") as f:
+    for line in f:
+        if line.startswith("VmHWM:"):
+            rss_kb = int(line.split()[1])
+
+daemon.send_signal(signal.SIGTERM)
+try:
+    rc = daemon.wait(timeout=30)
+except subprocess.TimeoutExpired:
+    rc = None
+check(rc == 0, f"ewtpd exit status on SIGTERM: {rc}")
+sim.send_signal(signal.SIGTERM)
+sim.wait(timeout=30)
+
+steady = [r[2] for r in results if r[0] == "steady" and r[1] == 202]
+during = [r[2] for r in results if r[0] == "reload" and r[1] == 202]
+p_steady, p_reload = p99(steady), p99(during)
+print(f"requests sent {sent}, accepted {len(accepted)}, failed {len(failed)}, lost {lost}")
+print(f"reloads {RELOADS}: good ok {good_ok}, broken reported with file:line {broken_reported}, "
+      f"generation now {status.get('generation')}, daemon counted ok "
+      f"{status.get('reloads_ok')} failed {status.get('reloads_failed')}")
+print(f"p99 accept latency: steady {p_steady * 1000:.1f} ms ({len(steady)} requests), "
+      f"during reloads {p_reload * 1000:.1f} ms ({len(during)} requests), "
+      f"ratio {p_reload / p_steady if p_steady else 0:.2f}")
+print(f"ewtpd peak RSS {rss_kb} kB")
+cleanup()
+if failures:
+    print("daemon log tail:")
+    print("".join(open(os.path.join(tmp, "ewtpd.log")).readlines()[-30:]))
+else:
+    shutil.rmtree(tmp, ignore_errors=True)
+passed = 5 - min(5, len(failures))
+print(f"{1 if not failures else 0} passed, {1 if failures else 0} failed")
+sys.exit(1 if failures else 0)
