@@ -9,6 +9,7 @@
  * A job holds a reference on the generation current when it started.
  */
 #include "ewtpd.h"
+#include "metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +45,7 @@
 enum job_kind { J_CLAIM, J_DELIVER, J_POLLCLAIM, J_POLL, J_CANCEL, J_INBOUND, J_SPOOL };
 
 struct job {
+    uint64_t started_us; /* when the attempt began (delivery latency metric) */
     struct job *next, *prev;
     struct ewtp_dispatcher *ds;
     enum job_kind kind;
@@ -369,9 +371,14 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
         ewtp_store_poll_schedule(store_of(j), m->key,
                                  poll ? now + policy_conf(j)->poll_interval_ms : -1);
     }
-    ewtpd_log(st == EWTP_STORE_DEAD ? LOG_WARNING : LOG_INFO, "%s/%s: attempt %u -> %s%s%s",
-              m->tenant, m->id, m->attempts, ewtp_store_state_name(st), code ? " " : "",
-              code ? code : "");
+    if (j->started_us)
+        ewtp_metrics_delivery(j->ds->d->metrics, m->plugin, ewtp_store_state_name(st),
+                              ewtp_metrics_now_us() - j->started_us);
+    /* MESSAGE_ID: journalctl MESSAGE_ID=<it> lists every delivery outcome. */
+    ewtpd_log_msg(st == EWTP_STORE_DEAD ? LOG_WARNING : LOG_INFO,
+                  "6d3c1b9e0f8a4f2b9a1d7e5c4b3a2f10", m->id, m->tenant, m->plugin,
+                  "attempt %u -> %s%s%s", m->attempts, ewtp_store_state_name(st),
+                  code ? " " : "", code ? code : "");
     add_hook(j, m->tenant, m->id, st, now);
 }
 
@@ -593,6 +600,7 @@ static void deliver_prepare(void *arg)
 {
     struct job *j = arg;
     int64_t now = ewtpd_now_ms();
+    j->started_us = ewtp_metrics_now_us();
     if (j->gi == NULL) {
         for (size_t i = 0; i < j->n; i++)
             record_local(j, &j->msgs[i], EWTP_V_RETRY, "no_instance",

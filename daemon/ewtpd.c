@@ -30,6 +30,7 @@
 
 #include "admin.h"
 #include "hostctx.h"
+#include "metrics.h"
 
 int64_t ewtpd_now_ms(void)
 {
@@ -260,6 +261,13 @@ static int mkdir_parent(const char *path)
     return mkdir(dir, 0750) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+static void on_store_commit(void *arg, uint64_t commit_us, size_t accepts)
+{
+    (void)accepts;
+    struct ewtpd *d = arg;
+    ewtp_metrics_store_commit(d->metrics, commit_us);
+}
+
 static int run(const char *path)
 {
     struct ewtpd d = {.config_path = path, .started_ms = ewtpd_now_ms()};
@@ -275,8 +283,10 @@ static int run(const char *path)
     }
     const struct ewtp_config *conf = ewtp_gen_config(d.gen);
     char *store_why = NULL;
-    if (mkdir_parent(conf->store.path) != 0 ||
-        ewtp_store_open_sqlite(conf->store.path, NULL, &d.store, &store_why) != 0) {
+    d.metrics = ewtp_metrics_new();
+    struct ewtp_store_opts store_opts = {.on_commit = on_store_commit, .on_commit_arg = &d};
+    if (d.metrics == NULL || mkdir_parent(conf->store.path) != 0 ||
+        ewtp_store_open_sqlite(conf->store.path, &store_opts, &d.store, &store_why) != 0) {
         ewtpd_log(LOG_ERR, "store %s: %s", conf->store.path,
                   store_why ? store_why : strerror(errno));
         free(store_why);
@@ -330,6 +340,7 @@ out:
     ewtp_http_free(&d);
     ewtp_dispatcher_free(&d);
     ewtp_store_close(d.store);
+    ewtp_metrics_free(d.metrics);
     ewtp_gen_unref(d.gen);
     free(d.last_reload_error);
     ewtp_errors_free(why);

@@ -25,6 +25,7 @@ struct event_base;
 struct ewtp_http;
 struct ewtp_dispatcher;
 struct ewtp_admin;
+struct ewtp_metrics;
 
 struct ewtpd {
     struct event_base *base;
@@ -36,6 +37,7 @@ struct ewtpd {
     struct ewtp_http *http;
     struct ewtp_dispatcher *dispatcher;
     struct ewtp_admin *admin;
+    struct ewtp_metrics *metrics; /* delivery and store latencies (metrics.h) */
     int64_t started_ms;
     bool stopping; /* set on SIGTERM/SIGINT: no new work, drain, then exit */
     /* Reload outcomes (metrics, status). last_reload_error is malloc'd or NULL. */

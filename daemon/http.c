@@ -24,6 +24,7 @@
  *   those into JSON on their way out.
  */
 #include "http.h"
+#include "metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -685,8 +686,11 @@ static char *client_subject(struct evhttp_request *er)
         if (b && X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
             char *p = NULL;
             long n = BIO_get_mem_data(b, &p);
-            if (n >= 0 && p)
-                out = strndup(p, (size_t)n);
+            /* The BIO's bytes are not NUL-terminated: copy exactly n of them. */
+            if (n >= 0 && p && (out = malloc((size_t)n + 1)) != NULL) {
+                memcpy(out, p, (size_t)n);
+                out[n] = '\0';
+            }
         }
         BIO_free(b);
     }
@@ -931,6 +935,12 @@ static void metrics_done(void *arg)
             "# HELP ewtp_generation Configuration generation in use.\n"
             "# TYPE ewtp_generation gauge\newtp_generation %llu\n",
             (unsigned long long)ewtp_gen_id(r->gen));
+    fprintf(f,
+            "# HELP ewtp_reloads_total Configuration reloads by result.\n"
+            "# TYPE ewtp_reloads_total counter\n"
+            "ewtp_reloads_total{result=\"ok\"} %llu\newtp_reloads_total{result=\"failed\"} %llu\n",
+            (unsigned long long)r->d->reloads_ok, (unsigned long long)r->d->reloads_failed);
+    ewtp_metrics_write(r->d->metrics, f);
     fprintf(f,
             "# HELP ewtp_http_connections Open client connections.\n"
             "# TYPE ewtp_http_connections gauge\newtp_http_connections %zu\n",

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -32,6 +33,8 @@ struct ewtp_store {
     const struct ewtp_store_ops *ops;
     void *impl;
     size_t max_batch;
+    void (*on_commit)(void *arg, uint64_t commit_us, size_t accepts);
+    void *on_commit_arg;
     size_t max_queue;
 
     pthread_mutex_t mu; /* guards everything below */
@@ -224,8 +227,16 @@ static struct pending *pending_copy(const struct ewtp_store_accept_req *r)
 
 /* Runs one batch through the backend: per-accept failures stay with that accept, a failed
  * begin or commit fails the whole batch (nothing of it is stored). */
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void run_batch(struct ewtp_store *st, struct pending *batch, size_t count)
 {
+    uint64_t started = monotonic_us();
     int rc = st->ops->batch_begin(st->impl);
     if (rc == 0) {
         for (struct pending *p = batch; p; p = p->next)
@@ -248,6 +259,8 @@ static void run_batch(struct ewtp_store *st, struct pending *batch, size_t count
         st->stats.failed++;
     }
     pthread_mutex_unlock(&st->mu);
+    if (rc == 0 && st->on_commit)
+        st->on_commit(st->on_commit_arg, monotonic_us() - started, count);
 
     /* Callbacks only now: the batch is on stable storage (or definitely not). */
     while (batch) {
@@ -299,6 +312,8 @@ int ewtp_store_new(const struct ewtp_store_ops *ops, void *impl, const struct ew
     st->impl = impl;
     st->max_batch = opts && opts->max_batch ? opts->max_batch : DEFAULT_MAX_BATCH;
     st->max_queue = opts && opts->max_queue ? opts->max_queue : DEFAULT_MAX_QUEUE;
+    st->on_commit = opts ? opts->on_commit : NULL;
+    st->on_commit_arg = opts ? opts->on_commit_arg : NULL;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     int e = pthread_create(&st->writer, NULL, writer_main, st);

@@ -64,6 +64,9 @@ struct ewtp_store_opts {
     int busy_timeout_ms; /* waiting for the other connection's lock; 0: 5000 */
     size_t max_batch;    /* most accepts per group commit; 0: 1024 */
     size_t max_queue;    /* pending accepts before accept_async refuses (-EWTP_EIO); 0: 65536 */
+    /* Called on the writer thread after each group commit with its duration (metrics). */
+    void (*on_commit)(void *arg, uint64_t commit_us, size_t accepts);
+    void *on_commit_arg;
 };
 
 /* Opens (creating if needed) the SQLite database at path with WAL, synchronous=FULL,
