@@ -54,10 +54,14 @@ int ctl_admin(int argc, char **argv, const char *config);
  * messages, run the common and the plugin checks. Returns 0 valid, 1 invalid (errs holds
  * why), 2 usage/I/O (printed). *msg and the related messages are freed by
  * ctl_input_free. */
+/* A related file is a plain ewtp/1 message (state "accepted", tenant "cli", no authority
+ * reference), or {"message": {...}, "state": "submitted", "authority_ref": "...",
+ * "tenant": "..."} to say how the gateway knows it. */
 struct ctl_input {
     struct ewtp_message *msg;
     struct ewtp_message **related_msgs;
     struct ewtp_related *related;
+    char **related_strings; /* state, authority_ref and tenant copies, 3 per related */
     size_t n_related;
 };
 int ctl_input_load(struct ewtp_runner *r, const char *path, const char *const *related_paths,

@@ -258,6 +258,198 @@ static int check_expected(const char *dir, const struct ewtp_out *out, char *why
     return rc;
 }
 
+/* Compares one string member of expect with the actual value; -1 and why on a mismatch. */
+static int expect_string(const json_t *expect, const char *key, const char *got, const char *file,
+                         char *why, size_t why_size)
+{
+    const json_t *want = json_object_get(expect, key);
+    if (want == NULL)
+        return 0;
+    const char *w = json_string_value(want);
+    bool same = json_is_null(want) ? got == NULL : (w && got && strcmp(w, got) == 0);
+    if (!same) {
+        snprintf(why, why_size, "%s: %s is %s%s%s, expected %s", file, key, got ? "\"" : "",
+                 got ? got : "null", got ? "\"" : "", w ? w : "null");
+        return -1;
+    }
+    return 0;
+}
+
+/* The parts of an outcome that expect names (verdict, code, message, authority_ref,
+ * pointer, retry_after_ms, poll) must match. */
+static int expect_outcome(const json_t *expect, const struct ewtp_outcome *o, const char *file,
+                          char *why, size_t why_size)
+{
+    if (expect_string(expect, "verdict", ewtp_verdict_name(o->verdict), file, why, why_size) ||
+        expect_string(expect, "code", o->code, file, why, why_size) ||
+        expect_string(expect, "message", o->message, file, why, why_size) ||
+        expect_string(expect, "authority_ref", o->authority_ref, file, why, why_size) ||
+        expect_string(expect, "pointer", o->pointer, file, why, why_size))
+        return -1;
+    const json_t *ra = json_object_get(expect, "retry_after_ms");
+    if (ra && json_integer_value(ra) != o->retry_after_ms) {
+        snprintf(why, why_size, "%s: retry_after_ms is %lld, expected %lld", file,
+                 (long long)o->retry_after_ms, (long long)json_integer_value(ra));
+        return -1;
+    }
+    const json_t *poll = json_object_get(expect, "poll");
+    if (poll && json_is_true(poll) != o->poll) {
+        snprintf(why, why_size, "%s: poll is %s", file, o->poll ? "true" : "false");
+        return -1;
+    }
+    return 0;
+}
+
+/* Body of an answer or inbound file: a string as is, anything else as compact JSON. */
+static char *body_text(const json_t *body)
+{
+    if (body == NULL || json_is_null(body))
+        return strdup("");
+    if (json_is_string(body))
+        return strndup(json_string_value(body), json_string_length(body));
+    return json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+}
+
+/* {"Name": "value", ...} as an arena array of headers. */
+static struct ewtp_header *headers_of(struct ewtp_arena *a, const json_t *obj, size_t *n)
+{
+    *n = json_object_size(obj);
+    struct ewtp_header *h = ewtp_arena_alloc(a, (*n + 1) * sizeof(*h));
+    const char *key;
+    json_t *v;
+    size_t i = 0;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        h[i].name = ewtp_arena_strdup(a, key);
+        h[i].value = ewtp_arena_strdup(a, json_string_value(v) ? json_string_value(v) : "");
+        i++;
+    }
+    return h;
+}
+
+/* answers/ JSON files: an authority answer to request request_index of the case's call and
+ * the outcome interpret must give:
+ * {"request_index":0,"status":202,"headers":{...},"body":...,"transport_error":null,
+ *  "expect":{"verdict":"submitted","code":...,"authority_ref":...,"pointer":...,
+ *            "retry_after_ms":...,"poll":true}} */
+static int check_answers(struct ewtp_runner *r, const char *dir, const struct ewtp_call *c,
+                         char *why, size_t why_size)
+{
+    char adir[CASE_PATH_MAX];
+    snprintf(adir, sizeof(adir), "%s/answers", dir);
+    char **files = list_dir(adir, false);
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ewtp_instance *inst = ewtp_runner_instance(r, c->msg, errs);
+    int rc = 0;
+    for (size_t i = 0; files && files[i] && rc == 0; i++) {
+        char path[2 * CASE_PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", adir, files[i]);
+        json_error_t err;
+        json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+        if (doc == NULL || inst == NULL) {
+            snprintf(why, why_size, "%s: %s", files[i], doc ? "no plugin instance" : err.text);
+            json_decref(doc);
+            rc = -1;
+            break;
+        }
+        struct ewtp_response resp = {
+            .status = (int)json_integer_value(json_object_get(doc, "status")),
+            .request_index = (unsigned)json_integer_value(json_object_get(doc, "request_index")),
+            .transport_error = json_string_value(json_object_get(doc, "transport_error")),
+        };
+        char *body = body_text(json_object_get(doc, "body"));
+        resp.body = body;
+        resp.body_len = body ? strlen(body) : 0;
+        resp.headers = headers_of(c->arena, json_object_get(doc, "headers"), &resp.n_headers);
+        struct ewtp_outcome o = {0};
+        const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
+        int irc = p->interpret(ewtp_instance_state(inst), c, &resp, &o);
+        if (irc != 0) {
+            snprintf(why, why_size, "%s: interpret failed: %s", files[i], ewtp_strerror(irc));
+            rc = -1;
+        } else {
+            rc = expect_outcome(json_object_get(doc, "expect"), &o, files[i], why, why_size);
+        }
+        free(body);
+        json_decref(doc);
+    }
+    free_list(files);
+    ewtp_errors_free(errs);
+    return rc;
+}
+
+/* inbound/ JSON files: something arriving without a request, and what receive makes of it:
+ * {"plugin":"cn","source":"spool","name":"file.xml","headers":{},"body":...,
+ *  "expect":{"found":true,"message_id":...,"correlated_ref":...,"verdict":...,"code":...}} */
+static int check_inbound(struct ewtp_runner *r, const char *dir, char *why, size_t why_size)
+{
+    char idir[CASE_PATH_MAX];
+    snprintf(idir, sizeof(idir), "%s/inbound", dir);
+    char **files = list_dir(idir, false);
+    if (files == NULL || files[0] == NULL) {
+        free_list(files);
+        snprintf(why, why_size, "a case needs input.json or inbound/ files");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; files[i] && rc == 0; i++) {
+        char path[2 * CASE_PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", idir, files[i]);
+        json_error_t err;
+        json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+        struct ewtp_errors *errs = ewtp_errors_new();
+        const char *plugin = json_string_value(json_object_get(doc, "plugin"));
+        struct ewtp_instance *inst = doc ? ewtp_runner_instance_named(r, plugin, errs) : NULL;
+        const struct ewtp_plugin *p = inst ? ewtp_instance_plugin(inst) : NULL;
+        if (doc == NULL || p == NULL || p->receive == NULL) {
+            snprintf(why, why_size, "%s: %s", files[i],
+                     doc == NULL ? err.text
+                     : p == NULL ? "no loaded plugin of that \"plugin\" name"
+                                 : "the plugin has no receive callback");
+            json_decref(doc);
+            ewtp_errors_free(errs);
+            rc = -1;
+            break;
+        }
+        struct ewtp_arena *a = ewtp_arena_new();
+        char *body = body_text(json_object_get(doc, "body"));
+        struct ewtp_inbound in = {
+            .size = sizeof(in),
+            .source = json_string_value(json_object_get(doc, "source")),
+            .name = json_string_value(json_object_get(doc, "name")),
+            .body = body,
+            .body_len = body ? strlen(body) : 0,
+            .now_ms = ewtp_runner_now(r),
+            .arena = a,
+            .host = ewtp_runner_host(r),
+        };
+        in.headers = headers_of(a, json_object_get(doc, "headers"), &in.n_headers);
+        struct ewtp_correlation to = {0};
+        struct ewtp_outcome o = {0};
+        int rrc = p->receive(ewtp_instance_state(inst), &in, &to, &o);
+        const json_t *expect = json_object_get(doc, "expect");
+        bool want_found = !json_is_false(json_object_get(expect, "found"));
+        if (want_found != (rrc == 0)) {
+            snprintf(why, why_size, "%s: receive returned %s, expected %s", files[i],
+                     ewtp_strerror(rrc), want_found ? "a correlation" : "not mine");
+            rc = -1;
+        } else if (rrc == 0) {
+            rc = expect_string(expect, "message_id", to.message_id, files[i], why, why_size) ||
+                         expect_string(expect, "correlated_ref", to.authority_ref, files[i], why,
+                                       why_size) ||
+                         expect_outcome(expect, &o, files[i], why, why_size)
+                     ? -1
+                     : 0;
+        }
+        free(body);
+        ewtp_arena_free(a);
+        ewtp_errors_free(errs);
+        json_decref(doc);
+    }
+    free_list(files);
+    return rc;
+}
+
 static void run_case(const char *plugin_dir, const char *label, const char *dir,
                      struct check_totals *t)
 {
@@ -298,17 +490,24 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
     }
     bool want_errors =
         snprintf(conf, sizeof(conf), "%s/errors.json", dir) > 0 && stat(conf, &st) == 0;
-    if (!failed) {
+    bool has_input = stat(input, &st) == 0;
+    char sub[CASE_PATH_MAX];
+    bool has_expected = snprintf(sub, sizeof(sub), "%s/expected", dir) > 0 && stat(sub, &st) == 0;
+    bool has_answers = snprintf(sub, sizeof(sub), "%s/answers", dir) > 0 && stat(sub, &st) == 0;
+    bool has_inbound = snprintf(sub, sizeof(sub), "%s/inbound", dir) > 0 && stat(sub, &st) == 0;
+    if (!failed && !has_input) {
+        failed = check_inbound(r, dir, why, sizeof(why)) != 0;
+    } else if (!failed) {
+        struct ewtp_call c;
         int verdict = ctl_input_load(r, input, (const char *const *)rel_paths, n_rel, &in, errs);
         struct ewtp_out *out = NULL;
         if (verdict == 0) {
-            struct ewtp_call c;
             cc.rc.related = in.related;
             cc.rc.n_related = in.n_related;
             cc.rc.unsigned_ = true;
             ewtp_runner_call_init(r, in.msg, &cc.rc, a, &c);
             int trc = ewtp_runner_translate(r, &c, &out, errs);
-            if (trc == -EWTP_ENOTFOUND) {
+            if (trc == EWTP_RUNNER_NO_PLUGIN) {
                 snprintf(why, sizeof(why), "no plugin serves destination %s, kind %s",
                          in.msg->destination, ewtp_kind_name(in.msg->kind));
                 failed = 1;
@@ -332,7 +531,12 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
             free(got);
             failed = 1;
         } else {
-            failed = check_expected(dir, out, why, sizeof(why)) != 0;
+            if (has_expected || !has_answers)
+                failed = check_expected(dir, out, why, sizeof(why)) != 0;
+            if (!failed && has_answers)
+                failed = check_answers(r, dir, &c, why, sizeof(why)) != 0;
+            if (!failed && has_inbound)
+                failed = check_inbound(r, dir, why, sizeof(why)) != 0;
         }
     }
     if (failed) {

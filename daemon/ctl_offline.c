@@ -16,22 +16,49 @@
 void ctl_input_free(struct ctl_input *in)
 {
     ewtp_message_free(in->msg);
-    for (size_t i = 0; i < in->n_related; i++)
+    for (size_t i = 0; i < in->n_related; i++) {
         ewtp_message_free(in->related_msgs[i]);
+        for (size_t k = 0; k < 3; k++)
+            free(in->related_strings[3 * i + k]);
+    }
+    free(in->related_strings);
     free(in->related_msgs);
     free(in->related);
     memset(in, 0, sizeof(*in));
 }
 
-/* Reads and parses one file; 0 parsed (errs may hold model errors), 2 I/O (printed). */
+/* What a related file says beyond the message (NULL when it is a plain message). */
+struct related_meta {
+    char *state, *authority_ref, *tenant;
+};
+
+/* Reads and parses one file; 0 parsed (errs may hold model errors), 2 I/O (printed). With
+ * meta, a {"message": ..., "state", "authority_ref", "tenant"} wrapper is unwrapped. */
 static int load_message(struct ewtp_runner *r, const char *path, struct ewtp_message **m,
-                        struct ewtp_errors *errs, int *format_error)
+                        struct ewtp_errors *errs, int *format_error, struct related_meta *meta)
 {
     char *data = NULL;
     size_t len = 0;
     *format_error = 0;
     if (ewtp_read_file(path, EWTP_MESSAGE_MAX_DEFAULT, &data, &len) != 0)
         return ctl_usage_error("cannot read %s: %s", path, strerror(errno));
+    json_t *wrapper = meta ? json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *inner = json_object_get(wrapper, "message");
+    if (json_is_object(inner) && json_object_get(wrapper, "schema") == NULL) {
+        char *text = json_dumps(inner, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        const char *st = json_string_value(json_object_get(wrapper, "state"));
+        const char *ref = json_string_value(json_object_get(wrapper, "authority_ref"));
+        const char *tenant = json_string_value(json_object_get(wrapper, "tenant"));
+        meta->state = st ? strdup(st) : NULL;
+        meta->authority_ref = ref ? strdup(ref) : NULL;
+        meta->tenant = tenant ? strdup(tenant) : NULL;
+        if (text) {
+            free(data);
+            data = text;
+            len = strlen(text);
+        }
+    }
+    json_decref(wrapper);
     int rc = ewtp_runner_parse(r, data, len, m, errs);
     free(data);
     if (rc == -EWTP_ENOMEM)
@@ -45,19 +72,21 @@ int ctl_input_load(struct ewtp_runner *r, const char *path, const char *const *r
 {
     memset(in, 0, sizeof(*in));
     int bad_format = 0;
-    int rc = load_message(r, path, &in->msg, errs, &bad_format);
+    int rc = load_message(r, path, &in->msg, errs, &bad_format, NULL);
     if (rc != 0)
         return rc;
     if (bad_format || ewtp_errors_blocking(errs) > 0)
         return 1;
     in->related_msgs = calloc(n_related + 1, sizeof(*in->related_msgs));
     in->related = calloc(n_related + 1, sizeof(*in->related));
-    if (in->related_msgs == NULL || in->related == NULL)
+    in->related_strings = calloc(3 * n_related + 1, sizeof(char *));
+    if (in->related_msgs == NULL || in->related == NULL || in->related_strings == NULL)
         return ctl_usage_error("out of memory");
     for (size_t i = 0; i < n_related; i++) {
         struct ewtp_errors *rel_errs = ewtp_errors_new();
         struct ewtp_message *m = NULL;
-        rc = load_message(r, related_paths[i], &m, rel_errs, &bad_format);
+        struct related_meta meta = {0};
+        rc = load_message(r, related_paths[i], &m, rel_errs, &bad_format, &meta);
         if (rc == 0 && (bad_format || ewtp_errors_blocking(rel_errs) > 0)) {
             char *json = ewtp_errors_to_json(rel_errs);
             rc = ctl_usage_error("related message %s is not a valid ewtp/1 message: %s",
@@ -67,12 +96,19 @@ int ctl_input_load(struct ewtp_runner *r, const char *path, const char *const *r
         ewtp_errors_free(rel_errs);
         if (rc != 0) {
             ewtp_message_free(m);
+            free(meta.state);
+            free(meta.authority_ref);
+            free(meta.tenant);
             return rc;
         }
+        in->related_strings[3 * i] = meta.state;
+        in->related_strings[3 * i + 1] = meta.authority_ref;
+        in->related_strings[3 * i + 2] = meta.tenant;
         in->related_msgs[in->n_related] = m;
         in->related[in->n_related].msg = m;
-        in->related[in->n_related].tenant = "cli";
-        in->related[in->n_related].state = "accepted";
+        in->related[in->n_related].tenant = meta.tenant ? meta.tenant : "cli";
+        in->related[in->n_related].state = meta.state ? meta.state : "accepted";
+        in->related[in->n_related].authority_ref = meta.authority_ref;
         in->n_related++;
     }
     return 0;
@@ -291,7 +327,7 @@ int ctl_translate(int argc, char **argv, const char *config)
         ewtp_runner_call_init(r, in.msg, &rcall, a, &c);
         struct ewtp_out *out = NULL;
         int trc = ewtp_runner_translate(r, &c, &out, errs);
-        if (trc == -EWTP_ENOTFOUND)
+        if (trc == EWTP_RUNNER_NO_PLUGIN)
             rc = ctl_usage_error("no plugin serves destination %s, kind %s (plugins loaded from "
                                  "--plugin-dir or the default directory)",
                                  in.msg->destination, ewtp_kind_name(in.msg->kind));

@@ -243,19 +243,18 @@ static const config_setting_t *config_settings_for(struct ewtp_runner *r, const 
     return NULL;
 }
 
-struct ewtp_instance *ewtp_runner_instance(struct ewtp_runner *r, const struct ewtp_message *m,
-                                           struct ewtp_errors *why)
+/* The instance of handle h, created on first use with the configuration's settings. */
+static struct ewtp_instance *instance_of(struct ewtp_runner *r, struct ewtp_plugin_handle *h,
+                                         struct ewtp_errors *why)
 {
-    struct ewtp_plugin_handle *h = ewtp_plugin_set_find(&r->plugins, m->destination, m->kind);
-    if (h == NULL)
-        return NULL;
     for (size_t i = 0; i < r->n_instances; i++)
         if (r->instances[i].handle == h)
             return r->instances[i].inst;
     const char *name = ewtp_plugin_descriptor(h)->name;
     char *sentence = NULL;
-    struct ewtp_settings *s = ewtp_conf_settings(
-        config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name), &sentence);
+    struct ewtp_settings *s =
+        ewtp_conf_settings(config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name),
+                           &sentence);
     if (s == NULL) {
         ewtp_errors_add(why, "", "config", "%s", sentence ? sentence : "out of memory");
         free(sentence);
@@ -269,6 +268,32 @@ struct ewtp_instance *ewtp_runner_instance(struct ewtp_runner *r, const struct e
     r->instances[r->n_instances].handle = h;
     r->instances[r->n_instances++].inst = inst;
     return inst;
+}
+
+struct ewtp_instance *ewtp_runner_instance(struct ewtp_runner *r, const struct ewtp_message *m,
+                                           struct ewtp_errors *why)
+{
+    struct ewtp_plugin_handle *h = ewtp_plugin_set_find(&r->plugins, m->destination, m->kind);
+    return h ? instance_of(r, h, why) : NULL;
+}
+
+struct ewtp_instance *ewtp_runner_instance_named(struct ewtp_runner *r, const char *plugin,
+                                                 struct ewtp_errors *why)
+{
+    for (size_t i = 0; plugin && i < r->plugins.n; i++)
+        if (strcmp(ewtp_plugin_descriptor(r->plugins.items[i])->name, plugin) == 0)
+            return instance_of(r, r->plugins.items[i], why);
+    return NULL;
+}
+
+const struct ewtp_host *ewtp_runner_host(struct ewtp_runner *r)
+{
+    return ewtp_hostctx_table(r->host);
+}
+
+int64_t ewtp_runner_now(const struct ewtp_runner *r)
+{
+    return r->now_ms;
 }
 
 void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
@@ -316,7 +341,7 @@ int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c, struc
     size_t before = ewtp_errors_count(errs);
     struct ewtp_instance *inst = instance_for_call(r, c, errs);
     if (inst == NULL)
-        return ewtp_errors_count(errs) > before ? -EWTP_EINVAL : -EWTP_ENOTFOUND;
+        return ewtp_errors_count(errs) > before ? -EWTP_EINVAL : EWTP_RUNNER_NO_PLUGIN;
     ewtp_instance_plugin(inst)->validate(ewtp_instance_state(inst), c, errs);
     return 0;
 }
@@ -327,7 +352,7 @@ int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, stru
     size_t before = ewtp_errors_count(errs);
     struct ewtp_instance *inst = instance_for_call(r, c, errs);
     if (inst == NULL)
-        return ewtp_errors_count(errs) > before ? -EWTP_EINVAL : -EWTP_ENOTFOUND;
+        return ewtp_errors_count(errs) > before ? -EWTP_EINVAL : EWTP_RUNNER_NO_PLUGIN;
     const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
     const void *state = ewtp_instance_state(inst);
     p->validate(state, c, errs);

@@ -40,6 +40,14 @@ int ewtp_runner_parse(struct ewtp_runner *r, const void *data, size_t len,
 struct ewtp_instance *ewtp_runner_instance(struct ewtp_runner *r, const struct ewtp_message *m,
                                            struct ewtp_errors *why);
 
+/* The instance of the loaded plugin whose descriptor name is plugin (created on first use,
+ * like ewtp_runner_instance), for calls without a message (receive). */
+struct ewtp_instance *ewtp_runner_instance_named(struct ewtp_runner *r, const char *plugin,
+                                                 struct ewtp_errors *why);
+/* The host table and clock calls get (for struct ewtp_inbound). */
+const struct ewtp_host *ewtp_runner_host(struct ewtp_runner *r);
+int64_t ewtp_runner_now(const struct ewtp_runner *r);
+
 /* What a call needs beyond the message. */
 struct ewtp_runner_call {
     enum ewtp_op op;
@@ -56,12 +64,17 @@ void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
                            const struct ewtp_runner_call *rc, struct ewtp_arena *a,
                            struct ewtp_call *c);
 
+/* Returned when no loaded plugin serves the message's destination and kind (distinct from
+ * every EWTP_E* code a plugin itself may return, such as -EWTP_ENOTFOUND for a missing key). */
+#define EWTP_RUNNER_NO_PLUGIN (-1000)
+
 /* The plugin's validate for m (the common checks are ewtp_runner_parse's); errors in errs.
- * Returns 0, or -EWTP_ENOTFOUND when no plugin serves m (nothing added to errs). */
+ * Returns 0, or EWTP_RUNNER_NO_PLUGIN (nothing added to errs). */
 int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
                          struct ewtp_errors *errs);
-/* classify, then translate into *out (arena of c). -EWTP_ENOTFOUND when no plugin serves m;
- * -EWTP_EINVAL with errs when the plugin refuses the message. */
+/* classify, then translate into *out (arena of c). EWTP_RUNNER_NO_PLUGIN when no plugin
+ * serves m; -EWTP_EINVAL with errs when the plugin refuses the message; the plugin's own code
+ * otherwise. */
 int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, struct ewtp_out **out,
                           struct ewtp_errors *errs);
 

@@ -40,17 +40,17 @@ enum be_delivery { BE_DELIVER_SPOOL = 0, BE_DELIVER_HTTP };
 /* Immutable after create. */
 struct be_state {
     /* H7 / IDMS */
-    const char *declarant_eori;      /* NULL: any declarant EORI of the message */
-    const char *customs_office;      /* default office of lodgement */
-    const char *location_of_goods;   /* UN/LOCODE default */
-    const char *transport_doc_type;  /* DE 12 05 type code for waybill_number */
-    const char *vat_payment_method;  /* DE 14 03 method of payment when VAT is paid at import */
-    const char *idms_path;           /* POST path relative to the EONGW endpoint */
-    const char *idms_token_file;     /* access token file (NULL: test token) */
-    struct ewtp_dec threshold_eur;   /* 150.00 */
-    bool split_is_error;             /* consignment splitting: error instead of warning */
-    char **excise_prefixes;          /* HS prefixes refused for H7, NULL-terminated */
-    struct be_rate *rates;           /* configured exchange rates */
+    const char *declarant_eori;     /* NULL: any declarant EORI of the message */
+    const char *customs_office;     /* default office of lodgement */
+    const char *location_of_goods;  /* UN/LOCODE default */
+    const char *transport_doc_type; /* DE 12 05 type code for waybill_number */
+    const char *vat_payment_method; /* DE 14 03 method of payment when VAT is paid at import */
+    const char *idms_path;          /* POST path relative to the EONGW endpoint */
+    const char *idms_token_file;    /* access token file (NULL: test token) */
+    struct ewtp_dec threshold_eur;  /* 150.00 */
+    bool split_is_error;            /* consignment splitting: error instead of warning */
+    char **excise_prefixes;         /* HS prefixes refused for H7, NULL-terminated */
+    struct be_rate *rates;          /* configured exchange rates */
     size_t n_rates;
     /* Peppol */
     enum be_delivery delivery;
@@ -91,8 +91,8 @@ int be_vat_breakdown(const struct ewtp_invoice *inv, struct ewtp_arena *a,
                      struct be_vat_group **out, size_t *n);
 
 /* Documents and requests (be_peppol.c, be_h7.c). */
-int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c,
-                        struct ewtp_out *out, struct ewtp_errors *errs);
+int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c, struct ewtp_out *out,
+                        struct ewtp_errors *errs);
 int be_h7_translate(const struct be_state *st, const struct ewtp_call *c, struct ewtp_out *out,
                     struct ewtp_errors *errs);
 /* The Peppol participant id (scheme, value) a party gets as EndpointID, derived from its

@@ -489,8 +489,8 @@ static int build_ubl(const struct be_state *st, const struct ewtp_call *c, const
     return rc;
 }
 
-int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c,
-                        struct ewtp_out *out, struct ewtp_errors *errs)
+int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c, struct ewtp_out *out,
+                        struct ewtp_errors *errs)
 {
     (void)errs; /* be_validate checked what Peppol needs */
     const struct ewtp_message *m = c->msg;
@@ -501,8 +501,8 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c,
     int rc = build_ubl(st, c, &xml, &len);
     if (rc != 0)
         return rc;
-    const char *name = ewtp_arena_printf(c->arena, "BE-%s-%s.xml",
-                                         credit ? "creditnote" : "invoice", m->id);
+    const char *name =
+        ewtp_arena_printf(c->arena, "BE-%s-%s.xml", credit ? "creditnote" : "invoice", m->id);
     /* Peppol documents are not signed by us: the access point seals the AS4 message. */
     struct ewtp_document doc = {
         .name = name, .content_type = "application/xml", .data = xml, .len = len};
@@ -512,9 +512,10 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c,
     be_message_uuid(c, "peppol", uuid);
     if (st->delivery == BE_DELIVER_SPOOL) {
         /* The access point picks the file up from its outbound folder and routes it by the
-         * EndpointIDs inside; the file name is our stable instance id. */
+         * EndpointIDs inside; the file name (our message id) is the instance id its Message
+         * Level Status receipts refer to. */
         struct ewtp_request req = {.method = "SPOOL",
-                                   .path = ewtp_arena_printf(c->arena, "%s.xml", uuid),
+                                   .path = ewtp_arena_printf(c->arena, "%s.xml", m->id),
                                    .body = xml,
                                    .body_len = len,
                                    .body_doc = name,
@@ -536,8 +537,8 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c,
                  "Invoice##" BE_PEPPOL_CUSTOMIZATION "::2.1";
     size_t k = 0;
     h[k++] = (struct ewtp_header){.name = "Content-Type", .value = "application/xml"};
-    h[k++] = (struct ewtp_header){.name = "X-Request-Id",
-                                  .value = ewtp_arena_strdup(c->arena, uuid)};
+    h[k++] =
+        (struct ewtp_header){.name = "X-Request-Id", .value = ewtp_arena_strdup(c->arena, uuid)};
     h[k++] = (struct ewtp_header){
         .name = "X-Peppol-Sender",
         .value = ewtp_arena_printf(c->arena, "iso6523-actorid-upis::%s:%s", ss, sv)};

@@ -13,23 +13,17 @@
  * headings [M]): beer, wine, other fermented beverages, spirits; tobacco, heated tobacco and
  * nicotine products; perfumes and toilet waters; energy products. Overridable by the setting
  * h7.excise_hs_prefixes because the list is not verified against the Belgian rules. */
-static const char *const be_default_excise[] = {"2203", "2204", "2205", "2206", "2207", "2208",
-                                                "2402", "2403", "2404", "2710", "2711", "3303",
-                                                NULL};
+static const char *const be_default_excise[] = {"2203", "2204", "2205", "2206", "2207",
+                                                "2208", "2402", "2403", "2404", "2710",
+                                                "2711", "3303", NULL};
 
 static const char *const be_known[] = {"h7", "peppol", NULL};
-static const char *const be_known_h7[] = {"declarant_eori",
-                                          "customs_office",
-                                          "location_of_goods",
-                                          "transport_document_type",
-                                          "vat_payment_method",
-                                          "path",
-                                          "token_file",
-                                          "threshold_eur",
-                                          "split_check",
-                                          "excise_hs_prefixes",
-                                          "exchange_rates",
-                                          NULL};
+static const char *const be_known_h7[] = {"declarant_eori",     "customs_office",
+                                          "location_of_goods",  "transport_document_type",
+                                          "vat_payment_method", "path",
+                                          "token_file",         "threshold_eur",
+                                          "split_check",        "excise_hs_prefixes",
+                                          "exchange_rates",     NULL};
 static const char *const be_known_peppol[] = {"delivery", "path", "token_file", "profile", NULL};
 
 static void be_destroy(void *state)
@@ -83,8 +77,7 @@ static bool all_digits(const char *s, size_t min, size_t max)
     return true;
 }
 
-static void read_excise(const struct ewtp_settings *s, struct be_state *st,
-                        struct ewtp_errors *why)
+static void read_excise(const struct ewtp_settings *s, struct be_state *st, struct ewtp_errors *why)
 {
     const struct ewtp_settings *list = ewtp_settings_child(s, "h7.excise_hs_prefixes");
     size_t n = 0;
@@ -216,8 +209,8 @@ static int be_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
         ewtp_errors_add(why, "/h7/declarant_eori", "format",
                         "setting h7.declarant_eori must be an EORI number (country code and up "
                         "to 15 letters or digits)");
-    if (st->customs_office && (strncmp(st->customs_office, "BE", 2) != 0 ||
-                               !all_digits(st->customs_office + 2, 6, 6)))
+    if (st->customs_office &&
+        (strncmp(st->customs_office, "BE", 2) != 0 || !all_digits(st->customs_office + 2, 6, 6)))
         ewtp_errors_add(why, "/h7/customs_office", "format",
                         "setting h7.customs_office must be BE and 6 digits");
     read_excise(s, st, why);
@@ -275,5 +268,4 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "be", .country = "BE",
                                 EWTP_KIND_BIT(EWTP_KIND_INVOICE),
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT), .create = be_create,
                        .destroy = be_destroy, .classify = be_classify, .validate = be_validate,
-                       .translate = be_translate, .interpret = be_interpret,
-                       .receive = be_receive);
+                       .translate = be_translate, .interpret = be_interpret, .receive = be_receive);

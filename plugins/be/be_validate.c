@@ -111,10 +111,9 @@ const char *be_split_key(const struct ewtp_message *m, struct ewtp_arena *a)
         buf[k++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
     }
     const struct ewtp_address *ad = p->address;
-    int n = snprintf(buf + k, sizeof(buf) - k, "|%s|%s|%.10s",
-                     ad && ad->postcode ? ad->postcode : "",
-                     ad && ad->country ? ad->country : (p->country ? p->country : ""),
-                     m->created_at);
+    int n =
+        snprintf(buf + k, sizeof(buf) - k, "|%s|%s|%.10s", ad && ad->postcode ? ad->postcode : "",
+                 ad && ad->country ? ad->country : (p->country ? p->country : ""), m->created_at);
     if (n < 0)
         return NULL;
     size_t len = k + (size_t)n < sizeof(buf) ? k + (size_t)n : sizeof(buf) - 1;
@@ -180,9 +179,8 @@ static void check_split(const struct be_state *st, const struct ewtp_call *c,
             m->destination == NULL || strcmp(m->destination, "BE") != 0 ||
             !state_counts(c->related[i].state))
             continue;
-        if (strcmp(m->id, c->msg->id) == 0 &&
-            (c->related[i].tenant == NULL || c->tenant == NULL ||
-             strcmp(c->related[i].tenant, c->tenant) == 0))
+        if (strcmp(m->id, c->msg->id) == 0 && (c->related[i].tenant == NULL || c->tenant == NULL ||
+                                               strcmp(c->related[i].tenant, c->tenant) == 0))
             continue; /* ourselves */
         const char *k = be_split_key(m, c->arena);
         struct ewtp_dec eur;
@@ -281,6 +279,13 @@ static bool ext_bool(const struct ewtp_message *m, const char *key)
 
 /* ---- H7 ------------------------------------------------------------------------------------ */
 
+/* Field lengths of the H7 data set (an..N). */
+static void check_len(struct ewtp_errors *errs, const char *s, size_t max, const char *pointer)
+{
+    if (s && strlen(s) > max)
+        ewtp_errors_add(errs, pointer, "range", "at most %zu characters in H7", max);
+}
+
 static bool excise_hs(const struct be_state *st, const char *hs)
 {
     for (size_t i = 0; st->excise_prefixes[i]; i++)
@@ -310,8 +315,7 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
             ewtp_errors_add(errs, "/parties/declarant/ids", "required",
                             "the declarant needs an EORI number (ids scheme EORI)");
         } else if (!eori_valid(decl->ids[k].value)) {
-            ewtp_errors_add(errs, ewtp_pointer(p, "/parties/declarant/ids/%zu/value", k),
-                            "format",
+            ewtp_errors_add(errs, ewtp_pointer(p, "/parties/declarant/ids/%zu/value", k), "format",
                             "not an EORI number: an ISO country code followed by up to 15 "
                             "digits or capital letters");
         } else if (st->declarant_eori && strcmp(st->declarant_eori, decl->ids[k].value) != 0) {
@@ -333,13 +337,40 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
         ewtp_errors_add(errs,
                         imp == m->parties[EWTP_ROLE_CONSIGNEE] ? "/parties/consignee/address"
                                                                : "/parties/importer/address",
-                        "required", "the importer's address (city and country) is needed (DE 13 04)");
+                        "required",
+                        "the importer's address (city and country) is needed (DE 13 04)");
+    const struct ewtp_party *exp = m->parties[EWTP_ROLE_SELLER] ? m->parties[EWTP_ROLE_SELLER]
+                                                                : m->parties[EWTP_ROLE_EXPORTER];
+    const char *exp_ptr = m->parties[EWTP_ROLE_SELLER] ? "/parties/seller" : "/parties/exporter";
+    if (exp && (exp->address == NULL || exp->address->city == NULL ||
+                (exp->address->country == NULL && exp->country == NULL)))
+        ewtp_errors_add(errs, ewtp_pointer(p, "%s/address", exp_ptr), "required",
+                        "the exporter's address (city and country) is needed (DE 13 01)");
+    check_len(errs, exp ? exp->name : NULL, 70, ewtp_pointer(p, "%s/name", exp_ptr));
+    check_len(errs, imp ? imp->name : NULL, 70,
+              imp == m->parties[EWTP_ROLE_CONSIGNEE] ? "/parties/consignee/name"
+                                                     : "/parties/importer/name");
+    check_len(errs, d->order_number, 35, "/declaration/order_number");
+    check_len(errs, d->waybill_number, 70, "/declaration/waybill_number");
+    for (size_t i = 0; i < d->n_documents; i++) {
+        const char *t = d->documents[i].type;
+        if (t == NULL || strlen(t) != 4)
+            ewtp_errors_add(errs, ewtp_pointer(p, "/declaration/documents/%zu/type", i), "format",
+                            "H7 supporting documents (DE 12 03) use 4-character Union document "
+                            "codes (e.g. N380 commercial invoice)");
+        check_len(errs, d->documents[i].number, 70,
+                  ewtp_pointer(p, "/declaration/documents/%zu/number", i));
+    }
+    const char *loc = d->location_of_goods;
+    if (loc && (strlen(loc) != 5 || loc[0] < 'A' || loc[0] > 'Z' || loc[1] < 'A' || loc[1] > 'Z'))
+        ewtp_errors_add(errs, "/declaration/location_of_goods", "format",
+                        "the location of goods (DE 16 15) is a UN/LOCODE such as BELGG");
     if (d->currency == NULL)
         ewtp_errors_add(errs, "/declaration/currency", "required",
                         "the intrinsic value (DE 14 14) needs a currency");
-    if (d->customs_office && (strncmp(d->customs_office, "BE", 2) != 0 ||
-                              strlen(d->customs_office) != 8 ||
-                              !is_digits(d->customs_office + 2, 6)))
+    if (d->customs_office &&
+        (strncmp(d->customs_office, "BE", 2) != 0 || strlen(d->customs_office) != 8 ||
+         !is_digits(d->customs_office + 2, 6)))
         ewtp_errors_add(errs, "/declaration/customs_office", "format",
                         "a Belgian customs office code is BE and 6 digits");
     if (d->procedure && strcmp(d->procedure, "4000") != 0 && strcmp(d->procedure, "40") != 0)
@@ -373,6 +404,8 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
                 ewtp_errors_add(errs,
                                 ewtp_pointer(p, "/declaration/lines/%zu/taxes/%zu/type", i, t),
                                 "rule", "excise goods cannot be declared with H7 in Belgium");
+        check_len(errs, l->description, 512,
+                  ewtp_pointer(p, "/declaration/lines/%zu/description", i));
         if (l->amount.text && ewtp_dec_is_negative(l->amount.value))
             ewtp_errors_add(errs, ewtp_pointer(p, "/declaration/lines/%zu/amount", i), "range",
                             "the intrinsic value of a goods item cannot be negative");
@@ -411,13 +444,12 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
             char v[EWTP_DEC_STRMAX], lim[EWTP_DEC_STRMAX];
             ewtp_dec_format_places(eur, 2, v, sizeof(v));
             ewtp_dec_format_places(st->threshold_eur, 2, lim, sizeof(lim));
-            ewtp_errors_add(errs,
-                            d->invoice_value.text ? "/declaration/invoice_value"
-                                                  : "/declaration/lines",
-                            "rule",
-                            "the intrinsic value of the consignment is EUR %s, above the H7 "
-                            "limit of EUR %s: lodge a standard declaration",
-                            v, lim);
+            ewtp_errors_add(
+                errs, d->invoice_value.text ? "/declaration/invoice_value" : "/declaration/lines",
+                "rule",
+                "the intrinsic value of the consignment is EUR %s, above the H7 "
+                "limit of EUR %s: lodge a standard declaration",
+                v, lim);
         }
         check_split(st, c, eur, errs);
     }
@@ -530,8 +562,8 @@ static void validate_invoice(const struct be_state *st, const struct ewtp_call *
             ewtp_errors_add(errs, ewtp_pointer(p, "/invoice/lines/%zu/quantity", i), "required",
                             "a Peppol invoice line needs a quantity (BR-22)");
         if (l->unit_price.text == NULL)
-            ewtp_errors_add(errs, ewtp_pointer(p, "/invoice/lines/%zu/unit_price", i),
-                            "required", "a Peppol invoice line needs a net price (BR-26)");
+            ewtp_errors_add(errs, ewtp_pointer(p, "/invoice/lines/%zu/unit_price", i), "required",
+                            "a Peppol invoice line needs a net price (BR-26)");
         else if (ewtp_dec_is_negative(l->unit_price.value))
             ewtp_errors_add(errs, ewtp_pointer(p, "/invoice/lines/%zu/unit_price", i), "range",
                             "the item net price cannot be negative (BR-27)");
@@ -557,8 +589,7 @@ static void validate_invoice(const struct be_state *st, const struct ewtp_call *
         ewtp_pointer(cp, "/invoice/lines/%zu/taxes/%zu/category", i, t);
         ewtp_pointer(rp, "/invoice/lines/%zu/taxes/%zu/rate", i, t);
         bool zero_rated = strcmp(cat, "Z") == 0 || strcmp(cat, "E") == 0 ||
-                          strcmp(cat, "AE") == 0 || strcmp(cat, "K") == 0 ||
-                          strcmp(cat, "G") == 0;
+                          strcmp(cat, "AE") == 0 || strcmp(cat, "K") == 0 || strcmp(cat, "G") == 0;
         if (strcmp(cat, "O") == 0) {
             has_o = true;
             if (vat->rate.text)
@@ -576,8 +607,8 @@ static void validate_invoice(const struct be_state *st, const struct ewtp_call *
         need_seller_vat = true;
         if (vat->rate.text == NULL)
             ewtp_errors_add(errs, rp, "required", "category %s needs a VAT rate", cat);
-        else if (strcmp(cat, "S") == 0 && !(ewtp_dec_cmp(vat->rate.value,
-                                                         ewtp_dec_from_int(0)) > 0))
+        else if (strcmp(cat, "S") == 0 &&
+                 !(ewtp_dec_cmp(vat->rate.value, ewtp_dec_from_int(0)) > 0))
             ewtp_errors_add(errs, rp, "rule", "standard rated (S) needs a rate above 0 (BR-S-05)");
         else if (zero_rated && !ewtp_dec_is_zero(vat->rate.value))
             ewtp_errors_add(errs, rp, "rule", "category %s has rate 0", cat);

@@ -17,7 +17,7 @@
 #define CN_NS_DS "http://www.w3.org/2000/09/xmldsig#"
 #define CN_MAX_UNIT_OVERRIDES 16
 
-/* A code table row (codes/*.tsv compiled by codes/gen_codes.cmake); ends with {0, 0}. */
+/* A code table row (the codes/ TSV files compiled by codes/gen_codes.cmake); ends with {0, 0}. */
 struct cn_code {
     const char *key, *value;
 };

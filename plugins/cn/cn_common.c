@@ -127,8 +127,8 @@ bool cn_time14_of(const char *rfc3339, char buf[16])
 static void uuid_of(const struct ewtp_call *c, const char *what, char out[EWTP_UUID_STRLEN])
 {
     char name[512];
-    int n = snprintf(name, sizeof(name), "cn/%s/%s/%s", c->tenant ? c->tenant : "", c->msg->id,
-                     what);
+    int n =
+        snprintf(name, sizeof(name), "cn/%s/%s/%s", c->tenant ? c->tenant : "", c->msg->id, what);
     if (n < 0)
         n = 0;
     ewtp_uuid_v5(EWTP_UUID_NS_EWTP, name, (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1,

@@ -9,11 +9,10 @@
 /* Settings (all optional; empty settings give a clearly marked TEST identity). README.md
  * "Settings" says what each one is and where its value comes from in production. */
 static const char *const cn_known_settings[] = {
-    "cop_code",          "cop_name",   "dxp_id",         "receiver_import",
-    "receiver_export",   "sign_key",   "sign_alg",       "cert_no",
-    "signature_method_uri", "digest_method_uri", "sm2_signature", "sign_optional",
-    "app_status",        "agent_code", "agent_name",     "transaction_limit",
-    "units",             NULL};
+    "cop_code",          "cop_name",      "dxp_id",     "receiver_import",      "receiver_export",
+    "sign_key",          "sign_alg",      "cert_no",    "signature_method_uri", "digest_method_uri",
+    "sm2_signature",     "sign_optional", "app_status", "agent_code",           "agent_name",
+    "transaction_limit", "units",         NULL};
 
 struct setting_reader {
     const struct ewtp_settings *s;
@@ -27,8 +26,8 @@ static const char *str_setting(struct setting_reader *r, const char *name, const
     const char *v = ewtp_settings_string(r->s, name, def, &ok);
     if (!ok) {
         char p[EWTP_POINTER_MAX];
-        ewtp_errors_add(r->why, ewtp_pointer(p, "/%s", name), "type",
-                        "setting %s must be a string", name);
+        ewtp_errors_add(r->why, ewtp_pointer(p, "/%s", name), "type", "setting %s must be a string",
+                        name);
         return def;
     }
     if (v && max_len && strlen(v) > max_len) {

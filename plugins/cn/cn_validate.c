@@ -264,17 +264,41 @@ static void add(struct ewtp_dec *acc, const struct ewtp_num *n)
 
 /* ---- ext.cn ---------------------------------------------------------------------------- */
 
-static const char *const ext_strings[] = {
-    "app_type",     "app_status",     "ebp_name_cn",       "ebc_name_cn",   "pay_name_cn",
-    "logistics_name_cn", "agent_name_cn", "buyer_reg_no",  "consignee_district",
-    "pay_transaction_id", "batch_numbers", "trade_mode",   "port_code",     "assure_code",
-    "ems_no",       "area_code",      "area_name",         "bill_no",       "loct_no",
-    "license_no",   "wrap_type",      "insured_fee",       "cop_no",        "statistics_flag",
-    "pod",          "customs_code",   "traf_mode",         "domestic_traf_no",
-    "operator_name_cn", "summary_flag", "item_name_flag",  NULL};
+static const char *const ext_strings[] = {"app_type",
+                                          "app_status",
+                                          "ebp_name_cn",
+                                          "ebc_name_cn",
+                                          "pay_name_cn",
+                                          "logistics_name_cn",
+                                          "agent_name_cn",
+                                          "buyer_reg_no",
+                                          "consignee_district",
+                                          "pay_transaction_id",
+                                          "batch_numbers",
+                                          "trade_mode",
+                                          "port_code",
+                                          "assure_code",
+                                          "ems_no",
+                                          "area_code",
+                                          "area_name",
+                                          "bill_no",
+                                          "loct_no",
+                                          "license_no",
+                                          "wrap_type",
+                                          "insured_fee",
+                                          "cop_no",
+                                          "statistics_flag",
+                                          "pod",
+                                          "customs_code",
+                                          "traf_mode",
+                                          "domestic_traf_no",
+                                          "operator_name_cn",
+                                          "summary_flag",
+                                          "item_name_flag",
+                                          NULL};
 static const char *const ext_line_strings[] = {
-    "name_cn", "gmodel", "qty1", "unit1", "qty2", "unit2", "item_record_no", "trade_country",
-    "unit_code", "country_code", NULL};
+    "name_cn",        "gmodel",        "qty1",      "unit1",        "qty2", "unit2",
+    "item_record_no", "trade_country", "unit_code", "country_code", NULL};
 
 static bool in_list(const char *const *list, const char *key)
 {
@@ -304,8 +328,8 @@ static void ext_fixed(struct vctx *v, const char *key, const char *const *allowe
     if (s == NULL || in_list(allowed, s))
         return;
     char p[EWTP_POINTER_MAX];
-    ewtp_errors_add(v->errs, ptr(p, "/ext/cn/%s", key), "format", "ext.cn.%s: \"%s\" is not allowed",
-                    key, s);
+    ewtp_errors_add(v->errs, ptr(p, "/ext/cn/%s", key), "format",
+                    "ext.cn.%s: \"%s\" is not allowed", key, s);
 }
 
 static void validate_ext(struct vctx *v)
@@ -348,8 +372,7 @@ static void validate_ext(struct vctx *v)
                         ewtp_errors_add(v->errs, ptr(p, "/ext/cn/lines/%zu/%s", k, lk), "type",
                                         "ext.cn.lines[].%s must be a string", lk);
                     else if (strcmp(lk, "qty1") == 0 || strcmp(lk, "qty2") == 0)
-                        ext_decimal(v, ptr(p, "/ext/cn/lines/%zu/%s", k, lk),
-                                    ewtp_json_string(lv));
+                        ext_decimal(v, ptr(p, "/ext/cn/lines/%zu/%s", k, lk), ewtp_json_string(lv));
                     else if ((strcmp(lk, "unit1") == 0 || strcmp(lk, "unit2") == 0 ||
                               strcmp(lk, "unit_code") == 0 || strcmp(lk, "country_code") == 0) &&
                              strlen(ewtp_json_string(lv)) != 3)
@@ -366,8 +389,8 @@ static void validate_ext(struct vctx *v)
             ewtp_errors_add(v->errs, ptr(p, "/ext/cn/%s", key), "unknown_member",
                             "ext.cn has no member \"%s\" (see plugins/cn/ext.schema.json)", key);
         else if (ewtp_json_type(val) != EWTP_JSON_STRING)
-            ewtp_errors_add(v->errs, ptr(p, "/ext/cn/%s", key), "type", "ext.cn.%s must be a string",
-                            key);
+            ewtp_errors_add(v->errs, ptr(p, "/ext/cn/%s", key), "type",
+                            "ext.cn.%s must be a string", key);
     }
     ext_decimal(v, "/ext/cn/insured_fee", cn_ext_str(v->m, "insured_fee"));
     static const char *const app_types[] = {"1", "2", "3", NULL};
@@ -603,8 +626,8 @@ static void v_declaration(struct vctx *v, bool import)
             need(v, "/ext/cn/bill_no", cn_ext_str(v->m, "bill_no"),
                  "the master bill for direct purchase import (ext.cn.bill_no)");
             const struct ewtp_place *dep = d->transport ? d->transport->departure : NULL;
-            country_mapped(v, "/declaration/transport/departure/country",
-                           dep ? dep->country : NULL, true, NULL);
+            country_mapped(v, "/declaration/transport/departure/country", dep ? dep->country : NULL,
+                           true, NULL);
         } else {
             need(v, "/ext/cn/ems_no", cn_ext_str(v->m, "ems_no"),
                  "the bonded account book (ext.cn.ems_no)");
@@ -633,8 +656,8 @@ static void v_declaration(struct vctx *v, bool import)
              "the package type (ext.cn.wrap_type)");
         const struct ewtp_place *arr = d->transport ? d->transport->arrival : NULL;
         const struct ewtp_place *dep = d->transport ? d->transport->departure : NULL;
-        country_mapped(v, "/declaration/transport/arrival/country", arr ? arr->country : NULL,
-                       true, NULL);
+        country_mapped(v, "/declaration/transport/arrival/country", arr ? arr->country : NULL, true,
+                       NULL);
         if (dep == NULL || dep->date == NULL)
             ewtp_errors_add(v->errs, "/declaration/transport/departure/date", "required",
                             "CEB603 needs the export date (ieDate)");

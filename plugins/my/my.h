@@ -40,9 +40,9 @@ enum my_hash_enc { MY_HASH_HEX = 0, MY_HASH_BASE64 };
 /* Immutable after create. */
 struct my_state {
     enum my_format format;
-    const char *version;      /* "1.1" (signed) or "1.0" (unsigned) */
-    const char *sign_key;     /* host key name */
-    const char *issuer_name;  /* X509IssuerName override; NULL: from the certificate */
+    const char *version;     /* "1.1" (signed) or "1.0" (unsigned) */
+    const char *sign_key;    /* host key name */
+    const char *issuer_name; /* X509IssuerName override; NULL: from the certificate */
     enum my_hash_enc hash_enc;
     const char *taxpayer_tin; /* NULL: not checked */
     bool intermediary;        /* send onbehalfof: <TIN>[:<BRN>] */

@@ -14,11 +14,22 @@
 
 /* ---- settings ---- */
 
-static const char *const my_known_settings[] = {
-    "format",          "document_version", "sign_key",          "issuer_name",
-    "document_hash",   "taxpayer_tin",     "intermediary",      "onbehalfof",
-    "msic_code",       "business_activity", "max_issue_age_hours", "cancel_window_hours",
-    "fx_tax_currency", "portal_url",       "xsd_path",          NULL};
+static const char *const my_known_settings[] = {"format",
+                                                "document_version",
+                                                "sign_key",
+                                                "issuer_name",
+                                                "document_hash",
+                                                "taxpayer_tin",
+                                                "intermediary",
+                                                "onbehalfof",
+                                                "msic_code",
+                                                "business_activity",
+                                                "max_issue_age_hours",
+                                                "cancel_window_hours",
+                                                "fx_tax_currency",
+                                                "portal_url",
+                                                "xsd_path",
+                                                NULL};
 
 static char *dup_or_null(const char *s)
 {
@@ -207,8 +218,8 @@ static void my_classify(const void *state, const struct ewtp_call *c, struct ewt
     const struct ewtp_party *issuer =
         m->parties[my_self_billed(m) ? EWTP_ROLE_BUYER : EWTP_ROLE_SELLER];
     const char *tin = issuer ? ewtp_party_id(issuer, "TIN") : NULL;
-    r->batch_key = ewtp_arena_printf(c->arena, "my:%s:%s", st->format == MY_FMT_JSON ? "json" : "xml",
-                                     tin ? tin : "-");
+    r->batch_key = ewtp_arena_printf(c->arena, "my:%s:%s",
+                                     st->format == MY_FMT_JSON ? "json" : "xml", tin ? tin : "-");
     /* A note is related to its original (validate reads the original's LHDN UUID). */
     r->relation_keys[r->n_relation_keys++] =
         ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->number);
@@ -217,8 +228,8 @@ static void my_classify(const void *state, const struct ewtp_call *c, struct ewt
             ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->original_invoice);
 }
 
-EWTP_PLUGIN_DESCRIPTOR(.name = "my", .country = "MY",
-                       .authority = "LHDN (IRBM) MyInvois e-invoice", .version = "1.0.0",
+EWTP_PLUGIN_DESCRIPTOR(.name = "my", .country = "MY", .authority = "LHDN (IRBM) MyInvois e-invoice",
+                       .version = "1.0.0",
                        .kinds = EWTP_KIND_BIT(EWTP_KIND_INVOICE) |
                                 EWTP_KIND_BIT(EWTP_KIND_DECLARATION),
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT) | EWTP_OP_BIT(EWTP_OP_CANCEL),

@@ -5,6 +5,7 @@
  * not fit; this file assembles it from xml.h, json.h and crypto.h and the host's sign/cert. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdio.h>
 #include <string.h>
 
 #include <ewtp/crypto.h>
@@ -169,11 +170,19 @@ static const char *oid_text(struct ewtp_arena *a, struct der oid)
 static const char *rdn_key(struct ewtp_arena *a, const char *oid)
 {
     static const char *const map[][2] = {
-        {"2.5.4.3", "CN"},      {"2.5.4.6", "C"},    {"2.5.4.10", "O"},
-        {"2.5.4.11", "OU"},     {"2.5.4.7", "L"},    {"2.5.4.8", "S"},
-        {"2.5.4.9", "STREET"},  {"2.5.4.5", "SERIALNUMBER"},
-        {"1.2.840.113549.1.9.1", "E"}, {"2.5.4.4", "SN"}, {"2.5.4.42", "G"},
-        {"2.5.4.12", "T"},      {"0.9.2342.19200300.100.1.25", "DC"},
+        {"2.5.4.3", "CN"},
+        {"2.5.4.6", "C"},
+        {"2.5.4.10", "O"},
+        {"2.5.4.11", "OU"},
+        {"2.5.4.7", "L"},
+        {"2.5.4.8", "S"},
+        {"2.5.4.9", "STREET"},
+        {"2.5.4.5", "SERIALNUMBER"},
+        {"1.2.840.113549.1.9.1", "E"},
+        {"2.5.4.4", "SN"},
+        {"2.5.4.42", "G"},
+        {"2.5.4.12", "T"},
+        {"0.9.2342.19200300.100.1.25", "DC"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i][0], oid) == 0)
@@ -592,8 +601,8 @@ int my_sign_document(const struct my_state *st, const struct ewtp_call *c, enum 
     ewtp_time_format(c->now_ms - c->now_ms % 1000, 0, t, sizeof(t));
     p.signing_time = ewtp_arena_strdup(c->arena, t);
     if (fmt == MY_FMT_JSON) {
-        p.props_json = json_signed_props(c->arena, p.signing_time, p.cert_digest, p.issuer_name,
-                                         p.serial);
+        p.props_json =
+            json_signed_props(c->arena, p.signing_time, p.cert_digest, p.issuer_name, p.serial);
         if (p.props_json == NULL)
             return -EWTP_ENOMEM;
         p.props_digest = my_b64_sha256(c->arena, p.props_json, strlen(p.props_json));
@@ -702,14 +711,29 @@ static int json_vals(struct ewtp_arena *a, const char *doc, size_t len, struct v
     const struct ewtp_json *c = ewtp_json_at(
         s, "/Object/0/QualifyingProperties/0/SignedProperties/0/SignedSignatureProperties/0");
     v->time = ewtp_json_string(ewtp_json_at(c, "/SigningTime/0/_"));
-    v->cert_digest =
-        ewtp_json_string(ewtp_json_at(c, "/SigningCertificate/0/Cert/0/CertDigest/0/DigestValue/0/_"));
+    v->cert_digest = ewtp_json_string(
+        ewtp_json_at(c, "/SigningCertificate/0/Cert/0/CertDigest/0/DigestValue/0/_"));
     size_t n = 0;
     char *m = json_minify(a, doc, len, &n);
-    static const char *const qp[] = {
-        "Invoice", "#", "UBLExtensions", "#", "UBLExtension", "#", "ExtensionContent", "#",
-        "UBLDocumentSignatures", "#", "SignatureInformation", "#", "Signature", "#", "Object", "#",
-        "QualifyingProperties", "#", NULL};
+    static const char *const qp[] = {"Invoice",
+                                     "#",
+                                     "UBLExtensions",
+                                     "#",
+                                     "UBLExtension",
+                                     "#",
+                                     "ExtensionContent",
+                                     "#",
+                                     "UBLDocumentSignatures",
+                                     "#",
+                                     "SignatureInformation",
+                                     "#",
+                                     "Signature",
+                                     "#",
+                                     "Object",
+                                     "#",
+                                     "QualifyingProperties",
+                                     "#",
+                                     NULL};
     v->props_text = m ? json_text_at(a, m, n, qp) : NULL;
     return 0;
 }
@@ -776,11 +800,11 @@ int my_verify_digests(struct ewtp_arena *a, const char *doc, size_t len, bool js
         *why = "the certificate digest does not match the certificate";
         return -EWTP_ECRYPTO;
     }
-    const char *props = json ? v.props_text
-                             : (v.time && v.issuer && v.serial
-                                    ? my_xml_signed_props(a, v.time, v.cert_digest, v.issuer,
-                                                          v.serial)
-                                    : NULL);
+    const char *props =
+        json ? v.props_text
+             : (v.time && v.issuer && v.serial
+                    ? my_xml_signed_props(a, v.time, v.cert_digest, v.issuer, v.serial)
+                    : NULL);
     if (v.props_ref == NULL || props == NULL) {
         *code = "DS319";
         *why = "the signed properties or their digest are missing";

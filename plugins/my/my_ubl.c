@@ -375,8 +375,8 @@ static struct node *build_tree(const struct my_state *st, const struct ewtp_call
         struct node *x = el(b, root, NS_A, "TaxExchangeRate");
         leaf(b, x, "SourceCurrencyCode", cur);
         leaf(b, x, "TargetCurrencyCode", "MYR");
-        const char *rate = inv->exchange_rate.text ? inv->exchange_rate.text
-                                                   : my_ext_string(m, "exchange_rate");
+        const char *rate =
+            inv->exchange_rate.text ? inv->exchange_rate.text : my_ext_string(m, "exchange_rate");
         leaf_num(b, x, "CalculationRate", rate);
     }
     /* Tax amounts of FX documents: in the document currency (UBL) unless fx_tax_in_myr. */
@@ -419,8 +419,7 @@ static struct node *build_tree(const struct my_state *st, const struct ewtp_call
             leaf(b, cc, "ItemClassificationCode", cls ? cls : my_ext_string(m, "classification"));
         attr(code, "listID", "CLASS");
         struct node *pr = el(b, ln, NS_A, "Price");
-        amount(b, pr, "PriceAmount", l->unit_price.text ? l->unit_price.text : l->amount.text,
-               cur);
+        amount(b, pr, "PriceAmount", l->unit_price.text ? l->unit_price.text : l->amount.text, cur);
         /* Subtotal = unit price x quantity [MATH]; without a quantity, the amount before the
          * discount. */
         struct ewtp_dec sub = l->amount.value;
@@ -461,7 +460,8 @@ static void xml_signature(struct ewtp_xml_writer *w, const struct my_sig_parts *
     ewtp_xml_start(w, NULL, "UBLExtensions");
     ewtp_xml_ns(w, NULL, NS_EXT);
     ewtp_xml_start(w, NULL, "UBLExtension");
-    ewtp_xml_elem(w, NULL, "ExtensionURI", "urn:oasis:names:specification:ubl:dsig:enveloped:xades");
+    ewtp_xml_elem(w, NULL, "ExtensionURI",
+                  "urn:oasis:names:specification:ubl:dsig:enveloped:xades");
     ewtp_xml_start(w, NULL, "ExtensionContent");
     ewtp_xml_start(w, "sig", "UBLDocumentSignatures");
     ewtp_xml_ns(w, "sig", NS_SIG);
