@@ -20,7 +20,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -29,6 +29,17 @@
  * ones wait (store.h, ewtp_store_claim_due). The same list is the partial index' WHERE, so
  * the NOT EXISTS probe reads only live messages of the key, never the key's whole history. */
 #define BLOCKING_STATES "('accepted','delivering','retrying','dead')"
+
+/* Version 2: every authority reference a message ever had stays findable. Authorities
+ * change the reference during a message's life (China: the enterprise copNo, then the
+ * customs invtNo from the 622 receipt), and later receipts may quote either. */
+#define SCHEMA_V2_SQL                                                                              \
+    "CREATE TABLE IF NOT EXISTS refs(plugin TEXT NOT NULL, ref TEXT NOT NULL,"                     \
+    " seq INTEGER NOT NULL REFERENCES messages(seq), PRIMARY KEY(plugin, ref, seq)) WITHOUT ROWID;" \
+    "CREATE TRIGGER IF NOT EXISTS messages_ref_alias AFTER UPDATE OF authority_ref ON messages"   \
+    " WHEN new.authority_ref IS NOT NULL BEGIN"                                                  \
+    " INSERT OR IGNORE INTO refs(plugin, ref, seq)"                                              \
+    " VALUES(new.plugin, new.authority_ref, new.seq); END;"
 
 static const char schema_sql[] =
     "CREATE TABLE messages("
@@ -59,7 +70,7 @@ static const char schema_sql[] =
     " state TEXT NOT NULL, code TEXT, message TEXT, raw BLOB);"
     "CREATE INDEX receipts_seq ON receipts(seq, rid);"
     "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
-    " authority_ref TEXT, updated_at INTEGER NOT NULL);";
+    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL;
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -179,8 +190,8 @@ static const char *const sql_text[Q_COUNT] = {
                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
                     " number = excluded.number, authority_ref = excluded.authority_ref,"
                     " updated_at = excluded.updated_at",
-    [Q_BY_REF] = "SELECT " MSG_COLS " FROM messages WHERE plugin = ?1 AND authority_ref = ?2"
-                 " ORDER BY seq DESC LIMIT 1",
+    [Q_BY_REF] = "SELECT " MSG_COLS " FROM messages WHERE seq = (SELECT seq FROM refs"
+                 " WHERE plugin = ?1 AND ref = ?2 ORDER BY seq DESC LIMIT 1)",
     [Q_REPLAY] = "UPDATE messages SET state = 'accepted', attempts = 0, next_attempt_at = ?2,"
                  " errors = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?2"
                  " WHERE seq = ?1",
@@ -1561,6 +1572,16 @@ static int schema_setup(struct conn *c, const char *path, char **why)
             rc = sqlite3_exec(c->db, ins, NULL, NULL, &err);
         }
         version = SCHEMA_VERSION;
+    }
+    if (rc == SQLITE_OK && version == 1) {
+        /* Upgrade in place: the alias table, filled with the references known so far. */
+        rc = sqlite3_exec(c->db,
+                          SCHEMA_V2_SQL "INSERT OR IGNORE INTO refs(plugin, ref, seq)"
+                                        " SELECT plugin, authority_ref, seq FROM messages"
+                                        " WHERE authority_ref IS NOT NULL;"
+                                        "INSERT INTO schema_version(version) VALUES(2);",
+                          NULL, NULL, &err);
+        version = 2;
     }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)

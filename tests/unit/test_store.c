@@ -833,9 +833,21 @@ static void test_receipts_by_ref(void **state)
     struct ewtp_store_receipt_rec r = {.key = k,
                                        .set_state = true,
                                        .state = EWTP_STORE_APPROVED,
+                                       .authority_ref = "INVT-2026-1",
                                        .receipt = &dec,
                                        .now = T0 + 500};
     assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    /* The authority replaced its reference: both the old and the new one find the message
+     * (China: copNo first, then the customs invtNo). */
+    struct ewtp_store_msg *alias = NULL;
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "GUID-77", &alias), 0);
+    assert_int_equal(alias->key, k);
+    assert_string_equal(alias->authority_ref, "INVT-2026-1");
+    ewtp_store_msgs_free(alias, 1);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "INVT-2026-1", &alias), 0);
+    assert_int_equal(alias->key, k);
+    ewtp_store_msgs_free(alias, 1);
+    r.authority_ref = NULL;
     /* A late contradicting answer is recorded but does not change a terminal state. */
     struct ewtp_store_receipt late = {.state = EWTP_STORE_REJECTED, .code = "300"};
     r.receipt = &late;
