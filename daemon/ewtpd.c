@@ -106,6 +106,71 @@ static void print_errors(const char *prefix, const struct ewtp_errors *why)
         ewtpd_log(LOG_ERR, "%s%s", prefix, ewtp_errors_at(why, i)->message);
 }
 
+/* ---- retired generations: freed after their last user, a slow drain is logged ------------ */
+
+/* How long a replaced generation may stay in use before the log says so. */
+#define DRAIN_TIMEOUT_MS 30000
+
+struct ewtpd_retired {
+    struct ewtpd_retired *next;
+    struct ewtp_gen *gen; /* our reference */
+    int64_t since_ms;
+};
+
+static void retire(struct ewtpd *d, struct ewtp_gen *g)
+{
+    struct ewtpd_retired *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        ewtp_gen_unref(g); /* the last user frees it all the same */
+        return;
+    }
+    r->gen = g;
+    r->since_ms = ewtpd_now_ms();
+    r->next = d->retired;
+    d->retired = r;
+}
+
+/* Every second: drop generations nobody uses any more; log those still in use after the
+ * drain timeout (a stuck delivery or request) and let their last user free them. */
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ewtpd *d = arg;
+    int64_t now = ewtpd_now_ms();
+    for (struct ewtpd_retired **pp = &d->retired; *pp;) {
+        struct ewtpd_retired *r = *pp;
+        size_t users = ewtp_gen_users(r->gen) - 1;
+        bool late = now - r->since_ms >= DRAIN_TIMEOUT_MS;
+        if (users == 0 || late) {
+            if (users == 0)
+                ewtpd_log(LOG_DEBUG, "generation %llu drained after %lld ms",
+                          (unsigned long long)ewtp_gen_id(r->gen), (long long)(now - r->since_ms));
+            else
+                ewtpd_log(LOG_WARNING,
+                          "generation %llu still has %zu users %lld s after it was replaced; "
+                          "it is freed when the last one finishes",
+                          (unsigned long long)ewtp_gen_id(r->gen), users,
+                          (long long)((now - r->since_ms) / 1000));
+            *pp = r->next;
+            ewtp_gen_unref(r->gen);
+            free(r);
+            continue;
+        }
+        pp = &r->next;
+    }
+}
+
+static void retired_free_all(struct ewtpd *d)
+{
+    while (d->retired) {
+        struct ewtpd_retired *r = d->retired;
+        d->retired = r->next;
+        ewtp_gen_unref(r->gen);
+        free(r);
+    }
+}
+
 /* ---- reload: build off the loop on a worker, swap on the loop ----------------------------- */
 
 struct reload_job {
@@ -141,7 +206,7 @@ static void reload_swap(void *arg)
         struct ewtp_gen *old = d->gen;
         d->gen = j->gen;
         j->gen = NULL;
-        ewtp_gen_unref(old); /* freed after its last request or delivery */
+        retire(d, old); /* freed after its last request or delivery */
         d->reloads_ok++;
         free(d->last_reload_error);
         d->last_reload_error = NULL;
@@ -304,6 +369,10 @@ static int run(const char *path)
         print_errors("", why);
         goto out;
     }
+    struct event *ev_drain = event_new(d.base, -1, EV_PERSIST, on_drain_check, &d);
+    struct timeval second = {1, 0};
+    if (ev_drain)
+        event_add(ev_drain, &second);
     uint64_t watchdog_usec = 0;
     struct event *ev_watchdog = NULL;
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
@@ -329,6 +398,8 @@ static int run(const char *path)
     event_free(ev_hup);
     if (ev_watchdog)
         event_free(ev_watchdog);
+    if (ev_drain)
+        event_free(ev_drain);
 out:
     ewtp_admin_free(d.admin);
     if (d.http)
@@ -341,6 +412,7 @@ out:
     ewtp_dispatcher_free(&d);
     ewtp_store_close(d.store);
     ewtp_metrics_free(d.metrics);
+    retired_free_all(&d);
     ewtp_gen_unref(d.gen);
     free(d.last_reload_error);
     ewtp_errors_free(why);

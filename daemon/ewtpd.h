@@ -26,6 +26,7 @@ struct ewtp_http;
 struct ewtp_dispatcher;
 struct ewtp_admin;
 struct ewtp_metrics;
+struct ewtpd_retired;
 
 struct ewtpd {
     struct event_base *base;
@@ -37,7 +38,8 @@ struct ewtpd {
     struct ewtp_http *http;
     struct ewtp_dispatcher *dispatcher;
     struct ewtp_admin *admin;
-    struct ewtp_metrics *metrics; /* delivery and store latencies (metrics.h) */
+    struct ewtp_metrics *metrics;  /* delivery and store latencies (metrics.h) */
+    struct ewtpd_retired *retired; /* replaced generations still draining (ewtpd.c) */
     int64_t started_ms;
     bool stopping; /* set on SIGTERM/SIGINT: no new work, drain, then exit */
     /* Reload outcomes (metrics, status). last_reload_error is malloc'd or NULL. */

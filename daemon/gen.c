@@ -301,6 +301,11 @@ void ewtp_gen_unref(struct ewtp_gen *g)
         destroy(g);
 }
 
+size_t ewtp_gen_users(const struct ewtp_gen *g)
+{
+    return atomic_load(&((struct ewtp_gen *)g)->refs);
+}
+
 uint64_t ewtp_gen_id(const struct ewtp_gen *g)
 {
     return g->id;

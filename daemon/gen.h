@@ -23,8 +23,8 @@ struct ewtp_gen;
 /* One created instance of the generation. */
 struct ewtp_gen_instance {
     const struct ewtp_instance_conf *conf;
-    struct ewtp_instance *inst;        /* ewtp_instance_plugin() / _state() for callbacks */
-    const struct ewtp_plugin *plugin;  /* shortcut */
+    struct ewtp_instance *inst;       /* ewtp_instance_plugin() / _state() for callbacks */
+    const struct ewtp_plugin *plugin; /* shortcut */
 };
 
 /* Builds generation number id from the file. 0 and *out (one reference), or a negative code
@@ -35,6 +35,8 @@ void ewtp_gen_ref(struct ewtp_gen *g);
 void ewtp_gen_unref(struct ewtp_gen *g);
 
 uint64_t ewtp_gen_id(const struct ewtp_gen *g);
+/* References held right now (for drain reporting; changes concurrently). */
+size_t ewtp_gen_users(const struct ewtp_gen *g);
 const struct ewtp_config *ewtp_gen_config(const struct ewtp_gen *g);
 /* The host table plugins of this generation got (keys of this configuration). */
 const struct ewtp_host *ewtp_gen_host(const struct ewtp_gen *g);

@@ -2,10 +2,14 @@
 #include <ewtp/crypto.h>
 #include <ewtp/errors.h>
 
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/x509.h>
 
 const unsigned char ewtp_uuid_ns_dns[16] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
                                             0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
@@ -315,4 +319,100 @@ int ewtp_uuid_v5(const unsigned char ns[16], const void *name, size_t len,
     set_version(h, 5);
     ewtp_uuid_format(h, out);
     return 0;
+}
+
+/* ---- Signature verification ---- */
+
+/* The SM2 distinguishing id the host's signer uses (GB/T 35276 default). */
+#define SIG_SM2_ID "1234567812345678"
+
+/* A public key on the SM2 curve decodes from a certificate as an "EC" key, which would
+ * verify as ECDSA: rebuild it as an SM2 key. New reference or NULL. */
+static EVP_PKEY *pub_as_sm2(EVP_PKEY *k)
+{
+    char group[64] = "";
+    size_t gl = 0;
+    if (EVP_PKEY_is_a(k, "SM2")) {
+        EVP_PKEY_up_ref(k);
+        return k;
+    }
+    if (!EVP_PKEY_is_a(k, "EC") ||
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &gl) != 1 ||
+        strcmp(group, "SM2") != 0)
+        return NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY *out = NULL;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "SM2", NULL);
+    if (c != NULL && EVP_PKEY_todata(k, EVP_PKEY_PUBLIC_KEY, &params) == 1 &&
+        EVP_PKEY_fromdata_init(c) == 1)
+        EVP_PKEY_fromdata(c, &out, EVP_PKEY_PUBLIC_KEY, params);
+    OSSL_PARAM_free(params);
+    EVP_PKEY_CTX_free(c);
+    return out;
+}
+
+int ewtp_sig_verify(const unsigned char *cert_der, size_t cert_len, enum ewtp_sign_alg alg,
+                    const void *data, size_t len, const unsigned char *sig, size_t sig_len)
+{
+    if (cert_der == NULL || sig == NULL || (data == NULL && len > 0) || cert_len > LONG_MAX)
+        return -EWTP_EINVAL;
+    const char *md_name = NULL;
+    switch (alg) {
+    case EWTP_SIGN_RSA_SHA1:
+        md_name = "SHA1";
+        break;
+    case EWTP_SIGN_RSA_SHA256:
+    case EWTP_SIGN_ECDSA_SHA256:
+        md_name = "SHA256";
+        break;
+    case EWTP_SIGN_SM2_SM3:
+        md_name = "SM3";
+        break;
+    }
+    if (md_name == NULL)
+        return -EWTP_EUNSUPP;
+    const unsigned char *p = cert_der;
+    X509 *x = d2i_X509(NULL, &p, (long)cert_len);
+    if (x == NULL || p != cert_der + cert_len) {
+        X509_free(x);
+        return -EWTP_EFORMAT;
+    }
+    EVP_PKEY *raw = X509_get0_pubkey(x);
+    EVP_PKEY *key = NULL;
+    int rc = -EWTP_EUNSUPP;
+    if (raw == NULL) {
+        rc = -EWTP_EFORMAT;
+    } else if (alg == EWTP_SIGN_SM2_SM3) {
+        key = pub_as_sm2(raw);
+    } else if ((alg == EWTP_SIGN_ECDSA_SHA256) ? EVP_PKEY_is_a(raw, "EC")
+                                               : EVP_PKEY_is_a(raw, "RSA")) {
+        EVP_PKEY_up_ref(raw);
+        key = raw;
+    }
+    EVP_MD *md = key ? EVP_MD_fetch(NULL, md_name, NULL) : NULL;
+    EVP_MD_CTX *mc = md ? EVP_MD_CTX_new() : NULL;
+    EVP_PKEY_CTX *pc = NULL;
+    if (mc != NULL) {
+        rc = -EWTP_ECRYPTO;
+        if (alg == EWTP_SIGN_SM2_SM3) {
+            /* The id enters SM2's Z value: set before the digest starts, as the signer does. */
+            pc = EVP_PKEY_CTX_new(key, NULL);
+            if (pc == NULL || EVP_PKEY_CTX_set1_id(pc, SIG_SM2_ID, strlen(SIG_SM2_ID)) <= 0)
+                goto out;
+            EVP_MD_CTX_set_pkey_ctx(mc, pc);
+        }
+        if (EVP_DigestVerifyInit(mc, NULL, md, NULL, key) == 1 &&
+            EVP_DigestVerify(mc, sig, sig_len, len > 0 ? data : (const void *)"", len) == 1)
+            rc = 0;
+    } else if (key != NULL) {
+        rc = md == NULL ? -EWTP_EUNSUPP : -EWTP_ENOMEM;
+    }
+out:
+    EVP_MD_CTX_free(mc);
+    EVP_PKEY_CTX_free(pc);
+    EVP_MD_free(md);
+    EVP_PKEY_free(key);
+    X509_free(x);
+    return rc;
 }

@@ -35,12 +35,21 @@ def check(cond, what):
     print("FAIL:", what, flush=True)
 
 
+_given_ports = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free loopback port not handed out before in this run (the kernel may offer the same
+    port again once its probe socket is closed)."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free port")
 
 
 tmp = tempfile.mkdtemp(prefix="ewtp-reload-")

@@ -7,10 +7,14 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ewtp/crypto.h>
 #include <ewtp/errors.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 static const char *hex_digest(struct ewtp_arena *a, enum ewtp_digest_alg alg, const char *s)
 {
@@ -172,12 +176,113 @@ static void test_uuid(void **state)
     assert_int_equal(ewtp_uuid_v4(&none, u), -EWTP_EUNSUPP);
 }
 
+/* A self-signed certificate (DER, malloc'd) for key. */
+static unsigned char *self_signed(EVP_PKEY *key, const EVP_MD *md, size_t *len)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 42);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"ewtp test", -1, -1,
+                               0);
+    X509_set_issuer_name(x, n);
+    assert_true(X509_sign(x, key, md) > 0);
+    unsigned char *der = NULL;
+    int n_der = i2d_X509(x, &der);
+    assert_true(n_der > 0);
+    X509_free(x);
+    *len = (size_t)n_der;
+    return der;
+}
+
+static size_t sign_with(EVP_PKEY *key, const EVP_MD *md, const char *data, unsigned char *sig,
+                        size_t max)
+{
+    EVP_MD_CTX *mc = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(mc, NULL, md, NULL, key), 1);
+    size_t n = max;
+    assert_int_equal(EVP_DigestSign(mc, sig, &n, (const unsigned char *)data, strlen(data)), 1);
+    EVP_MD_CTX_free(mc);
+    return n;
+}
+
+static void test_sig_verify(void **state)
+{
+    (void)state;
+    const char *data = "<Invoice>the transformed document</Invoice>";
+    unsigned char sig[512];
+    /* RSA PKCS#1 v1.5 with SHA-256 and SHA-1 (MyInvois, older GACC). */
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    assert_non_null(rsa);
+    size_t cert_len = 0;
+    unsigned char *cert = self_signed(rsa, EVP_sha256(), &cert_len);
+    size_t n = sign_with(rsa, EVP_sha256(), data, sig, sizeof(sig));
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data), sig, n), 0);
+    /* Another text, a flipped bit, a cut signature, the wrong digest: no. */
+    assert_int_equal(ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data,
+                                     strlen(data) - 1, sig, n),
+                     -EWTP_ECRYPTO);
+    sig[7] ^= 1;
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data), sig, n),
+        -EWTP_ECRYPTO);
+    sig[7] ^= 1;
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data), sig, n - 1),
+        -EWTP_ECRYPTO);
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n),
+        -EWTP_ECRYPTO);
+    size_t n1 = sign_with(rsa, EVP_sha1(), data, sig, sizeof(sig));
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n1), 0);
+    /* An RSA key does not make ECDSA or SM2 signatures. */
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_ECDSA_SHA256, data, strlen(data), sig, n1),
+        -EWTP_EUNSUPP);
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_SM2_SM3, data, strlen(data), sig, n1),
+        -EWTP_EUNSUPP);
+    /* Not a certificate; trailing bytes; NULL. */
+    assert_int_equal(ewtp_sig_verify((const unsigned char *)"junk", 4, EWTP_SIGN_RSA_SHA256, data,
+                                     strlen(data), sig, n1),
+                     -EWTP_EFORMAT);
+    unsigned char *longer = malloc(cert_len + 1);
+    memcpy(longer, cert, cert_len);
+    longer[cert_len] = 0;
+    assert_int_equal(
+        ewtp_sig_verify(longer, cert_len + 1, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n1),
+        -EWTP_EFORMAT);
+    free(longer);
+    assert_int_equal(
+        ewtp_sig_verify(NULL, 0, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n1), -EWTP_EINVAL);
+    OPENSSL_free(cert);
+    EVP_PKEY_free(rsa);
+
+    /* ECDSA P-256. */
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(ec);
+    cert = self_signed(ec, EVP_sha256(), &cert_len);
+    n = sign_with(ec, EVP_sha256(), data, sig, sizeof(sig));
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_ECDSA_SHA256, data, strlen(data), sig, n), 0);
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data), sig, n),
+        -EWTP_EUNSUPP);
+    OPENSSL_free(cert);
+    EVP_PKEY_free(ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_digests),        cmocka_unit_test(test_hex),
         cmocka_unit_test(test_base64_rfc4648), cmocka_unit_test(test_base64_strict),
-        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_uuid),           cmocka_unit_test(test_sig_verify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,6 +105,18 @@ int ewtp_uuid_v4(const struct ewtp_host *host, char out[EWTP_UUID_STRLEN]);
 int ewtp_uuid_v5(const unsigned char ns[16], const void *name, size_t len,
                  char out[EWTP_UUID_STRLEN]);
 
+/* ---- Signature verification ------------------------------------------------------------ */
+
+/* Verifies sig over data with the public key of a DER X.509 certificate, the way the host's
+ * sign() made it (enum ewtp_sign_alg in ewtp/host.h: the data is hashed here, RSA is
+ * PKCS#1 v1.5, SM2 uses the default id, SM2/ECDSA signatures are DER (r,s)). For authority
+ * simulators and tests, which must check what a plugin signed. Returns 0 when the signature
+ * verifies, -EWTP_ECRYPTO when it does not, -EWTP_EFORMAT when cert_der is not a
+ * certificate, -EWTP_EUNSUPP when its key does not fit alg (an RSA algorithm with an EC key)
+ * or the build lacks the algorithm, -EWTP_EINVAL for NULL arguments. */
+int ewtp_sig_verify(const unsigned char *cert_der, size_t cert_len, enum ewtp_sign_alg alg,
+                    const void *data, size_t len, const unsigned char *sig, size_t sig_len);
+
 #ifdef __cplusplus
 }
 #endif
