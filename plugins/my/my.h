@@ -100,10 +100,11 @@ int my_transform_xml(struct ewtp_arena *a, const char *doc, size_t len, const ch
                      size_t *out_len);
 int my_transform_json(struct ewtp_arena *a, const char *doc, size_t len, const char **out,
                       size_t *out_len);
-/* Recomputes and checks every digest and (when check_sig) the signature value's shape of a
- * signed document: the simulator's and the tests' verifier. Returns 0, or -EWTP_ECRYPTO with
- * the DS3xx code of the first mismatch in *code and a sentence in *why. The RSA check itself
- * needs a public-key operation the SDK does not offer plugins; tests run openssl for it. */
+/* Recomputes and checks every digest of a signed document and verifies its RSA-SHA256
+ * signature value over the transformed document with the embedded certificate's key
+ * (ewtp_sig_verify): the simulator's and the tests' verifier. Returns 0, or -EWTP_ECRYPTO
+ * with the DS3xx code of the first mismatch in *code and a sentence in *why. Certificate
+ * validity, chain and subject (DS304, DS329, DS310-312) are not checked here. */
 int my_verify_digests(struct ewtp_arena *a, const char *doc, size_t len, bool json,
                       const char **code, const char **why);
 

@@ -822,5 +822,28 @@ int my_verify_digests(struct ewtp_arena *a, const char *doc, size_t len, bool js
         *why = "the signature value is empty";
         return -EWTP_ECRYPTO;
     }
+    /* MyInvois' RSA signature covers the transformed document itself, not SignedInfo. */
+    unsigned char *sig = NULL;
+    size_t sig_len = 0;
+    if (ewtp_base64_decode(a, v.sigval, strlen(v.sigval), EWTP_BASE64_ALLOW_WS, &sig, &sig_len) !=
+        0) {
+        *code = "DS333";
+        *why = "the signature value is not Base64";
+        return -EWTP_ECRYPTO;
+    }
+    rc = ewtp_sig_verify(der, der_len, EWTP_SIGN_RSA_SHA256, tr, tr_len, sig, sig_len);
+    if (rc == -EWTP_EFORMAT) {
+        *code = "DS305";
+        *why = "the certificate cannot be read";
+        return -EWTP_ECRYPTO;
+    }
+    if (rc != 0) {
+        *code = "DS333";
+        *why = rc == -EWTP_EUNSUPP
+                   ? "the certificate's key is not RSA (MyInvois signs with RSA-SHA256)"
+                   : "the signature value does not verify with the certificate's key over the "
+                     "transformed document";
+        return -EWTP_ECRYPTO;
+    }
     return 0;
 }

@@ -1,0 +1,426 @@
+"""kill -9 under load: nothing that got a 202 is lost, and all of it reaches the authority.
+
+Two scenarios, each with a fresh state directory, the real ewtpd (real SQLite file) and the
+real ZZ simulator (`ewtp-sim --country zz`) on loopback:
+
+  daemon: POST threads (keep-alive) send N messages; when about 40% were accepted, ewtpd is
+          killed with SIGKILL and restarted on the same configuration and database. Threads
+          whose request was cut wait for the daemon and go on with their next message.
+  sim:    the same load; mid-way the simulator is killed with SIGKILL and restarted on the
+          same port; deliveries that failed meanwhile are retried by ewtpd.
+
+Afterwards (bounded wait) every id that got a 202 must answer GET /v1/messages/{id} with 200
+and must have reached the simulator at least once. The simulator records ids in memory, so
+in the sim scenario "reached" is the union of the record taken just before the kill and the
+restarted simulator's record; a delivery acknowledged in the few ms between that last
+snapshot and the kill is proven by the authority reference the store holds for it.
+
+Prints sent / 202 / found after restart / reached the simulator / duplicates for each
+scenario and ends with "N passed, M failed". N is EWTP_CRASH_N (default 5000)."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("EWTP_SOURCE_DIR",
+                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
+BIN = os.path.join(BUILD, "bin")
+TOKEN = "crash-token"
+N = int(os.environ.get("EWTP_CRASH_N", "5000"))
+THREADS = 8
+KILL_AT = 0.4  # fraction of N accepted before the kill
+DEADLINE = time.monotonic() + 800  # the whole test stops by itself
+passed, failed = [], []
+
+
+def check(cond, what):
+    (passed if cond else failed).append(what)
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    return cond
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+with open(os.path.join(SRC, "plugins/template/vectors/order-basic/input.json")) as f:
+    BASE = json.load(f)
+
+
+def body_of(mid):
+    return json.dumps(dict(BASE, id=mid)).encode()
+
+
+class Env:
+    """One scenario's processes: the simulator and ewtpd, with their logs in tmp."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix="ewtp-crash-%s-" % name)
+        self.api = free_port()
+        self.sim_port = free_port()
+        os.makedirs(os.path.join(self.tmp, "run"))
+        with open(os.path.join(self.tmp, "token"), "w") as f:
+            f.write(TOKEN + "\n")
+        self.conf = os.path.join(self.tmp, "ewtpd.conf")
+        with open(self.conf, "w") as f:
+            f.write("""
+plugin_dir = "%(plugins)s";
+state_dir = "%(tmp)s/run";
+admin_socket = "%(tmp)s/run/ewtpd.sock";
+listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
+tenants = ( { id = "load"; token_file = "token"; destinations = [ "*" ]; } );
+store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+delivery = { max_attempts = 1000; max_age_ms = 3600000; base_delay_ms = 100;
+  max_delay_ms = 1000; request_timeout_ms = 2000; lease_ms = 3000; poll_interval_ms = 500;
+  scan_interval_ms = 50; workers = 2; };
+plugins = (
+  { name = "zz-test"; plugin = "zz"; settings = { sign_key = ""; };
+    transport = "https"; endpoint = "http://127.0.0.1:%(sim)d"; }
+);
+routes = ( { destination = "ZZ"; instance = "zz-test"; } );
+""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": self.tmp, "api": self.api,
+                "sim": self.sim_port})
+        self.daemon = None
+        self.sim = None
+        self.starts = 0
+
+    def start_sim(self):
+        log = open(os.path.join(self.tmp, "sim.log"), "a")
+        self.sim = subprocess.Popen(
+            [os.path.join(BIN, "ewtp-sim"), "--country", "zz", "--listen",
+             "127.0.0.1:%d" % self.sim_port, "--set", "decision_delay_ms=50"],
+            stdout=log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                if sim_get(self.sim_port, "/_sim/health")[0] == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def start_daemon(self):
+        self.starts += 1
+        log = open(os.path.join(self.tmp, "ewtpd.log"), "a")
+        log.write("---- start %d\n" % self.starts)
+        log.flush()
+        self.daemon = subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", self.conf],
+                                       stdout=log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and self.daemon.poll() is None:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.api, timeout=2)
+                c.request("GET", "/readyz")
+                ok = c.getresponse().status == 200
+                c.close()
+                if ok:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def kill9(self, p):
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+
+    def stop(self):
+        for p in (self.daemon, self.sim):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+    def log_tail(self, what, n=40):
+        try:
+            with open(os.path.join(self.tmp, what)) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+def sim_get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+    finally:
+        c.close()
+
+
+def sim_record(port):
+    """{id: count} of what the simulator received."""
+    st, rec = sim_get(port, "/_sim/received")
+    out = {}
+    items = rec.get("ids", rec.get("received", rec)) if isinstance(rec, dict) else rec
+    if isinstance(items, dict):
+        for k, v in items.items():
+            out[k] = v.get("count", 1) if isinstance(v, dict) else int(v)
+    elif isinstance(items, list):
+        for it in items:
+            if isinstance(it, dict):
+                out[it.get("id")] = int(it.get("count", 1))
+            else:
+                out[it] = out.get(it, 0) + 1
+    return out
+
+
+class Load:
+    """THREADS keep-alive POST loops over ids prefix-000000 .. prefix-N-1. A request cut by a
+    crash counts as sent without an answer; the thread then waits until the daemon is up."""
+
+    def __init__(self, env, prefix):
+        self.env = env
+        self.prefix = prefix
+        self.lock = threading.Lock()
+        self.next = 0
+        self.status = {}  # id -> HTTP status, or -1 for no answer
+        self.accepted = 0
+        self.up = threading.Event()
+        self.up.set()
+
+    def take(self):
+        with self.lock:
+            if self.next >= N:
+                return None
+            self.next += 1
+            return "%s-%06d" % (self.prefix, self.next - 1)
+
+    def worker(self):
+        conn = None
+        while time.monotonic() < DEADLINE:
+            mid = self.take()
+            if mid is None:
+                break
+            st = -1
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.env.api, timeout=30)
+                conn.request("POST", "/v1/messages", body=body_of(mid),
+                             headers={"Authorization": "Bearer " + TOKEN,
+                                      "Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                st = r.status
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                if conn:
+                    conn.close()
+                conn = None
+            with self.lock:
+                self.status[mid] = st
+                if st == 202:
+                    self.accepted += 1
+            if st == -1 or st == 503:
+                self.up.wait(timeout=60)
+                time.sleep(0.02)
+        if conn:
+            conn.close()
+
+    def run(self, at_kill):
+        threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(THREADS)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        killed = False
+        while any(t.is_alive() for t in threads) and time.monotonic() < DEADLINE:
+            if not killed and self.accepted >= int(N * KILL_AT):
+                killed = True
+                at_kill(self)
+            time.sleep(0.01)
+        for t in threads:
+            t.join(timeout=5)
+        return killed, time.monotonic() - t0
+
+
+def count_found(env, ids):
+    """How many of ids answer GET /v1/messages/{id} with 200, over THREADS connections."""
+    ids = list(ids)
+    found = [0] * THREADS
+    refs = {}
+
+    def worker(k):
+        conn = http.client.HTTPConnection("127.0.0.1", env.api, timeout=30)
+        for mid in ids[k::THREADS]:
+            for _ in range(3):
+                try:
+                    conn.request("GET", "/v1/messages/" + mid,
+                                 headers={"Authorization": "Bearer " + TOKEN})
+                    r = conn.getresponse()
+                    data = r.read()
+                    if r.status == 200:
+                        found[k] += 1
+                        refs[mid] = json.loads(data).get("authority_ref")
+                    break
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", env.api, timeout=30)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(found), refs
+
+
+def wait_reached(env, ids, earlier, limit_s):
+    """Waits until every id is in the simulator's record (or earlier); returns the record."""
+    end = time.monotonic() + limit_s
+    rec = {}
+    while time.monotonic() < min(end, DEADLINE):
+        try:
+            rec = sim_record(env.sim_port)
+        except (OSError, ValueError):
+            rec = {}
+        if all(i in rec or i in earlier for i in ids):
+            break
+        time.sleep(0.5)
+    return rec
+
+
+def report(name, load, found, reached, dups, secs):
+    sent = len(load.status)
+    accepted = sorted(i for i, s in load.status.items() if s == 202)
+    others = {}
+    for s in load.status.values():
+        if s != 202:
+            others[s] = others.get(s, 0) + 1
+    print("%s: sent %d, 202 %d, other answers %s, found after restart %d/%d, reached the "
+          "simulator %d/%d, duplicates %d, load %.1f s (%.0f POST/s)"
+          % (name, sent, len(accepted), json.dumps(others), found, len(accepted), reached,
+             len(accepted), dups, secs, sent / secs if secs else 0), flush=True)
+
+
+def scenario_daemon():
+    env = Env("daemon")
+    try:
+        if not check(env.start_sim() and env.start_daemon(), "daemon: ewtpd and the simulator start"):
+            print(env.log_tail("ewtpd.log"), env.log_tail("sim.log"))
+            return
+
+        def at_kill(load):
+            load.up.clear()
+            env.kill9(env.daemon)
+            print("daemon: ewtpd killed (SIGKILL) after %d accepted" % load.accepted, flush=True)
+            time.sleep(0.3)
+            ok = env.start_daemon()
+            check(ok, "daemon: ewtpd restarts on the same configuration and database")
+            load.up.set()
+
+        load = Load(env, "kd")
+        killed, secs = load.run(at_kill)
+        check(killed, "daemon: the kill happened mid-load")
+        check(len(load.status) == N, "daemon: all %d POSTs were sent" % N)
+        accepted = [i for i, s in load.status.items() if s == 202]
+        bad = [s for s in load.status.values() if s not in (202, 503, 429, -1)]
+        check(not bad, "daemon: no answer other than 202/429/503 (got %s)" % sorted(set(bad)))
+        cut = sum(1 for s in load.status.values() if s == -1)
+        check(cut <= 2 * THREADS, "daemon: at most %d requests cut by the kill (%d)"
+              % (2 * THREADS, cut))
+        check(len(accepted) >= N * 0.9, "daemon: at least 90%% accepted (%d)" % len(accepted))
+        found, _ = count_found(env, accepted)
+        check(found == len(accepted), "daemon: every 202 is in the store after the restart")
+        rec = wait_reached(env, accepted, {}, 240)
+        reached = sum(1 for i in accepted if i in rec)
+        dups = sum(c - 1 for i, c in rec.items() if c > 1)
+        check(reached == len(accepted), "daemon: every 202 reached the simulator")
+        unanswered_stored, _ = count_found(env, [i for i, s in load.status.items() if s == -1])
+        print("daemon: %d requests cut by the kill, %d of them stored anyway"
+              % (cut, unanswered_stored))
+        report("daemon", load, found, reached, dups, secs)
+        if reached != len(accepted):
+            print(env.log_tail("ewtpd.log"))
+    finally:
+        env.stop()
+        if not failed:
+            shutil.rmtree(env.tmp, ignore_errors=True)
+
+
+def scenario_sim():
+    env = Env("sim")
+    before = {}
+    try:
+        if not check(env.start_sim() and env.start_daemon(), "sim: ewtpd and the simulator start"):
+            print(env.log_tail("ewtpd.log"), env.log_tail("sim.log"))
+            return
+
+        def at_kill(load):
+            # The record lives in the simulator's memory: take it, then kill at once.
+            try:
+                before.update(sim_record(env.sim_port))
+            except (OSError, ValueError) as e:
+                print("sim: snapshot failed:", e)
+            env.kill9(env.sim)
+            print("sim: simulator killed (SIGKILL) after %d accepted, %d recorded"
+                  % (load.accepted, len(before)), flush=True)
+            time.sleep(1.0)  # deliveries fail meanwhile and go to retrying
+            check(env.start_sim(), "sim: the simulator restarts on the same port")
+
+        load = Load(env, "ks")
+        killed, secs = load.run(at_kill)
+        check(killed, "sim: the kill happened mid-load")
+        check(len(load.status) == N, "sim: all %d POSTs were sent" % N)
+        accepted = [i for i, s in load.status.items() if s == 202]
+        check(len(accepted) == N, "sim: every POST got 202 (%d)" % len(accepted))
+        found, _ = count_found(env, accepted)
+        check(found == len(accepted), "sim: every 202 is in the store")
+        rec = wait_reached(env, accepted, before, 240)
+        missing = [i for i in accepted if i not in rec and i not in before]
+        # Acknowledged by the first simulator after its last snapshot: the store has its ref.
+        _, refs = count_found(env, missing)
+        gap = [i for i in missing if refs.get(i)]
+        reached = len(accepted) - len(missing) + len(gap)
+        dups = sum(c - 1 for c in rec.values() if c > 1) + \
+            sum(c - 1 for c in before.values() if c > 1) + \
+            sum(1 for i in rec if i in before)
+        print("sim: %d in the first simulator's record, %d in the second's, %d in both, "
+              "%d acknowledged between the snapshot and the kill"
+              % (len(before), len(rec), sum(1 for i in rec if i in before), len(gap)))
+        check(reached == len(accepted), "sim: every 202 reached the simulator")
+        report("sim", load, found, reached, dups, secs)
+        if reached != len(accepted):
+            print("missing (first 10):", [i for i in missing if i not in gap][:10])
+            print(env.log_tail("ewtpd.log"))
+    finally:
+        env.stop()
+        if not failed:
+            shutil.rmtree(env.tmp, ignore_errors=True)
+
+
+def main():
+    which = sys.argv[1:] or ["daemon", "sim"]
+    print("N = %d messages per scenario, %d threads, kill at %d%% accepted"
+          % (N, THREADS, int(KILL_AT * 100)), flush=True)
+    if "daemon" in which:
+        scenario_daemon()
+    if "sim" in which:
+        scenario_sim()
+    print("%d passed, %d failed" % (len(passed), len(failed)), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
