@@ -654,12 +654,14 @@ int ewtp_sim_new(const char *module_path, const struct ewtp_sim_options *opt, st
     sim->prng = (uint64_t)sim->faults.seed;
     struct ewtp_settings *mod_settings = ewtp_settings_new();
     int rc = mod_settings ? 0 : -EWTP_ENOMEM;
+    /* The loop exists before the module's create, which may start timers (a spool
+     * watcher's first scan). */
+    if (rc == 0 && (sim->base = event_base_new()) == NULL)
+        rc = -EWTP_ENOMEM;
     if (rc == 0)
         rc = load_module(sim, module_path, why);
     if (rc == 0)
         rc = apply_settings(sim, opt->settings, mod_settings, why);
-    if (rc == 0 && (sim->base = event_base_new()) == NULL)
-        rc = -EWTP_ENOMEM;
     if (rc == 0 && (sim->http = evhttp_new(sim->base)) == NULL)
         rc = -EWTP_ENOMEM;
     if (rc == 0 && opt->tls_cert) {
