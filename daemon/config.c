@@ -23,6 +23,7 @@
 #include <ewtp/message.h>
 
 #include "conf_settings.h"
+#include "amqp_transport.h"
 #include "runner.h"
 
 #define TOKEN_MAX (64 * 1024)
@@ -865,8 +866,8 @@ static void load_auth(struct ld *l, const config_setting_t *pg, const char *ipre
                       struct ewtp_auth_conf *a)
 {
     static const char *const known[] = {
-        "kind",        "token_file", "token_url",          "client_id",
-        "secret_file", "scope",      "token_json_pointer", NULL};
+        "kind",  "token_file",         "token_url",  "client_id", "secret_file",
+        "scope", "token_json_pointer", "onbehalfof", NULL};
     char prefix[96];
     join(prefix, sizeof(prefix), iprefix, "auth");
     const config_setting_t *g = get_group(l, pg, iprefix, "auth");
@@ -906,6 +907,27 @@ static void load_auth(struct ld *l, const config_setting_t *pg, const char *ipre
     get_secret(l, g, prefix, "secret_file", true, &a->secret_file);
     if (get_str(l, g, prefix, "scope", false, &v) > 0)
         a->scope = dup_or_oom(l, v);
+    if (get_str(l, g, prefix, "onbehalfof", false, &v) > 0) {
+        /* A header value: TIN[:registration number], letters and digits only, so that nothing
+         * can smuggle a header line break into the token request. */
+        size_t n = strlen(v), colon = strcspn(v, ":");
+        bool ok = n > 0 && n <= 64 && colon > 0 && (colon == n || colon + 1 < n);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
+                 (v[i] >= '0' && v[i] <= '9') || (v[i] == ':' && i == colon) || v[i] == '-';
+        if (!ok || a->kind != EWTP_AUTH_OAUTH2) {
+            char s[128];
+            join(s, sizeof(s), prefix, "onbehalfof");
+            if (a->kind != EWTP_AUTH_OAUTH2)
+                ERR(l, config_setting_get_member(g, "onbehalfof"), s,
+                    "onbehalfof belongs to kind \"oauth2\" only");
+            else
+                ERR(l, config_setting_get_member(g, "onbehalfof"), s,
+                    "\"%s\" is not TIN or TIN:registration-number (letters, digits, '-')", v);
+        } else {
+            a->onbehalfof = dup_or_oom(l, v);
+        }
+    }
     if (a->kind == EWTP_AUTH_JSON_LOGIN) {
         if (get_str(l, g, prefix, "token_json_pointer", false, &v) <= 0)
             v = "/token";
@@ -917,6 +939,60 @@ static void load_auth(struct ld *l, const config_setting_t *pg, const char *ipre
         }
         a->token_json_pointer = dup_or_oom(l, v);
     }
+}
+
+/* transport "amqp": the broker, where requests go and where receipts come from. */
+static void load_amqp(struct ld *l, const config_setting_t *pg, const char *iprefix,
+                      struct ewtp_amqp_conf *a)
+{
+    static const char *const known[] = {"url",         "credentials_file",   "exchange",
+                                        "routing_key", "receipt_queue",      "content_type",
+                                        "heartbeat_s", "connect_timeout_ms", NULL};
+    char prefix[96], s[160];
+    join(prefix, sizeof(prefix), iprefix, "amqp");
+    const config_setting_t *g = get_group(l, pg, iprefix, "amqp");
+    if (g == NULL) {
+        if (config_setting_get_member(pg, "amqp") == NULL)
+            ERR(l, pg, prefix,
+                "required with transport \"amqp\": amqp = { url = \"amqp://...\"; exchange = "
+                "\"...\"; routing_key = \"...\"; }");
+        return;
+    }
+    check_known(l, g, prefix, known);
+    const char *v;
+    if (get_str(l, g, prefix, "url", true, &v) > 0) {
+        struct ewtp_amqp_url u;
+        const char *why = NULL;
+        join(s, sizeof(s), prefix, "url");
+        const config_setting_t *m = config_setting_get_member(g, "url");
+        if (ewtp_amqp_url_parse(v, &u, &why) != 0) {
+            ERR(l, m, s, "%s: %s", v, why);
+        } else {
+            /* As for https endpoints: cleartext only to this host. */
+            if (!u.tls && !is_loopback_address(u.host))
+                ERR(l, m, s,
+                    "%s: plain amqp:// is only allowed to a loopback address (127.0.0.1, ::1, "
+                    "localhost); use amqps://",
+                    v);
+            ewtp_amqp_url_clear(&u);
+            a->url = dup_or_oom(l, v);
+        }
+    }
+    get_secret(l, g, prefix, "credentials_file", false, &a->credentials_file);
+    if (get_str(l, g, prefix, "exchange", false, &v) > 0)
+        a->exchange = dup_or_oom(l, v);
+    if (get_str(l, g, prefix, "routing_key", a->exchange == NULL, &v) > 0)
+        a->routing_key = dup_or_oom(l, v);
+    if (get_str(l, g, prefix, "receipt_queue", false, &v) > 0)
+        a->receipt_queue = dup_or_oom(l, v);
+    if (get_str(l, g, prefix, "content_type", false, &v) <= 0)
+        v = "application/xml";
+    a->content_type = dup_or_oom(l, v);
+    long long n;
+    get_int(l, g, prefix, "heartbeat_s", 30, 0, 3600, &n);
+    a->heartbeat_s = (int)n;
+    get_int(l, g, prefix, "connect_timeout_ms", 10000, 100, 600000, &n);
+    a->connect_timeout_ms = n;
 }
 
 static void load_instances(struct ld *l, const config_setting_t *root)
@@ -934,6 +1010,7 @@ static void load_instances(struct ld *l, const config_setting_t *root)
                                         "spool_in",
                                         "auth",
                                         "inbound_token_file",
+                                        "amqp",
                                         NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "plugins");
@@ -1014,6 +1091,9 @@ static void load_instances(struct ld *l, const config_setting_t *root)
                 check_url(l, g, prefix, "endpoint", v);
                 in->endpoint = dup_or_oom(l, v);
             }
+        } else if (strcmp(transport, "amqp") == 0) {
+            in->transport = EWTP_TRANSPORT_AMQP;
+            load_amqp(l, g, prefix, &in->amqp);
         } else if (strcmp(transport, "spool") == 0) {
             in->transport = EWTP_TRANSPORT_SPOOL;
             if (get_path(l, g, prefix, "spool_out", true, &in->spool_out) > 0)
@@ -1027,9 +1107,9 @@ static void load_instances(struct ld *l, const config_setting_t *root)
             }
         } else {
             ERR(l, config_setting_get_member(g, "transport"), s,
-                "\"%s\" is not a transport (\"https\" or \"spool\")", transport);
+                "\"%s\" is not a transport (\"https\", \"spool\" or \"amqp\")", transport);
         }
-        if (in->transport == EWTP_TRANSPORT_HTTPS && config_setting_get_member(g, "spool_in"))
+        if (in->transport != EWTP_TRANSPORT_SPOOL && config_setting_get_member(g, "spool_in"))
             if (get_path(l, g, prefix, "spool_in", false, &in->spool_in) > 0)
                 check_dir(l, g, prefix, "spool_in", in->spool_in);
         get_file(l, g, prefix, "ca_file", false, &in->ca_file);
@@ -1314,8 +1394,15 @@ void ewtp_config_free(struct ewtp_config *c)
         free(in->auth.secret_file);
         free(in->auth.scope);
         free(in->auth.token_json_pointer);
+        free(in->auth.onbehalfof);
         free(in->inbound_token_file);
         free(in->inbound_token_sha256);
+        free(in->amqp.url);
+        free(in->amqp.credentials_file);
+        free(in->amqp.exchange);
+        free(in->amqp.routing_key);
+        free(in->amqp.receipt_queue);
+        free(in->amqp.content_type);
     }
     free(c->instances);
     for (size_t i = 0; i < c->n_routes; i++) {

@@ -45,7 +45,23 @@ struct ewtp_tenant_conf {
 };
 
 /* (Not "enum ewtp_transport": message.h has a struct of that tag.) */
-enum ewtp_transport_kind { EWTP_TRANSPORT_HTTPS = 0, EWTP_TRANSPORT_SPOOL = 1 };
+enum ewtp_transport_kind {
+    EWTP_TRANSPORT_HTTPS = 0,
+    EWTP_TRANSPORT_SPOOL = 1,
+    EWTP_TRANSPORT_AMQP = 2, /* AMQP 0-9-1 broker (amqp_transport.h) */
+};
+
+/* transport "amqp": where requests are published and receipts fetched (amqp_transport.h). */
+struct ewtp_amqp_conf {
+    char *url;                  /* "amqp://host:port/vhost" or amqps://; no password in it */
+    char *credentials_file;     /* one line "user:password"; NULL: the URL's user, or guest */
+    char *exchange;             /* "" (the default exchange) when not set */
+    char *routing_key;          /* "" when not set (then exchange is required) */
+    char *receipt_queue;        /* receipts are fetched from here; NULL: none over AMQP */
+    char *content_type;         /* of published requests without one (default application/xml) */
+    int heartbeat_s;            /* AMQP heartbeat (default 30; 0 off) */
+    int64_t connect_timeout_ms; /* TCP + TLS + login (default 10 s) */
+};
 
 enum ewtp_auth_kind {
     EWTP_AUTH_NONE = 0,
@@ -62,6 +78,8 @@ struct ewtp_auth_conf {
     char *secret_file;        /* oauth2 client secret / json_login password */
     char *scope;              /* oauth2 */
     char *token_json_pointer; /* json_login: where the token is ("/token") */
+    char *onbehalfof;         /* oauth2: "onbehalfof" header of the token request (MyInvois
+                                 intermediaries: "TIN" or "TIN:BRN"); NULL: none */
 };
 
 /* One plugin instance: a plugin .so with its own settings and delivery path. */
@@ -80,6 +98,7 @@ struct ewtp_instance_conf {
     struct ewtp_auth_conf auth;
     char *inbound_token_file; /* POST /v1/inbound/<name> needs this bearer token */
     char *inbound_token_sha256;
+    struct ewtp_amqp_conf amqp; /* transport "amqp" */
 };
 
 struct ewtp_route_conf {

@@ -28,7 +28,9 @@
 
 #include <ewtp/errors.h>
 
+#include "amqp_transport.h"
 #include "backoff.h"
+#include "batch.h"
 #include "runner.h"
 #include "store_backend.h"
 #include "httpc.h"
@@ -63,6 +65,7 @@ struct job {
     size_t n_reqs, next_req;
     char *auth_header;
     struct job *auth_next; /* waiting for its instance's token */
+    size_t split;          /* deliver_prepare: send nothing, deliver in this many pieces */
     struct ewtp_httpc_resp *resp;
     bool send; /* after the worker step: send reqs from the loop */
     struct ewtp_webhook **hooks;
@@ -89,19 +92,38 @@ struct ewtp_dispatcher {
     struct ewtp_webhooks *wh;
     char owner[128];
     bool stopped, claiming, polling, spooling;
+    struct ewtp_amqp_pool *amqp; /* broker connections of "amqp" instances (amqp_transport.h) */
+    bool amqp_fetching;
     size_t in_flight;
     struct job *jobs;
     int64_t next_requeue;
     struct token *tokens;
+    struct held *held;
+};
+
+/* Claimed messages of one (instance, batch key) waiting for their batch to fill up or for
+ * the plugin's maximum wait (batch.h). Their leases run meanwhile; a held message that is
+ * lost at shutdown is sent again when its lease expires. Loop thread only. */
+struct held {
+    struct held *next;
+    struct ewtp_dispatcher *ds;
+    char *instance, *key;
+    struct ewtp_store_msg *msgs;
+    size_t n, cap;
+    int64_t since; /* when the oldest was claimed */
+    struct event *timer;
 };
 
 /* A bearer token of an instance (OAuth2 client credentials or JSON login), fetched by the
- * host and cached until shortly before it expires. Loop thread only. */
+ * host and cached until shortly before it expires, or until the authority answers 401. One
+ * per instance: an instance is one client (and, for MyInvois intermediaries, one represented
+ * taxpayer through auth.onbehalfof). Loop thread only. */
 struct token {
     struct token *next;
     struct ewtp_dispatcher *ds;
     char *instance;
-    char *value; /* "Bearer ..." */
+    char *conf_id; /* what the token was fetched with: a reload that changes it refetches */
+    char *value;   /* "Bearer ..." */
     int64_t expires_at;
     bool fetching;
     struct job *waiting;
@@ -418,6 +440,13 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
         json_pack("{s:s,s:s}", "source", source, "op", op == EWTP_OP_CANCEL ? "cancel" : "submit");
     char *detail = det ? json_dumps(det, JSON_COMPACT) : NULL;
     json_decref(det);
+    /* As for a synchronous answer: a decision by receipt replaces the message's errors (a
+     * callback rejection keeps the authority's code and the member at fault). */
+    char *errs = NULL;
+    if (set && st != m->state)
+        errs = st == EWTP_STORE_SUBMITTED || st == EWTP_STORE_APPROVED || st == EWTP_STORE_CANCELLED
+                   ? strdup("[]")
+                   : one_error(o->pointer, o->code, o->message);
     struct ewtp_store_receipt_rec r = {.key = m->key,
                                        .set_state = set,
                                        .state = st,
@@ -425,9 +454,11 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
                                        .receipt = &rec,
                                        .detail = detail,
                                        .now = now,
-                                       .cancel_confirmed = op == EWTP_OP_CANCEL};
+                                       .cancel_confirmed = op == EWTP_OP_CANCEL,
+                                       .errors = errs};
     int rc = ewtp_store_record_receipt(store_of(j), &r);
     free(detail);
+    free(errs);
     if (rc < 0) {
         ewtpd_log(LOG_ERR, "%s/%s: cannot record a receipt: %s", m->tenant, m->id,
                   ewtp_strerror(rc));
@@ -596,6 +627,90 @@ static int spool_write(struct job *j, const char **why)
 static void interpret_done(void *arg);
 static void send_next(struct job *j);
 
+/* The plugin's byte limits (spec/plugin-abi.md) on what translate made: false when the job
+ * is done here, split into smaller batches (j->split) or its message rejected. */
+static bool fits_limits(struct job *j, const struct ewtp_out *out)
+{
+    const struct ewtp_plugin *p = j->gi->plugin;
+    const struct ewtp_document *docs = NULL;
+    size_t nd = ewtp_out_documents(out, &docs);
+    size_t *req_bytes = ewtp_arena_alloc(j->arena, (j->n_reqs + 1) * sizeof(size_t));
+    size_t *doc_bytes = ewtp_arena_alloc(j->arena, (nd + 1) * sizeof(size_t));
+    if (req_bytes == NULL || doc_bytes == NULL)
+        return true; /* the authority will say it */
+    size_t k = 0;
+    for (size_t i = 0; i < j->n_reqs; i++)
+        req_bytes[i] = j->reqs[i].body_len;
+    for (size_t i = 0; i < nd; i++) {
+        /* A document that is a request's body (the submission envelope) counts as a request. */
+        bool body = false;
+        for (size_t r = 0; r < j->n_reqs && !body; r++)
+            body = j->reqs[r].body_doc && docs[i].name &&
+                   strcmp(j->reqs[r].body_doc, docs[i].name) == 0;
+        if (!body)
+            doc_bytes[k++] = docs[i].len;
+    }
+    size_t pieces = 1, size = 0, limit = 0;
+    const char *what = NULL;
+    enum ewtp_batch_fit fit = ewtp_batch_fit(&p->batch, j->n, req_bytes, j->n_reqs, doc_bytes, k,
+                                             &pieces, &what, &size, &limit);
+    if (fit == EWTP_BATCH_FITS)
+        return true;
+    if (fit == EWTP_BATCH_SPLIT) {
+        j->split = pieces;
+        return false;
+    }
+    char *text = ewtp_store_asprintf("the %s to the %s authority would be %zu bytes; plugin %s "
+                                     "accepts at most %zu bytes per %s",
+                                     what, p->country, size, p->name, limit, what);
+    char *ej = one_error("", "size", text);
+    record_local(j, &j->msgs[0], EWTP_V_REJECTED, "size", text, ej);
+    free(ej);
+    free(text);
+    return false;
+}
+
+/* ---- amqp transport ------------------------------------------------------------------------- */
+
+/* Publishes every request to the instance's broker (worker thread, blocking). The broker's
+ * confirm reads as an empty 200 answer, as a spool write does; a failure as a transport
+ * error (status 0): the plugin's interpret decides (RETRY). */
+static void amqp_deliver(struct job *j, int64_t now)
+{
+    const struct ewtp_plugin *p = j->gi->plugin;
+    const void *state = ewtp_instance_state(j->gi->inst);
+    char *why = NULL;
+    int rc = 0;
+    size_t i = 0;
+    for (; rc == 0 && i < j->n_reqs; i++) {
+        free(why);
+        rc = ewtp_amqp_publish(j->ds->amqp, j->gi->conf, &j->reqs[i],
+                               policy_conf(j)->request_timeout_ms, &why);
+    }
+    const struct ewtp_response resp = {.status = rc == 0 ? 200 : 0,
+                                       .request_index = (unsigned)(i > 0 ? i - 1 : 0),
+                                       .transport_error = rc == 0 ? NULL : why};
+    struct ewtp_outcome *o = ewtp_arena_alloc(j->arena, j->n * sizeof(*o));
+    int irc = o ? 0 : -EWTP_ENOMEM;
+    if (irc == 0 && j->n > 1 && PLUGIN_HAS(p, interpret_batch))
+        irc = p->interpret_batch(state, j->callp, j->n, &resp, o);
+    else
+        for (size_t k = 0; irc == 0 && k < j->n; k++)
+            irc = p->interpret(state, &j->calls[k], &resp, &o[k]);
+    struct ewtp_outcome fb = {.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
+                              .code = rc == 0 ? "published" : "amqp",
+                              .message = rc == 0 ? "confirmed by the AMQP broker" : why};
+    for (size_t k = 0; k < j->n; k++) {
+        const struct ewtp_outcome *oc = irc == 0 ? &o[k] : &fb;
+        /* Nothing the broker did not confirm counts as delivered, whatever a plugin says. */
+        if (rc != 0 && oc->verdict != EWTP_V_RETRY && oc->verdict != EWTP_V_REJECTED)
+            oc = &fb;
+        record_delivery(j, &j->msgs[k], oc, j->chain_number[k], NULL, (unsigned)resp.request_index,
+                        NULL, now);
+    }
+    free(why);
+}
+
 static void deliver_prepare(void *arg)
 {
     struct job *j = arg;
@@ -657,6 +772,13 @@ static void deliver_prepare(void *arg)
         if (j->n_reqs == 0)
             rc = -EWTP_EINVAL;
     }
+    if (j->n > 1 && ewtp_errors_blocking(errs) > 0) {
+        /* translate_batch cannot say whose input it was: halve the batch until the message
+         * is alone, so that one bad message does not take the others down with it. */
+        ewtp_errors_free(errs);
+        j->split = 2;
+        return;
+    }
     if (rc != 0 || ewtp_errors_blocking(errs) > 0) {
         bool input = ewtp_errors_blocking(errs) > 0;
         char *ej = input ? errors_array(errs) : NULL;
@@ -670,6 +792,8 @@ static void deliver_prepare(void *arg)
         return;
     }
     ewtp_errors_free(errs);
+    if (!fits_limits(j, out))
+        return;
     if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
         const char *why = NULL;
         rc = spool_write(j, &why);
@@ -677,8 +801,20 @@ static void deliver_prepare(void *arg)
             struct ewtp_outcome o = {.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
                                      .code = rc == 0 ? "spooled" : "spool",
                                      .message = rc == 0 ? "written to the spool directory" : why};
+            /* Receipts of a spooled message come back as files and are correlated by the
+             * reference the plugin names for a written request (China: the CEB key), so
+             * the plugin is asked as for an empty 200 answer; only that reference is kept. */
+            struct ewtp_outcome pi = {0};
+            const struct ewtp_response sr = {.status = 200};
+            if (rc == 0 && j->n == 1 && p->interpret(state, &j->calls[i], &sr, &pi) == 0 &&
+                pi.verdict == EWTP_V_SUBMITTED)
+                o.authority_ref = pi.authority_ref;
             record_delivery(j, &j->msgs[i], &o, j->chain_number[i], NULL, 0, NULL, now);
         }
+        return;
+    }
+    if (j->gi->conf->transport == EWTP_TRANSPORT_AMQP) {
+        amqp_deliver(j, now);
         return;
     }
     read_auth(j);
@@ -795,6 +931,8 @@ static void interpret_done(void *arg)
     job_end(j);
 }
 
+static void token_refused(struct job *j);
+
 static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
 {
     struct job *j = arg;
@@ -804,6 +942,8 @@ static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
         job_end(j);
         return;
     }
+    if (resp->status == 401)
+        token_refused(j);
     if (resp->status >= 200 && resp->status < 300 && j->next_req + 1 < j->n_reqs) {
         ewtp_httpc_resp_free(resp);
         j->next_req++;
@@ -862,9 +1002,38 @@ static void send_next(struct job *j)
     free(url);
 }
 
+static void start_one(struct ewtp_dispatcher *ds, enum job_kind kind, struct ewtp_gen *gen,
+                      struct ewtp_store_msg *msgs, size_t n);
+
+/* A batch over the plugin's limits goes out as j->split smaller batches, each translated
+ * again (the leases and attempt numbers stay). */
+static void split_job(struct job *j)
+{
+    struct ewtp_dispatcher *ds = j->ds;
+    ewtpd_log(LOG_INFO,
+              "instance %s: a batch of %zu does not fit the plugin's limits or has a "
+              "refused message: sent as %zu smaller batches",
+              j->gi ? j->gi->conf->name : "?", j->n, j->split);
+    for (size_t i = 0; i < j->split && !ds->stopped; i++) {
+        size_t start = 0, len = ewtp_batch_piece(j->n, j->split, i, &start);
+        struct ewtp_store_msg *group = len ? calloc(len, sizeof(*group)) : NULL;
+        if (group == NULL)
+            continue; /* those leases expire; sent again later */
+        memcpy(group, &j->msgs[start], len * sizeof(*group));
+        memset(&j->msgs[start], 0, len * sizeof(*group));
+        start_one(ds, J_DELIVER, j->gen, group, len);
+    }
+}
+
 static void prepared(void *arg)
 {
     struct job *j = arg;
+    if (j->split > 1) {
+        send_hooks(j);
+        split_job(j);
+        job_end(j);
+        return;
+    }
     if (j->send && !j->ds->stopped) {
         send_hooks(j);
         send_next(j);
@@ -881,6 +1050,7 @@ static void prepared(void *arg)
 static void token_free(struct token *t)
 {
     free(t->instance);
+    free(t->conf_id);
     if (t->value)
         memset(t->value, 0, strlen(t->value));
     free(t->value);
@@ -987,13 +1157,16 @@ static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
     if (secret)
         memset(secret, 0, len);
     free(secret);
-    struct ewtp_header h[2] = {{"Content-Type", ctype, false},
-                               {"Accept", "application/json", false}};
+    struct ewtp_header h[3] = {{"Content-Type", ctype, false},
+                               {"Accept", "application/json", false},
+                               {"onbehalfof", a->onbehalfof, false}};
+    /* An intermediary's token represents one taxpayer (MyInvois [LOGIN]). */
+    size_t nh = a->kind == EWTP_AUTH_OAUTH2 && a->onbehalfof ? 3 : 2;
     struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
     char *why = NULL;
     t->fetching = true;
-    int rc = body ? ewtp_httpc_send(t->ds->tr, a->token_url ? a->token_url : "", "POST", h, 2, body,
-                                    strlen(body), &tls, 30000, token_answer, t, &why)
+    int rc = body ? ewtp_httpc_send(t->ds->tr, a->token_url ? a->token_url : "", "POST", h, nh,
+                                    body, strlen(body), &tls, 30000, token_answer, t, &why)
                   : -EWTP_ENOMEM;
     if (body)
         memset(body, 0, strlen(body));
@@ -1003,6 +1176,32 @@ static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
                   why ? why : ewtp_strerror(rc));
         free(why);
         token_answer(t, NULL);
+    }
+}
+
+/* What a token is fetched with (not the secret itself: its file), so that a reload that
+ * changes the instance's client, scope or represented taxpayer fetches a new one. */
+static char *token_conf_id(const struct ewtp_auth_conf *a)
+{
+    return ewtp_store_asprintf("%d\n%s\n%s\n%s\n%s\n%s", (int)a->kind,
+                               a->token_url ? a->token_url : "", a->client_id ? a->client_id : "",
+                               a->secret_file ? a->secret_file : "", a->scope ? a->scope : "",
+                               a->onbehalfof ? a->onbehalfof : "");
+}
+
+/* The authority refused j's token (401): the next request of the instance logs in again
+ * rather than reusing it until it expires. */
+static void token_refused(struct job *j)
+{
+    if (j->auth_header == NULL || j->gi == NULL)
+        return;
+    for (struct token *t = j->ds->tokens; t; t = t->next) {
+        if (strcmp(t->instance, j->gi->conf->name) == 0 && t->value &&
+            strcmp(t->value, j->auth_header) == 0) {
+            ewtpd_log(LOG_WARNING, "instance %s: the authority refused the token; logging in again",
+                      t->instance);
+            t->expires_at = 0;
+        }
     }
 }
 
@@ -1026,6 +1225,14 @@ static bool need_token(struct job *j)
         t->next = ds->tokens;
         ds->tokens = t;
     }
+    char *id = token_conf_id(&ic->auth);
+    if (id && (t->conf_id == NULL || strcmp(t->conf_id, id) != 0)) {
+        free(t->conf_id);
+        t->conf_id = id;
+        t->expires_at = 0; /* fetched with another configuration */
+        id = NULL;
+    }
+    free(id);
     /* Refreshed before it expires, so that no request goes out with a dying token. */
     if (t->value && ewtpd_now_ms() < t->expires_at - TOKEN_MARGIN_MS) {
         if (j->auth_header == NULL || strcmp(j->auth_header, t->value) != 0) {
@@ -1123,6 +1330,116 @@ static bool batchable(const struct ewtp_gen_instance *gi, const struct ewtp_stor
            strcmp(a->plugin, b->plugin) == 0 && !a->needs_chain && !b->needs_chain;
 }
 
+/* ---- batches held for their plugin's maximum wait (batch.h) ------------------------------ */
+
+static bool holdable(const struct ewtp_gen_instance *gi, const struct ewtp_store_msg *m)
+{
+    return gi && gi->plugin->batch.max_documents > 1 && PLUGIN_HAS(gi->plugin, translate_batch) &&
+           m->batch_key && !m->needs_chain;
+}
+
+static void held_free(struct held *h)
+{
+    if (h->timer)
+        event_free(h->timer);
+    ewtp_store_msgs_free(h->msgs, h->n);
+    free(h->instance);
+    free(h->key);
+    free(h);
+}
+
+static void held_unlink(struct held *h)
+{
+    struct held **pp = &h->ds->held;
+    while (*pp && *pp != h)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = h->next;
+}
+
+/* Sends what h holds, in batches of at most max_documents, and forgets h. */
+static void held_flush(struct held *h)
+{
+    struct ewtp_dispatcher *ds = h->ds;
+    held_unlink(h);
+    struct ewtp_gen *gen = ewtpd_gen_acquire(ds->d);
+    const struct ewtp_gen_instance *gi = ewtp_gen_instance(gen, h->instance);
+    size_t max = gi ? ewtp_batch_max(&gi->plugin->batch) : 1;
+    for (size_t i = 0; i < h->n && !ds->stopped;) {
+        size_t len = h->n - i < max ? h->n - i : max;
+        struct ewtp_store_msg *group = calloc(len, sizeof(*group));
+        if (group) {
+            memcpy(group, &h->msgs[i], len * sizeof(*group));
+            memset(&h->msgs[i], 0, len * sizeof(*group));
+            start_one(ds, J_DELIVER, gen, group, len);
+        }
+        i += len;
+    }
+    ewtp_gen_unref(gen);
+    held_free(h);
+}
+
+static void on_held_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    held_flush(arg);
+}
+
+/* Moves *m into the batch held for its (instance, batch key); sends the batch when it is full
+ * or has no time left to wait. */
+static void hold(struct ewtp_dispatcher *ds, const struct ewtp_gen_instance *gi,
+                 struct ewtp_store_msg *m, int64_t lease_ms)
+{
+    struct held *h = ds->held;
+    while (h && !(strcmp(h->instance, m->plugin) == 0 && strcmp(h->key, m->batch_key) == 0))
+        h = h->next;
+    int64_t now = ewtpd_now_ms();
+    if (h == NULL) {
+        h = calloc(1, sizeof(*h));
+        if (h == NULL || (h->instance = strdup(m->plugin)) == NULL ||
+            (h->key = strdup(m->batch_key)) == NULL) {
+            if (h)
+                free(h->instance);
+            free(h);
+            struct ewtp_store_msg *one = calloc(1, sizeof(*one));
+            if (one) { /* no memory to hold it: send it alone */
+                *one = *m;
+                memset(m, 0, sizeof(*m));
+                start_one(ds, J_DELIVER, ds->d->gen, one, 1);
+            }
+            return;
+        }
+        h->ds = ds;
+        h->since = now;
+        h->next = ds->held;
+        ds->held = h;
+    }
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 16;
+        struct ewtp_store_msg *a = realloc(h->msgs, cap * sizeof(*a));
+        if (a == NULL) {
+            held_flush(h); /* send what is there; m waits for its lease */
+            return;
+        }
+        h->msgs = a;
+        h->cap = cap;
+    }
+    h->msgs[h->n++] = *m;
+    memset(m, 0, sizeof(*m));
+    int64_t wait = ewtp_batch_wait(&gi->plugin->batch, h->n, h->since, now, lease_ms);
+    if (wait == 0 || ds->stopped) {
+        held_flush(h);
+        return;
+    }
+    if (h->timer == NULL) {
+        h->timer = evtimer_new(ds->d->base, on_held_timer, h);
+        struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+        if (h->timer == NULL || evtimer_add(h->timer, &tv) != 0)
+            held_flush(h);
+    }
+}
+
 static void claim_done(void *arg)
 {
     struct job *j = arg;
@@ -1148,6 +1465,10 @@ static void claim_done(void *arg)
             continue;
         used[i] = true;
         const struct ewtp_gen_instance *gi = ewtp_gen_instance(j->gen, msgs[i].plugin);
+        if (!polls && holdable(gi, &msgs[i])) {
+            hold(ds, gi, &msgs[i], policy_conf(j)->lease_ms);
+            continue;
+        }
         size_t cnt = 1;
         size_t max = gi && gi->plugin->batch.max_documents ? gi->plugin->batch.max_documents : 1;
         for (size_t k = i + 1; !polls && k < n && cnt < max; k++)
@@ -1292,7 +1613,10 @@ static void inbound_one(struct job *j, const char *source, const char *name,
             "not_found", "no message matches %s %s", to.message_id ? "id" : "authority reference",
             to.message_id ? to.message_id : (to.authority_ref ? to.authority_ref : "(none)"));
     } else {
-        record_receipt(j, m, &o, EWTP_OP_SUBMIT, data, len, source, now);
+        /* A cancellation confirmed by a receipt file (China's 624) ends the message as a
+         * cancel answer would. */
+        record_receipt(j, m, &o, o.verdict == EWTP_V_CANCELLED ? EWTP_OP_CANCEL : EWTP_OP_SUBMIT,
+                       data, len, source, now);
         json_t *r = json_pack("{s:s}", "message", m->id);
         *body = r ? json_dumps(r, JSON_COMPACT) : NULL;
         json_decref(r);
@@ -1459,6 +1783,92 @@ static void spool_scan(struct ewtp_dispatcher *ds)
     }
 }
 
+/* AMQP receipt queues: each message is one inbound item, acked once recorded. One that
+ * matches no message yet goes back to the tail of its queue (the receipt may overtake the
+ * record of its submission) for as long as a spool file would wait; then, like one no
+ * plugin recognises, it is rejected (dead-lettered when the queue has a dead-letter
+ * exchange). */
+#define AMQP_FETCH_MAX 64
+
+static enum ewtp_amqp_disposition amqp_receipt(void *arg, const struct ewtp_amqp_delivery *d)
+{
+    struct job *j = arg;
+    const char *queue = j->gi->conf->amqp.receipt_queue;
+    /* Plugins get NUL-terminated bodies, as from a spool file. */
+    char *data = malloc(d->len + 1);
+    if (data == NULL)
+        return EWTP_AMQP_LATER;
+    if (d->len)
+        memcpy(data, d->body, d->len);
+    data[d->len] = '\0';
+    int status = 400;
+    char *body = NULL;
+    inbound_one(j, "amqp", d->message_id ? d->message_id : queue, NULL, 0, data, d->len, &status,
+                &body);
+    free(data);
+    enum ewtp_amqp_disposition disp = EWTP_AMQP_ACK;
+    if (status == 404 && ewtpd_now_ms() - d->first_seen_ms <= SPOOL_UNMATCHED_KEEP_MS)
+        disp = EWTP_AMQP_LATER;
+    else if (status >= 500)
+        disp = EWTP_AMQP_LATER;
+    else if (status != 200) {
+        ewtpd_log(LOG_WARNING, "amqp %s: queue %s: message %s rejected: %s", j->gi->conf->name,
+                  queue, d->message_id ? d->message_id : "(no id)", body ? body : "");
+        disp = EWTP_AMQP_REJECT;
+    }
+    free(body);
+    return disp;
+}
+
+static void amqp_work(void *arg)
+{
+    struct job *j = arg;
+    size_t ni = ewtp_gen_instance_count(j->gen);
+    for (size_t i = 0; i < ni; i++) {
+        j->gi = ewtp_gen_instance_at(j->gen, i);
+        const struct ewtp_instance_conf *ic = j->gi->conf;
+        if (ic->transport != EWTP_TRANSPORT_AMQP || ic->amqp.receipt_queue == NULL)
+            continue;
+        size_t n = 0;
+        char *why = NULL;
+        /* Not logged here: the pool logs each outage once, and this runs every scan. */
+        ewtp_amqp_fetch(j->ds->amqp, ic, AMQP_FETCH_MAX, policy_conf(j)->request_timeout_ms,
+                        amqp_receipt, j, &n, &why);
+        free(why);
+    }
+    j->gi = NULL;
+}
+
+static void amqp_done(void *arg)
+{
+    struct job *j = arg;
+    j->ds->amqp_fetching = false;
+    job_end(j);
+}
+
+static void amqp_scan(struct ewtp_dispatcher *ds)
+{
+    if (ds->amqp_fetching || ds->amqp == NULL)
+        return;
+    struct ewtp_gen *g = ds->d->gen;
+    bool any = false;
+    for (size_t i = 0; i < ewtp_gen_instance_count(g) && !any; i++) {
+        const struct ewtp_instance_conf *ic = ewtp_gen_instance_at(g, i)->conf;
+        any = ic->transport == EWTP_TRANSPORT_AMQP && ic->amqp.receipt_queue != NULL;
+    }
+    if (!any)
+        return;
+    struct job *j = job_new(ds, J_SPOOL); /* an inbound scan like the spool's */
+    if (j == NULL)
+        return;
+    j->gen = ewtpd_gen_acquire(ds->d);
+    ds->amqp_fetching = true;
+    if (ewtp_workers_submit(ds->d->workers, amqp_work, amqp_done, j) != 0) {
+        ds->amqp_fetching = false;
+        job_free(j);
+    }
+}
+
 /* ---- cancel -------------------------------------------------------------------------------- */
 
 static void cancel_work(void *arg)
@@ -1533,6 +1943,18 @@ static void cancel_work(void *arg)
             j->body = error_body("unavailable", "%s", why);
             return;
         }
+    } else if (j->gi->conf->transport == EWTP_TRANSPORT_AMQP) {
+        /* Published now; the authority's answer comes back as a receipt. */
+        for (size_t i = 0; i < j->n_reqs; i++) {
+            char *why = NULL;
+            if (ewtp_amqp_publish(j->ds->amqp, j->gi->conf, &j->reqs[i],
+                                  policy_conf(j)->request_timeout_ms, &why) != 0) {
+                j->status = 503;
+                j->body = error_body("unavailable", "%s", why ? why : "AMQP publish failed");
+                free(why);
+                return;
+            }
+        }
     } else {
         read_auth(j);
         j->send = true;
@@ -1591,6 +2013,7 @@ static void on_scan(evutil_socket_t fd, short what, void *arg)
     claim(ds, J_CLAIM);
     claim(ds, J_POLLCLAIM);
     spool_scan(ds);
+    amqp_scan(ds);
     arm(ds);
 }
 
@@ -1618,8 +2041,9 @@ int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why)
     ds->wh = ds->tr ? ewtp_webhooks_new(d->base, ds->tr) : NULL;
     ds->scan_ev = evtimer_new(d->base, on_scan, ds);
     ds->kick_ev = event_new(d->base, -1, 0, on_kick, ds);
+    ds->amqp = ewtp_amqp_pool_new(ewtpd_log);
     d->dispatcher = ds;
-    if (!ds->tr || !ds->wh || !ds->scan_ev || !ds->kick_ev) {
+    if (!ds->tr || !ds->wh || !ds->scan_ev || !ds->kick_ev || !ds->amqp) {
         ewtp_errors_add(why, "", "internal", "dispatcher: out of memory");
         ewtp_dispatcher_free(d);
         return -EWTP_ENOMEM;
@@ -1637,6 +2061,12 @@ void ewtp_dispatcher_stop(struct ewtpd *d)
     ds->stopped = true;
     event_del(ds->scan_ev);
     event_del(ds->kick_ev);
+    /* Held batches are not sent any more: their leases expire and the next start sends them. */
+    while (ds->held) {
+        struct held *h = ds->held;
+        ds->held = h->next;
+        held_free(h);
+    }
 }
 
 void ewtp_dispatcher_free(struct ewtpd *d)
@@ -1649,6 +2079,11 @@ void ewtp_dispatcher_free(struct ewtpd *d)
     ewtp_httpc_free(ds->tr);
     while (ds->jobs)
         job_free(ds->jobs);
+    while (ds->held) {
+        struct held *h = ds->held;
+        ds->held = h->next;
+        held_free(h);
+    }
     while (ds->tokens) {
         struct token *t = ds->tokens;
         ds->tokens = t->next;
@@ -1658,6 +2093,7 @@ void ewtp_dispatcher_free(struct ewtpd *d)
         event_free(ds->scan_ev);
     if (ds->kick_ev)
         event_free(ds->kick_ev);
+    ewtp_amqp_pool_free(ds->amqp); /* no worker runs any more (workers freed first) */
     free(ds);
     d->dispatcher = NULL;
 }

@@ -585,7 +585,7 @@ int ewtp_store_record_outcome(struct ewtp_store *st, const struct ewtp_store_out
 int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_receipt_rec *r)
 {
     if (!st || !r || !r->receipt || !receipt_ok(r->receipt) || !json_object_ok(r->detail) ||
-        !chain_ok(r->chain))
+        !chain_ok(r->chain) || (r->errors && !json_array_ok(r->errors)))
         return -EWTP_EINVAL;
     if (r->set_state &&
         ((unsigned)r->state >= EWTP_STORE_STATE_COUNT || r->state == EWTP_STORE_DELIVERING))

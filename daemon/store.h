@@ -260,6 +260,9 @@ struct ewtp_store_receipt_rec {
      * (authorities cancel cleared declarations and validated invoices). Only with state
      * cancelled; every other terminal state stays as it is. */
     bool cancel_confirmed;
+    /* JSON array replacing the message's errors when the state changes (a rejection that
+     * arrives by callback names the member at fault, as a synchronous one does), or NULL. */
+    const char *errors;
 };
 /* Records a polled or inbound receipt (event "receipt"). The state changes only when
  * set_state and the message is not terminal yet (a late answer after a terminal state is

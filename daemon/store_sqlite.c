@@ -125,6 +125,7 @@ enum sql {
     Q_OUTCOME,
     Q_SET_STATE,
     Q_SET_REF,
+    Q_SET_ERRORS,
     Q_CHAIN_GET,
     Q_CHAIN_PUT,
     Q_BY_REF,
@@ -185,6 +186,7 @@ static const char *const sql_text[Q_COUNT] = {
                     " lease_until = NULL, updated_at = ?4 WHERE seq = ?1",
     [Q_SET_REF] = "UPDATE messages SET authority_ref = coalesce(?2, authority_ref),"
                   " updated_at = ?3 WHERE seq = ?1",
+    [Q_SET_ERRORS] = "UPDATE messages SET errors = ?2 WHERE seq = ?1",
     [Q_CHAIN_GET] = "SELECT number, authority_ref FROM chains WHERE key = ?1",
     [Q_CHAIN_PUT] = "INSERT INTO chains(key, number, authority_ref, updated_at)"
                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
@@ -215,6 +217,9 @@ static const char *const sql_text[Q_COUNT] = {
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    /* The store's write lock (see struct sqlite_store) and whether this connection holds it. */
+    pthread_mutex_t *wmu;
+    bool writing;
 };
 
 struct sqlite_store {
@@ -222,6 +227,11 @@ struct sqlite_store {
     struct conn w;      /* writer thread only */
     pthread_mutex_t mu; /* guards m */
     struct conn m;
+    /* One write transaction at a time across both connections, taken by BEGIN IMMEDIATE and
+     * released when the transaction ends. Without it the loser of the SQLite write lock
+     * waits in busy_timeout's sleeps (1, 2, 5 ... 25 ms), which capped group commit at a few
+     * dozen batches a second while the dispatcher was writing; a mutex wakes it at once. */
+    pthread_mutex_t wmu;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -265,12 +275,25 @@ static void reset_all(struct conn *c)
 
 static int exec_q(struct conn *c, enum sql id)
 {
+    if (id == Q_BEGIN && c->wmu && !c->writing) {
+        pthread_mutex_lock(c->wmu);
+        c->writing = true;
+    }
     sqlite3_stmt *s = q(c, id);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    int rc = s ? sqlite3_step(s) : sqlite3_errcode(c->db);
+    if (s)
+        sqlite3_reset(s);
+    rc = rc == SQLITE_DONE ? 0 : map_rc(rc ? rc : SQLITE_ERROR);
+    /* The write lock goes with the transaction: after a failed BEGIN, and once COMMIT or
+     * ROLLBACK left the connection in autocommit (a failed COMMIT may leave it open). */
+    bool ended = id == Q_BEGIN ? rc != 0
+                               : (id == Q_COMMIT || id == Q_ROLLBACK) &&
+                                     sqlite3_get_autocommit(c->db);
+    if (c->writing && ended) {
+        c->writing = false;
+        pthread_mutex_unlock(c->wmu);
+    }
+    return rc;
 }
 
 static void bind_str(sqlite3_stmt *s, int i, const char *v)
@@ -1159,6 +1182,17 @@ static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
                 sqlite3_reset(s);
             }
         }
+        if (rc == 0 && change && r->errors) {
+            sqlite3_stmt *s = q(c, Q_SET_ERRORS);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+            } else {
+                sqlite3_bind_int64(s, 1, (int64_t)r->key);
+                sqlite3_bind_text(s, 2, r->errors, -1, SQLITE_STATIC);
+                rc = step_done(s);
+                sqlite3_reset(s);
+            }
+        }
         if (rc == 0) {
             sqlite3_stmt *s = q(c, Q_SET_REF);
             if (!s) {
@@ -1505,6 +1539,7 @@ static void sq_close(void *impl)
     conn_close(&ss->w);
     conn_close(&ss->m);
     pthread_mutex_destroy(&ss->mu);
+    pthread_mutex_destroy(&ss->wmu);
     free(ss->path);
     free(ss);
 }
@@ -1645,6 +1680,9 @@ int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
     if (!ss)
         return -EWTP_ENOMEM;
     pthread_mutex_init(&ss->mu, NULL);
+    pthread_mutex_init(&ss->wmu, NULL);
+    ss->m.wmu = &ss->wmu;
+    ss->w.wmu = &ss->wmu;
     ss->path = strdup(path);
     int rc = ss->path ? 0 : -EWTP_ENOMEM;
     if (rc == 0)

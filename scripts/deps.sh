@@ -4,10 +4,10 @@
 set -eu
 want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
-      libsqlite3-dev libpq-dev libsystemd-dev openssl ca-certificates)
+      libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev openssl ca-certificates)
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev libxml2-utils xmlsec1 python3 python3-jsonschema
-         postgresql sqlite3 curl default-jre-headless libsaxonhe-java)
+         postgresql sqlite3 curl default-jre-headless libsaxonhe-java wrk rabbitmq-server)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -23,3 +23,11 @@ fi
 echo "deps: installing ${missing[*]}"
 apt-get update -q
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The package starts a system broker (and epmd) on install where it can; the AMQP test starts
+# its own on private ports, so the system one is stopped and kept from starting at boot.
+if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+  service rabbitmq-server stop >/dev/null 2>&1 || true
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now rabbitmq-server epmd.socket epmd.service >/dev/null 2>&1 || true
+  fi
+fi

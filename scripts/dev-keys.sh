@@ -14,3 +14,15 @@ for name in zz-test; do
     -keyout "$dir/$name.key" -out "$dir/$name.crt" 2>/dev/null
   chmod 0600 "$dir/$name.key"
 done
+# China (cn-sign): an SM2 key with a self-signed SM2-with-SM3 certificate, as China E-port
+# certificates are (OpenSSL 3.0 on Debian 12: genpkey -algorithm SM2, req -sm3).
+for name in cn-sign; do
+  [ -s "$dir/$name.key" ] && [ -s "$dir/$name.crt" ] && continue
+  openssl genpkey -algorithm SM2 -out "$dir/$name.key" 2>/dev/null
+  openssl req -x509 -key "$dir/$name.key" -sm3 -days 3650 \
+    -subj "/CN=ewtp DEV key $name - not for production" -out "$dir/$name.crt" 2>/dev/null
+  chmod 0600 "$dir/$name.key"
+done
+# The China instance's spool folders (the customs client's send and receive folders; in
+# development the simulator reads out/ and answers into in/). ewtpd -t checks that they exist.
+mkdir -p "$root/var/spool/cn/out" "$root/var/spool/cn/in"

@@ -11,10 +11,18 @@ if [ -x build/bin/ewtpd ] && [ -f conf/dev.conf ]; then
   scripts/dev-keys.sh "$PWD"
   # One authority simulator per built country module, on the ports conf/dev.conf names.
   declare -A sim_port=([zz]=8490 [cn]=8491 [be]=8492 [my]=8493 [rw]=8494 [et]=8495)
+  # Settings a simulator needs to answer the dev.conf instance (--set key=value each; values
+  # without spaces). be: IDMS-H7 decisions are callbacks to the be-liege instance.
+  declare -A sim_set=(
+    [be]="callback_url=http://127.0.0.1:8480/v1/inbound/be-liege callback_token=$(cat conf/be-inbound-token)"
+    [cn]="spool_out=$PWD/var/spool/cn/out spool_in=$PWD/var/spool/cn/in"
+  )
   sims=()
   for cc in "${!sim_port[@]}"; do
     [ -f "build/plugins/ewtp-sim-$cc.so" ] || continue
-    build/bin/ewtp-sim --country "$cc" --listen "127.0.0.1:${sim_port[$cc]}" \
+    sets=()
+    for kv in ${sim_set[$cc]:-}; do sets+=(--set "$kv"); done
+    build/bin/ewtp-sim --country "$cc" --listen "127.0.0.1:${sim_port[$cc]}" "${sets[@]}" \
       >"var/sim-$cc.log" 2>&1 &
     sims+=($!)
     echo "simulator $cc on http://127.0.0.1:${sim_port[$cc]} (log var/sim-$cc.log)"

@@ -139,8 +139,63 @@ static const char *const receipt_entities[] = {"OrderReturn",      "PaymentRetur
 
 static int read_ceb(struct rdoc *r, int no, const char **k, struct ewtp_outcome *o);
 
+/* The correlation key cn_correlation_key gave a request document, read back from the
+ * document itself (the original message a CEB900 carries); NULL when it cannot be told. The
+ * first entity decides: we send one per message. */
+static const char *request_key(struct ewtp_arena *a, const char *data, size_t len)
+{
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
+        data += 3;
+        len -= 3;
+    }
+    struct ewtp_xml_doc *doc = NULL;
+    if (len == 0 || ewtp_xml_parse(data, len, NULL, &doc) != 0)
+        return NULL;
+    ewtp_xml_ns_register(doc, "ceb", CN_NS_CEB);
+    const struct ewtp_xml_node *root = ewtp_xml_root(doc);
+    const char *name = ewtp_xml_node_name(root), *ns = ewtp_xml_node_ns(root);
+    int no = ns && strcmp(ns, CN_NS_CEB) == 0 && strncmp(name, "CEB", 3) == 0 ? atoi(name + 3) : 0;
+    const char *f1 = NULL, *f2 = NULL;
+    switch (no) {
+    case 311:
+    case 303:
+        f1 = "ebpCode", f2 = "orderNo";
+        break;
+    case 411:
+        f1 = "payCode", f2 = "payTransactionId";
+        break;
+    case 403:
+        f1 = "ebcCode", f2 = "orderNo";
+        break;
+    case 511:
+    case 505:
+    case 513:
+        f1 = "logisticsCode", f2 = "logisticsNo";
+        break;
+    default:
+        f1 = "copNo";
+        break;
+    }
+    const char *v1 = NULL, *v2 = NULL, *key = NULL;
+    char xp[64];
+    snprintf(xp, sizeof(xp), "(//ceb:%s)[1]", f1);
+    ewtp_xml_xpath_string(doc, NULL, xp, a, &v1);
+    if (f2) {
+        snprintf(xp, sizeof(xp), "(//ceb:%s)[1]", f2);
+        ewtp_xml_xpath_string(doc, NULL, xp, a, &v2);
+    }
+    if (no > 0 && v1 && *v1 && (f2 == NULL || (v2 && *v2))) {
+        int keyno = no == 623 ? 621 : no == 605 ? 603 : no; /* a cancel's key is its inventory's */
+        key = f2 ? ewtp_arena_printf(a, "CEB%d:%s:%s", keyno, v1, v2)
+                 : ewtp_arena_printf(a, "CEB%d:%s", keyno, v1);
+    }
+    ewtp_xml_free(doc);
+    return key;
+}
+
 /* CEB900: the message failed E-port's format check. oriBizMessage may hold the original
- * message (as XML text or Base64): then the correlation is that message's own key. */
+ * message (as XML text or Base64): then the correlation is that message's own key, which the
+ * message got when it was written (the CopMsgId is not kept by the host). */
 static int read_900(struct rdoc *r, const char **k, struct ewtp_outcome *o)
 {
     const char *status = get(r, "returnStatus");
@@ -151,6 +206,19 @@ static int read_900(struct rdoc *r, const char **k, struct ewtp_outcome *o)
     o->message = get(r, "returnInfo");
     const char *id = get(r, "oriCopMsgId");
     *k = id ? ewtp_arena_printf(r->a, "DXP:%s", id) : NULL;
+    const char *biz = get(r, "oriBizMessage");
+    if (biz && *biz) {
+        const char *key = NULL;
+        unsigned char *raw = NULL;
+        size_t raw_len = 0;
+        if (*biz == '<')
+            key = request_key(r->a, biz, strlen(biz));
+        else if (ewtp_base64_decode(r->a, biz, strlen(biz), EWTP_BASE64_ALLOW_WS, &raw, &raw_len) ==
+                 0)
+            key = request_key(r->a, (const char *)raw, raw_len);
+        if (key)
+            *k = key;
+    }
     return 0;
 }
 

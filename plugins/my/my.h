@@ -61,6 +61,9 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
 bool my_self_billed(const struct ewtp_message *m);
 const char *my_ext_string(const struct ewtp_message *m, const char *member);
 const char *my_ext_line_string(const struct ewtp_message *m, size_t i, const char *member);
+/* A note's original LHDN UUID: ext.my.original_uuid, else the authority reference of the
+ * related message that is the original invoice (same number); NULL when neither is known. */
+const char *my_original_uuid(const struct ewtp_call *c);
 /* MyInvois invoice type code "01".."14". */
 const char *my_type_code(const struct ewtp_message *m);
 /* Region -> state code "01".."17" (code or name, case-insensitive), NULL when unknown. */

@@ -321,7 +321,7 @@ static struct node *build_tree(const struct my_state *st, const struct ewtp_call
         struct node *br = el(b, root, NS_A, "BillingReference");
         struct node *r = el(b, br, NS_A, "InvoiceDocumentReference");
         leaf(b, r, "ID", inv->original_invoice);
-        const char *uuid = my_ext_string(m, "original_uuid");
+        const char *uuid = my_original_uuid(c);
         leaf(b, r, "UUID", uuid ? uuid : "NA");
     }
     doc_ref(b, root, my_ext_string(m, "customs_import_form"), "CustomsImportForm", NULL);

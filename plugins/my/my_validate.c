@@ -278,8 +278,7 @@ static void check_ext(const struct ewtp_message *m, struct ewtp_errors *errs)
     }
 }
 
-/* The original's LHDN UUID: ext.my.original_uuid, else the related original's reference. */
-static const char *original_uuid(const struct ewtp_call *c)
+const char *my_original_uuid(const struct ewtp_call *c)
 {
     const char *u = my_ext_string(c->msg, "original_uuid");
     if (u)
@@ -464,7 +463,7 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
             ewtp_errors_add(errs, "/invoice/original_invoice", "required",
                             "a credit, debit or refund note must reference the original "
                             "invoice's number");
-        else if (original_uuid(c) == NULL)
+        else if (my_original_uuid(c) == NULL)
             ewtp_errors_add(errs, "/ext/my/original_uuid", "required",
                             "a note needs the LHDN UUID of invoice %s: set ext.my.original_uuid "
                             "(NA for an invoice issued before e-invoicing), or submit the "

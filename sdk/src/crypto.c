@@ -337,8 +337,8 @@ static EVP_PKEY *pub_as_sm2(EVP_PKEY *k)
         return k;
     }
     if (!EVP_PKEY_is_a(k, "EC") ||
-        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                       &gl) != 1 ||
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &gl) !=
+            1 ||
         strcmp(group, "SM2") != 0)
         return NULL;
     OSSL_PARAM *params = NULL;

@@ -86,12 +86,12 @@ static int load_text(const char *dir, const char *text, struct ewtp_config **out
 static void test_dev_conf_loads(void **state)
 {
     struct fx *f = *state;
-    /* A copy laid out like the checkout, so ../var stays in the temp dir. */
+    /* A copy laid out like the checkout, so ../var stays in the temp dir; all of conf/, so
+     * the dev secrets dev.conf names (dev-token, be-inbound-token ...) come along. */
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "mkdir -p '%s/conf' && cp '%s/conf/dev.conf' '%s/conf/dev-token' '%s/conf/' && "
-             "'%s/scripts/dev-keys.sh' '%s'",
-             f->dir, EWTP_SOURCE_DIR, EWTP_SOURCE_DIR, f->dir, EWTP_SOURCE_DIR, f->dir);
+             "mkdir -p '%s/conf' && cp '%s/conf/'* '%s/conf/' && '%s/scripts/dev-keys.sh' '%s'",
+             f->dir, EWTP_SOURCE_DIR, f->dir, EWTP_SOURCE_DIR, f->dir);
     assert_int_equal(system(cmd), 0);
     char *p = path_in(f->dir, "conf/dev.conf");
     struct ewtp_errors *why = ewtp_errors_new();
@@ -135,7 +135,8 @@ static void test_dev_conf_loads(void **state)
     free(real_dir);
     assert_non_null(c->plugin_dir);
 
-    assert_int_equal(c->n_instances, 1);
+    /* The country instances come and go with the plugins built: zz-test is always first. */
+    assert_true(c->n_instances >= 1);
     const struct ewtp_instance_conf *in = ewtp_config_instance(c, "zz-test");
     assert_non_null(in);
     assert_string_equal(in->plugin, "zz");
@@ -145,13 +146,20 @@ static void test_dev_conf_loads(void **state)
     assert_string_equal(ewtp_settings_string(in->settings, "sign_key", NULL, NULL), "zz-test");
     assert_int_equal(in->auth.kind, EWTP_AUTH_NONE);
 
-    assert_int_equal(c->n_routes, 1);
+    assert_true(c->n_routes >= 1);
     assert_string_equal(c->routes[0].tenant, "*");
     assert_string_equal(c->routes[0].destination, "ZZ");
     assert_int_equal(c->routes[0].kinds, EWTP_KINDS_ALL);
     assert_string_equal(c->routes[0].instance, "zz-test");
-    assert_int_equal(c->n_keys, 1);
+    assert_true(c->n_keys >= 1);
     assert_non_null(strstr(c->keys[0].key_file, "/var/dev-keys/zz-test.key"));
+    /* Belgium: the simulator's callbacks authenticate with conf/be-inbound-token. */
+    const struct ewtp_instance_conf *be = ewtp_config_instance(c, "be-liege");
+    assert_non_null(be);
+    assert_string_equal(be->endpoint, "http://127.0.0.1:8492");
+    /* sha256("be-inbound-dev-token") */
+    assert_string_equal(be->inbound_token_sha256,
+                        "e90290def99b6f8462caccd0063aa7b32f7e40bb7346f1678d623dd11918dcea");
 
     /* Settings dev.conf leaves out keep the documented defaults. */
     assert_int_equal(c->delivery.max_attempts, 5);

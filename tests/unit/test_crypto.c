@@ -223,9 +223,9 @@ static void test_sig_verify(void **state)
     assert_int_equal(
         ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data), sig, n), 0);
     /* Another text, a flipped bit, a cut signature, the wrong digest: no. */
-    assert_int_equal(ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data,
-                                     strlen(data) - 1, sig, n),
-                     -EWTP_ECRYPTO);
+    assert_int_equal(
+        ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data) - 1, sig, n),
+        -EWTP_ECRYPTO);
     sig[7] ^= 1;
     assert_int_equal(
         ewtp_sig_verify(cert, cert_len, EWTP_SIGN_RSA_SHA256, data, strlen(data), sig, n),
@@ -258,8 +258,8 @@ static void test_sig_verify(void **state)
         ewtp_sig_verify(longer, cert_len + 1, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n1),
         -EWTP_EFORMAT);
     free(longer);
-    assert_int_equal(
-        ewtp_sig_verify(NULL, 0, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n1), -EWTP_EINVAL);
+    assert_int_equal(ewtp_sig_verify(NULL, 0, EWTP_SIGN_RSA_SHA1, data, strlen(data), sig, n1),
+                     -EWTP_EINVAL);
     OPENSSL_free(cert);
     EVP_PKEY_free(rsa);
 

@@ -852,12 +852,18 @@ static void test_receipts_by_ref(void **state)
     struct ewtp_store_receipt late = {.state = EWTP_STORE_REJECTED, .code = "300"};
     r.receipt = &late;
     r.state = EWTP_STORE_REJECTED;
+    r.errors = "{}"; /* errors must be an array */
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), -EWTP_EINVAL);
+    /* ... and replace the message's errors only when the state changes. */
+    r.errors = "[{\"pointer\":\"/declaration/lines/0/amount\",\"code\":\"300\",\"message\":\"x\"}]";
     assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    r.errors = NULL;
     r.key = 999999;
     assert_int_equal(ewtp_store_record_receipt(f->st, &r), -EWTP_ENOTFOUND);
 
     json_t *j = status(f->st, "t1", "p1");
     assert_string_equal(json_string_value(json_object_get(j, "state")), "approved");
+    assert_int_equal(json_array_size(json_object_get(j, "errors")), 0);
     json_t *rs = json_object_get(j, "receipts");
     assert_int_equal(json_array_size(rs), 3);
     assert_string_equal(json_string_value(json_object_get(json_array_get(rs, 1), "at")),

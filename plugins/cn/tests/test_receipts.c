@@ -176,6 +176,30 @@ static const struct expect inline_cases[] = {
      "<oriMessageType>CEB621Message</oriMessageType><oriBizMessage></oriBizMessage>"
      "</MessageReturn></CEB900Message>",
      0, V_NO, "DXP:M-1", "CEB900:-1"},
+    /* The simulator (and E-port) put the refused message into oriBizMessage: the receipt
+     * then belongs to that message's own key, which the host knows. */
+    {"900 with the original 621 (Base64)",
+     "<CEB900Message " NS " guid=\"A\" version=\"1.0\"><MessageReturn>"
+     "<guid>A</guid><returnStatus>-1</returnStatus><returnInfo>XSD</returnInfo>"
+     "<returnTime>20261122120000000</returnTime><oriCopMsgId>M-3</oriCopMsgId>"
+     "<oriMessageType>CEB621Message</"
+     "oriMessageType><oriBizMessage>"
+     "PENFQjYyMU1lc3NhZ2UgeG1sbnM9Imh0dHA6Ly93d3cuY2hpbmFwb3J0Lmdvdi5jbi9jZWIiIGd1aWQ9IkciIHZlcnNpb"
+     "249IjEuMCI+PEludmVudG9yeT48SW52ZW50b3J5SGVhZD48Z3VpZD5HPC9ndWlkPjxjb3BObz5DOTwvY29wTm8+"
+     "PC9JbnZlbnRvcnlIZWFkPjwvSW52ZW50b3J5PjwvQ0VCNjIxTWVzc2FnZT4=</oriBizMessage>"
+     "</MessageReturn></CEB900Message>",
+     0, V_NO, "CEB621:C9", "CEB900:-1"},
+    {"900 with the original 311 (XML text)",
+     "<CEB900Message " NS " guid=\"A\" version=\"1.0\"><MessageReturn>"
+     "<guid>A</guid><returnStatus>-1</returnStatus><returnInfo>XSD</returnInfo>"
+     "<returnTime>20261122120000000</returnTime><oriCopMsgId>M-4</oriCopMsgId>"
+     "<oriMessageType>CEB311Message</oriMessageType><oriBizMessage>&lt;CEB311Message "
+     "xmlns=\"http://www.chinaport.gov.cn/ceb\" guid=\"G\" "
+     "version=\"1.0\">&lt;Order>&lt;OrderHead>&lt;guid>G&lt;/guid>&lt;orderNo>SO-9&lt;/"
+     "orderNo>&lt;ebpCode>P9&lt;/ebpCode>&lt;/OrderHead>&lt;/Order>&lt;/CEB311Message></"
+     "oriBizMessage>"
+     "</MessageReturn></CEB900Message>",
+     0, V_NO, "CEB311:P9:SO-9", "CEB900:-1"},
     {"816 tax bill",
      "<CEB816Message " NS " guid=\"A\" version=\"1.0\"><Tax><TaxHeadRd>"
      "<guid>A</guid><returnTime>20261122120000000</returnTime>"

@@ -25,6 +25,9 @@ for d in "$vec"/*/; do
     if "$xsd" "$f" >"$tmp/x.log" 2>&1; then xml=$((xml + 1)); else echo "FAIL xsd $n: $(cat "$tmp/x.log")"; fail=1; fi
   done
   [ -f "$d/call.json" ] && continue # a cancellation carries no signed document
+  # translate has no --related: the note whose original UUID comes from a related message is
+  # the same document as credit-note (checked by plugin check); its XML passed the XSD above.
+  [ -d "$d/related" ] && continue
   conf="$tmp/$n.conf"
   echo "keys = ( { name = \"my-sign\"; key = \"$tmp/k.pem\"; cert = \"$tmp/c.pem\"; } );" >"$conf"
   if [ -f "$d/settings.conf" ]; then grep -v '^#' "$d/settings.conf" >>"$conf"; else

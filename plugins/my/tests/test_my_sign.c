@@ -81,7 +81,7 @@ int main(int argc, char **argv)
             printf("%-44s FAIL %s: %s\n", names[i], code, why);
             failed++;
         } else {
-            printf("%-44s ok   doc, props and cert digests equal\n", names[i]);
+            printf("%-44s ok   doc, props and cert digests equal, RSA value verifies\n", names[i]);
             verified++;
         }
         ewtp_arena_free(a);

@@ -100,6 +100,13 @@ case('foreign-currency-json', fx, settings='format = "json"; document_hash = "ba
 case('consolidated', consolidated)
 case('tax-exempt-discount', exempt)
 case('intermediary', settings='intermediary = true; taxpayer_tin = "C99999999990";')
+# A note whose original's LHDN UUID comes from the related original message (its authority
+# reference), not from ext.my.original_uuid.
+ORIGINAL = copy.deepcopy(BASE)
+ORIGINAL['id'] = 'my-original-0001'
+case('credit-note-related-uuid', note('credit_note', uuid=None),
+     related=[{'message': ORIGINAL, 'state': 'approved', 'authority_ref': 'R3LAT3D0R1G1NAL1NV01C3UU1D',
+               'tenant': 'dev'}])
 case('cancel', call={'op': 'cancel', 'authority_ref': 'F9D425P6DS7D8IU9D8I8HT2V10',
                      'reason': 'Wrong buyer details'})
 

@@ -1,0 +1,424 @@
+"""Belgium end to end: the real ewtpd (real SQLite) and real `ewtp-sim --country be` simulators
+on loopback, the simulators' IDMS decisions arriving as call-backs on POST /v1/inbound/<instance>.
+
+Three tenants, each routed to its own be instance; two simulators (a simulator has one
+call-back URL, as the EONGW has one per declarant EORI):
+  dev    -> be-e2e    plugin defaults (split check = warning), Peppol by the AP's HTTP API
+  lax    -> be-lax    h7.threshold_eur and the excise list relaxed, so that over-150 and wine
+                      consignments reach the simulator and IDMS's own rules refuse them
+  strict -> be-strict h7.split_check = "error"; everything it gets is refused before sending
+                      (its endpoint is the lax simulator, never reached).
+Checked:
+  - every valid H7 vector of plugins/be/vectors ends `approved` with an MRN (18 characters,
+    ISO 6346 check digit) as authority_ref, receipts IE928 -> IE428 -> IE429;
+  - every invalid vector is refused with 422 and the pointers of its errors.json;
+  - splitting: a warning (/parties/consignee) kept in the 202's status; an error (422) with
+    h7.split_check = "error";
+  - through the simulator: not released -> `rejected` IE451; FRCT -> IE416/FRCT; over EUR 150
+    -> IE906/H7-150 at /declaration/lines/0/amount; wine -> IE906/H7-EXCISE at .../hs_code;
+  - /v1/inbound/<instance>: 401 without or with a wrong token, 400 junk, 404 unknown LRN;
+  - Peppol through the access point stub's HTTP API (two Java runs of the official
+    validate.sh): a valid invoice is taken (submitted, AP reference), an invoice that only the
+    official schematron catches is rejected with its BR code; an MLS receipt (AP) posted to
+    /v1/inbound then makes the valid one `approved`.
+Ends with "N passed, M failed"; exit 1 on any failure."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SRC = os.environ.get("EWTP_SOURCE_DIR",
+                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
+EWTPD = os.path.join(BUILD, "bin", "ewtpd")
+SIM = os.path.join(BUILD, "bin", "ewtp-sim")
+VEC = os.path.join(SRC, "plugins/be/vectors")
+EONGW_TOKEN = "eongw-secret"
+MRN_RE = re.compile(r"[0-9]{2}BE[0-9A-Z]{12}R[0-9]")
+passed = 0
+failures = []
+
+
+def check(cond, what):
+    global passed
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if cond:
+        passed += 1
+    else:
+        failures.append(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def mrn_ok(mrn):
+    """18 characters, BE, R (H7), ISO 6346 check digit (computed here, not by the simulator)."""
+    if not isinstance(mrn, str) or not MRN_RE.fullmatch(mrn):
+        return False
+    values, v = {}, 10
+    for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        if v % 11 == 0:
+            v += 1
+        values[c] = v
+        v += 1
+    total = sum((values[c] if c.isalpha() else int(c)) * (2 ** i) for i, c in enumerate(mrn[:17]))
+    return str(total % 11 % 10) == mrn[17]
+
+
+def config(tmp, api_port, sims):
+    write(os.path.join(tmp, "dev.token"), "dev-token\n")
+    write(os.path.join(tmp, "strict.token"), "strict-token\n")
+    write(os.path.join(tmp, "lax.token"), "lax-token\n")
+    write(os.path.join(tmp, "eongw.token"), EONGW_TOKEN + "\n")
+    for name in sims:
+        write(os.path.join(tmp, "%s.inbound" % name), "inbound-%s\n" % name)
+    conf = """
+plugin_dir = "%(plugins)s";
+state_dir = "%(tmp)s/run";
+admin_socket = "%(tmp)s/run/ewtpd.sock";
+listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
+tenants = (
+  { id = "dev"; token_file = "dev.token"; destinations = [ "BE" ]; },
+  { id = "strict"; token_file = "strict.token"; destinations = [ "BE" ]; },
+  { id = "lax"; token_file = "lax.token"; destinations = [ "BE" ]; }
+);
+store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+delivery = { max_attempts = 4; max_age_ms = 600000; base_delay_ms = 100; max_delay_ms = 500;
+  request_timeout_ms = 30000; lease_ms = 60000; poll_interval_ms = 500; scan_interval_ms = 50;
+  workers = 2; };
+plugins = (
+  { name = "be-e2e"; plugin = "be"; transport = "https"; endpoint = "%(be-e2e)s";
+    inbound_token_file = "be-e2e.inbound";
+    settings = { h7 = { token_file = "eongw.token"; exchange_rates = { CNY = "0.13"; }; };
+                 peppol = { delivery = "http"; token_file = "eongw.token"; }; }; },
+  { name = "be-strict"; plugin = "be"; transport = "https"; endpoint = "%(be-lax)s";
+    settings = { h7 = { token_file = "eongw.token"; split_check = "error"; }; }; },
+  { name = "be-lax"; plugin = "be"; transport = "https"; endpoint = "%(be-lax)s";
+    inbound_token_file = "be-lax.inbound";
+    settings = { h7 = { token_file = "eongw.token"; threshold_eur = "100000.00";
+                        excise_hs_prefixes = [ "99" ]; }; }; }
+);
+routes = (
+  { tenant = "dev"; destination = "BE"; kinds = [ "declaration", "invoice" ]; instance = "be-e2e"; },
+  { tenant = "strict"; destination = "BE"; kinds = [ "declaration" ]; instance = "be-strict"; },
+  { tenant = "lax"; destination = "BE"; kinds = [ "declaration" ]; instance = "be-lax"; }
+);
+""" % dict({"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api_port},
+           **{k: "http://127.0.0.1:%d" % v["port"] for k, v in sims.items()})
+    path = os.path.join(tmp, "ewtpd.conf")
+    write(path, conf)
+    return path
+
+
+class Api:
+    def __init__(self, port):
+        self.base = "http://127.0.0.1:%d" % port
+
+    def call(self, method, path, token, body=None, raw=None, ctype="application/json"):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if token is not None:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw or b"null")
+            except ValueError:
+                return e.code, raw
+
+    def submit(self, tenant, msg):
+        return self.call("POST", "/v1/messages", tenant + "-token", msg)
+
+    def status(self, tenant, mid):
+        return self.call("GET", "/v1/messages/" + mid, tenant + "-token")
+
+    def wait_state(self, tenant, mid, states, timeout=30):
+        end = time.time() + timeout
+        st = None
+        while time.time() < end:
+            code, st = self.status(tenant, mid)
+            if code == 200 and st.get("state") in states:
+                return st
+            time.sleep(0.05)
+        return st
+
+
+def wait_port(port, proc, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def pointers(errors):
+    return sorted((e.get("pointer"), e.get("code")) for e in errors or [])
+
+
+def receipt_codes(st):
+    return [r.get("code") for r in (st or {}).get("receipts", [])]
+
+
+def approved_with_mrn(api, tenant, mid, what):
+    st = api.wait_state(tenant, mid, ["approved", "rejected", "dead"])
+    state = (st or {}).get("state")
+    ref = (st or {}).get("authority_ref")
+    check(state == "approved" and mrn_ok(ref),
+          "%s: approved with an MRN as authority_ref (%s, %s)" % (what, state, ref))
+    codes = receipt_codes(st)
+    check([c for c in codes if c in ("IE928", "IE428", "IE429")] == ["IE928", "IE428", "IE429"],
+          "%s: receipts IE928 -> IE428 -> IE429 (%s)" % (what, codes))
+    return st
+
+
+def rejected_with(api, tenant, mid, code, pointer, what):
+    st = api.wait_state(tenant, mid, ["approved", "rejected", "dead"])
+    state = (st or {}).get("state")
+    codes = receipt_codes(st)
+    errs = (st or {}).get("errors") or []
+    ok = state == "rejected" and codes and codes[-1] == code
+    if pointer:
+        ok = ok and any(e.get("pointer") == pointer for e in errs)
+    check(ok, "%s: rejected %s%s (%s, %s, %s)" % (what, code, " at " + pointer if pointer else "",
+                                                  state, codes, pointers(errs)))
+    return st
+
+
+def main():
+    for exe in (EWTPD, SIM):
+        if not os.access(exe, os.X_OK):
+            print("FAIL missing %s" % exe)
+            print("0 passed, 1 failed")
+            sys.exit(1)
+    tmp = tempfile.mkdtemp(prefix="ewtp-be-e2e-")
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    api_port = free_port()
+    sims = {}
+    procs = []
+    logs = []
+    proc = None
+    try:
+        for name in ("be-e2e", "be-lax"):
+            pf = os.path.join(tmp, name + ".port")
+            log = open(os.path.join(tmp, name + "-sim.log"), "w+")
+            logs.append((name + " simulator", log))
+            p = subprocess.Popen(
+                [SIM, "--country", "be", "--listen", "127.0.0.1:0", "--port-file", pf,
+                 "--set", "token=" + EONGW_TOKEN,
+                 "--set", "callback_url=http://127.0.0.1:%d/v1/inbound/%s" % (api_port, name),
+                 "--set", "callback_token=inbound-" + name, "--set", "decision_delay_ms=100"],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+            procs.append(p)
+            sims[name] = {"proc": p, "port_file": pf}
+        for name, s in sims.items():
+            end = time.time() + 20
+            while not os.path.exists(s["port_file"]) and time.time() < end:
+                time.sleep(0.05)
+            with open(s["port_file"]) as f:
+                s["port"] = int(f.read())
+        conf = config(tmp, api_port, sims)
+        r = subprocess.run([EWTPD, "-t", "-c", conf], capture_output=True, text=True, env=env,
+                           timeout=60)
+        check(r.returncode == 0, "ewtpd -t accepts the configuration (%s)" % (r.stdout + r.stderr).strip())
+        dlog = open(os.path.join(tmp, "ewtpd.log"), "w+")
+        logs.append(("ewtpd", dlog))
+        proc = subprocess.Popen([EWTPD, "-c", conf], stdout=dlog, stderr=subprocess.STDOUT, env=env)
+        if not wait_port(api_port, proc):
+            check(False, "ewtpd listens")
+            return
+        api = Api(api_port)
+
+        # ---- inbound authentication and junk -------------------------------------------------
+        ie429 = ('<h7:IE429 xmlns:h7="urn:ewtp:be:idms-h7:1"><h7:LRN>nobody-here</h7:LRN>'
+                 '<h7:MRN>26BE000000000099R5</h7:MRN></h7:IE429>').encode()
+        code, _ = api.call("POST", "/v1/inbound/be-e2e", None, raw=ie429, ctype="application/xml")
+        check(code == 401, "inbound without token: 401 (%s)" % code)
+        code, _ = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-lax", raw=ie429,
+                           ctype="application/xml")
+        check(code == 401, "inbound with another instance's token: 401 (%s)" % code)
+        code, _ = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-e2e", raw=b"not xml",
+                           ctype="application/xml")
+        check(code == 400, "inbound junk: 400 (%s)" % code)
+        code, _ = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-e2e", raw=ie429,
+                           ctype="application/xml")
+        check(code == 404, "inbound IE429 for an unknown LRN: 404 (%s)" % code)
+
+        # ---- every valid H7 vector: approved with an MRN --------------------------------------
+        # h7-basic first: nothing related yet, so no splitting warning.
+        h7 = sorted(d for d in os.listdir(VEC) if d.startswith("h7-"))
+        h7.remove("h7-basic")
+        h7.insert(0, "h7-basic")
+        for case in h7:
+            d = os.path.join(VEC, case)
+            rel = os.path.join(d, "related")
+            for f in sorted(os.listdir(rel)) if os.path.isdir(rel) else []:
+                code, body = api.submit("dev", load(os.path.join(rel, f)))
+                check(code == 202, "%s related %s: 202 (%s %s)" % (case, f, code, body))
+            msg = load(os.path.join(d, "input.json"))
+            code, body = api.submit("dev", msg)
+            check(code == 202 and body.get("state") == "accepted",
+                  "%s: 202 accepted (%s %s)" % (case, code, body))
+            if case == "h7-basic":
+                _, st = api.status("dev", msg["id"])
+                check(st.get("errors") == [], "h7-basic: no warnings (%s)" % st.get("errors"))
+            if case == "h7-split-warning":
+                _, st = api.status("dev", msg["id"])
+                warn = [e for e in st.get("errors", []) if e.get("pointer") == "/parties/consignee"]
+                check(len(warn) == 1 and warn[0].get("code") == "rule"
+                      and warn[0].get("severity", "warning") == "warning",
+                      "h7-split-warning: the splitting warning is kept in the status (%s)"
+                      % st.get("errors"))
+        for case in h7:
+            mid = load(os.path.join(VEC, case, "input.json"))["id"]
+            approved_with_mrn(api, "dev", mid, case)
+        st = approved_with_mrn(api, "dev", "be-h7-0008", "h7-split-warning related be-h7-0008")
+
+        # ---- not released after control: IE428 (MRN) then IE451 -> rejected ------------------
+        msg = load(os.path.join(VEC, "h7-basic", "input.json"))
+        msg["id"] = "be-h7-notrel-1"
+        code, _ = api.submit("dev", msg)
+        check(code == 202, "not-released case: 202 (%s)" % code)
+        st = rejected_with(api, "dev", "be-h7-notrel-1", "IE451", None, "not released")
+        check(mrn_ok((st or {}).get("authority_ref")) and "IE428" in receipt_codes(st),
+              "not released: MRN kept as authority_ref (%s)" % (st or {}).get("authority_ref"))
+
+        # ---- invalid vectors: 422 with the pointers of errors.json ----------------------------
+        for case in sorted(d for d in os.listdir(VEC) if d.startswith("invalid-")):
+            if case == "invalid-h7-split-error":
+                continue  # needs h7.split_check = "error": the strict tenant below
+            d = os.path.join(VEC, case)
+            want = pointers(load(os.path.join(d, "errors.json"))["errors"])
+            msg = load(os.path.join(d, "input.json"))
+            code, body = api.submit("dev", msg)
+            got = pointers(body.get("errors") if isinstance(body, dict) else None)
+            check(code == 422 and all(w in got for w in want),
+                  "%s: 422 with %s (%s %s)" % (case, want, code, got))
+            code, _ = api.status("dev", msg["id"])
+            check(code == 404, "%s: nothing stored (%s)" % (case, code))
+
+        # ---- splitting as an error (strict instance) ------------------------------------------
+        # Relations count whoever sent them (another platform, the same consignee and day): the
+        # related be-h7-0008 is the dev tenant's, stored and approved above.
+        d = os.path.join(VEC, "invalid-h7-split-error")
+        code, body = api.submit("strict", load(os.path.join(d, "input.json")))
+        got = pointers(body.get("errors") if isinstance(body, dict) else None)
+        check(code == 422 and ("/parties/consignee", "rule") in got,
+              "invalid-h7-split-error: 422 at /parties/consignee (%s %s)" % (code, got))
+
+        # ---- IDMS's own refusals through the simulator (lax instance) -------------------------
+        for case, mid, code_, ptr in (
+                ("invalid-h7-over-150", None, "IE906/H7-150", "/declaration/lines/0/amount"),
+                ("invalid-h7-excise-wine", None, "IE906/H7-EXCISE", "/declaration/lines/0/hs_code"),
+                ("h7-basic", "be-h7-frct-1", "IE416/FRCT", None)):
+            msg = load(os.path.join(VEC, case, "input.json"))
+            if mid:
+                msg["id"] = mid
+            code, body = api.submit("lax", msg)
+            check(code == 202, "lax %s: 202, the plugin lets it through (%s %s)" % (msg["id"], code, body))
+            rejected_with(api, "lax", msg["id"], code_, ptr, "lax %s" % msg["id"])
+
+        # ---- Peppol through the access point's HTTP API (two Java runs) -----------------------
+        inv = load(os.path.join(VEC, "invoice-http-access-point", "input.json"))
+        code, _ = api.submit("dev", inv)
+        check(code == 202, "invoice %s: 202 (%s)" % (inv["id"], code))
+        broken = load(os.path.join(VEC, "invoice-http-access-point", "input.json"))
+        broken["id"] = "be-inv-eas-9999"
+        broken["invoice"]["number"] = "BE-INV-9999"
+        # An EAS scheme outside the code list: the plugin does not check it, the official
+        # schematron does (BR-CL-25), so only the access point can refuse it.
+        broken["parties"]["buyer"]["endpoint"] = {"scheme": "9999", "value": "LIEGE-LOG"}
+        code, _ = api.submit("dev", broken)
+        check(code == 202, "invoice %s: 202 (%s)" % (broken["id"], code))
+        st = api.wait_state("dev", inv["id"], ["submitted", "approved", "rejected", "dead"], 90)
+        check((st or {}).get("state") == "submitted"
+              and str((st or {}).get("authority_ref", "")).startswith("AP-"),
+              "invoice %s: the access point took it, 0 fatal (%s, %s)"
+              % (inv["id"], (st or {}).get("state"), (st or {}).get("authority_ref")))
+        st = api.wait_state("dev", broken["id"], ["submitted", "approved", "rejected", "dead"], 90)
+        check((st or {}).get("state") == "rejected" and receipt_codes(st)[-1:] == ["BR-CL-25"],
+              "invoice %s: rejected by the access point with BR-CL-25 (%s, %s)"
+              % (broken["id"], (st or {}).get("state"), receipt_codes(st)))
+        with open(os.path.join(SRC, "plugins/be/tests/answers/mls-accepted.xml")) as f:
+            mls = f.read().replace("<cbc:ID>be-inv-0001</cbc:ID>", "<cbc:ID>%s</cbc:ID>" % inv["id"])
+        code, body = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-e2e", raw=mls.encode(),
+                              ctype="application/xml")
+        check(code == 200, "MLS receipt AP for %s: 200 (%s %s)" % (inv["id"], code, body))
+        st = api.wait_state("dev", inv["id"], ["approved"], 10)
+        check((st or {}).get("state") == "approved",
+              "invoice %s: approved after the MLS receipt (%s)" % (inv["id"], (st or {}).get("state")))
+
+        # ---- the simulators delivered every call-back -----------------------------------------
+        for name, s in sims.items():
+            with urllib.request.urlopen("http://127.0.0.1:%d/_sim/received" % s["port"], timeout=10) as r:
+                cbs = json.loads(r.read()).get("callbacks", {})
+            check(cbs.get("failed") == 0 and cbs.get("sent") == cbs.get("delivered"),
+                  "%s simulator: every call-back accepted by ewtpd (%s)" % (name, cbs))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = -9
+            check(rc == 0, "ewtpd exits 0 on SIGTERM (%s)" % rc)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        texts = []
+        for what, log in logs:
+            log.seek(0)
+            texts.append((what, log.read()))
+        for what, text in texts:
+            check("ERROR: AddressSanitizer" not in text and "ERROR: LeakSanitizer" not in text
+                  and "runtime error" not in text, "no sanitizer reports from %s" % what)
+        if failures:
+            for what, text in texts:
+                print("---- %s log (%s) ----" % (what, tmp))
+                print(text[-8000:])
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print("%d passed, %d failed" % (passed, len(failures)))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

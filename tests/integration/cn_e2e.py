@@ -1,0 +1,370 @@
+"""China end to end: the real ewtpd (real SQLite, a temporary configuration with a cn instance,
+transport spool, an SM2 test key made here by openssl) against the real customs simulator
+`ewtp-sim --country cn`, which watches the instance's spool_out and answers into its spool_in.
+
+1. one parcel: order (platform tenant), payment (payment company tenant), waybill (logistics
+   tenant) and inventory 621 (declarant tenant) all reach `approved`; the receipts (312/412/
+   512 120, 622 2/120/800) and the 816 tax bill are recorded on the right messages; the
+   inventory's authority reference becomes the customs invtNo; the simulator saw each
+   document once (GET /_sim/received) and validated it against the official XSD and the
+   SM2 signature.
+2. an inventory that disagrees with the order already here: 422 with the pointers.
+3. an inventory whose payment went through another channel (POSTed straight to the
+   simulator with a different amount): the gateway cannot see it, customs can: `rejected`
+   with the customs code (CEB622:-621014) in its receipts.
+4. the released inventory of 1 is cancelled (623 -> 624 399): `cancelled`.
+5. an order signed with an algorithm customs does not know: CEB900 (format check, with the
+   original message in oriBizMessage) correlated to it: `rejected`.
+Ends with "N passed, M failed"; exit 1 on any failure."""
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SRC = os.environ.get("EWTP_SOURCE_DIR",
+                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
+BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
+BIN = os.path.join(BUILD, "bin")
+VEC = os.path.join(SRC, "plugins", "cn", "vectors")
+passed = 0
+failed = []
+
+
+def check(cond, what, detail=None):
+    global passed
+    if cond:
+        passed += 1
+        print("ok   " + what, flush=True)
+    else:
+        failed.append(what)
+        print("FAIL " + what + ("" if detail is None else ": " + str(detail)[:600]), flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def http(method, url, token=None, body=None, raw=None, ctype="application/json"):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def jbody(raw):
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return None
+
+
+def wait_for(fn, timeout=20.0, step=0.1):
+    end = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > end:
+            return v
+        time.sleep(step)
+
+
+def make_keys(tmp):
+    key, crt = os.path.join(tmp, "cn-sign.key"), os.path.join(tmp, "cn-sign.crt")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out", key], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["openssl", "req", "-x509", "-key", key, "-sm3", "-out", crt, "-days", "2",
+                    "-subj", "/CN=ewtp cn e2e TEST"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return key, crt
+
+
+def config(tmp, api, key, crt):
+    for d in ("out", "in"):
+        os.makedirs(os.path.join(tmp, "spool", d), exist_ok=True)
+    tenants = ["plat", "pay", "logi", "agent", "bad"]
+    for t in tenants:
+        write(os.path.join(tmp, t + ".token"), t + "-token\n")
+    conf = """
+plugin_dir = "%(plugins)s";
+state_dir = "%(tmp)s/run";
+admin_socket = "%(tmp)s/run/ewtpd.sock";
+listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
+tenants = ( %(tenants)s );
+store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
+  request_timeout_ms = 3000; lease_ms = 20000; poll_interval_ms = 200; scan_interval_ms = 50;
+  workers = 2; };
+keys = ( { name = "cn-sign"; key = "%(key)s"; cert = "%(crt)s"; } );
+plugins = (
+  { name = "cn-test"; plugin = "cn";
+    settings = { cop_code = "3301980AGT"; cop_name = "E2E TEST BROKER";
+                 dxp_id = "DXPENT0000000001"; sign_key = "cn-sign"; };
+    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; },
+  # Signs with an algorithm URI customs does not know: the simulator's signature check fails.
+  { name = "cn-badsig"; plugin = "cn";
+    settings = { cop_code = "3301960ABC"; cop_name = "E2E TEST PLATFORM";
+                 dxp_id = "DXPENT0000000001"; sign_key = "cn-sign";
+                 signature_method_uri = "urn:example:unknown-signature-algorithm"; };
+    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; }
+);
+routes = ( { tenant = "bad"; destination = "CN"; instance = "cn-badsig"; },
+           { destination = "CN"; instance = "cn-test"; } );
+""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api, "key": key,
+       "crt": crt,
+       "tenants": ",\n  ".join('{ id = "%s"; token_file = "%s.token"; destinations = [ "CN" ]; }'
+                               % (t, t) for t in tenants)}
+    path = os.path.join(tmp, "ewtpd.conf")
+    write(path, conf)
+    return path
+
+
+def messages(suffix, order_no, waybill_no, pay_no):
+    """Order, payment, waybill and inventory of one parcel, from the plugin's golden vector
+    (import-declaration-621 and its related messages), with fresh ids and numbers."""
+    rel = os.path.join(VEC, "import-declaration-621", "related")
+    order = load(os.path.join(rel, "1-order.json"))
+    pay = load(os.path.join(rel, "2-payment.json"))
+    wb = load(os.path.join(rel, "3-waybill.json"))
+    inv = load(os.path.join(VEC, "import-declaration-621", "input.json"))
+    order["id"], pay["id"], wb["id"], inv["id"] = ("ord-" + suffix, "pay-" + suffix,
+                                                   "wb-" + suffix, "inv-" + suffix)
+    order["order"]["number"] = order_no
+    pay["payment"]["order_number"] = order_no
+    pay["payment"]["number"] = pay_no
+    wb["waybill"]["order_number"] = order_no
+    wb["waybill"]["number"] = waybill_no
+    inv["declaration"]["order_number"] = order_no
+    inv["declaration"]["waybill_number"] = waybill_no
+    inv.setdefault("ext", {}).setdefault("cn", {})["cop_no"] = ("COP" + suffix).upper()[:20]
+    return order, pay, wb, inv
+
+
+class Env:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="ewtp-cn-e2e-")
+        self.api = free_port()
+        key, crt = make_keys(self.tmp)
+        self.conf = config(self.tmp, self.api, key, crt)
+        self.base = "http://127.0.0.1:%d" % self.api
+        self.procs = []
+        chk = subprocess.run([os.path.join(BIN, "ewtpd"), "-t", "-c", self.conf],
+                             capture_output=True, text=True)
+        check(chk.returncode == 0, "ewtpd -t accepts the cn configuration", chk.stderr)
+        port_file = os.path.join(self.tmp, "sim.port")
+        self.sim_log = open(os.path.join(self.tmp, "sim.log"), "w")
+        self.procs.append(subprocess.Popen(
+            [os.path.join(BIN, "ewtp-sim"), "--country", "cn", "--listen", "127.0.0.1:0",
+             "--port-file", port_file,
+             "--set", "spool_out=" + os.path.join(self.tmp, "spool", "out"),
+             "--set", "spool_in=" + os.path.join(self.tmp, "spool", "in"),
+             "--set", "delay_ms=100", "--set", "poll_ms=50", "--set", "match_wait_ms=3000"],
+            stdout=self.sim_log, stderr=subprocess.STDOUT))
+        ok = wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 15)
+        check(bool(ok), "ewtp-sim --country cn started")
+        self.sim = "http://127.0.0.1:%s" % open(port_file).read().strip() if ok else None
+        self.d_log = open(os.path.join(self.tmp, "ewtpd.log"), "w")
+        self.procs.append(subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", self.conf],
+                                           stdout=self.d_log, stderr=subprocess.STDOUT))
+        ready = wait_for(lambda: self._ready(), 20)
+        check(ready, "ewtpd is ready")
+
+    def _ready(self):
+        try:
+            return http("GET", self.base + "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def post(self, tenant, msg):
+        st, raw = http("POST", self.base + "/v1/messages", tenant + "-token", msg)
+        return st, jbody(raw)
+
+    def get(self, tenant, mid):
+        st, raw = http("GET", self.base + "/v1/messages/" + mid, tenant + "-token")
+        return jbody(raw) if st == 200 else None
+
+    def wait_state(self, tenant, mid, states, timeout=20):
+        last = {}
+
+        def probe():
+            m = self.get(tenant, mid)
+            last["m"] = m
+            return m if m and m.get("state") in states else None
+        return wait_for(probe, timeout) or last.get("m")
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in (self.sim_log, self.d_log):
+            f.close()
+
+
+def codes(m):
+    return [r.get("code") for r in (m or {}).get("receipts", [])]
+
+
+def main():
+    env = Env()
+    keep = os.environ.get("EWTP_KEEP_TMP")
+    try:
+        if failed:
+            return
+        run(env)
+    finally:
+        env.close()
+        if failed:
+            for name in ("ewtpd.log", "sim.log"):
+                with open(os.path.join(env.tmp, name), errors="replace") as f:
+                    tail = f.read()[-3000:]
+                print("---- %s (tail)\n%s" % (name, tail))
+        if keep:
+            print("kept " + env.tmp)
+        else:
+            shutil.rmtree(env.tmp, ignore_errors=True)
+
+
+def run(env):
+    # 1. one parcel, four parties, four tenants.
+    order, pay, wb, inv = messages("a1", "SO-E2E-A1", "EXA1000000001CN", "PAY-E2E-A1")
+    for tenant, msg in (("plat", order), ("pay", pay), ("logi", wb)):
+        st, body = env.post(tenant, msg)
+        check(st == 202, "%s %s accepted (202)" % (msg["kind"], msg["id"]), (st, body))
+    for tenant, msg in (("plat", order), ("pay", pay), ("logi", wb)):
+        m = env.wait_state(tenant, msg["id"], ("approved", "rejected", "dead"))
+        check(m and m["state"] == "approved", "%s %s approved" % (msg["kind"], msg["id"]), m)
+    m = env.get("plat", order["id"])
+    check({"CEB312:2", "CEB312:120"} <= set(codes(m)), "order receipts 312 2 and 120 recorded",
+          codes(m))
+    st, body = env.post("agent", inv)
+    check(st == 202, "inventory (declarant tenant) accepted (202)", (st, body))
+    m = env.wait_state("agent", inv["id"], ("approved", "rejected", "dead"))
+    check(m and m["state"] == "approved", "inventory 621 approved (622 800 released)", m)
+    c = codes(m)
+    check({"CEB622:2", "CEB622:120", "CEB622:800"} <= set(c), "622 receipts 2/120/800 recorded",
+          c)
+    check(any(x and x.startswith("CEB816:") for x in c), "816 tax bill recorded on the inventory",
+          c)
+    ref = (m or {}).get("authority_ref") or ""
+    check(len(ref) == 18 and ref[4:8].isdigit() and ref[8] == "I",
+          "authority reference is the customs invtNo", ref)
+    st, raw = http("GET", env.sim + "/_sim/received")
+    rec = (jbody(raw) or {}).get("ids", {})
+    want = ["CEB311:3301960ABC:SO-E2E-A1", "CEB411:3301960PAY:PAY-E2E-A1",
+            "CEB511:3301980EXP:EXA1000000001CN", "CEB621:COPA1"]
+    check(all(rec.get(k, {}).get("count") == 1 for k in want),
+          "the simulator received each document once", sorted(rec))
+    sent = os.listdir(os.path.join(env.tmp, "spool", "out", "sent"))
+    check(len(sent) >= 4 and all(n.startswith("CEB") for n in sent),
+          "the simulator took the envelopes out of spool_out", sent)
+
+    # 2. an inventory that disagrees with the order already here: refused before sending.
+    bad = copy.deepcopy(inv)
+    bad["id"] = "inv-a1-bad"
+    bad["ext"]["cn"]["cop_no"] = "COPA1BAD"
+    bad["declaration"]["lines"][0]["quantity"] = "2"
+    bad["declaration"]["lines"][0]["amount"] = "398.00"
+    st, body = env.post("agent", bad)
+    ptrs = sorted(e.get("pointer") for e in (body or {}).get("errors", []))
+    check(st == 422, "inventory disagreeing with the order: 422", (st, body))
+    check("/declaration/lines/0/quantity" in ptrs and "/declaration/lines/0/amount" in ptrs,
+          "422 points at quantity and amount", ptrs)
+    check(env.get("agent", bad["id"]) is None, "the refused inventory was not stored")
+
+    # 3. the payment went through another channel: only customs sees the difference.
+    order, pay, wb, inv3 = messages("c3", "SO-E2E-C3", "EXC3000000003CN", "PAY-E2E-C3")
+    for tenant, msg in (("plat", order), ("logi", wb)):
+        st, body = env.post(tenant, msg)
+        check(st == 202, "%s %s accepted (202)" % (msg["kind"], msg["id"]), (st, body))
+    pay["payment"]["amount"] = "200.00"
+    out = os.path.join(env.tmp, "other-channel")
+    pay_file = os.path.join(env.tmp, "pay-c3.json")
+    write(pay_file, json.dumps(pay))
+    tr = subprocess.run([os.path.join(BIN, "ewtpctl"), "translate", "--plugin-dir",
+                         os.path.join(BUILD, "plugins"), "--config", env.conf, "--out", out,
+                         pay_file], capture_output=True, text=True)
+    check(tr.returncode == 0, "ewtpctl translate of the other channel's payment", tr.stderr)
+    envelope = None
+    if tr.returncode == 0:
+        reqs = load(os.path.join(out, "requests.json"))
+        r0 = (reqs.get("requests") or reqs)[0] if isinstance(reqs, (dict, list)) else None
+        body_file = r0.get("body_file") or r0.get("body") if isinstance(r0, dict) else None
+        if body_file:
+            with open(os.path.join(out, os.path.basename(body_file)), "rb") as f:
+                envelope = f.read()
+    check(envelope is not None and b"DxpMsg" in envelope, "payment envelope built", envelope)
+    if envelope:
+        st, raw = http("POST", env.sim + "/dxp", raw=envelope, ctype="application/xml")
+        check(st == 200 and b"<dxp:ResponseCode>0<" in raw,
+              "payment POSTed to customs directly (DxpRep 0)", raw)
+    for tenant, msg in (("plat", order), ("logi", wb)):
+        m = env.wait_state(tenant, msg["id"], ("approved", "rejected", "dead"))
+        check(m and m["state"] == "approved", "%s %s approved" % (msg["kind"], msg["id"]), m)
+    st, body = env.post("agent", inv3)
+    check(st == 202, "inventory without a payment at the gateway accepted (202)", (st, body))
+    m = env.wait_state("agent", inv3["id"], ("approved", "rejected", "dead"))
+    check(m and m["state"] == "rejected", "inventory rejected by customs", m)
+    check("CEB622:-621014" in codes(m), "receipt carries the customs code CEB622:-621014",
+          codes(m))
+
+    # 4. cancel the released inventory of 1 (CEB623 by invtNo -> 624 399).
+    st, raw = http("POST", env.base + "/v1/messages/inv-a1/cancel", "agent-token",
+                   {"reason": "buyer returned the order before delivery"})
+    check(st == 202, "cancel of the released inventory: 202", (st, raw))
+    m = env.wait_state("agent", "inv-a1", ("cancelled",))
+    check(m and m["state"] == "cancelled", "inventory cancelled (CEB624 399)", m)
+    check("CEB624:399" in codes(m), "624 receipt recorded", codes(m))
+
+    # 5. a signature customs cannot verify: the format-check receipt CEB900 (which carries the
+    # original message) reaches the order and rejects it.
+    order5 = messages("e5", "SO-E2E-E5", "EXE5000000005CN", "PAY-E2E-E5")[0]
+    st, body = env.post("bad", order5)
+    check(st == 202, "order with a bad signature accepted (202)", (st, body))
+    m = env.wait_state("bad", order5["id"], ("approved", "rejected", "dead"))
+    check(m and m["state"] == "rejected", "order rejected by the format check", m)
+    check("CEB900:-1" in codes(m), "CEB900 receipt recorded on the order", codes(m))
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    try:
+        main()
+    except Exception as e:  # a crash of the test is a failure, not a traceback only
+        import traceback
+        traceback.print_exc()
+        failed.append("exception: %r" % e)
+    print("%d passed, %d failed (%.1f s)" % (passed, len(failed), time.time() - t0))
+    sys.exit(1 if failed else 0)
