@@ -672,3 +672,69 @@ int ewtp_store_backlog(struct ewtp_store *st, int64_t now, uint64_t *depth, int6
         *oldest_age_ms = a;
     return rc;
 }
+
+/* ---- webhook outbox --------------------------------------------------------------------- */
+
+void ewtp_store_webhooks_free(struct ewtp_store_webhook *w, size_t n)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(w[i].tenant);
+        free(w[i].id);
+        free(w[i].state);
+    }
+    free(w);
+}
+
+int ewtp_store_webhook_enqueue(struct ewtp_store *st, uint64_t key, enum ewtp_store_state state,
+                               int64_t at, int64_t now)
+{
+    if (!st || (unsigned)state >= EWTP_STORE_STATE_COUNT)
+        return -EWTP_EINVAL;
+    now = ewtp_store_clock(now);
+    return st->ops->webhook_enqueue(st->impl, key, state, at > 0 ? at : now, now);
+}
+
+int ewtp_store_webhook_claim(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,
+                             struct ewtp_store_webhook **out, size_t *n)
+{
+    if (!st || !out || !n || lease_ms <= 0)
+        return -EWTP_EINVAL;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0)
+        return 0;
+    return st->ops->webhook_claim(st->impl, ewtp_store_clock(now), limit, lease_ms, out, n);
+}
+
+int ewtp_store_webhook_done(struct ewtp_store *st, uint64_t wid)
+{
+    if (!st)
+        return -EWTP_EINVAL;
+    return st->ops->webhook_done(st->impl, wid);
+}
+
+int ewtp_store_webhook_retry(struct ewtp_store *st, uint64_t wid, int64_t next_at,
+                             const char *error)
+{
+    if (!st)
+        return -EWTP_EINVAL;
+    return st->ops->webhook_retry(st->impl, wid, ewtp_store_clock(next_at), error);
+}
+
+int ewtp_store_webhook_give_up(struct ewtp_store *st, uint64_t wid, const char *error,
+                               int64_t now)
+{
+    if (!st)
+        return -EWTP_EINVAL;
+    return st->ops->webhook_give_up(st->impl, wid, error, ewtp_store_clock(now));
+}
+
+int ewtp_store_webhook_pending(struct ewtp_store *st, uint64_t *n)
+{
+    if (!st || !n)
+        return -EWTP_EINVAL;
+    *n = 0;
+    return st->ops->webhook_pending(st->impl, n);
+}

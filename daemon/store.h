@@ -240,6 +240,9 @@ struct ewtp_store_outcome {
     const char *detail; /* JSON object merged into the event's detail, or NULL */
     const struct ewtp_store_chain_advance *chain; /* NULL: none */
     int64_t now;
+    /* Also queue a webhook of the new state in the outbox, in the same transaction (the
+     * tenant has a webhook_url): a state change is never committed without its webhook. */
+    bool webhook;
 };
 /* Records the result of a delivery attempt: the message must be delivering with attempts ==
  * attempt (otherwise -EWTP_EINVAL: the lease was lost and someone else owns it now). Sets
@@ -263,6 +266,8 @@ struct ewtp_store_receipt_rec {
     /* JSON array replacing the message's errors when the state changes (a rejection that
      * arrives by callback names the member at fault, as a synchronous one does), or NULL. */
     const char *errors;
+    /* Queue a webhook of the new state in the same transaction, when the state changes. */
+    bool webhook;
 };
 /* Records a polled or inbound receipt (event "receipt"). The state changes only when
  * set_state and the message is not terminal yet (a late answer after a terminal state is
@@ -315,6 +320,46 @@ int ewtp_store_chain_get(struct ewtp_store *st, const char *key, int64_t *number
 int ewtp_store_related(struct ewtp_store *st, const char *const *keys, size_t n,
                        const char *exclude_tenant, const char *exclude_id,
                        struct ewtp_store_msg **out, size_t *n_out);
+
+/* ---- webhook outbox ------------------------------------------------------------------- */
+
+/* State changes waiting to be POSTed to the tenant's webhook_url. A row is queued with the
+ * state change itself (ewtp_store_outcome.webhook, ewtp_store_receipt_rec.webhook) or by
+ * ewtp_store_webhook_enqueue(), and leaves the outbox when it was delivered or given up, so
+ * a webhook survives a crash or restart of ewtpd (at least once; the receiver deduplicates
+ * on webhook-id, which the sender derives from tenant, id, state and at). */
+struct ewtp_store_webhook {
+    uint64_t wid;      /* the outbox row */
+    uint64_t key;      /* the message (ewtp_store_msg.key) */
+    char *tenant;      /* malloc'd */
+    char *id;          /* malloc'd */
+    char *state;       /* malloc'd: the state name the webhook announces */
+    int64_t at;        /* when the state changed */
+    uint32_t attempts; /* attempts started, the one of this claim included */
+    int64_t created_at;
+};
+void ewtp_store_webhooks_free(struct ewtp_store_webhook *w, size_t n);
+
+/* Queues a webhook of state for message key (at <= 0: now). */
+int ewtp_store_webhook_enqueue(struct ewtp_store *st, uint64_t key, enum ewtp_store_state state,
+                               int64_t at, int64_t now);
+/* Claims up to limit due webhooks (next attempt <= now), oldest due first: attempts + 1 and
+ * the next attempt moved to now + lease_ms in the same transaction, so that a claim whose
+ * holder dies is due again after the lease. *out as for claim_due (free with
+ * ewtp_store_webhooks_free()). */
+int ewtp_store_webhook_claim(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,
+                             struct ewtp_store_webhook **out, size_t *n);
+/* Delivered: the row leaves the outbox. -EWTP_ENOTFOUND when it is not there (any more). */
+int ewtp_store_webhook_done(struct ewtp_store *st, uint64_t wid);
+/* A failed attempt: due again at next_at; error (may be NULL) is kept as the last error. */
+int ewtp_store_webhook_retry(struct ewtp_store *st, uint64_t wid, int64_t next_at,
+                             const char *error);
+/* Given up: the row leaves the outbox and the message gets a "webhook_failed" event whose
+ * detail is {"state","attempts","error"}. */
+int ewtp_store_webhook_give_up(struct ewtp_store *st, uint64_t wid, const char *error,
+                               int64_t now);
+/* Webhooks waiting in the outbox (for metrics and tests). */
+int ewtp_store_webhook_pending(struct ewtp_store *st, uint64_t *n);
 
 /* ---- counts ----------------------------------------------------------------------------- */
 

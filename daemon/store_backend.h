@@ -54,6 +54,16 @@ struct ewtp_store_ops {
                       struct ewtp_store_msg **out, size_t *n);
     int (*poll_schedule)(void *impl, uint64_t key, int64_t at);
 
+    /* Webhook outbox (store.h). */
+    int (*webhook_enqueue)(void *impl, uint64_t key, enum ewtp_store_state state, int64_t at,
+                           int64_t now);
+    int (*webhook_claim)(void *impl, int64_t now, size_t limit, int64_t lease_ms,
+                         struct ewtp_store_webhook **out, size_t *n);
+    int (*webhook_done)(void *impl, uint64_t wid);
+    int (*webhook_retry)(void *impl, uint64_t wid, int64_t next_at, const char *error);
+    int (*webhook_give_up)(void *impl, uint64_t wid, const char *error, int64_t now);
+    int (*webhook_pending)(void *impl, uint64_t *n);
+
     /* Frees impl; called after the writer thread stopped. */
     void (*close)(void *impl);
 };

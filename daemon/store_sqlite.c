@@ -20,7 +20,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -40,6 +40,16 @@
     " WHEN new.authority_ref IS NOT NULL BEGIN"                                                  \
     " INSERT OR IGNORE INTO refs(plugin, ref, seq)"                                              \
     " VALUES(new.plugin, new.authority_ref, new.seq); END;"
+
+/* Version 3: the webhook outbox. A state change queues its webhook in the same transaction,
+ * and the row stays until the receiver took it or it was given up, so webhooks survive a
+ * restart (store.h, "webhook outbox"). */
+#define SCHEMA_V3_SQL                                                                              \
+    "CREATE TABLE IF NOT EXISTS webhooks(wid INTEGER PRIMARY KEY AUTOINCREMENT,"                  \
+    " seq INTEGER NOT NULL REFERENCES messages(seq), state TEXT NOT NULL, at INTEGER NOT NULL,"  \
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT,"           \
+    " created_at INTEGER NOT NULL);"                                                             \
+    "CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(next_at, wid);"
 
 static const char schema_sql[] =
     "CREATE TABLE messages("
@@ -70,7 +80,7 @@ static const char schema_sql[] =
     " state TEXT NOT NULL, code TEXT, message TEXT, raw BLOB);"
     "CREATE INDEX receipts_seq ON receipts(seq, rid);"
     "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
-    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL;
+    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL;
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -136,6 +146,13 @@ enum sql {
     Q_BACKLOG,
     Q_POLL_SELECT,
     Q_POLL_SET,
+    Q_WH_INSERT,
+    Q_WH_SELECT,
+    Q_WH_CLAIM,
+    Q_WH_GET,
+    Q_WH_DELETE,
+    Q_WH_RETRY,
+    Q_WH_COUNT,
     Q_COUNT,
 };
 
@@ -211,6 +228,16 @@ static const char *const sql_text[Q_COUNT] = {
                       " ORDER BY next_attempt_at, seq LIMIT ?2",
     [Q_POLL_SET] = "UPDATE messages SET next_attempt_at = ?2 WHERE seq = ?1"
                    " AND state = 'submitted'",
+    [Q_WH_INSERT] = "INSERT INTO webhooks(seq, state, at, attempts, next_at, created_at)"
+                    " VALUES(?1, ?2, ?3, 0, ?4, ?4)",
+    [Q_WH_SELECT] = "SELECT w.wid, w.seq, m.tenant, m.id, w.state, w.at, w.attempts,"
+                    " w.created_at FROM webhooks w JOIN messages m ON m.seq = w.seq"
+                    " WHERE w.next_at <= ?1 ORDER BY w.next_at, w.wid LIMIT ?2",
+    [Q_WH_CLAIM] = "UPDATE webhooks SET attempts = attempts + 1, next_at = ?2 WHERE wid = ?1",
+    [Q_WH_GET] = "SELECT seq, state, attempts FROM webhooks WHERE wid = ?1",
+    [Q_WH_DELETE] = "DELETE FROM webhooks WHERE wid = ?1",
+    [Q_WH_RETRY] = "UPDATE webhooks SET next_at = ?2, last_error = ?3 WHERE wid = ?1",
+    [Q_WH_COUNT] = "SELECT count(*) FROM webhooks",
 };
 
 /* One connection and its prepared statements (prepared on first use, kept until close). */
@@ -436,6 +463,22 @@ static int insert_receipt(struct conn *c, int64_t seq, int64_t now,
     bind_str(s, 5, r->message);
     if (r->raw)
         sqlite3_bind_blob(s, 6, r->raw, (int)r->raw_len, SQLITE_STATIC);
+    int rc = step_done(s);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Queues the webhook of a state change, in the caller's transaction. */
+static int webhook_insert(struct conn *c, int64_t seq, enum ewtp_store_state state, int64_t at,
+                          int64_t now)
+{
+    sqlite3_stmt *s = q(c, Q_WH_INSERT);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_text(s, 2, sname(state), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, at);
+    sqlite3_bind_int64(s, 4, now);
     int rc = step_done(s);
     sqlite3_reset(s);
     return rc;
@@ -1145,6 +1188,8 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
             detail_chain(d, o->chain);
             rc = insert_event(c, (int64_t)o->key, o->now, "outcome", o->state, o->attempt, d);
         }
+        if (rc == 0 && o->webhook)
+            rc = webhook_insert(c, (int64_t)o->key, o->state, o->now, o->now);
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -1217,6 +1262,8 @@ static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
             detail_chain(d, r->chain);
             rc = insert_event(c, (int64_t)r->key, r->now, "receipt", after, attempts, d);
         }
+        if (rc == 0 && change && after != cur && r->webhook)
+            rc = webhook_insert(c, (int64_t)r->key, after, r->now, r->now);
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -1523,6 +1570,179 @@ static int sq_poll_schedule(void *impl, uint64_t key, int64_t at)
     return rc;
 }
 
+/* ---- webhook outbox ----------------------------------------------------------------------- */
+
+static int sq_webhook_enqueue(void *impl, uint64_t key, enum ewtp_store_state state, int64_t at,
+                              int64_t now)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        enum ewtp_store_state cur;
+        rc = find_seq(c, (int64_t)key, &cur, NULL);
+        if (rc == 0)
+            rc = webhook_insert(c, (int64_t)key, state, at, now);
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_webhook_claim(void *impl, int64_t now, size_t limit, int64_t lease_ms,
+                            struct ewtp_store_webhook **out, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    struct ewtp_store_webhook *w = calloc(limit, sizeof(*w));
+    size_t cnt = 0;
+    int rc = w ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
+    if (rc == 0) {
+        sqlite3_stmt *s = q(c, Q_WH_SELECT);
+        if (!s) {
+            rc = map_rc(sqlite3_errcode(c->db));
+        } else {
+            sqlite3_bind_int64(s, 1, now);
+            sqlite3_bind_int64(s, 2, (int64_t)limit);
+            int x = SQLITE_DONE;
+            while (rc == 0 && cnt < limit && (x = sqlite3_step(s)) == SQLITE_ROW) {
+                struct ewtp_store_webhook *e = &w[cnt++];
+                e->wid = (uint64_t)sqlite3_column_int64(s, 0);
+                e->key = (uint64_t)sqlite3_column_int64(s, 1);
+                e->tenant = col_dup(s, 2);
+                e->id = col_dup(s, 3);
+                e->state = col_dup(s, 4);
+                e->at = sqlite3_column_int64(s, 5);
+                e->attempts = (uint32_t)sqlite3_column_int64(s, 6) + 1;
+                e->created_at = sqlite3_column_int64(s, 7);
+                if (!e->tenant || !e->id || !e->state)
+                    rc = -EWTP_ENOMEM;
+            }
+            if (rc == 0 && cnt < limit && x != SQLITE_DONE)
+                rc = map_rc(x);
+            sqlite3_reset(s);
+        }
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            s = q(c, Q_WH_CLAIM);
+            if (!s) {
+                rc = map_rc(sqlite3_errcode(c->db));
+                break;
+            }
+            sqlite3_bind_int64(s, 1, (int64_t)w[i].wid);
+            sqlite3_bind_int64(s, 2, now + lease_ms);
+            rc = step_done(s);
+            sqlite3_reset(s);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    if (rc < 0 || cnt == 0) {
+        ewtp_store_webhooks_free(w, cnt);
+        w = NULL;
+        cnt = 0;
+    }
+    *out = w;
+    *n = cnt;
+    return rc;
+}
+
+/* The message, state and attempts of outbox row wid, in the current transaction. */
+static int webhook_get(struct conn *c, uint64_t wid, int64_t *seq, enum ewtp_store_state *state,
+                       int64_t *attempts)
+{
+    sqlite3_stmt *s = q(c, Q_WH_GET);
+    if (!s)
+        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_bind_int64(s, 1, (int64_t)wid);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return -EWTP_ENOTFOUND;
+    if (rc != SQLITE_ROW)
+        return map_rc(rc);
+    *seq = sqlite3_column_int64(s, 0);
+    *state = col_state(s, 1);
+    *attempts = sqlite3_column_int64(s, 2);
+    sqlite3_reset(s);
+    return 0;
+}
+
+/* done, retry and give_up: the row must exist; one statement (and an event for give_up). */
+static int webhook_end(struct sqlite_store *ss, uint64_t wid, bool retry, int64_t next_at,
+                       const char *error, bool give_up, int64_t now)
+{
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        int64_t seq = 0, attempts = 0;
+        enum ewtp_store_state state = EWTP_STORE_ACCEPTED;
+        rc = webhook_get(c, wid, &seq, &state, &attempts);
+        sqlite3_stmt *s = rc == 0 ? q(c, retry ? Q_WH_RETRY : Q_WH_DELETE) : NULL;
+        if (rc == 0 && !s)
+            rc = map_rc(sqlite3_errcode(c->db));
+        if (rc == 0) {
+            sqlite3_bind_int64(s, 1, (int64_t)wid);
+            if (retry) {
+                sqlite3_bind_int64(s, 2, next_at);
+                bind_str(s, 3, error);
+            }
+            rc = step_done(s);
+            sqlite3_reset(s);
+        }
+        if (rc == 0 && give_up) {
+            enum ewtp_store_state cur;
+            rc = find_seq(c, seq, &cur, NULL);
+            json_t *d = rc == 0 ? json_pack("{s:s,s:I,s:s?}", "state", sname(state), "attempts",
+                                            (json_int_t)attempts, "error", error)
+                                : NULL;
+            if (rc == 0 && !d)
+                rc = -EWTP_ENOMEM;
+            if (rc == 0)
+                rc = insert_event(c, seq, now, "webhook_failed", cur, 0, d);
+            json_decref(d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_webhook_done(void *impl, uint64_t wid)
+{
+    return webhook_end(impl, wid, false, 0, NULL, false, 0);
+}
+
+static int sq_webhook_retry(void *impl, uint64_t wid, int64_t next_at, const char *error)
+{
+    return webhook_end(impl, wid, true, next_at, error, false, 0);
+}
+
+static int sq_webhook_give_up(void *impl, uint64_t wid, const char *error, int64_t now)
+{
+    return webhook_end(impl, wid, false, 0, error, true, now);
+}
+
+static int sq_webhook_pending(void *impl, uint64_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = q(c, Q_WH_COUNT);
+    int rc;
+    if (!s) {
+        rc = map_rc(sqlite3_errcode(c->db));
+    } else {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            *n = (uint64_t)sqlite3_column_int64(s, 0);
+            rc = 0;
+        } else {
+            rc = map_rc(rc ? rc : SQLITE_ERROR);
+        }
+        sqlite3_reset(s);
+    }
+    unlock(ss);
+    return rc;
+}
+
 static void conn_close(struct conn *c)
 {
     for (int i = 0; i < Q_COUNT; i++)
@@ -1618,6 +1838,12 @@ static int schema_setup(struct conn *c, const char *path, char **why)
                           NULL, NULL, &err);
         version = 2;
     }
+    if (rc == SQLITE_OK && version == 2) {
+        /* Upgrade in place: an empty outbox (webhooks queued in memory before are gone). */
+        rc = sqlite3_exec(c->db, SCHEMA_V3_SQL "INSERT INTO schema_version(version) VALUES(3);",
+                          NULL, NULL, &err);
+        version = 3;
+    }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)
             *why = ewtp_store_asprintf("store: %s has schema version %" PRId64
@@ -1665,6 +1891,12 @@ static const struct ewtp_store_ops sqlite_ops = {
     .backlog = sq_backlog,
     .claim_poll = sq_claim_poll,
     .poll_schedule = sq_poll_schedule,
+    .webhook_enqueue = sq_webhook_enqueue,
+    .webhook_claim = sq_webhook_claim,
+    .webhook_done = sq_webhook_done,
+    .webhook_retry = sq_webhook_retry,
+    .webhook_give_up = sq_webhook_give_up,
+    .webhook_pending = sq_webhook_pending,
     .close = sq_close,
 };
 

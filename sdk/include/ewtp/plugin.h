@@ -157,7 +157,7 @@ struct ewtp_outcome {
  * callback POSTed to /v1/inbound/{plugin}. */
 struct ewtp_inbound {
     size_t size;
-    const char *source; /* "spool" or "http" */
+    const char *source; /* "spool", "http" or "amqp" */
     const char *name;   /* file name, or request path */
     const struct ewtp_header *headers;
     size_t n_headers;
