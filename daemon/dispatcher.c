@@ -68,8 +68,6 @@ struct job {
     size_t split;          /* deliver_prepare: send nothing, deliver in this many pieces */
     struct ewtp_httpc_resp *resp;
     bool send; /* after the worker step: send reqs from the loop */
-    struct ewtp_webhook **hooks;
-    size_t n_hooks;
     /* cancel and inbound */
     char *tenant, *id, *reason, *instance;
     ewtpd_reply_fn reply;
@@ -159,9 +157,6 @@ static void job_free(struct job *j)
     for (size_t i = 0; i < j->n_owned; i++)
         ewtp_message_free(j->owned[i]);
     free(j->owned);
-    for (size_t i = 0; i < j->n_hooks; i++)
-        ewtp_webhook_free(j->hooks[i]);
-    free(j->hooks);
     ewtp_store_msgs_free(j->msgs, j->n);
     ewtp_arena_free(j->arena);
     free(j->calls);
@@ -213,29 +208,11 @@ static uint64_t rnd64(void)
     return r;
 }
 
-static void add_hook(struct job *j, const char *tenant, const char *id, enum ewtp_store_state state,
-                     int64_t at)
+/* A state change was recorded and the store queued its webhook in the same transaction
+ * (.webhook of the outcome or receipt): have the webhooks look at the outbox now. */
+static void hooks_kick(struct job *j)
 {
-    struct ewtp_webhook *w =
-        ewtp_webhook_prepare(j->gen, tenant, id, ewtp_store_state_name(state), at);
-    if (w == NULL)
-        return;
-    struct ewtp_webhook **n = realloc(j->hooks, (j->n_hooks + 1) * sizeof(*n));
-    if (n == NULL) {
-        ewtp_webhook_free(w);
-        return;
-    }
-    j->hooks = n;
-    j->hooks[j->n_hooks++] = w;
-}
-
-static void send_hooks(struct job *j)
-{
-    const struct ewtp_delivery_conf *c = policy_conf(j);
-    struct ewtp_backoff_policy p = policy(j);
-    for (size_t i = 0; i < j->n_hooks; i++)
-        ewtp_webhooks_send(j->ds->wh, j->hooks[i], &p, c->request_timeout_ms);
-    j->n_hooks = 0;
+    ewtp_webhooks_kick(j->ds->wh);
 }
 
 static int own(struct job *j, struct ewtp_message *m)
@@ -367,7 +344,8 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                                      .errors = errs,
                                      .detail = detail,
                                      .chain = chained ? &ch : NULL,
-                                     .now = now};
+                                     .now = now,
+                                     .webhook = ewtp_webhooks_wanted(j->gen, m->tenant)};
     int rc = ewtp_store_record_outcome(store_of(j), &out);
     if (rc == -EWTP_ERANGE && chained) {
         /* Cannot happen with one message in flight per key; keep the answer anyway. */
@@ -401,7 +379,7 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                   "6d3c1b9e0f8a4f2b9a1d7e5c4b3a2f10", m->id, m->tenant, m->plugin,
                   "attempt %u -> %s%s%s", m->attempts, ewtp_store_state_name(st),
                   code ? " " : "", code ? code : "");
-    add_hook(j, m->tenant, m->id, st, now);
+    hooks_kick(j);
 }
 
 /* A failure before anything was sent. */
@@ -455,7 +433,8 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
                                        .detail = detail,
                                        .now = now,
                                        .cancel_confirmed = op == EWTP_OP_CANCEL,
-                                       .errors = errs};
+                                       .errors = errs,
+                                       .webhook = ewtp_webhooks_wanted(j->gen, m->tenant)};
     int rc = ewtp_store_record_receipt(store_of(j), &r);
     free(detail);
     free(errs);
@@ -470,7 +449,7 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
     if (set && st != m->state && changes) {
         ewtpd_log(LOG_INFO, "%s/%s: %s receipt -> %s", m->tenant, m->id, source,
                   ewtp_store_state_name(st));
-        add_hook(j, m->tenant, m->id, st, now);
+        hooks_kick(j);
     }
 }
 
@@ -884,7 +863,6 @@ static void interpret_step(void *arg)
 static void job_end(struct job *j)
 {
     struct ewtp_dispatcher *ds = j->ds;
-    send_hooks(j);
     if (j->kind == J_DELIVER && ds->in_flight > 0)
         ds->in_flight--;
     bool kick = j->kind == J_DELIVER;
@@ -914,7 +892,6 @@ static void on_cancel_timer(evutil_socket_t fd, short what, void *arg)
 static void interpret_done(void *arg)
 {
     struct job *j = arg;
-    send_hooks(j);
     if (j->kind == J_CANCEL && j->cancel_retry_at > 0 && !j->ds->stopped) {
         int64_t d = j->cancel_retry_at - ewtpd_now_ms();
         if (d < 0)
@@ -1029,13 +1006,11 @@ static void prepared(void *arg)
 {
     struct job *j = arg;
     if (j->split > 1) {
-        send_hooks(j);
         split_job(j);
         job_end(j);
         return;
     }
     if (j->send && !j->ds->stopped) {
-        send_hooks(j);
         send_next(j);
         return;
     }
@@ -2038,7 +2013,7 @@ int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why)
     gethostname(host, sizeof(host) - 1);
     snprintf(ds->owner, sizeof(ds->owner), "%s:%ld:%" PRId64, host, (long)getpid(), ewtpd_now_ms());
     ds->tr = ewtp_httpc_new(d->base);
-    ds->wh = ds->tr ? ewtp_webhooks_new(d->base, ds->tr) : NULL;
+    ds->wh = ds->tr ? ewtp_webhooks_new(d, ds->tr) : NULL;
     ds->scan_ev = evtimer_new(d->base, on_scan, ds);
     ds->kick_ev = event_new(d->base, -1, 0, on_kick, ds);
     ds->amqp = ewtp_amqp_pool_new(ewtpd_log);

@@ -657,14 +657,14 @@ static void step_fire(struct ewtp_sim *sim, void *arg)
     run_stage(st, r, stage);
 }
 
-static void schedule(struct cn_sim *st, struct rec *r, int stage)
+static void schedule_in(struct cn_sim *st, struct rec *r, int stage, int64_t delay_ms)
 {
     struct step *s = calloc(1, sizeof(*s));
     if (s) {
         s->st = st;
         s->r = r;
         s->stage = stage;
-        s->t = ewtp_sim_timer_add(st->sim, st->delay_ms, step_fire, s);
+        s->t = ewtp_sim_timer_add(st->sim, delay_ms, step_fire, s);
     }
     if (s == NULL || s->t == NULL) {
         free(s);
@@ -675,6 +675,11 @@ static void schedule(struct cn_sim *st, struct rec *r, int stage)
     s->next = st->steps;
     st->steps = s;
     r->busy = true;
+}
+
+static void schedule(struct cn_sim *st, struct rec *r, int stage)
+{
+    schedule_in(st, r, stage, st->delay_ms);
 }
 
 static struct rec *find(struct cn_sim *st, int no, const char *key)
@@ -928,7 +933,8 @@ static void run_stage(struct cn_sim *st, struct rec *r, int stage)
             struct verdict v = {0};
             int64_t waited = ewtp_sim_now_ms(st->sim) - r->received_ms;
             if (!match_621(st, r, &v, waited >= st->match_wait_ms)) {
-                schedule(st, r, STAGE_DECIDE); /* hold until the other documents arrive */
+                /* Hold until the other documents arrive (never a busy loop). */
+                schedule_in(st, r, STAGE_DECIDE, st->delay_ms > 50 ? st->delay_ms : 50);
                 return;
             }
             if (v.code) {
@@ -1276,7 +1282,8 @@ static void take_envelope(struct cn_sim *st, const void *data, size_t len, struc
     unsigned char *payload = NULL;
     size_t plen = 0;
     if (strcmp(code, "0") == 0 &&
-        ewtp_base64_decode(a, b64, strlen(b64), EWTP_BASE64_ALLOW_WS, &payload, &plen) != 0) {
+        (b64 == NULL ||
+         ewtp_base64_decode(a, b64, strlen(b64), EWTP_BASE64_ALLOW_WS, &payload, &plen) != 0)) {
         code = "0002";
         info = "Data is not Base64";
     }

@@ -20,7 +20,7 @@ fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
 mkdir -p "$tmp/conf"
-cp "$src/conf/dev.conf" "$src/conf/dev-token" "$tmp/conf/"
+cp "$src"/conf/* "$tmp/conf/"
 "$src/scripts/dev-keys.sh" "$tmp" || fail "scripts/dev-keys.sh failed"
 
 # 1. The dev configuration is valid and its plugin is loaded from a content-named copy.
