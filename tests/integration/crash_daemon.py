@@ -142,14 +142,22 @@ routes = ( { destination = "ZZ"; instance = "zz-test"; } );
             p.wait()
 
     def stop(self):
+        """SIGTERM to both; True when ewtpd exited 0 and no sanitizer report is in the logs."""
+        rcs = []
         for p in (self.daemon, self.sim):
             if p and p.poll() is None:
                 p.terminate()
                 try:
-                    p.wait(timeout=20)
+                    p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+            rcs.append(p.returncode if p else 0)
+        logs = self.log_tail("ewtpd.log", 100000) + self.log_tail("sim.log", 100000)
+        clean = "Sanitizer" not in logs and "runtime error" not in logs
+        if not clean:
+            print("sanitizer report:\n" + logs[-4000:])
+        return rcs[0] == 0 and clean
 
     def log_tail(self, what, n=40):
         try:
@@ -358,7 +366,7 @@ def scenario_daemon():
         if reached != len(accepted):
             print(env.log_tail("ewtpd.log"))
     finally:
-        env.stop()
+        check(env.stop(), "%s: ewtpd stops cleanly, no sanitizer report" % env.name)
         if not failed:
             shutil.rmtree(env.tmp, ignore_errors=True)
 
@@ -409,7 +417,7 @@ def scenario_sim():
             print("missing (first 10):", [i for i in missing if i not in gap][:10])
             print(env.log_tail("ewtpd.log"))
     finally:
-        env.stop()
+        check(env.stop(), "%s: ewtpd stops cleanly, no sanitizer report" % env.name)
         if not failed:
             shutil.rmtree(env.tmp, ignore_errors=True)
 

@@ -88,7 +88,7 @@ def main():
               "(%.1f accepts per commit)" % (total, THREADS, secs, total / secs, commits,
                                              len(accepted) / commits if commits else 0))
     finally:
-        env.stop()
+        check(env.stop(), "ewtpd stops cleanly, no sanitizer report")
         if not failed:
             shutil.rmtree(env.tmp, ignore_errors=True)
     print("%d passed, %d failed" % (len(passed), len(failed)), flush=True)

@@ -170,7 +170,7 @@ def main():
         states2 = [json.loads(b)["state"] for b in refused]
         check(len(states2) == len(set(states2)), "a refused webhook is not retried (%s)" % states2)
     finally:
-        env.stop()
+        check(env.stop(), "ewtpd stops cleanly, no sanitizer report")
         if server:
             server.shutdown()
         if not failed:

@@ -1061,6 +1061,152 @@ static void test_newer_schema_refused(void **state)
     free(why);
 }
 
+/* ---- webhook outbox ------------------------------------------------------------------------ */
+
+static size_t wh_claim(struct ewtp_store *st, int64_t now, struct ewtp_store_webhook **w)
+{
+    size_t n = 99;
+    assert_int_equal(ewtp_store_webhook_claim(st, now, 10, 5000, w, &n), 0);
+    return n;
+}
+
+static uint64_t wh_pending(struct ewtp_store *st)
+{
+    uint64_t n = 99;
+    assert_int_equal(ewtp_store_webhook_pending(st, &n), 0);
+    return n;
+}
+
+static void test_webhook_outbox(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "w1", NULL, T0);
+    accept_ok(f->st, "t1", "w2", NULL, T0);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 2, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 2);
+    uint64_t k1 = c[0].key, k2 = c[1].key;
+    ewtp_store_msgs_free(c, n);
+
+    /* The webhook is queued with the state change, only when asked for. */
+    struct ewtp_store_outcome o = {
+        .key = k1, .attempt = 1, .state = EWTP_STORE_SUBMITTED, .now = T0 + 1, .webhook = true};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    outcome(f->st, k2, 1, EWTP_STORE_SUBMITTED, 0, 0);
+    assert_int_equal(wh_pending(f->st), 1);
+    /* A failed outcome (lost lease) queues nothing either. */
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_EINVAL);
+    assert_int_equal(wh_pending(f->st), 1);
+
+    struct ewtp_store_receipt rec = {.state = EWTP_STORE_APPROVED, .code = "OK"};
+    struct ewtp_store_receipt_rec r = {.key = k1,
+                                       .set_state = true,
+                                       .state = EWTP_STORE_APPROVED,
+                                       .receipt = &rec,
+                                       .now = T0 + 2,
+                                       .webhook = true};
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    assert_int_equal(wh_pending(f->st), 2);
+    /* A late receipt that changes nothing (terminal already) queues nothing. */
+    r.now = T0 + 3;
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    assert_int_equal(wh_pending(f->st), 2);
+
+    /* Claims: oldest first, leased. */
+    struct ewtp_store_webhook *w = NULL;
+    assert_int_equal(wh_claim(f->st, T0 + 10, &w), 2);
+    assert_string_equal(w[0].tenant, "t1");
+    assert_string_equal(w[0].id, "w1");
+    assert_string_equal(w[0].state, "submitted");
+    assert_int_equal(w[0].at, T0 + 1);
+    assert_int_equal(w[0].attempts, 1);
+    assert_int_equal(w[0].key, k1);
+    assert_string_equal(w[1].state, "approved");
+    assert_int_equal(w[1].at, T0 + 2);
+    uint64_t sub = w[0].wid, appr = w[1].wid;
+    ewtp_store_webhooks_free(w, 2);
+    w = NULL;
+    assert_int_equal(wh_claim(f->st, T0 + 10, &w), 0);
+    assert_null(w);
+    /* The claimer died: due again after the lease, attempts counted. */
+    assert_int_equal(wh_claim(f->st, T0 + 5010, &w), 2);
+    assert_int_equal(w[0].attempts, 2);
+    ewtp_store_webhooks_free(w, 2);
+
+    /* Retry: due again at next_at, not before. */
+    assert_int_equal(ewtp_store_webhook_retry(f->st, sub, T0 + 20000, "HTTP 503"), 0);
+    assert_int_equal(wh_claim(f->st, T0 + 19999, &w), 1);
+    assert_int_equal(w[0].wid, appr);
+    ewtp_store_webhooks_free(w, 1);
+    assert_int_equal(wh_claim(f->st, T0 + 20000, &w), 1);
+    assert_int_equal(w[0].wid, sub);
+    assert_int_equal(w[0].attempts, 3);
+    ewtp_store_webhooks_free(w, 1);
+
+    /* Done leaves the outbox; give-up too, with an event on the message. */
+    assert_int_equal(ewtp_store_webhook_done(f->st, sub), 0);
+    assert_int_equal(ewtp_store_webhook_done(f->st, sub), -EWTP_ENOTFOUND);
+    assert_int_equal(wh_pending(f->st), 1);
+    assert_int_equal(ewtp_store_webhook_give_up(f->st, appr, "HTTP 410", T0 + 30000), 0);
+    assert_int_equal(wh_pending(f->st), 0);
+    json_t *ev = events(f->st, "t1", "w1");
+    json_t *last = json_array_get(ev, json_array_size(ev) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "type")), "webhook_failed");
+    assert_string_equal(json_string_value(json_object_get(last, "state")), "approved");
+    json_t *d = json_object_get(last, "detail");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "approved");
+    assert_string_equal(json_string_value(json_object_get(d, "error")), "HTTP 410");
+    assert_int_equal(json_integer_value(json_object_get(d, "attempts")), 3);
+    json_decref(ev);
+
+    /* Explicit enqueue; an unknown message is refused. */
+    assert_int_equal(ewtp_store_webhook_enqueue(f->st, k2, EWTP_STORE_SUBMITTED, T0 + 40, T0 + 40),
+                     0);
+    assert_int_equal(ewtp_store_webhook_enqueue(f->st, 999999, EWTP_STORE_SUBMITTED, 0, T0),
+                     -EWTP_ENOTFOUND);
+    assert_int_equal(wh_claim(f->st, T0 + 40, &w), 1);
+    assert_string_equal(w[0].id, "w2");
+    ewtp_store_webhooks_free(w, 1);
+}
+
+/* A version 2 database gets the outbox in place and keeps its messages. */
+static void test_schema_v2_upgrade(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "old", NULL, T0);
+    ewtp_store_close(f->st);
+    f->st = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE webhooks; DELETE FROM schema_version;"
+                                  "INSERT INTO schema_version VALUES(2);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char *why = NULL;
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
+    assert_null(why);
+    assert_int_equal(state_of(f->st, "t1", "old"), EWTP_STORE_ACCEPTED);
+    assert_int_equal(wh_pending(f->st), 0);
+    assert_int_equal(
+        ewtp_store_webhook_enqueue(f->st, key_of(f->st, "t1", "old"), EWTP_STORE_ACCEPTED, 0, T0),
+        0);
+    assert_int_equal(wh_pending(f->st), 1);
+    ewtp_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 3);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1224,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_v2_upgrade, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
