@@ -723,8 +723,7 @@ int ewtp_store_webhook_retry(struct ewtp_store *st, uint64_t wid, int64_t next_a
     return st->ops->webhook_retry(st->impl, wid, ewtp_store_clock(next_at), error);
 }
 
-int ewtp_store_webhook_give_up(struct ewtp_store *st, uint64_t wid, const char *error,
-                               int64_t now)
+int ewtp_store_webhook_give_up(struct ewtp_store *st, uint64_t wid, const char *error, int64_t now)
 {
     if (!st)
         return -EWTP_EINVAL;

@@ -356,8 +356,7 @@ int ewtp_store_webhook_retry(struct ewtp_store *st, uint64_t wid, int64_t next_a
                              const char *error);
 /* Given up: the row leaves the outbox and the message gets a "webhook_failed" event whose
  * detail is {"state","attempts","error"}. */
-int ewtp_store_webhook_give_up(struct ewtp_store *st, uint64_t wid, const char *error,
-                               int64_t now);
+int ewtp_store_webhook_give_up(struct ewtp_store *st, uint64_t wid, const char *error, int64_t now);
 /* Webhooks waiting in the outbox (for metrics and tests). */
 int ewtp_store_webhook_pending(struct ewtp_store *st, uint64_t *n);
 

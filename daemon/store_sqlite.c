@@ -45,10 +45,10 @@
  * and the row stays until the receiver took it or it was given up, so webhooks survive a
  * restart (store.h, "webhook outbox"). */
 #define SCHEMA_V3_SQL                                                                              \
-    "CREATE TABLE IF NOT EXISTS webhooks(wid INTEGER PRIMARY KEY AUTOINCREMENT,"                  \
-    " seq INTEGER NOT NULL REFERENCES messages(seq), state TEXT NOT NULL, at INTEGER NOT NULL,"  \
-    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT,"           \
-    " created_at INTEGER NOT NULL);"                                                             \
+    "CREATE TABLE IF NOT EXISTS webhooks(wid INTEGER PRIMARY KEY AUTOINCREMENT,"                   \
+    " seq INTEGER NOT NULL REFERENCES messages(seq), state TEXT NOT NULL, at INTEGER NOT NULL,"    \
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT,"             \
+    " created_at INTEGER NOT NULL);"                                                               \
     "CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(next_at, wid);"
 
 static const char schema_sql[] =
@@ -313,9 +313,9 @@ static int exec_q(struct conn *c, enum sql id)
     rc = rc == SQLITE_DONE ? 0 : map_rc(rc ? rc : SQLITE_ERROR);
     /* The write lock goes with the transaction: after a failed BEGIN, and once COMMIT or
      * ROLLBACK left the connection in autocommit (a failed COMMIT may leave it open). */
-    bool ended = id == Q_BEGIN ? rc != 0
-                               : (id == Q_COMMIT || id == Q_ROLLBACK) &&
-                                     sqlite3_get_autocommit(c->db);
+    bool ended = id == Q_BEGIN
+                     ? rc != 0
+                     : (id == Q_COMMIT || id == Q_ROLLBACK) && sqlite3_get_autocommit(c->db);
     if (c->writing && ended) {
         c->writing = false;
         pthread_mutex_unlock(c->wmu);

@@ -23,6 +23,15 @@ for name in cn-sign; do
     -subj "/CN=ewtp DEV key $name - not for production" -out "$dir/$name.crt" 2>/dev/null
   chmod 0600 "$dir/$name.key"
 done
+# Malaysia (my-sign): RSA with the organisational subject MyInvois expects (the issuer's TIN
+# in organizationIdentifier, its BRN in serialNumber): the dev taxpayer of conf/dev.conf.
+for name in my-sign; do
+  [ -s "$dir/$name.key" ] && [ -s "$dir/$name.crt" ] && continue
+  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -set_serial 4660 \
+    -subj "/C=MY/O=ewtp DEV taxpayer/organizationIdentifier=C25845632020/serialNumber=201901234567/CN=ewtp DEV key $name - not for production" \
+    -keyout "$dir/$name.key" -out "$dir/$name.crt" 2>/dev/null
+  chmod 0600 "$dir/$name.key"
+done
 # The China instance's spool folders (the customs client's send and receive folders; in
 # development the simulator reads out/ and answers into in/). ewtpd -t checks that they exist.
 mkdir -p "$root/var/spool/cn/out" "$root/var/spool/cn/in"

@@ -98,9 +98,18 @@ static int h7_notification(struct ewtp_xml_doc *doc, struct ewtp_arena *a, struc
         o->message = "goods released for free circulation";
         o->authority_ref = mrn;
     } else if (strcmp(type, "IE451") == 0) {
+        /* Not released after control: the reason code (e.g. CTRL) and text, when IDMS gives
+         * them, stay in the outcome as IE451/<code> and the message. */
         o->verdict = EWTP_V_REJECTED;
         o->message = "goods not released";
         o->authority_ref = mrn;
+        const char *code = xs(doc, NULL, "/*/h7:Error[1]/h7:ErrorCode", a);
+        const char *reason = xs(doc, NULL, "/*/h7:Error[1]/h7:ErrorReason", a);
+        if (code)
+            o->code = ewtp_arena_printf(a, "IE451/%s", code);
+        if (reason)
+            o->message = ewtp_arena_printf(a, "goods not released: %s", reason);
+        o->pointer = map_pointer(xs(doc, NULL, "/*/h7:Error[1]/h7:ErrorPointer", a), a);
     } else if (strcmp(type, "IE906") == 0 || strcmp(type, "IE416") == 0) {
         o->verdict = EWTP_V_REJECTED;
         o->message = strcmp(type, "IE906") == 0 ? "IDMS rejected the declaration (validation)"

@@ -11,6 +11,7 @@
 #include <ewtp/json.h>
 
 #include "be.h"
+#include "be_eas.h" /* generated from data/eas.txt (BR-CL-25) */
 
 static bool is_digits(const char *s, size_t n)
 {
@@ -480,6 +481,166 @@ static size_t id_index(const struct ewtp_party *p, const char *scheme)
     return (size_t)-1;
 }
 
+/* BR-CL-25: the EndpointID scheme is in the EAS code list (data/eas.txt). */
+static bool eas_known(const char *scheme)
+{
+    for (size_t i = 0; i < sizeof(be_eas_codes) / sizeof(be_eas_codes[0]); i++)
+        if (strcmp(be_eas_codes[i], scheme) == 0)
+            return true;
+    return false;
+}
+
+/* The identifier checks of the Peppol schematron (PEPPOL-COMMON-R040 ...), written after its
+ * XPath so that the plugin refuses exactly what the access point would. Where the schematron
+ * tests normalize-space(), the value is first stripped of leading and trailing XML blanks
+ * (internal blanks fail every pattern anyway); where it tests string(), the value as is. */
+static bool xml_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+static size_t stripped(const char *s, const char **start)
+{
+    size_t n = strlen(s);
+    while (n > 0 && xml_blank(*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && xml_blank(s[n - 1]))
+        n--;
+    *start = s;
+    return n;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* u:gln: GS1 check digit, weights 3, 1, 3 ... from the right of the digits before it. */
+static bool gln_ok(const char *s, size_t n)
+{
+    if (n == 0 || !all_digits(s, n))
+        return false;
+    unsigned sum = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned d = (unsigned)(s[n - 2 - i] - '0');
+        sum = (sum + d * (i % 2 == 0 ? 3u : 1u)) % 10;
+    }
+    return (10 - sum) % 10 == (unsigned)(s[n - 1] - '0');
+}
+
+/* u:mod11 (0192): weights 2..7 repeating from the right of the first 8 digits; number > 0. */
+static bool no_orgnr_ok(const char *s, size_t n)
+{
+    if (n != 9 || !all_digits(s, n))
+        return false;
+    unsigned sum = 0;
+    bool nonzero = false;
+    for (size_t i = 0; i < 9; i++)
+        nonzero = nonzero || s[i] != '0';
+    for (size_t i = 0; i < 8; i++)
+        sum += (unsigned)(s[7 - i] - '0') * (unsigned)(i % 6 + 2);
+    return nonzero && (11 - sum % 11) % 11 == (unsigned)(s[8] - '0');
+}
+
+/* u:checkSEOrgnr (0007): 10 digits, Luhn over the first 9. */
+static bool se_orgnr_ok(const char *s, size_t n)
+{
+    if (n != 10 || !all_digits(s, n))
+        return false;
+    unsigned sum = 0;
+    for (size_t pos = 1; pos <= 9; pos++) {
+        unsigned d = (unsigned)(s[9 - pos] - '0');
+        sum += pos % 2 == 1 ? (2 * d) % 10 + (2 * d) / 10 : d;
+    }
+    return (10 - sum % 10) % 10 == (unsigned)(s[9] - '0');
+}
+
+/* u:abn (0151): 11 digits, (d1 - 1) x 10 + d2 x 1 + d3 x 3 + ... + d11 x 19, mod 89 = 0. */
+static bool abn_ok(const char *s, size_t n)
+{
+    static const int w[11] = {10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19};
+    if (n != 11 || !all_digits(s, n))
+        return false;
+    int sum = 0;
+    for (size_t i = 0; i < 11; i++)
+        sum += ((s[i] - '0') - (i == 0 ? 1 : 0)) * w[i];
+    return sum % 89 == 0;
+}
+
+/* "DK" and 8 digits (0184, 0198). */
+static bool dk_prefixed(const char *s)
+{
+    return strlen(s) == 10 && strncmp(s, "DK", 2) == 0 && all_digits(s + 2, 8);
+}
+
+/* Checks an endpoint value for its scheme. Returns NULL when it passes, else the rule broken
+ * and, in *what, its subject; *warning tells a warning rule from a fatal one. */
+static const char *peppol_id_rule(const char *scheme, const char *value, const char **what,
+                                  bool *warning)
+{
+    const char *v;
+    size_t n = stripped(value, &v);
+    *warning = false;
+    if (strcmp(scheme, "0088") == 0) {
+        *what = "a GLN (0088): digits with a valid GS1 check digit";
+        return gln_ok(v, n) ? NULL : "PEPPOL-COMMON-R040";
+    }
+    if (strcmp(scheme, "0192") == 0) {
+        *what = "a Norwegian organisation number (0192): 9 digits with a mod-11 check digit";
+        return no_orgnr_ok(v, n) ? NULL : "PEPPOL-COMMON-R041";
+    }
+    if (strcmp(scheme, "0184") == 0) {
+        *what = "a Danish CVR number (0184): 8 digits, or DK and 8 digits";
+        return dk_prefixed(value) || (strlen(value) == 8 && all_digits(value, 8))
+                   ? NULL
+                   : "PEPPOL-COMMON-R042";
+    }
+    if (strcmp(scheme, "0096") == 0) {
+        *what = "a Danish P number (0096): 10 digits";
+        return strlen(value) == 10 && all_digits(value, 10) ? NULL : "PEPPOL-COMMON-R052";
+    }
+    if (strcmp(scheme, "0198") == 0) {
+        *what = "a Danish SE number (0198): DK and 8 digits";
+        return dk_prefixed(value) ? NULL : "PEPPOL-COMMON-R053";
+    }
+    if (strcmp(scheme, "0007") == 0) {
+        *what = "a Swedish organisation number (0007): 10 digits with a Luhn check digit";
+        return se_orgnr_ok(v, n) ? NULL : "PEPPOL-COMMON-R049";
+    }
+    if (strcmp(scheme, "0151") == 0) {
+        *what = "an Australian Business Number (0151): 11 digits with the ABN check";
+        return abn_ok(v, n) ? NULL : "PEPPOL-COMMON-R050";
+    }
+    *warning = true;
+    if (strcmp(scheme, "0106") == 0) {
+        *what = "a Dutch KVK number (0106): 8 digits";
+        return n == 8 && all_digits(v, n) ? NULL : "PEPPOL-COMMON-R054";
+    }
+    if (strcmp(scheme, "0190") == 0) {
+        *what = "a Dutch OIN (0190): 20 digits";
+        return n == 20 && all_digits(v, n) ? NULL : "PEPPOL-COMMON-R055";
+    }
+    if (strcmp(scheme, "9944") == 0) {
+        *what = "a Dutch VAT number (9944): NL, 9 digits, B and 2 digits";
+        return n == 14 && strncmp(v, "NL", 2) == 0 && all_digits(v + 2, 9) && v[11] == 'B' &&
+                       all_digits(v + 12, 2)
+                   ? NULL
+                   : "PEPPOL-COMMON-R056-1";
+    }
+    if (strcmp(scheme, "0217") == 0) {
+        *what = "a Dutch KVK establishment number (0217): 12 digits";
+        return n == 12 && all_digits(v, n) ? NULL : "PEPPOL-COMMON-R057";
+    }
+    /* 0208 is checked by the caller (be_kbo_valid); the Italian checks (R044-R047, warnings)
+     * rely on XPath integer casting and are left to the access point. */
+    return NULL;
+}
+
 static void check_invoice_party(const struct ewtp_message *m, enum ewtp_role role,
                                 struct ewtp_errors *errs)
 {
@@ -507,13 +668,23 @@ static void check_invoice_party(const struct ewtp_message *m, enum ewtp_role rol
                             "a VAT number starts with its country prefix (BR-CO-09)");
     }
     if (p->endpoint) {
-        if (strlen(p->endpoint->scheme) != 4 || !is_digits(p->endpoint->scheme, 4))
+        const char *what = NULL, *rule = NULL;
+        bool warning = false;
+        if (!eas_known(p->endpoint->scheme))
             ewtp_errors_add(errs, ewtp_pointer(ptr, "/parties/%s/endpoint/scheme", rn), "format",
-                            "a Peppol endpoint scheme is a 4-digit EAS code (0208, 9925 ...)");
+                            "\"%s\" is not in the EAS code list of electronic address schemes "
+                            "(BR-CL-25): e.g. 0208 Belgian enterprise number, 9925 Belgian VAT, "
+                            "0088 GLN",
+                            p->endpoint->scheme);
         else if (strcmp(p->endpoint->scheme, "0208") == 0 && !be_kbo_valid(p->endpoint->value))
             ewtp_errors_add(errs, ewtp_pointer(ptr, "/parties/%s/endpoint/value", rn), "format",
                             "a Belgian enterprise number (0208) is 10 digits with a mod-97 "
                             "check (PEPPOL-COMMON-R043)");
+        else if ((rule = peppol_id_rule(p->endpoint->scheme, p->endpoint->value, &what,
+                                        &warning)) != NULL)
+            ewtp_errors_add_sev(errs, warning ? EWTP_SEV_WARNING : EWTP_SEV_ERROR,
+                                ewtp_pointer(ptr, "/parties/%s/endpoint/value", rn), "format",
+                                "not %s (%s)", what, rule);
     } else {
         const char *s, *val;
         if (!be_party_endpoint(p, NULL, &s, &val))

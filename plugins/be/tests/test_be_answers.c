@@ -79,6 +79,9 @@ static void check_receive(const struct ewtp_plugin *p, void *st, const char *dir
               "%s: outcome ref %s", w->file, o.authority_ref ? o.authority_ref : "(null)");
         CHECK(w->pointer ? streq(o.pointer, w->pointer) : o.pointer == NULL, "%s: pointer %s",
               w->file, o.pointer ? o.pointer : "(null)");
+        if (streq(w->code, "IE451/CTRL"))
+            CHECK(o.message && strstr(o.message, "physical control"), "%s: message %s", w->file,
+                  o.message ? o.message : "(null)");
     }
     /* Every truncation of a valid answer is refused or read, never a crash. */
     for (size_t cut = 0; cut < len; cut += 7) {
@@ -167,6 +170,8 @@ int main(int argc, char **argv)
         {"IE428-accepted.xml", EWTP_V_SUBMITTED, "IE428", "be-h7-0001", "be-h7-0001", mrn, NULL},
         {"IE429-released.xml", EWTP_V_APPROVED, "IE429", "be-h7-0001", mrn, mrn, NULL},
         {"IE451-not-released.xml", EWTP_V_REJECTED, "IE451", "be-h7-0001", mrn, mrn, NULL},
+        {"IE451-not-released-ctrl.xml", EWTP_V_REJECTED, "IE451/CTRL", "be-h7-0001", mrn, mrn,
+         NULL},
         {"IE906-rejected.xml", EWTP_V_REJECTED, "IE906/H7-150", "be-h7-x01", "be-h7-x01", NULL,
          "/declaration/lines/0/amount"},
         {"IE416-refused.xml", EWTP_V_REJECTED, "IE416/FRCT", NULL, "EWTPH0123456789abcdef0", NULL,
