@@ -17,11 +17,12 @@ conns=${EWTP_BENCH_CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "accept_bench: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 command -v sqlite3 >/dev/null || { echo "accept_bench: sqlite3 is missing" >&2; exit 2; }
 
+mkdir -p "$build"
 echo "== building $build (Release, no sanitizers)"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DEWTP_SANITIZE=OFF -DBUILD_TESTING=OFF \
-  >"$build.cmake.log" 2>&1 || { cat "$build.cmake.log"; exit 1; }
-cmake --build "$build" -j2 --target ewtpd ewtp-sim ewtp-zz ewtp-sim-zz >"$build.build.log" 2>&1 ||
-  { tail -40 "$build.build.log"; exit 1; }
+  >"$build/bench-cmake.log" 2>&1 || { cat "$build/bench-cmake.log"; exit 1; }
+cmake --build "$build" -j2 --target ewtpd ewtp-sim ewtp-zz ewtp-sim-zz >"$build/bench-build.log" 2>&1 ||
+  { tail -40 "$build/bench-build.log"; exit 1; }
 cc -std=c11 -O2 -Wall -Wextra -o "$build/hello_evhttp" "$bench/hello_evhttp.c" \
   $(pkg-config --cflags --libs libevent)
 

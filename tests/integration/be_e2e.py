@@ -14,7 +14,7 @@ Checked:
   - every invalid vector is refused with 422 and the pointers of its errors.json;
   - splitting: a warning (/parties/consignee) kept in the 202's status; an error (422) with
     h7.split_check = "error";
-  - through the simulator: not released -> `rejected` IE451; FRCT -> IE416/FRCT; over EUR 150
+  - through the simulator: not released -> `rejected` IE451/CTRL (the reason code kept); FRCT -> IE416/FRCT; over EUR 150
     -> IE906/H7-150 at /declaration/lines/0/amount; wine -> IE906/H7-EXCISE at .../hs_code;
   - /v1/inbound/<instance>: 401 without or with a wrong token, 400 junk, 404 unknown LRN;
   - Peppol through the access point stub's HTTP API (two Java runs of the official
@@ -312,7 +312,10 @@ def main():
         msg["id"] = "be-h7-notrel-1"
         code, _ = api.submit("dev", msg)
         check(code == 202, "not-released case: 202 (%s)" % code)
-        st = rejected_with(api, "dev", "be-h7-notrel-1", "IE451", None, "not released")
+        st = rejected_with(api, "dev", "be-h7-notrel-1", "IE451/CTRL", None, "not released")
+        check("physical control" in ((st or {}).get("receipts") or [{}])[-1].get("message", ""),
+              "not released: the reason is kept in the receipt (%s)"
+              % ((st or {}).get("receipts") or [{}])[-1])
         check(mrn_ok((st or {}).get("authority_ref")) and "IE428" in receipt_codes(st),
               "not released: MRN kept as authority_ref (%s)" % (st or {}).get("authority_ref"))
 
@@ -356,11 +359,13 @@ def main():
         code, _ = api.submit("dev", inv)
         check(code == 202, "invoice %s: 202 (%s)" % (inv["id"], code))
         broken = load(os.path.join(VEC, "invoice-http-access-point", "input.json"))
-        broken["id"] = "be-inv-eas-9999"
+        broken["id"] = "be-inv-pm-99"
         broken["invoice"]["number"] = "BE-INV-9999"
-        # An EAS scheme outside the code list: the plugin does not check it, the official
-        # schematron does (BR-CL-25), so only the access point can refuse it.
-        broken["parties"]["buyer"]["endpoint"] = {"scheme": "9999", "value": "LIEGE-LOG"}
+        # A payment means code outside UNCL 4461: neither the common message (any string) nor
+        # the plugin checks it, the official schematron does (BR-CL-16), so only the access
+        # point can refuse it. (An EAS scheme outside the code list, BR-CL-25, is now refused
+        # by validate: vector invalid-invoice-eas-unknown.)
+        broken["invoice"]["payment_means"] = {"code": "99"}
         code, _ = api.submit("dev", broken)
         check(code == 202, "invoice %s: 202 (%s)" % (broken["id"], code))
         st = api.wait_state("dev", inv["id"], ["submitted", "approved", "rejected", "dead"], 90)
@@ -369,8 +374,8 @@ def main():
               "invoice %s: the access point took it, 0 fatal (%s, %s)"
               % (inv["id"], (st or {}).get("state"), (st or {}).get("authority_ref")))
         st = api.wait_state("dev", broken["id"], ["submitted", "approved", "rejected", "dead"], 90)
-        check((st or {}).get("state") == "rejected" and receipt_codes(st)[-1:] == ["BR-CL-25"],
-              "invoice %s: rejected by the access point with BR-CL-25 (%s, %s)"
+        check((st or {}).get("state") == "rejected" and receipt_codes(st)[-1:] == ["BR-CL-16"],
+              "invoice %s: rejected by the access point with BR-CL-16 (%s, %s)"
               % (broken["id"], (st or {}).get("state"), receipt_codes(st)))
         with open(os.path.join(SRC, "plugins/be/tests/answers/mls-accepted.xml")) as f:
             mls = f.read().replace("<cbc:ID>be-inv-0001</cbc:ID>", "<cbc:ID>%s</cbc:ID>" % inv["id"])

@@ -6,6 +6,7 @@
 #   - H7 declarations: xmllint --schema plugins/be/schema/be-h7.xsd (our own schema: the
 #     Belgian one is not public);
 #   - the IDMS answer samples in tests/answers/ against the same schema;
+#   - data/eas.txt (the EAS list validate compiles in) equals BR-CL-25 of the CEN schematron;
 #   - a control: a tampered invoice must be refused by validate.sh (the checker works).
 # Needs: xmllint (libxml2-utils), java + Saxon-HE (default-jre-headless, libsaxonhe-java).
 set -u
@@ -25,6 +26,20 @@ done
   { echo "conformance: Saxon-HE missing (apt-get install libsaxonhe-java)"; exit 1; }
 
 fail=0 invoices=0 h7=0
+
+# data/eas.txt (compiled into validate) must still be the EAS list of BR-CL-25 in the CEN
+# schematron that validate.sh runs.
+cen=$shared/reference/be/peppol/sch/CEN-EN16931-UBL.sch
+sch_eas=$(sed -n '/id="BR-CL-25"/p' "$cen" | sed -E "s/.*contains\\(' ([^']*) ', concat.*/\\1/" | tr ' ' '\n')
+our_eas=$(grep -v '^#' "$here/data/eas.txt" | grep -v '^$')
+if [ -n "$sch_eas" ] && [ "$sch_eas" = "$our_eas" ]; then
+  echo "ok   data/eas.txt equals the BR-CL-25 list of $(basename "$cen") ($(echo "$our_eas" | wc -l) codes)"
+else
+  echo "FAIL data/eas.txt differs from the BR-CL-25 list of $cen"
+  diff <(echo "$sch_eas") <(echo "$our_eas") | head -20
+  fail=1
+fi
+
 for dir in "$here"/vectors/*/; do
   dir=${dir%/}
   name=$(basename "$dir")

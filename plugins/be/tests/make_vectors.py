@@ -114,6 +114,11 @@ cases["invoice-prepaid"] = invoice("be-inv-0008", [
     line(1, "Conference ticket", "2", "150.00", "300.00", "S", "21", "63.00", unit="C62", kind="service")],
     tot("300.00", "63.00", "363.00", "263.00"))
 
+gln = invoice("be-inv-0009", [line(1, "Pallet wrap film", "6", "12.50", "75.00", "S", "21", "15.75")],
+              tot("75.00", "15.75", "90.75"))
+gln["parties"]["buyer"]["endpoint"] = {"scheme": "0088", "value": "5412345678908"}
+cases["invoice-gln-endpoint"] = gln
+
 # ---------------- valid H7 ----------------
 cases["h7-basic"] = h7("be-h7-0001", [
     dline(1, "Cotton T-shirts", "610910", "3", "8.00", "24.00", gross_weight_kg="0.6",
@@ -179,6 +184,26 @@ inv_cases["invalid-invoice-exempt-no-reason"] = (invoice("be-inv-x04", [
 m = invoice("be-inv-x05", [line(1, "Toner", "1", "100.00", "100.00", "S", "21", "21.00")], tot("100.00", "21.00", "121.00"))
 m["parties"]["seller"]["ids"][0]["value"] = "BE0123456748"
 inv_cases["invalid-invoice-bad-vat-number"] = (m, [("/parties/seller/ids/0/value", "format"), ("/parties/seller/endpoint", "required")])
+# Peppol electronic addresses: EAS code list (BR-CL-25) and the identifier checks of the Peppol
+# schematron (PEPPOL-COMMON-R040 ...), all reported at once.
+m = invoice("be-inv-x06", [line(1, "Toner", "1", "100.00", "100.00", "S", "21", "21.00")], tot("100.00", "21.00", "121.00"))
+m["parties"]["buyer"]["endpoint"] = {"scheme": "9999", "value": "LIEGE-LOG"}
+inv_cases["invalid-invoice-eas-unknown"] = (m, [("/parties/buyer/endpoint/scheme", "format")])
+m = invoice("be-inv-x07", [line(1, "Toner", "1", "100.00", "100.00", "S", "21", "21.00")], tot("100.00", "21.00", "121.00"))
+m["parties"]["buyer"]["endpoint"] = {"scheme": "0088", "value": "5412345678900"}
+inv_cases["invalid-invoice-gln-check-digit"] = (m, [("/parties/buyer/endpoint/value", "format")])
+m = invoice("be-inv-x08", [line(1, "Toner", "1", "100.00", "100.00", "S", "21", "21.00")], tot("100.00", "21.00", "121.00"))
+m["parties"]["seller"]["endpoint"] = {"scheme": "0007", "value": "5560360794"}
+m["parties"]["buyer"]["endpoint"] = {"scheme": "0192", "value": "974760672"}
+inv_cases["invalid-invoice-nordic-ids"] = (m, [("/parties/seller/endpoint/value", "format"), ("/parties/buyer/endpoint/value", "format")])
+m = invoice("be-inv-x09", [line(1, "Toner", "1", "100.00", "100.00", "S", "21", "21.00")], tot("100.00", "21.00", "121.00"))
+m["parties"]["seller"]["endpoint"] = {"scheme": "0096", "value": "123456789"}
+m["parties"]["buyer"]["endpoint"] = {"scheme": "0184", "value": "DK1234567"}
+inv_cases["invalid-invoice-danish-ids"] = (m, [("/parties/seller/endpoint/value", "format"), ("/parties/buyer/endpoint/value", "format")])
+m = invoice("be-inv-x10", [line(1, "Toner", "1", "100.00", "100.00", "S", "21", "21.00")], tot("100.00", "21.00", "121.00"))
+m["parties"]["seller"]["endpoint"] = {"scheme": "0151", "value": "51824753557"}
+m["parties"]["buyer"]["endpoint"] = {"scheme": "0198", "value": "12345678"}
+inv_cases["invalid-invoice-abn-and-se-number"] = (m, [("/parties/seller/endpoint/value", "format"), ("/parties/buyer/endpoint/value", "format")])
 
 
 def write(path, obj):
