@@ -123,6 +123,7 @@ struct token {
     char *conf_id; /* what the token was fetched with: a reload that changes it refetches */
     char *value;   /* "Bearer ..." */
     int64_t expires_at;
+    int64_t refresh_at; /* when the next request fetches a new one (before expires_at) */
     bool fetching;
     struct job *waiting;
 };
@@ -1075,10 +1076,39 @@ static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
     json_int_t ttl = o ? json_integer_value(json_object_get(o, "expires_in")) : 0;
     free(t->value);
     t->value = value ? ewtp_store_asprintf("Bearer %s", value) : NULL;
-    t->expires_at = ewtpd_now_ms() + (ttl > 0 ? (int64_t)ttl * 1000 : TOKEN_DEFAULT_TTL_MS);
-    if (t->value == NULL)
-        ewtpd_log(LOG_ERR, "instance %s: no token from the authority (%s)", t->instance,
-                  resp && resp->error ? resp->error : "unexpected answer");
+    int64_t life = ttl > 0 && ttl < INT64_MAX / 1000 ? (int64_t)ttl * 1000 : TOKEN_DEFAULT_TTL_MS;
+    t->expires_at = ewtpd_now_ms() + life;
+    /* A fixed margin would make a token that lives no longer than it (some authorities
+     * give 30 or 60 s) look expired on arrival, and every request would log in again. */
+    t->refresh_at = t->expires_at - (life / 4 < TOKEN_MARGIN_MS ? life / 4 : TOKEN_MARGIN_MS);
+    /* The reason ends up in the status of every message waiting for this token: it must
+     * tell a wrong secret (the authority's 4xx) from an unreachable token endpoint. */
+    char *why = NULL;
+    if (t->value == NULL) {
+        if (resp == NULL || resp->status == 0)
+            why = ewtp_store_asprintf("authentication at the authority failed: token request to "
+                                      "%s: %s",
+                                      gi && gi->conf->auth.token_url ? gi->conf->auth.token_url
+                                                                     : "(no token_url)",
+                                      resp && resp->error ? resp->error : "no answer");
+        else if (resp->status < 200 || resp->status >= 300)
+            why = ewtp_store_asprintf("authentication at the authority failed: the token "
+                                      "endpoint answered HTTP %d (%s; check client_id and "
+                                      "secret_file)",
+                                      resp->status,
+                                      resp->status == 400 || resp->status == 401 ||
+                                              resp->status == 403
+                                          ? "credentials refused"
+                                          : "token endpoint unavailable");
+        else
+            why = ewtp_store_asprintf("authentication at the authority failed: no token in the "
+                                      "token endpoint's answer (%s)",
+                                      gi && gi->conf->auth.kind == EWTP_AUTH_JSON_LOGIN
+                                          ? "check token_json_pointer"
+                                          : "no access_token");
+        ewtpd_log(LOG_ERR, "instance %s: %s", t->instance,
+                  why ? why : "authentication at the authority failed");
+    }
     json_decref(o);
     ewtp_httpc_resp_free(resp);
     struct job *w = t->waiting;
@@ -1093,11 +1123,12 @@ static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
         } else {
             struct ewtp_httpc_resp *fail = calloc(1, sizeof(*fail));
             if (fail)
-                fail->error = strdup("authentication at the authority failed");
+                fail->error = strdup(why ? why : "authentication at the authority failed");
             on_answer(w, fail);
         }
         w = next;
     }
+    free(why);
 }
 
 static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
@@ -1176,6 +1207,7 @@ static void token_refused(struct job *j)
             ewtpd_log(LOG_WARNING, "instance %s: the authority refused the token; logging in again",
                       t->instance);
             t->expires_at = 0;
+            t->refresh_at = 0;
         }
     }
 }
@@ -1205,11 +1237,12 @@ static bool need_token(struct job *j)
         free(t->conf_id);
         t->conf_id = id;
         t->expires_at = 0; /* fetched with another configuration */
+        t->refresh_at = 0;
         id = NULL;
     }
     free(id);
     /* Refreshed before it expires, so that no request goes out with a dying token. */
-    if (t->value && ewtpd_now_ms() < t->expires_at - TOKEN_MARGIN_MS) {
+    if (t->value && ewtpd_now_ms() < t->refresh_at) {
         if (j->auth_header == NULL || strcmp(j->auth_header, t->value) != 0) {
             free(j->auth_header);
             j->auth_header = strdup(t->value);

@@ -19,6 +19,7 @@ struct zz_state {
     const char *sender_id;  /* our id at the authority */
     const char *token_file; /* bearer token, read through the host at send time; NULL: test */
     const char *sign_key;   /* host key name; NULL: documents are not signed */
+    bool chain_numbering;   /* submissions carry the host's chain position (Header/Sequence) */
 };
 
 void zz_validate(const void *state, const struct ewtp_call *c, struct ewtp_errors *errs);

@@ -15,8 +15,10 @@
 /* Settings (all optional: empty settings give a clearly marked test identity):
  *   sender_id   our id at the authority        default "ZZ-TEST-SENDER"
  *   token_file  file holding the bearer token  default none (the simulator needs none)
- *   sign_key    host key name to sign with     default "zz-test" (a test identity) */
-static const char *const zz_known_settings[] = {"sender_id", "token_file", "sign_key", NULL};
+ *   sign_key    host key name to sign with     default "zz-test" (a test identity)
+ *   chain_numbering  number submissions per sender, gap-free (Header/Sequence)  default false */
+static const char *const zz_known_settings[] = {"sender_id", "token_file", "sign_key",
+                                                "chain_numbering", NULL};
 
 static int zz_create(const struct ewtp_host *h, const struct ewtp_settings *s, void **state,
                      struct ewtp_errors *why)
@@ -24,16 +26,20 @@ static int zz_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
     (void)h;
     *state = NULL;
     ewtp_settings_check_known(s, "", zz_known_settings, why);
-    bool ok_sender = true, ok_token = true, ok_key = true;
+    bool ok_sender = true, ok_token = true, ok_key = true, ok_chain = true;
     const char *sender = ewtp_settings_string(s, "sender_id", "ZZ-TEST-SENDER", &ok_sender);
     const char *token = ewtp_settings_string(s, "token_file", NULL, &ok_token);
     const char *key = ewtp_settings_string(s, "sign_key", "zz-test", &ok_key);
+    bool chain = ewtp_settings_bool(s, "chain_numbering", false, &ok_chain);
     if (!ok_sender)
         ewtp_errors_add(why, "/sender_id", "type", "setting sender_id must be a string");
     if (!ok_token)
         ewtp_errors_add(why, "/token_file", "type", "setting token_file must be a file path");
     if (!ok_key)
         ewtp_errors_add(why, "/sign_key", "type", "setting sign_key must be a key name");
+    if (!ok_chain)
+        ewtp_errors_add(why, "/chain_numbering", "type",
+                        "setting chain_numbering must be true or false");
     if (ok_sender && (sender[0] == '\0' || strlen(sender) > 35))
         ewtp_errors_add(why, "/sender_id", "format",
                         "setting sender_id must have 1 to 35 "
@@ -47,6 +53,7 @@ static int zz_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
     st->sender_id = strdup(sender);
     st->token_file = token ? strdup(token) : NULL;
     st->sign_key = key[0] ? strdup(key) : NULL;
+    st->chain_numbering = chain;
     *state = st;
     return 0;
 }
@@ -63,11 +70,14 @@ static void zz_destroy(void *state)
 }
 
 /* One sender's messages go in order; orders, payments and declarations that share an order
- * number are related (so validate could check them against each other). */
+ * number are related (so validate could check them against each other). With
+ * chain_numbering the authority checks a gap-free number per sender, so the sender is also
+ * the chain: the host then keeps its last accepted number and reference. */
 static void zz_classify(const void *state, const struct ewtp_call *c, struct ewtp_route_info *r)
 {
     const struct zz_state *st = state;
     r->ordering_key = ewtp_arena_printf(c->arena, "zz:%s", st->sender_id);
+    r->needs_chain = st->chain_numbering;
     const struct ewtp_message *m = c->msg;
     const char *order = m->order         ? m->order->number
                         : m->payment     ? m->payment->order_number

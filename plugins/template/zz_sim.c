@@ -10,7 +10,20 @@
  * The decision (accepted, or rejected ZZ-150 when a declaration's InvoiceValue exceeds
  * reject_over) is taken decision_delay_ms after receipt; it is then visible to GET, POSTed to
  * callback_url and written into spool_in as {"reference","status","code","message"}, the
- * receipt shape zz_receive() reads. */
+ * receipt shape zz_receive() reads.
+ *
+ * With check_sequence the authority numbers like a chained one (Rwanda's VSDC, Ethiopia's
+ * EIMS): each sender's submissions carry Header/Sequence (number, previous reference), a
+ * number must be the sender's last accepted + 1 and previous its reference, or the
+ * submission is refused (422 ZZ-SEQ). Such an authority decides synchronously what it
+ * refuses, so a refusal never uses up a number: the reject_over rule then answers 422
+ * ZZ-150 at once instead of deciding later.
+ *
+ *   POST /v1/login                     {"user","password"} -> {"token","expires_in"}
+ *   POST /v1/oauth/token               OAuth2 client credentials (form)
+ *                                      -> {"access_token","token_type","expires_in"}
+ * With require_login only a token from these (unexpired, not revoked) is accepted.
+ *   GET  /_zz/sequence/{sender}        what the simulator accepted and refused (tests) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +41,15 @@
 #endif
 
 #define DEFAULT_DECISION_DELAY_MS 200
+#define DEFAULT_TOKEN_TTL_MS (10 * 60 * 1000)
+
+struct zz_chain;
 
 struct zz_sub {
     char *ref;
     char *sender_ref;
+    int64_t seq;                  /* Header/Sequence number with check_sequence, else 0 */
+    const struct zz_chain *chain; /* its sender's numbering, with check_sequence */
     const char *status; /* "received", "accepted", "rejected", "cancelled" */
     bool reject;        /* the decision, taken on receipt and announced later */
     struct ewtp_sim_timer *timer;
@@ -43,6 +61,23 @@ struct zz_rid {
     char *rid;
     struct zz_sub *sub;
     bool cancel;
+};
+
+/* One sender's numbering (check_sequence). */
+struct zz_chain {
+    struct zz_chain *next;
+    char *sender;
+    int64_t last;   /* last accepted number, 0 for none */
+    char *last_ref; /* its reference */
+    size_t refused; /* submissions refused with ZZ-SEQ */
+};
+
+/* One numbered submission as it arrived (check_sequence), whatever the answer: shows that a
+ * resend carried the number of its first sending. */
+struct zz_seen {
+    char *sender_ref;
+    int64_t number;     /* 0: no (valid) Header/Sequence */
+    const char *answer; /* static: "accepted", "duplicate", "ZZ-SEQ", "ZZ-150", "ZZ-503" */
 };
 
 struct zz_sim {
@@ -63,6 +98,17 @@ struct zz_sim {
     size_t n_subs, cap_subs;
     struct zz_rid *rids; /* open addressing; rid NULL is empty */
     size_t n_rids, cap_rids;
+    bool check_sequence;
+    struct zz_chain *chains;
+    struct zz_seen *seen;
+    size_t n_seen, cap_seen;
+    int64_t unavailable; /* the next this many numbered submissions get 503 after reading */
+    /* login (require_login): token "zz-login-<n>" expires at token_exp[n - 1] */
+    bool require_login;
+    char *login_user, *login_password; /* NULL: any non-empty */
+    int64_t token_ttl_ms;
+    int64_t *token_exp;
+    size_t n_tokens, cap_tokens;
 };
 
 /* ---- Settings ---------------------------------------------------------------------------- */
@@ -77,9 +123,59 @@ static int set_string(char **field, const char *value)
     return 0;
 }
 
+/* "true"/"1" or "false"/"0"; NULL (restore the default) is false. */
+static int set_bool(const char *key, const char *value, struct ewtp_errors *why, bool *out)
+{
+    if (value == NULL || strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
+        *out = false;
+        return 0;
+    }
+    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
+        *out = true;
+        return 0;
+    }
+    ewtp_errors_add(why, key, "type", "%s must be true or false", key);
+    return -EWTP_EINVAL;
+}
+
 static int zz_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
 {
     struct zz_sim *st = state;
+    if (strcmp(key, "check_sequence") == 0)
+        return set_bool(key, value, why, &st->check_sequence);
+    if (strcmp(key, "require_login") == 0)
+        return set_bool(key, value, why, &st->require_login);
+    if (strcmp(key, "login_user") == 0)
+        return set_string(&st->login_user, value);
+    if (strcmp(key, "login_password") == 0)
+        return set_string(&st->login_password, value);
+    if (strcmp(key, "unavailable_count") == 0) {
+        int64_t v = 0;
+        if (value && ewtp_sim_parse_int(value, 0, 1000000, &v) != 0) {
+            ewtp_errors_add(why, key, "range", "unavailable_count must be 0 to 1000000");
+            return -EWTP_EINVAL;
+        }
+        st->unavailable = v;
+        return 0;
+    }
+    if (strcmp(key, "token_ttl_ms") == 0) {
+        int64_t v = DEFAULT_TOKEN_TTL_MS;
+        if (value && ewtp_sim_parse_int(value, 1000, 86400000, &v) != 0) {
+            ewtp_errors_add(why, key, "range", "token_ttl_ms must be 1000 to 86400000");
+            return -EWTP_EINVAL;
+        }
+        st->token_ttl_ms = v;
+        return 0;
+    }
+    if (strcmp(key, "revoke_tokens") == 0) {
+        /* An action, not a setting: every token issued so far stops working (the authority
+         * rotated its keys), so the next request with one gets a 401. */
+        bool now = false;
+        int rc = set_bool(key, value, why, &now);
+        for (size_t i = 0; rc == 0 && now && i < st->n_tokens; i++)
+            st->token_exp[i] = 0;
+        return rc;
+    }
     if (strcmp(key, "token") == 0)
         return set_string(&st->token, value);
     if (strcmp(key, "sender_id") == 0)
@@ -140,6 +236,19 @@ static void zz_sim_destroy(void *state)
     }
     for (size_t i = 0; i < st->cap_rids; i++)
         free(st->rids[i].rid);
+    while (st->chains) {
+        struct zz_chain *c = st->chains;
+        st->chains = c->next;
+        free(c->sender);
+        free(c->last_ref);
+        free(c);
+    }
+    for (size_t i = 0; i < st->n_seen; i++)
+        free(st->seen[i].sender_ref);
+    free(st->seen);
+    free(st->token_exp);
+    free(st->login_user);
+    free(st->login_password);
     free(st->rids);
     free(st->subs);
     ewtp_xsd_free(st->xsd);
@@ -160,6 +269,7 @@ static int zz_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
         return -EWTP_ENOMEM;
     st->sim = sim;
     st->decision_delay_ms = DEFAULT_DECISION_DELAY_MS;
+    st->token_ttl_ms = DEFAULT_TOKEN_TTL_MS;
     int rc = 0;
     for (size_t i = 0; i < ewtp_settings_count(settings); i++) {
         const char *name = NULL;
@@ -168,7 +278,9 @@ static int zz_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
         if (r == -EWTP_ENOTFOUND)
             ewtp_errors_add(why, name, "unknown_member",
                             "unknown setting %s (known: token sender_id decision_delay_ms "
-                            "reject_over callback_url callback_token spool_in xsd)",
+                            "reject_over callback_url callback_token spool_in xsd "
+                            "check_sequence unavailable_count require_login login_user "
+                            "login_password token_ttl_ms)",
                             name);
         if (r != 0)
             rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
@@ -386,6 +498,250 @@ static void decide(struct ewtp_sim *sim, void *arg)
     announce(sub->st, sub);
 }
 
+/* ---- Login ------------------------------------------------------------------------------- */
+
+#define TOKEN_PREFIX "zz-login-"
+
+static bool token_valid(const struct zz_sim *st, const char *token)
+{
+    size_t n = strlen(TOKEN_PREFIX);
+    int64_t k = 0;
+    if (strncmp(token, TOKEN_PREFIX, n) != 0 ||
+        ewtp_sim_parse_int(token + n, 1, INT64_MAX, &k) != 0 || (uint64_t)k > st->n_tokens)
+        return false;
+    return ewtp_sim_now_ms(st->sim) < st->token_exp[k - 1];
+}
+
+/* A new token valid for token_ttl_ms (in the arena), or NULL when out of memory. */
+static const char *token_issue(struct zz_sim *st, struct ewtp_arena *a)
+{
+    if (st->n_tokens == st->cap_tokens) {
+        size_t cap = st->cap_tokens ? st->cap_tokens * 2 : 16;
+        int64_t *t = realloc(st->token_exp, cap * sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        st->token_exp = t;
+        st->cap_tokens = cap;
+    }
+    st->token_exp[st->n_tokens++] = ewtp_sim_now_ms(st->sim) + st->token_ttl_ms;
+    return ewtp_arena_printf(a, TOKEN_PREFIX "%zu", st->n_tokens);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The value of name in an application/x-www-form-urlencoded body (in the arena), or NULL. */
+static const char *form_field(const struct ewtp_sim_request *req, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = req->body; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            size_t vlen = len - nlen - 1, k = 0;
+            char *out = ewtp_arena_alloc(req->arena, vlen + 1);
+            for (size_t i = 0; out && i < vlen; i++) {
+                int hi = i + 2 < vlen && v[i] == '%' ? hex_digit(v[i + 1]) : -1;
+                int lo = hi >= 0 ? hex_digit(v[i + 2]) : -1;
+                if (lo >= 0) {
+                    out[k++] = (char)(hi * 16 + lo);
+                    i += 2;
+                } else {
+                    out[k++] = v[i] == '+' ? ' ' : v[i];
+                }
+            }
+            if (out)
+                out[k] = '\0';
+            return out;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* POST /v1/login (JSON) or, oauth, POST /v1/oauth/token (client credentials). Every answer
+ * is counted in /_sim/received ("login:<user>", "oauth:<client>", "...:refused") so that a
+ * test sees how often the host logged in. */
+static void login(struct zz_sim *st, const struct ewtp_sim_request *req,
+                  struct ewtp_sim_response *resp, bool oauth)
+{
+    const char *user = NULL, *password = NULL;
+    if (oauth) {
+        const char *grant = form_field(req, "grant_type");
+        if (grant == NULL || strcmp(grant, "client_credentials") != 0) {
+            ewtp_sim_reply_error(req, resp, 400, "unsupported_grant_type",
+                                 "only grant_type=client_credentials", NULL);
+            return;
+        }
+        user = form_field(req, "client_id");
+        password = form_field(req, "client_secret");
+    } else {
+        const struct ewtp_json *body =
+            ewtp_json_parse(req->arena, req->body, req->body_len, NULL);
+        user = ewtp_json_get_string(body, "user");
+        password = ewtp_json_get_string(body, "password");
+    }
+    const char *kind = oauth ? "oauth" : "login";
+    if (user == NULL || *user == '\0' || password == NULL || *password == '\0' ||
+        (st->login_user && strcmp(user, st->login_user) != 0) ||
+        (st->login_password && strcmp(password, st->login_password) != 0)) {
+        ewtp_sim_record(st->sim, ewtp_arena_printf(req->arena, "%s:refused", kind));
+        ewtp_sim_reply_error(req, resp, 401, oauth ? "invalid_client" : "ZZ-LOGIN",
+                             "wrong user or password", NULL);
+        return;
+    }
+    const char *token = token_issue(st, req->arena);
+    struct ewtp_jsonw *w = token ? ewtp_jsonw_new(req->arena, false) : NULL;
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_string(w, oauth ? "access_token" : "token", token);
+    if (oauth)
+        ewtp_jsonw_kv_string(w, "token_type", "Bearer");
+    /* Whole seconds, as both protocols say; the token lives at least that long. */
+    ewtp_jsonw_kv_int(w, "expires_in", st->token_ttl_ms / 1000);
+    ewtp_jsonw_object_end(w);
+    const char *json = finish(w);
+    if (json == NULL) {
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+        return;
+    }
+    ewtp_sim_record(st->sim, ewtp_arena_printf(req->arena, "%s:%s", kind, user));
+    ewtp_sim_reply_json(resp, 200, json);
+}
+
+/* ---- Sequence (check_sequence) ----------------------------------------------------------- */
+
+static struct zz_chain *chain_of(struct zz_sim *st, const char *sender)
+{
+    for (struct zz_chain *c = st->chains; c; c = c->next)
+        if (strcmp(c->sender, sender) == 0)
+            return c;
+    struct zz_chain *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->sender = strdup(sender)) == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->next = st->chains;
+    st->chains = c;
+    return c;
+}
+
+/* Why Header/Sequence (number, previous: NULL when absent) is not the sender's next, or NULL
+ * with *number set. */
+static const char *sequence_error(const struct zz_chain *c, const char *number,
+                                  const char *previous, struct ewtp_arena *a, int64_t *out)
+{
+    int64_t n = 0;
+    if (number == NULL)
+        return "Header/Sequence is required: this authority numbers every submission";
+    if (ewtp_sim_parse_int(number, 1, INT64_MAX, &n) != 0 || n != c->last + 1)
+        return ewtp_arena_printf(a, "sequence number %s of sender %s is not the next one (%lld)",
+                                 number, c->sender, (long long)(c->last + 1));
+    bool prev_ok = c->last_ref ? previous && strcmp(previous, c->last_ref) == 0 : !previous;
+    if (!prev_ok)
+        return ewtp_arena_printf(a,
+                                 "previous reference %s is not that of sender %s's last accepted "
+                                 "submission (%s)",
+                                 previous ? previous : "(none)", c->sender,
+                                 c->last_ref ? c->last_ref : "none");
+    *out = n;
+    return NULL;
+}
+
+/* Notes what a numbered submission carried and got (best effort: out of memory skips it). */
+static void seen_add(struct zz_sim *st, const char *sender_ref, const char *number,
+                     const char *answer)
+{
+    if (st->n_seen == st->cap_seen) {
+        size_t cap = st->cap_seen ? st->cap_seen * 2 : 64;
+        struct zz_seen *n = realloc(st->seen, cap * sizeof(*n));
+        if (n == NULL)
+            return;
+        st->seen = n;
+        st->cap_seen = cap;
+    }
+    int64_t v = 0;
+    if (number == NULL || ewtp_sim_parse_int(number, 1, INT64_MAX, &v) != 0)
+        v = 0;
+    char *copy = strdup(sender_ref ? sender_ref : "");
+    if (copy == NULL)
+        return;
+    st->seen[st->n_seen++] = (struct zz_seen){.sender_ref = copy, .number = v, .answer = answer};
+}
+
+/* Header/Sequence/@number of a resend, read without validating it (NULL when none). */
+static const char *resend_number(const struct ewtp_sim_request *req)
+{
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ewtp_xml_doc *doc = NULL;
+    const char *number = NULL;
+    if (errs && ewtp_xml_parse(req->body, req->body_len, errs, &doc) == 0) {
+        ewtp_xml_ns_register(doc, "zz", ZZ_NS);
+        if (ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sequence/@number",
+                                  req->arena, &number) != 0)
+            number = NULL;
+    }
+    ewtp_xml_free(doc);
+    ewtp_errors_free(errs);
+    return number;
+}
+
+/* GET /_zz/sequence/{sender}: {"sender","last","reference","refused",
+ * "accepted":[{"number","reference","sender_reference"}]} in the order of acceptance, and
+ * "seen":[{"sender_reference","number","answer"}]: every numbered submission of any sender
+ * in the order of arrival (resends and refusals included). */
+static void sequence_report(struct zz_sim *st, const struct ewtp_sim_request *req,
+                            struct ewtp_sim_response *resp, const char *sender)
+{
+    const struct zz_chain *c = st->chains;
+    while (c && strcmp(c->sender, sender) != 0)
+        c = c->next;
+    struct ewtp_jsonw *w = ewtp_jsonw_new(req->arena, false);
+    ewtp_jsonw_object_begin(w);
+    ewtp_jsonw_kv_string(w, "sender", sender);
+    ewtp_jsonw_kv_int(w, "last", c ? c->last : 0);
+    ewtp_jsonw_key(w, "reference");
+    ewtp_jsonw_string(w, c ? c->last_ref : NULL);
+    ewtp_jsonw_kv_int(w, "refused", c ? (int64_t)c->refused : 0);
+    ewtp_jsonw_key(w, "accepted");
+    ewtp_jsonw_array_begin(w);
+    for (size_t i = 0; c && i < st->n_subs; i++) {
+        const struct zz_sub *sub = st->subs[i];
+        if (sub->chain != c)
+            continue;
+        ewtp_jsonw_object_begin(w);
+        ewtp_jsonw_kv_int(w, "number", sub->seq);
+        ewtp_jsonw_kv_string(w, "reference", sub->ref);
+        ewtp_jsonw_kv_string(w, "sender_reference", sub->sender_ref);
+        ewtp_jsonw_object_end(w);
+    }
+    ewtp_jsonw_array_end(w);
+    ewtp_jsonw_key(w, "seen");
+    ewtp_jsonw_array_begin(w);
+    for (size_t i = 0; i < st->n_seen; i++) {
+        ewtp_jsonw_object_begin(w);
+        ewtp_jsonw_kv_string(w, "sender_reference", st->seen[i].sender_ref);
+        ewtp_jsonw_kv_int(w, "number", st->seen[i].number);
+        ewtp_jsonw_kv_string(w, "answer", st->seen[i].answer);
+        ewtp_jsonw_object_end(w);
+    }
+    ewtp_jsonw_array_end(w);
+    ewtp_jsonw_object_end(w);
+    const char *json = finish(w);
+    if (json == NULL)
+        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+    else
+        ewtp_sim_reply_json(resp, 200, json);
+}
+
 /* ---- Requests ---------------------------------------------------------------------------- */
 
 /* Authentication and the headers every call needs; false when resp already holds the answer. */
@@ -398,7 +754,16 @@ static bool check_headers(struct zz_sim *st, const struct ewtp_sim_request *req,
         ewtp_sim_reply_header(resp, "WWW-Authenticate", "Bearer realm=\"zz\"");
         return false;
     }
-    if (st->token && strcmp(auth + 7, st->token) != 0) {
+    if (st->require_login && !token_valid(st, auth + 7)) {
+        /* Counted, so that a test can tell a refresh in time from a refused token. */
+        ewtp_sim_record(st->sim, "unauthorized");
+        ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "the token is unknown, expired or revoked",
+                             NULL);
+        ewtp_sim_reply_header(resp, "WWW-Authenticate",
+                              "Bearer realm=\"zz\", error=\"invalid_token\"");
+        return false;
+    }
+    if (!st->require_login && st->token && strcmp(auth + 7, st->token) != 0) {
         ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "the bearer token is not valid", NULL);
         ewtp_sim_reply_header(resp, "WWW-Authenticate",
                               "Bearer realm=\"zz\", error=\"invalid_token\"");
@@ -480,10 +845,13 @@ static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
     const char *rid = ewtp_sim_request_header(req, "X-Request-Id");
     struct zz_rid *seen = rid_find(st, rid);
     if (seen) {
-        /* A resend: the authority keeps the first and says where it is. */
+        /* A resend: the authority keeps the first and says where it is. It takes no new
+         * number, whatever the resend carries. */
         ewtp_sim_record(st->sim, seen->cancel ? ewtp_arena_printf(req->arena, "%s/cancel",
                                                                   seen->sub->sender_ref)
                                               : seen->sub->sender_ref);
+        if (st->check_sequence && !seen->cancel)
+            seen_add(st, seen->sub->sender_ref, resend_number(req), "duplicate");
         reply_status(req, resp, 409, seen->sub, false, "ZZ-409",
                      "duplicate X-Request-Id: already received");
         return;
@@ -491,10 +859,16 @@ static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
     struct ewtp_xml_doc *doc = read_document(st, req, resp, rid);
     if (doc == NULL)
         return;
-    const char *op = NULL, *sender_ref = NULL, *value = NULL;
+    const char *op = NULL, *sender_ref = NULL, *value = NULL, *sender = NULL, *number = NULL,
+               *previous = NULL;
     ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Operation", req->arena, &op);
     ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:SenderReference", req->arena,
                           &sender_ref);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sender", req->arena, &sender);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sequence/@number", req->arena,
+                          &number);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sequence/@previous",
+                          req->arena, &previous);
     bool has_value =
         ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Declaration/zz:InvoiceValue",
                               req->arena, &value) == 0;
@@ -513,10 +887,54 @@ static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
             ewtp_dec_cmp(v, st->reject_over) > 0)
             reject = true;
     }
+    struct zz_chain *chain = NULL;
+    int64_t seq = 0;
+    if (st->check_sequence) {
+        if ((chain = chain_of(st, sender ? sender : "")) == NULL) {
+            ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+            return;
+        }
+        if (st->unavailable > 0) {
+            /* Read, then failed (a backend down behind the front end): the retry must come
+             * with the same number, and it is visible in "seen". */
+            st->unavailable--;
+            seen_add(st, sender_ref, number, "ZZ-503");
+            ewtp_sim_reply_error(req, resp, 503, "ZZ-503", "temporarily unavailable", NULL);
+            ewtp_sim_reply_header(resp, "Retry-After", "1");
+            return;
+        }
+        const char *why = sequence_error(chain, number, previous, req->arena, &seq);
+        if (why) {
+            chain->refused++;
+            seen_add(st, sender_ref, number, "ZZ-SEQ");
+            ewtp_sim_reply_error(req, resp, 422, "ZZ-SEQ", why, NULL);
+            return;
+        }
+        /* Refused at once, before a number is given: the sender's next submission takes
+         * this number (the X-Request-Id is not kept, as nothing was received). */
+        if (reject) {
+            seen_add(st, sender_ref, number, REJECT_CODE);
+            ewtp_sim_reply_error(req, resp, 422, REJECT_CODE, REJECT_TEXT, REJECT_PATH);
+            return;
+        }
+        seen_add(st, sender_ref, number, "accepted");
+    }
     struct zz_sub *sub = sub_new(st, sender_ref);
     if (sub == NULL || rid_add(st, rid, sub, false) != 0) {
         ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
         return;
+    }
+    if (chain) {
+        char *ref = strdup(sub->ref);
+        if (ref == NULL) {
+            ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
+            return;
+        }
+        sub->seq = seq;
+        sub->chain = chain;
+        chain->last = seq;
+        free(chain->last_ref);
+        chain->last_ref = ref;
     }
     sub->reject = reject;
     sub->timer = ewtp_sim_timer_add(st->sim, st->decision_delay_ms, decide, sub);
@@ -583,7 +1001,18 @@ static int zz_sim_handle(void *state, const struct ewtp_sim_request *req,
     struct zz_sim *st = state;
     const char *ref[1] = {NULL};
     bool post = strcmp(req->method, "POST") == 0, get = strcmp(req->method, "GET") == 0;
-    if (ewtp_sim_route(req->path, "/v1/submissions", req->arena, NULL, 0)) {
+    if (ewtp_sim_route(req->path, "/v1/login", req->arena, NULL, 0) ||
+        ewtp_sim_route(req->path, "/v1/oauth/token", req->arena, NULL, 0)) {
+        if (post)
+            login(st, req, resp, strcmp(req->path, "/v1/oauth/token") == 0);
+        else
+            ewtp_sim_reply_error(req, resp, 405, "ZZ-405", "use POST", NULL);
+    } else if (ewtp_sim_route(req->path, "/_zz/sequence/*", req->arena, ref, 1)) {
+        if (get)
+            sequence_report(st, req, resp, ref[0]);
+        else
+            ewtp_sim_reply_error(req, resp, 405, "ZZ-405", "use GET", NULL);
+    } else if (ewtp_sim_route(req->path, "/v1/submissions", req->arena, NULL, 0)) {
         if (post)
             submit(st, req, resp);
         else

@@ -170,6 +170,17 @@ static int build_document(const struct zz_state *st, const struct ewtp_call *c, 
     ewtp_xml_elem(w, "zz", "CreatedAt", now);
     const struct ewtp_json *prio = ewtp_json_get(ewtp_message_ext(m, "zz"), "priority");
     ewtp_xml_elem(w, "zz", "Priority", prio ? ewtp_json_string(prio) : "normal");
+    /* Only submissions are numbered: a cancellation names its submission's reference. The
+     * number is the host's (taken at dispatch, the same on every retry), never counted here:
+     * a plugin keeps no state and cannot know what the authority accepted. */
+    if (st->chain_numbering && c->chain.present && c->op == EWTP_OP_SUBMIT) {
+        char number[24];
+        snprintf(number, sizeof(number), "%llu", (unsigned long long)c->chain.number);
+        ewtp_xml_start(w, "zz", "Sequence");
+        ewtp_xml_attr(w, NULL, "number", number);
+        ewtp_xml_attr(w, NULL, "previous", c->chain.prev_ref);
+        ewtp_xml_end(w);
+    }
     ewtp_xml_end(w);
     if (c->op == EWTP_OP_CANCEL) {
         ewtp_xml_start(w, "zz", "Cancel");

@@ -152,7 +152,12 @@ static void test_dev_conf_loads(void **state)
     assert_int_equal(c->routes[0].kinds, EWTP_KINDS_ALL);
     assert_string_equal(c->routes[0].instance, "zz-test");
     assert_true(c->n_keys >= 1);
-    assert_non_null(strstr(c->keys[0].key_file, "/var/dev-keys/zz-test.key"));
+    const struct ewtp_key_conf *zz_key = NULL;
+    for (size_t i = 0; i < c->n_keys; i++)
+        if (strcmp(c->keys[i].name, "zz-test") == 0)
+            zz_key = &c->keys[i];
+    assert_non_null(zz_key);
+    assert_non_null(strstr(zz_key->key_file, "/var/dev-keys/zz-test.key"));
     /* Belgium: the simulator's callbacks authenticate with conf/be-inbound-token. */
     const struct ewtp_instance_conf *be = ewtp_config_instance(c, "be-liege");
     assert_non_null(be);
