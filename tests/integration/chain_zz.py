@@ -247,22 +247,22 @@ def main():
               "simulator: 2 numbered submissions read then 503, answers 400 ms late")
         for i in range(40, 50):
             send("c-%03d" % i, order("c-%03d" % i))
-        # Kill when the simulator has just accepted a number whose answer is still on its
-        # way (400 ms): ewtpd has not recorded it, so after the restart it sends the message
-        # again with the same number and X-Request-Id, and gets 409 with the first reference.
+        # Kill when the simulator has just read a numbered submission whose answer is held
+        # back 400 ms (/_sim/received is never delayed): ewtpd has not recorded it, so after
+        # the restart it sends the message again with the same number and X-Request-Id, and
+        # gets 409 with the first reference.
         victim = None
         until = min(DEADLINE - 40, time.monotonic() + 20)
         while victim is None and time.monotonic() < until:
-            seen = env.sequence().get("seen", [])
-            new = [x for x in seen if x["answer"] == "accepted" and x["sender_reference"] >=
-                   "c-042"]
+            got = request(env.sim_port, "GET", "/_sim/received")[1].get("ids", {})
+            new = sorted(m for m in got if m.startswith("c-04") and m >= "c-042")
             if new:
-                victim = new[-1]
+                victim = new[0]
             else:
-                time.sleep(0.02)
+                time.sleep(0.01)
         env.daemon.send_signal(signal.SIGKILL)
         env.daemon.wait()
-        print("  killed ewtpd after the simulator accepted %s" % victim)
+        print("  killed ewtpd while the simulator's answer to %s was on its way" % victim)
         check(env.control(latency_ms=0) == 200, "simulator: latency off again")
         check(env.start_daemon(), "ewtpd restarted after kill -9")
         # 4. After the restart.
@@ -332,8 +332,9 @@ def main():
         dup = [s for s in seen if s["answer"] == "duplicate"]
         print("  resends after the crash answered 409 (first submission stands): %s" %
               ([(s["sender_reference"], s["number"]) for s in dup] or "none"))
-        check(len(dup) >= 1, "the message in flight at the kill was sent again after the "
-              "restart and answered 409")
+        check(any(d["sender_reference"] == victim for d in dup),
+              "%s, in flight at the kill, was sent again after the restart and answered 409"
+              % victim)
         for s in dup:
             check(by_ref.get(s["sender_reference"], {}).get("number") == s["number"],
                   "resend of %s after the crash carried its number %d" %

@@ -1,10 +1,11 @@
-/* my_sign_bench — MyInvois documents translated and signed per second on one core.
+/* sign_bench — documents translated and signed per second on one core, for any plugin
+ * (MyInvois RSA, China SM2 or RSA-SHA1 ...).
  *
- *   my_sign_bench [--plugin-dir DIR] [--config FILE] [-n N] INPUT.json
+ *   sign_bench [--plugin-dir DIR] [--config FILE] [-n N] INPUT.json
  *
  * Loads the plugins as ewtpctl does (runner.h: the same host, key store and plugin code as
  * ewtpd's workers), parses INPUT once, then on this one thread translates it N times signed
- * (UBL document, MyInvois transform + digests, RSA-2048 SHA-256 signature, submission body)
+ * (whatever the plugin signs: MyInvois document digests + RSA-2048, a CEB SM2 XML-DSig ...)
  * and N times unsigned, and prints both rates and their ratio (STYLE §6: a ratio against a
  * baseline taken in the same run). Without --config the key is the host's RSA test identity;
  * with one, its keys and the plugin settings (format = "json" ...) apply. Integer arithmetic
@@ -45,7 +46,7 @@ static int run(struct ewtp_runner *r, const struct ewtp_message *m, bool signed_
         int trc = a && errs ? ewtp_runner_translate(r, &c, &out, errs) : -EWTP_ENOMEM;
         if (trc != 0 || ewtp_errors_blocking(errs) > 0) {
             char *e = ewtp_errors_to_json(errs);
-            fprintf(stderr, "my_sign_bench: translate failed: %s %s\n", ewtp_strerror(trc),
+            fprintf(stderr, "sign_bench: translate failed: %s %s\n", ewtp_strerror(trc),
                     e ? e : "");
             free(e);
             ewtp_errors_free(errs);
@@ -79,7 +80,7 @@ int main(int argc, char **argv)
             input = argv[i];
     }
     if (input == NULL || n <= 0) {
-        fprintf(stderr, "usage: my_sign_bench [--plugin-dir DIR] [--config FILE] [-n N] "
+        fprintf(stderr, "usage: sign_bench [--plugin-dir DIR] [--config FILE] [-n N] "
                         "INPUT.json\n");
         return 2;
     }
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
     struct ewtp_message *m = NULL;
     int rc = 1;
     if (ewtp_read_file(input, 16u << 20, &data, &len) != 0) {
-        fprintf(stderr, "my_sign_bench: cannot read %s\n", input);
+        fprintf(stderr, "sign_bench: cannot read %s\n", input);
         goto out;
     }
     /* The clock of the calls: the message's own issue time, so the 72 h window holds. */
@@ -98,7 +99,7 @@ int main(int argc, char **argv)
     if (ewtp_runner_open(&opts, &r, why) != 0 || ewtp_runner_parse(r, data, len, &m, why) != 0 ||
         ewtp_errors_blocking(why) > 0) {
         char *e = ewtp_errors_to_json(why);
-        fprintf(stderr, "my_sign_bench: %s\n", e ? e : "cannot set up");
+        fprintf(stderr, "sign_bench: %s\n", e ? e : "cannot set up");
         free(e);
         goto out;
     }
