@@ -36,9 +36,7 @@ enum ewtp_store_state ewtp_backoff_decide(const struct ewtp_backoff_policy *p, u
                                           int64_t created_at, int64_t now, int64_t retry_after_ms,
                                           uint64_t rnd, int64_t *next_at);
 
-/* Retry-After (RFC 9110 §10.2.3: delay-seconds or an HTTP-date) in ms from now; 0 when
- * absent, malformed or in the past. Capped at one day. */
-int64_t ewtp_backoff_retry_after(const char *value, int64_t now);
+/* Retry-After values are parsed by ewtp_retry_after_ms() (ewtp/plugin.h). */
 
 /* The state a delivery's verdict moves a message to (EWTP_V_RETRY: retrying; the caller
  * then asks ewtp_backoff_decide). false for verdicts that change nothing (EWTP_V_INFO),

@@ -307,7 +307,7 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
         int64_t ra = o->retry_after_ms;
         for (size_t i = 0; ra == 0 && resp && i < resp->n_headers; i++)
             if (strcasecmp(resp->headers[i].name, "Retry-After") == 0)
-                ra = ewtp_backoff_retry_after(resp->headers[i].value, now);
+                ra = ewtp_retry_after_ms(resp->headers[i].value, now);
         struct ewtp_backoff_policy p = policy(j);
         st = ewtp_backoff_decide(&p, m->attempts, m->created_at, now, ra, rnd64(), &next);
     }

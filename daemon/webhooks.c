@@ -296,7 +296,7 @@ static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
         int64_t ra = 0;
         for (size_t i = 0; resp && i < resp->n_headers; i++)
             if (strcasecmp(resp->headers[i].name, "Retry-After") == 0)
-                ra = ewtp_backoff_retry_after(resp->headers[i].value, now);
+                ra = ewtp_retry_after_ms(resp->headers[i].value, now);
         if (st)
             set_error(it, "HTTP %d", st);
         else

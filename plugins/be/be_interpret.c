@@ -12,18 +12,6 @@
 
 #include "be.h"
 
-static int64_t retry_after_ms(const struct ewtp_response *r)
-{
-    const char *v = ewtp_response_header(r, "Retry-After");
-    if (v == NULL || *v < '0' || *v > '9')
-        return 0;
-    char *end = NULL;
-    long long s = strtoll(v, &end, 10);
-    if (*end != '\0' || s < 0 || s > 86400)
-        return 0;
-    return (int64_t)s * 1000;
-}
-
 static const char *xs(struct ewtp_xml_doc *doc, const struct ewtp_xml_node *ctx, const char *xp,
                       struct ewtp_arena *a)
 {
@@ -205,7 +193,7 @@ static int interpret_h7(const struct ewtp_call *c, const struct ewtp_response *r
         return 0;
     }
     memset(o, 0, sizeof(*o));
-    o->retry_after_ms = retry_after_ms(resp);
+    o->retry_after_ms = ewtp_response_retry_after_ms(resp, c->now_ms);
     if (resp->status >= 200 && resp->status < 300) {
         o->verdict = EWTP_V_SUBMITTED;
         o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
@@ -278,7 +266,7 @@ int be_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     if (resp->status == 429 || resp->status >= 500) {
         set_retry(o, ewtp_arena_printf(c->arena, "HTTP %d", resp->status),
                   resp->status == 429 ? "asked to slow down" : "the service is unavailable");
-        o->retry_after_ms = retry_after_ms(resp);
+        o->retry_after_ms = ewtp_response_retry_after_ms(resp, c->now_ms);
         return 0;
     }
     if (resp->status == 401 || resp->status == 403) {

@@ -255,18 +255,6 @@ int my_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out)
 
 /* ---- answers ---- */
 
-static int64_t retry_after_ms(const struct ewtp_response *r)
-{
-    const char *v = ewtp_response_header(r, "Retry-After");
-    if (v == NULL || *v < '0' || *v > '9')
-        return 0;
-    char *end = NULL;
-    long long s = strtoll(v, &end, 10);
-    if (*end != '\0' || s < 0 || s > 86400)
-        return 0;
-    return (int64_t)s * 1000;
-}
-
 /* MyInvois error objects come as {errorCode, error, propertyPath, innerError[]} [ERR] or
  * {code, message, propertyPath, details[]} (submission answers); take the most specific. */
 static void take_error(struct ewtp_arena *a, const struct ewtp_json *e, const char *step,
@@ -303,10 +291,10 @@ static void take_error(struct ewtp_arena *a, const struct ewtp_json *e, const ch
 }
 
 /* Transport failures, throttling and server errors: the same for every message. */
-static bool transient(struct ewtp_arena *a, const struct ewtp_response *resp,
+static bool transient(struct ewtp_arena *a, const struct ewtp_response *resp, int64_t now_ms,
                       struct ewtp_outcome *o)
 {
-    o->retry_after_ms = retry_after_ms(resp);
+    o->retry_after_ms = ewtp_response_retry_after_ms(resp, now_ms);
     if (resp->status == 0) {
         o->verdict = EWTP_V_RETRY;
         o->code = "transport";
@@ -337,7 +325,7 @@ int my_interpret_batch(const void *state, const struct ewtp_call *const *calls, 
     struct ewtp_outcome common = {0};
     const struct ewtp_json *body =
         resp->body_len ? ewtp_json_parse(a, resp->body, resp->body_len, NULL) : NULL;
-    if (!transient(a, resp, &common)) {
+    if (!transient(a, resp, calls[0]->now_ms, &common)) {
         if (resp->status == 202 && ewtp_json_type(body) == EWTP_JSON_OBJECT) {
             const char *sub = ewtp_json_get_string(body, "submissionUid");
             const struct ewtp_json *acc = ewtp_json_get(body, "acceptedDocuments");
@@ -458,7 +446,7 @@ int my_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
 {
     const struct my_state *st = state;
     memset(o, 0, sizeof(*o));
-    if (transient(c->arena, resp, o))
+    if (transient(c->arena, resp, c->now_ms, o))
         return 0;
     memset(o, 0, sizeof(*o));
     if (c->op == EWTP_OP_CANCEL) {

@@ -10,19 +10,6 @@
 
 #include "zz.h"
 
-/* Retry-After in seconds (the HTTP-date form is rare for APIs; it counts as unknown). */
-static int64_t retry_after_ms(const struct ewtp_response *r)
-{
-    const char *v = ewtp_response_header(r, "Retry-After");
-    if (v == NULL || *v < '0' || *v > '9')
-        return 0;
-    char *end = NULL;
-    long long s = strtoll(v, &end, 10);
-    if (*end != '\0' || s < 0 || s > 86400)
-        return 0;
-    return (int64_t)s * 1000;
-}
-
 /* Maps the authority's "status" word; false when unknown. */
 static bool map_status(const char *status, enum ewtp_verdict *v)
 {
@@ -71,7 +58,7 @@ int zz_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
         set_retry(o, "transport", resp->transport_error ? resp->transport_error : "no answer");
         return 0;
     }
-    o->retry_after_ms = retry_after_ms(resp);
+    o->retry_after_ms = ewtp_response_retry_after_ms(resp, c->now_ms);
     if (resp->status == 429 || resp->status >= 500) {
         set_retry(o, ewtp_arena_printf(c->arena, "HTTP %d", resp->status),
                   resp->status == 429 ? "the authority asks us to slow down"

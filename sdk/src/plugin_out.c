@@ -1,6 +1,7 @@
 /* Builders and helpers of ewtp/plugin.h that plugins and hosts share: translate's output,
  * response headers, verdict names. */
-#include <errno.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -90,6 +91,60 @@ const char *ewtp_response_header(const struct ewtp_response *r, const char *name
         if (r->headers[i].name && strcasecmp(r->headers[i].name, name) == 0)
             return r->headers[i].value;
     return NULL;
+}
+
+#define ONE_DAY_MS (86400 * INT64_C(1000))
+
+static int month_of(const char *m)
+{
+    static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    for (int i = 0; i < 12; i++)
+        if (strncmp(m, names + 3 * i, 3) == 0)
+            return i;
+    return -1;
+}
+
+int64_t ewtp_retry_after_ms(const char *value, int64_t now)
+{
+    if (value == NULL)
+        return 0;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (*value >= '0' && *value <= '9') {
+        char *end = NULL;
+        long long s = strtoll(value, &end, 10);
+        while (*end == ' ' || *end == '\t')
+            end++;
+        if (*end != '\0' || s < 0)
+            return 0;
+        return s > 86400 ? ONE_DAY_MS : (int64_t)s * 1000;
+    }
+    /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
+    char wd[4], mon[4], zone[4];
+    int day, year, h, mi, sec;
+    if (strlen(value) != 29 || value[3] != ',' ||
+        sscanf(value, "%3s, %d %3s %d %d:%d:%d %3s", wd, &day, mon, &year, &h, &mi, &sec, zone) !=
+            8 ||
+        strcmp(zone, "GMT") != 0)
+        return 0;
+    int m = month_of(mon);
+    if (m < 0 || day < 1 || day > 31 || h > 23 || mi > 59 || sec > 60 || year < 1970)
+        return 0;
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = m,
+                    .tm_mday = day,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    int64_t at = (int64_t)timegm(&tm) * 1000;
+    if (at <= now)
+        return 0;
+    return at - now > ONE_DAY_MS ? ONE_DAY_MS : at - now;
+}
+
+int64_t ewtp_response_retry_after_ms(const struct ewtp_response *r, int64_t now_ms)
+{
+    return ewtp_retry_after_ms(ewtp_response_header(r, "Retry-After"), now_ms);
 }
 
 const char *ewtp_verdict_name(enum ewtp_verdict v)

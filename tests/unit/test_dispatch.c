@@ -63,18 +63,18 @@ static void test_decide(void **state)
 static void test_retry_after(void **state)
 {
     (void)state;
-    assert_int_equal(ewtp_backoff_retry_after(NULL, 0), 0);
-    assert_int_equal(ewtp_backoff_retry_after("2", 0), 2000);
-    assert_int_equal(ewtp_backoff_retry_after(" 0 ", 0), 0);
-    assert_int_equal(ewtp_backoff_retry_after("-3", 0), 0);
-    assert_int_equal(ewtp_backoff_retry_after("2x", 0), 0);
-    assert_int_equal(ewtp_backoff_retry_after("999999999", 0), 86400000);
+    assert_int_equal(ewtp_retry_after_ms(NULL, 0), 0);
+    assert_int_equal(ewtp_retry_after_ms("2", 0), 2000);
+    assert_int_equal(ewtp_retry_after_ms(" 0 ", 0), 0);
+    assert_int_equal(ewtp_retry_after_ms("-3", 0), 0);
+    assert_int_equal(ewtp_retry_after_ms("2x", 0), 0);
+    assert_int_equal(ewtp_retry_after_ms("999999999", 0), 86400000);
     /* 1994-11-06T08:49:37Z = 784111777 s */
     int64_t now = 784111777LL * 1000 - 5000;
-    assert_int_equal(ewtp_backoff_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), 5000);
-    assert_int_equal(ewtp_backoff_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + 9000), 0);
-    assert_int_equal(ewtp_backoff_retry_after("Sun, 06 Nov 1994 08:49:37 CET", now), 0);
-    assert_int_equal(ewtp_backoff_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", now), 0);
+    assert_int_equal(ewtp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", now), 5000);
+    assert_int_equal(ewtp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", now + 9000), 0);
+    assert_int_equal(ewtp_retry_after_ms("Sun, 06 Nov 1994 08:49:37 CET", now), 0);
+    assert_int_equal(ewtp_retry_after_ms("Sun, 06 Foo 1994 08:49:37 GMT", now), 0);
 }
 
 static void test_verdict_state(void **state)

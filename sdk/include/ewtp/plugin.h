@@ -142,6 +142,11 @@ struct ewtp_response {
 };
 /* Case-insensitive header lookup, NULL when absent. */
 const char *ewtp_response_header(const struct ewtp_response *r, const char *name);
+/* A Retry-After value (RFC 9110 §10.2.3: delay-seconds or an IMF-fixdate HTTP-date) as
+ * milliseconds from now_ms, capped at one day; 0 when absent, malformed or in the past. */
+int64_t ewtp_retry_after_ms(const char *value, int64_t now_ms);
+/* The same for the response's Retry-After header. */
+int64_t ewtp_response_retry_after_ms(const struct ewtp_response *r, int64_t now_ms);
 
 struct ewtp_outcome {
     enum ewtp_verdict verdict;
