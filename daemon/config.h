@@ -33,14 +33,14 @@ struct ewtp_listener_conf {
 
 struct ewtp_tenant_conf {
     char *id;
-    char *token_sha256;      /* hex SHA-256 of the bearer token read from token_file (the
-                                token itself is not kept); NULL when the tenant uses mTLS */
-    char *token_file;        /* where it came from, for messages */
-    char *cert_subject;      /* client certificate subject (RFC 2253) that authenticates it */
-    char **destinations;     /* allowed destination countries ("*" = any) */
+    char *token_sha256;  /* hex SHA-256 of the bearer token read from token_file (the
+                            token itself is not kept); NULL when the tenant uses mTLS */
+    char *token_file;    /* where it came from, for messages */
+    char *cert_subject;  /* client certificate subject (RFC 2253) that authenticates it */
+    char **destinations; /* allowed destination countries ("*" = any) */
     size_t n_destinations;
-    uint32_t kinds;          /* allowed kinds (EWTP_KIND_BIT); all when not set */
-    char *webhook_url;       /* state changes are POSTed here; NULL: none */
+    uint32_t kinds;            /* allowed kinds (EWTP_KIND_BIT); all when not set */
+    char *webhook_url;         /* state changes are POSTed here; NULL: none */
     char *webhook_secret_file; /* Standard Webhooks secret ("whsec_..." base64) */
 };
 
@@ -89,12 +89,12 @@ struct ewtp_instance_conf {
     char *file;   /* absolute path of the .so */
     struct ewtp_settings *settings; /* handed to create() */
     enum ewtp_transport_kind transport;
-    char *endpoint;        /* https: base URL ("https://127.0.0.1:9443/api") */
-    char *ca_file;         /* https: CA bundle to verify the authority (NULL: system store) */
-    char *client_cert;     /* https: client certificate (mTLS to the authority) */
+    char *endpoint;    /* https: base URL ("https://127.0.0.1:9443/api") */
+    char *ca_file;     /* https: CA bundle to verify the authority (NULL: system store) */
+    char *client_cert; /* https: client certificate (mTLS to the authority) */
     char *client_key;
-    char *spool_out;       /* spool: directory the documents are written into */
-    char *spool_in;        /* receipts dropped here are handed to receive() */
+    char *spool_out; /* spool: directory the documents are written into */
+    char *spool_in;  /* receipts dropped here are handed to receive() */
     struct ewtp_auth_conf auth;
     char *inbound_token_file; /* POST /v1/inbound/<name> needs this bearer token */
     char *inbound_token_sha256;
@@ -115,38 +115,38 @@ struct ewtp_key_conf {
 };
 
 struct ewtp_delivery_conf {
-    unsigned max_attempts;       /* then dead (default 10) */
-    int64_t max_age_ms;          /* or older than this since accept: dead (default 24 h) */
-    int64_t base_delay_ms;       /* backoff base (default 1000) */
-    int64_t max_delay_ms;        /* backoff cap (default 10 min) */
-    int64_t request_timeout_ms;  /* per request to an authority (default 30 s) */
-    int64_t lease_ms;            /* a claim's lease (default 5 min) */
-    int64_t poll_interval_ms;    /* receipts polling (default 30 s) */
-    int64_t scan_interval_ms;    /* dispatcher and spool scans (default 200 ms) */
-    unsigned workers;            /* translation/signing threads (default 2) */
-    unsigned max_in_flight;      /* deliveries at once (default 64) */
+    unsigned max_attempts;      /* then dead (default 10) */
+    int64_t max_age_ms;         /* or older than this since accept: dead (default 24 h) */
+    int64_t base_delay_ms;      /* backoff base (default 1000) */
+    int64_t max_delay_ms;       /* backoff cap (default 10 min) */
+    int64_t request_timeout_ms; /* per request to an authority (default 30 s) */
+    int64_t lease_ms;           /* a claim's lease (default 5 min) */
+    int64_t poll_interval_ms;   /* receipts polling (default 30 s) */
+    int64_t scan_interval_ms;   /* dispatcher and spool scans (default 200 ms) */
+    unsigned workers;           /* translation/signing threads (default 2) */
+    unsigned max_in_flight;     /* deliveries at once (default 64) */
 };
 
 struct ewtp_limits_conf {
-    size_t max_body_bytes;      /* default 1 MiB */
-    size_t max_header_bytes;    /* default 16 KiB */
-    int64_t timeout_ms;         /* evhttp connection timeout (default 30 s) */
-    int64_t header_timeout_ms;  /* slow-header guard (default 10 s) */
-    unsigned max_connections;   /* default 1024 */
-    unsigned max_pending;       /* accepts queued for the store before 503 (default 10000) */
+    size_t max_body_bytes;     /* default 1 MiB */
+    size_t max_header_bytes;   /* default 16 KiB */
+    int64_t timeout_ms;        /* evhttp connection timeout (default 30 s) */
+    int64_t header_timeout_ms; /* slow-header guard (default 10 s) */
+    unsigned max_connections;  /* default 1024 */
+    unsigned max_pending;      /* accepts queued for the store before 503 (default 10000) */
 };
 
 struct ewtp_store_conf {
-    char *backend; /* "sqlite" (default) | "postgresql" */
-    char *path;    /* sqlite file */
+    char *backend;       /* "sqlite" (default) | "postgresql" */
+    char *path;          /* sqlite file */
     char *conninfo_file; /* postgresql: file with the libpq conninfo (has the password) */
 };
 
 struct ewtp_config {
-    char *path;        /* the file loaded */
-    char *plugin_dir;  /* default: the build tree's or the system's plugin directory */
-    char *state_dir;   /* runtime files: plugin copies, (default /run/ewtpd or var/run) */
-    char *admin_socket;/* Unix socket path for ewtpctl */
+    char *path;         /* the file loaded */
+    char *plugin_dir;   /* default: the build tree's or the system's plugin directory */
+    char *state_dir;    /* runtime files: plugin copies, (default /run/ewtpd or var/run) */
+    char *admin_socket; /* Unix socket path for ewtpctl */
     struct ewtp_listener_conf *listeners;
     size_t n_listeners;
     struct ewtp_tenant_conf *tenants;

@@ -8,9 +8,9 @@
 #include <time.h>
 
 /* Bucket bounds in microseconds: 1 ms .. 60 s. */
-static const uint64_t bounds_us[] = {1000,   5000,    10000,   25000,   50000,    100000,
-                                     250000, 500000,  1000000, 2500000, 5000000,  10000000,
-                                     30000000, 60000000};
+static const uint64_t bounds_us[] = {1000,    5000,     10000,    25000,   50000,
+                                     100000,  250000,   500000,   1000000, 2500000,
+                                     5000000, 10000000, 30000000, 60000000};
 #define N_BOUNDS (sizeof(bounds_us) / sizeof(bounds_us[0]))
 
 struct histogram {
@@ -146,8 +146,8 @@ void ewtp_metrics_write(struct ewtp_metrics *m, FILE *f)
           "# TYPE ewtp_delivery_attempts_total counter\n",
           f);
     for (struct series *s = m->deliveries; s; s = s->next)
-        fprintf(f, "ewtp_delivery_attempts_total{plugin=\"%s\",outcome=\"%s\"} %llu\n",
-                s->plugin, s->outcome, (unsigned long long)s->h.count);
+        fprintf(f, "ewtp_delivery_attempts_total{plugin=\"%s\",outcome=\"%s\"} %llu\n", s->plugin,
+                s->outcome, (unsigned long long)s->h.count);
     fputs("# HELP ewtp_delivery_latency_seconds From claim to recorded outcome of an attempt.\n"
           "# TYPE ewtp_delivery_latency_seconds histogram\n",
           f);

@@ -252,9 +252,8 @@ static struct ewtp_instance *instance_of(struct ewtp_runner *r, struct ewtp_plug
             return r->instances[i].inst;
     const char *name = ewtp_plugin_descriptor(h)->name;
     char *sentence = NULL;
-    struct ewtp_settings *s =
-        ewtp_conf_settings(config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name),
-                           &sentence);
+    struct ewtp_settings *s = ewtp_conf_settings(
+        config_settings_for(r, ewtp_plugin_descriptor(h)->name, &name), &sentence);
     if (s == NULL) {
         ewtp_errors_add(why, "", "config", "%s", sentence ? sentence : "out of memory");
         free(sentence);
