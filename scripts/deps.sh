@@ -7,7 +7,7 @@ want=(gcc make cmake pkg-config libc6-dev
       libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev openssl ca-certificates)
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev libxml2-utils xmlsec1 python3 python3-jsonschema
-         postgresql sqlite3 curl default-jre-headless libsaxonhe-java wrk rabbitmq-server)
+         sqlite3 curl clang-format default-jre-headless libsaxonhe-java wrk rabbitmq-server)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -21,6 +21,14 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 echo "deps: installing ${missing[*]}"
+# Servers among the packages (rabbitmq-server) must not start on install: the tests start
+# their own on private loopback ports, and a broker that fails to start in a container would
+# fail the install. policy-rc.d (exit 101: "not allowed") is what invoke-rc.d honours.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The package starts a system broker (and epmd) on install where it can; the AMQP test starts
