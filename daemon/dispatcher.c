@@ -378,8 +378,8 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
     /* MESSAGE_ID: journalctl MESSAGE_ID=<it> lists every delivery outcome. */
     ewtpd_log_msg(st == EWTP_STORE_DEAD ? LOG_WARNING : LOG_INFO,
                   "6d3c1b9e0f8a4f2b9a1d7e5c4b3a2f10", m->id, m->tenant, m->plugin,
-                  "attempt %u -> %s%s%s", m->attempts, ewtp_store_state_name(st),
-                  code ? " " : "", code ? code : "");
+                  "attempt %u -> %s%s%s", m->attempts, ewtp_store_state_name(st), code ? " " : "",
+                  code ? code : "");
     hooks_kick(j);
 }
 

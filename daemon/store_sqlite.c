@@ -291,6 +291,13 @@ static sqlite3_stmt *q(struct conn *c, enum sql id)
     return c->q[id];
 }
 
+/* The statement in *s, reset and ready to bind; 0 or why it could not be prepared. */
+static int prep(struct conn *c, enum sql id, sqlite3_stmt **s)
+{
+    *s = q(c, id);
+    return *s ? 0 : map_rc(sqlite3_errcode(c->db));
+}
+
 /* Statements left mid-way keep a read snapshot open, which would pin the WAL; every
  * operation ends by resetting whatever it stepped. */
 static void reset_all(struct conn *c)
@@ -331,11 +338,34 @@ static void bind_str(sqlite3_stmt *s, int i, const char *v)
         sqlite3_bind_null(s, i);
 }
 
-/* Runs a bound write statement to completion. */
+/* Runs a bound write statement to completion and resets it. */
 static int step_done(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
+    sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : map_rc(rc ? rc : SQLITE_ERROR);
+}
+
+/* Runs write statement id with ?1 = a and ?2 = b. */
+static int exec_ii(struct conn *c, enum sql id, int64_t a, int64_t b)
+{
+    sqlite3_stmt *s;
+    int rc = prep(c, id, &s);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, a);
+        sqlite3_bind_int64(s, 2, b);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
+/* Steps a bound select to its first row: 0 on a row, -EWTP_ENOTFOUND when there is none. */
+static int step_row(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -EWTP_ENOTFOUND : map_rc(rc);
 }
 
 static char *col_dup(sqlite3_stmt *s, int i)
@@ -433,19 +463,17 @@ static int insert_event(struct conn *c, int64_t seq, int64_t at, const char *typ
         if (!text)
             return -EWTP_ENOMEM;
     }
-    sqlite3_stmt *s = q(c, Q_INSERT_EVENT);
-    if (!s) {
-        free(text);
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_INSERT_EVENT, &s);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, seq);
+        sqlite3_bind_int64(s, 2, at);
+        sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, sname(state), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, attempt);
+        bind_str(s, 6, text);
+        rc = step_done(s);
     }
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_int64(s, 2, at);
-    sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, sname(state), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, attempt);
-    bind_str(s, 6, text);
-    int rc = step_done(s);
-    sqlite3_reset(s);
     free(text);
     return rc;
 }
@@ -453,9 +481,10 @@ static int insert_event(struct conn *c, int64_t seq, int64_t at, const char *typ
 static int insert_receipt(struct conn *c, int64_t seq, int64_t now,
                           const struct ewtp_store_receipt *r)
 {
-    sqlite3_stmt *s = q(c, Q_INSERT_RECEIPT);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_INSERT_RECEIPT, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(s, 1, seq);
     sqlite3_bind_int64(s, 2, r->at > 0 ? r->at : now);
     sqlite3_bind_text(s, 3, sname(r->state), -1, SQLITE_STATIC);
@@ -463,54 +492,48 @@ static int insert_receipt(struct conn *c, int64_t seq, int64_t now,
     bind_str(s, 5, r->message);
     if (r->raw)
         sqlite3_bind_blob(s, 6, r->raw, (int)r->raw_len, SQLITE_STATIC);
-    int rc = step_done(s);
-    sqlite3_reset(s);
-    return rc;
+    return step_done(s);
 }
 
 /* Queues the webhook of a state change, in the caller's transaction. */
 static int webhook_insert(struct conn *c, int64_t seq, enum ewtp_store_state state, int64_t at,
                           int64_t now)
 {
-    sqlite3_stmt *s = q(c, Q_WH_INSERT);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_WH_INSERT, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(s, 1, seq);
     sqlite3_bind_text(s, 2, sname(state), -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, at);
     sqlite3_bind_int64(s, 4, now);
-    int rc = step_done(s);
-    sqlite3_reset(s);
-    return rc;
+    return step_done(s);
 }
 
 /* No gap, no duplicate: the advance must be last + 1, checked and written in the caller's
  * transaction together with the outcome it belongs to. */
 static int chain_advance(struct conn *c, const struct ewtp_store_chain_advance *ch, int64_t now)
 {
-    sqlite3_stmt *s = q(c, Q_CHAIN_GET);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_CHAIN_GET, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(s, 1, ch->key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    int64_t last = 0;
-    if (rc == SQLITE_ROW)
-        last = sqlite3_column_int64(s, 0);
-    else if (rc != SQLITE_DONE)
-        return map_rc(rc);
+    rc = step_row(s);
+    if (rc < 0 && rc != -EWTP_ENOTFOUND)
+        return rc;
+    int64_t last = rc == 0 ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     if (ch->number != last + 1)
         return -EWTP_ERANGE;
-    s = q(c, Q_CHAIN_PUT);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    rc = prep(c, Q_CHAIN_PUT, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(s, 1, ch->key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, ch->number);
     bind_str(s, 3, ch->ref);
     sqlite3_bind_int64(s, 4, now);
-    rc = step_done(s);
-    sqlite3_reset(s);
-    return rc;
+    return step_done(s);
 }
 
 static void detail_chain(json_t *d, const struct ewtp_store_chain_advance *ch)
@@ -623,21 +646,15 @@ static int finish(struct conn *c, int rc)
     return rc;
 }
 
-/* seq and state of tenant/id, in the current transaction. */
-static int find_tid(struct conn *c, const char *tenant, const char *id, int64_t *seq,
-                    enum ewtp_store_state *state, int64_t *attempts)
+/* seq (when asked), state and attempts (when asked) of the message a bound MSG_COLS select
+ * finds. */
+static int find_row(sqlite3_stmt *s, int64_t *seq, enum ewtp_store_state *state, int64_t *attempts)
 {
-    sqlite3_stmt *s = q(c, Q_MSG_BY_TID);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
-    sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -EWTP_ENOTFOUND;
-    if (rc != SQLITE_ROW)
-        return map_rc(rc);
-    *seq = sqlite3_column_int64(s, C_SEQ);
+    int rc = step_row(s);
+    if (rc < 0)
+        return rc;
+    if (seq)
+        *seq = sqlite3_column_int64(s, C_SEQ);
     *state = col_state(s, C_STATE);
     if (attempts)
         *attempts = sqlite3_column_int64(s, C_ATTEMPTS);
@@ -645,22 +662,27 @@ static int find_tid(struct conn *c, const char *tenant, const char *id, int64_t 
     return 0;
 }
 
+/* seq and state of tenant/id, in the current transaction. */
+static int find_tid(struct conn *c, const char *tenant, const char *id, int64_t *seq,
+                    enum ewtp_store_state *state, int64_t *attempts)
+{
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_MSG_BY_TID, &s);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    return find_row(s, seq, state, attempts);
+}
+
 static int find_seq(struct conn *c, int64_t seq, enum ewtp_store_state *state, int64_t *attempts)
 {
-    sqlite3_stmt *s = q(c, Q_MSG_BY_SEQ);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_MSG_BY_SEQ, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(s, 1, seq);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -EWTP_ENOTFOUND;
-    if (rc != SQLITE_ROW)
-        return map_rc(rc);
-    *state = col_state(s, C_STATE);
-    if (attempts)
-        *attempts = sqlite3_column_int64(s, C_ATTEMPTS);
-    sqlite3_reset(s);
-    return 0;
+    return find_row(s, NULL, state, attempts);
 }
 
 /* ---- group commit (writer connection) ---------------------------------------------------- */
@@ -674,26 +696,27 @@ static int sq_batch_begin(void *impl)
 static int accept_one(struct conn *c, const struct ewtp_store_accept_req *r,
                       enum ewtp_store_accept_result *result, enum ewtp_store_state *state)
 {
-    sqlite3_stmt *s = q(c, Q_FIND);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_FIND, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(s, 1, r->tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, r->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    rc = step_row(s);
+    if (rc == 0) {
         const char *h = (const char *)sqlite3_column_text(s, 1);
         *result = h && strcmp(h, r->hash) == 0 ? EWTP_STORE_REPEAT : EWTP_STORE_CONFLICT;
         *state = col_state(s, 2);
         sqlite3_reset(s);
         return 0;
     }
-    if (rc != SQLITE_DONE)
-        return map_rc(rc);
+    if (rc != -EWTP_ENOTFOUND)
+        return rc;
     sqlite3_reset(s);
 
-    s = q(c, Q_INSERT_MSG);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    rc = prep(c, Q_INSERT_MSG, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(s, 1, r->tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, r->kind, -1, SQLITE_STATIC);
@@ -709,19 +732,17 @@ static int accept_one(struct conn *c, const struct ewtp_store_accept_req *r,
     sqlite3_bind_int(s, 12, r->needs_chain ? 1 : 0);
     bind_str(s, 13, r->warnings);
     rc = step_done(s);
-    sqlite3_reset(s);
     if (rc < 0)
         return rc;
     int64_t seq = sqlite3_last_insert_rowid(c->db);
 
     for (size_t i = 0; i < r->n_relations; i++) {
-        s = q(c, Q_INSERT_REL);
-        if (!s)
-            return map_rc(sqlite3_errcode(c->db));
-        sqlite3_bind_text(s, 1, r->relations[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, seq);
-        rc = step_done(s);
-        sqlite3_reset(s);
+        rc = prep(c, Q_INSERT_REL, &s);
+        if (rc == 0) {
+            sqlite3_bind_text(s, 1, r->relations[i], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 2, seq);
+            rc = step_done(s);
+        }
         if (rc < 0)
             return rc;
     }
@@ -769,17 +790,16 @@ static void sq_batch_rollback(void *impl)
 
 /* ---- reads -------------------------------------------------------------------------------- */
 
-static int sq_get(void *impl, const char *tenant, const char *id, struct ewtp_store_msg **out)
+/* get and find_by_authority_ref: the one message select id finds by ?1 = a and ?2 = b. */
+static int get_one(struct sqlite_store *ss, enum sql id, const char *a, const char *b,
+                   struct ewtp_store_msg **out)
 {
-    struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
-    sqlite3_stmt *s = q(c, Q_MSG_BY_TID);
-    int rc;
-    if (!s) {
-        rc = map_rc(sqlite3_errcode(c->db));
-    } else {
-        sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_stmt *s;
+    int rc = prep(c, id, &s);
+    if (rc == 0) {
+        sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
         size_t n = 0;
         rc = collect_msgs(s, 1, out, &n);
         if (rc == 0 && n == 0)
@@ -787,6 +807,11 @@ static int sq_get(void *impl, const char *tenant, const char *id, struct ewtp_st
     }
     unlock(ss);
     return rc;
+}
+
+static int sq_get(void *impl, const char *tenant, const char *id, struct ewtp_store_msg **out)
+{
+    return get_one(impl, Q_MSG_BY_TID, tenant, id, out);
 }
 
 /* The spec's Status object of the row s is on (selected with MSG_COLS). */
@@ -825,10 +850,9 @@ static json_t *status_obj(struct conn *c, sqlite3_stmt *s, int *rc)
         json_decref(a);
     }
 
-    sqlite3_stmt *r = q(c, Q_RECEIPTS);
-    if (!r) {
-        *rc = map_rc(sqlite3_errcode(c->db));
-    } else {
+    sqlite3_stmt *r;
+    *rc = prep(c, Q_RECEIPTS, &r);
+    if (*rc == 0) {
         sqlite3_bind_int64(r, 1, sqlite3_column_int64(s, C_SEQ));
         int x;
         while ((x = sqlite3_step(r)) == SQLITE_ROW) {
@@ -870,17 +894,14 @@ static int sq_status_json(void *impl, const char *tenant, const char *id, char *
     int rc = exec_q(c, Q_BEGIN_READ);
     json_t *o = NULL;
     if (rc == 0) {
-        sqlite3_stmt *s = q(c, Q_MSG_BY_TID);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
+        sqlite3_stmt *s;
+        rc = prep(c, Q_MSG_BY_TID, &s);
+        if (rc == 0) {
             sqlite3_bind_text(s, 1, tenant, -1, SQLITE_STATIC);
             sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-            int x = sqlite3_step(s);
-            if (x == SQLITE_ROW)
+            rc = step_row(s);
+            if (rc == 0)
                 o = status_obj(c, s, &rc);
-            else
-                rc = x == SQLITE_DONE ? -EWTP_ENOTFOUND : map_rc(x);
         }
         finish(c, 0);
     }
@@ -900,9 +921,9 @@ static int sq_events_json(void *impl, const char *tenant, const char *id, char *
     int rc = events ? exec_q(c, Q_BEGIN_READ) : -EWTP_ENOMEM;
     if (rc == 0) {
         rc = find_tid(c, tenant, id, &seq, &st, NULL);
-        sqlite3_stmt *s = rc == 0 ? q(c, Q_EVENTS) : NULL;
-        if (rc == 0 && !s)
-            rc = map_rc(sqlite3_errcode(c->db));
+        sqlite3_stmt *s = NULL;
+        if (rc == 0)
+            rc = prep(c, Q_EVENTS, &s);
         if (rc == 0) {
             sqlite3_bind_int64(s, 1, seq);
             int x;
@@ -963,10 +984,9 @@ static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **js
     bool more = false;
     int rc = exec_q(c, Q_BEGIN_READ);
     if (rc == 0) {
-        sqlite3_stmt *s = q(c, Q_LIST);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
+        sqlite3_stmt *s;
+        rc = prep(c, Q_LIST, &s);
+        if (rc == 0) {
             sqlite3_bind_int64(s, 1, after);
             bind_str(s, 2, f->tenant);
             bind_str(s, 3, f->state);
@@ -1006,62 +1026,81 @@ static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **js
 
 /* ---- dispatcher --------------------------------------------------------------------------- */
 
-static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
-                        struct ewtp_store_msg **out, size_t *n)
+/* The seqs (column 0) that select id finds with ?1 = now and ?2 = limit, up to limit. */
+static int select_seqs(struct conn *c, enum sql id, int64_t now, size_t limit, int64_t *seqs,
+                       size_t *n)
 {
-    struct sqlite_store *ss = impl;
+    sqlite3_stmt *s;
+    int rc = prep(c, id, &s);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    size_t cnt = 0;
+    int x = SQLITE_DONE;
+    while (cnt < limit && (x = sqlite3_step(s)) == SQLITE_ROW)
+        seqs[cnt++] = sqlite3_column_int64(s, 0);
+    if (cnt < limit && x != SQLITE_DONE)
+        rc = map_rc(x);
+    sqlite3_reset(s);
+    *n = cnt;
+    return rc;
+}
+
+/* Reads message seq back into m, in the current transaction. */
+static int load_msg(struct conn *c, int64_t seq, struct ewtp_store_msg *m)
+{
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_MSG_BY_SEQ, &s);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, seq);
+        rc = sqlite3_step(s) == SQLITE_ROW ? row_msg(s, m) : -EWTP_EIO;
+        sqlite3_reset(s);
+    }
+    return rc;
+}
+
+/* Leases message seq to owner until `until`: delivering, one more attempt. */
+static int lease(struct conn *c, int64_t seq, const char *owner, int64_t until, int64_t now)
+{
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_CLAIM_UPDATE, &s);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, seq);
+        sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, until);
+        sqlite3_bind_int64(s, 4, now);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
+/* claim_due (deliver) and claim_poll: in one transaction, select the due messages, mark each
+ * (deliver: leased to owner until `until`, with a "claimed" event; poll: next poll at
+ * `until`) and read it back. */
+static int claim_msgs(struct sqlite_store *ss, bool deliver, const char *owner, int64_t now,
+                      size_t limit, int64_t until, struct ewtp_store_msg **out, size_t *n)
+{
     struct conn *c = lock(ss);
     int64_t *seqs = calloc(limit, sizeof(*seqs));
-    size_t cnt = 0;
+    size_t cnt = 0, done = 0;
     struct ewtp_store_msg *msgs = NULL;
     int rc = seqs ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
     if (rc == 0) {
-        sqlite3_stmt *s = q(c, Q_CLAIM_SELECT);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
-            sqlite3_bind_int64(s, 1, now);
-            sqlite3_bind_int64(s, 2, (int64_t)limit);
-            int x;
-            while (cnt < limit && (x = sqlite3_step(s)) == SQLITE_ROW)
-                seqs[cnt++] = sqlite3_column_int64(s, 0);
-            if (cnt < limit && x != SQLITE_DONE)
-                rc = map_rc(x);
-            sqlite3_reset(s);
-        }
-        if (rc == 0 && cnt) {
-            msgs = calloc(cnt, sizeof(*msgs));
-            if (!msgs)
-                rc = -EWTP_ENOMEM;
-        }
-        json_t *d = json_pack("{s:s}", "owner", owner);
-        if (!d)
+        rc = select_seqs(c, deliver ? Q_CLAIM_SELECT : Q_POLL_SELECT, now, limit, seqs, &cnt);
+        if (rc == 0 && cnt && !(msgs = calloc(cnt, sizeof(*msgs))))
             rc = -EWTP_ENOMEM;
-        size_t done = 0;
+        json_t *d = deliver ? json_pack("{s:s}", "owner", owner) : NULL;
+        if (deliver && !d)
+            rc = -EWTP_ENOMEM;
         for (size_t i = 0; rc == 0 && i < cnt; i++) {
-            s = q(c, Q_CLAIM_UPDATE);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-                break;
-            }
-            sqlite3_bind_int64(s, 1, seqs[i]);
-            sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 3, now + lease_ms);
-            sqlite3_bind_int64(s, 4, now);
-            rc = step_done(s);
-            sqlite3_reset(s);
+            rc = deliver ? lease(c, seqs[i], owner, until, now)
+                         : exec_ii(c, Q_POLL_SET, seqs[i], until);
             if (rc < 0)
                 break;
-            s = q(c, Q_MSG_BY_SEQ);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-                break;
-            }
-            sqlite3_bind_int64(s, 1, seqs[i]);
-            rc = sqlite3_step(s) == SQLITE_ROW ? row_msg(s, &msgs[i]) : -EWTP_EIO;
+            rc = load_msg(c, seqs[i], &msgs[i]);
             done = i + 1;
-            sqlite3_reset(s);
-            if (rc == 0)
+            if (rc == 0 && deliver)
                 rc = insert_event(c, seqs[i], now, "claimed", EWTP_STORE_DELIVERING,
                                   (int64_t)msgs[i].attempts, d);
         }
@@ -1082,6 +1121,12 @@ static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms,
     return 0;
 }
 
+static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
+                        struct ewtp_store_msg **out, size_t *n)
+{
+    return claim_msgs(impl, true, owner, now, limit, now + lease_ms, out, n);
+}
+
 static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
 {
     struct sqlite_store *ss = impl;
@@ -1092,10 +1137,9 @@ static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
         /* Collect first: updating rows while stepping the same query is not defined. */
         int64_t *seqs = NULL, *atts = NULL;
         size_t cap = 0;
-        sqlite3_stmt *s = q(c, Q_EXPIRED);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
+        sqlite3_stmt *s;
+        rc = prep(c, Q_EXPIRED, &s);
+        if (rc == 0) {
             sqlite3_bind_int64(s, 1, now);
             int x;
             while ((x = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1121,15 +1165,7 @@ static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
             sqlite3_reset(s);
         }
         for (size_t i = 0; rc == 0 && i < cnt; i++) {
-            s = q(c, Q_REQUEUE);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-                break;
-            }
-            sqlite3_bind_int64(s, 1, seqs[i]);
-            sqlite3_bind_int64(s, 2, now);
-            rc = step_done(s);
-            sqlite3_reset(s);
+            rc = exec_ii(c, Q_REQUEUE, seqs[i], now);
             if (rc == 0)
                 rc = insert_event(c, seqs[i], now, "lease_expired", EWTP_STORE_RETRYING, atts[i],
                                   NULL);
@@ -1159,20 +1195,15 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
             rc = -EWTP_EINVAL;
         if (rc == 0 && o->chain)
             rc = chain_advance(c, o->chain, o->now);
-        if (rc == 0) {
-            sqlite3_stmt *s = q(c, Q_OUTCOME);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-            } else {
-                sqlite3_bind_int64(s, 1, (int64_t)o->key);
-                sqlite3_bind_text(s, 2, sname(o->state), -1, SQLITE_STATIC);
-                bind_str(s, 3, o->authority_ref);
-                sqlite3_bind_int64(s, 4, o->state == EWTP_STORE_RETRYING ? o->next_attempt_at : 0);
-                bind_str(s, 5, o->errors);
-                sqlite3_bind_int64(s, 6, o->now);
-                rc = step_done(s);
-                sqlite3_reset(s);
-            }
+        sqlite3_stmt *s = NULL;
+        if (rc == 0 && (rc = prep(c, Q_OUTCOME, &s)) == 0) {
+            sqlite3_bind_int64(s, 1, (int64_t)o->key);
+            sqlite3_bind_text(s, 2, sname(o->state), -1, SQLITE_STATIC);
+            bind_str(s, 3, o->authority_ref);
+            sqlite3_bind_int64(s, 4, o->state == EWTP_STORE_RETRYING ? o->next_attempt_at : 0);
+            bind_str(s, 5, o->errors);
+            sqlite3_bind_int64(s, 6, o->now);
+            rc = step_done(s);
         }
         if (rc == 0 && o->receipt)
             rc = insert_receipt(c, (int64_t)o->key, o->now, o->receipt);
@@ -1213,42 +1244,25 @@ static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
         enum ewtp_store_state after = change ? r->state : cur;
         if (rc == 0 && r->chain)
             rc = chain_advance(c, r->chain, r->now);
-        if (rc == 0 && change) {
-            sqlite3_stmt *s = q(c, Q_SET_STATE);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-            } else {
-                bool due = after == EWTP_STORE_ACCEPTED || after == EWTP_STORE_RETRYING;
-                sqlite3_bind_int64(s, 1, (int64_t)r->key);
-                sqlite3_bind_text(s, 2, sname(after), -1, SQLITE_STATIC);
-                sqlite3_bind_int64(s, 3, due ? r->now : 0);
-                sqlite3_bind_int64(s, 4, r->now);
-                rc = step_done(s);
-                sqlite3_reset(s);
-            }
+        sqlite3_stmt *s = NULL;
+        if (rc == 0 && change && (rc = prep(c, Q_SET_STATE, &s)) == 0) {
+            bool due = after == EWTP_STORE_ACCEPTED || after == EWTP_STORE_RETRYING;
+            sqlite3_bind_int64(s, 1, (int64_t)r->key);
+            sqlite3_bind_text(s, 2, sname(after), -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, due ? r->now : 0);
+            sqlite3_bind_int64(s, 4, r->now);
+            rc = step_done(s);
         }
-        if (rc == 0 && change && r->errors) {
-            sqlite3_stmt *s = q(c, Q_SET_ERRORS);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-            } else {
-                sqlite3_bind_int64(s, 1, (int64_t)r->key);
-                sqlite3_bind_text(s, 2, r->errors, -1, SQLITE_STATIC);
-                rc = step_done(s);
-                sqlite3_reset(s);
-            }
+        if (rc == 0 && change && r->errors && (rc = prep(c, Q_SET_ERRORS, &s)) == 0) {
+            sqlite3_bind_int64(s, 1, (int64_t)r->key);
+            sqlite3_bind_text(s, 2, r->errors, -1, SQLITE_STATIC);
+            rc = step_done(s);
         }
-        if (rc == 0) {
-            sqlite3_stmt *s = q(c, Q_SET_REF);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-            } else {
-                sqlite3_bind_int64(s, 1, (int64_t)r->key);
-                bind_str(s, 2, r->authority_ref);
-                sqlite3_bind_int64(s, 3, r->now);
-                rc = step_done(s);
-                sqlite3_reset(s);
-            }
+        if (rc == 0 && (rc = prep(c, Q_SET_REF, &s)) == 0) {
+            sqlite3_bind_int64(s, 1, (int64_t)r->key);
+            bind_str(s, 2, r->authority_ref);
+            sqlite3_bind_int64(s, 3, r->now);
+            rc = step_done(s);
         }
         if (rc == 0)
             rc = insert_receipt(c, (int64_t)r->key, r->now, r->receipt);
@@ -1274,22 +1288,7 @@ static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
 static int sq_find_by_authority_ref(void *impl, const char *plugin, const char *ref,
                                     struct ewtp_store_msg **out)
 {
-    struct sqlite_store *ss = impl;
-    struct conn *c = lock(ss);
-    sqlite3_stmt *s = q(c, Q_BY_REF);
-    int rc;
-    if (!s) {
-        rc = map_rc(sqlite3_errcode(c->db));
-    } else {
-        sqlite3_bind_text(s, 1, plugin, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, ref, -1, SQLITE_STATIC);
-        size_t n = 0;
-        rc = collect_msgs(s, 1, out, &n);
-        if (rc == 0 && n == 0)
-            rc = -EWTP_ENOTFOUND;
-    }
-    unlock(ss);
-    return rc;
+    return get_one(impl, Q_BY_REF, plugin, ref, out);
 }
 
 static int sq_add_event(void *impl, uint64_t key, const char *type, uint32_t attempt,
@@ -1325,17 +1324,8 @@ static int admin_op(struct sqlite_store *ss, const char *tenant, const char *id,
         rc = find_tid(c, tenant, id, &seq, &cur, &attempts);
         if (rc == 0 && cur != need)
             rc = -EWTP_EINVAL;
-        if (rc == 0) {
-            sqlite3_stmt *s = q(c, update);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-            } else {
-                sqlite3_bind_int64(s, 1, seq);
-                sqlite3_bind_int64(s, 2, now);
-                rc = step_done(s);
-                sqlite3_reset(s);
-            }
-        }
+        if (rc == 0)
+            rc = exec_ii(c, update, seq, now);
         if (rc == 0) {
             json_t *d = json_pack("{s:I}", "previous_attempts", (json_int_t)attempts);
             rc = insert_event(c, seq, now, type, after, update == Q_REPLAY ? 0 : attempts, d);
@@ -1363,12 +1353,10 @@ static int sq_chain_get(void *impl, const char *key, int64_t *number, char **ref
 {
     struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
-    sqlite3_stmt *s = q(c, Q_CHAIN_GET);
-    int rc = 0;
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_CHAIN_GET, &s);
     *number = 0;
-    if (!s) {
-        rc = map_rc(sqlite3_errcode(c->db));
-    } else {
+    if (rc == 0) {
         sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
         int x = sqlite3_step(s);
         if (x == SQLITE_ROW) {
@@ -1403,11 +1391,9 @@ static int sq_related(void *impl, const char *const *keys, size_t n, const char 
         return -EWTP_ENOMEM;
     struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
-    sqlite3_stmt *s = q(c, Q_RELATED);
-    int rc;
-    if (!s) {
-        rc = map_rc(sqlite3_errcode(c->db));
-    } else {
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_RELATED, &s);
+    if (rc == 0) {
         sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
         bind_str(s, 2, exclude_tenant);
         bind_str(s, 3, exclude_id);
@@ -1424,10 +1410,8 @@ static int sq_counts(void *impl, struct ewtp_store_count **out, size_t *n)
     struct conn *c = lock(ss);
     struct ewtp_store_count *v = NULL;
     size_t cnt = 0, cap = 0;
-    sqlite3_stmt *s = q(c, Q_COUNTS);
-    int rc = 0, x = SQLITE_DONE;
-    if (!s)
-        rc = map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_COUNTS, &s), x = SQLITE_DONE;
     while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
         if (cnt == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -1462,11 +1446,9 @@ static int sq_backlog(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_
 {
     struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
-    sqlite3_stmt *s = q(c, Q_BACKLOG);
-    int rc = 0;
-    if (!s) {
-        rc = map_rc(sqlite3_errcode(c->db));
-    } else {
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_BACKLOG, &s);
+    if (rc == 0) {
         int x = sqlite3_step(s);
         if (x == SQLITE_ROW) {
             *depth = (uint64_t)sqlite3_column_int64(s, 0);
@@ -1487,64 +1469,7 @@ static int sq_backlog(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_
 static int sq_claim_poll(void *impl, int64_t now, size_t limit, int64_t next_at,
                          struct ewtp_store_msg **out, size_t *n)
 {
-    struct sqlite_store *ss = impl;
-    struct conn *c = lock(ss);
-    int64_t *seqs = calloc(limit, sizeof(*seqs));
-    size_t cnt = 0, done = 0;
-    struct ewtp_store_msg *msgs = NULL;
-    int rc = seqs ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
-    if (rc == 0) {
-        sqlite3_stmt *s = q(c, Q_POLL_SELECT);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
-            sqlite3_bind_int64(s, 1, now);
-            sqlite3_bind_int64(s, 2, (int64_t)limit);
-            int x = SQLITE_DONE;
-            while (cnt < limit && (x = sqlite3_step(s)) == SQLITE_ROW)
-                seqs[cnt++] = sqlite3_column_int64(s, 0);
-            if (cnt < limit && x != SQLITE_DONE)
-                rc = map_rc(x);
-            sqlite3_reset(s);
-        }
-        if (rc == 0 && cnt && !(msgs = calloc(cnt, sizeof(*msgs))))
-            rc = -EWTP_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < cnt; i++) {
-            s = q(c, Q_POLL_SET);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-                break;
-            }
-            sqlite3_bind_int64(s, 1, seqs[i]);
-            sqlite3_bind_int64(s, 2, next_at);
-            rc = step_done(s);
-            sqlite3_reset(s);
-            if (rc < 0)
-                break;
-            s = q(c, Q_MSG_BY_SEQ);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-                break;
-            }
-            sqlite3_bind_int64(s, 1, seqs[i]);
-            rc = sqlite3_step(s) == SQLITE_ROW ? row_msg(s, &msgs[i]) : -EWTP_EIO;
-            done = i + 1;
-            sqlite3_reset(s);
-        }
-        rc = finish(c, rc);
-        if (rc < 0) {
-            ewtp_store_msgs_free(msgs, done);
-            msgs = NULL;
-            cnt = 0;
-        }
-    }
-    unlock(ss);
-    free(seqs);
-    if (rc < 0)
-        return rc;
-    *out = msgs;
-    *n = cnt;
-    return 0;
+    return claim_msgs(impl, false, NULL, now, limit, next_at, out, n);
 }
 
 static int sq_poll_schedule(void *impl, uint64_t key, int64_t at)
@@ -1553,17 +1478,9 @@ static int sq_poll_schedule(void *impl, uint64_t key, int64_t at)
     struct conn *c = lock(ss);
     int rc = exec_q(c, Q_BEGIN);
     if (rc == 0) {
-        sqlite3_stmt *s = q(c, Q_POLL_SET);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
-            sqlite3_bind_int64(s, 1, (int64_t)key);
-            sqlite3_bind_int64(s, 2, at);
-            rc = step_done(s);
-            if (rc == 0 && sqlite3_changes(c->db) == 0)
-                rc = -EWTP_EINVAL;
-            sqlite3_reset(s);
-        }
+        rc = exec_ii(c, Q_POLL_SET, (int64_t)key, at);
+        if (rc == 0 && sqlite3_changes(c->db) == 0)
+            rc = -EWTP_EINVAL;
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -1598,10 +1515,9 @@ static int sq_webhook_claim(void *impl, int64_t now, size_t limit, int64_t lease
     size_t cnt = 0;
     int rc = w ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
     if (rc == 0) {
-        sqlite3_stmt *s = q(c, Q_WH_SELECT);
-        if (!s) {
-            rc = map_rc(sqlite3_errcode(c->db));
-        } else {
+        sqlite3_stmt *s;
+        rc = prep(c, Q_WH_SELECT, &s);
+        if (rc == 0) {
             sqlite3_bind_int64(s, 1, now);
             sqlite3_bind_int64(s, 2, (int64_t)limit);
             int x = SQLITE_DONE;
@@ -1622,17 +1538,8 @@ static int sq_webhook_claim(void *impl, int64_t now, size_t limit, int64_t lease
                 rc = map_rc(x);
             sqlite3_reset(s);
         }
-        for (size_t i = 0; rc == 0 && i < cnt; i++) {
-            s = q(c, Q_WH_CLAIM);
-            if (!s) {
-                rc = map_rc(sqlite3_errcode(c->db));
-                break;
-            }
-            sqlite3_bind_int64(s, 1, (int64_t)w[i].wid);
-            sqlite3_bind_int64(s, 2, now + lease_ms);
-            rc = step_done(s);
-            sqlite3_reset(s);
-        }
+        for (size_t i = 0; rc == 0 && i < cnt; i++)
+            rc = exec_ii(c, Q_WH_CLAIM, (int64_t)w[i].wid, now + lease_ms);
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -1650,15 +1557,14 @@ static int sq_webhook_claim(void *impl, int64_t now, size_t limit, int64_t lease
 static int webhook_get(struct conn *c, uint64_t wid, int64_t *seq, enum ewtp_store_state *state,
                        int64_t *attempts)
 {
-    sqlite3_stmt *s = q(c, Q_WH_GET);
-    if (!s)
-        return map_rc(sqlite3_errcode(c->db));
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_WH_GET, &s);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(s, 1, (int64_t)wid);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return -EWTP_ENOTFOUND;
-    if (rc != SQLITE_ROW)
-        return map_rc(rc);
+    rc = step_row(s);
+    if (rc < 0)
+        return rc;
     *seq = sqlite3_column_int64(s, 0);
     *state = col_state(s, 1);
     *attempts = sqlite3_column_int64(s, 2);
@@ -1676,17 +1582,14 @@ static int webhook_end(struct sqlite_store *ss, uint64_t wid, bool retry, int64_
         int64_t seq = 0, attempts = 0;
         enum ewtp_store_state state = EWTP_STORE_ACCEPTED;
         rc = webhook_get(c, wid, &seq, &state, &attempts);
-        sqlite3_stmt *s = rc == 0 ? q(c, retry ? Q_WH_RETRY : Q_WH_DELETE) : NULL;
-        if (rc == 0 && !s)
-            rc = map_rc(sqlite3_errcode(c->db));
-        if (rc == 0) {
+        sqlite3_stmt *s = NULL;
+        if (rc == 0 && (rc = prep(c, retry ? Q_WH_RETRY : Q_WH_DELETE, &s)) == 0) {
             sqlite3_bind_int64(s, 1, (int64_t)wid);
             if (retry) {
                 sqlite3_bind_int64(s, 2, next_at);
                 bind_str(s, 3, error);
             }
             rc = step_done(s);
-            sqlite3_reset(s);
         }
         if (rc == 0 && give_up) {
             enum ewtp_store_state cur;
@@ -1725,11 +1628,9 @@ static int sq_webhook_pending(void *impl, uint64_t *n)
 {
     struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
-    sqlite3_stmt *s = q(c, Q_WH_COUNT);
-    int rc;
-    if (!s) {
-        rc = map_rc(sqlite3_errcode(c->db));
-    } else {
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_WH_COUNT, &s);
+    if (rc == 0) {
         rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) {
             *n = (uint64_t)sqlite3_column_int64(s, 0);

@@ -50,8 +50,8 @@ struct zz_sub {
     char *sender_ref;
     int64_t seq;                  /* Header/Sequence number with check_sequence, else 0 */
     const struct zz_chain *chain; /* its sender's numbering, with check_sequence */
-    const char *status; /* "received", "accepted", "rejected", "cancelled" */
-    bool reject;        /* the decision, taken on receipt and announced later */
+    const char *status;           /* "received", "accepted", "rejected", "cancelled" */
+    bool reject;                  /* the decision, taken on receipt and announced later */
     struct ewtp_sim_timer *timer;
     struct zz_sim *st;
 };
@@ -585,8 +585,7 @@ static void login(struct zz_sim *st, const struct ewtp_sim_request *req,
         user = form_field(req, "client_id");
         password = form_field(req, "client_secret");
     } else {
-        const struct ewtp_json *body =
-            ewtp_json_parse(req->arena, req->body, req->body_len, NULL);
+        const struct ewtp_json *body = ewtp_json_parse(req->arena, req->body, req->body_len, NULL);
         user = ewtp_json_get_string(body, "user");
         password = ewtp_json_get_string(body, "password");
     }
@@ -867,8 +866,8 @@ static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
     ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sender", req->arena, &sender);
     ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sequence/@number", req->arena,
                           &number);
-    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sequence/@previous",
-                          req->arena, &previous);
+    ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Header/zz:Sequence/@previous", req->arena,
+                          &previous);
     bool has_value =
         ewtp_xml_xpath_string(doc, NULL, "/zz:Submission/zz:Declaration/zz:InvoiceValue",
                               req->arena, &value) == 0;

@@ -9,8 +9,8 @@ Both read the password from one secret file. The simulator counts logins ("login
 "oauth:hub", "...:refused") and refused tokens ("unauthorized") in /_sim/received.
 
   1. cached: 15 + 5 messages (long-lived tokens) -> one login per instance, no 401;
-  2. a 401 (the simulator revokes every token) -> ewtpd logs in again and the message still
-     gets through; tokens now live 4 s;
+  2. a 401 (the simulator revokes every token) -> each instance fetches a new token once and
+     its message still gets through; tokens now live 4 s;
   3. refresh before expiry: messages every 0.4 s for 8 s on both instances -> new logins
      (about every 3 s), every message approved, no further 401;
   4. wrong password in the secret file -> the message keeps retrying (never rejected) with
@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -248,14 +247,19 @@ def main():
         check(env.control(token_ttl_ms=4000, revoke_tokens=True) == 200,
               "simulator: every token revoked, new ones live 4 s")
         env.post("t1", order("l-401"))
-        ok = all_approved(env, [("t1", "l-401")], "after a 401", 15)
+        env.post("t2", order("o-401"))
+        ok = all_approved(env, [("t1", "l-401"), ("t2", "o-401")], "after a 401", 15)
         c2 = env.counts()
-        evs = (env.events("t1", "l-401") or {}).get("events", [])
-        saw401 = any(e.get("type") == "outcome" and e.get("state") == "retrying" and
-                     (e.get("detail") or {}).get("http_status") == 401 for e in evs)
-        check(ok and saw401 and c2["unauthorized"] >= 1 and c2["login"] == c1["login"] + 1,
-              "a 401 makes ewtpd log in again once and retry (401 seen %s, logins %d -> %d)" %
-              (saw401, c1["login"], c2["login"]))
+        saw401 = []
+        for tenant, mid in (("t1", "l-401"), ("t2", "o-401")):
+            evs = (env.events(tenant, mid) or {}).get("events", [])
+            saw401.append(any(e.get("type") == "outcome" and e.get("state") == "retrying" and
+                              (e.get("detail") or {}).get("http_status") == 401 for e in evs))
+        check(ok and all(saw401) and c2["unauthorized"] == 2 and
+              c2["login"] == c1["login"] + 1 and c2["oauth"] == c1["oauth"] + 1,
+              "a 401 makes ewtpd fetch one new token per instance and retry (401 seen %s, "
+              "logins %d -> %d, oauth %d -> %d)" %
+              (saw401, c1["login"], c2["login"], c1["oauth"], c2["oauth"]))
 
         # 3. Refresh before expiry: 4 s tokens, traffic for 8 s, never a 401.
         msgs = []

@@ -19,91 +19,17 @@ Ends with "N passed, M failed"; exit 1 on any failure."""
 import copy
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-BIN = os.path.join(BUILD, "bin")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (EWTPCTL, PLUGINS, SRC, Api, check, check_config, checks,  # noqa: E402
+                          free_port, http_call, load_json, make_sm2_cert, make_tmp,
+                          parse_json, print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop,
+                          wait_port_file, wait_ready, write, write_token)
+
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
-passed = 0
-failed = []
-
-
-def check(cond, what, detail=None):
-    global passed
-    if cond:
-        passed += 1
-        print("ok   " + what, flush=True)
-    else:
-        failed.append(what)
-        print("FAIL " + what + ("" if detail is None else ": " + str(detail)[:600]), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def http(method, url, token=None, body=None, raw=None, ctype="application/json"):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    if data is not None:
-        req.add_header("Content-Type", ctype)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def jbody(raw):
-    try:
-        return json.loads(raw or b"null")
-    except ValueError:
-        return None
-
-
-def wait_for(fn, timeout=20.0, step=0.1):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() > end:
-            return v
-        time.sleep(step)
-
-
-def make_keys(tmp):
-    key, crt = os.path.join(tmp, "cn-sign.key"), os.path.join(tmp, "cn-sign.crt")
-    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out", key], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["openssl", "req", "-x509", "-key", key, "-sm3", "-out", crt, "-days", "2",
-                    "-subj", "/CN=ewtp cn e2e TEST"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return key, crt
 
 
 def config(tmp, api, key, crt):
@@ -111,7 +37,7 @@ def config(tmp, api, key, crt):
         os.makedirs(os.path.join(tmp, "spool", d), exist_ok=True)
     tenants = ["plat", "pay", "logi", "agent", "bad"]
     for t in tenants:
-        write(os.path.join(tmp, t + ".token"), t + "-token\n")
+        write_token(tmp, t + ".token", t + "-token")
     conf = """
 plugin_dir = "%(plugins)s";
 state_dir = "%(tmp)s/run";
@@ -137,7 +63,7 @@ plugins = (
 );
 routes = ( { tenant = "bad"; destination = "CN"; instance = "cn-badsig"; },
            { destination = "CN"; instance = "cn-test"; } );
-""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api, "key": key,
+""" % {"plugins": PLUGINS, "tmp": tmp, "api": api, "key": key,
        "crt": crt,
        "tenants": ",\n  ".join('{ id = "%s"; token_file = "%s.token"; destinations = [ "CN" ]; }'
                                % (t, t) for t in tenants)}
@@ -150,10 +76,10 @@ def messages(suffix, order_no, waybill_no, pay_no):
     """Order, payment, waybill and inventory of one parcel, from the plugin's golden vector
     (import-declaration-621 and its related messages), with fresh ids and numbers."""
     rel = os.path.join(VEC, "import-declaration-621", "related")
-    order = load(os.path.join(rel, "1-order.json"))
-    pay = load(os.path.join(rel, "2-payment.json"))
-    wb = load(os.path.join(rel, "3-waybill.json"))
-    inv = load(os.path.join(VEC, "import-declaration-621", "input.json"))
+    order = load_json(os.path.join(rel, "1-order.json"))
+    pay = load_json(os.path.join(rel, "2-payment.json"))
+    wb = load_json(os.path.join(rel, "3-waybill.json"))
+    inv = load_json(os.path.join(VEC, "import-declaration-621", "input.json"))
     order["id"], pay["id"], wb["id"], inv["id"] = ("ord-" + suffix, "pay-" + suffix,
                                                    "wb-" + suffix, "inv-" + suffix)
     order["order"]["number"] = order_no
@@ -169,68 +95,43 @@ def messages(suffix, order_no, waybill_no, pay_no):
 
 class Env:
     def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="ewtp-cn-e2e-")
+        self.tmp = make_tmp("ewtp-cn-e2e-")
         self.api = free_port()
-        key, crt = make_keys(self.tmp)
+        key, crt = make_sm2_cert(os.path.join(self.tmp, "cn-sign.key"),
+                                 os.path.join(self.tmp, "cn-sign.crt"), "/CN=ewtp cn e2e TEST")
         self.conf = config(self.tmp, self.api, key, crt)
         self.base = "http://127.0.0.1:%d" % self.api
         self.procs = []
-        chk = subprocess.run([os.path.join(BIN, "ewtpd"), "-t", "-c", self.conf],
-                             capture_output=True, text=True)
+        chk = check_config(self.conf)
         check(chk.returncode == 0, "ewtpd -t accepts the cn configuration", chk.stderr)
         port_file = os.path.join(self.tmp, "sim.port")
-        self.sim_log = open(os.path.join(self.tmp, "sim.log"), "w")
-        self.procs.append(subprocess.Popen(
-            [os.path.join(BIN, "ewtp-sim"), "--country", "cn", "--listen", "127.0.0.1:0",
-             "--port-file", port_file,
-             "--set", "spool_out=" + os.path.join(self.tmp, "spool", "out"),
-             "--set", "spool_in=" + os.path.join(self.tmp, "spool", "in"),
-             "--set", "delay_ms=100", "--set", "poll_ms=50", "--set", "match_wait_ms=3000"],
-            stdout=self.sim_log, stderr=subprocess.STDOUT))
-        ok = wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 15)
-        check(bool(ok), "ewtp-sim --country cn started")
-        self.sim = "http://127.0.0.1:%s" % open(port_file).read().strip() if ok else None
-        self.d_log = open(os.path.join(self.tmp, "ewtpd.log"), "w")
-        self.procs.append(subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", self.conf],
-                                           stdout=self.d_log, stderr=subprocess.STDOUT))
-        ready = wait_for(lambda: self._ready(), 20)
-        check(ready, "ewtpd is ready")
+        self.procs.append(spawn_sim(
+            "cn", os.path.join(self.tmp, "sim.log"), port_file=port_file,
+            settings=[("spool_out", os.path.join(self.tmp, "spool", "out")),
+                      ("spool_in", os.path.join(self.tmp, "spool", "in")),
+                      ("delay_ms", 100), ("poll_ms", 50), ("match_wait_ms", 3000)]))
+        port = wait_port_file(port_file, self.procs[-1], 15)
+        check(bool(port), "ewtp-sim --country cn started")
+        self.sim = "http://127.0.0.1:%d" % port if port else None
+        self.procs.append(spawn_ewtpd(self.conf, os.path.join(self.tmp, "ewtpd.log")))
+        check(wait_ready(self.api, self.procs[-1], 20), "ewtpd is ready")
 
-    def _ready(self):
-        try:
-            return http("GET", self.base + "/readyz")[0] == 200
-        except OSError:
-            return False
+    def tenant(self, tenant):
+        return Api(self.api, tenant + "-token")
 
     def post(self, tenant, msg):
-        st, raw = http("POST", self.base + "/v1/messages", tenant + "-token", msg)
-        return st, jbody(raw)
+        return self.tenant(tenant).submit(msg)
 
     def get(self, tenant, mid):
-        st, raw = http("GET", self.base + "/v1/messages/" + mid, tenant + "-token")
-        return jbody(raw) if st == 200 else None
+        st, doc = self.tenant(tenant).status(mid)
+        return doc if st == 200 else None
 
     def wait_state(self, tenant, mid, states, timeout=20):
-        last = {}
-
-        def probe():
-            m = self.get(tenant, mid)
-            last["m"] = m
-            return m if m and m.get("state") in states else None
-        return wait_for(probe, timeout) or last.get("m")
+        return self.tenant(tenant).wait_state(mid, states, timeout)
 
     def close(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for f in (self.sim_log, self.d_log):
-            f.close()
+            stop(p, 15)
 
 
 def codes(m):
@@ -239,22 +140,16 @@ def codes(m):
 
 def main():
     env = Env()
-    keep = os.environ.get("EWTP_KEEP_TMP")
     try:
-        if failed:
+        if checks.failed:
             return
         run(env)
     finally:
         env.close()
-        if failed:
-            for name in ("ewtpd.log", "sim.log"):
-                with open(os.path.join(env.tmp, name), errors="replace") as f:
-                    tail = f.read()[-3000:]
-                print("---- %s (tail)\n%s" % (name, tail))
-        if keep:
-            print("kept " + env.tmp)
-        else:
-            shutil.rmtree(env.tmp, ignore_errors=True)
+        if checks.failed:
+            print_logs([("ewtpd.log", os.path.join(env.tmp, "ewtpd.log")),
+                        ("sim.log", os.path.join(env.tmp, "sim.log"))], 3000)
+        remove_tmp(env.tmp)
 
 
 def run(env):
@@ -281,8 +176,8 @@ def run(env):
     ref = (m or {}).get("authority_ref") or ""
     check(len(ref) == 18 and ref[4:8].isdigit() and ref[8] == "I",
           "authority reference is the customs invtNo", ref)
-    st, raw = http("GET", env.sim + "/_sim/received")
-    rec = (jbody(raw) or {}).get("ids", {})
+    st, raw, _ = http_call("GET", env.sim + "/_sim/received")
+    rec = (parse_json(raw) or {}).get("ids", {})
     want = ["CEB311:3301960ABC:SO-E2E-A1", "CEB411:3301960PAY:PAY-E2E-A1",
             "CEB511:3301980EXP:EXA1000000001CN", "CEB621:COPA1"]
     check(all(rec.get(k, {}).get("count") == 1 for k in want),
@@ -313,13 +208,12 @@ def run(env):
     out = os.path.join(env.tmp, "other-channel")
     pay_file = os.path.join(env.tmp, "pay-c3.json")
     write(pay_file, json.dumps(pay))
-    tr = subprocess.run([os.path.join(BIN, "ewtpctl"), "translate", "--plugin-dir",
-                         os.path.join(BUILD, "plugins"), "--config", env.conf, "--out", out,
-                         pay_file], capture_output=True, text=True)
+    tr = subprocess.run([EWTPCTL, "translate", "--plugin-dir", PLUGINS, "--config", env.conf,
+                         "--out", out, pay_file], capture_output=True, text=True)
     check(tr.returncode == 0, "ewtpctl translate of the other channel's payment", tr.stderr)
     envelope = None
     if tr.returncode == 0:
-        reqs = load(os.path.join(out, "requests.json"))
+        reqs = load_json(os.path.join(out, "requests.json"))
         r0 = (reqs.get("requests") or reqs)[0] if isinstance(reqs, (dict, list)) else None
         body_file = r0.get("body_file") or r0.get("body") if isinstance(r0, dict) else None
         if body_file:
@@ -327,7 +221,7 @@ def run(env):
                 envelope = f.read()
     check(envelope is not None and b"DxpMsg" in envelope, "payment envelope built", envelope)
     if envelope:
-        st, raw = http("POST", env.sim + "/dxp", raw=envelope, ctype="application/xml")
+        st, raw, _ = http_call("POST", env.sim + "/dxp", envelope, ctype="application/xml")
         check(st == 200 and b"<dxp:ResponseCode>0<" in raw,
               "payment POSTed to customs directly (DxpRep 0)", raw)
     for tenant, msg in (("plat", order), ("logi", wb)):
@@ -341,8 +235,8 @@ def run(env):
           codes(m))
 
     # 4. cancel the released inventory of 1 (CEB623 by invtNo -> 624 399).
-    st, raw = http("POST", env.base + "/v1/messages/inv-a1/cancel", "agent-token",
-                   {"reason": "buyer returned the order before delivery"})
+    st, raw = env.tenant("agent").call("POST", "/v1/messages/inv-a1/cancel",
+                                       {"reason": "buyer returned the order before delivery"})
     check(st == 202, "cancel of the released inventory: 202", (st, raw))
     m = env.wait_state("agent", "inv-a1", ("cancelled",))
     check(m and m["state"] == "cancelled", "inventory cancelled (CEB624 399)", m)
@@ -365,6 +259,5 @@ if __name__ == "__main__":
     except Exception as e:  # a crash of the test is a failure, not a traceback only
         import traceback
         traceback.print_exc()
-        failed.append("exception: %r" % e)
-    print("%d passed, %d failed (%.1f s)" % (passed, len(failed), time.time() - t0))
-    sys.exit(1 if failed else 0)
+        check(False, "exception: %r" % e)
+    sys.exit(checks.summary(" (%.1f s)" % (time.time() - t0)))

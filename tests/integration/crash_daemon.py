@@ -17,46 +17,25 @@ snapshot and the kill is proven by the authority reference the store holds for i
 
 Prints sent / 202 / found after restart / reached the simulator / duplicates for each
 scenario and ends with "N passed, M failed". N is EWTP_CRASH_N (default 5000)."""
-import http.client
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-BIN = os.path.join(BUILD, "bin")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (CONNECTION_ERRORS, PLUGINS, KeepAlive, check,  # noqa: E402
+                          checks, free_port, http_json, kill9, log_tail_lines, make_tmp,
+                          read_log, remove_tmp, sanitizer_report, spawn_ewtpd, spawn_sim,
+                          stop as stop_process, wait_ready, wait_until, write, write_token,
+                          zz_order)
+
 TOKEN = "crash-token"
 N = int(os.environ.get("EWTP_CRASH_N", "5000"))
 THREADS = 8
 KILL_AT = 0.4  # fraction of N accepted before the kill
 DEADLINE = time.monotonic() + 800  # the whole test stops by itself
-passed, failed = [], []
-
-
-def check(cond, what):
-    (passed if cond else failed).append(what)
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-with open(os.path.join(SRC, "plugins/template/vectors/order-basic/input.json")) as f:
-    BASE = json.load(f)
+BASE = zz_order(None)
 
 
 def body_of(mid):
@@ -70,15 +49,12 @@ class Env:
 
     def __init__(self, name):
         self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="ewtp-crash-%s-" % name)
+        self.tmp = make_tmp("ewtp-crash-%s-" % name)
         self.api = free_port()
         self.sim_port = free_port()
         os.makedirs(os.path.join(self.tmp, "run"))
-        with open(os.path.join(self.tmp, "token"), "w") as f:
-            f.write(TOKEN + "\n")
-        self.conf = os.path.join(self.tmp, "ewtpd.conf")
-        with open(self.conf, "w") as f:
-            f.write("""
+        write_token(self.tmp, "token", TOKEN)
+        self.conf = write(os.path.join(self.tmp, "ewtpd.conf"), """
 plugin_dir = "%(plugins)s";
 state_dir = "%(tmp)s/run";
 admin_socket = "%(tmp)s/run/ewtpd.sock";
@@ -93,88 +69,48 @@ plugins = (
     transport = "https"; endpoint = "http://127.0.0.1:%(sim)d"; }
 );
 routes = ( { destination = "ZZ"; instance = "zz-test"; } );
-""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": self.tmp, "api": self.api,
-                "sim": self.sim_port})
+""" % {"plugins": PLUGINS, "tmp": self.tmp, "api": self.api, "sim": self.sim_port})
         self.daemon = None
         self.sim = None
         self.starts = 0
 
     def start_sim(self):
-        log = open(os.path.join(self.tmp, "sim.log"), "a")
-        self.sim = subprocess.Popen(
-            [os.path.join(BIN, "ewtp-sim"), "--country", "zz", "--listen",
-             "127.0.0.1:%d" % self.sim_port, "--set", "decision_delay_ms=50"],
-            stdout=log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
+        self.sim = spawn_sim("zz", os.path.join(self.tmp, "sim.log"), append=True,
+                             listen="127.0.0.1:%d" % self.sim_port,
+                             settings={"decision_delay_ms": 50})
+
+        def healthy():
             try:
-                if sim_get(self.sim_port, "/_sim/health")[0] == 200:
-                    return True
+                return sim_get(self.sim_port, "/_sim/health")[0] == 200
             except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+                return False
+        return wait_until(healthy, 30)
 
     def start_daemon(self):
         self.starts += 1
-        log = open(os.path.join(self.tmp, "ewtpd.log"), "a")
-        log.write("---- start %d\n" % self.starts)
-        log.flush()
-        self.daemon = subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", self.conf],
-                                       stdout=log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 60
-        while time.monotonic() < end and self.daemon.poll() is None:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.api, timeout=2)
-                c.request("GET", "/readyz")
-                ok = c.getresponse().status == 200
-                c.close()
-                if ok:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def kill9(self, p):
-        if p and p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
+        log = os.path.join(self.tmp, "ewtpd.log")
+        with open(log, "a") as f:
+            f.write("---- start %d\n" % self.starts)
+        self.daemon = spawn_ewtpd(self.conf, log, append=True)
+        return wait_ready(self.api, self.daemon, 60)
 
     def stop(self):
         """SIGTERM to both; True when ewtpd exited 0 and no sanitizer report is in the logs."""
-        rcs = []
-        for p in (self.daemon, self.sim):
-            if p and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            rcs.append(p.returncode if p else 0)
-        logs = self.log_tail("ewtpd.log", 100000) + self.log_tail("sim.log", 100000)
-        clean = "Sanitizer" not in logs and "runtime error" not in logs
+        rc = stop_process(self.daemon, 30) if self.daemon else 0
+        stop_process(self.sim, 30)
+        logs = read_log(os.path.join(self.tmp, "ewtpd.log")) + \
+            read_log(os.path.join(self.tmp, "sim.log"))
+        clean = not sanitizer_report(logs)
         if not clean:
             print("sanitizer report:\n" + logs[-4000:])
-        return rcs[0] == 0 and clean
+        return rc == 0 and clean
 
     def log_tail(self, what, n=40):
-        try:
-            with open(os.path.join(self.tmp, what)) as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return log_tail_lines(os.path.join(self.tmp, what), n)
 
 
 def sim_get(port, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, json.loads(r.read() or b"null")
-    finally:
-        c.close()
+    return http_json("GET", "http://127.0.0.1:%d%s" % (port, path))
 
 
 def sim_record(port):
@@ -216,28 +152,15 @@ class Load:
             return "%s-%06d" % (self.prefix, self.next - 1)
 
     def worker(self):
-        conn = None
+        client = KeepAlive(self.env.api, TOKEN)
         while time.monotonic() < DEADLINE:
             mid = self.take()
             if mid is None:
                 break
-            st = -1
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.env.api, timeout=30)
-                conn.request("POST", "/v1/messages", body=body_of(mid),
-                             headers={"Authorization": "Bearer " + TOKEN,
-                                      "Content-Type": "application/json"})
-                r = conn.getresponse()
-                r.read()
-                st = r.status
-                if r.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException):
-                if conn:
-                    conn.close()
-                conn = None
+                st = client.request("POST", "/v1/messages", body_of(mid))[0]
+            except CONNECTION_ERRORS:
+                st = -1
             with self.lock:
                 self.status[mid] = st
                 if st == 202:
@@ -245,8 +168,7 @@ class Load:
             if st == -1 or st == 503:
                 self.up.wait(timeout=60)
                 time.sleep(0.02)
-        if conn:
-            conn.close()
+        client.close()
 
     def run(self, at_kill):
         threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(THREADS)]
@@ -271,21 +193,17 @@ def count_found(env, ids):
     refs = {}
 
     def worker(k):
-        conn = http.client.HTTPConnection("127.0.0.1", env.api, timeout=30)
+        conn = KeepAlive(env.api, TOKEN)
         for mid in ids[k::THREADS]:
             for _ in range(3):
                 try:
-                    conn.request("GET", "/v1/messages/" + mid,
-                                 headers={"Authorization": "Bearer " + TOKEN})
-                    r = conn.getresponse()
-                    data = r.read()
-                    if r.status == 200:
-                        found[k] += 1
-                        refs[mid] = json.loads(data).get("authority_ref")
-                    break
-                except (OSError, http.client.HTTPException):
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", env.api, timeout=30)
+                    st, data = conn.request("GET", "/v1/messages/" + mid)
+                except CONNECTION_ERRORS:
+                    continue
+                if st == 200:
+                    found[k] += 1
+                    refs[mid] = json.loads(data).get("authority_ref")
+                break
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(THREADS)]
@@ -335,7 +253,7 @@ def scenario_daemon():
 
         def at_kill(load):
             load.up.clear()
-            env.kill9(env.daemon)
+            kill9(env.daemon)
             print("daemon: ewtpd killed (SIGKILL) after %d accepted" % load.accepted, flush=True)
             time.sleep(0.3)
             ok = env.start_daemon()
@@ -367,8 +285,8 @@ def scenario_daemon():
             print(env.log_tail("ewtpd.log"))
     finally:
         check(env.stop(), "%s: ewtpd stops cleanly, no sanitizer report" % env.name)
-        if not failed:
-            shutil.rmtree(env.tmp, ignore_errors=True)
+        if not checks.failed:
+            remove_tmp(env.tmp)
 
 
 def scenario_sim():
@@ -385,7 +303,7 @@ def scenario_sim():
                 before.update(sim_record(env.sim_port))
             except (OSError, ValueError) as e:
                 print("sim: snapshot failed:", e)
-            env.kill9(env.sim)
+            kill9(env.sim)
             print("sim: simulator killed (SIGKILL) after %d accepted, %d recorded"
                   % (load.accepted, len(before)), flush=True)
             time.sleep(1.0)  # deliveries fail meanwhile and go to retrying
@@ -418,8 +336,8 @@ def scenario_sim():
             print(env.log_tail("ewtpd.log"))
     finally:
         check(env.stop(), "%s: ewtpd stops cleanly, no sanitizer report" % env.name)
-        if not failed:
-            shutil.rmtree(env.tmp, ignore_errors=True)
+        if not checks.failed:
+            remove_tmp(env.tmp)
 
 
 def main():
@@ -430,8 +348,7 @@ def main():
         scenario_daemon()
     if "sim" in which:
         scenario_sim()
-    print("%d passed, %d failed" % (len(passed), len(failed)), flush=True)
-    return 1 if failed else 0
+    return checks.summary()
 
 
 if __name__ == "__main__":

@@ -6,79 +6,44 @@ listeners on ephemeral loopback ports; two token tenants and a client-certificat
 the template plugin "zz" unsigned, delivering to a port nobody listens on, so deliveries
 just retry) and drives it with the standard library only.
 """
-import copy
-import http.client
 import json
 import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-SRC = os.environ.get("EWTP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-EWTPD = os.path.join(BUILD, "bin", "ewtpd")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (PLUGINS, SRC, check, checks, free_port, http_call,  # noqa: E402
+                          load_json, log_tail, make_tmp, openssl, parse_json, read_log,
+                          remove_tmp, sanitizer_report, spawn_ewtpd, stop, wait_until,
+                          write_token, zz_order)
+
 HEADER_TIMEOUT_MS = 1500
-
-failures = []
-
-
-def check(cond, what):
-    if cond:
-        print("ok   " + what)
-    else:
-        print("FAIL " + what)
-        failures.append(what)
-
-
-def sh(*args, cwd=None):
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def make_pki(d):
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-       "-subj", "/CN=ewtp test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=ewtp test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
     with open(os.path.join(d, "server.ext"), "w") as f:
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     with open(os.path.join(d, "client.ext"), "w") as f:
         f.write("extendedKeyUsage=clientAuth\n")
     for name, subj in (("server", "/CN=127.0.0.1"),
                        ("client", "/C=CN/O=Example Ltd/CN=shop.example")):
-        sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
-           "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
-        sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-           "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt",
-           cwd=d)
-
-
-_given_ports = set()
-
-
-def free_port():
-    """A free loopback port not handed out before in this run (the kernel may offer the same
-    port again once its probe socket is closed)."""
-    for _ in range(100):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _given_ports:
-            _given_ports.add(port)
-            return port
-    raise RuntimeError("no free port")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
+                "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt",
+                cwd=d)
 
 
 def write_config(d):
     for name, token in (("t1.token", "token-one"), ("t2.token", "token-two"),
                         ("inbound.token", "inbound-secret")):
-        with open(os.path.join(d, name), "w") as f:
-            f.write(token + "\n")
-        os.chmod(os.path.join(d, name), 0o600)
+        write_token(d, name, token, 0o600)
     conf = """
 plugin_dir = "%(plugins)s";
 state_dir = "%(d)s/run";
@@ -105,7 +70,7 @@ plugins = (
     inbound_token_file = "inbound.token"; }
 );
 routes = ( { destination = "ZZ"; instance = "zz-test"; } );
-""" % {"plugins": os.path.join(BUILD, "plugins"), "d": d, "ht": HEADER_TIMEOUT_MS,
+""" % {"plugins": PLUGINS, "d": d, "ht": HEADER_TIMEOUT_MS,
        "dead": free_port()}
     path = os.path.join(d, "ewtpd.conf")
     with open(path, "w") as f:
@@ -114,57 +79,37 @@ routes = ( { destination = "ZZ"; instance = "zz-test"; } );
 
 
 class Daemon:
+    """ewtpd on conf; .ports are its four listeners' ports, in the configuration's order, as
+    it logs them ("listening on http(s)://...:port")."""
+
     def __init__(self, conf, d):
-        self.log = open(os.path.join(d, "ewtpd.log"), "w+")
-        self.p = subprocess.Popen([EWTPD, "-c", conf], stdout=self.log, stderr=self.log)
-        self.ports = []
-        deadline = time.time() + 30
-        while time.time() < deadline and len(self.ports) < 4:
-            time.sleep(0.1)
-            if self.p.poll() is not None:
-                break
-            self.log.seek(0)
+        self.p = spawn_ewtpd(conf, os.path.join(d, "ewtpd.log"))
+
+        def listening():
             self.ports = [int(m) for m in re.findall(r"listening on https?://[^ ]*:(\d+)",
-                                                     self.log.read())]
+                                                     self.text())]
+            return len(self.ports) >= 4 or self.p.poll() is not None
+        wait_until(listening, 30, 0.1)
         if len(self.ports) < 4:
-            self.log.seek(0)
-            sys.stderr.write(self.log.read())
+            sys.stderr.write(self.text())
             raise SystemExit("ewtpd did not start")
 
     def text(self):
-        self.log.seek(0)
-        return self.log.read()
+        return read_log(self.p.log_path)
 
 
 def request(port, method, path, body=None, token=None, headers=None, ctx=None, raw=False):
-    if ctx is not None:
-        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
-    else:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = "Bearer " + token
-    if body is not None and not isinstance(body, (bytes, str)):
-        body = json.dumps(body)
-        h["Content-Type"] = "application/json"
-    c.request(method, path, body=body, headers=h)
-    r = c.getresponse()
-    data = r.read()
-    hdrs = dict((k.lower(), v) for k, v in r.getheaders())
-    c.close()
-    if raw:
-        return r.status, data, hdrs
-    try:
-        doc = json.loads(data) if data else None
-    except ValueError:
-        doc = {"_not_json": data[:200].decode("utf-8", "replace")}
-    return r.status, doc, hdrs
+    """(status, JSON answer or, with raw, its bytes, headers); https when ctx is given. A body
+    given as bytes or str goes without a Content-Type."""
+    url = "%s://127.0.0.1:%d%s" % ("https" if ctx is not None else "http", port, path)
+    st, data, hdrs = http_call(method, url, body=body, token=token, headers=headers,
+                               ctype=None if isinstance(body, (bytes, str)) else "application/json",
+                               timeout=20, context=ctx)
+    return st, (data if raw else parse_json(data)), hdrs
 
 
 def order(id_, sku="SKU-1"):
-    with open(os.path.join(SRC, "plugins/template/vectors/order-basic/input.json")) as f:
-        m = json.load(f)
-    m["id"] = id_
+    m = zz_order(id_)
     m["order"]["lines"][0]["sku"] = sku
     return m
 
@@ -183,7 +128,7 @@ def is_error_json(doc):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="ewtp-http-")
+    tmp = make_tmp("ewtp-http-")
     make_pki(tmp)
     conf = write_config(tmp)
     dmn = Daemon(conf, tmp)
@@ -204,8 +149,8 @@ def main():
     st, doc, _ = request(plain, "POST", "/v1/messages", '{"schema": "ewtp/1", "id": ', T1)
     check(st == 400 and isinstance(doc.get("errors"), list) and doc["errors"],
           "broken JSON -> 400 with errors")
-    with open(os.path.join(SRC, "plugins/template/vectors/invalid-missing-hs-code/input.json")) as f:
-        bad = json.load(f)
+    bad = load_json(os.path.join(SRC, "plugins/template/vectors/invalid-missing-hs-code",
+                                 "input.json"))
     st, doc, _ = request(plain, "POST", "/v1/messages", bad, T1)
     ptrs = [e.get("pointer") for e in (doc or {}).get("errors", [])]
     check(st == 422 and any(p and p.endswith("/hs_code") for p in ptrs),
@@ -430,23 +375,15 @@ def main():
     check(all("conc-%d" % i in ids for i in range(200)), "all 200 present afterwards")
 
     # ---- shutdown --------------------------------------------------------------------------------
-    dmn.p.send_signal(signal.SIGTERM)
-    try:
-        rc = dmn.p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        dmn.p.kill()
-        rc = "timeout"
+    rc = stop(dmn.p, 30)
     log = dmn.text()
     check(rc == 0, "SIGTERM -> exit 0 (%s)" % rc)
-    check("Sanitizer" not in log and "runtime error" not in log, "no sanitizer report")
-    if failures:
-        sys.stderr.write(log[-6000:])
-        print("%d FAILED: %s" % (len(failures), failures))
-        return 1
-    subprocess.run(["rm", "-rf", tmp])
-    print("all passed")
-    return 0
-
+    check(not sanitizer_report(log), "no sanitizer report")
+    if checks.failed:
+        sys.stderr.write(log_tail(dmn.p.log_path, 6000))
+    else:
+        remove_tmp(tmp)
+    return checks.summary()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,32 +3,22 @@ all released at once. Every one must get 202 and be in the store afterwards, and
 group commit must really batch: fewer commits (ewtp_store_commit_latency_seconds_count in
 /metrics) than accepts. Real ewtpd, real SQLite file, real ZZ simulator, loopback only.
 Ends with "N passed, M failed"."""
-import http.client
 import os
 import re
-import shutil
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash_daemon import TOKEN, Env, body_of, count_found  # noqa: E402
+from ewtp_harness import (CONNECTION_ERRORS, KeepAlive, check, checks,  # noqa: E402
+                          http_call, remove_tmp)
 
 THREADS, PER_THREAD = 50, 20
-passed, failed = [], []
-
-
-def check(cond, what):
-    (passed if cond else failed).append(what)
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    return cond
 
 
 def metric(env, name):
-    c = http.client.HTTPConnection("127.0.0.1", env.api, timeout=10)
-    c.request("GET", "/metrics")
-    text = c.getresponse().read().decode()
-    c.close()
+    text = http_call("GET", "http://127.0.0.1:%d/metrics" % env.api)[1].decode()
     m = re.search(r"^%s(?:\{[^}]*\})? (\d+)" % re.escape(name), text, re.M)
     return int(m.group(1)) if m else None
 
@@ -40,24 +30,17 @@ def main():
     go = threading.Barrier(THREADS, timeout=60)
 
     def worker(k):
-        conn = http.client.HTTPConnection("127.0.0.1", env.api, timeout=60)
+        conn = KeepAlive(env.api, TOKEN, timeout=60)
         try:
             go.wait()
         except threading.BrokenBarrierError:
             return
         for i in range(PER_THREAD):
             mid = "l1k-%02d-%02d" % (k, i)
-            st = -1
             try:
-                conn.request("POST", "/v1/messages", body=body_of(mid),
-                             headers={"Authorization": "Bearer " + TOKEN,
-                                      "Content-Type": "application/json"})
-                r = conn.getresponse()
-                r.read()
-                st = r.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", env.api, timeout=60)
+                st = conn.request("POST", "/v1/messages", body_of(mid))[0]
+            except CONNECTION_ERRORS:
+                st = -1
             with lock:
                 status[mid] = st
         conn.close()
@@ -89,10 +72,9 @@ def main():
                                              len(accepted) / commits if commits else 0))
     finally:
         check(env.stop(), "ewtpd stops cleanly, no sanitizer report")
-        if not failed:
-            shutil.rmtree(env.tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (len(passed), len(failed)), flush=True)
-    return 1 if failed else 0
+        if not checks.failed:
+            remove_tmp(env.tmp)
+    return checks.summary()
 
 
 if __name__ == "__main__":

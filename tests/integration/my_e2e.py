@@ -13,74 +13,19 @@ Prints the counts; ends with "N passed, M failed"; exit 0 only when nothing fail
 import concurrent.futures
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-EWTPD = os.path.join(BUILD, "bin", "ewtpd")
-SIM = os.path.join(BUILD, "bin", "ewtp-sim")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (PLUGINS, SRC, Api, check, checks, free_port, http_json,  # noqa: E402
+                          make_tmp, openssl, print_logs, read_log, remove_tmp, sanitizer_env,
+                          sanitizer_report, spawn_ewtpd, spawn_sim, wait_exit, wait_port, write,
+                          write_token)
+
 N = 250
 SELLER_TIN, SELLER_BRN = "C25845632020", "201901234567"
 BAD_BUYER_TIN = "C99999999990"
-passed, failed = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passed if cond else failed).append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def wait_port(port, proc, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def http(method, url, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw or b"null")
-        except ValueError:
-            return e.code, raw
 
 
 def invoice(mid, number, buyer_tin="C20876543210"):
@@ -99,16 +44,14 @@ def invoice(mid, number, buyer_tin="C20876543210"):
 
 
 def config(tmp, api_port, sim_port):
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-         os.path.join(tmp, "my.key"), "-out", os.path.join(tmp, "my.crt"), "-days", "30",
-         "-set_serial", "4660", "-subj",
-         "/C=MY/O=Kedai Contoh Sdn Bhd/organizationIdentifier=%s/serialNumber=%s"
-         "/CN=Kedai Contoh e-Invoice" % (SELLER_TIN, SELLER_BRN)],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    write(os.path.join(tmp, "t1.token"), "t1-token\n")
-    write(os.path.join(tmp, "t2.token"), "t2-token\n")
-    write(os.path.join(tmp, "myinvois.secret"), "s3cret-of-the-erp\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+            os.path.join(tmp, "my.key"), "-out", os.path.join(tmp, "my.crt"), "-days", "30",
+            "-set_serial", "4660", "-subj",
+            "/C=MY/O=Kedai Contoh Sdn Bhd/organizationIdentifier=%s/serialNumber=%s"
+            "/CN=Kedai Contoh e-Invoice" % (SELLER_TIN, SELLER_BRN))
+    write_token(tmp, "t1.token", "t1-token")
+    write_token(tmp, "t2.token", "t2-token")
+    write_token(tmp, "myinvois.secret", "s3cret-of-the-erp")
     sim = "http://127.0.0.1:%d" % sim_port
     conf = """
 plugin_dir = "%(plugins)s";
@@ -141,52 +84,30 @@ routes = (
   { tenant = "t1"; destination = "MY"; instance = "my-kl"; },
   { tenant = "t2"; destination = "MY"; instance = "my-agent"; }
 );
-""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api_port, "sim": sim,
+""" % {"plugins": PLUGINS, "tmp": tmp, "api": api_port, "sim": sim,
        "tin": SELLER_TIN, "brn": SELLER_BRN}
     path = os.path.join(tmp, "ewtpd.conf")
     write(path, conf)
     return path
 
 
-def wait_states(api, token, ids, states, timeout):
-    """Polls until every id is in one of states; returns {id: status}."""
-    end = time.time() + timeout
-    last = {}
-    todo = list(ids)
-    while todo and time.time() < end:
-        rest = []
-        for mid in todo:
-            code, st = http("GET", api + "/v1/messages/" + mid, token=token)
-            last[mid] = st
-            if not (code == 200 and isinstance(st, dict) and st.get("state") in states):
-                rest.append(mid)
-        todo = rest
-        if todo:
-            time.sleep(0.3)
-    return last
-
-
 def main():
-    tmp = tempfile.mkdtemp(prefix="ewtp-my-e2e-")
+    tmp = make_tmp("ewtp-my-e2e-")
     sim_port, api_port = free_port(), free_port()
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    sim_log = open(os.path.join(tmp, "sim.log"), "w+")
-    sim = subprocess.Popen(
-        [SIM, "--country", "my", "--listen", "127.0.0.1:%d" % sim_port,
-         "--set", "client_id=ewtp-hub", "--set", "client_secret=s3cret-of-the-erp",
-         "--set", "taxpayer_tin=" + SELLER_TIN, "--set", "invalid_buyer_tin=" + BAD_BUYER_TIN,
-         "--set", "validation_delay_ms=200"],
-        stdout=sim_log, stderr=subprocess.STDOUT, env=env)
+    env = sanitizer_env()
+    sim = spawn_sim("my", os.path.join(tmp, "sim.log"), listen="127.0.0.1:%d" % sim_port,
+                    settings=[("client_id", "ewtp-hub"), ("client_secret", "s3cret-of-the-erp"),
+                              ("taxpayer_tin", SELLER_TIN), ("invalid_buyer_tin", BAD_BUYER_TIN),
+                              ("validation_delay_ms", 200)], env=env)
     conf = config(tmp, api_port, sim_port)
-    log = open(os.path.join(tmp, "ewtpd.log"), "w+")
-    proc = subprocess.Popen([EWTPD, "-c", conf], stdout=log, stderr=subprocess.STDOUT, env=env)
-    api = "http://127.0.0.1:%d" % api_port
+    proc = spawn_ewtpd(conf, os.path.join(tmp, "ewtpd.log"), env=env)
+    t1 = Api(api_port, "t1-token", timeout=20)
+    t2 = Api(api_port, "t2-token", timeout=20)
     simurl = "http://127.0.0.1:%d" % sim_port
     try:
-        check(wait_port(sim_port, sim), "ewtp-sim --country my listens")
-        check(wait_port(api_port, proc), "ewtpd listens")
-        if failed:
+        check(wait_port(sim_port, sim, 30), "ewtp-sim --country my listens")
+        check(wait_port(api_port, proc, 30), "ewtpd listens")
+        if checks.failed:
             return
 
         # 1. 250 invoices, posted concurrently so that batches fill up.
@@ -194,13 +115,12 @@ def main():
         t0 = time.time()
 
         def post(i):
-            return http("POST", api + "/v1/messages", invoice(ids[i], "INV-E2E-%03d" % i),
-                        token="t1-token")[0]
+            return t1.submit(invoice(ids[i], "INV-E2E-%03d" % i))[0]
 
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             codes = list(ex.map(post, range(N)))
         check(codes.count(202) == N, "%d invoices accepted with 202 (%d)" % (N, codes.count(202)))
-        last = wait_states(api, "t1-token", ids, ("approved", "rejected", "dead"), 180)
+        last = t1.wait_states(ids, ("approved", "rejected", "dead"), 180)
         states = [(last.get(m) or {}).get("state") for m in ids]
         approved = states.count("approved")
         print("  %d approved, %d rejected, %d other in %.1f s" %
@@ -213,7 +133,7 @@ def main():
         one = last.get(ids[0]) or {}
         check(isinstance(one.get("authority_ref"), str) and len(one["authority_ref"]) == 26,
               "the LHDN document UUID is the authority reference (%s)" % one.get("authority_ref"))
-        code, stats = http("GET", simurl + "/sim/stats")
+        code, stats = http_json("GET", simurl + "/sim/stats", timeout=20)
         sizes = stats.get("submission_sizes", []) if isinstance(stats, dict) else []
         print("  simulator: submissions %s, tokens issued %s, documents %s" %
               (sizes, stats.get("tokens_issued"), stats.get("documents")))
@@ -225,10 +145,9 @@ def main():
               "one token fetched for the instance and reused (%s)" % stats.get("tokens_issued"))
 
         # 2. An invoice the simulator finds Invalid (Step04: buyer TIN not registered).
-        code, _ = http("POST", api + "/v1/messages", invoice("my-bad", "INV-E2E-BAD", BAD_BUYER_TIN),
-                       token="t1-token")
+        code, _ = t1.submit(invoice("my-bad", "INV-E2E-BAD", BAD_BUYER_TIN))
         check(code == 202, "the invalid invoice is accepted by the gateway (%s)" % code)
-        st = wait_states(api, "t1-token", ["my-bad"], ("rejected", "approved", "dead"), 30)["my-bad"]
+        st = t1.wait_states(["my-bad"], ("rejected", "approved", "dead"), 30)["my-bad"]
         rc = (st.get("receipts") or [{}])[-1] if isinstance(st, dict) else {}
         check(st.get("state") == "rejected", "my-bad rejected (%s)" % st.get("state"))
         check("CF410" in (rc.get("code") or "") and "Taxpayer Validator" in (rc.get("message") or "")
@@ -237,26 +156,26 @@ def main():
         print("  rejected: %s %s" % (rc.get("code"), rc.get("message")))
 
         # 3. Cancel inside the window.
-        code, body = http("POST", api + "/v1/messages/%s/cancel" % ids[7],
-                          {"reason": "wrong buyer address"}, token="t1-token")
+        code, body = t1.call("POST", "/v1/messages/%s/cancel" % ids[7],
+                             {"reason": "wrong buyer address"})
         check(code == 202, "cancel -> 202 (%s %s)" % (code, body))
-        st = wait_states(api, "t1-token", [ids[7]], ("cancelled",), 30)[ids[7]]
+        st = t1.wait_states([ids[7]], ("cancelled",), 30)[ids[7]]
         check(st.get("state") == "cancelled", "%s cancelled (%s)" % (ids[7], st.get("state")))
-        code, det = http("GET", simurl + "/api/v1.0/documents/%s/details" % one.get("authority_ref"))
+        code, det = http_json("GET", simurl + "/api/v1.0/documents/%s/details"
+                              % one.get("authority_ref"), timeout=20)
         check(code == 401, "the simulator's API wants a token (%s)" % code)
         # A second cancel: the document is Cancelled now, so MyInvois refuses (IncorrectState).
-        code, body = http("POST", api + "/v1/messages/%s/cancel" % ids[7],
-                          {"reason": "again"}, token="t1-token")
+        code, body = t1.call("POST", "/v1/messages/%s/cancel" % ids[7], {"reason": "again"})
         check(code == 409, "cancel of a cancelled message -> 409 (%s)" % code)
 
         # 4. Intermediary: onbehalfof on the token request, one token for that instance.
         agent = ["my-agent-%d" % i for i in range(3)]
         for i, mid in enumerate(agent):
-            http("POST", api + "/v1/messages", invoice(mid, "INV-AGENT-%d" % i), token="t2-token")
-        last = wait_states(api, "t2-token", agent, ("approved", "rejected", "dead"), 60)
+            t2.submit(invoice(mid, "INV-AGENT-%d" % i))
+        last = t2.wait_states(agent, ("approved", "rejected", "dead"), 60)
         check(all((last.get(m) or {}).get("state") == "approved" for m in agent),
               "intermediary invoices approved (%s)" % [(last.get(m) or {}).get("state") for m in agent])
-        code, stats = http("GET", simurl + "/sim/stats")
+        code, stats = http_json("GET", simurl + "/sim/stats", timeout=20)
         obo = [t.get("onbehalfof") for t in stats.get("tokens", [])]
         check(obo == [None, "%s:%s" % (SELLER_TIN, SELLER_BRN)],
               "token requests: taxpayer without, intermediary with onbehalfof (%s)" % obo)
@@ -280,10 +199,10 @@ def main():
         small = ["my-small-%d" % i for i in range(4)]
         msgs = [invoice(m, "INV-E2E-SMALL-%d" % i) for i, m in enumerate(small)] + [big]
         with concurrent.futures.ThreadPoolExecutor(5) as ex:
-            codes = list(ex.map(lambda m: http("POST", api + "/v1/messages", m, token="t1-token")[0],
+            codes = list(ex.map(lambda m: t1.submit(m)[0],
                                 msgs))
         check(codes == [202] * 5, "4 invoices and a 700-line one accepted (%s)" % codes)
-        last = wait_states(api, "t1-token", small + ["my-big"], ("approved", "rejected", "dead"), 60)
+        last = t1.wait_states(small + ["my-big"], ("approved", "rejected", "dead"), 60)
         st = last.get("my-big") or {}
         errs = st.get("errors") or []
         check(st.get("state") == "rejected" and any(e.get("code") == "size" for e in errs),
@@ -295,29 +214,18 @@ def main():
     finally:
         for p in (proc, sim):
             p.terminate()
-        for p, name, lg in ((proc, "ewtpd", log), (sim, "ewtp-sim", sim_log)):
-            try:
-                rc = p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                rc = p.wait()
-            lg.seek(0)
-            text = lg.read()
-            check(rc == 0 and "ERROR: AddressSanitizer" not in text and
-                  "runtime error" not in text,
-                  "%s exits cleanly (rc %s)" % (name, rc))
+        for p, name in ((proc, "ewtpd"), (sim, "ewtp-sim")):
+            rc = wait_exit(p, 20)
+            text = read_log(p.log_path)
+            check(rc == 0 and not sanitizer_report(text), "%s exits cleanly (rc %s)" % (name, rc))
             if name == "ewtpd":
                 check("sent as 2 smaller batches" in text,
                       "ewtpd split the batch with the oversized invoice")
-            if rc != 0 or failed:
-                print("---- %s log (tail) ----\n%s" % (name, text[-4000:]))
-        if not failed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("kept", tmp)
-    print("%d passed, %d failed" % (len(passed), len(failed)))
+            if rc != 0 or checks.failed:
+                print_logs([(name + " log", p.log_path)], 4000)
+        remove_tmp(tmp, keep=bool(checks.failed))
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if failed else 0)
+    sys.exit(checks.summary())

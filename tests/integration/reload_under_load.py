@@ -3,64 +3,35 @@ file and line, the upgraded plugin visible in `ewtpctl plugins` after its reload
 
 Prints the counts, the p99 accept latency without and with reloads (and their ratio) and the
 daemon's peak RSS. Loopback only; every loop is bounded in count and time."""
-import http.client
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-SRC = os.environ["EWTP_SOURCE_DIR"]
-BUILD = os.environ["EWTP_BUILD_DIR"]
-BIN = os.path.join(BUILD, "bin")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (BUILD, CONNECTION_ERRORS, SRC, KeepAlive, check,  # noqa: E402
+                          checks, ewtpctl, free_port, kill9, load_json, log_tail_lines,
+                          make_tmp, read_log, remove_tmp, spawn_ewtpd, spawn_sim, stop,
+                          wait_ready, write_token)
+
 TOKEN = "reload-test-token"
 RELOADS = 50
 THREADS = 4
 STEADY_SECONDS = 5
 DEADLINE = time.monotonic() + 600  # the whole test stops by itself
 
-failures = []
-
-
-def check(cond, what):
-    if cond:
-        return
-    failures.append(what)
-    print("FAIL:", what, flush=True)
-
-
-_given_ports = set()
-
-
-def free_port():
-    """A free loopback port not handed out before in this run (the kernel may offer the same
-    port again once its probe socket is closed)."""
-    for _ in range(100):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _given_ports:
-            _given_ports.add(port)
-            return port
-    raise RuntimeError("no free port")
-
-
-tmp = tempfile.mkdtemp(prefix="ewtp-reload-")
+tmp = make_tmp("ewtp-reload-")
 api_port, sim_port = free_port(), free_port()
 plugin_dir = os.path.join(tmp, "plugins")
 os.makedirs(plugin_dir)
 os.makedirs(os.path.join(tmp, "run"))
 plugin_so = os.path.join(plugin_dir, "ewtp-zz.so")
 shutil.copy(os.path.join(BUILD, "plugins", "ewtp-zz.so"), plugin_so)
-with open(os.path.join(tmp, "token"), "w") as f:
-    f.write(TOKEN + "\n")
+write_token(tmp, "token", TOKEN)
 
 # Version 2 of the template plugin, built out of tree like a country team would.
 V2 = "1.1.0-reload"
@@ -108,44 +79,22 @@ def write_conf(text):
 
 
 write_conf(GOOD)
-procs = []
-sim = subprocess.Popen([os.path.join(BIN, "ewtp-sim"), "--country", "zz", "--listen",
-                        f"127.0.0.1:{sim_port}"], stdout=subprocess.DEVNULL,
-                       stderr=open(os.path.join(tmp, "sim.log"), "w"))
-procs.append(sim)
-daemon_log = open(os.path.join(tmp, "ewtpd.log"), "w")
-daemon = subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", conf], stdout=daemon_log,
-                          stderr=subprocess.STDOUT)
-procs.append(daemon)
+sim = spawn_sim("zz", os.path.join(tmp, "sim.log"), listen=f"127.0.0.1:{sim_port}")
+daemon = spawn_ewtpd(conf, os.path.join(tmp, "ewtpd.log"))
+procs = [sim, daemon]
 
 
 def cleanup():
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        kill9(p)
 
 
-def ready():
-    for _ in range(200):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", api_port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
-
-
-if not ready():
-    print(open(os.path.join(tmp, "ewtpd.log")).read())
+if not wait_ready(api_port, daemon):
+    print(read_log(daemon.log_path))
     cleanup()
     sys.exit("ewtpd did not become ready")
 
-with open(os.path.join(tpl, "vectors", "order-basic", "input.json")) as f:
-    BASE = json.load(f)
+BASE = load_json(os.path.join(tpl, "vectors", "order-basic", "input.json"))
 
 
 class Load:
@@ -164,30 +113,18 @@ class Load:
             return f"reload-{self.counter:07d}"
 
     def worker(self):
-        conn = None
+        client = KeepAlive(api_port, TOKEN)
         while not self.stop.is_set() and time.monotonic() < DEADLINE:
             mid = self.next_id()
             body = dict(BASE, id=mid)
             data = json.dumps(body).encode()
             phase = self.phase
             t0 = time.monotonic()
-            status = 0
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=30)
-                conn.request("POST", "/v1/messages", body=data,
-                             headers={"Authorization": "Bearer " + TOKEN,
-                                      "Content-Type": "application/json"})
-                r = conn.getresponse()
-                r.read()
-                status = r.status
-                if r.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as e:
+                status = client.request("POST", "/v1/messages", data)[0]
+            except CONNECTION_ERRORS as e:
                 status = -1
                 print("request error:", mid, e, flush=True)
-                conn = None
             with self.lock:
                 self.results.append((phase, status, time.monotonic() - t0, mid))
 
@@ -205,9 +142,8 @@ time.sleep(STEADY_SECONDS)
 load.phase = "reload"
 
 
-def ctl(*args, timeout=120):
-    return subprocess.run([os.path.join(BIN, "ewtpctl"), "-c", conf] + list(args),
-                          capture_output=True, text=True, timeout=timeout)
+def ctl(*args):
+    return ewtpctl(conf, *args, timeout=120)
 
 
 broken_reported = 0
@@ -258,12 +194,10 @@ check(not failed, f"{len(failed)} requests failed: {sorted(set(r[1] for r in fai
 
 # Every 202 is in the store.
 lost = 0
-conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=30)
+conn = KeepAlive(api_port, TOKEN)
 for _, _, _, mid in accepted:
-    conn.request("GET", "/v1/messages/" + mid, headers={"Authorization": "Bearer " + TOKEN})
-    r = conn.getresponse()
-    r.read()
-    lost += r.status != 200
+    lost += conn.request("GET", "/v1/messages/" + mid)[0] != 200
+conn.close()
 check(lost == 0, f"{lost} accepted messages not found")
 
 rss_kb = 0
@@ -272,14 +206,9 @@ with open(f"/proc/{daemon.pid}/status") as f:
         if line.startswith("VmHWM:"):
             rss_kb = int(line.split()[1])
 
-daemon.send_signal(signal.SIGTERM)
-try:
-    rc = daemon.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    rc = None
+rc = stop(daemon, 30)
 check(rc == 0, f"ewtpd exit status on SIGTERM: {rc}")
-sim.send_signal(signal.SIGTERM)
-sim.wait(timeout=30)
+stop(sim, 30)
 
 steady = [r[2] for r in results if r[0] == "steady" and r[1] == 202]
 during = [r[2] for r in results if r[0] == "reload" and r[1] == 202]
@@ -293,11 +222,9 @@ print(f"p99 accept latency: steady {p_steady * 1000:.1f} ms ({len(steady)} reque
       f"ratio {p_reload / p_steady if p_steady else 0:.2f}")
 print(f"ewtpd peak RSS {rss_kb} kB")
 cleanup()
-if failures:
+if checks.failed:
     print("daemon log tail:")
-    print("".join(open(os.path.join(tmp, "ewtpd.log")).readlines()[-30:]))
+    print(log_tail_lines(daemon.log_path, 30))
 else:
-    shutil.rmtree(tmp, ignore_errors=True)
-passed = 5 - min(5, len(failures))
-print(f"{1 if not failures else 0} passed, {1 if failures else 0} failed")
-sys.exit(1 if failures else 0)
+    remove_tmp(tmp)
+sys.exit(checks.summary())

@@ -4,33 +4,18 @@ import os
 import signal
 import socket
 import stat
-import subprocess
 import sys
-import tempfile
 import time
 
-BUILD = os.environ["EWTP_BUILD_DIR"]
-failures = []
-checks = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (PLUGINS, check, checks, free_port, log_tail, make_tmp,  # noqa: E402
+                          spawn_ewtpd, wait_exit, write, write_token)
 
-
-def check(cond, what):
-    global checks
-    checks += 1
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-tmp = tempfile.mkdtemp(prefix="ewtp-notify-")
-with open(os.path.join(tmp, "token"), "w") as f:
-    f.write("t\n")
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-port = s.getsockname()[1]
-s.close()
+tmp = make_tmp("ewtp-notify-")
+write_token(tmp, "token", "t")
+port = free_port()
 GOOD = f"""state_dir = "{tmp}/run";
-plugin_dir = "{BUILD}/plugins";
+plugin_dir = "{PLUGINS}";
 listeners = ( {{ address = "127.0.0.1"; port = {port}; }} );
 tenants = ( {{ id = "t"; token_file = "{tmp}/token"; destinations = [ "*" ]; }} );
 store = {{ path = "{tmp}/ewtpd.sqlite"; }};
@@ -38,9 +23,7 @@ plugins = ( {{ name = "zz-test"; plugin = "zz"; settings = {{ sign_key = ""; }};
               transport = "https"; endpoint = "http://127.0.0.1:9"; }} );
 routes = ( {{ destination = "ZZ"; instance = "zz-test"; }} );
 """
-conf = os.path.join(tmp, "ewtpd.conf")
-with open(conf, "w") as f:
-    f.write(GOOD)
+conf = write(os.path.join(tmp, "ewtpd.conf"), GOOD)
 
 sock_path = os.path.join(tmp, "notify.sock")
 notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -48,9 +31,7 @@ notify.bind(sock_path)
 notify.settimeout(0.2)
 env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="1000000")
 env.pop("WATCHDOG_PID", None)
-log = open(os.path.join(tmp, "ewtpd.log"), "w")
-daemon = subprocess.Popen([os.path.join(BUILD, "bin", "ewtpd"), "-c", conf], env=env,
-                          stdout=log, stderr=subprocess.STDOUT)
+daemon = spawn_ewtpd(conf, os.path.join(tmp, "ewtpd.log"), env=env)
 received = []
 
 
@@ -92,8 +73,7 @@ if rel:
 again = wait_for(lambda m: "READY=1" in m)
 check(again is not None and "STATUS=generation 2" in again, f"READY=1 after reload: {again!r}")
 
-with open(conf, "w") as fh:
-    fh.write(GOOD + "no_such_setting = 1;\n")
+write(conf, GOOD + "no_such_setting = 1;\n")
 daemon.send_signal(signal.SIGHUP)
 wait_for(lambda m: "RELOADING=1" in m)
 bad = wait_for(lambda m: "READY=1" in m)
@@ -105,14 +85,9 @@ check(daemon.poll() is None, "a refused reload leaves the daemon running")
 daemon.send_signal(signal.SIGTERM)
 stopping = wait_for(lambda m: "STOPPING=1" in m)
 check(stopping is not None, "STOPPING=1 on SIGTERM")
-try:
-    rc = daemon.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    daemon.kill()
-    rc = None
+rc = wait_exit(daemon, 30)
 check(rc == 0, f"exit status 0 after SIGTERM (got {rc})")
-if failures:
+if checks.failed:
     print("datagrams:", received)
-    print(open(os.path.join(tmp, "ewtpd.log")).read()[-3000:])
-print(f"{checks - len(failures)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+    print(log_tail(daemon.log_path, 3000))
+sys.exit(checks.summary())
