@@ -1663,19 +1663,57 @@ static void reply_done(void *arg)
     job_end(j);
 }
 
-void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
-                             const struct ewtp_header *headers, size_t n_headers, const void *body,
-                             size_t len, ewtpd_reply_fn reply, void *arg)
+/* A job that answers an API request through reply, holding the current generation; NULL
+ * (after answering 503) when the dispatcher is not running. */
+static struct job *reply_job(struct ewtpd *d, enum job_kind kind, ewtpd_reply_fn reply, void *arg)
 {
     struct ewtp_dispatcher *ds = d->dispatcher;
-    struct job *j = ds && !ds->stopped ? job_new(ds, J_INBOUND) : NULL;
+    struct job *j = ds && !ds->stopped ? job_new(ds, kind) : NULL;
     if (j == NULL) {
         reply(arg, 503, error_body("unavailable", "the dispatcher is not running"));
-        return;
+        return NULL;
     }
     j->reply = reply;
     j->reply_arg = arg;
     j->gen = ewtpd_gen_acquire(d);
+    return j;
+}
+
+/* Queues work for a reply_job; answers 503 instead when the job could not be filled in
+ * (!filled: out of memory) or queued. */
+static void reply_submit(struct ewtpd *d, struct job *j, bool filled, ewtp_work_fn work)
+{
+    ewtpd_reply_fn reply = j->reply;
+    void *arg = j->reply_arg;
+    if (!filled) {
+        job_free(j);
+        reply(arg, 503, error_body("internal", "out of memory"));
+    } else if (ewtp_workers_submit(d->workers, work, reply_done, j) != 0) {
+        job_free(j);
+        reply(arg, 503, error_body("unavailable", "shutting down"));
+    }
+}
+
+/* A NUL-terminated copy of len bytes: plugins get NUL-terminated bodies, whatever the
+ * transport. */
+static char *copy_nul(const void *p, size_t len)
+{
+    char *c = malloc(len + 1);
+    if (c) {
+        if (len)
+            memcpy(c, p, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
+                             const struct ewtp_header *headers, size_t n_headers, const void *body,
+                             size_t len, ewtpd_reply_fn reply, void *arg)
+{
+    struct job *j = reply_job(d, J_INBOUND, reply, arg);
+    if (j == NULL)
+        return;
     j->gi = ewtp_gen_instance(j->gen, instance);
     j->instance = strdup(instance);
     j->hdrs = n_headers ? calloc(n_headers, sizeof(*j->hdrs)) : NULL;
@@ -1685,22 +1723,10 @@ void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
         j->hdrs[i].secret = headers[i].secret;
         j->n_hdrs++;
     }
-    j->data = malloc(len + 1);
-    if (j->data) {
-        if (len)
-            memcpy(j->data, body, len);
-        ((char *)j->data)[len] = '\0';
+    j->data = copy_nul(body, len);
+    if (j->data)
         j->len = len;
-    }
-    if (j->instance == NULL || j->data == NULL || (n_headers && j->hdrs == NULL)) {
-        job_free(j);
-        reply(arg, 503, error_body("internal", "out of memory"));
-        return;
-    }
-    if (ewtp_workers_submit(d->workers, inbound_work, reply_done, j) != 0) {
-        job_free(j);
-        reply(arg, 503, error_body("unavailable", "shutting down"));
-    }
+    reply_submit(d, j, j->instance && j->data && (!n_headers || j->hdrs), inbound_work);
 }
 
 /* Spool in-folders: every file is one inbound item; handled ones go to done/, items no
@@ -1770,6 +1796,21 @@ static void spool_done(void *arg)
     job_end(j);
 }
 
+/* Starts an inbound scan (spool folders, AMQP queues) on the workers; *busy stays set until
+ * its done clears it. */
+static void scan_start(struct ewtp_dispatcher *ds, ewtp_work_fn work, ewtp_work_fn done, bool *busy)
+{
+    struct job *j = job_new(ds, J_SPOOL);
+    if (j == NULL)
+        return;
+    j->gen = ewtpd_gen_acquire(ds->d);
+    *busy = true;
+    if (ewtp_workers_submit(ds->d->workers, work, done, j) != 0) {
+        *busy = false;
+        job_free(j);
+    }
+}
+
 static void spool_scan(struct ewtp_dispatcher *ds)
 {
     if (ds->spooling)
@@ -1778,17 +1819,8 @@ static void spool_scan(struct ewtp_dispatcher *ds)
     bool any = false;
     for (size_t i = 0; i < ewtp_gen_instance_count(g) && !any; i++)
         any = ewtp_gen_instance_at(g, i)->conf->spool_in != NULL;
-    if (!any)
-        return;
-    struct job *j = job_new(ds, J_SPOOL);
-    if (j == NULL)
-        return;
-    j->gen = ewtpd_gen_acquire(ds->d);
-    ds->spooling = true;
-    if (ewtp_workers_submit(ds->d->workers, spool_work, spool_done, j) != 0) {
-        ds->spooling = false;
-        job_free(j);
-    }
+    if (any)
+        scan_start(ds, spool_work, spool_done, &ds->spooling);
 }
 
 /* AMQP receipt queues: each message is one inbound item, acked once recorded. One that
@@ -1802,13 +1834,9 @@ static enum ewtp_amqp_disposition amqp_receipt(void *arg, const struct ewtp_amqp
 {
     struct job *j = arg;
     const char *queue = j->gi->conf->amqp.receipt_queue;
-    /* Plugins get NUL-terminated bodies, as from a spool file. */
-    char *data = malloc(d->len + 1);
+    char *data = copy_nul(d->body, d->len);
     if (data == NULL)
         return EWTP_AMQP_LATER;
-    if (d->len)
-        memcpy(data, d->body, d->len);
-    data[d->len] = '\0';
     int status = 400;
     char *body = NULL;
     inbound_one(j, "amqp", d->message_id ? d->message_id : queue, NULL, 0, data, d->len, &status,
@@ -1864,17 +1892,8 @@ static void amqp_scan(struct ewtp_dispatcher *ds)
         const struct ewtp_instance_conf *ic = ewtp_gen_instance_at(g, i)->conf;
         any = ic->transport == EWTP_TRANSPORT_AMQP && ic->amqp.receipt_queue != NULL;
     }
-    if (!any)
-        return;
-    struct job *j = job_new(ds, J_SPOOL); /* an inbound scan like the spool's */
-    if (j == NULL)
-        return;
-    j->gen = ewtpd_gen_acquire(ds->d);
-    ds->amqp_fetching = true;
-    if (ewtp_workers_submit(ds->d->workers, amqp_work, amqp_done, j) != 0) {
-        ds->amqp_fetching = false;
-        job_free(j);
-    }
+    if (any)
+        scan_start(ds, amqp_work, amqp_done, &ds->amqp_fetching);
 }
 
 /* ---- cancel -------------------------------------------------------------------------------- */
@@ -1977,27 +1996,13 @@ static void cancel_work(void *arg)
 void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id, const char *reason,
                             ewtpd_reply_fn reply, void *arg)
 {
-    struct ewtp_dispatcher *ds = d->dispatcher;
-    struct job *j = ds && !ds->stopped ? job_new(ds, J_CANCEL) : NULL;
-    if (j == NULL) {
-        reply(arg, 503, error_body("unavailable", "the dispatcher is not running"));
+    struct job *j = reply_job(d, J_CANCEL, reply, arg);
+    if (j == NULL)
         return;
-    }
-    j->reply = reply;
-    j->reply_arg = arg;
-    j->gen = ewtpd_gen_acquire(d);
     j->tenant = strdup(tenant);
     j->id = strdup(id);
     j->reason = strdup(reason ? reason : "");
-    if (!j->tenant || !j->id || !j->reason) {
-        job_free(j);
-        reply(arg, 503, error_body("internal", "out of memory"));
-        return;
-    }
-    if (ewtp_workers_submit(d->workers, cancel_work, reply_done, j) != 0) {
-        job_free(j);
-        reply(arg, 503, error_body("unavailable", "shutting down"));
-    }
+    reply_submit(d, j, j->tenant && j->id && j->reason, cancel_work);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */

@@ -35,10 +35,11 @@
  * customs invtNo from the 622 receipt), and later receipts may quote either. */
 #define SCHEMA_V2_SQL                                                                              \
     "CREATE TABLE IF NOT EXISTS refs(plugin TEXT NOT NULL, ref TEXT NOT NULL,"                     \
-    " seq INTEGER NOT NULL REFERENCES messages(seq), PRIMARY KEY(plugin, ref, seq)) WITHOUT ROWID;" \
-    "CREATE TRIGGER IF NOT EXISTS messages_ref_alias AFTER UPDATE OF authority_ref ON messages"   \
-    " WHEN new.authority_ref IS NOT NULL BEGIN"                                                  \
-    " INSERT OR IGNORE INTO refs(plugin, ref, seq)"                                              \
+    " seq INTEGER NOT NULL REFERENCES messages(seq), PRIMARY KEY(plugin, ref, seq))"               \
+    " WITHOUT ROWID;"                                                                              \
+    "CREATE TRIGGER IF NOT EXISTS messages_ref_alias AFTER UPDATE OF authority_ref ON messages"    \
+    " WHEN new.authority_ref IS NOT NULL BEGIN"                                                    \
+    " INSERT OR IGNORE INTO refs(plugin, ref, seq)"                                                \
     " VALUES(new.plugin, new.authority_ref, new.seq); END;"
 
 /* Version 3: the webhook outbox. A state change queues its webhook in the same transaction,

@@ -306,18 +306,36 @@ static struct ewtp_xsd *xsd_for(struct cn_sim *st, const char *root)
 
 /* ---- answers ----------------------------------------------------------------------------- */
 
+/* Logs (as a bug) a document of ours that its schema, the one of root xsd_root, refuses. */
+static void check_ours(struct cn_sim *st, const char *xsd_root, const char *what, const char *xml,
+                       size_t len)
+{
+    struct ewtp_xsd *x = xsd_for(st, xsd_root);
+    struct ewtp_errors *errs = ewtp_errors_new();
+    if (x && errs && ewtp_xsd_validate(x, xml, len, errs) != 0)
+        ewtp_sim_log(st->sim, EWTP_LOG_ERR, "BUG: our %s is not schema-valid: %s", what,
+                     ewtp_errors_count(errs) ? ewtp_errors_at(errs, 0)->message : "?");
+    ewtp_errors_free(errs);
+}
+
+/* Finishes w into *xml (in a) and frees it; 0 or the error. */
+static int writer_done(struct ewtp_xml_writer *w, struct ewtp_arena *a, const char **xml,
+                       size_t *len)
+{
+    *xml = NULL;
+    *len = 0;
+    int rc = ewtp_xml_writer_finish(w, a, xml, len);
+    ewtp_xml_writer_free(w);
+    return rc;
+}
+
 /* Wraps a receipt in a DxpMsg from E-port to the enterprise and writes it into spool_in. The
  * receipt is checked against its own official schema first: a simulator that answered with
  * invalid receipts would test nothing. */
 static void send_doc(struct cn_sim *st, struct ewtp_arena *a, const char *root, const char *to,
                      const char *xml, size_t len)
 {
-    struct ewtp_xsd *x = xsd_for(st, root);
-    struct ewtp_errors *errs = ewtp_errors_new();
-    if (x && errs && ewtp_xsd_validate(x, xml, len, errs) != 0)
-        ewtp_sim_log(st->sim, EWTP_LOG_ERR, "BUG: our %s is not schema-valid: %s", root,
-                     ewtp_errors_count(errs) ? ewtp_errors_at(errs, 0)->message : "?");
-    ewtp_errors_free(errs);
+    check_ours(st, root, root, xml, len);
     if (st->spool_in == NULL) {
         ewtp_sim_log(st->sim, EWTP_LOG_WARNING, "no spool_in: %s not delivered", root);
         return;
@@ -341,10 +359,9 @@ static void send_doc(struct cn_sim *st, struct ewtp_arena *a, const char *root, 
     ewtp_xml_end(w);
     ewtp_xml_elem(w, "dxp", "Data", ewtp_base64_encode(a, xml, len));
     ewtp_xml_end(w);
-    const char *env = NULL;
-    size_t env_len = 0;
-    int rc = ewtp_xml_writer_finish(w, a, &env, &env_len);
-    ewtp_xml_writer_free(w);
+    const char *env;
+    size_t env_len;
+    int rc = writer_done(w, a, &env, &env_len);
     if (rc != 0 || id == NULL) {
         ewtp_sim_log(st->sim, EWTP_LOG_ERR, "cannot build the %s envelope", root);
         return;
@@ -354,17 +371,24 @@ static void send_doc(struct cn_sim *st, struct ewtp_arena *a, const char *root, 
         ewtp_sim_log(st->sim, EWTP_LOG_ERR, "cannot write %s/%s", st->spool_in, name);
 }
 
+/* Starts <CEBnnnMessage xmlns=ceb guid version> <Entity>. */
+static struct ewtp_xml_writer *ceb_begin(const char *root, const char *guid, const char *entity)
+{
+    struct ewtp_xml_writer *w = ewtp_xml_writer_new(0);
+    ewtp_xml_start(w, NULL, root);
+    ewtp_xml_ns(w, NULL, NS_CEB);
+    ewtp_xml_attr(w, NULL, "guid", guid);
+    ewtp_xml_attr(w, NULL, "version", "1.0");
+    ewtp_xml_start(w, NULL, entity);
+    return w;
+}
+
 /* Starts <CEBnnnMessage xmlns=ceb guid version> <Entity> <guid/>, as the official receipts. */
 static struct ewtp_xml_writer *receipt_begin(struct cn_sim *st, struct ewtp_arena *a,
                                              const char *root, const char *entity)
 {
     const char *g = new_guid(st, a);
-    struct ewtp_xml_writer *w = ewtp_xml_writer_new(0);
-    ewtp_xml_start(w, NULL, root);
-    ewtp_xml_ns(w, NULL, NS_CEB);
-    ewtp_xml_attr(w, NULL, "guid", g);
-    ewtp_xml_attr(w, NULL, "version", "1.0");
-    ewtp_xml_start(w, NULL, entity);
+    struct ewtp_xml_writer *w = ceb_begin(root, g, entity);
     ewtp_xml_elem(w, NULL, "guid", g);
     return w;
 }
@@ -377,10 +401,9 @@ static void receipt_end(struct cn_sim *st, struct ewtp_arena *a, struct ewtp_xml
     ewtp_xml_elem(w, NULL, "returnInfo", info);
     ewtp_xml_end(w);
     ewtp_xml_end(w);
-    const char *xml = NULL;
-    size_t len = 0;
-    int rc = ewtp_xml_writer_finish(w, a, &xml, &len);
-    ewtp_xml_writer_free(w);
+    const char *xml;
+    size_t len;
+    int rc = writer_done(w, a, &xml, &len);
     if (rc != 0) {
         ewtp_sim_log(st->sim, EWTP_LOG_ERR, "cannot build %s: %s", root, ewtp_strerror(rc));
         return;
@@ -554,14 +577,7 @@ static void answer_900(struct cn_sim *st, const char *to, const char *cop_msg_id
     struct ewtp_arena *a = ewtp_arena_new();
     if (a == NULL)
         return;
-    const char *g = new_guid(st, a);
-    struct ewtp_xml_writer *w = ewtp_xml_writer_new(0);
-    ewtp_xml_start(w, NULL, "CEB900Message");
-    ewtp_xml_ns(w, NULL, NS_CEB);
-    ewtp_xml_attr(w, NULL, "guid", g);
-    ewtp_xml_attr(w, NULL, "version", "1.0");
-    ewtp_xml_start(w, NULL, "MessageReturn");
-    ewtp_xml_elem(w, NULL, "guid", g);
+    struct ewtp_xml_writer *w = receipt_begin(st, a, "CEB900Message", "MessageReturn");
     ewtp_xml_elem(w, NULL, "returnStatus", status);
     /* returnInfo is at most 5000 characters; libxml2's messages are ASCII. */
     ewtp_xml_elem(w, NULL, "returnInfo",
@@ -573,10 +589,9 @@ static void answer_900(struct cn_sim *st, const char *to, const char *cop_msg_id
     ewtp_xml_elem(w, NULL, "oriBizMessage", ewtp_base64_encode(a, payload, len));
     ewtp_xml_end(w);
     ewtp_xml_end(w);
-    const char *xml = NULL;
-    size_t xl = 0;
-    int rc = ewtp_xml_writer_finish(w, a, &xml, &xl);
-    ewtp_xml_writer_free(w);
+    const char *xml;
+    size_t xl;
+    int rc = writer_done(w, a, &xml, &xl);
     ewtp_sim_log(st->sim, EWTP_LOG_INFO, "DXP:%s -> CEB900Message %s", nz(cop_msg_id), status);
     if (rc == 0)
         send_doc(st, a, "CEB900Message", to, xml, xl);
@@ -616,18 +631,11 @@ static void answer_dxprep(struct cn_sim *st, struct ewtp_arena *a, const char *t
     ewtp_xml_end(w);
     ewtp_xml_end(w);
     ewtp_xml_end(w);
-    const char *xml = NULL;
-    size_t len = 0;
-    int rc = ewtp_xml_writer_finish(w, a, &xml, &len);
-    ewtp_xml_writer_free(w);
-    if (rc != 0)
+    const char *xml;
+    size_t len;
+    if (writer_done(w, a, &xml, &len) != 0)
         return;
-    struct ewtp_xsd *x = xsd_for(st, "DxpMsg");
-    struct ewtp_errors *errs = ewtp_errors_new();
-    if (x && errs && ewtp_xsd_validate(x, xml, len, errs) != 0)
-        ewtp_sim_log(st->sim, EWTP_LOG_ERR, "BUG: our DxpRep is not schema-valid: %s",
-                     ewtp_errors_count(errs) ? ewtp_errors_at(errs, 0)->message : "?");
-    ewtp_errors_free(errs);
+    check_ours(st, "DxpMsg", "DxpRep", xml, len);
     if (out) {
         *out = xml;
         *out_len = len;
@@ -814,12 +822,7 @@ static void send_tax(struct cn_sim *st, struct rec *r)
         return;
     const struct fields *h = &r->head;
     const char *g = new_guid(st, a);
-    struct ewtp_xml_writer *w = ewtp_xml_writer_new(0);
-    ewtp_xml_start(w, NULL, "CEB816Message");
-    ewtp_xml_ns(w, NULL, NS_CEB);
-    ewtp_xml_attr(w, NULL, "guid", g);
-    ewtp_xml_attr(w, NULL, "version", "1.0");
-    ewtp_xml_start(w, NULL, "Tax");
+    struct ewtp_xml_writer *w = ceb_begin("CEB816Message", g, "Tax");
     /* Per line: VAT share of the line's total; freight and insurance are not apportioned
      * (the simulator's simplification). */
     struct ewtp_dec total = ewtp_dec_from_int(0);
@@ -863,14 +866,13 @@ static void send_tax(struct cn_sim *st, struct rec *r)
     free(vat);
     ewtp_xml_end(w);
     ewtp_xml_end(w);
-    const char *xml = NULL;
-    size_t len = 0;
-    if (ewtp_xml_writer_finish(w, a, &xml, &len) == 0) {
+    const char *xml;
+    size_t len;
+    if (writer_done(w, a, &xml, &len) == 0) {
         ewtp_sim_log(st->sim, EWTP_LOG_INFO, "%s -> CEB816Message tax bill for %s", r->key,
                      r->invt_no);
         send_doc(st, a, "CEB816Message", r->sender, xml, len);
     }
-    ewtp_xml_writer_free(w);
     ewtp_arena_free(a);
 }
 

@@ -300,6 +300,16 @@ static void ceb513(struct tctx *t, const char *guid)
     CLOSE();
 }
 
+/* itemName to barCode: the same in the lines of both inventories (621 and 603). */
+static void inventory_goods(struct tctx *t, const struct ewtp_line *l)
+{
+    E("itemName", line_name(t, l));
+    E("gcode", l->hs_code);
+    E("gname", line_name(t, l));
+    E("gmodel", line_gmodel(t, l));
+    E("barCode", l->barcode ? l->barcode : "无"); /* the spec's "none" */
+}
+
 static void inventory_line_621(struct tctx *t, const struct ewtp_line *l)
 {
     const struct ewtp_message *m = t->m;
@@ -307,11 +317,7 @@ static void inventory_line_621(struct tctx *t, const struct ewtp_line *l)
     ewtp_xml_elem_int(t->w, "ceb", "gnum", l->line);
     E("itemRecordNo", cn_ext_line_str(m, l->line, "item_record_no"));
     E("itemNo", l->sku);
-    E("itemName", line_name(t, l));
-    E("gcode", l->hs_code);
-    E("gname", line_name(t, l));
-    E("gmodel", line_gmodel(t, l));
-    E("barCode", l->barcode ? l->barcode : "无"); /* the spec's "none" */
+    inventory_goods(t, l);
     E("country", line_country(t, l, l->origin));
     E("tradeCountry", cn_ext_line_str(m, l->line, "trade_country"));
     E("currency", "142");
@@ -378,22 +384,30 @@ static void ceb621(struct tctx *t, const char *guid)
     CLOSE();
 }
 
+/* customsCode to reason: one sequence in the 623 cancel and the 625 refund head. */
+static void invt_head(struct tctx *t, const char *customs, const char *order_no,
+                      const char *logistics_no, const char *invt_no, const char *reason)
+{
+    E("customsCode", customs);
+    E("orderNo", order_no);
+    parties_ebp_ebc(t);
+    E("logisticsNo", logistics_no);
+    logistics(t);
+    E("copNo", cn_cop_no(t->c));
+    E("invtNo", invt_no);
+    buyer(t);
+    E("agentCode", agent_code(t));
+    E("agentName", agent_name(t));
+    E("reason", reason);
+}
+
 static void ceb623(struct tctx *t, const char *guid)
 {
     const struct ewtp_declaration *d = t->m->declaration;
     OPEN("InvtCancel");
     head(t, guid);
-    E("customsCode", d->customs_office);
-    E("orderNo", d->order_number);
-    parties_ebp_ebc(t);
-    E("logisticsNo", d->waybill_number);
-    logistics(t);
-    E("copNo", cn_cop_no(t->c));
-    E("invtNo", t->c->authority_ref);
-    buyer(t);
-    E("agentCode", agent_code(t));
-    E("agentName", agent_name(t));
-    E("reason", t->c->cancel_reason);
+    invt_head(t, d->customs_office, d->order_number, d->waybill_number, t->c->authority_ref,
+              t->c->cancel_reason);
     CLOSE();
 }
 
@@ -403,17 +417,8 @@ static void ceb625(struct tctx *t, const char *guid)
     OPEN("InvtRefund");
     OPEN("InvtRefundHead");
     head(t, guid);
-    E("customsCode", ext(t, "customs_code"));
-    E("orderNo", r->order_number);
-    parties_ebp_ebc(t);
-    E("logisticsNo", r->waybill_number);
-    logistics(t);
-    E("copNo", cn_cop_no(t->c));
-    E("invtNo", r->declaration_ref);
-    buyer(t);
-    E("agentCode", agent_code(t));
-    E("agentName", agent_name(t));
-    E("reason", r->reason);
+    invt_head(t, ext(t, "customs_code"), r->order_number, r->waybill_number, r->declaration_ref,
+              r->reason);
     CLOSE();
     for (size_t i = 0; i < r->n_lines; i++) {
         const struct ewtp_line *l = &r->lines[i];
@@ -426,6 +431,17 @@ static void ceb625(struct tctx *t, const char *guid)
         CLOSE();
     }
     CLOSE();
+}
+
+/* The waybills of a manifest (711 and 607), numbered from 1. */
+static void waybill_list(struct tctx *t, const char *elem, const struct ewtp_manifest *mf)
+{
+    for (size_t i = 0; i < mf->n_waybills; i++) {
+        OPEN(elem);
+        ewtp_xml_elem_int(t->w, "ceb", "gnum", (int64_t)i + 1);
+        E("logisticsNo", mf->waybills[i]);
+        CLOSE();
+    }
 }
 
 /* The site operator of 711/507: the declarant, else the transmitting enterprise. */
@@ -456,12 +472,7 @@ static void ceb711(struct tctx *t, const char *guid)
     E("billNo", mf->master_waybill);
     logistics(t);
     CLOSE();
-    for (size_t i = 0; i < mf->n_waybills; i++) {
-        OPEN("DeliveryList");
-        ewtp_xml_elem_int(t->w, "ceb", "gnum", (int64_t)i + 1);
-        E("logisticsNo", mf->waybills[i]);
-        CLOSE();
-    }
+    waybill_list(t, "DeliveryList", mf);
     CLOSE();
 }
 
@@ -625,11 +636,7 @@ static void ceb603(struct tctx *t, const char *guid)
         ewtp_xml_elem_int(t->w, "ceb", "gnum", l->line);
         E("itemNo", l->sku);
         E("itemRecordNo", cn_ext_line_str(m, l->line, "item_record_no"));
-        E("itemName", line_name(t, l));
-        E("gcode", l->hs_code);
-        E("gname", line_name(t, l));
-        E("gmodel", line_gmodel(t, l));
-        E("barCode", l->barcode ? l->barcode : "无");
+        inventory_goods(t, l);
         E("country",
           line_country(t, l, tr && tr->arrival ? tr->arrival->country : NULL)); /* destination */
         E("currency", cur);
@@ -683,12 +690,7 @@ static void ceb607(struct tctx *t, const char *guid)
     E("msgCount", "1");
     E("msgSeqNo", "1");
     CLOSE();
-    for (size_t i = 0; i < mf->n_waybills; i++) {
-        OPEN("WayBillList");
-        ewtp_xml_elem_int(t->w, "ceb", "gnum", (int64_t)i + 1);
-        E("logisticsNo", mf->waybills[i]);
-        CLOSE();
-    }
+    waybill_list(t, "WayBillList", mf);
     CLOSE();
 }
 
@@ -862,6 +864,17 @@ static int envelope(struct tctx *t, const char *msg_type, const char *cop_msg_id
     return rc;
 }
 
+static int add_xml(struct ewtp_out *out, const char *name, const char *xml, size_t len,
+                   bool is_signed)
+{
+    struct ewtp_document doc = {.name = name,
+                                .content_type = "application/xml",
+                                .data = xml,
+                                .len = len,
+                                .signed_ = is_signed};
+    return ewtp_out_add_document(out, &doc);
+}
+
 int cn_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *out,
                  struct ewtp_errors *errs)
 {
@@ -889,12 +902,7 @@ int cn_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
         is_signed = true;
     }
     const char *name = ewtp_arena_printf(c->arena, "%s-%s.xml", root, c->msg->id);
-    struct ewtp_document doc = {.name = name,
-                                .content_type = "application/xml",
-                                .data = xml,
-                                .len = len,
-                                .signed_ = is_signed};
-    if ((rc = ewtp_out_add_document(out, &doc)) != 0)
+    if ((rc = add_xml(out, name, xml, len, is_signed)) != 0)
         return rc;
     /* CopMsgId is stable per message and document: a resend after a crash is the same DXP
      * message, and a CEB900 names it (oriCopMsgId). */
@@ -906,12 +914,7 @@ int cn_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
     if ((rc = envelope(&t, root, cop_msg_id, xml, len, &env, &env_len)) != 0)
         return rc;
     const char *env_name = ewtp_arena_printf(c->arena, "DxpMsg-%s-%s.xml", root, c->msg->id);
-    struct ewtp_document edoc = {.name = env_name,
-                                 .content_type = "application/xml",
-                                 .data = env,
-                                 .len = env_len,
-                                 .signed_ = is_signed};
-    if ((rc = ewtp_out_add_document(out, &edoc)) != 0)
+    if ((rc = add_xml(out, env_name, env, env_len, is_signed)) != 0)
         return rc;
     struct ewtp_request req = {
         .method = "SPOOL",

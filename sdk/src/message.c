@@ -424,30 +424,34 @@ static void pop(struct ctx *c, size_t old)
     c->ptr[old] = '\0';
 }
 
+static void __attribute__((format(printf, 3, 0)))
+verr(struct ctx *c, const char *code, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    ewtp_errors_add(c->errs, c->ptr, code, "%s", msg);
+}
+
 /* An error at the current pointer. */
 static void __attribute__((format(printf, 3, 4)))
 err(struct ctx *c, const char *code, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    verr(c, code, fmt, ap);
     va_end(ap);
-    ewtp_errors_add(c->errs, c->ptr, code, "%s", msg);
 }
 
 /* An error at the current pointer + "/key". */
 static void __attribute__((format(printf, 4, 5)))
 err_at(struct ctx *c, const char *key, const char *code, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     size_t old = push(c, key);
-    ewtp_errors_add(c->errs, c->ptr, code, "%s", msg);
+    verr(c, code, fmt, ap);
     pop(c, old);
+    va_end(ap);
 }
 
 static void *alloc(struct ctx *c, size_t size)
@@ -570,81 +574,55 @@ static bool check_string(struct ctx *c, const struct field *f, const char *s)
         err(c, "format", "%s must not be empty", f->name);
         return false;
     }
+    bool ok = true;
+    const char *what = "";
     switch (f->type) {
     case T_TIME:
-        if (!ewtp_is_rfc3339(s)) {
-            err(c, "format",
-                "%s \"%s\" is not an RFC 3339 time with offset (2026-11-22T10:00:00+08:00)",
-                f->name, s);
-            return false;
-        }
+        ok = ewtp_is_rfc3339(s);
+        what = "an RFC 3339 time with offset (2026-11-22T10:00:00+08:00)";
         break;
     case T_DATE:
-        if (!ewtp_is_date(s)) {
-            err(c, "format", "%s \"%s\" is not a calendar date YYYY-MM-DD", f->name, s);
-            return false;
-        }
+        ok = ewtp_is_date(s);
+        what = "a calendar date YYYY-MM-DD";
         break;
     case T_COUNTRY:
-        if (!ewtp_code_country(s)) {
-            err(c, "format", "%s \"%s\" is not an ISO 3166-1 alpha-2 country code", f->name, s);
-            return false;
-        }
+        ok = ewtp_code_country(s);
+        what = "an ISO 3166-1 alpha-2 country code";
         break;
     case T_CURRENCY:
-        if (!ewtp_code_currency(s, NULL)) {
-            err(c, "format", "%s \"%s\" is not an ISO 4217 currency code", f->name, s);
-            return false;
-        }
+        ok = ewtp_code_currency(s, NULL);
+        what = "an ISO 4217 currency code";
         break;
     case T_UNIT:
-        if (!ewtp_code_unit(s)) {
-            err(c, "format",
-                "%s \"%s\" is not a UN/ECE Rec. 20 unit code (a piece is H87, one is C62)", f->name,
-                s);
-            return false;
-        }
+        ok = ewtp_code_unit(s);
+        what = "a UN/ECE Rec. 20 unit code (a piece is H87, one is C62)";
         break;
     case T_MODE:
-        if (!ewtp_code_transport_mode(s)) {
-            err(c, "format",
-                "%s \"%s\" is not a UN/ECE Rec. 19 transport mode (1 sea, 3 road, "
-                "4 air, 5 post ...)",
-                f->name, s);
-            return false;
-        }
+        ok = ewtp_code_transport_mode(s);
+        what = "a UN/ECE Rec. 19 transport mode (1 sea, 3 road, 4 air, 5 post ...)";
         break;
     case T_PKG:
-        if (!ewtp_code_package_kind(s)) {
-            err(c, "format", "%s \"%s\" is not a UN/ECE Rec. 21 package kind (CT, PK, BX ...)",
-                f->name, s);
-            return false;
-        }
+        ok = ewtp_code_package_kind(s);
+        what = "a UN/ECE Rec. 21 package kind (CT, PK, BX ...)";
         break;
     case T_HS:
-        if (!ewtp_is_hs_code(s)) {
-            err(c, "format", "%s \"%s\" is not an HS code of 6 to 10 digits", f->name, s);
-            return false;
-        }
+        ok = ewtp_is_hs_code(s);
+        what = "an HS code of 6 to 10 digits";
         break;
     case T_EMAIL:
-        if (!is_email(s)) {
-            err(c, "format", "%s \"%s\" is not an e-mail address", f->name, s);
-            return false;
-        }
+        ok = is_email(s);
+        what = "an e-mail address";
         break;
     case T_SCHEME:
-        if (!is_scheme(s)) {
-            err(c, "format",
-                "%s \"%s\" is not an id scheme: an upper-case token [A-Z][A-Z0-9-]{1,31}", f->name,
-                s);
-            return false;
-        }
+        ok = is_scheme(s);
+        what = "an id scheme: an upper-case token [A-Z][A-Z0-9-]{1,31}";
         break;
     default:
         break;
     }
-    return true;
+    if (!ok)
+        err(c, "format", "%s \"%s\" is not %s", f->name, s, what);
+    return ok;
 }
 
 static void fill_field(struct ctx *c, const struct field *f, const json_t *v, char *base)

@@ -5,9 +5,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (PLUGINS, Api, check, checks, ewtpctl, free_port,  # noqa: E402
-                          log_tail, make_tmp, spawn_ewtpd, stop, wait_ready, wait_until, write,
-                          write_token, zz_order)
+from ewtp_harness import (PLUGINS, Api, check, checks, ewtpctl, free_port, log_tail,  # noqa: E402
+                          make_tmp, spawn_ewtpd, stop, wait_ready, wait_until, write, write_token,
+                          zz_order)
 
 tmp = make_tmp("ewtp-admin-")
 write_token(tmp, "token", "admin-test")

@@ -13,50 +13,22 @@ import base64
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-EWTPD = os.path.join(BUILD, "bin", "ewtpd")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (BUILD, SRC, Api, check, check_config, checks, free_port,  # noqa: E402
+                          load_json, make_sm2_cert, make_tmp, print_logs, read_log, remove_tmp,
+                          sanitizer_env, sanitizer_report, spawn_ewtpd, stop, wait_port, write,
+                          write_ewtpd_config, write_token)
+
 TOOL = os.path.join(BUILD, "tests", "ewtp-amqp-tool")
 RABBIT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EXCHANGE, KEY, CUSTOMS_Q, RECEIPT_Q = "ceb.exchange", "ceb.import", "customs.in", "ewtp.receipts"
 USER, PASS = "ewtp", "amqp-s3cret:x"
-passed, failed = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passed if cond else failed).append(what)
-
-
-_given = set()
-
-
-def free_port():
-    for _ in range(100):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _given:
-            _given.add(port)
-            return port
-    raise RuntimeError("no free port")
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 class Broker:
@@ -143,45 +115,8 @@ class Broker:
                               capture_output=True, text=True, timeout=timeout)
 
 
-class Api:
-    def __init__(self, port, token):
-        self.base = "http://127.0.0.1:%d" % port
-        self.token = token
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                return e.code, json.loads(raw or b"null")
-            except ValueError:
-                return e.code, raw
-
-    def state(self, mid):
-        st = self.call("GET", "/v1/messages/" + mid)[1]
-        return st if isinstance(st, dict) else {}
-
-    def wait_state(self, mid, states, timeout=20):
-        end = time.time() + timeout
-        st = {}
-        while time.time() < end:
-            st = self.state(mid)
-            if st.get("state") in states:
-                return st
-            time.sleep(0.1)
-        return st
-
-
 def order(mid, number):
-    with open(os.path.join(SRC, "plugins/cn/vectors/import-order-311/input.json")) as f:
-        m = json.load(f)
+    m = load_json(os.path.join(SRC, "plugins/cn/vectors/import-order-311/input.json"))
     m["id"] = mid
     m["order"]["number"] = number
     return m
@@ -206,15 +141,9 @@ def receipt_312(number, status, info):
 
 
 def config(tmp, api_port, broker, extra_amqp=""):
-    write(os.path.join(tmp, "t.token"), "cn-token\n")
-    write(os.path.join(tmp, "amqp.credentials"), "%s:%s\n" % (USER, PASS))
-    conf = """
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-tenants = ( { id = "t"; token_file = "t.token"; destinations = [ "CN" ]; } );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+    write_token(tmp, "t.token", "cn-token")
+    write_token(tmp, "amqp.credentials", "%s:%s" % (USER, PASS))
+    conf = """tenants = ( { id = "t"; token_file = "t.token"; destinations = [ "CN" ]; } );
 delivery = { max_attempts = 100; max_age_ms = 600000; base_delay_ms = 200; max_delay_ms = 1000;
   request_timeout_ms = 5000; lease_ms = 30000; poll_interval_ms = 1000; scan_interval_ms = 100;
   workers = 2; };
@@ -229,24 +158,9 @@ plugins = (
              heartbeat_s = 10; connect_timeout_ms = 2000; %(extra)s }; }
 );
 routes = ( { tenant = "t"; destination = "CN"; instance = "cn-amqp"; } );
-""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api_port,
-       "port": broker.port, "ex": EXCHANGE, "key": KEY, "rq": RECEIPT_Q, "extra": extra_amqp}
-    path = os.path.join(tmp, "ewtpd.conf")
-    write(path, conf)
-    return path
-
-
-def wait_http(port, proc, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+""" % {"port": broker.port, "ex": EXCHANGE, "key": KEY, "rq": RECEIPT_Q,
+       "extra": extra_amqp}
+    return write_ewtpd_config(tmp, api_port, conf)
 
 
 def get_envelope(broker, out, timeout=10):
@@ -289,17 +203,14 @@ def queue_count(broker, q):
 def main():
     if not os.path.exists(RABBIT) or not os.path.exists(TOOL):
         print("SKIP: needs rabbitmq-server (%s) and %s (librabbitmq-dev)" % (RABBIT, TOOL))
-        print("0 passed, 0 failed")
+        checks.summary()
         sys.exit(77 if os.environ.get("EWTP_ALLOW_SKIP") else 1)
-    tmp = tempfile.mkdtemp(prefix="ewtp-amqp-")
-    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out",
-                    os.path.join(tmp, "cn-sign.key")], check=True, capture_output=True)
-    subprocess.run(["openssl", "req", "-x509", "-key", os.path.join(tmp, "cn-sign.key"), "-sm3",
-                    "-days", "30", "-subj", "/CN=ewtp amqp test key", "-out",
-                    os.path.join(tmp, "cn-sign.crt")], check=True, capture_output=True)
+    tmp = make_tmp("ewtp-amqp-")
+    make_sm2_cert(os.path.join(tmp, "cn-sign.key"), os.path.join(tmp, "cn-sign.crt"),
+                  "/CN=ewtp amqp test key", days=30)
     broker = Broker(tmp)
     proc = None
-    log = open(os.path.join(tmp, "ewtpd.log"), "w+")
+    log = os.path.join(tmp, "ewtpd.log")
     out = os.path.join(tmp, "got.xml")
     try:
         t0 = time.time()
@@ -314,7 +225,7 @@ def main():
 
         api_port = free_port()
         conf = config(tmp, api_port, broker)
-        r = subprocess.run([EWTPD, "-t", "-c", conf], capture_output=True, text=True, timeout=30)
+        r = check_config(conf, timeout=30)
         check(r.returncode == 0, "ewtpd -t accepts the amqp configuration (%s)" % r.stderr.strip())
         # Bad settings: a password in the URL, cleartext to a remote host, no routing.
         bad = config(os.path.join(tmp), api_port, broker)
@@ -322,25 +233,20 @@ def main():
             text = f.read()
         text = text.replace('url = "amqp://127.0.0.1', 'url = "amqp://u:pw@127.0.0.1')
         write(os.path.join(tmp, "bad1.conf"), text)
-        r = subprocess.run([EWTPD, "-t", "-c", os.path.join(tmp, "bad1.conf")],
-                           capture_output=True, text=True, timeout=30)
+        r = check_config(os.path.join(tmp, "bad1.conf"), timeout=30)
         msg = r.stdout + r.stderr
         check(r.returncode != 0 and re.search(r"bad1\.conf:\d+: plugins\[0\]\.amqp\.url: .*password",
                                               msg) is not None,
               "ewtpd -t refuses a password in the URL with file:line (%s)" % msg.strip()[:200])
         text2 = text.replace('amqp://u:pw@127.0.0.1', 'amqp://broker.example.com')
         write(os.path.join(tmp, "bad2.conf"), text2)
-        r = subprocess.run([EWTPD, "-t", "-c", os.path.join(tmp, "bad2.conf")],
-                           capture_output=True, text=True, timeout=30)
+        r = check_config(os.path.join(tmp, "bad2.conf"), timeout=30)
         msg = r.stdout + r.stderr
         check(r.returncode != 0 and "amqps://" in msg,
               "ewtpd -t refuses cleartext amqp:// to a remote host (%s)" % msg.strip()[:200])
         # The server configuration is good again (the bad copies are other files).
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        proc = subprocess.Popen([EWTPD, "-c", conf], stdout=log, stderr=subprocess.STDOUT,
-                                env=env)
-        if not wait_http(api_port, proc):
+        proc = spawn_ewtpd(conf, log, env=sanitizer_env())
+        if not wait_port(api_port, proc):
             check(False, "ewtpd listens")
             return
         api = Api(api_port, "cn-token")
@@ -377,7 +283,7 @@ def main():
         code, body = api.call("POST", "/v1/messages", order("amqp-2", "SO-AMQP-2"))
         check(code == 202, "order amqp-2 accepted while the broker is down (%s)" % code)
         time.sleep(2.5)
-        st = api.state("amqp-2")
+        st = api.status("amqp-2")[1] or {}
         check(st.get("state") in ("retrying", "delivering", "accepted"),
               "amqp-2 waits for the broker (%s)" % st.get("state"))
         t0 = time.time()
@@ -404,26 +310,15 @@ def main():
         check(r.returncode == 3, "no duplicate or stray envelope in the customs queue")
     finally:
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = -9
+            rc = stop(proc, 30)
             check(rc == 0, "ewtpd exits 0 on SIGTERM (%s)" % rc)
         broker.stop()
-        log.seek(0)
-        text = log.read()
-        check("ERROR: AddressSanitizer" not in text and "ERROR: LeakSanitizer" not in text
-              and "runtime error" not in text, "no sanitizer reports")
-        if failed:
-            print("---- ewtpd log (%s) ----" % tmp)
-            print(text[-8000:])
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-        print("%d passed, %d failed" % (len(passed), len(failed)))
-    sys.exit(1 if failed else 0)
-
+        check(not sanitizer_report(read_log(log)), "no sanitizer reports")
+        if checks.failed:
+            print_logs([("ewtpd log", log)], 8000)
+        remove_tmp(tmp, keep=bool(checks.failed))
+        checks.summary()
+    sys.exit(1 if checks.failed else 0)
 
 if __name__ == "__main__":
     main()

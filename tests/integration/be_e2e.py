@@ -22,56 +22,19 @@ Checked:
     official schematron catches is rejected with its BR code; an MLS receipt (AP) posted to
     /v1/inbound then makes the valid one `approved`.
 Ends with "N passed, M failed"; exit 1 on any failure."""
-import json
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-EWTPD = os.path.join(BUILD, "bin", "ewtpd")
-SIM = os.path.join(BUILD, "bin", "ewtp-sim")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (EWTPD, SIM, SRC, Api, check, check_config, checks,  # noqa: E402
+                          free_port, http_json, load_json, make_tmp, print_logs, read_log,
+                          remove_tmp, sanitizer_env, sanitizer_report, spawn_ewtpd, spawn_sim,
+                          stop, wait_port, wait_port_file, write_ewtpd_config, write_token)
+
 VEC = os.path.join(SRC, "plugins/be/vectors")
 EONGW_TOKEN = "eongw-secret"
 MRN_RE = re.compile(r"[0-9]{2}BE[0-9A-Z]{12}R[0-9]")
-passed = 0
-failures = []
-
-
-def check(cond, what):
-    global passed
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if cond:
-        passed += 1
-    else:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def load(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def mrn_ok(mrn):
@@ -89,23 +52,16 @@ def mrn_ok(mrn):
 
 
 def config(tmp, api_port, sims):
-    write(os.path.join(tmp, "dev.token"), "dev-token\n")
-    write(os.path.join(tmp, "strict.token"), "strict-token\n")
-    write(os.path.join(tmp, "lax.token"), "lax-token\n")
-    write(os.path.join(tmp, "eongw.token"), EONGW_TOKEN + "\n")
+    for t in ("dev", "strict", "lax"):
+        write_token(tmp, t + ".token", t + "-token")
+    write_token(tmp, "eongw.token", EONGW_TOKEN)
     for name in sims:
-        write(os.path.join(tmp, "%s.inbound" % name), "inbound-%s\n" % name)
-    conf = """
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-tenants = (
+        write_token(tmp, "%s.inbound" % name, "inbound-%s" % name)
+    conf = """tenants = (
   { id = "dev"; token_file = "dev.token"; destinations = [ "BE" ]; },
   { id = "strict"; token_file = "strict.token"; destinations = [ "BE" ]; },
   { id = "lax"; token_file = "lax.token"; destinations = [ "BE" ]; }
 );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
 delivery = { max_attempts = 4; max_age_ms = 600000; base_delay_ms = 100; max_delay_ms = 500;
   request_timeout_ms = 30000; lease_ms = 60000; poll_interval_ms = 500; scan_interval_ms = 50;
   workers = 2; };
@@ -126,62 +82,8 @@ routes = (
   { tenant = "strict"; destination = "BE"; kinds = [ "declaration" ]; instance = "be-strict"; },
   { tenant = "lax"; destination = "BE"; kinds = [ "declaration" ]; instance = "be-lax"; }
 );
-""" % dict({"plugins": os.path.join(BUILD, "plugins"), "tmp": tmp, "api": api_port},
-           **{k: "http://127.0.0.1:%d" % v["port"] for k, v in sims.items()})
-    path = os.path.join(tmp, "ewtpd.conf")
-    write(path, conf)
-    return path
-
-
-class Api:
-    def __init__(self, port):
-        self.base = "http://127.0.0.1:%d" % port
-
-    def call(self, method, path, token, body=None, raw=None, ctype="application/json"):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if token is not None:
-            req.add_header("Authorization", "Bearer " + token)
-        if data is not None:
-            req.add_header("Content-Type", ctype)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                return e.code, json.loads(raw or b"null")
-            except ValueError:
-                return e.code, raw
-
-    def submit(self, tenant, msg):
-        return self.call("POST", "/v1/messages", tenant + "-token", msg)
-
-    def status(self, tenant, mid):
-        return self.call("GET", "/v1/messages/" + mid, tenant + "-token")
-
-    def wait_state(self, tenant, mid, states, timeout=30):
-        end = time.time() + timeout
-        st = None
-        while time.time() < end:
-            code, st = self.status(tenant, mid)
-            if code == 200 and st.get("state") in states:
-                return st
-            time.sleep(0.05)
-        return st
-
-
-def wait_port(port, proc, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+""" % {k: "http://127.0.0.1:%d" % v["port"] for k, v in sims.items()}
+    return write_ewtpd_config(tmp, api_port, conf)
 
 
 def pointers(errors):
@@ -192,8 +94,8 @@ def receipt_codes(st):
     return [r.get("code") for r in (st or {}).get("receipts", [])]
 
 
-def approved_with_mrn(api, tenant, mid, what):
-    st = api.wait_state(tenant, mid, ["approved", "rejected", "dead"])
+def approved_with_mrn(api, mid, what):
+    st = api.wait_state(mid, ["approved", "rejected", "dead"], 30)
     state = (st or {}).get("state")
     ref = (st or {}).get("authority_ref")
     check(state == "approved" and mrn_ok(ref),
@@ -204,8 +106,8 @@ def approved_with_mrn(api, tenant, mid, what):
     return st
 
 
-def rejected_with(api, tenant, mid, code, pointer, what):
-    st = api.wait_state(tenant, mid, ["approved", "rejected", "dead"])
+def rejected_with(api, mid, code, pointer, what):
+    st = api.wait_state(mid, ["approved", "rejected", "dead"], 30)
     state = (st or {}).get("state")
     codes = receipt_codes(st)
     errs = (st or {}).get("errors") or []
@@ -220,61 +122,51 @@ def rejected_with(api, tenant, mid, code, pointer, what):
 def main():
     for exe in (EWTPD, SIM):
         if not os.access(exe, os.X_OK):
-            print("FAIL missing %s" % exe)
-            print("0 passed, 1 failed")
-            sys.exit(1)
-    tmp = tempfile.mkdtemp(prefix="ewtp-be-e2e-")
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+            check(False, "missing %s" % exe)
+            sys.exit(checks.summary())
+    tmp = make_tmp("ewtp-be-e2e-")
+    env = sanitizer_env()
     api_port = free_port()
     sims = {}
-    procs = []
-    logs = []
+    logs = []  # (what, log path)
     proc = None
     try:
         for name in ("be-e2e", "be-lax"):
             pf = os.path.join(tmp, name + ".port")
-            log = open(os.path.join(tmp, name + "-sim.log"), "w+")
-            logs.append((name + " simulator", log))
-            p = subprocess.Popen(
-                [SIM, "--country", "be", "--listen", "127.0.0.1:0", "--port-file", pf,
-                 "--set", "token=" + EONGW_TOKEN,
-                 "--set", "callback_url=http://127.0.0.1:%d/v1/inbound/%s" % (api_port, name),
-                 "--set", "callback_token=inbound-" + name, "--set", "decision_delay_ms=100"],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
-            procs.append(p)
+            p = spawn_sim("be", os.path.join(tmp, name + "-sim.log"), port_file=pf, env=env,
+                          settings=[("token", EONGW_TOKEN),
+                                    ("callback_url", "http://127.0.0.1:%d/v1/inbound/%s"
+                                     % (api_port, name)),
+                                    ("callback_token", "inbound-" + name),
+                                    ("decision_delay_ms", 100)])
+            logs.append((name + " simulator", p.log_path))
             sims[name] = {"proc": p, "port_file": pf}
         for name, s in sims.items():
-            end = time.time() + 20
-            while not os.path.exists(s["port_file"]) and time.time() < end:
-                time.sleep(0.05)
-            with open(s["port_file"]) as f:
-                s["port"] = int(f.read())
+            s["port"] = wait_port_file(s["port_file"], s["proc"], 20)
         conf = config(tmp, api_port, sims)
-        r = subprocess.run([EWTPD, "-t", "-c", conf], capture_output=True, text=True, env=env,
-                           timeout=60)
+        r = check_config(conf, env=env)
         check(r.returncode == 0, "ewtpd -t accepts the configuration (%s)" % (r.stdout + r.stderr).strip())
-        dlog = open(os.path.join(tmp, "ewtpd.log"), "w+")
-        logs.append(("ewtpd", dlog))
-        proc = subprocess.Popen([EWTPD, "-c", conf], stdout=dlog, stderr=subprocess.STDOUT, env=env)
-        if not wait_port(api_port, proc):
+        proc = spawn_ewtpd(conf, os.path.join(tmp, "ewtpd.log"), env=env)
+        logs.append(("ewtpd", proc.log_path))
+        if not wait_port(api_port, proc, 30):
             check(False, "ewtpd listens")
             return
-        api = Api(api_port)
+        api = {t: Api(api_port, t + "-token", timeout=30) for t in ("dev", "lax", "strict")}
+        inbound = Api(api_port, timeout=30)
 
         # ---- inbound authentication and junk -------------------------------------------------
         ie429 = ('<h7:IE429 xmlns:h7="urn:ewtp:be:idms-h7:1"><h7:LRN>nobody-here</h7:LRN>'
                  '<h7:MRN>26BE000000000099R5</h7:MRN></h7:IE429>').encode()
-        code, _ = api.call("POST", "/v1/inbound/be-e2e", None, raw=ie429, ctype="application/xml")
+        code, _ = inbound.call("POST", "/v1/inbound/be-e2e", ie429, ctype="application/xml")
         check(code == 401, "inbound without token: 401 (%s)" % code)
-        code, _ = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-lax", raw=ie429,
-                           ctype="application/xml")
+        code, _ = inbound.call("POST", "/v1/inbound/be-e2e", ie429, ctype="application/xml",
+                               token="inbound-be-lax")
         check(code == 401, "inbound with another instance's token: 401 (%s)" % code)
-        code, _ = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-e2e", raw=b"not xml",
-                           ctype="application/xml")
+        code, _ = inbound.call("POST", "/v1/inbound/be-e2e", b"not xml", ctype="application/xml",
+                               token="inbound-be-e2e")
         check(code == 400, "inbound junk: 400 (%s)" % code)
-        code, _ = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-e2e", raw=ie429,
-                           ctype="application/xml")
+        code, _ = inbound.call("POST", "/v1/inbound/be-e2e", ie429, ctype="application/xml",
+                               token="inbound-be-e2e")
         check(code == 404, "inbound IE429 for an unknown LRN: 404 (%s)" % code)
 
         # ---- every valid H7 vector: approved with an MRN --------------------------------------
@@ -286,33 +178,33 @@ def main():
             d = os.path.join(VEC, case)
             rel = os.path.join(d, "related")
             for f in sorted(os.listdir(rel)) if os.path.isdir(rel) else []:
-                code, body = api.submit("dev", load(os.path.join(rel, f)))
+                code, body = api["dev"].submit(load_json(os.path.join(rel, f)))
                 check(code == 202, "%s related %s: 202 (%s %s)" % (case, f, code, body))
-            msg = load(os.path.join(d, "input.json"))
-            code, body = api.submit("dev", msg)
+            msg = load_json(os.path.join(d, "input.json"))
+            code, body = api["dev"].submit(msg)
             check(code == 202 and body.get("state") == "accepted",
                   "%s: 202 accepted (%s %s)" % (case, code, body))
             if case == "h7-basic":
-                _, st = api.status("dev", msg["id"])
+                _, st = api["dev"].status(msg["id"])
                 check(st.get("errors") == [], "h7-basic: no warnings (%s)" % st.get("errors"))
             if case == "h7-split-warning":
-                _, st = api.status("dev", msg["id"])
+                _, st = api["dev"].status(msg["id"])
                 warn = [e for e in st.get("errors", []) if e.get("pointer") == "/parties/consignee"]
                 check(len(warn) == 1 and warn[0].get("code") == "rule"
                       and warn[0].get("severity", "warning") == "warning",
                       "h7-split-warning: the splitting warning is kept in the status (%s)"
                       % st.get("errors"))
         for case in h7:
-            mid = load(os.path.join(VEC, case, "input.json"))["id"]
-            approved_with_mrn(api, "dev", mid, case)
-        st = approved_with_mrn(api, "dev", "be-h7-0008", "h7-split-warning related be-h7-0008")
+            mid = load_json(os.path.join(VEC, case, "input.json"))["id"]
+            approved_with_mrn(api["dev"], mid, case)
+        st = approved_with_mrn(api["dev"], "be-h7-0008", "h7-split-warning related be-h7-0008")
 
         # ---- not released after control: IE428 (MRN) then IE451 -> rejected ------------------
-        msg = load(os.path.join(VEC, "h7-basic", "input.json"))
+        msg = load_json(os.path.join(VEC, "h7-basic", "input.json"))
         msg["id"] = "be-h7-notrel-1"
-        code, _ = api.submit("dev", msg)
+        code, _ = api["dev"].submit(msg)
         check(code == 202, "not-released case: 202 (%s)" % code)
-        st = rejected_with(api, "dev", "be-h7-notrel-1", "IE451/CTRL", None, "not released")
+        st = rejected_with(api["dev"], "be-h7-notrel-1", "IE451/CTRL", None, "not released")
         check("physical control" in ((st or {}).get("receipts") or [{}])[-1].get("message", ""),
               "not released: the reason is kept in the receipt (%s)"
               % ((st or {}).get("receipts") or [{}])[-1])
@@ -324,20 +216,20 @@ def main():
             if case == "invalid-h7-split-error":
                 continue  # needs h7.split_check = "error": the strict tenant below
             d = os.path.join(VEC, case)
-            want = pointers(load(os.path.join(d, "errors.json"))["errors"])
-            msg = load(os.path.join(d, "input.json"))
-            code, body = api.submit("dev", msg)
+            want = pointers(load_json(os.path.join(d, "errors.json"))["errors"])
+            msg = load_json(os.path.join(d, "input.json"))
+            code, body = api["dev"].submit(msg)
             got = pointers(body.get("errors") if isinstance(body, dict) else None)
             check(code == 422 and all(w in got for w in want),
                   "%s: 422 with %s (%s %s)" % (case, want, code, got))
-            code, _ = api.status("dev", msg["id"])
+            code, _ = api["dev"].status(msg["id"])
             check(code == 404, "%s: nothing stored (%s)" % (case, code))
 
         # ---- splitting as an error (strict instance) ------------------------------------------
         # Relations count whoever sent them (another platform, the same consignee and day): the
         # related be-h7-0008 is the dev tenant's, stored and approved above.
         d = os.path.join(VEC, "invalid-h7-split-error")
-        code, body = api.submit("strict", load(os.path.join(d, "input.json")))
+        code, body = api["strict"].submit(load_json(os.path.join(d, "input.json")))
         got = pointers(body.get("errors") if isinstance(body, dict) else None)
         check(code == 422 and ("/parties/consignee", "rule") in got,
               "invalid-h7-split-error: 422 at /parties/consignee (%s %s)" % (code, got))
@@ -347,18 +239,18 @@ def main():
                 ("invalid-h7-over-150", None, "IE906/H7-150", "/declaration/lines/0/amount"),
                 ("invalid-h7-excise-wine", None, "IE906/H7-EXCISE", "/declaration/lines/0/hs_code"),
                 ("h7-basic", "be-h7-frct-1", "IE416/FRCT", None)):
-            msg = load(os.path.join(VEC, case, "input.json"))
+            msg = load_json(os.path.join(VEC, case, "input.json"))
             if mid:
                 msg["id"] = mid
-            code, body = api.submit("lax", msg)
+            code, body = api["lax"].submit(msg)
             check(code == 202, "lax %s: 202, the plugin lets it through (%s %s)" % (msg["id"], code, body))
-            rejected_with(api, "lax", msg["id"], code_, ptr, "lax %s" % msg["id"])
+            rejected_with(api["lax"], msg["id"], code_, ptr, "lax %s" % msg["id"])
 
         # ---- Peppol through the access point's HTTP API (two Java runs) -----------------------
-        inv = load(os.path.join(VEC, "invoice-http-access-point", "input.json"))
-        code, _ = api.submit("dev", inv)
+        inv = load_json(os.path.join(VEC, "invoice-http-access-point", "input.json"))
+        code, _ = api["dev"].submit(inv)
         check(code == 202, "invoice %s: 202 (%s)" % (inv["id"], code))
-        broken = load(os.path.join(VEC, "invoice-http-access-point", "input.json"))
+        broken = load_json(os.path.join(VEC, "invoice-http-access-point", "input.json"))
         broken["id"] = "be-inv-pm-99"
         broken["invoice"]["number"] = "BE-INV-9999"
         # A payment means code outside UNCL 4461: neither the common message (any string) nor
@@ -366,64 +258,45 @@ def main():
         # point can refuse it. (An EAS scheme outside the code list, BR-CL-25, is now refused
         # by validate: vector invalid-invoice-eas-unknown.)
         broken["invoice"]["payment_means"] = {"code": "99"}
-        code, _ = api.submit("dev", broken)
+        code, _ = api["dev"].submit(broken)
         check(code == 202, "invoice %s: 202 (%s)" % (broken["id"], code))
-        st = api.wait_state("dev", inv["id"], ["submitted", "approved", "rejected", "dead"], 90)
+        st = api["dev"].wait_state(inv["id"], ["submitted", "approved", "rejected", "dead"], 90)
         check((st or {}).get("state") == "submitted"
               and str((st or {}).get("authority_ref", "")).startswith("AP-"),
               "invoice %s: the access point took it, 0 fatal (%s, %s)"
               % (inv["id"], (st or {}).get("state"), (st or {}).get("authority_ref")))
-        st = api.wait_state("dev", broken["id"], ["submitted", "approved", "rejected", "dead"], 90)
+        st = api["dev"].wait_state(broken["id"], ["submitted", "approved", "rejected", "dead"], 90)
         check((st or {}).get("state") == "rejected" and receipt_codes(st)[-1:] == ["BR-CL-16"],
               "invoice %s: rejected by the access point with BR-CL-16 (%s, %s)"
               % (broken["id"], (st or {}).get("state"), receipt_codes(st)))
         with open(os.path.join(SRC, "plugins/be/tests/answers/mls-accepted.xml")) as f:
             mls = f.read().replace("<cbc:ID>be-inv-0001</cbc:ID>", "<cbc:ID>%s</cbc:ID>" % inv["id"])
-        code, body = api.call("POST", "/v1/inbound/be-e2e", "inbound-be-e2e", raw=mls.encode(),
-                              ctype="application/xml")
+        code, body = inbound.call("POST", "/v1/inbound/be-e2e", mls.encode(),
+                                  ctype="application/xml", token="inbound-be-e2e")
         check(code == 200, "MLS receipt AP for %s: 200 (%s %s)" % (inv["id"], code, body))
-        st = api.wait_state("dev", inv["id"], ["approved"], 10)
+        st = api["dev"].wait_state(inv["id"], ["approved"], 10)
         check((st or {}).get("state") == "approved",
               "invoice %s: approved after the MLS receipt (%s)" % (inv["id"], (st or {}).get("state")))
 
         # ---- the simulators delivered every call-back -----------------------------------------
         for name, s in sims.items():
-            with urllib.request.urlopen("http://127.0.0.1:%d/_sim/received" % s["port"], timeout=10) as r:
-                cbs = json.loads(r.read()).get("callbacks", {})
+            rec = http_json("GET", "http://127.0.0.1:%d/_sim/received" % s["port"])[1]
+            cbs = rec.get("callbacks", {})
             check(cbs.get("failed") == 0 and cbs.get("sent") == cbs.get("delivered"),
                   "%s simulator: every call-back accepted by ewtpd (%s)" % (name, cbs))
     finally:
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = -9
+            rc = stop(proc, 30)
             check(rc == 0, "ewtpd exits 0 on SIGTERM (%s)" % rc)
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        texts = []
-        for what, log in logs:
-            log.seek(0)
-            texts.append((what, log.read()))
-        for what, text in texts:
-            check("ERROR: AddressSanitizer" not in text and "ERROR: LeakSanitizer" not in text
-                  and "runtime error" not in text, "no sanitizer reports from %s" % what)
-        if failures:
-            for what, text in texts:
-                print("---- %s log (%s) ----" % (what, tmp))
-                print(text[-8000:])
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-        print("%d passed, %d failed" % (passed, len(failures)))
-    sys.exit(1 if failures else 0)
-
+        for s in sims.values():
+            stop(s["proc"], 20)
+        for what, path in logs:
+            check(not sanitizer_report(read_log(path)), "no sanitizer reports from %s" % what)
+        if checks.failed:
+            print_logs(logs, 8000)
+        remove_tmp(tmp, keep=bool(checks.failed))
+        checks.summary()
+    sys.exit(1 if checks.failed else 0)
 
 if __name__ == "__main__":
     main()

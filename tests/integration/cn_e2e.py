@@ -25,9 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (EWTPCTL, PLUGINS, SRC, Api, check, check_config, checks,  # noqa: E402
-                          free_port, http_call, load_json, make_sm2_cert, make_tmp,
-                          parse_json, print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop,
-                          wait_port_file, wait_ready, write, write_token)
+                          free_port, http_call, load_json, make_sm2_cert, make_tmp, parse_json,
+                          print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop, wait_port_file,
+                          wait_ready, write, write_ewtpd_config, write_token)
 
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
 
@@ -38,13 +38,7 @@ def config(tmp, api, key, crt):
     tenants = ["plat", "pay", "logi", "agent", "bad"]
     for t in tenants:
         write_token(tmp, t + ".token", t + "-token")
-    conf = """
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-tenants = ( %(tenants)s );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+    conf = """tenants = ( %(tenants)s );
 delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
   request_timeout_ms = 3000; lease_ms = 20000; poll_interval_ms = 200; scan_interval_ms = 50;
   workers = 2; };
@@ -63,13 +57,10 @@ plugins = (
 );
 routes = ( { tenant = "bad"; destination = "CN"; instance = "cn-badsig"; },
            { destination = "CN"; instance = "cn-test"; } );
-""" % {"plugins": PLUGINS, "tmp": tmp, "api": api, "key": key,
-       "crt": crt,
+""" % {"key": key, "crt": crt,
        "tenants": ",\n  ".join('{ id = "%s"; token_file = "%s.token"; destinations = [ "CN" ]; }'
                                % (t, t) for t in tenants)}
-    path = os.path.join(tmp, "ewtpd.conf")
-    write(path, conf)
-    return path
+    return write_ewtpd_config(tmp, api, conf)
 
 
 def messages(suffix, order_no, waybill_no, pay_no):

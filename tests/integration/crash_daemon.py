@@ -24,11 +24,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (CONNECTION_ERRORS, PLUGINS, KeepAlive, check,  # noqa: E402
-                          checks, free_port, http_json, kill9, log_tail_lines, make_tmp,
-                          read_log, remove_tmp, sanitizer_report, spawn_ewtpd, spawn_sim,
-                          stop as stop_process, wait_ready, wait_until, write, write_token,
-                          zz_order)
+from ewtp_harness import (CONNECTION_ERRORS, KeepAlive, check, checks, free_port,  # noqa: E402
+                          http_json, kill9, log_tail_lines, make_tmp, read_log, remove_tmp,
+                          sanitizer_report, spawn_ewtpd, spawn_sim, stop as stop_process,
+                          wait_ready, wait_until, write_ewtpd_config, write_token, zz_order)
 
 TOKEN = "crash-token"
 N = int(os.environ.get("EWTP_CRASH_N", "5000"))
@@ -54,13 +53,7 @@ class Env:
         self.sim_port = free_port()
         os.makedirs(os.path.join(self.tmp, "run"))
         write_token(self.tmp, "token", TOKEN)
-        self.conf = write(os.path.join(self.tmp, "ewtpd.conf"), """
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-tenants = ( { id = "load"; token_file = "token"; destinations = [ "*" ]; } );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+        self.conf = write_ewtpd_config(self.tmp, self.api, """tenants = ( { id = "load"; token_file = "token"; destinations = [ "*" ]; } );
 delivery = { max_attempts = 1000; max_age_ms = 3600000; base_delay_ms = 100;
   max_delay_ms = 1000; request_timeout_ms = 2000; lease_ms = 3000; poll_interval_ms = 60000;
   scan_interval_ms = 50; workers = 2; };
@@ -69,7 +62,7 @@ plugins = (
     transport = "https"; endpoint = "http://127.0.0.1:%(sim)d"; }
 );
 routes = ( { destination = "ZZ"; instance = "zz-test"; } );
-""" % {"plugins": PLUGINS, "tmp": self.tmp, "api": self.api, "sim": self.sim_port})
+""" % {"sim": self.sim_port})
         self.daemon = None
         self.sim = None
         self.starts = 0

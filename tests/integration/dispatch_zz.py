@@ -10,10 +10,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (PLUGINS, Api, check, checks, ewtpctl, free_port,  # noqa: E402
-                          make_tmp, print_logs, read_log, remove_tmp, sanitizer_env,
-                          sanitizer_report, spawn_ewtpd, stop, wait_port, wait_until,
-                          webhook_signature_ok, write, write_token, zz_order)
+from ewtp_harness import (Api, check, checks, ewtpctl, free_port, make_tmp,  # noqa: E402
+                          print_logs, read_log, remove_tmp, sanitizer_env, sanitizer_report,
+                          spawn_ewtpd, stop, wait_port, wait_until, webhook_signature_ok, write,
+                          write_ewtpd_config, write_token, zz_order)
 from fake_authority import Authority  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -28,19 +28,13 @@ def config(tmp, api_port, auth_port, dead_port):
     write_token(tmp, "inbound.token", "inbound-secret")
     write_token(tmp, "t1.whsec", SECRET)
     fake = "http://127.0.0.1:%d" % auth_port
-    conf = """
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-tenants = (
+    conf = """tenants = (
   { id = "t1"; token_file = "t1.token"; destinations = [ "*" ];
     webhook_url = "%(fake)s/hooks/t1"; webhook_secret_file = "t1.whsec"; },
   { id = "t2"; token_file = "t2.token"; destinations = [ "*" ]; },
   { id = "t3"; token_file = "t3.token"; destinations = [ "*" ]; },
   { id = "t4"; token_file = "t4.token"; destinations = [ "*" ]; }
 );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
 delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
   request_timeout_ms = 3000; lease_ms = 20000; poll_interval_ms = 200; scan_interval_ms = 50;
   workers = 2; };
@@ -63,10 +57,8 @@ routes = (
   { tenant = "t3"; destination = "ZZ"; instance = "zz-dead"; },
   { tenant = "t4"; destination = "ZZ"; instance = "zz-oauth"; }
 );
-""" % {"plugins": PLUGINS, "tmp": tmp, "api": api_port, "fake": fake}
-    path = os.path.join(tmp, "ewtpd.conf")
-    write(path, conf)
-    return path
+""" % {"fake": fake}
+    return write_ewtpd_config(tmp, api_port, conf)
 
 
 def submit(api, mid):

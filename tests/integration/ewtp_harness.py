@@ -103,6 +103,21 @@ def write_token(folder, name, token, mode=None):
     return write(os.path.join(folder, name), token + "\n", mode)
 
 
+def write_ewtpd_config(tmp, api_port, rest, name="ewtpd.conf"):
+    """Writes tmp/name: the settings every daemon test shares (the build's plugins, state and
+    admin socket under tmp/run, one plain listener on 127.0.0.1:api_port, the SQLite store
+    tmp/ewtpd.sqlite), then rest (tenants, delivery, keys, plugins, routes...). Returns its
+    path."""
+    head = """
+plugin_dir = "%(plugins)s";
+state_dir = "%(tmp)s/run";
+admin_socket = "%(tmp)s/run/ewtpd.sock";
+listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
+store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
+""" % {"plugins": PLUGINS, "tmp": tmp, "api": api_port}
+    return write(os.path.join(tmp, name), head + rest)
+
+
 def load_json(path):
     with open(path) as f:
         return json.load(f)
@@ -312,9 +327,10 @@ def http_call(method, url, body=None, token=None, ctype="application/json", head
               timeout=10, context=None):
     """One HTTP request on its own connection: (status, body bytes, {lower-case header: value}).
 
-    body: None, bytes or str as is, anything else as JSON. token: "Authorization: Bearer".
-    Content-Type: ctype when there is a body (none when ctype is None). Error statuses are answers, not exceptions;
-    a connection that fails raises OSError (or http.client.HTTPException)."""
+    body: None, bytes or str (sent as UTF-8) as is, anything else as JSON. token: sent as
+    "Authorization: Bearer <token>". Content-Type: ctype when there is a body (none when ctype
+    is None). Error statuses are answers, not exceptions; a connection that fails raises one
+    of CONNECTION_ERRORS."""
     u = urllib.parse.urlsplit(url)
     if u.scheme == "https":
         conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
@@ -325,6 +341,8 @@ def http_call(method, url, body=None, token=None, ctype="application/json", head
         h["Authorization"] = "Bearer " + token
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
     if body is not None and ctype:
         h.setdefault("Content-Type", ctype)
     path = u.path or "/"

@@ -11,8 +11,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash_daemon import TOKEN, Env, body_of, count_found  # noqa: E402
-from ewtp_harness import (CONNECTION_ERRORS, KeepAlive, check, checks,  # noqa: E402
-                          http_call, remove_tmp)
+from ewtp_harness import (CONNECTION_ERRORS, KeepAlive, check, checks, http_call,  # noqa: E402
+                          remove_tmp)
 
 THREADS, PER_THREAD = 50, 20
 

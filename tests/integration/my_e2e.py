@@ -18,10 +18,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (PLUGINS, SRC, Api, check, checks, free_port, http_json,  # noqa: E402
-                          make_tmp, openssl, print_logs, read_log, remove_tmp, sanitizer_env,
-                          sanitizer_report, spawn_ewtpd, spawn_sim, wait_exit, wait_port, write,
-                          write_token)
+from ewtp_harness import (SRC, Api, check, checks, free_port, http_json, make_tmp,  # noqa: E402
+                          openssl, print_logs, read_log, remove_tmp, sanitizer_env,
+                          sanitizer_report, spawn_ewtpd, spawn_sim, wait_exit, wait_port,
+                          write_ewtpd_config, write_token)
 
 N = 250
 SELLER_TIN, SELLER_BRN = "C25845632020", "201901234567"
@@ -53,16 +53,10 @@ def config(tmp, api_port, sim_port):
     write_token(tmp, "t2.token", "t2-token")
     write_token(tmp, "myinvois.secret", "s3cret-of-the-erp")
     sim = "http://127.0.0.1:%d" % sim_port
-    conf = """
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-tenants = (
+    conf = """tenants = (
   { id = "t1"; token_file = "t1.token"; destinations = [ "MY" ]; },
   { id = "t2"; token_file = "t2.token"; destinations = [ "MY" ]; }
 );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
 delivery = { max_attempts = 5; max_age_ms = 600000; base_delay_ms = 100; max_delay_ms = 1000;
   request_timeout_ms = 20000; lease_ms = 60000; poll_interval_ms = 300; scan_interval_ms = 50;
   workers = 2; };
@@ -84,11 +78,8 @@ routes = (
   { tenant = "t1"; destination = "MY"; instance = "my-kl"; },
   { tenant = "t2"; destination = "MY"; instance = "my-agent"; }
 );
-""" % {"plugins": PLUGINS, "tmp": tmp, "api": api_port, "sim": sim,
-       "tin": SELLER_TIN, "brn": SELLER_BRN}
-    path = os.path.join(tmp, "ewtpd.conf")
-    write(path, conf)
-    return path
+""" % {"sim": sim, "tin": SELLER_TIN, "brn": SELLER_BRN}
+    return write_ewtpd_config(tmp, api_port, conf)
 
 
 def main():

@@ -13,10 +13,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (BUILD, CONNECTION_ERRORS, SRC, KeepAlive, check,  # noqa: E402
-                          checks, ewtpctl, free_port, kill9, load_json, log_tail_lines,
-                          make_tmp, read_log, remove_tmp, spawn_ewtpd, spawn_sim, stop,
-                          wait_ready, write_token)
+from ewtp_harness import (BUILD, CONNECTION_ERRORS, SRC, KeepAlive, check, checks,  # noqa: E402
+                          ewtpctl, free_port, kill9, load_json, log_tail_lines, make_tmp,
+                          read_log, remove_tmp, spawn_ewtpd, spawn_sim, stop, wait_ready,
+                          write_token)
 
 TOKEN = "reload-test-token"
 RELOADS = 50

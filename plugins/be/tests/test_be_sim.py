@@ -10,81 +10,36 @@ wrong token (and such a request does not count as lodged); 404/405; the access p
 every notification the simulator sends validates against schema/be-h7.xsd (xmllint), so a
 test of the plugin against the simulator tests against the schema, not against itself.
 Ends with "N passed, M failed"; exit 1 on any failure."""
-import http.server
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-SIM = os.path.join(BUILD, "bin", "ewtp-sim")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "../../../tests/integration"))
+from ewtp_harness import (SIM, SRC, PostRecorder, check, checks, http_call,  # noqa: E402
+                          log_tail, make_tmp, read_log, remove_tmp, sanitizer_env,
+                          sanitizer_report, spawn_sim, stop, wait_port_file, wait_until)
+
 XSD = os.path.join(SRC, "plugins/be/schema/be-h7.xsd")
 BASIC = os.path.join(SRC, "plugins/be/vectors/h7-basic/expected/BE-H7-be-h7-0001.xml")
 TOKEN = "eongw-secret"
 CB_TOKEN = "callback-secret"
 NS = "urn:ewtp:be:idms-h7:1"
-passed = 0
-failures = []
 
 
-def check(cond, what):
-    global passed
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if cond:
-        passed += 1
-    else:
-        failures.append(what)
-
-
-class Callbacks(http.server.ThreadingHTTPServer):
-    """Records every call-back: (authorization, body)."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), CallbackHandler)
-        self.got = []
-        self.lock = threading.Lock()
-
-    def for_lrn(self, lrn):
-        with self.lock:
-            return [(a, b) for a, b in self.got if "<h7:LRN>%s</h7:LRN>" % lrn in b]
-
-
-class CallbackHandler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n).decode("utf-8", "replace")
-        with self.server.lock:
-            self.server.got.append((self.headers.get("Authorization"), body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
+def for_lrn(cb, lrn):
+    """The call-backs cb received about lrn: [(Authorization, body text)]."""
+    got = [(h.get("authorization"), b.decode("utf-8", "replace")) for _, h, b in cb.posts()]
+    return [(a, b) for a, b in got if "<h7:LRN>%s</h7:LRN>" % lrn in b]
 
 
 def http(method, url, body=None, token=TOKEN, ctype="application/xml"):
-    data = body.encode() if isinstance(body, str) else body
-    req = urllib.request.Request(url, data=data, method=method)
-    if token is not None:
-        req.add_header("Authorization", "Bearer " + token)
-    if data is not None:
-        req.add_header("Content-Type", ctype)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    st, data, _ = http_call(method, url, body=body, token=token, ctype=ctype)
+    return st, data.decode()
 
 
 def mrn_check_digit(s):
@@ -134,43 +89,29 @@ def declaration(lrn, amount=None, hs=None, currency=None):
 
 
 def wait_callbacks(cb, lrn, n, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = cb.for_lrn(lrn)
-        if len(got) >= n:
-            time.sleep(0.2)  # anything more than expected would show up now
-            return cb.for_lrn(lrn)
-        time.sleep(0.02)
-    return cb.for_lrn(lrn)
+    if wait_until(lambda: len(for_lrn(cb, lrn)) >= n, timeout, 0.02):
+        time.sleep(0.2)  # anything more than expected would show up now
+    return for_lrn(cb, lrn)
 
 
 def main():
     if not os.access(SIM, os.X_OK) or shutil.which("xmllint") is None:
         print("FAIL needs %s and xmllint" % SIM)
         sys.exit(1)
-    tmp = tempfile.mkdtemp(prefix="be-sim-test-")
-    cb = Callbacks()
-    threading.Thread(target=cb.serve_forever, daemon=True).start()
+    tmp = make_tmp("be-sim-test-")
+    cb = PostRecorder().start()
     port_file = os.path.join(tmp, "port")
-    log = open(os.path.join(tmp, "sim.log"), "w+")
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    sim = subprocess.Popen(
-        [SIM, "--country", "be", "--listen", "127.0.0.1:0", "--port-file", port_file,
-         "--set", "token=" + TOKEN,
-         "--set", "callback_url=http://127.0.0.1:%d/v1/inbound/be" % cb.server_address[1],
-         "--set", "callback_token=" + CB_TOKEN, "--set", "decision_delay_ms=50",
-         "--set", "peppol_validate="],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+    sim = spawn_sim("be", os.path.join(tmp, "sim.log"), port_file=port_file, env=sanitizer_env(),
+                    settings=[("token", TOKEN),
+                              ("callback_url", "http://127.0.0.1:%d/v1/inbound/be" % cb.port),
+                              ("callback_token", CB_TOKEN), ("decision_delay_ms", 50),
+                              ("peppol_validate", "")])
     try:
-        end = time.time() + 20
-        while not os.path.exists(port_file) and time.time() < end and sim.poll() is None:
-            time.sleep(0.05)
-        if not os.path.exists(port_file):
+        port = wait_port_file(port_file, sim, 20)
+        if not port:
             check(False, "ewtp-sim --country be starts")
             return
-        with open(port_file) as f:
-            base = "http://127.0.0.1:%d" % int(f.read())
+        base = "http://127.0.0.1:%d" % port
         h7 = base + "/h7/declarations"
 
         # 1. released: 202 IE928 (no MRN yet), then IE428 with the MRN, then IE429.
@@ -251,7 +192,7 @@ def main():
         st, body = http("POST", h7, '<x:Other xmlns:x="urn:other"/>')
         check(st == 400, "foreign document: 400 (%s)" % st)
         time.sleep(0.3)
-        check(cb.for_lrn("sim-xsd-1") == [] and cb.for_lrn("sim-xsd-2") == [],
+        check(for_lrn(cb, "sim-xsd-1") == [] and for_lrn(cb, "sim-xsd-2") == [],
               "no call-backs for refused documents")
 
         # 7. authentication: 401 without or with a wrong token; the LRN is not used up.
@@ -292,32 +233,22 @@ def main():
         wait_callbacks(cb, "sim-auth-1", 2)
         st, body = http("GET", base + "/_sim/received", token=None)
         cbs = json.loads(body).get("callbacks", {}) if st == 200 else {}
-        with cb.lock:
-            n = len(cb.got)
+        n = len(cb.posts())
         check(cbs.get("failed") == 0 and cbs.get("delivered") == n,
               "every call-back delivered (%s, received %d)" % (cbs, n))
     finally:
         if sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-            try:
-                rc = sim.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                rc = -9
+            rc = stop(sim, 20)
             check(rc == 0, "ewtp-sim exits 0 on SIGTERM (%s)" % rc)
-        cb.shutdown()
-        log.seek(0)
-        text = log.read()
-        check("ERROR: AddressSanitizer" not in text and "ERROR: LeakSanitizer" not in text
-              and "runtime error" not in text, "no sanitizer reports from the simulator")
-        if failures:
+        cb.stop()
+        check(not sanitizer_report(read_log(sim.log_path)),
+              "no sanitizer reports from the simulator")
+        if checks.failed:
             print("---- ewtp-sim log (%s) ----" % tmp)
-            print(text[-6000:])
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-        print("%d passed, %d failed" % (passed, len(failures)))
-    sys.exit(1 if failures else 0)
-
+            print(log_tail(sim.log_path, 6000))
+        remove_tmp(tmp, keep=bool(checks.failed))
+        checks.summary()
+    sys.exit(1 if checks.failed else 0)
 
 if __name__ == "__main__":
     main()
