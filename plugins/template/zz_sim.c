@@ -138,6 +138,20 @@ static int set_bool(const char *key, const char *value, struct ewtp_errors *why,
     return -EWTP_EINVAL;
 }
 
+/* An integer from min to max; NULL (restore the default) is def. */
+static int set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
+                   struct ewtp_errors *why, int64_t *out)
+{
+    int64_t v = def;
+    if (value && ewtp_sim_parse_int(value, min, max, &v) != 0) {
+        ewtp_errors_add(why, key, "range", "%s must be %lld to %lld", key, (long long)min,
+                        (long long)max);
+        return -EWTP_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 static int zz_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
 {
     struct zz_sim *st = state;
@@ -149,24 +163,10 @@ static int zz_sim_set(void *state, const char *key, const char *value, struct ew
         return set_string(&st->login_user, value);
     if (strcmp(key, "login_password") == 0)
         return set_string(&st->login_password, value);
-    if (strcmp(key, "unavailable_count") == 0) {
-        int64_t v = 0;
-        if (value && ewtp_sim_parse_int(value, 0, 1000000, &v) != 0) {
-            ewtp_errors_add(why, key, "range", "unavailable_count must be 0 to 1000000");
-            return -EWTP_EINVAL;
-        }
-        st->unavailable = v;
-        return 0;
-    }
-    if (strcmp(key, "token_ttl_ms") == 0) {
-        int64_t v = DEFAULT_TOKEN_TTL_MS;
-        if (value && ewtp_sim_parse_int(value, 1000, 86400000, &v) != 0) {
-            ewtp_errors_add(why, key, "range", "token_ttl_ms must be 1000 to 86400000");
-            return -EWTP_EINVAL;
-        }
-        st->token_ttl_ms = v;
-        return 0;
-    }
+    if (strcmp(key, "unavailable_count") == 0)
+        return set_int(key, value, 0, 0, 1000000, why, &st->unavailable);
+    if (strcmp(key, "token_ttl_ms") == 0)
+        return set_int(key, value, DEFAULT_TOKEN_TTL_MS, 1000, 86400000, why, &st->token_ttl_ms);
     if (strcmp(key, "revoke_tokens") == 0) {
         /* An action, not a setting: every token issued so far stops working (the authority
          * rotated its keys), so the next request with one gets a 401. */
@@ -186,15 +186,9 @@ static int zz_sim_set(void *state, const char *key, const char *value, struct ew
         return set_string(&st->callback_token, value);
     if (strcmp(key, "spool_in") == 0)
         return set_string(&st->spool_in, value);
-    if (strcmp(key, "decision_delay_ms") == 0) {
-        int64_t v = DEFAULT_DECISION_DELAY_MS;
-        if (value && ewtp_sim_parse_int(value, 0, 86400000, &v) != 0) {
-            ewtp_errors_add(why, key, "range", "decision_delay_ms must be 0 to 86400000");
-            return -EWTP_EINVAL;
-        }
-        st->decision_delay_ms = v;
-        return 0;
-    }
+    if (strcmp(key, "decision_delay_ms") == 0)
+        return set_int(key, value, DEFAULT_DECISION_DELAY_MS, 0, 86400000, why,
+                       &st->decision_delay_ms);
     if (strcmp(key, "reject_over") == 0) {
         struct ewtp_dec d;
         if (value == NULL || *value == '\0') {
@@ -426,15 +420,21 @@ static const char *status_json(struct ewtp_arena *a, const struct zz_sub *sub, b
     return finish(w);
 }
 
-static void reply_status(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
-                         int status, const struct zz_sub *sub, bool with_errors,
-                         const char *err_code, const char *err_message)
+/* json as the answer; NULL (out of memory) answers 500. */
+static void reply_json(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                       int status, const char *json)
 {
-    const char *json = status_json(req->arena, sub, with_errors, err_code, err_message);
     if (json == NULL)
         ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
     else
         ewtp_sim_reply_json(resp, status, json);
+}
+
+static void reply_status(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                         int status, const struct zz_sub *sub, bool with_errors,
+                         const char *err_code, const char *err_message)
+{
+    reply_json(req, resp, status, status_json(req->arena, sub, with_errors, err_code, err_message));
 }
 
 /* Every entry of errs under one ZZ code. */
@@ -453,11 +453,7 @@ static void reply_errors(const struct ewtp_sim_request *req, struct ewtp_sim_res
     }
     ewtp_jsonw_array_end(w);
     ewtp_jsonw_object_end(w);
-    const char *json = finish(w);
-    if (json == NULL)
-        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
-    else
-        ewtp_sim_reply_json(resp, status, json);
+    reply_json(req, resp, status, finish(w));
 }
 
 /* ---- Decisions --------------------------------------------------------------------------- */
@@ -734,11 +730,7 @@ static void sequence_report(struct zz_sim *st, const struct ewtp_sim_request *re
     }
     ewtp_jsonw_array_end(w);
     ewtp_jsonw_object_end(w);
-    const char *json = finish(w);
-    if (json == NULL)
-        ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
-    else
-        ewtp_sim_reply_json(resp, 200, json);
+    reply_json(req, resp, 200, finish(w));
 }
 
 /* ---- Requests ---------------------------------------------------------------------------- */
@@ -836,6 +828,15 @@ static struct ewtp_xml_doc *read_document(struct zz_sim *st, const struct ewtp_s
     return NULL;
 }
 
+/* Records a resend (the same X-Request-Id) as its first request was recorded. */
+static void record_resend(struct zz_sim *st, const struct ewtp_sim_request *req,
+                          const struct zz_rid *seen)
+{
+    ewtp_sim_record(st->sim, seen->cancel
+                                 ? ewtp_arena_printf(req->arena, "%s/cancel", seen->sub->sender_ref)
+                                 : seen->sub->sender_ref);
+}
+
 static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
                    struct ewtp_sim_response *resp)
 {
@@ -846,9 +847,7 @@ static void submit(struct zz_sim *st, const struct ewtp_sim_request *req,
     if (seen) {
         /* A resend: the authority keeps the first and says where it is. It takes no new
          * number, whatever the resend carries. */
-        ewtp_sim_record(st->sim, seen->cancel ? ewtp_arena_printf(req->arena, "%s/cancel",
-                                                                  seen->sub->sender_ref)
-                                              : seen->sub->sender_ref);
+        record_resend(st, req, seen);
         if (st->check_sequence && !seen->cancel)
             seen_add(st, seen->sub->sender_ref, resend_number(req), "duplicate");
         reply_status(req, resp, 409, seen->sub, false, "ZZ-409",
@@ -955,9 +954,7 @@ static void cancel(struct zz_sim *st, const struct ewtp_sim_request *req,
     const char *rid = ewtp_sim_request_header(req, "X-Request-Id");
     struct zz_rid *seen = rid_find(st, rid);
     if (seen) {
-        ewtp_sim_record(st->sim, seen->cancel ? ewtp_arena_printf(req->arena, "%s/cancel",
-                                                                  seen->sub->sender_ref)
-                                              : seen->sub->sender_ref);
+        record_resend(st, req, seen);
         reply_status(req, resp, 409, seen->sub, false, "ZZ-409",
                      "duplicate X-Request-Id: already received");
         return;

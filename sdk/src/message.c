@@ -567,6 +567,29 @@ static bool is_extra_destination(const struct ctx *c, const char *s)
 static void fill_object(struct ctx *c, const json_t *obj, const struct shape *sh, void *out,
                         const char *const *also_req);
 
+static bool is_currency(const char *s)
+{
+    return ewtp_code_currency(s, NULL);
+}
+
+/* The check of each code or format type, and what a value that fails it is not. */
+static const struct {
+    bool (*ok)(const char *s);
+    const char *what;
+} string_checks[] = {
+    [T_TIME] = {ewtp_is_rfc3339, "an RFC 3339 time with offset (2026-11-22T10:00:00+08:00)"},
+    [T_DATE] = {ewtp_is_date, "a calendar date YYYY-MM-DD"},
+    [T_COUNTRY] = {ewtp_code_country, "an ISO 3166-1 alpha-2 country code"},
+    [T_CURRENCY] = {is_currency, "an ISO 4217 currency code"},
+    [T_UNIT] = {ewtp_code_unit, "a UN/ECE Rec. 20 unit code (a piece is H87, one is C62)"},
+    [T_MODE] = {ewtp_code_transport_mode,
+                "a UN/ECE Rec. 19 transport mode (1 sea, 3 road, 4 air, 5 post ...)"},
+    [T_PKG] = {ewtp_code_package_kind, "a UN/ECE Rec. 21 package kind (CT, PK, BX ...)"},
+    [T_HS] = {ewtp_is_hs_code, "an HS code of 6 to 10 digits"},
+    [T_EMAIL] = {is_email, "an e-mail address"},
+    [T_SCHEME] = {is_scheme, "an id scheme: an upper-case token [A-Z][A-Z0-9-]{1,31}"},
+};
+
 /* Checks a string member of a code or format type; false (and an error) when it is bad. */
 static bool check_string(struct ctx *c, const struct field *f, const char *s)
 {
@@ -574,55 +597,13 @@ static bool check_string(struct ctx *c, const struct field *f, const char *s)
         err(c, "format", "%s must not be empty", f->name);
         return false;
     }
-    bool ok = true;
-    const char *what = "";
-    switch (f->type) {
-    case T_TIME:
-        ok = ewtp_is_rfc3339(s);
-        what = "an RFC 3339 time with offset (2026-11-22T10:00:00+08:00)";
-        break;
-    case T_DATE:
-        ok = ewtp_is_date(s);
-        what = "a calendar date YYYY-MM-DD";
-        break;
-    case T_COUNTRY:
-        ok = ewtp_code_country(s);
-        what = "an ISO 3166-1 alpha-2 country code";
-        break;
-    case T_CURRENCY:
-        ok = ewtp_code_currency(s, NULL);
-        what = "an ISO 4217 currency code";
-        break;
-    case T_UNIT:
-        ok = ewtp_code_unit(s);
-        what = "a UN/ECE Rec. 20 unit code (a piece is H87, one is C62)";
-        break;
-    case T_MODE:
-        ok = ewtp_code_transport_mode(s);
-        what = "a UN/ECE Rec. 19 transport mode (1 sea, 3 road, 4 air, 5 post ...)";
-        break;
-    case T_PKG:
-        ok = ewtp_code_package_kind(s);
-        what = "a UN/ECE Rec. 21 package kind (CT, PK, BX ...)";
-        break;
-    case T_HS:
-        ok = ewtp_is_hs_code(s);
-        what = "an HS code of 6 to 10 digits";
-        break;
-    case T_EMAIL:
-        ok = is_email(s);
-        what = "an e-mail address";
-        break;
-    case T_SCHEME:
-        ok = is_scheme(s);
-        what = "an id scheme: an upper-case token [A-Z][A-Z0-9-]{1,31}";
-        break;
-    default:
-        break;
+    size_t t = (size_t)f->type;
+    if (t < sizeof string_checks / sizeof string_checks[0] && string_checks[t].ok &&
+        !string_checks[t].ok(s)) {
+        err(c, "format", "%s \"%s\" is not %s", f->name, s, string_checks[t].what);
+        return false;
     }
-    if (!ok)
-        err(c, "format", "%s \"%s\" is not %s", f->name, s, what);
-    return ok;
+    return true;
 }
 
 static void fill_field(struct ctx *c, const struct field *f, const json_t *v, char *base)

@@ -21,48 +21,20 @@ exactly 1..K (K = 59) with no gap, no duplicate and no ZZ-SEQ refusal; each mess
 in ewtpd's events is the simulator's, with its reference; the rejected declaration's number
 went to the next message; every resend (503s, the resend after the crash) carried its first
 number. Ends with "N passed, M failed"."""
-import http.client
-import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-SRC = os.environ.get("EWTP_SOURCE_DIR",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("EWTP_BUILD_DIR", os.path.join(SRC, "build"))
-BIN = os.path.join(BUILD, "bin")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (SRC, Api, DaemonAndSim, check, checks, free_port,  # noqa: E402
+                          keep_tmp_if_failed, kill9, load_json, make_tmp, wait_messages,
+                          write_ewtpd_config, write_token, zz_order)
+
 TOKEN = "chain-token"
 SENDER = "CHAIN-1"
 DEADLINE = time.monotonic() + 85  # the whole test stops by itself
-passed, failed = [], []
-
-
-def check(cond, what):
-    (passed if cond else failed).append(what)
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def vector(name):
-    with open(os.path.join(SRC, "plugins/template/vectors", name, "input.json")) as f:
-        return json.load(f)
-
-
-ORDER = vector("order-basic")
-DECL = vector("declaration-low-value")
+ORDER = zz_order(None)
+DECL = load_json(os.path.join(SRC, "plugins/template/vectors/declaration-low-value/input.json"))
 
 
 def order(mid):
@@ -76,41 +48,15 @@ def big_declaration(mid):
     return dict(DECL, id=mid, declaration=d)
 
 
-def request(port, method, path, body=None, token=None, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        c.request(method, path, body=json.dumps(body).encode() if body is not None else None,
-                  headers=headers)
-        r = c.getresponse()
-        raw = r.read()
-        try:
-            return r.status, json.loads(raw or b"null")
-        except ValueError:
-            return r.status, raw
-    finally:
-        c.close()
-
-
-class Env:
-    def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="ewtp-chain-")
-        self.api = free_port()
-        self.sim_port = free_port()
-        os.makedirs(os.path.join(self.tmp, "run"))
-        with open(os.path.join(self.tmp, "token"), "w") as f:
-            f.write(TOKEN + "\n")
-        self.conf = os.path.join(self.tmp, "ewtpd.conf")
-        with open(self.conf, "w") as f:
-            f.write("""
-plugin_dir = "%(plugins)s";
-state_dir = "%(tmp)s/run";
-admin_socket = "%(tmp)s/run/ewtpd.sock";
-listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
+def setup():
+    """The temporary folder and ewtpd with the ZZ simulator (not started yet)."""
+    tmp = make_tmp("ewtp-chain-")
+    api_port = free_port()
+    sim_port = free_port()
+    os.makedirs(os.path.join(tmp, "run"))
+    write_token(tmp, "token", TOKEN)
+    conf = write_ewtpd_config(tmp, api_port, """
 tenants = ( { id = "chain"; token_file = "token"; destinations = [ "*" ]; } );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
 delivery = { max_attempts = 1000; max_age_ms = 3600000; base_delay_ms = 100;
   max_delay_ms = 500; request_timeout_ms = 1500; lease_ms = 2000; poll_interval_ms = 200;
   scan_interval_ms = 50; workers = 2; };
@@ -120,102 +66,22 @@ plugins = (
     transport = "https"; endpoint = "http://127.0.0.1:%(sim)d"; }
 );
 routes = ( { destination = "ZZ"; instance = "zz-chain"; } );
-""" % {"plugins": os.path.join(BUILD, "plugins"), "tmp": self.tmp, "api": self.api,
-                "sim": self.sim_port, "sender": SENDER})
-        self.daemon = None
-        self.sim = None
-        self.starts = 0
-
-    def start_sim(self):
-        log = open(os.path.join(self.tmp, "sim.log"), "a")
-        self.sim = subprocess.Popen(
-            [os.path.join(BIN, "ewtp-sim"), "--country", "zz", "--listen",
-             "127.0.0.1:%d" % self.sim_port, "--set", "decision_delay_ms=50",
-             "--set", "check_sequence=true", "--set", "reject_over=1000.00",
-             "--set", "sender_id=" + SENDER],
-            stdout=log, stderr=subprocess.STDOUT)
-        return self.wait_up(self.sim_port, "/_sim/health", self.sim)
-
-    def start_daemon(self):
-        self.starts += 1
-        log = open(os.path.join(self.tmp, "ewtpd.log"), "a")
-        log.write("---- start %d\n" % self.starts)
-        log.flush()
-        self.daemon = subprocess.Popen([os.path.join(BIN, "ewtpd"), "-c", self.conf],
-                                       stdout=log, stderr=subprocess.STDOUT)
-        return self.wait_up(self.api, "/readyz", self.daemon)
-
-    @staticmethod
-    def wait_up(port, path, proc):
-        end = time.monotonic() + 30
-        while time.monotonic() < end and proc.poll() is None:
-            try:
-                if request(port, "GET", path, timeout=2)[0] == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        """SIGTERM to both; True when ewtpd exited 0 and no sanitizer report is in the logs."""
-        rcs = []
-        for p in (self.daemon, self.sim):
-            if p and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            rcs.append(p.returncode if p else 0)
-        logs = self.log("ewtpd.log") + self.log("sim.log")
-        clean = "Sanitizer" not in logs and "runtime error" not in logs
-        if not clean:
-            print("sanitizer report:\n" + logs[-4000:])
-        return rcs[0] == 0 and clean
-
-    def log(self, what):
-        try:
-            with open(os.path.join(self.tmp, what)) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def post(self, msg):
-        return request(self.api, "POST", "/v1/messages", msg, TOKEN)[0]
-
-    def status(self, mid):
-        return request(self.api, "GET", "/v1/messages/" + mid, token=TOKEN)[1]
-
-    def events(self, mid):
-        return request(self.api, "GET", "/v1/messages/%s/events" % mid, token=TOKEN)[1]
-
-    def control(self, **kv):
-        return request(self.sim_port, "POST", "/_sim/control", kv)[0]
-
-    def sequence(self):
-        return request(self.sim_port, "GET", "/_zz/sequence/" + SENDER)[1]
+""" % {"sim": sim_port, "sender": SENDER})
+    return tmp, DaemonAndSim(tmp, conf, api_port, sim_port, "zz",
+                             {"decision_delay_ms": 50, "check_sequence": "true",
+                              "reject_over": "1000.00", "sender_id": SENDER})
 
 
-def wait_states(env, ids, states, until):
+def wait_states(api, ids, states, until):
     """{id: status} once every id is in one of states, or at until."""
-    last = {}
-    while time.monotonic() < until:
-        for mid in ids:
-            if last.get(mid, {}).get("state") not in states:
-                try:
-                    last[mid] = env.status(mid) or {}
-                except OSError:
-                    pass
-        if all(last.get(m, {}).get("state") in states for m in ids):
-            break
-        time.sleep(0.2)
-    return last
+    return wait_messages([(api, mid) for mid in ids], states, until - time.monotonic(), 0.2,
+                         retry_on=OSError)
 
 
 def main():
-    env = Env()
+    tmp, env = setup()
+    api = Api(env.api_port, TOKEN)
+    sim = Api(env.sim_port)
     try:
         if not (check(env.start_sim(), "simulator up") and
                 check(env.start_daemon(), "ewtpd up")):
@@ -225,25 +91,27 @@ def main():
 
         def send(mid, msg):
             ids.append(mid)
-            posted[mid] = env.post(msg)
+            posted[mid] = api.submit(msg)[0]
 
         # 1. A plain run.
         for i in range(20):
             send("c-%03d" % i, order("c-%03d" % i))
-        wait_states(env, ids[:5], ("submitted", "approved"), min(DEADLINE, time.monotonic() + 20))
+        wait_states(api, ids[:5], ("submitted", "approved"), min(DEADLINE, time.monotonic() + 20))
         # 2. Transient failures before the module (framework 503s), a rejection in the middle.
         # Polls count among the next requests too: enough that submissions get some.
-        check(env.control(force_status=503, force_count=6, retry_after=0) == 200,
+        check(sim.call("POST", "/_sim/control",
+                       {"force_status": 503, "force_count": 6, "retry_after": 0})[0] == 200,
               "simulator: next 6 requests answered 503")
         for i in range(20, 30):
             send("c-%03d" % i, order("c-%03d" % i))
         send(rejected_id, big_declaration(rejected_id))
         for i in range(31, 40):
             send("c-%03d" % i, order("c-%03d" % i))
-        wait_states(env, ids[:30], ("submitted", "approved", "rejected"),
+        wait_states(api, ids[:30], ("submitted", "approved", "rejected"),
                     min(DEADLINE, time.monotonic() + 25))
         # 3. 503s after the number was read, slow answers, and kill -9 mid-delivery.
-        check(env.control(unavailable_count=2, latency_ms=400) == 200,
+        check(sim.call("POST", "/_sim/control", {"unavailable_count": 2, "latency_ms": 400})[0]
+              == 200,
               "simulator: 2 numbered submissions read then 503, answers 400 ms late")
         for i in range(40, 50):
             send("c-%03d" % i, order("c-%03d" % i))
@@ -254,16 +122,16 @@ def main():
         victim = None
         until = min(DEADLINE - 40, time.monotonic() + 20)
         while victim is None and time.monotonic() < until:
-            got = request(env.sim_port, "GET", "/_sim/received")[1].get("ids", {})
+            got = sim.call("GET", "/_sim/received")[1].get("ids", {})
             new = sorted(m for m in got if m.startswith("c-04") and m >= "c-042")
             if new:
                 victim = new[0]
             else:
                 time.sleep(0.01)
-        env.daemon.send_signal(signal.SIGKILL)
-        env.daemon.wait()
+        kill9(env.daemon)
         print("  killed ewtpd while the simulator's answer to %s was on its way" % victim)
-        check(env.control(latency_ms=0) == 200, "simulator: latency off again")
+        check(sim.call("POST", "/_sim/control", {"latency_ms": 0})[0] == 200,
+              "simulator: latency off again")
         check(env.start_daemon(), "ewtpd restarted after kill -9")
         # 4. After the restart.
         for i in range(50, 60):
@@ -271,7 +139,7 @@ def main():
         check(all(posted[m] == 202 for m in ids),
               "all 60 accepted with 202 (%s)" % {m: s for m, s in posted.items() if s != 202})
 
-        final = wait_states(env, ids, ("approved", "rejected", "dead"), DEADLINE - 8)
+        final = wait_states(api, ids, ("approved", "rejected", "dead"), DEADLINE - 8)
         orders = [m for m in ids if m != rejected_id]
         bad = {m: final.get(m, {}).get("state") for m in orders
                if final.get(m, {}).get("state") != "approved"}
@@ -282,7 +150,7 @@ def main():
               "the declaration over reject_over is rejected with ZZ-150 (%s %s)" %
               (rej.get("state"), codes))
 
-        seq = env.sequence()
+        seq = sim.call("GET", "/_zz/sequence/" + SENDER)[1]
         accepted = seq.get("accepted", [])
         numbers = [a["number"] for a in accepted]
         k = len(orders)
@@ -300,7 +168,7 @@ def main():
         mismatch = []
         resent_503 = []
         for mid in orders:
-            evs = (env.events(mid) or {}).get("events", [])
+            evs = (api.call("GET", "/v1/messages/%s/events" % mid)[1] or {}).get("events", [])
             adv = [e["detail"]["chain"] for e in evs
                    if e.get("type") == "outcome" and isinstance(e.get("detail"), dict)
                    and e["detail"].get("chain")]
@@ -350,16 +218,8 @@ def main():
         check(env.starts == 2, "ewtpd was killed once and restarted")
     finally:
         check(env.stop(), "ewtpd exits 0 on SIGTERM; no sanitizer report")
-        if failed:
-            print("logs kept in " + env.tmp)
-            print(env.log("ewtpd.log")[-3000:])
-        else:
-            shutil.rmtree(env.tmp, ignore_errors=True)
+        keep_tmp_if_failed(tmp, [("ewtpd log", env.daemon_log)], 3000)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        print("%d passed, %d failed" % (len(passed), len(failed)))
-    sys.exit(1 if failed else 0)
+    sys.exit(checks.run(main))

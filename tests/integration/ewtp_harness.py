@@ -66,6 +66,15 @@ class Checks:
         print("%d passed, %d failed%s" % (self.passed, len(self.failed), suffix), flush=True)
         return 1 if self.failed else 0
 
+    def run(self, main):
+        """Runs main(), then prints the summary, also when main raised (the exception then goes
+        on); returns the exit status."""
+        try:
+            main()
+        finally:
+            status = self.summary()
+        return status
+
 
 checks = Checks()
 check = checks.check
@@ -143,6 +152,14 @@ def remove_tmp(tmp, keep=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def keep_tmp_if_failed(tmp, logs, chars=4000):
+    """At the end of a test: when a check failed, prints the tail of each (label, path) of logs
+    and keeps tmp (remove_tmp says where); otherwise removes tmp."""
+    if checks.failed:
+        print_logs(logs, chars)
+    remove_tmp(tmp, keep=bool(checks.failed))
+
+
 def openssl(*args, cwd=None):
     """Runs openssl quietly; raises CalledProcessError when it fails."""
     subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
@@ -183,15 +200,15 @@ def wait_port(port, proc=None, timeout=20):
     return False
 
 
-def wait_ready(port, proc=None, timeout=30):
-    """True once GET /readyz on 127.0.0.1:port answers 200; False when proc exits first or the
-    time is up."""
+def wait_ready(port, proc=None, timeout=30, path="/readyz"):
+    """True once GET path (ewtpd's /readyz; ewtp-sim's is /_sim/health) on 127.0.0.1:port
+    answers 200; False when proc exits first or the time is up."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            if http_call("GET", "http://%s:%d/readyz" % (LOOPBACK, port), timeout=2)[0] == 200:
+            if http_call("GET", "http://%s:%d%s" % (LOOPBACK, port, path), timeout=2)[0] == 200:
                 return True
         except CONNECTION_ERRORS:
             pass
@@ -284,6 +301,47 @@ def stop(proc, timeout=30, sig=signal.SIGTERM):
         return proc.returncode
     proc.send_signal(sig)
     return wait_exit(proc, timeout)
+
+
+class DaemonAndSim:
+    """ewtpd on conf (its API on api_port) and one ewtp-sim for country on the fixed port
+    sim_port, each started (and restarted) when the test says; their output is appended to
+    tmp/ewtpd.log and tmp/sim.log (.daemon_log, .sim_log), ewtpd's after a "---- start N"
+    line. .daemon and .sim are the running processes, .starts how often ewtpd was started."""
+
+    def __init__(self, tmp, conf, api_port, sim_port, country, sim_settings=()):
+        self.conf, self.api_port, self.sim_port = conf, api_port, sim_port
+        self.country, self.sim_settings = country, sim_settings
+        self.daemon_log = os.path.join(tmp, "ewtpd.log")
+        self.sim_log = os.path.join(tmp, "sim.log")
+        self.daemon = None
+        self.sim = None
+        self.starts = 0
+
+    def start_sim(self, timeout=30):
+        """True once the simulator answers GET /_sim/health with 200."""
+        self.sim = spawn_sim(self.country, self.sim_log, self.sim_settings,
+                             listen="%s:%d" % (LOOPBACK, self.sim_port), append=True)
+        return wait_ready(self.sim_port, self.sim, timeout, path="/_sim/health")
+
+    def start_daemon(self, timeout=30):
+        """True once ewtpd is ready (wait_ready)."""
+        self.starts += 1
+        with open(self.daemon_log, "a") as f:
+            f.write("---- start %d\n" % self.starts)
+        self.daemon = spawn_ewtpd(self.conf, self.daemon_log, append=True)
+        return wait_ready(self.api_port, self.daemon, timeout)
+
+    def stop(self, timeout=20):
+        """Stops ewtpd, then the simulator (stop); True when ewtpd exited 0 (or was never
+        started) and neither log holds a sanitizer report (printed when one does)."""
+        rc = stop(self.daemon, timeout) if self.daemon else 0
+        stop(self.sim, timeout)
+        logs = read_log(self.daemon_log) + read_log(self.sim_log)
+        clean = not sanitizer_report(logs)
+        if not clean:
+            print("sanitizer report:\n" + logs[-4000:], flush=True)
+        return rc == 0 and clean
 
 
 def kill9(proc):
@@ -419,20 +477,31 @@ class Api:
 
     def wait_states(self, ids, states, timeout, step=0.3):
         """Polls every id until each is in one of states; returns {id: last status document}."""
-        end = time.monotonic() + timeout
-        last = {}
-        todo = list(ids)
-        while todo and time.monotonic() < end:
-            rest = []
-            for mid in todo:
-                code, doc = self.status(mid)
-                last[mid] = doc
-                if not (code == 200 and isinstance(doc, dict) and doc.get("state") in states):
-                    rest.append(mid)
-            todo = rest
-            if todo:
-                time.sleep(step)
-        return last
+        return wait_messages([(self, mid) for mid in ids], states, timeout, step)
+
+
+def wait_messages(msgs, states, timeout, step=0.3, retry_on=()):
+    """Polls every (api, id) of msgs (an Api each: messages of several tenants) until each is
+    in one of states; returns {id: last status document}. A poll that raises one of retry_on
+    (an exception class or a tuple of them; none by default) is made again in the next round."""
+    end = time.monotonic() + timeout
+    last = {}
+    todo = list(msgs)
+    while todo and time.monotonic() < end:
+        rest = []
+        for api, mid in todo:
+            try:
+                code, doc = api.status(mid)
+            except retry_on:
+                rest.append((api, mid))
+                continue
+            last[mid] = doc
+            if not (code == 200 and isinstance(doc, dict) and doc.get("state") in states):
+                rest.append((api, mid))
+        todo = rest
+        if todo:
+            time.sleep(step)
+    return last
 
 
 class KeepAlive:
