@@ -8,7 +8,7 @@ function(ewtp_add_plugin)
     LIBRARY_OUTPUT_DIRECTORY ${EWTP_PLUGIN_OUTPUT_DIR} C_VISIBILITY_PRESET hidden)
   target_link_libraries(ewtp-${P_NAME} PRIVATE ewtp)
   target_include_directories(ewtp-${P_NAME} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-  if(NOT EWTP_SANITIZE)
+  if(EWTP_Z_DEFS)
     # Sanitizer runtimes come from the executable, so -z defs only without them.
     target_link_options(ewtp-${P_NAME} PRIVATE -Wl,-z,defs)
   endif()

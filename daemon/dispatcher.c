@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,9 @@ struct ewtp_dispatcher {
     bool amqp_fetching;
     size_t in_flight;
     struct job *jobs;
-    int64_t next_requeue;
+    /* When claim_work next returns expired leases to the queue. Atomic: claim_work runs on
+     * worker threads, and a claim and a poll (or two claims) may run at once. */
+    _Atomic int64_t next_requeue;
     struct token *tokens;
     struct held *held;
 };
@@ -1264,8 +1267,12 @@ static void claim_work(void *arg)
     struct ewtp_dispatcher *ds = j->ds;
     int64_t now = ewtpd_now_ms();
     const struct ewtp_delivery_conf *c = policy_conf(j);
-    if (now >= ds->next_requeue) {
-        ds->next_requeue = now + (c->lease_ms > 4 ? c->lease_ms / 4 : 1);
+    /* Only the worker whose compare-exchange moves the deadline requeues: the others would
+     * repeat the same scan of the store. Relaxed: the store orders its own writes. */
+    int64_t due = atomic_load_explicit(&ds->next_requeue, memory_order_relaxed);
+    if (now >= due && atomic_compare_exchange_strong_explicit(
+                          &ds->next_requeue, &due, now + (c->lease_ms > 4 ? c->lease_ms / 4 : 1),
+                          memory_order_relaxed, memory_order_relaxed)) {
         size_t n = 0;
         ewtp_store_requeue_expired(store_of(j), now, &n);
         if (n)
@@ -2047,6 +2054,7 @@ int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why)
         return -EWTP_ENOMEM;
     }
     ds->d = d;
+    atomic_init(&ds->next_requeue, 0);
     char host[64] = "localhost";
     gethostname(host, sizeof(host) - 1);
     snprintf(ds->owner, sizeof(ds->owner), "%s:%ld:%" PRId64, host, (long)getpid(), ewtpd_now_ms());

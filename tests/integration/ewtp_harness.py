@@ -369,7 +369,9 @@ def log_tail_lines(path, n=40):
 
 
 def sanitizer_report(text):
-    """True when text holds a sanitizer report (ASan, LSan, UBSan...)."""
+    """True when text holds a sanitizer report: ASan, LSan, UBSan ("runtime error") and TSan
+    ("WARNING: ThreadSanitizer: data race", "... lock-order-inversion", and the closing
+    "ThreadSanitizer: reported N warnings"), which all name "Sanitizer"."""
     return "Sanitizer" in text or "runtime error" in text
 
 
