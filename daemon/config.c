@@ -1272,6 +1272,68 @@ static char *abs_dir_of(const char *path)
     return abs;
 }
 
+/* The @include lines of file (libconfig resolves them against include_dir), each checked to
+ * name a readable regular file, recursively. libconfig itself calls exit() when an include
+ * names a directory (hyperrealm/libconfig#292): a reload must refuse the file, not end ewtpd. */
+static int check_includes_in(const char *file, const char *include_dir, unsigned depth,
+                             struct ewtp_errors *why)
+{
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return 0; /* unreadable files are reported by the parse itself */
+    char line[4096];
+    unsigned lineno = 0;
+    int rc = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "@include", 8) != 0)
+            continue;
+        p += 8;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = *p == '"' ? strchr(p + 1, '"') : NULL;
+        if (end == NULL)
+            continue; /* malformed: the parser reports it with its line */
+        char *name = strndup(p + 1, (size_t)(end - p - 1));
+        char *target = NULL;
+        if (name == NULL ||
+            asprintf(&target, "%s%s%s", name[0] == '/' || include_dir == NULL ? "" : include_dir,
+                     name[0] == '/' || include_dir == NULL ? "" : "/", name) < 0) {
+            free(name);
+            fclose(f);
+            return -EWTP_ENOMEM;
+        }
+        struct stat st;
+        bool missing = stat(target, &st) != 0;
+        if (missing || !S_ISREG(st.st_mode) || access(target, R_OK) != 0) {
+            ewtp_errors_add(why, "", "config", "%s:%u: @include \"%s\": %s", file, lineno, name,
+                            missing ? "no such file" : "not a readable regular file");
+            rc = -EWTP_EINVAL;
+        } else if (depth >= 8) {
+            ewtp_errors_add(why, "", "config", "%s:%u: @include \"%s\": nested too deep", file,
+                            lineno, name);
+            rc = -EWTP_EINVAL;
+        } else if (check_includes_in(target, include_dir, depth + 1, why) != 0) {
+            rc = -EWTP_EINVAL;
+        }
+        free(name);
+        free(target);
+    }
+    fclose(f);
+    return rc;
+}
+
+int ewtp_config_check_includes(const char *path, struct ewtp_errors *why)
+{
+    char *dir = abs_dir_of(path);
+    int rc = check_includes_in(path, dir, 0, why);
+    free(dir);
+    return rc;
+}
+
 int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_errors *why)
 {
     *out = NULL;
@@ -1305,8 +1367,10 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
     /* @include "x.conf" is relative to this file too. */
     config_set_include_dir(&cfg, l.dir);
     size_t before = ewtp_errors_blocking(why);
-    int rc = 0;
-    if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+    int rc = check_includes_in(path, l.dir, 0, why);
+    if (rc != 0) {
+        /* not parsed at all: see check_includes_in */
+    } else if (config_read_file(&cfg, path) != CONFIG_TRUE) {
         const char *f = config_error_file(&cfg);
         if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
             ewtp_errors_add(why, "", "config", "%s: cannot read the configuration: %s",

@@ -166,6 +166,11 @@ struct ewtp_config {
  * in why. Relative paths in the file are resolved against the file's directory. */
 int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_errors *why);
 void ewtp_config_free(struct ewtp_config *c);
+/* Checks that every @include of the file (recursively) names a readable regular file, adding
+ * "FILE:LINE: @include ..." to why otherwise: libconfig exits the process on some bad
+ * includes, so call this before any config_read_file() of an untrusted edit. 0 or
+ * -EWTP_EINVAL. */
+int ewtp_config_check_includes(const char *path, struct ewtp_errors *why);
 
 /* Lookups (NULL when absent). */
 const struct ewtp_tenant_conf *ewtp_config_tenant(const struct ewtp_config *c, const char *id);

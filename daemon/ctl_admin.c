@@ -17,6 +17,7 @@
 
 #include <libconfig.h>
 
+#include "config.h"
 #include "ctl.h"
 
 #define DEFAULT_CONFIG "/etc/ewtpd/ewtpd.conf"
@@ -27,6 +28,13 @@
  * running). A file libconfig cannot parse at all is reported here, with its line. */
 static char *admin_socket_of(const char *config_path)
 {
+    struct ewtp_errors *why = ewtp_errors_new();
+    int bad = why ? ewtp_config_check_includes(config_path, why) : -EWTP_ENOMEM;
+    for (size_t i = 0; why && i < ewtp_errors_count(why); i++)
+        fprintf(stderr, "ewtpctl: %s\n", ewtp_errors_at(why, i)->message);
+    ewtp_errors_free(why);
+    if (bad != 0)
+        return NULL;
     config_t cfg;
     config_init(&cfg);
     char *path = NULL;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conf_settings.h"
+#include "config.h"
 #include "hostctx.h"
 #include "loader.h"
 
@@ -150,6 +151,10 @@ int ewtp_runner_open(const struct ewtp_runner_opts *opts, struct ewtp_runner **o
     if (opts->config_path) {
         config_init(&r->config);
         r->have_config = true;
+        if (ewtp_config_check_includes(opts->config_path, why) != 0) {
+            ewtp_runner_free(r);
+            return -EWTP_EINVAL;
+        }
         if (config_read_file(&r->config, opts->config_path) != CONFIG_TRUE) {
             ewtp_errors_add(why, "", "config", "%s:%d: %s",
                             config_error_file(&r->config) ? config_error_file(&r->config)

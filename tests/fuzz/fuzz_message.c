@@ -1,6 +1,7 @@
 /* fuzz_message.c — libFuzzer target for ewtp_message_parse() (STYLE §6).
  *
- * Build (not part of the default build):
+ * tests/fuzz/run.sh builds and runs it with the other targets (README.md there). By hand
+ * (not part of the default build):
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isdk/include \
  *     -Isdk/src tests/fuzz/fuzz_message.c sdk/src/[a-z]*.c build/sdk/codes_data.c \
  *     $(pkg-config --cflags --libs jansson libxml-2.0 openssl) -o fuzz_message

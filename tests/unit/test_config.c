@@ -259,6 +259,32 @@ static void test_syntax_error(void **state)
     ewtp_errors_clear(why);
     assert_int_equal(ewtp_config_load("/nonexistent/ewtpd.conf", &c, why), -EWTP_EIO);
     expect_error(why, "/nonexistent/ewtpd.conf", "No such file", NULL);
+
+    /* An @include of a directory makes libconfig exit() the process (found by fuzzing): it is
+     * refused before libconfig sees it, with file and line, and a missing include too. */
+    ewtp_errors_clear(why);
+    rc = load_text(f->dir, MINIMAL_LISTENER "\n@include \".\"\n", &c, why);
+    assert_int_equal(rc, -EWTP_EINVAL);
+    p = path_in(f->dir, "t.conf");
+    snprintf(loc, sizeof(loc), "%s:3: @include \".\"", p);
+    expect_error(why, loc, "not a readable regular file", NULL);
+    ewtp_errors_clear(why);
+    rc = load_text(f->dir, MINIMAL_LISTENER "\n  @include \"nope.conf\"\n", &c, why);
+    assert_int_equal(rc, -EWTP_EINVAL);
+    snprintf(loc, sizeof(loc), "%s:3: @include \"nope.conf\"", p);
+    expect_error(why, loc, "no such file", NULL);
+    /* A good include still works (tenants kept in a file of their own, say). */
+    ewtp_errors_clear(why);
+    write_file(f->dir, "listeners.inc", MINIMAL_LISTENER);
+    rc = load_text(f->dir, "@include \"listeners.inc\"\n", &c, why);
+    if (rc != 0) {
+        char *json = ewtp_errors_to_json(why);
+        fail_msg("a good @include was refused: %s", json);
+        free(json);
+    }
+    assert_int_equal(c->n_listeners, 1);
+    ewtp_config_free(c);
+    free(p);
     ewtp_errors_free(why);
 }
 
