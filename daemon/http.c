@@ -136,42 +136,6 @@ char *ewtp_http_error_json(const char *error, const char *message)
     return s;
 }
 
-static const char *phrase(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 202:
-        return "Accepted";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return status < 400 ? "OK" : "Error";
-    }
-}
-
 static const char *error_word(int status)
 {
     switch (status) {
@@ -255,7 +219,7 @@ void ewtp_http_reply(struct http_req *r, int status, char *json)
     if (buf && json)
         evbuffer_add(buf, json, strlen(json));
     free(json);
-    evhttp_send_reply(r->er, status, phrase(status), buf);
+    evhttp_send_reply(r->er, status, ewtp_http_reason(status), buf);
     if (buf)
         evbuffer_free(buf);
     if (status >= 100 && status < CODE_MAX)
@@ -594,7 +558,7 @@ static void rewrite_error_page(struct evbuffer *out, const struct evbuffer_cb_in
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                         "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                        status, phrase(status), strlen(json), json);
+                        status, ewtp_http_reason(status), strlen(json), json);
     c->rewriting = false;
     c->h->by_code[status >= 100 && status < CODE_MAX ? status : 0]++;
     free(json);
@@ -964,7 +928,7 @@ static void send_plain_error(struct evhttp_request *er, struct ewtp_http *h, int
     if (buf && json)
         evbuffer_add(buf, json, strlen(json));
     free(json);
-    evhttp_send_reply(er, status, phrase(status), buf);
+    evhttp_send_reply(er, status, ewtp_http_reason(status), buf);
     if (buf)
         evbuffer_free(buf);
     h->by_code[status]++;

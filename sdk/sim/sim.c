@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include <ewtp/json.h>
+#include <ewtp/plugin.h>
 
 #include "sim_internal.h"
 
@@ -321,50 +322,6 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     }
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Status";
-    }
-}
-
 static void send_reply(struct evhttp_request *ereq, const struct ewtp_sim_response *resp)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(ereq);
@@ -376,7 +333,7 @@ static void send_reply(struct evhttp_request *ereq, const struct ewtp_sim_respon
     struct evbuffer *out = evhttp_request_get_output_buffer(ereq);
     if (resp->body_len)
         evbuffer_add(out, resp->body, resp->body_len);
-    evhttp_send_reply(ereq, resp->status, reason(resp->status), NULL);
+    evhttp_send_reply(ereq, resp->status, ewtp_http_reason(resp->status), NULL);
 }
 
 static void pending_unlink(struct sim_pending *p)

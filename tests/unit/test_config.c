@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <ewtp/message.h>
 
 #include "config.h"
@@ -23,8 +25,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ewtp-config-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (test_tmpdir_make(f->dir, sizeof(f->dir), "ewtp-config") != 0)
         return -1;
     *state = f;
     return 0;
@@ -33,21 +34,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = test_tmpdir_remove(f->dir);
     free(f);
-    return rc == 0 ? 0 : -1;
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    return rc;
 }
 
 static char *path_in(const char *dir, const char *name)
@@ -74,7 +63,7 @@ static void expect_error(const struct ewtp_errors *why, const char *a, const cha
 static int load_text(const char *dir, const char *text, struct ewtp_config **out,
                      struct ewtp_errors *why)
 {
-    write_file(dir, "t.conf", text);
+    test_write_file(dir, "t.conf", text);
     char *p = path_in(dir, "t.conf");
     int rc = ewtp_config_load(p, out, why);
     free(p);
@@ -275,7 +264,7 @@ static void test_syntax_error(void **state)
     expect_error(why, loc, "no such file", NULL);
     /* A good include still works (tenants kept in a file of their own, say). */
     ewtp_errors_clear(why);
-    write_file(f->dir, "listeners.inc", MINIMAL_LISTENER);
+    test_write_file(f->dir, "listeners.inc", MINIMAL_LISTENER);
     rc = load_text(f->dir, "@include \"listeners.inc\"\n", &c, why);
     if (rc != 0) {
         char *json = ewtp_errors_to_json(why);
@@ -294,20 +283,20 @@ static void test_relative_paths_and_tokens(void **state)
     char sub[128];
     snprintf(sub, sizeof(sub), "%s/etc", f->dir);
     assert_int_equal(mkdir(sub, 0700), 0);
-    write_file(sub, "a.token", "  secret-a \r\n");
-    write_file(sub, "in.token", "inbound\n");
-    write_file(sub, "empty.token", "\n");
-    write_file(sub, "ewtp-fake.so", "not really");
-    write_file(sub, "t.conf",
-               MINIMAL_LISTENER
-               "state_dir = \"run\";\n"
-               "store = { path = \"db/x.sqlite\"; };\n"
-               "tenants = ( { id = \"a\"; token_file = \"a.token\"; kinds = \"order\"; "
-               "destinations = [ \"CN\", \"BE\" ]; } );\n"
-               "plugins = ( { name = \"p\"; file = \"ewtp-fake.so\"; endpoint = "
-               "\"https://authority.example/api\"; inbound_token_file = \"in.token\"; "
-               "auth = { kind = \"json_login\"; token_url = \"https://a.example/login\"; "
-               "client_id = \"hub\"; secret_file = \"a.token\"; }; } );\n");
+    test_write_file(sub, "a.token", "  secret-a \r\n");
+    test_write_file(sub, "in.token", "inbound\n");
+    test_write_file(sub, "empty.token", "\n");
+    test_write_file(sub, "ewtp-fake.so", "not really");
+    test_write_file(sub, "t.conf",
+                    MINIMAL_LISTENER
+                    "state_dir = \"run\";\n"
+                    "store = { path = \"db/x.sqlite\"; };\n"
+                    "tenants = ( { id = \"a\"; token_file = \"a.token\"; kinds = \"order\"; "
+                    "destinations = [ \"CN\", \"BE\" ]; } );\n"
+                    "plugins = ( { name = \"p\"; file = \"ewtp-fake.so\"; endpoint = "
+                    "\"https://authority.example/api\"; inbound_token_file = \"in.token\"; "
+                    "auth = { kind = \"json_login\"; token_url = \"https://a.example/login\"; "
+                    "client_id = \"hub\"; secret_file = \"a.token\"; }; } );\n");
     char *p = path_in(sub, "t.conf");
     char *real = realpath(sub, NULL);
     struct ewtp_errors *why = ewtp_errors_new();
@@ -344,8 +333,9 @@ static void test_relative_paths_and_tokens(void **state)
 
     /* An empty token file is an error, not an empty password. */
     ewtp_errors_clear(why);
-    write_file(sub, "t2.conf",
-               MINIMAL_LISTENER "tenants = ( { id = \"a\"; token_file = \"empty.token\"; } );\n");
+    test_write_file(sub, "t2.conf",
+                    MINIMAL_LISTENER
+                    "tenants = ( { id = \"a\"; token_file = \"empty.token\"; } );\n");
     free(p);
     p = path_in(sub, "t2.conf");
     c = NULL;
@@ -359,7 +349,7 @@ static void test_relative_paths_and_tokens(void **state)
 static void test_kinds_and_destinations(void **state)
 {
     struct fx *f = *state;
-    write_file(f->dir, "tok", "t\n");
+    test_write_file(f->dir, "tok", "t\n");
     struct ewtp_errors *why = ewtp_errors_new();
     struct ewtp_config *c = NULL;
     const char *ok = MINIMAL_LISTENER

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <ewtp/message.h>
 
 #include "gen.h"
@@ -25,8 +27,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ewtp-gen-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (test_tmpdir_make(f->dir, sizeof(f->dir), "ewtp-gen") != 0)
         return -1;
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "'%s/scripts/dev-keys.sh' '%s'", EWTP_SOURCE_DIR, f->dir);
@@ -39,21 +40,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = test_tmpdir_remove(f->dir);
     free(f);
-    return rc == 0 ? 0 : -1;
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    return rc;
 }
 
 /* A configuration with two tenants and the template plugin; extra replaces the plugin
@@ -61,8 +50,8 @@ static void write_file(const char *dir, const char *name, const char *text)
 static char *write_conf(const struct fx *f, const char *settings, const char *plugin_file,
                         const char *routes)
 {
-    write_file(f->dir, "a.token", "token-a\n");
-    write_file(f->dir, "b.token", "token-b\n");
+    test_write_file(f->dir, "a.token", "token-a\n");
+    test_write_file(f->dir, "b.token", "token-b\n");
     char *text = NULL;
     assert_true(asprintf(&text,
                          "plugin_dir = \"%s/plugins\";\n"                            /* 1 */
@@ -83,7 +72,7 @@ static char *write_conf(const struct fx *f, const char *settings, const char *pl
                          "routes = ( %s );\n",                                 /* 14 */
                          EWTP_BUILD_DIR, plugin_file ? "file = \"" : "plugin = \"zz",
                          plugin_file ? plugin_file : "", "\"", settings, routes) > 0);
-    write_file(f->dir, "gen.conf", text);
+    test_write_file(f->dir, "gen.conf", text);
     free(text);
     char *p = NULL;
     assert_true(asprintf(&p, "%s/gen.conf", f->dir) > 0);
@@ -228,7 +217,7 @@ static void test_bad_settings_refused(void **state)
 static void test_broken_plugin_refused(void **state)
 {
     struct fx *f = *state;
-    write_file(f->dir, "ewtp-broken.so", "this is not an ELF file\n");
+    test_write_file(f->dir, "ewtp-broken.so", "this is not an ELF file\n");
     char *path =
         write_conf(f, "", "ewtp-broken.so", "{ destination = \"ZZ\"; instance = \"zz-one\"; }");
     struct ewtp_errors *why = ewtp_errors_new();
@@ -271,7 +260,7 @@ static void test_bad_key_refused(void **state)
     struct fx *f = *state;
     char *path = write_conf(f, "", NULL, "{ destination = \"ZZ\"; instance = \"zz-one\"; }");
     /* A certificate that is not PEM: the key store refuses it, the line is the key's. */
-    write_file(f->dir, "var/dev-keys/zz-test.crt", "garbage\n");
+    test_write_file(f->dir, "var/dev-keys/zz-test.crt", "garbage\n");
     struct ewtp_errors *why = ewtp_errors_new();
     struct ewtp_gen *g = NULL;
     assert_int_not_equal(ewtp_gen_build(path, 6, &g, why), 0);
@@ -287,7 +276,7 @@ static void test_state_dir_unusable(void **state)
 {
     struct fx *f = *state;
     char *path = write_conf(f, "", NULL, "{ destination = \"ZZ\"; instance = \"zz-one\"; }");
-    write_file(f->dir, "run", "a file where the state directory should be\n");
+    test_write_file(f->dir, "run", "a file where the state directory should be\n");
     struct ewtp_errors *why = ewtp_errors_new();
     struct ewtp_gen *g = NULL;
     assert_int_equal(ewtp_gen_build(path, 9, &g, why), -EWTP_EIO);

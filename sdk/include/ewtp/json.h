@@ -6,7 +6,7 @@
  * need no checks in between. Thread-safe for reading.
  *
  * Writer: builds compact JSON into an arena. ewtp_jsonw_decimal() writes a decimal string
- * as a JSON number byte for byte ("87.63" -> 87.63), never through a binary float, which is
+ * as a JSON number byte for byte ("87.63" -> 87.63), never through binary floating point, which is
  * what UBL JSON (MyInvois) needs.
  */
 #ifndef EWTP_JSON_H

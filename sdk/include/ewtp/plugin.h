@@ -145,6 +145,9 @@ const char *ewtp_response_header(const struct ewtp_response *r, const char *name
 /* A Retry-After value (RFC 9110 §10.2.3: delay-seconds or an IMF-fixdate HTTP-date) as
  * milliseconds from now_ms, capped at one day; 0 when absent, malformed or in the past. */
 int64_t ewtp_retry_after_ms(const char *value, int64_t now_ms);
+/* The RFC 9110 reason phrase of an HTTP status ("Content Too Large" for 413); "OK" or "Error"
+ * for codes without one here. For simulators and hosts answering HTTP. */
+const char *ewtp_http_reason(int status);
 /* The same for the response's Retry-After header. */
 int64_t ewtp_response_retry_after_ms(const struct ewtp_response *r, int64_t now_ms);
 
