@@ -113,6 +113,32 @@ static const char *document_hash(const struct my_state *st, struct ewtp_arena *a
                                           : ewtp_hex_encode(a, md, md_len);
 }
 
+/* A JSON body sent to the API and kept as the document ewtpctl translate --out saves (the
+ * submission and the cancellation both go out this way). */
+static int add_json_request(const struct my_state *st, const struct ewtp_call *c,
+                            struct ewtp_out *out, const char *name, const char *body, size_t len,
+                            const char *method, const char *path, bool final)
+{
+    struct ewtp_document d = {
+        .name = name, .content_type = "application/json", .data = body, .len = len};
+    int rc = ewtp_out_add_document(out, &d);
+    if (rc != 0)
+        return rc;
+    struct ewtp_header *h = NULL;
+    size_t nh = 0;
+    if ((rc = headers(st, c, true, &h, &nh)) != 0)
+        return rc;
+    struct ewtp_request r = {.method = method,
+                             .path = path,
+                             .headers = h,
+                             .n_headers = nh,
+                             .body = body,
+                             .body_len = len,
+                             .body_doc = name,
+                             .final = final};
+    return ewtp_out_add_request(out, &r);
+}
+
 static int cancel_request(const struct my_state *st, const struct ewtp_call *c,
                           struct ewtp_out *out)
 {
@@ -131,25 +157,9 @@ static int cancel_request(const struct my_state *st, const struct ewtp_call *c,
     if (rc != 0)
         return rc;
     const char *name = ewtp_arena_printf(c->arena, "MY-%s-cancel.json", c->msg->invoice->number);
-    struct ewtp_document d = {
-        .name = name, .content_type = "application/json", .data = body, .len = len};
-    if ((rc = ewtp_out_add_document(out, &d)) != 0)
-        return rc;
-    struct ewtp_header *h = NULL;
-    size_t nh = 0;
-    if ((rc = headers(st, c, true, &h, &nh)) != 0)
-        return rc;
-    struct ewtp_request r = {
-        .method = "PUT",
-        .path = ewtp_arena_printf(c->arena, "/api/v1.0/documents/state/%s/state", c->authority_ref),
-        .headers = h,
-        .n_headers = nh,
-        .body = body,
-        .body_len = len,
-        .body_doc = name,
-        .final = true,
-    };
-    return ewtp_out_add_request(out, &r);
+    const char *path =
+        ewtp_arena_printf(c->arena, "/api/v1.0/documents/state/%s/state", c->authority_ref);
+    return add_json_request(st, c, out, name, body, len, "PUT", path, true);
 }
 
 int my_translate_batch(const void *state, const struct ewtp_call *const *calls, size_t n,
@@ -205,23 +215,7 @@ int my_translate_batch(const void *state, const struct ewtp_call *const *calls, 
     const char *name =
         n == 1 ? ewtp_arena_printf(c0->arena, "MY-%s-submission.json", c0->msg->invoice->number)
                : ewtp_arena_printf(c0->arena, "MY-submission-%s.json", c0->msg->id);
-    struct ewtp_document d = {
-        .name = name, .content_type = "application/json", .data = body, .len = len};
-    if ((rc = ewtp_out_add_document(out, &d)) != 0)
-        return rc;
-    struct ewtp_header *h = NULL;
-    size_t nh = 0;
-    if ((rc = headers(st, c0, true, &h, &nh)) != 0)
-        return rc;
-    struct ewtp_request r = {.method = "POST",
-                             .path = SUBMIT_PATH,
-                             .headers = h,
-                             .n_headers = nh,
-                             .body = body,
-                             .body_len = len,
-                             .body_doc = name,
-                             .final = false};
-    return ewtp_out_add_request(out, &r);
+    return add_json_request(st, c0, out, name, body, len, "POST", SUBMIT_PATH, false);
 }
 
 int my_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *out,

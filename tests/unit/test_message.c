@@ -92,6 +92,19 @@ static void free_list(char **names, size_t n)
     free(names);
 }
 
+/* Reads CORPUS/sub/name and parses it: the bytes (caller frees), *m, *rc, errors in e. */
+static char *parse_corpus_file(const char *sub, const char *name, struct ewtp_message **m,
+                               struct ewtp_errors *e, int *rc)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", CORPUS, sub, name);
+    size_t len;
+    char *data = read_file(path, &len);
+    assert_non_null(data);
+    *rc = ewtp_message_parse(data, len, NULL, m, e);
+    return data;
+}
+
 static void test_corpus_valid(void **state)
 {
     (void)state;
@@ -100,14 +113,10 @@ static void test_corpus_valid(void **state)
     assert_true(n >= 25);
     int failures = 0;
     for (size_t i = 0; i < n; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/valid/%s", CORPUS, names[i]);
-        size_t len;
-        char *data = read_file(path, &len);
-        assert_non_null(data);
         struct ewtp_errors *e = ewtp_errors_new();
         struct ewtp_message *m = NULL;
-        int rc = ewtp_message_parse(data, len, NULL, &m, e);
+        int rc;
+        char *data = parse_corpus_file("valid", names[i], &m, e, &rc);
         if (rc != 0 || ewtp_errors_count(e) != 0) {
             print_message("valid/%s: rc %d\n", names[i], rc);
             dump_errors(names[i], e);
@@ -148,14 +157,10 @@ static void test_corpus_invalid(void **state)
     assert_true(n >= 35);
     int failures = 0;
     for (size_t i = 0; i < n; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/invalid/%s", CORPUS, names[i]);
-        size_t len;
-        char *data = read_file(path, &len);
-        assert_non_null(data);
         struct ewtp_errors *e = ewtp_errors_new();
         struct ewtp_message *m = NULL;
-        int rc = ewtp_message_parse(data, len, NULL, &m, e);
+        int rc;
+        char *data = parse_corpus_file("invalid", names[i], &m, e, &rc);
         if (rc != 0 && rc != -EWTP_EFORMAT) {
             print_message("invalid/%s: rc %d\n", names[i], rc);
             failures++;
@@ -171,7 +176,9 @@ static void test_corpus_invalid(void **state)
             failures++;
         }
         /* The .expect next to it. */
-        snprintf(path + strlen(path) - 5, 8, ".expect");
+        char path[1024];
+        snprintf(path, sizeof path, "%s/invalid/%.*s.expect", CORPUS, (int)(strlen(names[i]) - 5),
+                 names[i]);
         size_t elen;
         char *exp = read_file(path, &elen);
         if (!exp) {
