@@ -888,6 +888,36 @@ static void match_related(struct vctx *v)
     }
 }
 
+/* FACTS §4: a CEB411's amountPaid equals its order's acturalPaid. Checked when the order is
+ * already known (a related message with the same platform code and order number); customs
+ * checks it again at the 621's three-document match. Within the tenant the pointer is precise;
+ * an order of another tenant (the platform, when a payment firm sends) gets one generic error
+ * that echoes nothing of it. */
+static void match_payment(struct vctx *v)
+{
+    const struct ewtp_payment *pm = v->m->payment;
+    const char *platform = cn_party_code(v->m->parties[EWTP_ROLE_PLATFORM]);
+    if (pm->amount.text == NULL || platform == NULL)
+        return;
+    for (size_t i = 0; i < v->c->n_related; i++) {
+        const struct ewtp_message *r = v->c->related[i].msg;
+        if (r == NULL || r->order == NULL || r->direction == EWTP_DIR_EXPORT ||
+            !same(r->order->number, pm->order_number) ||
+            !same(cn_party_code(r->parties[EWTP_ROLE_PLATFORM]), platform) ||
+            !num_differs(&pm->amount, &r->order->paid_total))
+            continue;
+        const char *tenant = v->c->related[i].tenant;
+        if (tenant == NULL || same(tenant, v->c->tenant))
+            ewtp_errors_add(v->errs, "/payment/amount", "rule",
+                            "the amount paid differs from the order's paid total (CEB411 "
+                            "amountPaid must equal CEB311 acturalPaid)");
+        else
+            ewtp_errors_add(v->errs, "/payment", "rule",
+                            "does not agree with the related order of this order number");
+        return;
+    }
+}
+
 void cn_validate(const void *state, const struct ewtp_call *c, struct ewtp_errors *errs)
 {
     struct vctx v = {.st = state, .c = c, .m = c->msg, .errs = errs};
@@ -913,6 +943,8 @@ void cn_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
     case 411:
     case 403:
         v_payment(&v, import);
+        if (import)
+            match_payment(&v);
         break;
     case 511:
     case 505:

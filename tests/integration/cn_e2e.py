@@ -190,6 +190,24 @@ def run(env):
           "422 points at quantity and amount", ptrs)
     check(env.get("agent", bad["id"]) is None, "the refused inventory was not stored")
 
+    # 2b. a payment whose amount differs from the order already here (FACTS §4: amountPaid
+    # equals acturalPaid): refused before sending. From the order's own tenant the pointer is
+    # precise; from the payment firm (another tenant) one generic error, nothing echoed.
+    for tenant, pid, want in (("plat", "pay-a1-bad-own", ["/payment/amount"]),
+                              ("pay", "pay-a1-bad", ["/payment"])):
+        bad_pay = copy.deepcopy(pay)
+        bad_pay["id"] = pid
+        bad_pay["payment"]["number"] = "PAY-" + pid.upper()
+        bad_pay["payment"]["amount"] = "200.00"
+        st, body = env.post(tenant, bad_pay)
+        errs = (body or {}).get("errors", [])
+        check(st == 422, "payment disagreeing with the order (%s): 422" % tenant, (st, body))
+        check(sorted(e.get("pointer") for e in errs) == want and
+              all(e.get("code") == "rule" for e in errs),
+              "422 names exactly %s" % want, errs)
+        check("227.97" not in json.dumps(body), "the order's total is not echoed", body)
+        check(env.get(tenant, pid) is None, "the refused payment was not stored")
+
     # 3. the payment went through another channel: only customs sees the difference.
     order, pay, wb, inv3 = messages("c3", "SO-E2E-C3", "EXC3000000003CN", "PAY-E2E-C3")
     for tenant, msg in (("plat", order), ("logi", wb)):
