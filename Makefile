@@ -1,8 +1,10 @@
 # ewtp front door: thin wrapper over CMake (DESIGN.md "Fixed interfaces").
 #   make deps   install missing Debian 12 packages (apt-get; no-op when present)
-#   make build  build into build/
+#   make build  build into build/ (no tests: needs none of the test-only packages)
 #   make run    build and run the gateway in the foreground with conf/dev.conf
 #   make test   build with ASan+UBSan into build-test/ and run every test
+# build/ is configured with BUILD_TESTING=OFF; build-test/ with the tests, whose configure
+# fails naming any missing test tool (tests/CMakeLists.txt) instead of skipping tests.
 #   make tsan   build with ThreadSanitizer into build-tsan/ and run the thread-sensitive tests
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -13,11 +15,15 @@ all: build
 deps:
 	scripts/deps.sh test
 
+# The deps.sh profile: `build` alone; `run` (via the target-specific variable, which also
+# applies to the build prerequisite) adds what the simulators need.
+DEPS_PROFILE = build
 build:
-	scripts/deps.sh build
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	scripts/deps.sh $(DEPS_PROFILE)
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF
 	cmake --build build -j$(JOBS)
 
+run: DEPS_PROFILE = run
 run: build
 	scripts/run.sh
 

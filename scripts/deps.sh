@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages ewtp needs to build and test, only those missing.
-# Usage: scripts/deps.sh [build|test]   (test adds the tools the test suite runs)
+# Installs the Debian 12 packages ewtp needs, only those missing.
+# Usage: scripts/deps.sh [build|run|test]
+#   build  compilers and libraries (make build)
+#   run    build + what the simulators of `make run` use: Java, Saxon-HE and xmllint for the
+#          Belgian access point stub (reference/be/peppol/validate.sh), curl for the README
+#   test   run + the tools only the test suite uses (make test, make deps)
 set -eu
+profile=${1:-build}
+case $profile in
+  build | run | test) ;;
+  *) echo "usage: scripts/deps.sh [build|run|test]" >&2; exit 2 ;;
+esac
 want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
       libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev openssl ca-certificates)
-if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev libxml2-utils xmlsec1 python3 python3-jsonschema
-         sqlite3 curl clang-format default-jre-headless libsaxonhe-java wrk rabbitmq-server)
+if [ "$profile" = run ] || [ "$profile" = test ]; then
+  want+=(default-jre-headless libsaxonhe-java libxml2-utils curl)
+fi
+if [ "$profile" = test ]; then
+  want+=(libcmocka-dev xmlsec1 python3 python3-jsonschema sqlite3 clang-format wrk
+         rabbitmq-server)
 fi
 missing=()
 for p in "${want[@]}"; do
