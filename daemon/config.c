@@ -785,6 +785,7 @@ static void load_delivery(struct ld *l, const config_setting_t *root)
                                         "scan_interval_ms",
                                         "workers",
                                         "max_in_flight",
+                                        "wait_timeout_ms",
                                         NULL};
     struct ewtp_delivery_conf *d = &l->full->pub.delivery;
     const config_setting_t *g = get_group(l, root, "", "delivery");
@@ -812,6 +813,8 @@ static void load_delivery(struct ld *l, const config_setting_t *root)
     d->workers = (unsigned)v;
     get_int(l, g, "delivery", "max_in_flight", 64, 1, 100000, &v);
     d->max_in_flight = (unsigned)v;
+    get_int(l, g, "delivery", "wait_timeout_ms", day, 1000, year, &v);
+    d->wait_timeout_ms = v;
     if (d->base_delay_ms > d->max_delay_ms)
         ERR(l, config_setting_get_member(g, "base_delay_ms"), "delivery.base_delay_ms",
             "%lld is larger than max_delay_ms (%lld)", (long long)d->base_delay_ms,

@@ -125,6 +125,7 @@ struct ewtp_delivery_conf {
     int64_t scan_interval_ms;   /* dispatcher and spool scans (default 200 ms) */
     unsigned workers;           /* translation/signing threads (default 2) */
     unsigned max_in_flight;     /* deliveries at once (default 64) */
+    int64_t wait_timeout_ms;    /* a message waiting for another: rejected after (24 h) */
 };
 
 struct ewtp_limits_conf {

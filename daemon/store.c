@@ -131,6 +131,7 @@ static void pending_free(struct pending *p)
     free((char *)p->req.ordering_key);
     free((char *)p->req.batch_key);
     free((char *)p->req.warnings);
+    free((char *)p->req.wait_key);
     for (size_t i = 0; p->relations && i < p->req.n_relations; i++)
         free(p->relations[i]);
     free(p->relations);
@@ -200,13 +201,15 @@ static struct pending *pending_copy(const struct ewtp_store_accept_req *r)
               dup_str(&p->req.plugin, r->plugin) && dup_str(&p->req.hash, r->hash) &&
               dup_str(&p->req.ordering_key, r->ordering_key) &&
               dup_str(&p->req.batch_key, r->batch_key) && dup_str(&p->req.warnings, r->warnings) &&
-              dup_mem(&p->req.body, r->body, r->body_len);
+              dup_str(&p->req.wait_key, r->wait_key) && dup_mem(&p->req.body, r->body, r->body_len);
     const void *canon = NULL;
     ok = ok && dup_mem(&canon, r->canonical, clen);
     p->req.canonical = canon;
     p->req.canonical_len = clen;
     p->req.body_len = r->body_len;
     p->req.needs_chain = r->needs_chain;
+    p->req.wait_state = r->wait_state;
+    p->req.wait_until = r->wait_until;
     p->req.now = ewtp_store_clock(r->now);
     if (ok && r->n_relations) {
         p->relations = calloc(r->n_relations, sizeof(char *));
@@ -456,24 +459,29 @@ static bool receipt_ok(const struct ewtp_store_receipt *r)
     return !r || ((unsigned)r->state < EWTP_STORE_STATE_COUNT && (r->raw || !r->raw_len));
 }
 
+/* Frees the strings of one message row (not the row itself). */
+static void msg_clear(struct ewtp_store_msg *m)
+{
+    free(m->tenant);
+    free(m->id);
+    free(m->kind);
+    free(m->destination);
+    free(m->plugin);
+    free(m->authority_ref);
+    free(m->canonical);
+    free(m->hash);
+    free(m->ordering_key);
+    free(m->batch_key);
+    free(m->lease_owner);
+    free(m->wait_key);
+}
+
 void ewtp_store_msgs_free(struct ewtp_store_msg *msgs, size_t n)
 {
     if (!msgs)
         return;
-    for (size_t i = 0; i < n; i++) {
-        struct ewtp_store_msg *m = &msgs[i];
-        free(m->tenant);
-        free(m->id);
-        free(m->kind);
-        free(m->destination);
-        free(m->plugin);
-        free(m->authority_ref);
-        free(m->canonical);
-        free(m->hash);
-        free(m->ordering_key);
-        free(m->batch_key);
-        free(m->lease_owner);
-    }
+    for (size_t i = 0; i < n; i++)
+        msg_clear(&msgs[i]);
     free(msgs);
 }
 
@@ -736,4 +744,104 @@ int ewtp_store_webhook_pending(struct ewtp_store *st, uint64_t *n)
         return -EWTP_EINVAL;
     *n = 0;
     return st->ops->webhook_pending(st->impl, n);
+}
+
+/* ---- operations on a message ------------------------------------------------------------ */
+
+void ewtp_store_ops_free(struct ewtp_store_op *ops, size_t n)
+{
+    for (size_t i = 0; ops && i < n; i++) {
+        free(ops[i].op);
+        free(ops[i].reason);
+        msg_clear(&ops[i].msg);
+    }
+    free(ops);
+}
+
+int ewtp_store_op_request(struct ewtp_store *st, const char *tenant, const char *id, const char *op,
+                          const char *reason, int64_t now, bool *repeat,
+                          enum ewtp_store_state *state)
+{
+    if (!st || !tenant || !id || !op || !repeat || !state)
+        return -EWTP_EINVAL;
+    *repeat = false;
+    return st->ops->op_request(st->impl, tenant, id, op, reason, ewtp_store_clock(now), repeat,
+                               state);
+}
+
+int ewtp_store_op_claim(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,
+                        const char *owner, struct ewtp_store_op **out, size_t *n)
+{
+    if (!st || !owner || !out || !n || lease_ms <= 0)
+        return -EWTP_EINVAL;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0)
+        return 0;
+    return st->ops->op_claim(st->impl, ewtp_store_clock(now), limit, lease_ms, owner, out, n);
+}
+
+int ewtp_store_op_finish(struct ewtp_store *st, uint64_t oid, uint32_t attempt,
+                         enum ewtp_store_op_end end, int64_t next_at, const char *detail,
+                         int64_t now)
+{
+    if (!st || end > EWTP_STORE_OP_FAILED)
+        return -EWTP_EINVAL;
+    now = ewtp_store_clock(now);
+    return st->ops->op_finish(st->impl, oid, attempt, end, next_at > 0 ? next_at : now, detail,
+                              now);
+}
+
+int ewtp_store_ops_pending(struct ewtp_store *st, uint64_t *n)
+{
+    if (!st || !n)
+        return -EWTP_EINVAL;
+    *n = 0;
+    return st->ops->ops_pending(st->impl, n);
+}
+
+/* ---- waiting for another message ------------------------------------------------------ */
+
+/* The same rule as the claim query: any message of the key in the wanted state (approved
+ * also satisfies "submitted") lets m go; otherwise a rejected or cancelled one fails it;
+ * otherwise the deadline decides. */
+enum ewtp_store_wait ewtp_store_wait_decide(struct ewtp_store *st, const struct ewtp_store_msg *m,
+                                            int64_t now, char **cause)
+{
+    *cause = NULL;
+    if (m->wait_key == NULL)
+        return EWTP_STORE_WAIT_READY;
+    struct ewtp_store_msg *rel = NULL;
+    size_t n = 0;
+    const char *key = m->wait_key;
+    if (ewtp_store_related(st, &key, 1, m->tenant, m->id, &rel, &n) != 0)
+        return EWTP_STORE_WAIT_PENDING; /* fail closed: never send on a store error */
+    bool ready = false, failed = false;
+    for (size_t i = 0; i < n; i++) {
+        enum ewtp_store_state s = rel[i].state;
+        if (s == m->wait_state ||
+            (m->wait_state == EWTP_STORE_SUBMITTED && s == EWTP_STORE_APPROVED))
+            ready = true;
+        else if (s == EWTP_STORE_REJECTED || s == EWTP_STORE_CANCELLED)
+            failed = true;
+    }
+    ewtp_store_msgs_free(rel, n);
+    const char *want = ewtp_store_state_name(m->wait_state);
+    if (ready)
+        return EWTP_STORE_WAIT_READY;
+    if (failed) {
+        *cause = ewtp_store_asprintf("the message this one depends on (%s) was rejected or "
+                                     "cancelled before it was %s, so this one was not sent",
+                                     key, want);
+        return EWTP_STORE_WAIT_FAILED;
+    }
+    if (now >= m->wait_until) {
+        *cause = ewtp_store_asprintf(n ? "the message this one depends on (%s) was not %s "
+                                         "within the wait timeout, so this one was not sent"
+                                       : "no message this one depends on (%s) reached %s "
+                                         "within the wait timeout, so this one was not sent",
+                                     key, want);
+        return EWTP_STORE_WAIT_TIMEOUT;
+    }
+    return EWTP_STORE_WAIT_PENDING;
 }

@@ -101,6 +101,13 @@ struct ewtp_store_accept_req {
     bool needs_chain;      /* the plugin numbers submissions per ordering key */
     const char *warnings;  /* JSON array of the spec's error entries (warnings), or NULL */
     int64_t now;           /* created_at and first next_attempt_at; <= 0: the clock */
+    /* Waiting for another message (DECISIONS "Waiting for another message"): not claimed
+     * until a message with relation key wait_key is in wait_state (SUBMITTED: has reached
+     * submitted or approved; APPROVED: approved), or is rejected/cancelled, or wait_until
+     * (ms since the epoch) has passed. NULL: no wait. */
+    const char *wait_key;
+    enum ewtp_store_state wait_state;
+    int64_t wait_until;
 };
 
 enum ewtp_store_accept_result {
@@ -161,6 +168,9 @@ struct ewtp_store_msg {
     int64_t lease_until;
     int64_t created_at;
     int64_t updated_at;
+    char *wait_key; /* NULL: waits for nothing (see ewtp_store_accept_req) */
+    enum ewtp_store_state wait_state;
+    int64_t wait_until;
 };
 void ewtp_store_msgs_free(struct ewtp_store_msg *msgs, size_t n);
 
@@ -201,10 +211,69 @@ int ewtp_store_list_json(struct ewtp_store *st, const struct ewtp_store_filter *
  * held by owner (event "claimed"). Ordering keys are delivered strictly in accept order, one
  * in flight per key: a message is not claimed while an earlier-accepted message with the
  * same ordering key is accepted, delivering, retrying or dead (a dead message holds its key
- * until replayed). *out is a malloc'd array of *n messages (NULL when 0); caller frees with
- * ewtp_store_msgs_free(). */
+ * until replayed). A message that waits for another (wait_key) is claimed only once the wait
+ * is decided: the other reached wait_state, failed (rejected, cancelled) or wait_until passed;
+ * the caller then decides it with ewtp_store_wait_decide(). *out is a malloc'd array of *n
+ * messages (NULL when 0); caller frees with ewtp_store_msgs_free(). */
 int ewtp_store_claim_due(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,
                          const char *owner, struct ewtp_store_msg **out, size_t *n);
+
+enum ewtp_store_wait {
+    EWTP_STORE_WAIT_READY = 0, /* no wait, or the other message got there: deliver */
+    EWTP_STORE_WAIT_PENDING,   /* still waiting (the other changed since the claim) */
+    EWTP_STORE_WAIT_FAILED,    /* the other was rejected or cancelled: reject this one */
+    EWTP_STORE_WAIT_TIMEOUT,   /* wait_until passed: reject this one */
+};
+/* Decides the wait of a claimed message m with the same rule as the claim. For FAILED and
+ * TIMEOUT *cause (malloc'd, caller frees) is a sentence for the sender that names the
+ * relation key only, never the other message (it may be another tenant's). */
+enum ewtp_store_wait ewtp_store_wait_decide(struct ewtp_store *st, const struct ewtp_store_msg *m,
+                                            int64_t now, char **cause);
+
+/* ---- operations on a message (cancel) ------------------------------------------------- */
+
+/* An operation requested on a message after its accept (today: "cancel") is a durable job of
+ * its own: recorded before the request is answered 202, claimed under a lease, retried with
+ * backoff, and ordered after the message it acts on: it is claimed only once the authority
+ * has the message (submitted or approved, with its reference), or once the message ended
+ * without it (rejected, cancelled: the caller closes the operation). Its history is in the
+ * message's events ("cancel_requested", "op_claimed", "op_retry", "op_done", "op_failed"). */
+struct ewtp_store_op {
+    uint64_t oid;
+    char *op;          /* "cancel" */
+    char *reason;      /* the sender's reason, or NULL */
+    uint32_t attempts; /* started, this claim included */
+    int64_t created_at;
+    struct ewtp_store_msg msg; /* the message it acts on, as it is now */
+};
+void ewtp_store_ops_free(struct ewtp_store_op *ops, size_t n);
+
+/* Records op on tenant/id durably with an event "<op>_requested" (detail: reason). *repeat is
+ * true when the same operation is already pending for it (nothing new is recorded: a repeated
+ * request is answered as the first). -EWTP_ENOTFOUND: no such message of this tenant;
+ * -EWTP_EINVAL: the message is rejected or cancelled (*state says which). */
+int ewtp_store_op_request(struct ewtp_store *st, const char *tenant, const char *id, const char *op,
+                          const char *reason, int64_t now, bool *repeat,
+                          enum ewtp_store_state *state);
+
+/* Claims up to limit due operations as described above, leased to owner for lease_ms (event
+ * "op_claimed"); *out as for claim (ewtp_store_ops_free). */
+int ewtp_store_op_claim(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,
+                        const char *owner, struct ewtp_store_op **out, size_t *n);
+
+enum ewtp_store_op_end {
+    EWTP_STORE_OP_DONE = 0, /* the authority answered (its receipt is recorded apart) */
+    EWTP_STORE_OP_RETRY,    /* pending again, due at next_at */
+    EWTP_STORE_OP_FAILED,   /* given up */
+};
+/* Ends attempt `attempt` of operation oid (fenced: -EWTP_EINVAL when the lease was lost),
+ * with an event "op_done" / "op_retry" / "op_failed" on the message carrying detail (a JSON
+ * object or NULL). */
+int ewtp_store_op_finish(struct ewtp_store *st, uint64_t oid, uint32_t attempt,
+                         enum ewtp_store_op_end end, int64_t next_at, const char *detail,
+                         int64_t now);
+/* Operations pending or in progress (metrics). */
+int ewtp_store_ops_pending(struct ewtp_store *st, uint64_t *n);
 
 /* A lease that expired (its holder crashed or hung) goes back to retrying, due now (event
  * "lease_expired"). Run at startup and periodically. *n (may be NULL): how many. */

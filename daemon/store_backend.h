@@ -64,6 +64,15 @@ struct ewtp_store_ops {
     int (*webhook_give_up)(void *impl, uint64_t wid, const char *error, int64_t now);
     int (*webhook_pending)(void *impl, uint64_t *n);
 
+    /* Operations on a message (store.h). */
+    int (*op_request)(void *impl, const char *tenant, const char *id, const char *op,
+                      const char *reason, int64_t now, bool *repeat, enum ewtp_store_state *state);
+    int (*op_claim)(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
+                    struct ewtp_store_op **out, size_t *n);
+    int (*op_finish)(void *impl, uint64_t oid, uint32_t attempt, enum ewtp_store_op_end end,
+                     int64_t next_at, const char *detail, int64_t now);
+    int (*ops_pending)(void *impl, uint64_t *n);
+
     /* Frees impl; called after the writer thread stopped. */
     void (*close)(void *impl);
 };

@@ -20,7 +20,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -52,6 +52,23 @@
     " created_at INTEGER NOT NULL);"                                                               \
     "CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(next_at, wid);"
 
+/* Version 4: operations on a message (a cancel) are durable jobs of their own (ops), and
+ * a message may wait for another (DECISIONS "Waiting for another message"): it is
+ * not claimed until a message with relation key wait_key reached wait_state (or failed, or
+ * wait_until passed); the dispatcher then decides (store.h, ewtp_store_claim_due). */
+#define SCHEMA_V4_SQL                                                                              \
+    "ALTER TABLE messages ADD COLUMN wait_key TEXT;"                                               \
+    "ALTER TABLE messages ADD COLUMN wait_state TEXT;"                                             \
+    "ALTER TABLE messages ADD COLUMN wait_until INTEGER NOT NULL DEFAULT 0;"                       \
+    "CREATE TABLE IF NOT EXISTS ops(oid INTEGER PRIMARY KEY AUTOINCREMENT,"                        \
+    " seq INTEGER NOT NULL REFERENCES messages(seq), op TEXT NOT NULL, reason TEXT,"               \
+    " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"         \
+    " lease_owner TEXT, lease_until INTEGER, created_at INTEGER NOT NULL,"                         \
+    " updated_at INTEGER NOT NULL);"                                                               \
+    "CREATE INDEX IF NOT EXISTS ops_live ON ops(state, next_at)"                                   \
+    " WHERE state IN ('pending', 'delivering');"                                                   \
+    "CREATE INDEX IF NOT EXISTS ops_seq ON ops(seq, oid);"
+
 static const char schema_sql[] =
     "CREATE TABLE messages("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* accept order; never reused */
@@ -81,12 +98,12 @@ static const char schema_sql[] =
     " state TEXT NOT NULL, code TEXT, message TEXT, raw BLOB);"
     "CREATE INDEX receipts_seq ON receipts(seq, rid);"
     "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
-    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL;
+    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL SCHEMA_V4_SQL;
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
     " authority_ref, canonical, hash, ordering_key, batch_key, needs_chain, lease_owner,"          \
-    " lease_until, created_at, updated_at, warnings, errors"
+    " lease_until, created_at, updated_at, warnings, errors, wait_key, wait_state, wait_until"
 enum msg_col {
     C_SEQ,
     C_TENANT,
@@ -109,6 +126,9 @@ enum msg_col {
     C_UPDATED,
     C_WARN,
     C_ERRORS,
+    C_WKEY,
+    C_WSTATE,
+    C_WUNTIL,
 };
 
 enum sql {
@@ -154,6 +174,15 @@ enum sql {
     Q_WH_DELETE,
     Q_WH_RETRY,
     Q_WH_COUNT,
+    Q_OP_LIVE,
+    Q_OP_INSERT,
+    Q_OP_SELECT,
+    Q_OP_LEASE,
+    Q_OP_GET,
+    Q_OP_FINISH,
+    Q_OP_EXPIRED,
+    Q_OP_REQUEUE,
+    Q_OP_COUNT,
     Q_COUNT,
 };
 
@@ -169,8 +198,8 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_INSERT_MSG] =
         "INSERT INTO messages(tenant, id, kind, destination, plugin, state, attempts,"
         " next_attempt_at, hash, canonical, body, ordering_key, batch_key, needs_chain, warnings,"
-        " created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, 'accepted', 0, ?6, ?7, ?8, ?9, ?10,"
-        " ?11, ?12, ?13, ?6, ?6)",
+        " created_at, updated_at, wait_key, wait_state, wait_until) VALUES(?1, ?2, ?3, ?4, ?5,"
+        " 'accepted', 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?6, ?6, ?14, ?15, ?16)",
     [Q_INSERT_REL] = "INSERT OR IGNORE INTO relations(key, seq) VALUES(?1, ?2)",
     [Q_INSERT_EVENT] = "INSERT INTO events(seq, at, type, state, attempt, detail)"
                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -189,6 +218,10 @@ static const char *const sql_text[Q_COUNT] = {
         " AND m.next_attempt_at <= ?1 AND (m.ordering_key IS NULL OR NOT EXISTS("
         "  SELECT 1 FROM messages p WHERE p.ordering_key = m.ordering_key AND p.seq < m.seq"
         "  AND p.state IN " BLOCKING_STATES "))"
+        " AND (m.wait_key IS NULL OR m.wait_until <= ?1 OR EXISTS("
+        "  SELECT 1 FROM relations r JOIN messages o ON o.seq = r.seq"
+        "  WHERE r.key = m.wait_key AND o.seq <> m.seq AND (o.state IN ('rejected', 'cancelled')"
+        "  OR o.state = m.wait_state OR (m.wait_state = 'submitted' AND o.state = 'approved'))))"
         " ORDER BY m.next_attempt_at, m.seq LIMIT ?2",
     [Q_CLAIM_UPDATE] = "UPDATE messages SET state = 'delivering', attempts = attempts + 1,"
                        " next_attempt_at = 0, lease_owner = ?2, lease_until = ?3,"
@@ -239,6 +272,29 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_WH_DELETE] = "DELETE FROM webhooks WHERE wid = ?1",
     [Q_WH_RETRY] = "UPDATE webhooks SET next_at = ?2, last_error = ?3 WHERE wid = ?1",
     [Q_WH_COUNT] = "SELECT count(*) FROM webhooks",
+    [Q_OP_LIVE] = "SELECT oid FROM ops WHERE seq = ?1 AND op = ?2"
+                  " AND state IN ('pending', 'delivering') ORDER BY oid LIMIT 1",
+    [Q_OP_INSERT] = "INSERT INTO ops(seq, op, reason, state, next_at, created_at, updated_at)"
+                    " VALUES(?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+    /* Due operations whose message the authority has (a reference, submitted or approved),
+     * or whose message ended without one (the caller closes those); the others wait. */
+    [Q_OP_SELECT] = "SELECT o.oid FROM ops o JOIN messages m ON m.seq = o.seq"
+                    " WHERE o.state = 'pending' AND o.next_at <= ?1"
+                    " AND ((m.state IN ('submitted', 'approved') AND m.authority_ref IS NOT NULL)"
+                    " OR m.state IN ('rejected', 'cancelled'))"
+                    " ORDER BY o.next_at, o.oid LIMIT ?2",
+    [Q_OP_LEASE] = "UPDATE ops SET state = 'delivering', attempts = attempts + 1,"
+                   " lease_owner = ?2, lease_until = ?3, updated_at = ?4 WHERE oid = ?1",
+    [Q_OP_GET] = "SELECT oid, seq, op, reason, attempts, created_at FROM ops WHERE oid = ?1",
+    /* Fenced: only the holder of the attempt's lease records its end. */
+    [Q_OP_FINISH] = "UPDATE ops SET state = ?3, next_at = ?4, lease_owner = NULL,"
+                    " lease_until = NULL, updated_at = ?5"
+                    " WHERE oid = ?1 AND attempts = ?2 AND state = 'delivering'",
+    [Q_OP_EXPIRED] = "SELECT oid FROM ops WHERE state = 'delivering' AND lease_until <= ?1"
+                     " LIMIT ?2",
+    [Q_OP_REQUEUE] = "UPDATE ops SET state = 'pending', next_at = ?2, lease_owner = NULL,"
+                     " lease_until = NULL, updated_at = ?2 WHERE oid = ?1",
+    [Q_OP_COUNT] = "SELECT count(*) FROM ops WHERE state IN ('pending', 'delivering')",
 };
 
 /* One connection and its prepared statements (prepared on first use, kept until close). */
@@ -577,11 +633,15 @@ static int row_msg(sqlite3_stmt *s, struct ewtp_store_msg *m)
     m->lease_until = sqlite3_column_int64(s, C_LUNTIL);
     m->created_at = sqlite3_column_int64(s, C_CREATED);
     m->updated_at = sqlite3_column_int64(s, C_UPDATED);
+    m->wait_key = col_dup(s, C_WKEY);
+    m->wait_state = col_state(s, C_WSTATE);
+    m->wait_until = sqlite3_column_int64(s, C_WUNTIL);
     bool ok = m->tenant && m->id && m->kind && m->destination && m->plugin && m->canonical &&
               m->hash && (m->authority_ref || sqlite3_column_type(s, C_REF) == SQLITE_NULL) &&
               (m->ordering_key || sqlite3_column_type(s, C_OKEY) == SQLITE_NULL) &&
               (m->batch_key || sqlite3_column_type(s, C_BKEY) == SQLITE_NULL) &&
-              (m->lease_owner || sqlite3_column_type(s, C_LOWNER) == SQLITE_NULL);
+              (m->lease_owner || sqlite3_column_type(s, C_LOWNER) == SQLITE_NULL) &&
+              (m->wait_key || sqlite3_column_type(s, C_WKEY) == SQLITE_NULL);
     return ok ? 0 : -EWTP_ENOMEM;
 }
 
@@ -732,6 +792,9 @@ static int accept_one(struct conn *c, const struct ewtp_store_accept_req *r,
     bind_str(s, 11, r->batch_key);
     sqlite3_bind_int(s, 12, r->needs_chain ? 1 : 0);
     bind_str(s, 13, r->warnings);
+    bind_str(s, 14, r->wait_key);
+    bind_str(s, 15, r->wait_key ? ewtp_store_state_name(r->wait_state) : NULL);
+    sqlite3_bind_int64(s, 16, r->wait_key ? r->wait_until : 0);
     rc = step_done(s);
     if (rc < 0)
         return rc;
@@ -1128,6 +1191,8 @@ static int sq_claim_due(void *impl, int64_t now, size_t limit, int64_t lease_ms,
     return claim_msgs(impl, true, owner, now, limit, now + lease_ms, out, n);
 }
 
+static int requeue_expired_ops(struct conn *c, int64_t now);
+
 static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
 {
     struct sqlite_store *ss = impl;
@@ -1173,6 +1238,8 @@ static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
         }
         free(seqs);
         free(atts);
+        if (rc == 0)
+            rc = requeue_expired_ops(c, now);
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -1645,6 +1712,196 @@ static int sq_webhook_pending(void *impl, uint64_t *n)
     return rc;
 }
 
+/* ---- operations on a message (store.h) ------------------------------------------------ */
+
+static int sq_op_request(void *impl, const char *tenant, const char *id, const char *op,
+                         const char *reason, int64_t now, bool *repeat,
+                         enum ewtp_store_state *state)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        int64_t seq = 0, attempts = 0;
+        rc = find_tid(c, tenant, id, &seq, state, &attempts);
+        if (rc == 0 && (*state == EWTP_STORE_REJECTED || *state == EWTP_STORE_CANCELLED))
+            rc = -EWTP_EINVAL;
+        sqlite3_stmt *s;
+        if (rc == 0 && (rc = prep(c, Q_OP_LIVE, &s)) == 0) {
+            sqlite3_bind_int64(s, 1, seq);
+            sqlite3_bind_text(s, 2, op, -1, SQLITE_STATIC);
+            rc = step_row(s);
+            *repeat = rc == 0;
+            rc = rc == -EWTP_ENOTFOUND ? 0 : rc;
+            sqlite3_reset(s);
+        }
+        if (rc == 0 && !*repeat && (rc = prep(c, Q_OP_INSERT, &s)) == 0) {
+            sqlite3_bind_int64(s, 1, seq);
+            sqlite3_bind_text(s, 2, op, -1, SQLITE_STATIC);
+            bind_str(s, 3, reason);
+            sqlite3_bind_int64(s, 4, now);
+            rc = step_done(s);
+        }
+        if (rc == 0 && !*repeat) {
+            json_t *d = json_pack("{s:s?}", "reason", reason);
+            char type[48];
+            snprintf(type, sizeof(type), "%s_requested", op);
+            rc = d ? insert_event(c, seq, now, type, *state, attempts, d) : -EWTP_ENOMEM;
+            json_decref(d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+/* Reads operation oid and its message into *o (strings malloc'd). */
+static int load_op(struct conn *c, int64_t oid, struct ewtp_store_op *o)
+{
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_OP_GET, &s);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, oid);
+    rc = step_row(s);
+    int64_t seq = 0;
+    if (rc == 0) {
+        o->oid = (uint64_t)sqlite3_column_int64(s, 0);
+        seq = sqlite3_column_int64(s, 1);
+        o->op = col_dup(s, 2);
+        o->reason = col_dup(s, 3);
+        o->attempts = (uint32_t)sqlite3_column_int64(s, 4);
+        o->created_at = sqlite3_column_int64(s, 5);
+        if (!o->op || (!o->reason && sqlite3_column_type(s, 3) != SQLITE_NULL))
+            rc = -EWTP_ENOMEM;
+    }
+    sqlite3_reset(s);
+    return rc == 0 ? load_msg(c, seq, &o->msg) : rc;
+}
+
+static int sq_op_claim(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
+                       struct ewtp_store_op **out, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int64_t *oids = calloc(limit, sizeof(*oids));
+    struct ewtp_store_op *ops = NULL;
+    size_t cnt = 0, done = 0;
+    int rc = oids ? exec_q(c, Q_BEGIN) : -EWTP_ENOMEM;
+    if (rc == 0) {
+        rc = select_seqs(c, Q_OP_SELECT, now, limit, oids, &cnt);
+        if (rc == 0 && cnt && !(ops = calloc(cnt, sizeof(*ops))))
+            rc = -EWTP_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            sqlite3_stmt *s;
+            rc = prep(c, Q_OP_LEASE, &s);
+            if (rc == 0) {
+                sqlite3_bind_int64(s, 1, oids[i]);
+                sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(s, 3, now + lease_ms);
+                sqlite3_bind_int64(s, 4, now);
+                rc = step_done(s);
+            }
+            if (rc == 0)
+                rc = load_op(c, oids[i], &ops[i]);
+            done = i + 1;
+            if (rc == 0) {
+                json_t *d = json_pack("{s:s,s:s}", "op", ops[i].op, "owner", owner);
+                rc = d ? insert_event(c, (int64_t)ops[i].msg.key, now, "op_claimed",
+                                      ops[i].msg.state, ops[i].attempts, d)
+                       : -EWTP_ENOMEM;
+                json_decref(d);
+            }
+        }
+        rc = finish(c, rc);
+        if (rc < 0) {
+            ewtp_store_ops_free(ops, done);
+            ops = NULL;
+            cnt = 0;
+        }
+    }
+    unlock(ss);
+    free(oids);
+    if (rc < 0)
+        return rc;
+    *out = ops;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_op_finish(void *impl, uint64_t oid, uint32_t attempt, enum ewtp_store_op_end end,
+                        int64_t next_at, const char *detail, int64_t now)
+{
+    static const char *const states[] = {"done", "pending", "failed"};
+    static const char *const events[] = {"op_done", "op_retry", "op_failed"};
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        sqlite3_stmt *s;
+        rc = prep(c, Q_OP_FINISH, &s);
+        if (rc == 0) {
+            sqlite3_bind_int64(s, 1, (int64_t)oid);
+            sqlite3_bind_int64(s, 2, attempt);
+            sqlite3_bind_text(s, 3, states[end], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 4, next_at);
+            sqlite3_bind_int64(s, 5, now);
+            rc = step_done(s);
+            if (rc == 0 && sqlite3_changes(c->db) == 0)
+                rc = -EWTP_EINVAL; /* the lease was lost: another claim owns it now */
+        }
+        int64_t seq = 0;
+        if (rc == 0 && (rc = prep(c, Q_OP_GET, &s)) == 0) {
+            sqlite3_bind_int64(s, 1, (int64_t)oid);
+            rc = step_row(s);
+            if (rc == 0)
+                seq = sqlite3_column_int64(s, 1);
+            sqlite3_reset(s);
+        }
+        enum ewtp_store_state cur = EWTP_STORE_ACCEPTED;
+        if (rc == 0)
+            rc = find_seq(c, seq, &cur, NULL);
+        if (rc == 0) {
+            json_t *d = detail_new(detail);
+            if (end == EWTP_STORE_OP_RETRY)
+                json_object_set_new(d, "next_at", time_json(next_at));
+            rc = insert_event(c, seq, now, events[end], cur, attempt, d);
+            json_decref(d);
+        }
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_ops_pending(void *impl, uint64_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_OP_COUNT, &s);
+    if (rc == 0) {
+        rc = step_row(s);
+        if (rc == 0)
+            *n = (uint64_t)sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+    }
+    unlock(ss);
+    return rc;
+}
+
+/* Operations whose lease expired go back to pending, due now (inside requeue_expired's
+ * transaction). */
+static int requeue_expired_ops(struct conn *c, int64_t now)
+{
+    int64_t oids[256];
+    size_t cnt = 0;
+    int rc = select_seqs(c, Q_OP_EXPIRED, now, 256, oids, &cnt);
+    for (size_t i = 0; rc == 0 && i < cnt; i++)
+        rc = exec_ii(c, Q_OP_REQUEUE, oids[i], now);
+    return rc;
+}
+
 static void conn_close(struct conn *c)
 {
     for (int i = 0; i < Q_COUNT; i++)
@@ -1746,6 +2003,12 @@ static int schema_setup(struct conn *c, const char *path, char **why)
                           NULL, NULL, &err);
         version = 3;
     }
+    if (rc == SQLITE_OK && version == 3) {
+        /* Upgrade in place: no message waits yet. */
+        rc = sqlite3_exec(c->db, SCHEMA_V4_SQL "INSERT INTO schema_version(version) VALUES(4);",
+                          NULL, NULL, &err);
+        version = 4;
+    }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)
             *why = ewtp_store_asprintf("store: %s has schema version %" PRId64
@@ -1799,6 +2062,10 @@ static const struct ewtp_store_ops sqlite_ops = {
     .webhook_retry = sq_webhook_retry,
     .webhook_give_up = sq_webhook_give_up,
     .webhook_pending = sq_webhook_pending,
+    .op_request = sq_op_request,
+    .op_claim = sq_op_claim,
+    .op_finish = sq_op_finish,
+    .ops_pending = sq_ops_pending,
     .close = sq_close,
 };
 

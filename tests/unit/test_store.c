@@ -952,6 +952,217 @@ static void test_relations(void **state)
     assert_int_equal(n, 0);
 }
 
+/* ---- waiting for another message ---------------------------------------------------------- */
+
+static void accept_waiting(struct ewtp_store *st, const char *id, const char *key,
+                           enum ewtp_store_state need, int64_t until)
+{
+    struct msgbuf m;
+    mk(&m, "t1", id, id, NULL, T0);
+    m.req.wait_key = key;
+    m.req.wait_state = need;
+    m.req.wait_until = until;
+    assert_int_equal(ewtp_store_accept_wait(st, &m.req, NULL, NULL), 0);
+}
+
+/* Claims everything due at now; returns the count and the first key (0 when none). */
+static size_t claim_all(struct ewtp_store *st, int64_t now, const char *first_id, uint64_t *key)
+{
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(st, now, 10, 60000, "w", &c, &n), 0);
+    if (first_id) {
+        assert_true(n >= 1);
+        assert_string_equal(c[0].id, first_id);
+    }
+    if (key)
+        *key = n ? c[0].key : 0;
+    ewtp_store_msgs_free(c, n);
+    return n;
+}
+
+static enum ewtp_store_wait decide(struct ewtp_store *st, const char *id, int64_t now, char **cause)
+{
+    struct ewtp_store_msg *m = NULL;
+    assert_int_equal(ewtp_store_get(st, "t1", id, &m), 0);
+    enum ewtp_store_wait w = ewtp_store_wait_decide(st, m, now, cause);
+    ewtp_store_msgs_free(m, 1);
+    return w;
+}
+
+static void test_wait_for_approved(void **state)
+{
+    struct fix *f = *state;
+    const char *rel[] = {"inv:T:INV-1"};
+    accept_rel(f->st, "t2", "orig", rel, 1); /* the original may be another tenant's */
+    accept_waiting(f->st, "note", "inv:T:INV-1", EWTP_STORE_APPROVED, T0 + 60000);
+
+    /* Only the original is due: the note waits for it, whatever its place in the queue. */
+    uint64_t k = 0;
+    assert_int_equal(claim_all(f->st, T0 + 1, "orig", &k), 1);
+    char *cause = NULL;
+    assert_int_equal(decide(f->st, "note", T0 + 1, &cause), EWTP_STORE_WAIT_PENDING);
+    assert_null(cause);
+    outcome(f->st, k, 1, EWTP_STORE_SUBMITTED, 0, 0);
+    assert_int_equal(claim_all(f->st, T0 + 2, NULL, NULL), 0); /* submitted is not approved */
+    struct ewtp_store_receipt rc = {.state = EWTP_STORE_APPROVED, .code = "Valid"};
+    struct ewtp_store_receipt_rec r = {
+        .key = k, .set_state = true, .state = EWTP_STORE_APPROVED, .receipt = &rc, .now = T0 + 3};
+    assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    assert_int_equal(claim_all(f->st, T0 + 4, "note", NULL), 1);
+    assert_int_equal(decide(f->st, "note", T0 + 4, &cause), EWTP_STORE_WAIT_READY);
+    assert_null(cause);
+}
+
+static void test_wait_failed_and_timeout(void **state)
+{
+    struct fix *f = *state;
+    const char *rel[] = {"inv:T:INV-2"};
+    accept_rel(f->st, "t1", "orig2", rel, 1);
+    accept_waiting(f->st, "note2", "inv:T:INV-2", EWTP_STORE_SUBMITTED, T0 + 60000);
+    accept_waiting(f->st, "note3", "inv:T:NEVER", EWTP_STORE_SUBMITTED, T0 + 60000);
+    uint64_t k = 0;
+    assert_int_equal(claim_all(f->st, T0 + 1, "orig2", &k), 1);
+    outcome(f->st, k, 1, EWTP_STORE_REJECTED, 0, 0);
+
+    /* The rejected original decides the note: claimed, then rejected by its caller. */
+    assert_int_equal(claim_all(f->st, T0 + 2, "note2", NULL), 1);
+    char *cause = NULL;
+    assert_int_equal(decide(f->st, "note2", T0 + 2, &cause), EWTP_STORE_WAIT_FAILED);
+    assert_non_null(cause);
+    assert_non_null(strstr(cause, "inv:T:INV-2"));
+    assert_null(strstr(cause, "orig2")); /* never the other message's id */
+    free(cause);
+
+    /* Nothing ever came for note3: due only when its wait ends. */
+    assert_int_equal(claim_all(f->st, T0 + 59999, NULL, NULL), 0);
+    assert_int_equal(claim_all(f->st, T0 + 60000, "note3", NULL), 1);
+    assert_int_equal(decide(f->st, "note3", T0 + 60000, &cause), EWTP_STORE_WAIT_TIMEOUT);
+    assert_non_null(strstr(cause, "wait timeout"));
+    free(cause);
+}
+
+/* ---- operations (durable cancel) ----------------------------------------------------------- */
+
+static size_t op_claim(struct ewtp_store *st, int64_t now, struct ewtp_store_op *out)
+{
+    struct ewtp_store_op *ops = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_op_claim(st, now, 10, 1000, "w", &ops, &n), 0);
+    if (n && out) {
+        assert_int_equal(n, 1);
+        out->oid = ops[0].oid;
+        out->attempts = ops[0].attempts;
+        out->msg.state = ops[0].msg.state;
+        assert_string_equal(ops[0].op, "cancel");
+        assert_string_equal(ops[0].reason, "buyer withdrew");
+        assert_string_equal(ops[0].msg.id, "c1");
+        assert_string_equal(ops[0].msg.authority_ref, "REF-1");
+    }
+    ewtp_store_ops_free(ops, n);
+    return n;
+}
+
+static uint64_t ops_pending(struct ewtp_store *st)
+{
+    uint64_t n = 99;
+    assert_int_equal(ewtp_store_ops_pending(st, &n), 0);
+    return n;
+}
+
+static void test_op_cancel_durable(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "c1", NULL, T0);
+    bool repeat = true;
+    enum ewtp_store_state st;
+    assert_int_equal(ewtp_store_op_request(f->st, "t2", "c1", "cancel", "x", T0, &repeat, &st),
+                     -EWTP_ENOTFOUND); /* another tenant's id is not found */
+    assert_int_equal(
+        ewtp_store_op_request(f->st, "t1", "c1", "cancel", "buyer withdrew", T0, &repeat, &st), 0);
+    assert_false(repeat);
+    assert_int_equal(st, EWTP_STORE_ACCEPTED);
+    assert_int_equal(ewtp_store_op_request(f->st, "t1", "c1", "cancel", "again", T0, &repeat, &st),
+                     0);
+    assert_true(repeat);
+    assert_int_equal(ops_pending(f->st), 1);
+
+    /* Ordered after its message: nothing to claim before the authority has it. */
+    assert_int_equal(op_claim(f->st, T0 + 1, NULL), 0);
+    uint64_t k = 0;
+    assert_int_equal(claim_all(f->st, T0 + 1, "c1", &k), 1);
+    struct ewtp_store_outcome o = {.key = k,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .authority_ref = "REF-1",
+                                   .now = T0 + 2};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+
+    /* A restart in between changes nothing: the request is on disk. */
+    ewtp_store_close(f->st);
+    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, NULL), 0);
+    struct ewtp_store_op got = {0};
+    assert_int_equal(op_claim(f->st, T0 + 3, &got), 1);
+    assert_int_equal(got.attempts, 1);
+    assert_int_equal(op_claim(f->st, T0 + 3, NULL), 0); /* leased */
+
+    /* The authority was down: pending again with backoff; a lost lease records nothing. */
+    assert_int_equal(ewtp_store_op_finish(f->st, got.oid, 1, EWTP_STORE_OP_RETRY, T0 + 500,
+                                          "{\"code\":\"HTTP 503\"}", T0 + 4),
+                     0);
+    assert_int_equal(ewtp_store_op_finish(f->st, got.oid, 1, EWTP_STORE_OP_DONE, 0, NULL, T0 + 5),
+                     -EWTP_EINVAL);
+    assert_int_equal(op_claim(f->st, T0 + 499, NULL), 0);
+    assert_int_equal(op_claim(f->st, T0 + 500, &got), 1);
+    assert_int_equal(got.attempts, 2);
+
+    /* Its holder died: the lease expires and another claim takes it over. */
+    size_t n = 0;
+    assert_int_equal(ewtp_store_requeue_expired(f->st, T0 + 1500, &n), 0);
+    assert_int_equal(op_claim(f->st, T0 + 1500, &got), 1);
+    assert_int_equal(got.attempts, 3);
+    assert_int_equal(
+        ewtp_store_op_finish(f->st, got.oid, 3, EWTP_STORE_OP_DONE, 0, NULL, T0 + 1600), 0);
+    assert_int_equal(ops_pending(f->st), 0);
+    assert_int_equal(op_claim(f->st, T0 + 9999, NULL), 0);
+
+    json_t *ev = events(f->st, "t1", "c1");
+    const char *want[] = {"cancel_requested", "op_claimed", "op_retry",
+                          "op_claimed",       "op_claimed", "op_done"};
+    size_t w = 0;
+    for (size_t i = 0; i < json_array_size(ev) && w < 6; i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(ev, i), "type")), want[w]) == 0)
+            w++;
+    assert_int_equal(w, 6);
+    json_decref(ev);
+}
+
+static void test_op_on_ended_message(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "r1", NULL, T0);
+    bool repeat = false;
+    enum ewtp_store_state st;
+    assert_int_equal(ewtp_store_op_request(f->st, "t1", "r1", "cancel", NULL, T0, &repeat, &st), 0);
+    uint64_t k = 0;
+    assert_int_equal(claim_all(f->st, T0 + 1, "r1", &k), 1);
+    outcome(f->st, k, 1, EWTP_STORE_REJECTED, 0, 0);
+    /* The pending cancel is handed over once, for its caller to close. */
+    struct ewtp_store_op *ops = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_op_claim(f->st, T0 + 2, 10, 1000, "w", &ops, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ops[0].msg.state, EWTP_STORE_REJECTED);
+    assert_null(ops[0].reason);
+    assert_int_equal(
+        ewtp_store_op_finish(f->st, ops[0].oid, 1, EWTP_STORE_OP_FAILED, 0, NULL, T0 + 3), 0);
+    ewtp_store_ops_free(ops, n);
+    /* A new request on a rejected message is refused. */
+    assert_int_equal(ewtp_store_op_request(f->st, "t1", "r1", "cancel", NULL, T0, &repeat, &st),
+                     -EWTP_EINVAL);
+    assert_int_equal(st, EWTP_STORE_REJECTED);
+}
+
 /* ---- listing ------------------------------------------------------------------------------- */
 
 static void test_list_pagination(void **state)
@@ -1180,7 +1391,11 @@ static void test_schema_v2_upgrade(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE webhooks; DELETE FROM schema_version;"
+                                  "DROP TABLE webhooks; DROP TABLE ops;"
+                                  "ALTER TABLE messages DROP COLUMN wait_key;"
+                                  "ALTER TABLE messages DROP COLUMN wait_state;"
+                                  "ALTER TABLE messages DROP COLUMN wait_until;"
+                                  "DELETE FROM schema_version;"
                                   "INSERT INTO schema_version VALUES(2);",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -1201,7 +1416,7 @@ static void test_schema_v2_upgrade(void **state)
     assert_int_equal(
         sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 3);
+    assert_int_equal(sqlite3_column_int(s, 0), 4);
     sqlite3_finalize(s);
     sqlite3_close(db);
     assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
@@ -1222,6 +1437,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_cancel_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_on_ended_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_outbox, setup, teardown),
