@@ -15,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include <ewtp/xml.h>
 
 #include "ctl.h"
+#include "ctl_hostile.h"
 #include "loader.h"
 
 #define DEFAULT_VECTOR_NOW "2026-11-22T12:00:00Z"
@@ -30,7 +32,50 @@
 
 struct check_totals {
     unsigned passed, failed;
+    /* PATH.so form: the hostile corpus, once per operation, on the first case that
+     * translates; the time translate takes over the vectors. */
+    bool hostile;
+    bool hostile_done[2][EWTP_KIND_COUNT]; /* by enum ewtp_op and kind */
+    unsigned hostile_runs;
+    unsigned translated, documents;
+    int64_t translate_ns;
 };
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The hostile corpus through interpret (and interpret_batch) with the call of a case that
+ * translated, for each of its requests: once per operation and kind. */
+static void hostile_on_case(struct ewtp_runner *r, const struct ewtp_call *c,
+                            const struct ewtp_out *out, struct check_totals *t)
+{
+    unsigned op = c->op == EWTP_OP_CANCEL ? 1 : 0;
+    unsigned kind = (unsigned)c->msg->kind;
+    if (!t->hostile || kind >= EWTP_KIND_COUNT || t->hostile_done[op][kind])
+        return;
+    struct ewtp_errors *errs = ewtp_errors_new();
+    struct ewtp_instance *inst = ewtp_runner_instance(r, c->msg, errs);
+    ewtp_errors_free(errs);
+    if (inst == NULL)
+        return;
+    t->hostile_done[op][kind] = true;
+    t->hostile_runs++;
+    char label[64];
+    snprintf(label, sizeof(label), "%s %s", op ? "cancel" : "submit", ewtp_kind_name(c->msg->kind));
+    const struct ewtp_request *reqs = NULL;
+    size_t n_reqs = out ? ewtp_out_requests(out, &reqs) : 0;
+    struct ctl_tally tally = {0};
+    const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
+    ctl_hostile_interpret(p, ewtp_instance_state(inst), c, n_reqs, label, &tally);
+    if (op == 0)
+        ctl_hostile_interpret_batch(p, ewtp_instance_state(inst), c, &tally);
+    t->passed += tally.passed;
+    t->failed += tally.failed;
+}
 
 static int compare_names(const void *a, const void *b)
 {
@@ -450,8 +495,8 @@ static int check_inbound(struct ewtp_runner *r, const char *dir, char *why, size
     return rc;
 }
 
-static void run_case(const char *plugin_dir, const char *label, const char *dir,
-                     struct check_totals *t)
+static void run_case(const char *plugin_dir, const char *plugin_file, const char *label,
+                     const char *dir, struct check_totals *t)
 {
     char why[2048] = "";
     struct case_call cc;
@@ -461,6 +506,7 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
     snprintf(input, sizeof(input), "%s/input.json", dir);
     struct stat st;
     struct ctl_common common = {.runner = {.plugin_dir = plugin_dir,
+                                           .plugin_file = plugin_file,
                                            .config_path = stat(conf, &st) == 0 ? conf : NULL,
                                            .tenant = cc.tenant}};
     const char *now = cc.now ? cc.now : DEFAULT_VECTOR_NOW;
@@ -506,7 +552,13 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
             cc.rc.n_related = in.n_related;
             cc.rc.unsigned_ = true;
             ewtp_runner_call_init(r, in.msg, &cc.rc, a, &c);
+            int64_t t0 = monotonic_ns();
             int trc = ewtp_runner_translate(r, &c, &out, errs);
+            if (trc == 0) {
+                t->translate_ns += monotonic_ns() - t0;
+                t->translated++;
+                t->documents += (unsigned)ewtp_out_documents(out, NULL);
+            }
             if (trc == EWTP_RUNNER_NO_PLUGIN) {
                 snprintf(why, sizeof(why), "no plugin serves destination %s, kind %s",
                          in.msg->destination, ewtp_kind_name(in.msg->kind));
@@ -537,6 +589,8 @@ static void run_case(const char *plugin_dir, const char *label, const char *dir,
                 failed = check_answers(r, dir, &c, why, sizeof(why)) != 0;
             if (!failed && has_inbound)
                 failed = check_inbound(r, dir, why, sizeof(why)) != 0;
+            if (!failed)
+                hostile_on_case(r, &c, out, t);
         }
     }
     if (failed) {
@@ -577,20 +631,130 @@ static void check_plugins_load(const char *plugin_dir, struct check_totals *t)
     ewtp_errors_free(why);
 }
 
+/* The ABI of one plugin file, as the daemon's loader sees it: one line each. */
+static void check_abi(const struct ewtp_plugin_handle *h, struct check_totals *t)
+{
+    const struct ewtp_plugin *d = ewtp_plugin_descriptor(h);
+    printf("ok   load %s (%s %s, %s, sha256 %.16s)\n", ewtp_plugin_path(h), d->name,
+           d->version ? d->version : "?", d->authority ? d->authority : "no authority named",
+           ewtp_plugin_sha256(h));
+    printf("ok   abi %u.%u (host %d.%d: same major, minor not newer), descriptor %zu bytes "
+           "(host %zu, at least %zu)\n",
+           d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, EWTP_ABI_MINOR, d->size,
+           sizeof(struct ewtp_plugin), (size_t)EWTP_PLUGIN_MIN_SIZE);
+    t->passed += 2;
+    char kinds[256] = "";
+    for (int k = 0; k < EWTP_KIND_COUNT; k++)
+        if (d->kinds & EWTP_KIND_BIT(k))
+            snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s",
+                     kinds[0] ? "," : "", ewtp_kind_name((enum ewtp_kind)k));
+    bool ok = kinds[0] != '\0';
+    bool receives =
+        d->size >= offsetof(struct ewtp_plugin, receive) + sizeof(d->receive) && d->receive != NULL;
+    printf("%s destination %s, kinds %s%s%s\n", ok ? "ok  " : "FAIL", d->country,
+           ok ? kinds : "(none)", receives ? ", receive" : "",
+           d->batch.max_documents ? ", batching" : "");
+    ok ? t->passed++ : t->failed++;
+}
+
+/* ewtpctl plugin check PATH.so [--vectors DIR]: the plugin loads like in ewtpd, its vectors
+ * hold, the hostile corpus neither crashes it nor gets a decision out of it. */
+static int check_one_plugin(const char *path, const char *vectors)
+{
+    struct check_totals t = {.hostile = true};
+    struct ewtp_plugin_handle *h = NULL;
+    char *sentence = NULL;
+    if (ewtp_plugin_load(path, NULL, &h, &sentence) != 0) {
+        printf("FAIL load: %s\n", sentence ? sentence : path);
+        free(sentence);
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    check_abi(h, &t);
+    const struct ewtp_plugin *d = ewtp_plugin_descriptor(h);
+    char **cases = vectors ? list_dir(vectors, true) : NULL;
+    if (vectors && cases == NULL) {
+        printf("FAIL %s: cannot read the vectors folder: %s\n", vectors, strerror(errno));
+        t.failed++;
+    }
+    for (size_t k = 0; cases && cases[k]; k++) {
+        char dir[CASE_DIR_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", vectors, cases[k]);
+        run_case(NULL, path, dir, dir, &t);
+    }
+    free_list(cases);
+    if (t.hostile_runs == 0)
+        printf("skip hostile interpret: no vector case translated to take a call from%s\n",
+               vectors ? "" : " (give --vectors DIR)");
+    /* receive needs no message: an instance with empty settings. */
+    struct ctl_common common = {.runner = {.plugin_file = path}, .now_set = true};
+    ewtp_time_parse(DEFAULT_VECTOR_NOW, &common.runner.now_ms);
+    struct ewtp_runner *r = NULL;
+    if (ctl_open_runner(&common, &r) == 0) {
+        struct ewtp_errors *errs = ewtp_errors_new();
+        struct ewtp_instance *inst = ewtp_runner_instance_named(r, d->name, errs);
+        if (inst) {
+            struct ctl_tally tally = {0};
+            ctl_hostile_receive(ewtp_instance_plugin(inst), ewtp_instance_state(inst),
+                                ewtp_runner_host(r), ewtp_runner_now(r), &tally);
+            t.passed += tally.passed;
+            t.failed += tally.failed;
+        } else {
+            char *got = ewtp_errors_to_json(errs);
+            printf("FAIL create with empty settings: %s\n", got ? got : "");
+            free(got);
+            t.failed++;
+        }
+        ewtp_errors_free(errs);
+    } else {
+        t.failed++;
+    }
+    ewtp_runner_free(r);
+    if (t.translated) {
+        int64_t us = t.translate_ns / 1000;
+        printf("time translate: %u messages, %u documents in %lld us: %lld documents/s\n",
+               t.translated, t.documents, (long long)us,
+               us > 0 ? (long long)t.documents * 1000000 / us : 0LL);
+    }
+    ewtp_plugin_unref(h);
+    printf("%u passed, %u failed\n", t.passed, t.failed);
+    return t.failed ? 1 : 0;
+}
+
+static bool is_plugin_file(const char *arg)
+{
+    struct stat st;
+    return has_suffix(arg, ".so") || (stat(arg, &st) == 0 && S_ISREG(st.st_mode));
+}
+
 int ctl_plugin_check(int argc, char **argv)
 {
+    enum { OPT_VECTORS = CTL_OPT_CHAIN + 100 };
     static const struct option longopts[] = {
         {"plugin-dir", required_argument, NULL, CTL_OPT_PLUGIN_DIR},
+        {"vectors", required_argument, NULL, OPT_VECTORS},
         {NULL, 0, NULL, 0},
     };
-    const char *plugin_dir = NULL;
+    static const char usage[] = "plugin check PATH.so [--vectors DIR] | plugin check "
+                                "[--plugin-dir DIR] [VECTORS_DIR...]";
+    const char *plugin_dir = NULL, *vectors = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (opt != CTL_OPT_PLUGIN_DIR)
-            return ctl_usage_error("plugin check [--plugin-dir DIR] [VECTORS_DIR...]");
-        plugin_dir = optarg;
+        if (opt == CTL_OPT_PLUGIN_DIR)
+            plugin_dir = optarg;
+        else if (opt == OPT_VECTORS)
+            vectors = optarg;
+        else
+            return ctl_usage_error("%s", usage);
     }
+    if (optind < argc && is_plugin_file(argv[optind])) {
+        if (plugin_dir || optind + 1 < argc)
+            return ctl_usage_error("%s (one plugin file; its vectors with --vectors)", usage);
+        return check_one_plugin(argv[optind], vectors);
+    }
+    if (vectors)
+        return ctl_usage_error("--vectors goes with a plugin file: %s", usage);
     struct check_totals t = {0};
     char *dir = NULL;
     /* Resolved once, so that the load check and every case use the same directory. */
@@ -608,7 +772,7 @@ int ctl_plugin_check(int argc, char **argv)
             char path[CASE_DIR_MAX], label[CASE_DIR_MAX];
             snprintf(path, sizeof(path), "%s/%s", argv[i], cases[k]);
             snprintf(label, sizeof(label), "%s/%s", argv[i], cases[k]);
-            run_case(plugin_dir, label, path, &t);
+            run_case(plugin_dir, NULL, label, path, &t);
         }
         free_list(cases);
     }

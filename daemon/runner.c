@@ -134,6 +134,23 @@ static int load_keys(struct ewtp_runner *r, struct ewtp_errors *why)
     return 0;
 }
 
+/* A set holding the one plugin at path, as the daemon loads it (ewtpctl plugin check PATH.so). */
+static int load_one(const char *path, struct ewtp_plugin_set *set, struct ewtp_errors *why)
+{
+    set->n = 0;
+    set->items = calloc(1, sizeof(*set->items));
+    if (set->items == NULL)
+        return -EWTP_ENOMEM;
+    char *sentence = NULL;
+    int rc = ewtp_plugin_load(path, NULL, &set->items[0], &sentence);
+    if (rc == 0)
+        set->n = 1;
+    else
+        ewtp_errors_add(why, "", "plugin", "%s", sentence ? sentence : ewtp_strerror(rc));
+    free(sentence);
+    return rc;
+}
+
 int ewtp_runner_open(const struct ewtp_runner_opts *opts, struct ewtp_runner **out,
                      struct ewtp_errors *why)
 {
@@ -177,17 +194,22 @@ int ewtp_runner_open(const struct ewtp_runner_opts *opts, struct ewtp_runner **o
             return rc;
         }
     }
-    char *dir = NULL;
-    if (opts->plugin_dir)
-        dir = strdup(opts->plugin_dir);
-    else
-        ewtp_runner_default_plugin_dir(&dir);
-    if (dir == NULL) {
-        ewtp_runner_free(r);
-        return -EWTP_ENOMEM;
+    int rc = 0;
+    if (opts->plugin_file) {
+        rc = load_one(opts->plugin_file, &r->plugins, why);
+    } else {
+        char *dir = NULL;
+        if (opts->plugin_dir)
+            dir = strdup(opts->plugin_dir);
+        else
+            ewtp_runner_default_plugin_dir(&dir);
+        if (dir == NULL) {
+            ewtp_runner_free(r);
+            return -EWTP_ENOMEM;
+        }
+        rc = ewtp_plugin_set_load_dir(dir, NULL, &r->plugins, why);
+        free(dir);
     }
-    int rc = ewtp_plugin_set_load_dir(dir, NULL, &r->plugins, why);
-    free(dir);
     if (rc != 0) {
         ewtp_runner_free(r);
         return rc;

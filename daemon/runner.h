@@ -19,6 +19,7 @@ struct ewtp_runner;
 
 struct ewtp_runner_opts {
     const char *plugin_dir;  /* NULL: next to the executable (build tree) or the system dir */
+    const char *plugin_file; /* set: load only this .so (plugin_dir is then ignored) */
     const char *config_path; /* NULL: empty settings and test identities */
     const char *tenant;      /* NULL: "cli" */
     int64_t now_ms;          /* the clock every call sees */

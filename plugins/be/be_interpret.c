@@ -184,12 +184,12 @@ static int interpret_h7(const struct ewtp_call *c, const struct ewtp_response *r
             return 0;
         }
     } else if (resp->body_len > 0 && resp->status >= 200 && resp->status < 300) {
-        /* A synchronous acknowledgement we cannot read: the EONGW took the request, and the
-         * decision comes by call-back anyway. */
-        o->verdict = EWTP_V_SUBMITTED;
+        /* An acknowledgement we cannot read (a proxy's page, a truncated answer) proves
+         * nothing: send again; if the EONGW did take it, the resend answers 409 (duplicate). */
+        o->verdict = EWTP_V_RETRY;
         o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
-        o->message = "the EONGW acknowledged the declaration (unreadable body)";
-        o->authority_ref = lrn;
+        o->message = "the EONGW's acknowledgement is not the XML it promises";
+        o->retry_after_ms = ewtp_response_retry_after_ms(resp, c->now_ms);
         return 0;
     }
     memset(o, 0, sizeof(*o));
@@ -228,6 +228,17 @@ static int interpret_peppol(const struct ewtp_call *c, const struct ewtp_respons
 {
     const struct ewtp_json *body = ewtp_json_parse(c->arena, resp->body, resp->body_len, NULL);
     o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
+    if (resp->status >= 200 && resp->status < 300 && resp->body_len > 0 &&
+        (ewtp_json_type(body) != EWTP_JSON_OBJECT ||
+         (ewtp_json_get_string(body, "id") == NULL &&
+          ewtp_json_get_string(body, "status") == NULL))) {
+        /* A body that is not the access point's JSON ({"id","status"}: a proxy's page, a
+         * truncated answer) proves nothing: send again; an access point that did take it
+         * answers 409. */
+        o->verdict = EWTP_V_RETRY;
+        o->message = "the access point's answer is not the JSON object it promises";
+        return 0;
+    }
     if (resp->status >= 200 && resp->status < 300) {
         const char *st = ewtp_json_get_string(body, "status");
         o->verdict = st && strcmp(st, "delivered") == 0 ? EWTP_V_APPROVED : EWTP_V_SUBMITTED;

@@ -9,14 +9,25 @@
  *                              IE906 H7-CUR (no rate), IE416 FRCT (LRN contains refuse_lrn),
  *                              else IE428 (MRN) then IE429 released, or IE451 not released
  *                              when the LRN contains not_release_lrn.
- *   POST /api/v1/outbound   access point: runs peppol_validate (../shared/.../validate.sh)
- *                           -> 422 {"errors":[{code,message}]} (first fatal rule) or
- *                              202 {"id","status":"queued"}. (No MLS receipts yet.)
+ *   POST /api/v1/outbound   access point: acknowledges at once, validates after, as a real
+ *                           one does -> 422 {"errors":[{code,message}]} when the body is not
+ *                              well-formed XML, else 202 {"id":"AP-n","status":"queued"} and
+ *                              later, by call-back (and into spool_in), a Peppol Message Level
+ *                              Status receipt (UBL ApplicationResponse, DocumentReference/ID =
+ *                              AP-n): AP accepted, or RE with StatusReasonCode BV (fatal
+ *                              schematron assert) / SV (UBL XSD) and "<rule>: <message>" of the
+ *                              first problem in StatusReason.
+ *                           The official artefacts of peppol_validate decide. A worker thread
+ *                           takes every queued document at once through ap_validate_batch.sh
+ *                           (validate.sh's steps, one JVM per stage for the whole batch), so a
+ *                           burst costs about what one invoice does and never blocks the loop.
  * Settings (--set): token, callback_url, callback_token, spool_in, decision_delay_ms (200),
  * eur_rates ("USD=0.92,CNY=0.13"), refuse_lrn ("frct"), not_release_lrn ("notrel"),
  * peppol_validate (path of validate.sh; empty: well-formedness only), xsd. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +48,34 @@
 #ifndef BE_PEPPOL_VALIDATE_DEFAULT
 #define BE_PEPPOL_VALIDATE_DEFAULT ""
 #endif
+#ifndef BE_AP_BATCH
+#define BE_AP_BATCH "ap_validate_batch.sh"
+#endif
+
+/* One document the access point acknowledged and has yet to decide. The loop thread makes it;
+ * the worker fills status/first; the loop sends the receipt and frees it. */
+struct ap_job {
+    struct ap_job *next;
+    unsigned long n; /* AP-<n> */
+    char *doc;
+    size_t len;
+    int status;  /* validate.sh's exit: 0 valid, 1 fatal assert, 2 XSD, 3 not validated */
+    char *first; /* its first line: "KIND<TAB>rule<TAB>xpath<TAB>message", or NULL */
+};
+
+/* The access point's validation queue: todo (loop -> worker) and done (worker -> loop), both
+ * under mu; the loop drains done on a timer while anything is outstanding. */
+struct ap_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ap_job *todo, *done;
+    char *validate; /* the worker's copy of peppol_validate */
+    bool started, stop;
+    pid_t child; /* the running batch (its own process group), 0 when none */
+    pthread_t thread;
+    size_t outstanding; /* loop only: acknowledged, receipt not sent yet */
+    struct ewtp_sim_timer *drain;
+};
 
 struct be_decl {
     char *lrn, *mrn, *outcome, *code, *reason, *pointer;
@@ -54,6 +93,7 @@ struct be_sim {
     struct be_decl **decls;
     size_t n_decls, cap_decls;
     unsigned long invoices;
+    struct ap_queue ap;
 };
 
 static int set_str(char **f, const char *v, const char *def)
@@ -82,8 +122,15 @@ static int be_sim_set(void *state, const char *key, const char *value, struct ew
         return set_str(&st->refuse_lrn, value, "frct");
     if (strcmp(key, "not_release_lrn") == 0)
         return set_str(&st->not_release_lrn, value, "notrel");
-    if (strcmp(key, "peppol_validate") == 0)
-        return set_str(&st->peppol_validate, value, BE_PEPPOL_VALIDATE_DEFAULT);
+    if (strcmp(key, "peppol_validate") == 0) {
+        set_str(&st->peppol_validate, value, BE_PEPPOL_VALIDATE_DEFAULT);
+        char *copy = st->peppol_validate ? strdup(st->peppol_validate) : NULL;
+        pthread_mutex_lock(&st->ap.mu);
+        free(st->ap.validate);
+        st->ap.validate = copy;
+        pthread_mutex_unlock(&st->ap.mu);
+        return 0;
+    }
     if (strcmp(key, "decision_delay_ms") == 0) {
         int64_t v = 200;
         if (value && ewtp_sim_parse_int(value, 0, 86400000, &v) != 0) {
@@ -116,11 +163,37 @@ static void decl_free(struct be_decl *d)
     free(d);
 }
 
+static void ap_jobs_free(struct ap_job *j)
+{
+    while (j) {
+        struct ap_job *next = j->next;
+        free(j->doc);
+        free(j->first);
+        free(j);
+        j = next;
+    }
+}
+
 static void be_sim_destroy(void *state)
 {
     struct be_sim *st = state;
     if (st == NULL)
         return;
+    /* The worker stops after its batch; a running validator is ended, not waited for. */
+    pthread_mutex_lock(&st->ap.mu);
+    st->ap.stop = true;
+    if (st->ap.child > 0)
+        kill(-st->ap.child, SIGTERM);
+    pthread_cond_signal(&st->ap.cv);
+    pthread_mutex_unlock(&st->ap.mu);
+    if (st->ap.started)
+        pthread_join(st->ap.thread, NULL);
+    ewtp_sim_timer_cancel(st->sim, st->ap.drain);
+    ap_jobs_free(st->ap.todo);
+    ap_jobs_free(st->ap.done);
+    free(st->ap.validate);
+    pthread_mutex_destroy(&st->ap.mu);
+    pthread_cond_destroy(&st->ap.cv);
     for (size_t i = 0; i < st->n_decls; i++) {
         ewtp_sim_timer_cancel(st->sim, st->decls[i]->timer);
         decl_free(st->decls[i]);
@@ -142,6 +215,8 @@ static int be_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
         return -EWTP_ENOMEM;
     st->sim = sim;
     st->delay_ms = 200;
+    pthread_mutex_init(&st->ap.mu, NULL);
+    pthread_cond_init(&st->ap.cv, NULL);
     static const char *const defaults[] = {"eur_rates", "refuse_lrn", "not_release_lrn",
                                            "peppol_validate", "xsd"};
     int rc = 0;
@@ -407,58 +482,254 @@ static void lodge(struct be_sim *st, const struct ewtp_sim_request *req,
 
 /* ---- Access point stub --------------------------------------------------------------------- */
 
+/* How often the loop looks for decided documents while any is outstanding. */
+#define AP_DRAIN_MS 50
+
+/* Runs the batch validator over one batch (worker thread): each job gets validate.sh's exit
+ * status and first line for its document, or status 3 when it could not be validated. */
+static void ap_validate(struct ap_queue *q, const char *validate, struct ap_job *batch)
+{
+    for (struct ap_job *j = batch; j; j = j->next)
+        j->status = -1;
+    char dir[] = "/tmp/be-sim-ap-XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        goto unseen;
+    char path[64];
+    for (struct ap_job *j = batch; j; j = j->next) {
+        snprintf(path, sizeof(path), "%s/%lu.xml", dir, j->n);
+        FILE *f = fopen(path, "wb");
+        bool ok = f && fwrite(j->doc, 1, j->len, f) == j->len;
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok) {
+            j->status = 3;
+            j->first = strdup("IO\t-\t-\tthe access point could not store the document");
+        }
+    }
+    int fds[2];
+    if (pipe(fds) == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* Its own process group, so that destroy can end the JVMs with it. */
+            setpgid(0, 0);
+            dup2(fds[1], STDOUT_FILENO);
+            close(fds[0]);
+            close(fds[1]);
+            execl("/bin/sh", "sh", BE_AP_BATCH, validate, dir, (char *)NULL);
+            _exit(127);
+        }
+        close(fds[1]);
+        FILE *out = pid > 0 ? fdopen(fds[0], "r") : NULL;
+        if (pid > 0) {
+            setpgid(pid, pid);
+            pthread_mutex_lock(&q->mu);
+            q->child = pid;
+            if (q->stop)
+                kill(-pid, SIGTERM);
+            pthread_mutex_unlock(&q->mu);
+        }
+        /* "<n>.xml<TAB><status><TAB><first line>", the first line per document counts. */
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while (out && (len = getline(&line, &cap, out)) > 0) {
+            line[strcspn(line, "\n")] = '\0';
+            char *end = NULL;
+            unsigned long n = strtoul(line, &end, 10);
+            if (strncmp(end, ".xml\t", 5) != 0 || end[5] < '0' || end[5] > '3')
+                continue;
+            for (struct ap_job *j = batch; j; j = j->next) {
+                if (j->n != n || j->status >= 0)
+                    continue;
+                j->status = end[5] - '0';
+                if (end[6] == '\t' && end[7] != '\0')
+                    j->first = strdup(end + 7);
+            }
+        }
+        free(line);
+        if (out)
+            fclose(out);
+        else
+            close(fds[0]);
+        if (pid > 0) {
+            waitpid(pid, NULL, 0);
+            pthread_mutex_lock(&q->mu);
+            q->child = 0;
+            pthread_mutex_unlock(&q->mu);
+        }
+    }
+    for (struct ap_job *j = batch; j; j = j->next) {
+        snprintf(path, sizeof(path), "%s/%lu.xml", dir, j->n);
+        unlink(path);
+    }
+    rmdir(dir);
+unseen:
+    for (struct ap_job *j = batch; j; j = j->next) {
+        if (j->status < 0) {
+            j->status = 3;
+            j->first = strdup("SETUP\t-\t-\tthe access point could not run the Peppol validator "
+                              "(see the simulator's log)");
+        }
+    }
+}
+
+static void *ap_worker(void *arg)
+{
+    struct ap_queue *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->stop && q->todo == NULL)
+            pthread_cond_wait(&q->cv, &q->mu);
+        if (q->stop)
+            break;
+        /* Everything queued so far is one batch. */
+        struct ap_job *batch = q->todo;
+        q->todo = NULL;
+        bool check = q->validate != NULL;
+        char *validate = check ? strdup(q->validate) : NULL;
+        pthread_mutex_unlock(&q->mu);
+        if (check && validate)
+            ap_validate(q, validate, batch);
+        for (struct ap_job *j = batch; j; j = j->next) {
+            if (!check) /* well-formedness only, checked when it came in */
+                j->status = 0;
+            else if (validate == NULL)
+                j->status = 3;
+        }
+        free(validate);
+        pthread_mutex_lock(&q->mu);
+        struct ap_job **tail = &q->done;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = batch;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* The Message Level Status receipt (Peppol MLS, UBL ApplicationResponse) of one document. */
+static const char *mls(struct ewtp_arena *a, int64_t now, const struct ap_job *j,
+                       const char *reason)
+{
+    struct ewtp_xml_writer *w = ewtp_xml_writer_new(EWTP_XML_INDENT);
+    char t[40];
+    ewtp_time_format(now, 0, t, sizeof(t));
+    ewtp_xml_start(w, NULL, "ApplicationResponse");
+    ewtp_xml_ns(w, NULL, BE_UBL_AR_NS);
+    ewtp_xml_ns(w, "cac", BE_UBL_CAC_NS);
+    ewtp_xml_ns(w, "cbc", BE_UBL_CBC_NS);
+    ewtp_xml_elem(w, "cbc", "CustomizationID", "urn:peppol:edec:mls:1.0");
+    ewtp_xml_elem(w, "cbc", "ProfileID", "urn:peppol:edec:mls");
+    ewtp_xml_elem(w, "cbc", "ID", ewtp_arena_printf(a, "MLS-AP-%lu", j->n));
+    ewtp_xml_elem(w, "cbc", "IssueDate", ewtp_arena_strndup(a, t, 10));
+    ewtp_xml_elem(w, "cbc", "IssueTime", ewtp_arena_printf(a, "%.8sZ", t + 11));
+    ewtp_xml_start(w, "cac", "DocumentResponse");
+    ewtp_xml_start(w, "cac", "Response");
+    ewtp_xml_elem(w, "cbc", "ResponseCode", j->status == 0 ? "AP" : "RE");
+    if (j->status != 0) {
+        ewtp_xml_start(w, "cac", "Status");
+        ewtp_xml_elem(w, "cbc", "StatusReasonCode", j->status == 1 ? "BV" : "SV");
+        ewtp_xml_elem(w, "cbc", "StatusReason", reason);
+        ewtp_xml_end(w);
+    }
+    ewtp_xml_end(w);
+    ewtp_xml_start(w, "cac", "DocumentReference");
+    ewtp_xml_elem(w, "cbc", "ID", ewtp_arena_printf(a, "AP-%lu", j->n));
+    ewtp_xml_end(w);
+    ewtp_xml_end(w);
+    const char *out = NULL;
+    size_t len = 0;
+    int rc = ewtp_xml_writer_finish(w, a, &out, &len);
+    ewtp_xml_writer_free(w);
+    return rc == 0 ? out : NULL;
+}
+
+/* Sends the receipts of the documents the worker has decided (loop thread). */
+static void ap_drain(struct ewtp_sim *sim, void *arg)
+{
+    struct be_sim *st = arg;
+    st->ap.drain = NULL;
+    pthread_mutex_lock(&st->ap.mu);
+    struct ap_job *done = st->ap.done;
+    st->ap.done = NULL;
+    pthread_mutex_unlock(&st->ap.mu);
+    struct ewtp_arena *a = ewtp_arena_new();
+    for (struct ap_job *j = done; j; j = j->next) {
+        st->ap.outstanding--;
+        if (a == NULL)
+            continue;
+        /* "KIND<TAB>rule<TAB>xpath<TAB>message" -> "rule: message" */
+        const char *reason = "the document is not a valid Peppol BIS 3.0 document";
+        char *rule = j->first ? strchr(j->first, '\t') : NULL;
+        char *xp = rule ? strchr(rule + 1, '\t') : NULL;
+        char *msg = xp ? strchr(xp + 1, '\t') : NULL;
+        if (msg) {
+            *xp = '\0';
+            reason = strcmp(rule + 1, "-") == 0
+                         ? ewtp_arena_strndup(a, msg + 1, 1000)
+                         : ewtp_arena_printf(a, "%s: %.1000s", rule + 1, msg + 1);
+        }
+        if (j->status == 3)
+            ewtp_sim_log(sim, EWTP_LOG_ERR, "AP-%lu not validated: %s", j->n, reason);
+        const char *body = mls(a, ewtp_sim_now_ms(sim), j, reason);
+        if (body == NULL) /* a reason that is not UTF-8 */
+            body = mls(a, ewtp_sim_now_ms(sim), j, "the document is not a valid Peppol document");
+        if (st->callback_url == NULL && st->spool_in == NULL)
+            ewtp_sim_log(sim, EWTP_LOG_WARNING,
+                         "AP-%lu decided (%s) but neither callback_url nor spool_in is set", j->n,
+                         j->status == 0 ? "AP" : "RE");
+        announce(st, ewtp_arena_printf(a, "AP-%lu-mls.xml", j->n), body, "application/xml");
+    }
+    ewtp_arena_free(a);
+    ap_jobs_free(done);
+    if (st->ap.outstanding > 0)
+        st->ap.drain = ewtp_sim_timer_add(sim, AP_DRAIN_MS, ap_drain, st);
+}
+
 static void ap_send(struct be_sim *st, const struct ewtp_sim_request *req,
                     struct ewtp_sim_response *resp)
 {
-    char path[] = "/tmp/be-sim-ap-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0 || write(fd, req->body, req->body_len) != (ssize_t)req->body_len) {
-        if (fd >= 0)
-            close(fd), unlink(path);
-        ewtp_sim_reply_error(req, resp, 500, "AP-500", "cannot store the document", NULL);
-        return;
-    }
-    close(fd);
-    int status = 0;
-    char first[512] = "";
-    if (st->peppol_validate) {
-        /* The official artefacts decide (a test stub: this blocks the loop for a few s). */
-        char *cmd = ewtp_arena_printf(req->arena, "QUIET_WARNINGS=1 sh '%s' '%s' 2>/dev/null",
-                                      st->peppol_validate, path);
-        FILE *p = popen(cmd, "r");
-        if (p) {
-            if (fgets(first, sizeof(first), p) == NULL)
-                first[0] = '\0';
-            char sink[512];
-            while (fgets(sink, sizeof(sink), p))
-                ;
-            int w = pclose(p);
-            status = WIFEXITED(w) ? WEXITSTATUS(w) : 3;
-        }
-    } else {
-        struct ewtp_xml_doc *doc = NULL;
-        status = ewtp_xml_parse(req->body, req->body_len, NULL, &doc) == 0 ? 0 : 2;
-        ewtp_xml_free(doc);
-    }
-    unlink(path);
-    if (status != 0) {
-        /* "FATAL<TAB>rule<TAB>xpath<TAB>message" */
-        char *rule = strchr(first, '\t');
-        char *xp = rule ? strchr(rule + 1, '\t') : NULL;
-        char *msg = xp ? strchr(xp + 1, '\t') : NULL;
-        if (xp)
-            *xp = '\0';
-        if (msg)
-            msg[strcspn(msg, "\n")] = '\0';
-        ewtp_sim_reply_error(req, resp, 422, rule ? rule + 1 : "AP-INVALID",
-                             msg ? msg + 1 : "the document is not a valid Peppol BIS 3.0 document",
+    /* The door checks only that it is XML; the Peppol rules are decided after the answer. */
+    struct ewtp_xml_doc *doc = NULL;
+    struct ewtp_errors *errs = ewtp_errors_new();
+    int rc = ewtp_xml_parse(req->body, req->body_len, errs, &doc);
+    ewtp_xml_free(doc);
+    if (rc != 0) {
+        const struct ewtp_error *e = ewtp_errors_at(errs, 0);
+        ewtp_sim_reply_error(req, resp, 422, "AP-INVALID",
+                             ewtp_arena_printf(req->arena,
+                                               "the document is not well-formed XML: %.500s",
+                                               e && e->message ? e->message : "unreadable"),
                              NULL);
+        ewtp_errors_free(errs);
         return;
     }
-    st->invoices++;
-    const char *id = ewtp_arena_printf(req->arena, "AP-%lu", st->invoices);
-    ewtp_sim_reply_json(resp, 202,
-                        ewtp_arena_printf(req->arena, "{\"id\":\"%s\",\"status\":\"queued\"}", id));
+    ewtp_errors_free(errs);
+    struct ap_job *j = calloc(1, sizeof(*j));
+    if (j)
+        j->doc = malloc(req->body_len ? req->body_len : 1);
+    if (j == NULL || j->doc == NULL ||
+        (!st->ap.started && pthread_create(&st->ap.thread, NULL, ap_worker, &st->ap) != 0)) {
+        ap_jobs_free(j);
+        ewtp_sim_reply_error(req, resp, 500, "AP-500", "cannot queue the document", NULL);
+        return;
+    }
+    st->ap.started = true;
+    memcpy(j->doc, req->body, req->body_len);
+    j->len = req->body_len;
+    unsigned long n = j->n = ++st->invoices;
+    pthread_mutex_lock(&st->ap.mu);
+    struct ap_job **tail = &st->ap.todo;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    pthread_cond_signal(&st->ap.cv);
+    pthread_mutex_unlock(&st->ap.mu);
+    st->ap.outstanding++;
+    if (st->ap.drain == NULL)
+        st->ap.drain = ewtp_sim_timer_add(st->sim, AP_DRAIN_MS, ap_drain, st);
+    ewtp_sim_reply_json(
+        resp, 202, ewtp_arena_printf(req->arena, "{\"id\":\"AP-%lu\",\"status\":\"queued\"}", n));
 }
 
 static int be_sim_handle(void *state, const struct ewtp_sim_request *req,

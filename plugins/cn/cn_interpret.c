@@ -415,10 +415,10 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     (void)state;
     memset(o, 0, sizeof(*o));
     const char *key = cn_correlation_key(c);
-    if (resp->status == 0 && resp->transport_error) {
+    if (resp->status == 0) {
         o->verdict = EWTP_V_RETRY;
         o->code = "spool";
-        o->message = resp->transport_error;
+        o->message = resp->transport_error ? resp->transport_error : "no answer";
         return 0;
     }
     if (resp->body_len > 0) {
@@ -439,11 +439,25 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
             o->message = "the exchange refused the message and its answer is no DXP/CEB receipt";
             return 0;
         }
+        if (resp->status < 300) {
+            /* The spool and AMQP transports confirm with an empty answer; a body that is no
+             * receipt (a proxy's page, a truncated file) proves nothing: send again. */
+            o->verdict = EWTP_V_RETRY;
+            o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
+            o->message = "the exchange's answer is neither empty nor a DXP/CEB receipt";
+            return 0;
+        }
     }
     if (resp->status >= 500 || resp->status == 429) {
         o->verdict = EWTP_V_RETRY;
         o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
         o->message = "the exchange is unavailable";
+        return 0;
+    }
+    if (resp->status >= 300) {
+        o->verdict = resp->status >= 400 ? EWTP_V_REJECTED : EWTP_V_RETRY;
+        o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
+        o->message = "the exchange refused the message without a receipt";
         return 0;
     }
     /* The file is in the customs client's out-folder: receipts follow through receive. */

@@ -444,6 +444,19 @@ int my_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
         return 0;
     memset(o, 0, sizeof(*o));
     if (c->op == EWTP_OP_CANCEL) {
+        /* The answer is {"uuid","status":"Cancelled"}; any other 2xx body (a proxy's page, a
+         * truncated answer) proves nothing: ask again (a repeated cancel is refused with
+         * IncorrectState once it is done, which the poll then settles). */
+        const char *answered = ewtp_json_get_string(
+            ewtp_json_parse(c->arena, resp->body, resp->body_len, NULL), "status");
+        if (resp->status >= 200 && resp->status < 300 &&
+            (answered == NULL || strcmp(answered, "Cancelled") != 0)) {
+            o->verdict = EWTP_V_RETRY;
+            o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
+            o->message = "MyInvois' cancel answer is not the {\"uuid\",\"status\":\"Cancelled\"} "
+                         "its API promises";
+            return 0;
+        }
         if (resp->status >= 200 && resp->status < 300) {
             o->verdict = EWTP_V_CANCELLED;
             o->code = "cancelled";

@@ -17,14 +17,16 @@ Checked:
   - through the simulator: not released -> `rejected` IE451/CTRL (the reason code kept); FRCT -> IE416/FRCT; over EUR 150
     -> IE906/H7-150 at /declaration/lines/0/amount; wine -> IE906/H7-EXCISE at .../hs_code;
   - /v1/inbound/<instance>: 401 without or with a wrong token, 400 junk, 404 unknown LRN;
-  - Peppol through the access point stub's HTTP API (two Java runs of the official
-    validate.sh): a valid invoice is taken (submitted, AP reference), an invoice that only the
-    official schematron catches is rejected with its BR code; an MLS receipt (AP) posted to
-    /v1/inbound then makes the valid one `approved`.
+  - Peppol through the access point stub's HTTP API (the official artefacts of validate.sh):
+    it answers 202 at once with its id and sends its MLS receipt by call-back after validating;
+    a valid invoice ends `approved` (AP reference, receipt AP), an invoice that only the
+    official schematron catches `rejected` RE/BV with its BR code in the message;
+  - a burst of 20 invoices posted at once (one invalid): all final, none dead, none retried.
 Ends with "N passed, M failed"; exit 1 on any failure."""
 import os
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (EWTPD, SIM, SRC, Api, check, check_config, checks,  # noqa: E402
@@ -260,23 +262,44 @@ def main():
         broken["invoice"]["payment_means"] = {"code": "99"}
         code, _ = api["dev"].submit(broken)
         check(code == 202, "invoice %s: 202 (%s)" % (broken["id"], code))
-        st = api["dev"].wait_state(inv["id"], ["submitted", "approved", "rejected", "dead"], 90)
-        check((st or {}).get("state") == "submitted"
-              and str((st or {}).get("authority_ref", "")).startswith("AP-"),
-              "invoice %s: the access point took it, 0 fatal (%s, %s)"
-              % (inv["id"], (st or {}).get("state"), (st or {}).get("authority_ref")))
-        st = api["dev"].wait_state(broken["id"], ["submitted", "approved", "rejected", "dead"], 90)
-        check((st or {}).get("state") == "rejected" and receipt_codes(st)[-1:] == ["BR-CL-16"],
-              "invoice %s: rejected by the access point with BR-CL-16 (%s, %s)"
-              % (broken["id"], (st or {}).get("state"), receipt_codes(st)))
-        with open(os.path.join(SRC, "plugins/be/tests/answers/mls-accepted.xml")) as f:
-            mls = f.read().replace("<cbc:ID>be-inv-0001</cbc:ID>", "<cbc:ID>%s</cbc:ID>" % inv["id"])
-        code, body = inbound.call("POST", "/v1/inbound/be-e2e", mls.encode(),
-                                  ctype="application/xml", token="inbound-be-e2e")
-        check(code == 200, "MLS receipt AP for %s: 200 (%s %s)" % (inv["id"], code, body))
-        st = api["dev"].wait_state(inv["id"], ["approved"], 10)
-        check((st or {}).get("state") == "approved",
-              "invoice %s: approved after the MLS receipt (%s)" % (inv["id"], (st or {}).get("state")))
+        # The access point answers 202 at once and decides after: its MLS receipt comes back by
+        # call-back, naming the id it answered with (the message's authority_ref).
+        st = api["dev"].wait_state(inv["id"], ["approved", "rejected", "dead"], 90)
+        check((st or {}).get("state") == "approved"
+              and str((st or {}).get("authority_ref", "")).startswith("AP-")
+              and receipt_codes(st)[-1:] == ["AP"],
+              "invoice %s: taken by the access point (AP- reference), approved by its MLS "
+              "receipt (%s, %s, %s)" % (inv["id"], (st or {}).get("state"),
+                                         (st or {}).get("authority_ref"), receipt_codes(st)))
+        st = api["dev"].wait_state(broken["id"], ["approved", "rejected", "dead"], 90)
+        last = ((st or {}).get("receipts") or [{}])[-1]
+        check((st or {}).get("state") == "rejected" and receipt_codes(st)[-1:] == ["RE/BV"]
+              and "BR-CL-16" in (last.get("message") or ""),
+              "invoice %s: rejected by the access point's MLS receipt, BR-CL-16 (%s, %s, %s)"
+              % (broken["id"], (st or {}).get("state"), receipt_codes(st), last.get("message")))
+
+        # ---- a burst: 20 invoices posted at once, one of them invalid -------------------------
+        # Issue 11 point 3: the stub used to validate inside the request (a JVM per invoice), so
+        # a burst timed out, was retried and went dead. Every one must reach a final state.
+        burst = []
+        for i in range(20):
+            m = load_json(os.path.join(VEC, "invoice-http-access-point", "input.json"))
+            m["id"] = "be-inv-burst-%02d" % i
+            m["invoice"]["number"] = "BE-BURST-%02d" % i
+            if i == 13:
+                m["invoice"]["payment_means"] = {"code": "99"}
+            burst.append(m)
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            codes = list(pool.map(lambda m: api["dev"].submit(m)[0], burst))
+        check(codes == [202] * 20, "burst: 20 invoices posted at once, 202 each (%s)" % codes)
+        final = api["dev"].wait_states([m["id"] for m in burst], ["approved", "rejected", "dead"],
+                                       180)
+        states = {mid: (doc or {}).get("state") for mid, doc in final.items()}
+        want = {m["id"]: "rejected" if m["id"] == "be-inv-burst-13" else "approved" for m in burst}
+        check(states == want, "burst: 19 approved, the invalid one rejected, none dead (%s)"
+              % {k: v for k, v in states.items() if v != want.get(k)})
+        attempts = sorted({(doc or {}).get("attempts") for doc in final.values()})
+        check(attempts == [1], "burst: each invoice sent once, no retries (attempts %s)" % attempts)
 
         # ---- the simulators delivered every call-back -----------------------------------------
         for name, s in sims.items():

@@ -6,7 +6,8 @@ check digit) -> IE429, in that order, with the call-back token; the not-released
 (IE428 -> IE451), IE416 FRCT, IE906 H7-150 / H7-EXCISE / H7-CUR with the element in error;
 400 IE906 H7-XSD on schema errors and on junk; 409 on a duplicate LRN; 401 without or with a
 wrong token (and such a request does not count as lodged); 404/405; the access point stub
-(well-formedness only here: the Java run is covered by the conformance and e2e tests);
+(well-formedness only here, 202 at once then an MLS receipt by call-back: the Java run is
+covered by the conformance and e2e tests);
 every notification the simulator sends validates against schema/be-h7.xsd (xmllint), so a
 test of the plugin against the simulator tests against the schema, not against itself.
 Ends with "N passed, M failed"; exit 1 on any failure."""
@@ -219,8 +220,17 @@ def main():
         j = json.loads(body) if st == 202 else {}
         check(st == 202 and j.get("status") == "queued" and j.get("id", "").startswith("AP-"),
               "access point takes a well-formed invoice: 202 queued (%s %s)" % (st, body))
+        ap_id = j.get("id")
         st, body = http("POST", base + "/api/v1/outbound", inv[: len(inv) // 2])
         check(st == 422 and "errors" in body, "access point refuses a truncated invoice: 422 (%s)" % st)
+        # ... and decides after the answer: an MLS receipt (AP) naming its id, by call-back.
+        def mls_for(ref):
+            return [b.decode() for _, _, b in cb.posts()
+                    if b"ApplicationResponse" in b and b"<cbc:ID>%s</cbc:ID>" % ref.encode() in b]
+        wait_until(lambda: mls_for(ap_id or "?"), 10, 0.02)
+        got = mls_for(ap_id or "?")
+        check(len(got) == 1 and "<cbc:ResponseCode>AP</cbc:ResponseCode>" in got[0],
+              "access point: MLS receipt AP for %s by call-back (%s)" % (ap_id, got))
 
         # 10. the simulator's own record: duplicates counted, call-backs all delivered.
         st, body = http("GET", base + "/_sim/received", token=None)
