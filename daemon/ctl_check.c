@@ -211,7 +211,24 @@ static int load_call(const char *dir, struct case_call *cc, char *why, size_t wh
     return 0;
 }
 
-/* The expected errors must all be among the reported ones. */
+/* True when the errors.json array lists (pointer, code). */
+static bool errors_json_lists(json_t *list, const char *pointer, const char *code)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *p = json_string_value(json_object_get(e, "pointer"));
+        const char *c = json_string_value(json_object_get(e, "code"));
+        if (p && c && strcmp(p, pointer) == 0 && strcmp(c, code) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* errors.json is the exact set of (pointer, code) errors the case gets: each one listed is
+ * reported, and no error is reported that it does not list (a plugin adding spurious errors
+ * fails). Warnings are not errors: they may be reported freely. */
 static int check_errors(const char *dir, const struct ewtp_errors *errs, int verdict, char *why,
                         size_t why_size)
 {
@@ -243,6 +260,15 @@ static int check_errors(const char *dir, const struct ewtp_errors *errs, int ver
             free(got);
             rc = -1;
         }
+    }
+    for (size_t k = 0; rc == 0 && k < ewtp_errors_count(errs); k++) {
+        const struct ewtp_error *got = ewtp_errors_at(errs, k);
+        if (got->severity != EWTP_SEV_ERROR || errors_json_lists(list, got->pointer, got->code))
+            continue;
+        snprintf(why, why_size,
+                 "unexpected error %s %s reported (%s): errors.json does not list it", got->pointer,
+                 got->code, got->message ? got->message : "");
+        rc = -1;
     }
     json_decref(root);
     return rc;

@@ -6,12 +6,8 @@ src=${EWTP_SOURCE_DIR:?}
 build=${EWTP_BUILD_DIR:?}
 ewtpd="$build/bin/ewtpd"
 if [ ! -x "$ewtpd" ]; then
-  if [ -f "$src/daemon/http.c" ] && [ -f "$src/daemon/dispatcher.c" ]; then
-    echo "FAIL: $ewtpd was not built although daemon/http.c and dispatcher.c exist" >&2
-    exit 1
-  fi
-  echo "SKIP: ewtpd is not built yet (daemon/http.c or dispatcher.c missing)"
-  exit 0
+  echo "FAIL: $ewtpd is not built" >&2
+  exit 1
 fi
 
 tmp=$(mktemp -d /tmp/ewtpd-check.XXXXXX)

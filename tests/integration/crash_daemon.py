@@ -248,7 +248,7 @@ def scenario_daemon():
             load.up.clear()
             kill9(env.daemon)
             print("daemon: ewtpd killed (SIGKILL) after %d accepted" % load.accepted, flush=True)
-            time.sleep(0.3)
+            # kill9 reaped it: its listener is closed, the restart can bind the port at once.
             ok = env.start_daemon()
             check(ok, "daemon: ewtpd restarts on the same configuration and database")
             load.up.set()
@@ -299,7 +299,15 @@ def scenario_sim():
             kill9(env.sim)
             print("sim: simulator killed (SIGKILL) after %d accepted, %d recorded"
                   % (load.accepted, len(before)), flush=True)
-            time.sleep(1.0)  # deliveries fail meanwhile and go to retrying
+            # Deliveries fail meanwhile and go to retrying: wait until ewtpd shows one.
+            def retrying():
+                try:
+                    st, page = http_json("GET", "http://127.0.0.1:%d/v1/messages?state=retrying"
+                                         "&limit=1" % env.api, token=TOKEN)
+                except CONNECTION_ERRORS:
+                    return False
+                return st == 200 and bool((page or {}).get("items"))
+            check(wait_until(retrying, 60), "sim: with the simulator down, deliveries go to retrying")
             check(env.start_sim(), "sim: the simulator restarts on the same port")
 
         load = Load(env, "ks")

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (Api, check, checks, ewtpctl, free_port, make_tmp,  # noqa: E402
@@ -177,8 +176,12 @@ def main():
         check(len(files) == 1 and b"<zz:SenderReference>sp-1<" in data,
               "spool_out holds the document (%s)" % files)
 
-        # 10. webhooks, signed
-        time.sleep(0.5)
+        # 10. webhooks, signed: wait until acc-1's cancelled (its last event) has arrived.
+        def acc1_states():
+            with auth.lock:
+                got = list(auth.hooks)
+            return {json.loads(b).get("state") for _, b in got if json.loads(b).get("id") == "acc-1"}
+        wait_until(lambda: {"submitted", "approved", "cancelled"} <= acc1_states(), 20)
         with auth.lock:
             hooks = list(auth.hooks)
         good = 0

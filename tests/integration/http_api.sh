@@ -4,7 +4,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${EWTP_BUILD_DIR:?}"
 if [ ! -x "$EWTP_BUILD_DIR/bin/ewtpd" ]; then
-    echo "ewtpd not built: skipped"
-    exit 0
+    echo "FAIL: $EWTP_BUILD_DIR/bin/ewtpd is not built" >&2
+    exit 1
 fi
 exec /usr/bin/python3 "$here/http_api.py"
