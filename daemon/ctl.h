@@ -47,6 +47,8 @@ void ctl_print_errors(const struct ewtp_errors *errs);
 int ctl_validate(int argc, char **argv, const char *config);
 int ctl_translate(int argc, char **argv, const char *config);
 int ctl_plugin_check(int argc, char **argv);
+/* plugin new CC [--dir DIR] [--template DIR] (ctl_new.c). */
+int ctl_plugin_new(int argc, char **argv);
 /* status, reload, messages, replay, retry-now, plugins over the admin socket. */
 int ctl_admin(int argc, char **argv, const char *config);
 

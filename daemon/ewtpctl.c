@@ -6,6 +6,8 @@
  *                     [--op cancel --authority-ref REF --reason TEXT] [--chain N:PREVREF]
  *                     --out DIR FILE|-
  *   ewtpctl plugin check [--plugin-dir DIR] [VECTORS_DIR...]
+ *   ewtpctl plugin check PATH.so [--vectors DIR]
+ *   ewtpctl plugin new CC [--dir DIR] [--template DIR]
  *
  * Exit codes (DESIGN.md "Fixed interfaces"): 0 valid / done, 1 invalid input (errors as
  * {"errors":[...]} on stdout), 2 usage or I/O error (a sentence on stderr).
@@ -30,6 +32,8 @@ static void usage(FILE *to)
           "            [--op cancel --authority-ref REF --reason TEXT] [--chain N:PREVREF]\n"
           "            --out DIR FILE|-\n"
           "  plugin check [--plugin-dir DIR] [VECTORS_DIR...]\n"
+          "  plugin check PATH.so [--vectors DIR]   (ABI, vectors, hostile answers, timing)\n"
+          "  plugin new CC [--dir DIR] [--template DIR]   (a plugin folder from the template)\n"
           "admin commands (a running ewtpd, found from -c FILE, default /etc/ewtpd/ewtpd.conf):\n"
           "  status | plugins | reload [--wait] | messages --state S [--limit N] [--after C]\n"
           "  replay ID [--tenant T] | retry-now ID [--tenant T]      (each takes --json)\n"
@@ -120,6 +124,8 @@ int main(int argc, char **argv)
         return ctl_translate(sub_argc, sub_argv, config);
     if (strcmp(cmd, "plugin") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "check") == 0)
         return ctl_plugin_check(sub_argc - 1, sub_argv + 1);
+    if (strcmp(cmd, "plugin") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "new") == 0)
+        return ctl_plugin_new(sub_argc - 1, sub_argv + 1);
     static const char *const admin_cmds[] = {"status",    "reload",  "messages", "replay",
                                              "retry-now", "plugins", NULL};
     for (size_t i = 0; admin_cmds[i]; i++)

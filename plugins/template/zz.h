@@ -1,5 +1,7 @@
 /* zz.h — the template plugin's private contract (destination ZZ, the "ZZ test authority").
  *
+ * TODO(country): your authority's protocol here and in zz_translate.c / zz_interpret.c:
+ * endpoints, methods, authentication, the document it takes and the answers it gives.
  * The ZZ authority is a small REST service, like most tax and customs APIs:
  *   POST {endpoint}/v1/submissions   body: the ZZ XML document, Bearer token, X-Request-Id
  *   GET  {endpoint}/v1/submissions/{reference}        status of a submission (poll)

@@ -10,7 +10,9 @@
 
 #include "zz.h"
 
-/* Maps the authority's "status" word; false when unknown. */
+/* TODO(country): the authority's status words, its error codes and texts, and which of them
+ * are final (rejected) or transient (retry); anything unreadable stays a retry.
+ * Maps the authority's "status" word; false when unknown. */
 static bool map_status(const char *status, enum ewtp_verdict *v)
 {
     if (status == NULL)

@@ -12,7 +12,9 @@
 #define ZZ_PLUGIN_VERSION "1.0.0"
 #endif
 
-/* Settings (all optional: empty settings give a clearly marked test identity):
+/* TODO(country): the settings your authority needs (your ids there, credentials, endpoints
+ * are the instance's); keep empty settings working with a clearly marked test identity.
+ * Settings (all optional: empty settings give a clearly marked test identity):
  *   sender_id   our id at the authority        default "ZZ-TEST-SENDER"
  *   token_file  file holding the bearer token  default none (the simulator needs none)
  *   sign_key    host key name to sign with     default "zz-test" (a test identity)
@@ -88,7 +90,9 @@ static void zz_classify(const void *state, const struct ewtp_call *c, struct ewt
         r->relation_keys[r->n_relation_keys++] = ewtp_arena_printf(c->arena, "order:%s", order);
 }
 
-/* ext.zz: {"priority": "normal" | "high"} */
+/* TODO(country): the authority's fields the common model lacks (ext.schema.json), and its
+ * own rules below in zz_validate (code lists, formats, limits), each with its pointer.
+ * ext.zz: {"priority": "normal" | "high"} */
 static void validate_ext(const struct ewtp_message *m, struct ewtp_errors *errs)
 {
     const struct ewtp_json *ext = ewtp_message_ext(m, "zz");
@@ -135,6 +139,7 @@ void zz_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
         ewtp_errors_add(errs, "", "required", "a cancellation needs a reason");
 }
 
+/* TODO(country): the authority's name (.authority), the kinds and operations it takes. */
 EWTP_PLUGIN_DESCRIPTOR(.name = "zz", .country = "ZZ", .authority = "ZZ test authority (template)",
                        .version = ZZ_PLUGIN_VERSION,
                        .kinds = EWTP_KIND_BIT(EWTP_KIND_ORDER) | EWTP_KIND_BIT(EWTP_KIND_PAYMENT) |

@@ -1,5 +1,7 @@
 /* The ZZ test authority's simulator (ewtp-sim --country zz): the protocol of README.md served
  * for real, so the template plugin and the daemon can be tested against it.
+ * TODO(country): your authority's endpoints, its official schema (zz.xsd's place), its real
+ * answer and error codes, late receipts, and the faults it is known for.
  *
  *   POST /v1/submissions               Bearer token, Content-Type application/xml, X-Request-Id;
  *                                      the document is validated against zz.xsd

@@ -1,4 +1,6 @@
-/* The template plugin's documents and wire requests: translate and poll. */
+/* The template plugin's documents and wire requests: translate and poll.
+ * TODO(country): the authority's document (its schema, element names and code lists) and its
+ * request paths and headers, in place of the ZZ XML and /v1/submissions. */
 /* strdup, and nothing else beyond C11: plugins build with plain -std=c11 out of tree. */
 #define _POSIX_C_SOURCE 200809L
 
