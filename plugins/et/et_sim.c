@@ -341,6 +341,18 @@ static bool raw_request(const char *body, size_t len, const char **start, size_t
     return false;
 }
 
+/* RSA-SHA512 needs ABI 1.3's EWTP_SIGN_RSA_SHA512 (recognised by EWTP_TOKEN_INIT). */
+static int sig_verify(const unsigned char *der, size_t der_len, const void *data, size_t len,
+                      const unsigned char *sig, size_t sig_len)
+{
+#ifdef EWTP_TOKEN_INIT
+    return ewtp_sig_verify(der, der_len, EWTP_SIGN_RSA_SHA512, data, len, sig, sig_len);
+#else
+    (void)der, (void)der_len, (void)data, (void)len, (void)sig, (void)sig_len;
+    return -EWTP_EUNSUPP;
+#endif
+}
+
 /* Unwraps (and with a signature, verifies) the request: 0 and the payload bytes, or an
  * answer already set. */
 static int unwrap(struct et_sim *st, const struct ewtp_sim_request *req,
@@ -384,7 +396,7 @@ static int unwrap(struct et_sim *st, const struct ewtp_sim_request *req,
     b += strlen("-----BEGIN CERTIFICATE-----");
     if (ewtp_base64_decode(req->arena, b, (size_t)(e - b), EWTP_BASE64_ALLOW_WS, &der, &der_len) !=
             0 ||
-        ewtp_sig_verify(der, der_len, EWTP_SIGN_RSA_SHA512, raw, raw_len, sig, sig_len) != 0) {
+        sig_verify(der, der_len, raw, raw_len, sig, sig_len) != 0) {
         refuse1(req, resp, 400, NULL,
                 "signature does not verify (RSA-SHA512 over the request bytes)");
         return -1;
