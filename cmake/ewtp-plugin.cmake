@@ -12,7 +12,7 @@ function(ewtp_add_plugin)
     # Sanitizer runtimes come from the executable, so -z defs only without them.
     target_link_options(ewtp-${P_NAME} PRIVATE -Wl,-z,defs)
   endif()
-  if(P_SIM_SOURCES AND TARGET ewtp-sim-lib)
+  if(P_SIM_SOURCES)
     add_library(ewtp-sim-${P_NAME} MODULE ${P_SIM_SOURCES})
     set_target_properties(ewtp-sim-${P_NAME} PROPERTIES PREFIX "" OUTPUT_NAME ewtp-sim-${P_NAME}
       LIBRARY_OUTPUT_DIRECTORY ${EWTP_PLUGIN_OUTPUT_DIR} C_VISIBILITY_PRESET hidden)

@@ -76,8 +76,6 @@ int ewtp_http_start(struct ewtpd *d, struct ewtp_errors *why);
 void ewtp_http_stop(struct ewtpd *d);
 /* Frees everything (after the loop ended); d->http becomes NULL. NULL-safe. */
 void ewtp_http_free(struct ewtpd *d);
-/* The port a listener actually bound (ephemeral ports in tests), or -1. */
-int ewtp_http_port(struct ewtpd *d, size_t listener_index);
 
 /* ---- dispatcher.c ----------------------------------------------------------------------- */
 int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why);

@@ -1260,11 +1260,3 @@ void ewtp_http_free(struct ewtpd *d)
     free(h);
     d->http = NULL;
 }
-
-int ewtp_http_port(struct ewtpd *d, size_t listener_index)
-{
-    struct ewtp_http *h = d ? d->http : NULL;
-    if (h == NULL || listener_index >= h->n_ls)
-        return -1;
-    return h->ls[listener_index].port;
-}

@@ -310,12 +310,6 @@ int ewtp_instance_create(struct ewtp_plugin_handle *h, const char *name,
     return 0;
 }
 
-void ewtp_instance_ref(struct ewtp_instance *inst)
-{
-    if (inst)
-        atomic_fetch_add(&inst->refs, 1);
-}
-
 void ewtp_instance_unref(struct ewtp_instance *inst)
 {
     if (inst == NULL || atomic_fetch_sub(&inst->refs, 1) != 1)

@@ -41,7 +41,6 @@ const char *ewtp_plugin_sha256(const struct ewtp_plugin_handle *h); /* hex of th
 int ewtp_instance_create(struct ewtp_plugin_handle *h, const char *name,
                          const struct ewtp_host *host, const struct ewtp_settings *settings,
                          struct ewtp_instance **out, struct ewtp_errors *why);
-void ewtp_instance_ref(struct ewtp_instance *inst);
 void ewtp_instance_unref(struct ewtp_instance *inst);
 const char *ewtp_instance_name(const struct ewtp_instance *inst);
 const struct ewtp_plugin *ewtp_instance_plugin(const struct ewtp_instance *inst);
