@@ -6,9 +6,10 @@
 # build/ is configured with BUILD_TESTING=OFF; build-test/ with the tests, whose configure
 # fails naming any missing test tool (tests/CMakeLists.txt) instead of skipping tests.
 #   make tsan   build with ThreadSanitizer into build-tsan/ and run the thread-sensitive tests
+#   make docs   the SDK reference (Doxygen HTML of sdk/include) into build/docs/html
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test tsan clean format
+.PHONY: all deps build run test tsan docs clean format
 
 all: build
 
@@ -45,6 +46,13 @@ tsan:
 	cd build-tsan && \
 	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=0:second_deadlock_stack=1:history_size=4" \
 	  ctest --output-on-failure -R '$(TSAN_TESTS)'
+
+# docs/Doxyfile reads sdk/include/ewtp, sdk/README.md and docs/plugin-guide.md.
+docs:
+	scripts/deps.sh docs
+	mkdir -p build/docs
+	doxygen docs/Doxyfile
+	@echo "docs: build/docs/html/index.html"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

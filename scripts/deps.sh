@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ewtp needs, only those missing.
-# Usage: scripts/deps.sh [build|run|test]
+# Usage: scripts/deps.sh [build|run|test|docs]
 #   build  compilers and libraries (make build)
 #   run    build + what the simulators of `make run` use: Java, Saxon-HE and xmllint for the
 #          Belgian access point stub (reference/be/peppol/validate.sh), curl for the README
 #   test   run + the tools only the test suite uses (make test, make deps)
+#   docs   doxygen, for the SDK reference of `make docs` (nothing else needs it)
 set -eu
 profile=${1:-build}
 case $profile in
-  build | run | test) ;;
-  *) echo "usage: scripts/deps.sh [build|run|test]" >&2; exit 2 ;;
+  build | run | test | docs) ;;
+  *) echo "usage: scripts/deps.sh [build|run|test|docs]" >&2; exit 2 ;;
 esac
 want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
       libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev openssl ca-certificates)
+[ "$profile" = docs ] && want=(doxygen)
 if [ "$profile" = run ] || [ "$profile" = test ]; then
   want+=(default-jre-headless libsaxonhe-java libxml2-utils curl)
 fi
