@@ -250,11 +250,35 @@ static void requeue_work(struct store_job *j, bool replay)
     free(tenant);
 }
 
+/* ewtpctl chain set KEY NUMBER [PREVREF]: the next message of KEY gets NUMBER. */
+static void chain_set_work(struct store_job *j)
+{
+    json_t *req = j->conn->request;
+    const char *key = json_string_value(json_object_get(req, "key"));
+    json_int_t number = json_integer_value(json_object_get(req, "number"));
+    const char *ref = json_string_value(json_object_get(req, "prev_ref"));
+    if (key == NULL || *key == '\0' || number < 1) {
+        j->reply = error_reply("chain set needs a key and a number from 1");
+        return;
+    }
+    int rc = ewtp_store_chain_set(j->store, key, (int64_t)number, ref, ewtpd_now_ms());
+    if (rc != 0) {
+        j->reply = error_reply("chain %s: not set: %s", key, ewtp_strerror(rc));
+        return;
+    }
+    ewtpd_log(LOG_WARNING, "admin: chain %s set: next number %lld%s%s", key, (long long)number,
+              ref ? " after " : "", ref ? ref : "");
+    j->reply =
+        json_pack("{s:b, s:s, s:I, s:s?}", "ok", 1, "key", key, "number", number, "prev_ref", ref);
+}
+
 static void store_job_work(void *arg)
 {
     struct store_job *j = arg;
     const char *cmd = json_string_value(json_object_get(j->conn->request, "cmd"));
-    if (strcmp(cmd, "status") == 0)
+    if (strcmp(cmd, "chain-set") == 0)
+        chain_set_work(j);
+    else if (strcmp(cmd, "status") == 0)
         status_work(j);
     else if (strcmp(cmd, "messages") == 0)
         messages_work(j);
@@ -342,7 +366,8 @@ static void handle(struct admin_conn *c)
     if (cmd == NULL) {
         send_reply(c, error_reply("a request is {\"cmd\": ...}"));
     } else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "messages") == 0 ||
-               strcmp(cmd, "replay") == 0 || strcmp(cmd, "retry-now") == 0) {
+               strcmp(cmd, "replay") == 0 || strcmp(cmd, "retry-now") == 0 ||
+               strcmp(cmd, "chain-set") == 0) {
         start_store_job(c);
     } else if (strcmp(cmd, "plugins") == 0) {
         send_reply(c, plugins_reply(d));

@@ -1,4 +1,5 @@
-/* ewtpctl's admin commands: status, reload, messages, replay, retry-now, plugins.
+/* ewtpctl's admin commands: status, reload, messages, replay, retry-now, plugins,
+ * chain set KEY NUMBER [PREVREF].
  * They talk to a running ewtpd over its admin socket (admin.h), found from the same
  * configuration file (`ewtpctl -c FILE`, default /etc/ewtpd/ewtpd.conf). Human output by
  * default, the daemon's JSON with --json. Exit 0 ok, 1 the daemon refused, 2 usage or
@@ -186,10 +187,35 @@ static void print_human(const char *cmd, json_t *a)
             printf("reloaded: generation %lld\n", (long long)json_integer_value(g));
         else
             printf("reload started\n");
+    } else if (strcmp(cmd, "chain") == 0) {
+        const char *ref = json_string_value(json_object_get(a, "prev_ref"));
+        printf("chain %s: the next message gets %lld%s%s\n",
+               json_string_value(json_object_get(a, "key")),
+               (long long)json_integer_value(json_object_get(a, "number")), ref ? ", after " : "",
+               ref ? ref : "");
     } else {
         printf("%s %s: %s\n", cmd, json_string_value(json_object_get(a, "id")),
                json_string_value(json_object_get(a, "state")));
     }
+}
+
+/* chain set KEY NUMBER [PREVREF] (the words after the options) into req; 0 or a usage error. */
+static int chain_args(int argc, char **argv, json_t *req)
+{
+    if (argc < 3 || argc > 4 || strcmp(argv[0], "set") != 0)
+        return ctl_usage_error("usage: ewtpctl chain set KEY NUMBER [PREVREF]");
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(argv[2], &end, 10);
+    if (errno != 0 || end == argv[2] || *end != '\0' || n < 1)
+        return ctl_usage_error("chain set: NUMBER must be an integer from 1 (the number the "
+                               "next message of KEY gets)");
+    json_object_set_new(req, "cmd", json_string("chain-set"));
+    json_object_set_new(req, "key", json_string(argv[1]));
+    json_object_set_new(req, "number", json_integer(n));
+    if (argc == 4)
+        json_object_set_new(req, "prev_ref", json_string(argv[3]));
+    return 0;
 }
 
 int ctl_admin(int argc, char **argv, const char *config)
@@ -234,7 +260,13 @@ int ctl_admin(int argc, char **argv, const char *config)
         }
     }
     bool needs_id = strcmp(cmd, "replay") == 0 || strcmp(cmd, "retry-now") == 0;
-    if (needs_id) {
+    if (strcmp(cmd, "chain") == 0) {
+        int urc = chain_args(argc - optind, argv + optind, req);
+        if (urc != 0) {
+            json_decref(req);
+            return urc;
+        }
+    } else if (needs_id) {
         if (optind != argc - 1) {
             json_decref(req);
             return ctl_usage_error("%s needs exactly one message ID", cmd);

@@ -37,6 +37,7 @@ static void usage(FILE *to)
           "admin commands (a running ewtpd, found from -c FILE, default /etc/ewtpd/ewtpd.conf):\n"
           "  status | plugins | reload [--wait] | messages --state S [--limit N] [--after C]\n"
           "  replay ID [--tenant T] | retry-now ID [--tenant T]      (each takes --json)\n"
+          "  chain set KEY NUMBER [PREVREF]   (the next message of ordering key KEY gets NUMBER)\n"
           "exit status: 0 ok, 1 invalid input (errors as JSON on stdout), 2 usage or I/O error\n",
           to);
 }
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "plugin") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "new") == 0)
         return ctl_plugin_new(sub_argc - 1, sub_argv + 1);
     static const char *const admin_cmds[] = {"status",    "reload",  "messages", "replay",
-                                             "retry-now", "plugins", NULL};
+                                             "retry-now", "plugins", "chain",    NULL};
     for (size_t i = 0; admin_cmds[i]; i++)
         if (strcmp(cmd, admin_cmds[i]) == 0)
             return ctl_admin(sub_argc, sub_argv, config);

@@ -581,7 +581,8 @@ int ewtp_store_record_outcome(struct ewtp_store *st, const struct ewtp_store_out
         return -EWTP_EINVAL;
     }
     if ((o->errors && !json_array_ok(o->errors)) || !json_object_ok(o->detail) ||
-        !chain_ok(o->chain) || !receipt_ok(o->receipt))
+        !chain_ok(o->chain) || !receipt_ok(o->receipt) ||
+        ((o->key_state || o->chain_first > 0) && (!o->okey || !*o->okey)) || o->chain_first < 0)
         return -EWTP_EINVAL;
     struct ewtp_store_outcome c = *o;
     c.now = ewtp_store_clock(o->now);
@@ -640,6 +641,24 @@ int ewtp_store_chain_get(struct ewtp_store *st, const char *key, int64_t *number
     if (ref)
         *ref = NULL;
     return st->ops->chain_get(st->impl, key, number, ref);
+}
+
+int ewtp_store_chain_set(struct ewtp_store *st, const char *key, int64_t number,
+                         const char *prev_ref, int64_t now)
+{
+    if (!st || !key || !*key || number < 1)
+        return -EWTP_EINVAL;
+    /* Stored as the last accepted number, which the next message follows. */
+    return st->ops->chain_set(st->impl, key, number - 1, prev_ref, ewtp_store_clock(now));
+}
+
+int ewtp_store_key_state_get(struct ewtp_store *st, const char *key, void **data, size_t *len)
+{
+    if (!st || !key || !data || !len)
+        return -EWTP_EINVAL;
+    *data = NULL;
+    *len = 0;
+    return st->ops->key_state_get(st->impl, key, data, len);
 }
 
 int ewtp_store_related(struct ewtp_store *st, const char *const *keys, size_t n,

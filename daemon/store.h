@@ -312,6 +312,14 @@ struct ewtp_store_outcome {
     /* Also queue a webhook of the new state in the outbox, in the same transaction (the
      * tenant has a webhook_url): a state change is never committed without its webhook. */
     bool webhook;
+    /* Per ordering key okey (plugin ABI 1.2), in the same transaction: the plugin's state blob
+     * of okey replaced by key_state_len bytes at key_state when key_state is not NULL (whatever
+     * the state), and, when chain_first > 0 and okey has no chain yet, the chain set so that
+     * okey's next message gets number chain_first. */
+    const char *okey;
+    const void *key_state;
+    size_t key_state_len;
+    int64_t chain_first;
 };
 /* Records the result of a delivery attempt: the message must be delivering with attempts ==
  * attempt (otherwise -EWTP_EINVAL: the lease was lost and someone else owns it now). Sets
@@ -383,6 +391,16 @@ int ewtp_store_retry_now(struct ewtp_store *st, const char *tenant, const char *
 /* The chain of key: *number = last accepted number (0 for none), *ref = its authority
  * reference (malloc'd, caller frees; NULL when none). ref may be NULL. */
 int ewtp_store_chain_get(struct ewtp_store *st, const char *key, int64_t *number, char **ref);
+/* Sets the chain of key so that its next message gets number (>= 1), prev_ref (may be NULL)
+ * being the authority reference of the one before it (ewtpctl chain set): an admin repairing a
+ * chain the authority disagrees with, or starting one where the authority's numbering already
+ * is. Replaces whatever the chain was; a message of the key in flight keeps the number it was
+ * given. 0, -EWTP_EINVAL (empty key, number < 1) or a store error. */
+int ewtp_store_chain_set(struct ewtp_store *st, const char *key, int64_t number,
+                         const char *prev_ref, int64_t now);
+/* The plugin's state blob of ordering key (ABI 1.2 key_state): 0 and *data (malloc'd, the
+ * caller frees; NUL-terminated beyond *len), -EWTP_ENOTFOUND when the key has none. */
+int ewtp_store_key_state_get(struct ewtp_store *st, const char *key, void **data, size_t *len);
 
 /* Messages of any tenant sharing at least one of keys[0..n), except tenant/id itself
  * (exclude_tenant/exclude_id may be NULL), oldest first, at most 100. *out as for claim. */

@@ -45,6 +45,8 @@ struct ewtp_store_ops {
     int (*replay)(void *impl, const char *tenant, const char *id, int64_t now);
     int (*retry_now)(void *impl, const char *tenant, const char *id, int64_t now);
     int (*chain_get)(void *impl, const char *key, int64_t *number, char **ref);
+    int (*chain_set)(void *impl, const char *key, int64_t last, const char *ref, int64_t now);
+    int (*key_state_get)(void *impl, const char *key, void **data, size_t *len);
     int (*related)(void *impl, const char *const *keys, size_t n, const char *exclude_tenant,
                    const char *exclude_id, struct ewtp_store_msg **out, size_t *n_out);
     int (*counts)(void *impl, struct ewtp_store_count **out, size_t *n);

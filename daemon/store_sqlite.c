@@ -20,7 +20,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -69,6 +69,11 @@
     " WHERE state IN ('pending', 'delivering');"                                                   \
     "CREATE INDEX IF NOT EXISTS ops_seq ON ops(seq, oid);"
 
+/* v5: the plugins' state blob per ordering key (plugin ABI 1.2 key_state). */
+#define SCHEMA_V5_SQL                                                                              \
+    "CREATE TABLE IF NOT EXISTS key_states(key TEXT PRIMARY KEY, state BLOB NOT NULL,"             \
+    " updated_at INTEGER NOT NULL);"
+
 static const char schema_sql[] =
     "CREATE TABLE messages("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* accept order; never reused */
@@ -98,7 +103,8 @@ static const char schema_sql[] =
     " state TEXT NOT NULL, code TEXT, message TEXT, raw BLOB);"
     "CREATE INDEX receipts_seq ON receipts(seq, rid);"
     "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
-    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL SCHEMA_V4_SQL;
+    " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL SCHEMA_V4_SQL
+        SCHEMA_V5_SQL;
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -159,6 +165,9 @@ enum sql {
     Q_SET_ERRORS,
     Q_CHAIN_GET,
     Q_CHAIN_PUT,
+    Q_CHAIN_FIRST,
+    Q_KSTATE_GET,
+    Q_KSTATE_PUT,
     Q_BY_REF,
     Q_REPLAY,
     Q_RETRY_NOW,
@@ -243,6 +252,13 @@ static const char *const sql_text[Q_COUNT] = {
                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET"
                     " number = excluded.number, authority_ref = excluded.authority_ref,"
                     " updated_at = excluded.updated_at",
+    /* A plugin's first number applies only to a key without a chain (ewtpctl chain set wins). */
+    [Q_CHAIN_FIRST] = "INSERT INTO chains(key, number, authority_ref, updated_at)"
+                      " VALUES(?1, ?2, NULL, ?3) ON CONFLICT(key) DO NOTHING",
+    [Q_KSTATE_GET] = "SELECT state FROM key_states WHERE key = ?1",
+    [Q_KSTATE_PUT] = "INSERT INTO key_states(key, state, updated_at) VALUES(?1, ?2, ?3)"
+                     " ON CONFLICT(key) DO UPDATE SET state = excluded.state,"
+                     " updated_at = excluded.updated_at",
     [Q_BY_REF] = "SELECT " MSG_COLS " FROM messages WHERE seq = (SELECT seq FROM refs"
                  " WHERE plugin = ?1 AND ref = ?2 ORDER BY seq DESC LIMIT 1)",
     [Q_REPLAY] = "UPDATE messages SET state = 'accepted', attempts = 0, next_attempt_at = ?2,"
@@ -591,6 +607,27 @@ static int chain_advance(struct conn *c, const struct ewtp_store_chain_advance *
     bind_str(s, 3, ch->ref);
     sqlite3_bind_int64(s, 4, now);
     return step_done(s);
+}
+
+/* The plugin's per-key state and first chain number of an outcome (ABI 1.2), in the
+ * caller's transaction. */
+static int key_state_put(struct conn *c, const struct ewtp_store_outcome *o)
+{
+    sqlite3_stmt *s;
+    int rc = 0;
+    if (o->key_state && (rc = prep(c, Q_KSTATE_PUT, &s)) == 0) {
+        sqlite3_bind_text(s, 1, o->okey, -1, SQLITE_STATIC);
+        sqlite3_bind_blob64(s, 2, o->key_state, o->key_state_len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, o->now);
+        rc = step_done(s);
+    }
+    if (rc == 0 && o->chain_first > 0 && (rc = prep(c, Q_CHAIN_FIRST, &s)) == 0) {
+        sqlite3_bind_text(s, 1, o->okey, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, o->chain_first - 1);
+        sqlite3_bind_int64(s, 3, o->now);
+        rc = step_done(s);
+    }
+    return rc;
 }
 
 static void detail_chain(json_t *d, const struct ewtp_store_chain_advance *ch)
@@ -1263,6 +1300,8 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
             rc = -EWTP_EINVAL;
         if (rc == 0 && o->chain)
             rc = chain_advance(c, o->chain, o->now);
+        if (rc == 0 && (o->key_state || o->chain_first > 0))
+            rc = key_state_put(c, o);
         sqlite3_stmt *s = NULL;
         if (rc == 0 && (rc = prep(c, Q_OUTCOME, &s)) == 0) {
             sqlite3_bind_int64(s, 1, (int64_t)o->key);
@@ -1437,6 +1476,54 @@ static int sq_chain_get(void *impl, const char *key, int64_t *number, char **ref
         } else if (x != SQLITE_DONE) {
             rc = map_rc(x);
         }
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_chain_set(void *impl, const char *key, int64_t last, const char *ref, int64_t now)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_CHAIN_PUT, &s);
+    if (rc == 0) {
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, last);
+        bind_str(s, 3, ref);
+        sqlite3_bind_int64(s, 4, now);
+        rc = step_done(s);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_key_state_get(void *impl, const char *key, void **data, size_t *len)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s;
+    int rc = prep(c, Q_KSTATE_GET, &s);
+    if (rc == 0) {
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        int x = sqlite3_step(s);
+        if (x == SQLITE_ROW) {
+            size_t n = (size_t)sqlite3_column_bytes(s, 0);
+            const void *b = sqlite3_column_blob(s, 0);
+            char *copy = malloc(n + 1);
+            if (copy == NULL) {
+                rc = -EWTP_ENOMEM;
+            } else {
+                if (n)
+                    memcpy(copy, b, n);
+                copy[n] = '\0';
+                *data = copy;
+                *len = n;
+            }
+        } else {
+            rc = x == SQLITE_DONE ? -EWTP_ENOTFOUND : map_rc(x);
+        }
+        sqlite3_reset(s);
     }
     unlock(ss);
     return rc;
@@ -2009,6 +2096,12 @@ static int schema_setup(struct conn *c, const char *path, char **why)
                           NULL, NULL, &err);
         version = 4;
     }
+    if (rc == SQLITE_OK && version == 4) {
+        /* Upgrade in place: no plugin state kept yet. */
+        rc = sqlite3_exec(c->db, SCHEMA_V5_SQL "INSERT INTO schema_version(version) VALUES(5);",
+                          NULL, NULL, &err);
+        version = 5;
+    }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)
             *why = ewtp_store_asprintf("store: %s has schema version %" PRId64
@@ -2051,6 +2144,8 @@ static const struct ewtp_store_ops sqlite_ops = {
     .replay = sq_replay,
     .retry_now = sq_retry_now,
     .chain_get = sq_chain_get,
+    .chain_set = sq_chain_set,
+    .key_state_get = sq_key_state_get,
     .related = sq_related,
     .counts = sq_counts,
     .backlog = sq_backlog,

@@ -793,6 +793,73 @@ static void test_chain_atomic(void **state)
     json_decref(j);
 }
 
+/* A plugin's state blob and first number (ABI 1.2) with the outcome, whatever its state;
+ * chain_first only for a key without a chain; ewtpctl chain set. */
+static void test_chain_first_and_key_state(void **state)
+{
+    struct fix *f = *state;
+    const char *key = "rw:ebm:t1:999991130:00";
+    void *data = NULL;
+    size_t len = 0;
+    int64_t num = -1;
+    char *ref = NULL;
+    assert_int_equal(ewtp_store_key_state_get(f->st, key, &data, &len), -EWTP_ENOTFOUND);
+    struct msgbuf m;
+    mk(&m, "t1", "inv-1", "1", key, T0);
+    m.req.needs_chain = true;
+    assert_int_equal(ewtp_store_accept_wait(f->st, &m.req, NULL, NULL), 0);
+    uint64_t k = claim_one(f->st, "inv-1");
+    /* The device's initialisation: a retry that keeps the state and sets the first number. */
+    struct ewtp_store_outcome o = {.key = k,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_RETRYING,
+                                   .next_attempt_at = T0 + 50,
+                                   .now = T0 + 50,
+                                   .okey = key,
+                                   .key_state = "{\"v\":1}",
+                                   .key_state_len = 7,
+                                   .chain_first = 41};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    assert_int_equal(ewtp_store_key_state_get(f->st, key, &data, &len), 0);
+    assert_int_equal(len, 7);
+    assert_string_equal(data, "{\"v\":1}");
+    free(data);
+    assert_int_equal(ewtp_store_chain_get(f->st, key, &num, &ref), 0);
+    assert_int_equal(num, 40); /* the next message gets 41 */
+    assert_null(ref);
+    /* A first number never moves an existing chain. */
+    k = claim_one(f->st, "inv-1");
+    struct ewtp_store_chain_advance ch = {.key = key, .number = 41, .ref = "SDC/1/41"};
+    o = (struct ewtp_store_outcome){.key = k,
+                                    .attempt = 2,
+                                    .state = EWTP_STORE_APPROVED,
+                                    .authority_ref = "SDC/1/41",
+                                    .chain = &ch,
+                                    .now = T0 + 300,
+                                    .okey = key,
+                                    .key_state = "{\"v\":1,\"items\":[\"X\"]}",
+                                    .key_state_len = 22,
+                                    .chain_first = 7};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    assert_int_equal(ewtp_store_chain_get(f->st, key, &num, &ref), 0);
+    assert_int_equal(num, 41);
+    assert_string_equal(ref, "SDC/1/41");
+    free(ref);
+    assert_int_equal(ewtp_store_key_state_get(f->st, key, &data, &len), 0);
+    assert_int_equal(len, 22);
+    free(data);
+    /* An admin moves the chain: the next message gets 100, after REF-99. */
+    assert_int_equal(ewtp_store_chain_set(f->st, key, 0, NULL, T0), -EWTP_EINVAL);
+    assert_int_equal(ewtp_store_chain_set(f->st, key, 100, "REF-99", T0 + 400), 0);
+    assert_int_equal(ewtp_store_chain_get(f->st, key, &num, &ref), 0);
+    assert_int_equal(num, 99);
+    assert_string_equal(ref, "REF-99");
+    free(ref);
+    /* A state without its key is refused. */
+    o.okey = NULL;
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_EINVAL);
+}
+
 /* ---- receipts ------------------------------------------------------------------------------ */
 
 static void test_receipts_by_ref(void **state)
@@ -1391,7 +1458,7 @@ static void test_schema_v2_upgrade(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-                                  "DROP TABLE webhooks; DROP TABLE ops;"
+                                  "DROP TABLE webhooks; DROP TABLE ops; DROP TABLE key_states;"
                                   "ALTER TABLE messages DROP COLUMN wait_key;"
                                   "ALTER TABLE messages DROP COLUMN wait_state;"
                                   "ALTER TABLE messages DROP COLUMN wait_until;"
@@ -1416,7 +1483,7 @@ static void test_schema_v2_upgrade(void **state)
     assert_int_equal(
         sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 4);
+    assert_int_equal(sqlite3_column_int(s, 0), 5);
     sqlite3_finalize(s);
     sqlite3_close(db);
     assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
@@ -1435,6 +1502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_first_and_key_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
