@@ -10,8 +10,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 copy="$tmp/src"
 mkdir "$copy"
-# The tracked files of the checkout (its working-tree content), as a fresh clone would have.
-git -C "$EWTP_SOURCE_DIR" ls-files -z | (cd "$EWTP_SOURCE_DIR" && tar --null -T - -cf -) |
+# The files of the checkout as a fresh clone would have them (with their working-tree
+# content, and new files not yet added, so that a change under way is tested as it is).
+git -C "$EWTP_SOURCE_DIR" ls-files -z --cached --others --exclude-standard |
+  (cd "$EWTP_SOURCE_DIR" && tar --null --ignore-failed-read -T - -cf -) |
   tar -xf - -C "$copy"
 cd "$copy"
 git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base
