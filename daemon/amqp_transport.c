@@ -500,9 +500,9 @@ static const char *content_type_of(const struct ewtp_instance_conf *ic,
                                    const struct ewtp_request *r)
 {
     for (size_t i = 0; i < r->n_headers; i++)
-        if (r->headers[i].name && r->headers[i].value &&
-            strcasecmp(r->headers[i].name, "Content-Type") == 0)
-            return r->headers[i].value;
+        if (r->headers[i]->name && r->headers[i]->value &&
+            strcasecmp(r->headers[i]->name, "Content-Type") == 0)
+            return r->headers[i]->value;
     return ic->amqp.content_type ? ic->amqp.content_type : "application/xml";
 }
 

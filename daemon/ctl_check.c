@@ -66,7 +66,7 @@ static void hostile_on_case(struct ewtp_runner *r, const struct ewtp_call *c,
     t->hostile_runs++;
     char label[64];
     snprintf(label, sizeof(label), "%s %s", op ? "cancel" : "submit", ewtp_kind_name(c->msg->kind));
-    const struct ewtp_request *reqs = NULL;
+    const struct ewtp_request *const *reqs = NULL;
     size_t n_reqs = out ? ewtp_out_requests(out, &reqs) : 0;
     struct ctl_tally tally = {0};
     const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
@@ -204,7 +204,7 @@ static int load_call(const char *dir, struct case_call *cc, char *why, size_t wh
     const char *chain = json_string_value(json_object_get(cc->root, "chain"));
     if (chain) {
         char *end = NULL;
-        cc->rc.chain.present = true;
+        cc->rc.has_chain = true;
         cc->rc.chain.number = strtoull(chain, &end, 10);
         cc->rc.chain.prev_ref = end && *end == ':' && end[1] ? end + 1 : NULL;
     }
@@ -284,7 +284,7 @@ static int check_expected(const char *dir, const struct ewtp_out *out, char *why
         snprintf(why, why_size, "cannot read %.1000s", exp_dir);
         return -1;
     }
-    const struct ewtp_document *docs = NULL;
+    const struct ewtp_document *const *docs = NULL;
     size_t n_docs = ewtp_out_documents(out, &docs);
     char *requests = ctl_requests_json(out);
     int rc = 0;
@@ -306,9 +306,9 @@ static int check_expected(const char *dir, const struct ewtp_out *out, char *why
             got_len = requests ? strlen(requests) : 0;
         } else {
             for (size_t d = 0; d < n_docs; d++)
-                if (strcmp(docs[d].name, files[i]) == 0) {
-                    got = docs[d].data;
-                    got_len = docs[d].len;
+                if (strcmp(docs[d]->name, files[i]) == 0) {
+                    got = docs[d]->data;
+                    got_len = docs[d]->len;
                     matched++;
                 }
         }
@@ -382,17 +382,18 @@ static char *body_text(const json_t *body)
 }
 
 /* {"Name": "value", ...} as an arena array of headers. */
-static struct ewtp_header *headers_of(struct ewtp_arena *a, const json_t *obj, size_t *n)
+static const struct ewtp_header **headers_of(struct ewtp_arena *a, const json_t *obj, size_t *n)
 {
     *n = json_object_size(obj);
-    struct ewtp_header *h = ewtp_arena_alloc(a, (*n + 1) * sizeof(*h));
+    const struct ewtp_header **h = ewtp_arena_alloc(a, (*n + 1) * sizeof(*h));
     const char *key;
     json_t *v;
     size_t i = 0;
     json_object_foreach((json_t *)obj, key, v)
     {
-        h[i].name = ewtp_arena_strdup(a, key);
-        h[i].value = ewtp_arena_strdup(a, json_string_value(v) ? json_string_value(v) : "");
+        h[i] = ewtp_header_new(
+            a, ewtp_arena_strdup(a, key),
+            ewtp_arena_strdup(a, json_string_value(v) ? json_string_value(v) : ""), false);
         i++;
     }
     return h;
@@ -424,6 +425,7 @@ static int check_answers(struct ewtp_runner *r, const char *dir, const struct ew
             break;
         }
         struct ewtp_response resp = {
+            .size = sizeof(resp),
             .status = (int)json_integer_value(json_object_get(doc, "status")),
             .request_index = (unsigned)json_integer_value(json_object_get(doc, "request_index")),
             .transport_error = json_string_value(json_object_get(doc, "transport_error")),
@@ -432,7 +434,7 @@ static int check_answers(struct ewtp_runner *r, const char *dir, const struct ew
         resp.body = body;
         resp.body_len = body ? strlen(body) : 0;
         resp.headers = headers_of(c->arena, json_object_get(doc, "headers"), &resp.n_headers);
-        struct ewtp_outcome o = {0};
+        struct ewtp_outcome o = EWTP_OUTCOME_INIT();
         const struct ewtp_plugin *p = ewtp_instance_plugin(inst);
         int irc = p->interpret(ewtp_instance_state(inst), c, &resp, &o);
         if (irc != 0) {
@@ -495,8 +497,8 @@ static int check_inbound(struct ewtp_runner *r, const char *dir, char *why, size
             .host = ewtp_runner_host(r),
         };
         in.headers = headers_of(a, json_object_get(doc, "headers"), &in.n_headers);
-        struct ewtp_correlation to = {0};
-        struct ewtp_outcome o = {0};
+        struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+        struct ewtp_outcome o = EWTP_OUTCOME_INIT();
         int rrc = p->receive(ewtp_instance_state(inst), &in, &to, &o);
         const json_t *expect = json_object_get(doc, "expect");
         bool want_found = !json_is_false(json_object_get(expect, "found"));
@@ -679,7 +681,7 @@ static void check_abi(const struct ewtp_plugin_handle *h, struct check_totals *t
         d->size >= offsetof(struct ewtp_plugin, receive) + sizeof(d->receive) && d->receive != NULL;
     printf("%s destination %s, kinds %s%s%s\n", ok ? "ok  " : "FAIL", d->country,
            ok ? kinds : "(none)", receives ? ", receive" : "",
-           d->batch.max_documents ? ", batching" : "");
+           d->batch && d->batch->max_documents ? ", batching" : "");
     ok ? t->passed++ : t->failed++;
 }
 

@@ -220,17 +220,18 @@ static struct ewtp_header *make_headers(const struct hostile *h, size_t *n, char
     struct ewtp_header *hs = xmalloc(cap * sizeof(*hs));
     memset(hs, 0, cap * sizeof(*hs));
     if (type)
-        hs[(*n)++] = (struct ewtp_header){.name = "Content-Type", .value = type};
+        hs[(*n)++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "Content-Type", .value = type);
     if (h->headers == HDR_HUGE) {
         *big = xmalloc(HUGE_HEADER + 1);
         memset(*big, 'x', HUGE_HEADER);
         (*big)[HUGE_HEADER] = '\0';
-        hs[(*n)++] = (struct ewtp_header){.name = "X-Huge", .value = *big};
+        hs[(*n)++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "X-Huge", .value = *big);
         hs[(*n)++] =
-            (struct ewtp_header){.name = "Retry-After", .value = "999999999999999999999999999999"};
-        hs[(*n)++] = (struct ewtp_header){.name = "Content-Type", .value = *big};
+            (struct ewtp_header)EWTP_HEADER_INIT(.name = "Retry-After",
+                                                 .value = "999999999999999999999999999999");
+        hs[(*n)++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "Content-Type", .value = *big);
         for (size_t i = 0; i < MANY_HEADERS; i++)
-            hs[(*n)++] = (struct ewtp_header){.name = "X-Repeat", .value = "x"};
+            hs[(*n)++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "X-Repeat", .value = "x");
     }
     return hs;
 }
@@ -279,6 +280,7 @@ struct built {
     struct ewtp_response resp;
     char *body, *big;
     struct ewtp_header *headers;
+    const struct ewtp_header **ptrs; /* the plugin ABI's array of pointers to headers */
 };
 
 static void build(const struct hostile *h, unsigned request_index, struct built *b)
@@ -286,8 +288,12 @@ static void build(const struct hostile *h, unsigned request_index, struct built 
     size_t len = 0, n_headers = 0;
     b->body = make_body(h, &len);
     b->headers = make_headers(h, &n_headers, &b->big);
-    b->resp = (struct ewtp_response){.status = h->status,
-                                     .headers = b->headers,
+    b->ptrs = xmalloc((n_headers + 1) * sizeof(*b->ptrs));
+    for (size_t i = 0; i < n_headers; i++)
+        b->ptrs[i] = &b->headers[i];
+    b->resp = (struct ewtp_response){.size = sizeof(struct ewtp_response),
+                                     .status = h->status,
+                                     .headers = b->ptrs,
                                      .n_headers = n_headers,
                                      .body = b->body,
                                      .body_len = len,
@@ -300,6 +306,7 @@ static void unbuild(struct built *b)
     free(b->body);
     free(b->big);
     free(b->headers);
+    free(b->ptrs);
 }
 
 void ctl_hostile_interpret(const struct ewtp_plugin *p, const void *state,
@@ -312,7 +319,7 @@ void ctl_hostile_interpret(const struct ewtp_plugin *p, const void *state,
             build(&corpus[i], (unsigned)ri, &b);
             struct ewtp_call hc = *c;
             hc.arena = ewtp_arena_new();
-            struct ewtp_outcome o = {0};
+            struct ewtp_outcome o = EWTP_OUTCOME_INIT();
             char why[512];
             const char *bad = NULL;
             if (hc.arena == NULL) {
@@ -334,7 +341,7 @@ void ctl_hostile_interpret_batch(const struct ewtp_plugin *p, const void *state,
                                  const struct ewtp_call *c, struct ctl_tally *t)
 {
     if (p->size < offsetof(struct ewtp_plugin, interpret_batch) + sizeof(p->interpret_batch) ||
-        p->interpret_batch == NULL || p->batch.max_documents == 0)
+        p->interpret_batch == NULL || p->batch == NULL || p->batch->max_documents == 0)
         return;
     for (size_t i = 0; i < N_CORPUS; i++) {
         struct built b;
@@ -343,12 +350,12 @@ void ctl_hostile_interpret_batch(const struct ewtp_plugin *p, const void *state,
         struct ewtp_arena *a = ewtp_arena_new();
         hc[0].arena = hc[1].arena = a;
         const struct ewtp_call *const calls[2] = {&hc[0], &hc[1]};
-        struct ewtp_outcome o[2];
-        memset(o, 0, sizeof(o));
+        struct ewtp_outcome o[2] = {EWTP_OUTCOME_INIT(), EWTP_OUTCOME_INIT()};
+        struct ewtp_outcome *const op[2] = {&o[0], &o[1]};
         char why[512];
         const char *bad = a ? NULL : "out of memory";
         if (a) {
-            int rc = p->interpret_batch(state, calls, 2, &b.resp, o);
+            int rc = p->interpret_batch(state, calls, 2, &b.resp, op);
             for (size_t k = 0; k < 2 && bad == NULL; k++)
                 bad = judge(&corpus[i], rc, &o[k], why, sizeof(why));
         }
@@ -375,7 +382,7 @@ void ctl_hostile_receive(const struct ewtp_plugin *p, const void *state,
                 .size = sizeof(in),
                 .source = sources[s],
                 .name = s == 0 ? "/v1/inbound/hostile" : "hostile-receipt.xml",
-                .headers = b.headers,
+                .headers = b.ptrs,
                 .n_headers = b.resp.n_headers,
                 .body = b.body,
                 .body_len = b.resp.body_len,
@@ -383,8 +390,8 @@ void ctl_hostile_receive(const struct ewtp_plugin *p, const void *state,
                 .arena = a,
                 .host = host,
             };
-            struct ewtp_correlation to = {0};
-            struct ewtp_outcome o = {0};
+            struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+            struct ewtp_outcome o = EWTP_OUTCOME_INIT();
             char why[512];
             const char *bad = a ? NULL : "out of memory";
             if (a) {

@@ -172,7 +172,6 @@ static int parse_chain(const char *arg, struct ewtp_chain *chain)
     unsigned long long n = strtoull(arg, &end, 10);
     if (errno || end == arg || *end != ':' || arg[0] == '-')
         return -1;
-    chain->present = true;
     chain->number = n;
     chain->prev_ref = end[1] ? end + 1 : NULL;
     return 0;
@@ -185,8 +184,8 @@ static json_t *request_json(const struct ewtp_request *req, size_t index)
     json_object_set_new(o, "path", json_string(req->path));
     json_t *headers = json_object();
     for (size_t i = 0; i < req->n_headers; i++)
-        json_object_set_new(headers, req->headers[i].name,
-                            json_string(req->headers[i].secret ? "***" : req->headers[i].value));
+        json_object_set_new(headers, req->headers[i]->name,
+                            json_string(req->headers[i]->secret ? "***" : req->headers[i]->value));
     json_object_set_new(o, "headers", headers);
     if (req->body_doc) {
         json_object_set_new(o, "body", json_string(req->body_doc));
@@ -203,11 +202,11 @@ static json_t *request_json(const struct ewtp_request *req, size_t index)
 
 char *ctl_requests_json(const struct ewtp_out *out)
 {
-    const struct ewtp_request *reqs = NULL;
+    const struct ewtp_request *const *reqs = NULL;
     size_t n = ewtp_out_requests(out, &reqs);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, request_json(&reqs[i], i));
+        json_array_append_new(arr, request_json(reqs[i], i));
     json_t *root = json_object();
     json_object_set_new(root, "requests", arr);
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -234,19 +233,19 @@ int ctl_write_out(const struct ewtp_out *out, const char *dir)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return ctl_usage_error("cannot create %s: %s", dir, strerror(errno));
-    const struct ewtp_document *docs = NULL;
+    const struct ewtp_document *const *docs = NULL;
     size_t n = ewtp_out_documents(out, &docs);
     for (size_t i = 0; i < n; i++)
-        if (write_file(dir, docs[i].name, docs[i].data, docs[i].len) != 0)
+        if (write_file(dir, docs[i]->name, docs[i]->data, docs[i]->len) != 0)
             return 2;
-    const struct ewtp_request *reqs = NULL;
+    const struct ewtp_request *const *reqs = NULL;
     size_t nr = ewtp_out_requests(out, &reqs);
     for (size_t i = 0; i < nr; i++) {
-        if (reqs[i].body_doc || reqs[i].body_len == 0)
+        if (reqs[i]->body_doc || reqs[i]->body_len == 0)
             continue;
         char name[64];
         snprintf(name, sizeof(name), "request-%zu.body", i + 1);
-        if (write_file(dir, name, reqs[i].body, reqs[i].body_len) != 0)
+        if (write_file(dir, name, reqs[i]->body, reqs[i]->body_len) != 0)
             return 2;
     }
     char *json = ctl_requests_json(out);

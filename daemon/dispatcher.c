@@ -45,6 +45,46 @@
 #define PLUGIN_HAS(p, m)                                                                           \
     ((p)->size >= offsetof(struct ewtp_plugin, m) + sizeof((p)->m) && (p)->m != NULL)
 
+/* The plugin's batch limits (a pointer in the descriptor; NULL: no batching). */
+static const struct ewtp_batch_limits *batch_of(const struct ewtp_plugin *p)
+{
+    return PLUGIN_HAS(p, batch) ? p->batch : NULL;
+}
+
+static size_t batch_max_documents(const struct ewtp_plugin *p)
+{
+    const struct ewtp_batch_limits *b = batch_of(p);
+    return b ? b->max_documents : 0;
+}
+
+/* n outcomes, each with the host's size, as the array of pointers interpret_batch takes. */
+static struct ewtp_outcome **outcomes_new(struct ewtp_arena *a, size_t n)
+{
+    struct ewtp_outcome **o = ewtp_arena_alloc(a, (n ? n : 1) * sizeof(*o));
+    for (size_t i = 0; o && i < n; i++) {
+        if ((o[i] = ewtp_arena_alloc(a, sizeof(*o[i]))) == NULL)
+            return NULL;
+        o[i]->size = sizeof(*o[i]);
+    }
+    return o;
+}
+
+/* Host header arrays as the plugin ABI's arrays of pointers to sized copies (arena a). */
+static const struct ewtp_header *const *header_ptrs(struct ewtp_arena *a,
+                                                    const struct ewtp_header *h, size_t n)
+{
+    const struct ewtp_header **p = ewtp_arena_alloc(a, (n ? n : 1) * sizeof(*p));
+    for (size_t i = 0; p && i < n; i++) {
+        struct ewtp_header *one = ewtp_arena_alloc(a, sizeof(*one));
+        if (one == NULL)
+            return NULL;
+        *one = h[i];
+        one->size = sizeof(*one);
+        p[i] = one;
+    }
+    return p;
+}
+
 enum job_kind { J_CLAIM, J_DELIVER, J_POLLCLAIM, J_POLL, J_CANCEL, J_INBOUND, J_SPOOL };
 
 struct job {
@@ -62,7 +102,7 @@ struct job {
     struct ewtp_call *calls;
     const struct ewtp_call **callp;
     int64_t *chain_number;
-    const struct ewtp_request *reqs;
+    const struct ewtp_request *const *reqs;
     size_t n_reqs, next_req;
     char *auth_header;
     struct job *auth_next; /* waiting for its instance's token */
@@ -238,7 +278,8 @@ static int own(struct job *j, struct ewtp_message *m)
 /* Parses stored canonical JSON (valid at accept, so errors here mean a plugin set changed). */
 static struct ewtp_message *parse_stored(struct job *j, const struct ewtp_store_msg *m)
 {
-    struct ewtp_parse_opts opts = {.extra_destinations = ewtp_gen_destinations(j->gen)};
+    struct ewtp_parse_opts opts = {.size = sizeof(struct ewtp_parse_opts),
+                                   .extra_destinations = ewtp_gen_destinations(j->gen)};
     struct ewtp_errors *errs = ewtp_errors_new();
     struct ewtp_message *msg = NULL;
     if (errs && ewtp_message_parse(m->canonical, m->canonical_len, &opts, &msg, errs) == 0 &&
@@ -390,7 +431,7 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
 static void record_local(struct job *j, const struct ewtp_store_msg *m, enum ewtp_verdict v,
                          const char *code, const char *text, const char *errors_json)
 {
-    struct ewtp_outcome o = {.verdict = v, .code = code, .message = text};
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT(.verdict = v, .code = code, .message = text);
     record_delivery(j, m, &o, 0, NULL, 0, errors_json, ewtpd_now_ms());
 }
 
@@ -481,27 +522,27 @@ static void add_related(struct job *j, struct ewtp_call *c, const struct ewtp_st
     const struct ewtp_plugin *p = j->gi->plugin;
     if (!PLUGIN_HAS(p, classify))
         return;
-    struct ewtp_route_info ri = {0};
+    struct ewtp_route_info ri = EWTP_ROUTE_INFO_INIT();
     p->classify(ewtp_instance_state(j->gi->inst), c, &ri);
-    if (ri.n_relation_keys == 0)
+    if (ri.n_relation_keys == 0 || ri.relation_keys == NULL)
         return;
     struct ewtp_store_msg *rel = NULL;
     size_t n = 0;
-    size_t nk =
-        ri.n_relation_keys > EWTP_MAX_RELATION_KEYS ? EWTP_MAX_RELATION_KEYS : ri.n_relation_keys;
-    if (ewtp_store_related(store_of(j), ri.relation_keys, nk, m->tenant, m->id, &rel, &n) != 0)
+    if (ewtp_store_related(store_of(j), ri.relation_keys, ri.n_relation_keys, m->tenant, m->id,
+                           &rel, &n) != 0)
         return;
-    struct ewtp_related *r = n ? ewtp_arena_alloc(j->arena, n * sizeof(*r)) : NULL;
+    const struct ewtp_related **r = n ? ewtp_arena_alloc(j->arena, n * sizeof(*r)) : NULL;
     size_t k = 0;
     for (size_t i = 0; r && i < n; i++) {
         struct ewtp_message *rm = parse_stored(j, &rel[i]);
-        if (rm == NULL)
+        struct ewtp_related *one = rm ? ewtp_arena_alloc(j->arena, sizeof(*one)) : NULL;
+        if (one == NULL)
             continue;
-        r[k].msg = rm;
-        r[k].tenant = ewtp_arena_strdup(j->arena, rel[i].tenant);
-        r[k].state = ewtp_store_state_name(rel[i].state);
-        r[k].authority_ref = ewtp_arena_strdup(j->arena, rel[i].authority_ref);
-        k++;
+        *one = (struct ewtp_related)
+            EWTP_RELATED_INIT(.msg = rm, .tenant = ewtp_arena_strdup(j->arena, rel[i].tenant),
+                              .state = ewtp_store_state_name(rel[i].state),
+                              .authority_ref = ewtp_arena_strdup(j->arena, rel[i].authority_ref));
+        r[k++] = one;
     }
     ewtp_store_msgs_free(rel, n);
     c->related = r;
@@ -591,12 +632,12 @@ static int spool_write(struct job *j, const char **why)
     }
     mkdir(dir, 0750);
     for (size_t i = 0; i < j->n_reqs; i++) {
-        const char *name = spool_name(j->arena, j->reqs[i].path);
+        const char *name = spool_name(j->arena, j->reqs[i]->path);
         if (name == NULL) {
             *why = "the plugin gave a request path that is not a file name";
             return -EWTP_EIO;
         }
-        if (write_atomic(dir, name, j->reqs[i].body, j->reqs[i].body_len) != 0) {
+        if (write_atomic(dir, name, j->reqs[i]->body, j->reqs[i]->body_len) != 0) {
             *why =
                 ewtp_arena_printf(j->arena, "cannot write %s/%s: %s", dir, name, strerror(errno));
             return -EWTP_EIO;
@@ -615,7 +656,7 @@ static void send_next(struct job *j);
 static bool fits_limits(struct job *j, const struct ewtp_out *out)
 {
     const struct ewtp_plugin *p = j->gi->plugin;
-    const struct ewtp_document *docs = NULL;
+    const struct ewtp_document *const *docs = NULL;
     size_t nd = ewtp_out_documents(out, &docs);
     size_t *req_bytes = ewtp_arena_alloc(j->arena, (j->n_reqs + 1) * sizeof(size_t));
     size_t *doc_bytes = ewtp_arena_alloc(j->arena, (nd + 1) * sizeof(size_t));
@@ -623,19 +664,19 @@ static bool fits_limits(struct job *j, const struct ewtp_out *out)
         return true; /* the authority will say it */
     size_t k = 0;
     for (size_t i = 0; i < j->n_reqs; i++)
-        req_bytes[i] = j->reqs[i].body_len;
+        req_bytes[i] = j->reqs[i]->body_len;
     for (size_t i = 0; i < nd; i++) {
         /* A document that is a request's body (the submission envelope) counts as a request. */
         bool body = false;
         for (size_t r = 0; r < j->n_reqs && !body; r++)
-            body = j->reqs[r].body_doc && docs[i].name &&
-                   strcmp(j->reqs[r].body_doc, docs[i].name) == 0;
+            body = j->reqs[r]->body_doc && docs[i]->name &&
+                   strcmp(j->reqs[r]->body_doc, docs[i]->name) == 0;
         if (!body)
-            doc_bytes[k++] = docs[i].len;
+            doc_bytes[k++] = docs[i]->len;
     }
     size_t pieces = 1, size = 0, limit = 0;
     const char *what = NULL;
-    enum ewtp_batch_fit fit = ewtp_batch_fit(&p->batch, j->n, req_bytes, j->n_reqs, doc_bytes, k,
+    enum ewtp_batch_fit fit = ewtp_batch_fit(batch_of(p), j->n, req_bytes, j->n_reqs, doc_bytes, k,
                                              &pieces, &what, &size, &limit);
     if (fit == EWTP_BATCH_FITS)
         return true;
@@ -667,24 +708,26 @@ static void amqp_deliver(struct job *j, int64_t now)
     size_t i = 0;
     for (; rc == 0 && i < j->n_reqs; i++) {
         free(why);
-        rc = ewtp_amqp_publish(j->ds->amqp, j->gi->conf, &j->reqs[i],
+        rc = ewtp_amqp_publish(j->ds->amqp, j->gi->conf, j->reqs[i],
                                policy_conf(j)->request_timeout_ms, &why);
     }
-    const struct ewtp_response resp = {.status = rc == 0 ? 200 : 0,
-                                       .request_index = (unsigned)(i > 0 ? i - 1 : 0),
-                                       .transport_error = rc == 0 ? NULL : why};
-    struct ewtp_outcome *o = ewtp_arena_alloc(j->arena, j->n * sizeof(*o));
+    const struct ewtp_response resp =
+        EWTP_RESPONSE_INIT(.status = rc == 0 ? 200 : 0,
+                           .request_index = (unsigned)(i > 0 ? i - 1 : 0),
+                           .transport_error = rc == 0 ? NULL : why);
+    struct ewtp_outcome **o = outcomes_new(j->arena, j->n);
     int irc = o ? 0 : -EWTP_ENOMEM;
     if (irc == 0 && j->n > 1 && PLUGIN_HAS(p, interpret_batch))
         irc = p->interpret_batch(state, j->callp, j->n, &resp, o);
     else
         for (size_t k = 0; irc == 0 && k < j->n; k++)
-            irc = p->interpret(state, &j->calls[k], &resp, &o[k]);
-    struct ewtp_outcome fb = {.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
-                              .code = rc == 0 ? "published" : "amqp",
-                              .message = rc == 0 ? "confirmed by the AMQP broker" : why};
+            irc = p->interpret(state, &j->calls[k], &resp, o[k]);
+    struct ewtp_outcome fb =
+        EWTP_OUTCOME_INIT(.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
+                          .code = rc == 0 ? "published" : "amqp",
+                          .message = rc == 0 ? "confirmed by the AMQP broker" : why);
     for (size_t k = 0; k < j->n; k++) {
-        const struct ewtp_outcome *oc = irc == 0 ? &o[k] : &fb;
+        const struct ewtp_outcome *oc = irc == 0 ? o[k] : &fb;
         /* Nothing the broker did not confirm counts as delivered, whatever a plugin says. */
         if (rc != 0 && oc->verdict != EWTP_V_RETRY && oc->verdict != EWTP_V_REJECTED)
             oc = &fb;
@@ -734,10 +777,12 @@ static void deliver_prepare(void *arg)
         if (m->needs_chain && m->ordering_key) {
             int64_t last = 0;
             char *ref = NULL;
-            if (ewtp_store_chain_get(store_of(j), m->ordering_key, &last, &ref) == 0) {
-                j->calls[i].chain.present = true;
-                j->calls[i].chain.number = (uint64_t)last + 1;
-                j->calls[i].chain.prev_ref = ewtp_arena_strdup(j->arena, ref);
+            struct ewtp_chain *ch = ewtp_arena_alloc(j->arena, sizeof(*ch));
+            if (ch && ewtp_store_chain_get(store_of(j), m->ordering_key, &last, &ref) == 0) {
+                *ch = (struct ewtp_chain)EWTP_CHAIN_INIT(.number = (uint64_t)last + 1,
+                                                         .prev_ref =
+                                                             ewtp_arena_strdup(j->arena, ref));
+                j->calls[i].chain = ch;
                 j->chain_number[i] = last + 1;
             }
             free(ref);
@@ -781,14 +826,15 @@ static void deliver_prepare(void *arg)
         const char *why = NULL;
         rc = spool_write(j, &why);
         for (size_t i = 0; i < j->n; i++) {
-            struct ewtp_outcome o = {.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
-                                     .code = rc == 0 ? "spooled" : "spool",
-                                     .message = rc == 0 ? "written to the spool directory" : why};
+            struct ewtp_outcome o =
+                EWTP_OUTCOME_INIT(.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
+                                  .code = rc == 0 ? "spooled" : "spool",
+                                  .message = rc == 0 ? "written to the spool directory" : why);
             /* Receipts of a spooled message come back as files and are correlated by the
              * reference the plugin names for a written request (China: the CEB key), so
              * the plugin is asked as for an empty 200 answer; only that reference is kept. */
-            struct ewtp_outcome pi = {0};
-            const struct ewtp_response sr = {.status = 200};
+            struct ewtp_outcome pi = EWTP_OUTCOME_INIT();
+            const struct ewtp_response sr = EWTP_RESPONSE_INIT(.status = 200);
             if (rc == 0 && j->n == 1 && p->interpret(state, &j->calls[i], &sr, &pi) == 0 &&
                 pi.verdict == EWTP_V_SUBMITTED)
                 o.authority_ref = pi.authority_ref;
@@ -811,30 +857,30 @@ static void interpret_step(void *arg)
     const struct ewtp_plugin *p = j->gi->plugin;
     const void *state = ewtp_instance_state(j->gi->inst);
     struct ewtp_httpc_resp *tr = j->resp;
-    struct ewtp_response resp = {.status = tr->status,
-                                 .headers = tr->headers,
-                                 .n_headers = tr->n_headers,
-                                 .body = tr->body,
-                                 .body_len = tr->body_len,
-                                 .request_index = (unsigned)j->next_req,
-                                 .transport_error = tr->error};
-    struct ewtp_outcome *o = ewtp_arena_alloc(j->arena, j->n * sizeof(*o));
+    struct ewtp_response resp =
+        EWTP_RESPONSE_INIT(.status = tr->status,
+                           .headers = header_ptrs(j->arena, tr->headers, tr->n_headers),
+                           .n_headers = tr->n_headers, .body = tr->body, .body_len = tr->body_len,
+                           .request_index = (unsigned)j->next_req, .transport_error = tr->error);
+    if (resp.headers == NULL)
+        resp.n_headers = 0;
+    struct ewtp_outcome **o = outcomes_new(j->arena, j->n);
     int rc = o ? 0 : -EWTP_ENOMEM;
     if (rc == 0 && j->n > 1 && PLUGIN_HAS(p, interpret_batch))
         rc = p->interpret_batch(state, j->callp, j->n, &resp, o);
     else if (rc == 0)
-        rc = p->interpret(state, &j->calls[0], &resp, &o[0]);
-    struct ewtp_outcome fail = {.verdict = EWTP_V_RETRY,
-                                .code = "interpret",
-                                .message = "the plugin could not read the authority's answer"};
+        rc = p->interpret(state, &j->calls[0], &resp, o[0]);
+    struct ewtp_outcome fail =
+        EWTP_OUTCOME_INIT(.verdict = EWTP_V_RETRY, .code = "interpret",
+                          .message = "the plugin could not read the authority's answer");
     j->send = false;
     if (j->kind == J_DELIVER) {
         for (size_t i = 0; i < j->n; i++)
-            record_delivery(j, &j->msgs[i], rc == 0 ? &o[i] : &fail, j->chain_number[i], tr,
+            record_delivery(j, &j->msgs[i], rc == 0 ? o[i] : &fail, j->chain_number[i], tr,
                             (unsigned)j->next_req, NULL, now);
         return;
     }
-    const struct ewtp_outcome *oc = rc == 0 ? &o[0] : &fail;
+    const struct ewtp_outcome *oc = rc == 0 ? o[0] : &fail;
     if (j->kind == J_POLL) {
         /* Only answers that say something new are kept: a poll every interval that says
          * "still received" would bury the receipts. */
@@ -943,7 +989,7 @@ static void send_next(struct job *j)
     if (need_token(j))
         return; /* sent once the token arrives */
     const struct ewtp_instance_conf *ic = j->gi->conf;
-    const struct ewtp_request *r = &j->reqs[j->next_req];
+    const struct ewtp_request *r = j->reqs[j->next_req];
     char *url = ewtp_httpc_join(ic->endpoint ? ic->endpoint : "", r->path);
     size_t nh = r->n_headers;
     struct ewtp_header *h = calloc(nh + 1, sizeof(*h));
@@ -956,13 +1002,15 @@ static void send_next(struct job *j)
     size_t k = 0;
     for (size_t i = 0; i < nh; i++) {
         /* The host's own credentials to the authority win over a plugin's. */
-        if (j->auth_header && r->headers[i].name &&
-            strcasecmp(r->headers[i].name, "Authorization") == 0)
+        if (j->auth_header && r->headers[i]->name &&
+            strcasecmp(r->headers[i]->name, "Authorization") == 0)
             continue;
-        h[k++] = r->headers[i];
+        /* The plugin allocated it with its own size: copy by the smaller of the two. */
+        ewtp_sized_copy(&h[k++], sizeof(*h), r->headers[i]);
     }
     if (j->auth_header)
-        h[k++] = (struct ewtp_header){"Authorization", j->auth_header, true};
+        h[k++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "Authorization",
+                                                      .value = j->auth_header, .secret = true);
     struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
     char *why = NULL;
     int rc = ewtp_httpc_send(j->ds->tr, url, r->method, h, k, r->body, r->body_len, &tls,
@@ -1166,9 +1214,9 @@ static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
     if (secret)
         memset(secret, 0, len);
     free(secret);
-    struct ewtp_header h[3] = {{"Content-Type", ctype, false},
-                               {"Accept", "application/json", false},
-                               {"onbehalfof", a->onbehalfof, false}};
+    struct ewtp_header h[3] = {EWTP_HEADER_INIT(.name = "Content-Type", .value = ctype),
+                               EWTP_HEADER_INIT(.name = "Accept", .value = "application/json"),
+                               EWTP_HEADER_INIT(.name = "onbehalfof", .value = a->onbehalfof)};
     /* An intermediary's token represents one taxpayer (MyInvois [LOGIN]). */
     size_t nh = a->kind == EWTP_AUTH_OAUTH2 && a->onbehalfof ? 3 : 2;
     struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
@@ -1340,7 +1388,7 @@ static void poll_prepare(void *arg)
 static bool batchable(const struct ewtp_gen_instance *gi, const struct ewtp_store_msg *a,
                       const struct ewtp_store_msg *b)
 {
-    return gi && gi->plugin->batch.max_documents > 1 && PLUGIN_HAS(gi->plugin, translate_batch) &&
+    return gi && batch_max_documents(gi->plugin) > 1 && PLUGIN_HAS(gi->plugin, translate_batch) &&
            a->batch_key && b->batch_key && strcmp(a->batch_key, b->batch_key) == 0 &&
            strcmp(a->plugin, b->plugin) == 0 && !a->needs_chain && !b->needs_chain;
 }
@@ -1349,7 +1397,7 @@ static bool batchable(const struct ewtp_gen_instance *gi, const struct ewtp_stor
 
 static bool holdable(const struct ewtp_gen_instance *gi, const struct ewtp_store_msg *m)
 {
-    return gi && gi->plugin->batch.max_documents > 1 && PLUGIN_HAS(gi->plugin, translate_batch) &&
+    return gi && batch_max_documents(gi->plugin) > 1 && PLUGIN_HAS(gi->plugin, translate_batch) &&
            m->batch_key && !m->needs_chain;
 }
 
@@ -1379,7 +1427,7 @@ static void held_flush(struct held *h)
     held_unlink(h);
     struct ewtp_gen *gen = ewtpd_gen_acquire(ds->d);
     const struct ewtp_gen_instance *gi = ewtp_gen_instance(gen, h->instance);
-    size_t max = gi ? ewtp_batch_max(&gi->plugin->batch) : 1;
+    size_t max = gi ? ewtp_batch_max(batch_of(gi->plugin)) : 1;
     for (size_t i = 0; i < h->n && !ds->stopped;) {
         size_t len = h->n - i < max ? h->n - i : max;
         struct ewtp_store_msg *group = calloc(len, sizeof(*group));
@@ -1442,7 +1490,7 @@ static void hold(struct ewtp_dispatcher *ds, const struct ewtp_gen_instance *gi,
     }
     h->msgs[h->n++] = *m;
     memset(m, 0, sizeof(*m));
-    int64_t wait = ewtp_batch_wait(&gi->plugin->batch, h->n, h->since, now, lease_ms);
+    int64_t wait = ewtp_batch_wait(batch_of(gi->plugin), h->n, h->since, now, lease_ms);
     if (wait == 0 || ds->stopped) {
         held_flush(h);
         return;
@@ -1485,7 +1533,7 @@ static void claim_done(void *arg)
             continue;
         }
         size_t cnt = 1;
-        size_t max = gi && gi->plugin->batch.max_documents ? gi->plugin->batch.max_documents : 1;
+        size_t max = gi && batch_max_documents(gi->plugin) ? batch_max_documents(gi->plugin) : 1;
         for (size_t k = i + 1; !polls && k < n && cnt < max; k++)
             if (!used[k] && batchable(gi, &msgs[i], &msgs[k]))
                 cnt++;
@@ -1608,15 +1656,17 @@ static void inbound_one(struct job *j, const char *source, const char *name,
     struct ewtp_inbound in = {.size = sizeof(in),
                               .source = source,
                               .name = name,
-                              .headers = h,
+                              .headers = header_ptrs(a, h, nh),
                               .n_headers = nh,
                               .body = data,
                               .body_len = len,
                               .now_ms = now,
                               .arena = a,
                               .host = ewtp_gen_host(j->gen)};
-    struct ewtp_correlation to = {0};
-    struct ewtp_outcome o = {0};
+    if (in.headers == NULL)
+        in.n_headers = 0;
+    struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     int rc = p->receive(ewtp_instance_state(j->gi->inst), &in, &to, &o);
     struct ewtp_store_msg *m = NULL;
     if (rc != 0) {
@@ -1981,7 +2031,7 @@ static void cancel_work(void *arg)
         /* Published now; the authority's answer comes back as a receipt. */
         for (size_t i = 0; i < j->n_reqs; i++) {
             char *why = NULL;
-            if (ewtp_amqp_publish(j->ds->amqp, j->gi->conf, &j->reqs[i],
+            if (ewtp_amqp_publish(j->ds->amqp, j->gi->conf, j->reqs[i],
                                   policy_conf(j)->request_timeout_ms, &why) != 0) {
                 j->status = 503;
                 j->body = error_body("unavailable", "%s", why ? why : "AMQP publish failed");

@@ -146,6 +146,8 @@ struct ewtp_hostctx *ewtp_hostctx_new(bool test_identities)
     ewtp_keys_set_auto_test(h->keys, test_identities);
     h->table = (struct ewtp_host){
         .size = sizeof(struct ewtp_host),
+        .abi_major = EWTP_ABI_MAJOR,
+        .abi_minor = EWTP_ABI_MINOR,
         .ctx = h,
         .log = host_log,
         .read_secret = host_read_secret,

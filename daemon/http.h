@@ -61,7 +61,7 @@ struct http_req {
     char *canonical;
     char hash[65];
     const char *kind, *destination, *instance, *ordering_key, *batch_key, *warnings;
-    const char *relations[EWTP_MAX_RELATION_KEYS];
+    const char *const *relations; /* classify's relation keys (arena) */
     size_t n_relations;
     bool needs_chain;
     bool accept_queued;

@@ -80,6 +80,7 @@ struct related_set {
     size_t n_rows;
     struct ewtp_message **msgs;
     struct ewtp_related *items;
+    const struct ewtp_related **ptrs; /* the plugin ABI's array of pointers to items */
     size_t n;
 };
 
@@ -89,6 +90,7 @@ static void related_free(struct related_set *s)
         ewtp_message_free(s->msgs[i]);
     free(s->msgs);
     free(s->items);
+    free(s->ptrs);
     ewtp_store_msgs_free(s->rows, s->n_rows);
 }
 
@@ -104,7 +106,8 @@ static void related_load(struct http_req *r, const struct ewtp_parse_opts *opts,
         return;
     s->msgs = calloc(s->n_rows, sizeof(*s->msgs));
     s->items = calloc(s->n_rows, sizeof(*s->items));
-    if (s->msgs == NULL || s->items == NULL)
+    s->ptrs = calloc(s->n_rows, sizeof(*s->ptrs));
+    if (s->msgs == NULL || s->items == NULL || s->ptrs == NULL)
         return;
     struct ewtp_errors *ignored = ewtp_errors_new();
     for (size_t i = 0; i < s->n_rows; i++) {
@@ -113,12 +116,12 @@ static void related_load(struct http_req *r, const struct ewtp_parse_opts *opts,
         if (row->canonical == NULL ||
             ewtp_message_parse(row->canonical, row->canonical_len, opts, &s->msgs[i], ignored) != 0)
             continue;
-        s->items[s->n++] = (struct ewtp_related){
-            .msg = s->msgs[i],
-            .tenant = row->tenant,
-            .state = ewtp_store_state_name(row->state),
-            .authority_ref = row->authority_ref,
-        };
+        s->items[s->n] =
+            (struct ewtp_related)EWTP_RELATED_INIT(.msg = s->msgs[i], .tenant = row->tenant,
+                                                   .state = ewtp_store_state_name(row->state),
+                                                   .authority_ref = row->authority_ref);
+        s->ptrs[s->n] = &s->items[s->n];
+        s->n++;
     }
     ewtp_errors_free(ignored);
 }
@@ -135,6 +138,7 @@ void ewtp_http_submit_work(void *arg)
         return;
     }
     struct ewtp_parse_opts opts = {
+        .size = sizeof(struct ewtp_parse_opts),
         .max_bytes = conf->limits.max_body_bytes,
         .extra_destinations = ewtp_gen_destinations(r->gen),
     };
@@ -198,19 +202,18 @@ void ewtp_http_submit_work(void *arg)
         .arena = r->arena,
         .host = ewtp_gen_host(r->gen),
     };
-    struct ewtp_route_info ri = {0};
+    struct ewtp_route_info ri = EWTP_ROUTE_INFO_INIT();
     if (p->classify)
         p->classify(state, &c, &ri);
     r->ordering_key = ri.ordering_key;
     r->batch_key = ri.batch_key;
     r->needs_chain = ri.needs_chain;
-    r->n_relations = ri.n_relation_keys <= EWTP_MAX_RELATION_KEYS ? ri.n_relation_keys : 0;
-    for (size_t i = 0; i < r->n_relations; i++)
-        r->relations[i] = ri.relation_keys[i];
+    r->relations = ri.relation_keys; /* in r->arena, like every answer of classify */
+    r->n_relations = ri.relation_keys ? ri.n_relation_keys : 0;
 
     struct related_set rel = {0};
     related_load(r, &opts, &rel);
-    c.related = rel.items;
+    c.related = rel.ptrs;
     c.n_related = rel.n;
     p->validate(state, &c, errs);
     related_free(&rel);

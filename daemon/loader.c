@@ -138,19 +138,27 @@ static char *missing_callbacks(const struct ewtp_plugin *d)
     return list[0] ? strdup(list) : NULL;
 }
 
+/* The minor this host offers: its own headers', or the loaded libewtp's when that is older
+ * (a plugin may call any libewtp function of its minor). */
+static unsigned host_minor(void)
+{
+    unsigned lib = ewtp_abi_major() == EWTP_ABI_MAJOR ? ewtp_abi_minor() : 0;
+    return lib > EWTP_ABI_MINOR ? EWTP_ABI_MINOR : lib;
+}
+
 /* The descriptor checks of STYLE.md §2; NULL when acceptable, else the sentence. */
 static char *check_descriptor(const char *path, const struct ewtp_plugin *d)
 {
+    unsigned minor = host_minor();
     if (d->abi_major != EWTP_ABI_MAJOR)
-        return format_why("%s was built for plugin ABI %u.%u but this host speaks ABI %d.%d: "
+        return format_why("%s was built for plugin ABI %u.%u but this host speaks ABI %d.%u: "
                           "rebuild the plugin against the ewtp SDK %d.x headers (libewtp-dev)",
-                          path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, EWTP_ABI_MINOR,
-                          EWTP_ABI_MAJOR);
-    if (d->abi_minor > EWTP_ABI_MINOR)
-        return format_why("%s needs plugin ABI %u.%u but this host offers only %d.%d: upgrade "
-                          "ewtpd, or rebuild the plugin against the %d.%d headers",
-                          path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, EWTP_ABI_MINOR,
-                          EWTP_ABI_MAJOR, EWTP_ABI_MINOR);
+                          path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, minor, EWTP_ABI_MAJOR);
+    if (d->abi_minor > minor)
+        return format_why("%s needs plugin ABI %u.%u but this host offers only %d.%u: upgrade "
+                          "ewtpd, or rebuild the plugin against the %d.%u headers",
+                          path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, minor, EWTP_ABI_MAJOR,
+                          minor);
     if (d->size < EWTP_PLUGIN_MIN_SIZE)
         return format_why("%s has a descriptor of %zu bytes, smaller than the %zu bytes every ABI "
                           "%d plugin has: it was not built with EWTP_PLUGIN_DESCRIPTOR() from "
@@ -160,6 +168,11 @@ static char *check_descriptor(const char *path, const struct ewtp_plugin *d)
         return format_why("%s: its descriptor must set .name and a two-letter .country "
                           "(the destination it serves)",
                           path);
+    if (d->batch != NULL && d->batch->size < offsetof(struct ewtp_batch_limits, max_wait_ms) +
+                                                 sizeof(d->batch->max_wait_ms))
+        return format_why("%s (plugin \"%s\"): its batch limits have size %zu: fill them with "
+                          "EWTP_BATCH_LIMITS_INIT(...) from <ewtp/plugin.h>",
+                          path, d->name, d->batch->size);
     char *missing = missing_callbacks(d);
     if (missing) {
         char *why = format_why("%s (plugin \"%s\"): required callback(s) %s are NULL: every "

@@ -245,7 +245,8 @@ void ewtp_runner_free(struct ewtp_runner *r)
 int ewtp_runner_parse(struct ewtp_runner *r, const void *data, size_t len,
                       struct ewtp_message **out, struct ewtp_errors *errs)
 {
-    struct ewtp_parse_opts po = {.extra_destinations = r->extra_destinations};
+    struct ewtp_parse_opts po = {.size = sizeof(struct ewtp_parse_opts),
+                                 .extra_destinations = r->extra_destinations};
     return ewtp_message_parse(data, len, &po, out, errs);
 }
 
@@ -332,13 +333,33 @@ void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
     c->msg = m;
     c->op = rc ? rc->op : EWTP_OP_SUBMIT;
     c->cancel_reason = rc ? rc->cancel_reason : NULL;
-    c->related = rc ? rc->related : NULL;
-    c->n_related = rc ? rc->n_related : 0;
+    if (rc && rc->n_related) {
+        /* Arrays of pointers to sized structs (ewtp/abi.h). */
+        const struct ewtp_related **rel = ewtp_arena_alloc(a, rc->n_related * sizeof(*rel));
+        for (size_t i = 0; rel && i < rc->n_related; i++) {
+            struct ewtp_related *one = ewtp_arena_alloc(a, sizeof(*one));
+            if (one == NULL) {
+                rel = NULL;
+                break;
+            }
+            *one = rc->related[i];
+            one->size = sizeof(*one);
+            rel[i] = one;
+        }
+        c->related = rel;
+        c->n_related = rel ? rc->n_related : 0;
+    }
     c->authority_ref = rc ? rc->authority_ref : NULL;
     c->attempt = 1;
     c->now_ms = r->now_ms;
-    if (rc)
-        c->chain = rc->chain;
+    if (rc && rc->has_chain) {
+        struct ewtp_chain *ch = ewtp_arena_alloc(a, sizeof(*ch));
+        if (ch) {
+            *ch = rc->chain;
+            ch->size = sizeof(*ch);
+        }
+        c->chain = ch;
+    }
     c->arena = a;
     c->host = ewtp_hostctx_table(r->host);
     c->unsigned_ = rc ? rc->unsigned_ : false;
@@ -385,7 +406,7 @@ int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, stru
     if (ewtp_errors_blocking(errs) > 0)
         return -EWTP_EINVAL;
     if (p->classify) {
-        struct ewtp_route_info ri = {0};
+        struct ewtp_route_info ri = EWTP_ROUTE_INFO_INIT();
         p->classify(state, c, &ri);
     }
     *out = ewtp_out_new(c->arena);

@@ -54,9 +54,10 @@ struct ewtp_runner_call {
     enum ewtp_op op;
     const char *cancel_reason;
     const char *authority_ref;
-    struct ewtp_chain chain;
+    bool has_chain;          /* chain is set: the call gets a copy of it as c->chain */
+    struct ewtp_chain chain; /* number and prev_ref (size is set by the runner) */
     bool unsigned_;
-    const struct ewtp_related *related;
+    const struct ewtp_related *related; /* n_related; the call gets copies, as pointers */
     size_t n_related;
 };
 

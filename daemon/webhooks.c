@@ -323,10 +323,10 @@ static void attempt(struct item *it)
         return;
     }
     struct ewtp_header h[4] = {
-        {"Content-Type", "application/json", false},
-        {"webhook-id", it->msg_id, false},
-        {"webhook-timestamp", tsbuf, false},
-        {"webhook-signature", sig, true},
+        EWTP_HEADER_INIT(.name = "Content-Type", .value = "application/json"),
+        EWTP_HEADER_INIT(.name = "webhook-id", .value = it->msg_id),
+        EWTP_HEADER_INIT(.name = "webhook-timestamp", .value = tsbuf),
+        EWTP_HEADER_INIT(.name = "webhook-signature", .value = sig, .secret = true),
     };
     char *why = NULL;
     int rc = ewtp_httpc_send(it->wh->tr, it->url, "POST", h, sig ? 4 : 3, it->body,

@@ -157,7 +157,7 @@ static int build_h7(const struct be_state *st, const struct ewtp_call *c, const 
                   ewtp_json_get_string(e, "reference"));
     }
     for (size_t i = 0; i < d->n_documents; i++)
-        write_doc(w, "SupportingDocument", d->documents[i].type, d->documents[i].number);
+        write_doc(w, "SupportingDocument", d->documents[i]->type, d->documents[i]->number);
     ewtp_xml_start(w, H7, "LocationOfGoods");
     ewtp_xml_elem(w, H7, "UNLocode", location_of_goods(st, d));
     ewtp_xml_end(w);
@@ -172,7 +172,7 @@ static int build_h7(const struct be_state *st, const struct ewtp_call *c, const 
     }
     static const char *const codes[4] = {"C07", "C08", "F48", "F49"};
     for (size_t i = 0; i < d->n_lines; i++) {
-        const struct ewtp_line *l = &d->lines[i];
+        const struct ewtp_line *l = d->lines[i];
         ewtp_xml_start(w, H7, "GoodsItem");
         ewtp_xml_elem_int(w, H7, "GoodsItemNumber", (int64_t)i + 1);
         for (int k = 0; k < 4; k++)
@@ -186,7 +186,7 @@ static int build_h7(const struct be_state *st, const struct ewtp_call *c, const 
             ewtp_xml_elem(w, H7, "GrossMass", l->gross_weight_kg.text);
         /* Import VAT is declared here only when it was not collected under IOSS. */
         for (size_t t = 0; ioss == NULL && t < l->n_taxes; t++) {
-            const struct ewtp_tax *tx = &l->taxes[t];
+            const struct ewtp_tax *tx = l->taxes[t];
             if (tx->type == NULL || strcmp(tx->type, "VAT") != 0)
                 continue;
             ewtp_xml_start(w, H7, "DutiesAndTaxes");
@@ -218,21 +218,25 @@ int be_h7_translate(const struct be_state *st, const struct ewtp_call *c, struct
     if (rc != 0)
         return rc;
     const char *name = ewtp_arena_printf(c->arena, "BE-H7-%s.xml", c->msg->id);
-    struct ewtp_document doc = {
-        .name = name, .content_type = "application/xml", .data = xml, .len = len};
+    struct ewtp_document doc = {.size = sizeof(struct ewtp_document),
+                                .name = name,
+                                .content_type = "application/xml",
+                                .data = xml,
+                                .len = len};
     if ((rc = ewtp_out_add_document(out, &doc)) != 0)
         return rc;
     const char *auth = NULL;
     if ((rc = be_bearer(c, st->idms_token_file, &auth)) != 0)
         return rc;
-    struct ewtp_header *h = ewtp_arena_alloc(c->arena, 3 * sizeof(*h));
+    const struct ewtp_header **h = ewtp_arena_alloc(c->arena, 3 * sizeof(*h));
     if (h == NULL)
         return -EWTP_ENOMEM;
-    h[0] = (struct ewtp_header){.name = "Content-Type", .value = "application/xml"};
-    h[1] = (struct ewtp_header){.name = "X-Message-Id", .value = ewtp_arena_strdup(c->arena, uuid)};
-    h[2] = (struct ewtp_header){.name = "Authorization", .value = auth, .secret = true};
+    h[0] = ewtp_header_new(c->arena, "Content-Type", "application/xml", false);
+    h[1] = ewtp_header_new(c->arena, "X-Message-Id", ewtp_arena_strdup(c->arena, uuid), false);
+    h[2] = ewtp_header_new(c->arena, "Authorization", auth, true);
     /* The EONGW acknowledges synchronously; the decision is pushed to the call-back URL. */
-    struct ewtp_request req = {.method = "POST",
+    struct ewtp_request req = {.size = sizeof(struct ewtp_request),
+                               .method = "POST",
                                .path = st->idms_path,
                                .headers = h,
                                .n_headers = 3,

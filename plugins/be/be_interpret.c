@@ -192,7 +192,7 @@ static int interpret_h7(const struct ewtp_call *c, const struct ewtp_response *r
         o->retry_after_ms = ewtp_response_retry_after_ms(resp, c->now_ms);
         return 0;
     }
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     o->retry_after_ms = ewtp_response_retry_after_ms(resp, c->now_ms);
     if (resp->status >= 200 && resp->status < 300) {
         o->verdict = EWTP_V_SUBMITTED;
@@ -269,7 +269,7 @@ int be_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
                  struct ewtp_outcome *o)
 {
     (void)state;
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     if (resp->status == 0) {
         set_retry(o, "transport", resp->transport_error ? resp->transport_error : "no answer");
         return 0;
@@ -295,8 +295,8 @@ int be_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_cor
                struct ewtp_outcome *o)
 {
     (void)state;
-    memset(o, 0, sizeof(*o));
-    memset(to, 0, sizeof(*to));
+    ewtp_outcome_clear(o);
+    ewtp_sized_clear(to);
     struct ewtp_xml_doc *doc = NULL;
     if (in->body_len == 0 || ewtp_xml_parse(in->body, in->body_len, NULL, &doc) != 0)
         return -EWTP_ENOTFOUND;

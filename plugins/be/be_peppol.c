@@ -87,7 +87,7 @@ int be_vat_breakdown(const struct ewtp_invoice *inv, struct ewtp_arena *a,
         return -EWTP_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < inv->n_lines; i++) {
-        const struct ewtp_line *l = &inv->lines[i];
+        const struct ewtp_line *l = inv->lines[i];
         const struct ewtp_tax *t = be_line_vat(l);
         if (t == NULL || t->category == NULL || l->amount.text == NULL)
             continue;
@@ -367,8 +367,8 @@ static int build_ubl(const struct be_state *st, const struct ewtp_call *c, const
         return -EWTP_ERANGE;
     /* BT-113: what the sender says was paid already (gross - payable). */
     struct ewtp_dec prepaid = ewtp_dec_from_int(0);
-    if (inv->totals.payable.text && inv->totals.gross.text &&
-        ewtp_dec_sub(inv->totals.gross.value, inv->totals.payable.value, &prepaid) != 0)
+    if (inv->totals->payable.text && inv->totals->gross.text &&
+        ewtp_dec_sub(inv->totals->gross.value, inv->totals->payable.value, &prepaid) != 0)
         return -EWTP_ERANGE;
     if (ewtp_dec_sub(gross, prepaid, &payable) != 0)
         return -EWTP_ERANGE;
@@ -482,7 +482,7 @@ static int build_ubl(const struct be_state *st, const struct ewtp_call *c, const
     amount(w, "PayableAmount", payable, cur);
     ewtp_xml_end(w);
     for (size_t i = 0; i < inv->n_lines; i++)
-        write_line(w, &inv->lines[i], credit, cur);
+        write_line(w, inv->lines[i], credit, cur);
     ewtp_xml_end(w);
     rc = ewtp_xml_writer_finish(w, a, xml, len);
     ewtp_xml_writer_free(w);
@@ -504,8 +504,11 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c, st
     const char *name =
         ewtp_arena_printf(c->arena, "BE-%s-%s.xml", credit ? "creditnote" : "invoice", m->id);
     /* Peppol documents are not signed by us: the access point seals the AS4 message. */
-    struct ewtp_document doc = {
-        .name = name, .content_type = "application/xml", .data = xml, .len = len};
+    struct ewtp_document doc = {.size = sizeof(struct ewtp_document),
+                                .name = name,
+                                .content_type = "application/xml",
+                                .data = xml,
+                                .len = len};
     if ((rc = ewtp_out_add_document(out, &doc)) != 0)
         return rc;
     char uuid[EWTP_UUID_STRLEN];
@@ -514,7 +517,8 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c, st
         /* The access point picks the file up from its outbound folder and routes it by the
          * EndpointIDs inside; the file name (our message id) is the instance id its Message
          * Level Status receipts refer to. */
-        struct ewtp_request req = {.method = "SPOOL",
+        struct ewtp_request req = {.size = sizeof(struct ewtp_request),
+                                   .method = "SPOOL",
                                    .path = ewtp_arena_printf(c->arena, "%s.xml", m->id),
                                    .body = xml,
                                    .body_len = len,
@@ -527,7 +531,7 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c, st
     be_party_endpoint(m->parties[EWTP_ROLE_BUYER], c->arena, &rs, &rv);
     if ((rc = be_bearer(c, st->ap_token_file, &auth)) != 0)
         return rc;
-    struct ewtp_header *h = ewtp_arena_alloc(c->arena, 7 * sizeof(*h));
+    const struct ewtp_header **h = ewtp_arena_alloc(c->arena, 7 * sizeof(*h));
     if (h == NULL)
         return -EWTP_ENOMEM;
     const char *doctype =
@@ -536,21 +540,21 @@ int be_peppol_translate(const struct be_state *st, const struct ewtp_call *c, st
                : "busdox-docid-qns::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::"
                  "Invoice##" BE_PEPPOL_CUSTOMIZATION "::2.1";
     size_t k = 0;
-    h[k++] = (struct ewtp_header){.name = "Content-Type", .value = "application/xml"};
+    h[k++] = ewtp_header_new(c->arena, "Content-Type", "application/xml", false);
+    h[k++] = ewtp_header_new(c->arena, "X-Request-Id", ewtp_arena_strdup(c->arena, uuid), false);
     h[k++] =
-        (struct ewtp_header){.name = "X-Request-Id", .value = ewtp_arena_strdup(c->arena, uuid)};
-    h[k++] = (struct ewtp_header){
-        .name = "X-Peppol-Sender",
-        .value = ewtp_arena_printf(c->arena, "iso6523-actorid-upis::%s:%s", ss, sv)};
-    h[k++] = (struct ewtp_header){
-        .name = "X-Peppol-Receiver",
-        .value = ewtp_arena_printf(c->arena, "iso6523-actorid-upis::%s:%s", rs, rv)};
-    h[k++] = (struct ewtp_header){.name = "X-Peppol-Document-Type", .value = doctype};
-    h[k++] = (struct ewtp_header){
-        .name = "X-Peppol-Process",
-        .value = ewtp_arena_printf(c->arena, "cenbii-procid-ubl::%s", st->profile)};
-    h[k++] = (struct ewtp_header){.name = "Authorization", .value = auth, .secret = true};
-    struct ewtp_request req = {.method = "POST",
+        ewtp_header_new(c->arena, "X-Peppol-Sender",
+                        ewtp_arena_printf(c->arena, "iso6523-actorid-upis::%s:%s", ss, sv), false);
+    h[k++] =
+        ewtp_header_new(c->arena, "X-Peppol-Receiver",
+                        ewtp_arena_printf(c->arena, "iso6523-actorid-upis::%s:%s", rs, rv), false);
+    h[k++] = ewtp_header_new(c->arena, "X-Peppol-Document-Type", doctype, false);
+    h[k++] =
+        ewtp_header_new(c->arena, "X-Peppol-Process",
+                        ewtp_arena_printf(c->arena, "cenbii-procid-ubl::%s", st->profile), false);
+    h[k++] = ewtp_header_new(c->arena, "Authorization", auth, true);
+    struct ewtp_request req = {.size = sizeof(struct ewtp_request),
+                               .method = "POST",
                                .path = st->ap_path,
                                .headers = h,
                                .n_headers = k,

@@ -235,7 +235,7 @@ static void be_classify(const void *state, const struct ewtp_call *c, struct ewt
     if (m->declaration) {
         const char *key = be_split_key(m, c->arena);
         if (key)
-            r->relation_keys[r->n_relation_keys++] = key;
+            ewtp_route_add_relation_key(r, c->arena, key);
     }
 }
 

@@ -60,10 +60,10 @@ const char *be_ioss(const struct ewtp_message *m, const char **party_pointer)
     for (size_t r = 0; r < sizeof(order) / sizeof(order[0]); r++) {
         const struct ewtp_party *p = m->parties[order[r]];
         for (size_t i = 0; p && i < p->n_ids; i++)
-            if (strcmp(p->ids[i].scheme, "IOSS") == 0) {
+            if (strcmp(p->ids[i]->scheme, "IOSS") == 0) {
                 if (party_pointer)
                     *party_pointer = ewtp_role_name(order[r]);
-                return p->ids[i].value;
+                return p->ids[i]->value;
             }
     }
     return NULL;
@@ -131,9 +131,9 @@ int be_intrinsic_eur(const struct be_state *st, const struct ewtp_declaration *d
 {
     struct ewtp_dec sum = ewtp_dec_from_int(0);
     for (size_t i = 0; i < d->n_lines; i++) {
-        if (d->lines[i].amount.text == NULL)
+        if (d->lines[i]->amount.text == NULL)
             continue;
-        if (ewtp_dec_add(sum, d->lines[i].amount.value, &sum) != 0)
+        if (ewtp_dec_add(sum, d->lines[i]->amount.value, &sum) != 0)
             return -EWTP_ERANGE;
     }
     struct ewtp_dec rate;
@@ -175,13 +175,13 @@ static void check_split(const struct be_state *st, const struct ewtp_call *c,
     struct ewtp_dec total = own_eur;
     size_t others = 0;
     for (size_t i = 0; i < c->n_related; i++) {
-        const struct ewtp_message *m = c->related[i].msg;
+        const struct ewtp_message *m = c->related[i]->msg;
         if (m == NULL || m->declaration == NULL || m->declaration->type != EWTP_DECL_LOW_VALUE ||
             m->destination == NULL || strcmp(m->destination, "BE") != 0 ||
-            !state_counts(c->related[i].state))
+            !state_counts(c->related[i]->state))
             continue;
-        if (strcmp(m->id, c->msg->id) == 0 && (c->related[i].tenant == NULL || c->tenant == NULL ||
-                                               strcmp(c->related[i].tenant, c->tenant) == 0))
+        if (strcmp(m->id, c->msg->id) == 0 && (c->related[i]->tenant == NULL || c->tenant == NULL ||
+                                               strcmp(c->related[i]->tenant, c->tenant) == 0))
             continue; /* ourselves */
         const char *k = be_split_key(m, c->arena);
         struct ewtp_dec eur;
@@ -310,16 +310,16 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
                         "an H7 declaration needs the declarant (DE 13 05) with an EORI number");
     } else {
         size_t k = 0;
-        while (k < decl->n_ids && strcmp(decl->ids[k].scheme, "EORI") != 0)
+        while (k < decl->n_ids && strcmp(decl->ids[k]->scheme, "EORI") != 0)
             k++;
         if (k == decl->n_ids) {
             ewtp_errors_add(errs, "/parties/declarant/ids", "required",
                             "the declarant needs an EORI number (ids scheme EORI)");
-        } else if (!eori_valid(decl->ids[k].value)) {
+        } else if (!eori_valid(decl->ids[k]->value)) {
             ewtp_errors_add(errs, ewtp_pointer(p, "/parties/declarant/ids/%zu/value", k), "format",
                             "not an EORI number: an ISO country code followed by up to 15 "
                             "digits or capital letters");
-        } else if (st->declarant_eori && strcmp(st->declarant_eori, decl->ids[k].value) != 0) {
+        } else if (st->declarant_eori && strcmp(st->declarant_eori, decl->ids[k]->value) != 0) {
             ewtp_errors_add(errs, ewtp_pointer(p, "/parties/declarant/ids/%zu/value", k), "rule",
                             "this instance lodges for another declarant EORI (credentials at "
                             "the EONGW are per EORI)");
@@ -354,12 +354,12 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
     check_len(errs, d->order_number, 35, "/declaration/order_number");
     check_len(errs, d->waybill_number, 70, "/declaration/waybill_number");
     for (size_t i = 0; i < d->n_documents; i++) {
-        const char *t = d->documents[i].type;
+        const char *t = d->documents[i]->type;
         if (t == NULL || strlen(t) != 4)
             ewtp_errors_add(errs, ewtp_pointer(p, "/declaration/documents/%zu/type", i), "format",
                             "H7 supporting documents (DE 12 03) use 4-character Union document "
                             "codes (e.g. N380 commercial invoice)");
-        check_len(errs, d->documents[i].number, 70,
+        check_len(errs, d->documents[i]->number, 70,
                   ewtp_pointer(p, "/declaration/documents/%zu/number", i));
     }
     const char *loc = d->location_of_goods;
@@ -392,7 +392,7 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
         ewtp_errors_add(errs, "/declaration/lines", "range",
                         "at most 999 goods items per declaration");
     for (size_t i = 0; i < d->n_lines; i++) {
-        const struct ewtp_line *l = &d->lines[i];
+        const struct ewtp_line *l = d->lines[i];
         if (l->hs_code && (strlen(l->hs_code) < 6 || !is_digits(l->hs_code, strlen(l->hs_code))))
             ewtp_errors_add(errs, ewtp_pointer(p, "/declaration/lines/%zu/hs_code", i), "format",
                             "H7 needs the 6-digit HS subheading (DE 18 09) or a longer code");
@@ -401,7 +401,7 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
                             "excise goods (alcohol, tobacco, perfume, energy products) cannot be "
                             "declared with H7 in Belgium: lodge a standard declaration");
         for (size_t t = 0; t < l->n_taxes; t++)
-            if (l->taxes[t].type && strcmp(l->taxes[t].type, "EXCISE") == 0)
+            if (l->taxes[t]->type && strcmp(l->taxes[t]->type, "EXCISE") == 0)
                 ewtp_errors_add(errs,
                                 ewtp_pointer(p, "/declaration/lines/%zu/taxes/%zu/type", i, t),
                                 "rule", "excise goods cannot be declared with H7 in Belgium");
@@ -419,7 +419,7 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
                                                  : role[0] == 's' ? EWTP_ROLE_SELLER
                                                                   : EWTP_ROLE_MERCHANT];
         size_t k = 0;
-        while (k < pp->n_ids && strcmp(pp->ids[k].scheme, "IOSS") != 0)
+        while (k < pp->n_ids && strcmp(pp->ids[k]->scheme, "IOSS") != 0)
             k++;
         ewtp_errors_add(errs, ewtp_pointer(p, "/parties/%s/ids/%zu/value", role, k), "format",
                         "an IOSS number is IM, the 3-digit code of the member state and 7 "
@@ -461,8 +461,8 @@ static void validate_h7(const struct be_state *st, const struct ewtp_call *c,
 const struct ewtp_tax *be_line_vat(const struct ewtp_line *l)
 {
     for (size_t t = 0; t < l->n_taxes; t++)
-        if (l->taxes[t].type && strcmp(l->taxes[t].type, "VAT") == 0)
-            return &l->taxes[t];
+        if (l->taxes[t]->type && strcmp(l->taxes[t]->type, "VAT") == 0)
+            return l->taxes[t];
     return NULL;
 }
 
@@ -476,7 +476,7 @@ static const char *party_country(const struct ewtp_party *p)
 static size_t id_index(const struct ewtp_party *p, const char *scheme)
 {
     for (size_t i = 0; p && i < p->n_ids; i++)
-        if (strcmp(p->ids[i].scheme, scheme) == 0)
+        if (strcmp(p->ids[i]->scheme, scheme) == 0)
             return i;
     return (size_t)-1;
 }
@@ -659,7 +659,7 @@ static void check_invoice_party(const struct ewtp_message *m, enum ewtp_role rol
                         role == EWTP_ROLE_SELLER ? "09" : "11");
     size_t v = id_index(p, "VAT");
     if (v != (size_t)-1) {
-        const char *vat = p->ids[v].value;
+        const char *vat = p->ids[v]->value;
         if (strncmp(vat, "BE", 2) == 0 && !be_kbo_valid(vat + 2))
             ewtp_errors_add(errs, ewtp_pointer(ptr, "/parties/%s/ids/%zu/value", rn, v), "format",
                             "a Belgian VAT number is BE and 10 digits with a mod-97 check");
@@ -728,7 +728,7 @@ static void validate_invoice(const struct be_state *st, const struct ewtp_call *
                         "a credit transfer needs the payee's account (BR-61)");
     bool has_o = false, has_other = false, need_seller_vat = false;
     for (size_t i = 0; i < inv->n_lines; i++) {
-        const struct ewtp_line *l = &inv->lines[i];
+        const struct ewtp_line *l = inv->lines[i];
         if (l->quantity.text == NULL)
             ewtp_errors_add(errs, ewtp_pointer(p, "/invoice/lines/%zu/quantity", i), "required",
                             "a Peppol invoice line needs a quantity (BR-22)");
@@ -754,7 +754,9 @@ static void validate_invoice(const struct be_state *st, const struct ewtp_call *
                             "BR-CO-04)");
             continue;
         }
-        size_t t = (size_t)(vat - l->taxes);
+        size_t t = 0;
+        while (t < l->n_taxes && l->taxes[t] != vat)
+            t++;
         const char *cat = vat->category ? vat->category : "";
         char cp[EWTP_POINTER_MAX], rp[EWTP_POINTER_MAX];
         ewtp_pointer(cp, "/invoice/lines/%zu/taxes/%zu/category", i, t);
@@ -832,16 +834,16 @@ static void validate_invoice(const struct be_state *st, const struct ewtp_call *
             return;
     if (ewtp_dec_add(net, tax, &gross) != 0)
         return;
-    if (inv->totals.tax.text && ewtp_dec_cmp(inv->totals.tax.value, tax) != 0) {
+    if (inv->totals->tax.text && ewtp_dec_cmp(inv->totals->tax.value, tax) != 0) {
         char v[EWTP_DEC_STRMAX];
         ewtp_dec_format_places(tax, 2, v, sizeof(v));
         ewtp_errors_warn(errs, "/invoice/totals/tax", "rule",
                          "Peppol computes VAT per category (BR-CO-17): the invoice states %s "
                          "VAT, not %s",
-                         v, inv->totals.tax.text);
+                         v, inv->totals->tax.text);
     }
-    if (inv->totals.payable.text && inv->totals.gross.text &&
-        ewtp_dec_cmp(inv->totals.payable.value, inv->totals.gross.value) > 0)
+    if (inv->totals->payable.text && inv->totals->gross.text &&
+        ewtp_dec_cmp(inv->totals->payable.value, inv->totals->gross.value) > 0)
         ewtp_errors_add(errs, "/invoice/totals/payable", "rule",
                         "the amount due cannot exceed the gross total (BR-CO-16 has no room for "
                         "it without a charge)");

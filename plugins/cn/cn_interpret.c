@@ -404,7 +404,7 @@ static int read_any(struct ewtp_arena *a, const void *data, size_t len, int dept
 int cn_read_receipt(struct ewtp_arena *a, const void *data, size_t len, const char **k,
                     struct ewtp_outcome *o)
 {
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     *k = NULL;
     return read_any(a, data, len, 0, k, o);
 }
@@ -413,7 +413,7 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
                  struct ewtp_outcome *o)
 {
     (void)state;
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     const char *key = cn_correlation_key(c);
     if (resp->status == 0) {
         o->verdict = EWTP_V_RETRY;
@@ -423,9 +423,9 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     }
     if (resp->body_len > 0) {
         const char *k = NULL;
-        struct ewtp_outcome r;
+        struct ewtp_outcome r = EWTP_OUTCOME_INIT();
         if (cn_read_receipt(c->arena, resp->body, resp->body_len, &k, &r) == 0) {
-            *o = r;
+            ewtp_outcome_copy(o, &r);
             if (o->authority_ref == NULL || strncmp(o->authority_ref, "DXP:", 4) == 0)
                 o->authority_ref = key;
             if (o->verdict == EWTP_V_INFO)
@@ -472,7 +472,7 @@ int cn_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_cor
                struct ewtp_outcome *o)
 {
     (void)state;
-    memset(to, 0, sizeof(*to));
+    ewtp_sized_clear(to);
     const char *k = NULL;
     int rc = cn_read_receipt(in->arena, in->body, in->body_len, &k, o);
     if (rc != 0)

@@ -178,11 +178,11 @@ static void cn_classify(const void *state, const struct ewtp_call *c, struct ewt
                           : m->declaration ? m->declaration->waybill_number
                                            : NULL;
     if (platform && order)
-        r->relation_keys[r->n_relation_keys++] =
-            ewtp_arena_printf(c->arena, "cn-order:%s:%s", platform, order);
+        ewtp_route_add_relation_key(r, c->arena,
+                                    ewtp_arena_printf(c->arena, "cn-order:%s:%s", platform, order));
     if (logistics && waybill)
-        r->relation_keys[r->n_relation_keys++] =
-            ewtp_arena_printf(c->arena, "cn-waybill:%s:%s", logistics, waybill);
+        ewtp_route_add_relation_key(
+            r, c->arena, ewtp_arena_printf(c->arena, "cn-waybill:%s:%s", logistics, waybill));
 }
 
 EWTP_PLUGIN_DESCRIPTOR(.name = "cn", .country = "CN",

@@ -221,7 +221,7 @@ static void ceb311(struct tctx *t, const char *guid)
     E("note", o->note);
     CLOSE();
     for (size_t i = 0; i < o->n_lines; i++) {
-        const struct ewtp_line *l = &o->lines[i];
+        const struct ewtp_line *l = o->lines[i];
         OPEN("OrderList");
         ewtp_xml_elem_int(t->w, "ceb", "gnum", l->line);
         E("itemNo", l->sku);
@@ -380,7 +380,7 @@ static void ceb621(struct tctx *t, const char *guid)
     dec(t, "netWeight", &d->net_weight_kg, "0");
     CLOSE();
     for (size_t i = 0; i < d->n_lines; i++)
-        inventory_line_621(t, &d->lines[i]);
+        inventory_line_621(t, d->lines[i]);
     CLOSE();
 }
 
@@ -421,7 +421,7 @@ static void ceb625(struct tctx *t, const char *guid)
               r->reason);
     CLOSE();
     for (size_t i = 0; i < r->n_lines; i++) {
-        const struct ewtp_line *l = &r->lines[i];
+        const struct ewtp_line *l = r->lines[i];
         OPEN("InvtRefundList");
         ewtp_xml_elem_int(t->w, "ceb", "gnum", l->line);
         E("gcode", l->hs_code);
@@ -494,7 +494,7 @@ static void ceb303(struct tctx *t, const char *guid)
     E("note", o->note);
     CLOSE();
     for (size_t i = 0; i < o->n_lines; i++) {
-        const struct ewtp_line *l = &o->lines[i];
+        const struct ewtp_line *l = o->lines[i];
         OPEN("OrderList");
         ewtp_xml_elem_int(t->w, "ceb", "gnum", l->line);
         E("itemNo", l->sku);
@@ -630,7 +630,7 @@ static void ceb603(struct tctx *t, const char *guid)
     dec(t, "netWeight", &d->net_weight_kg, "0");
     CLOSE();
     for (size_t i = 0; i < d->n_lines; i++) {
-        const struct ewtp_line *l = &d->lines[i];
+        const struct ewtp_line *l = d->lines[i];
         const struct ewtp_message *m = t->m;
         OPEN("InventoryList");
         ewtp_xml_elem_int(t->w, "ceb", "gnum", l->line);
@@ -867,7 +867,8 @@ static int envelope(struct tctx *t, const char *msg_type, const char *cop_msg_id
 static int add_xml(struct ewtp_out *out, const char *name, const char *xml, size_t len,
                    bool is_signed)
 {
-    struct ewtp_document doc = {.name = name,
+    struct ewtp_document doc = {.size = sizeof(struct ewtp_document),
+                                .name = name,
                                 .content_type = "application/xml",
                                 .data = xml,
                                 .len = len,
@@ -917,6 +918,7 @@ int cn_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
     if ((rc = add_xml(out, env_name, env, env_len, is_signed)) != 0)
         return rc;
     struct ewtp_request req = {
+        .size = sizeof(struct ewtp_request),
         .method = "SPOOL",
         .path = ewtp_arena_printf(c->arena, "%s_%s.xml", root, cop_msg_id),
         .body = env,

@@ -131,7 +131,7 @@ static const struct ewtp_party *buyer(struct vctx *v, bool phone)
     } else if (!ewtp_is_cn_ric(ric)) {
         for (size_t i = 0; i < b->n_ids; i++) {
             char p[EWTP_POINTER_MAX];
-            if (strcmp(b->ids[i].scheme, "CN-RIC") == 0 && b->ids[i].value == ric)
+            if (strcmp(b->ids[i]->scheme, "CN-RIC") == 0 && b->ids[i]->value == ric)
                 ewtp_errors_add(v->errs, ptr(p, "/parties/buyer/ids/%zu/value", i), "format",
                                 "not an 18-character resident ID number with a valid check "
                                 "character");
@@ -214,7 +214,7 @@ static void country_mapped(struct vctx *v, const char *p, const char *alpha2, bo
 }
 
 /* Lines numbered 1..n in order (gnum), at most max, each with CEB's required members. */
-static void lines_common(struct vctx *v, const struct ewtp_line *lines, size_t n, size_t max,
+static void lines_common(struct vctx *v, const struct ewtp_line *const *lines, size_t n, size_t max,
                          bool need_hs, size_t sku_max, bool sku_required)
 {
     char p[EWTP_POINTER_MAX];
@@ -222,7 +222,7 @@ static void lines_common(struct vctx *v, const struct ewtp_line *lines, size_t n
         ewtp_errors_add(v->errs, ptr(p, "%s/lines", v->body), "range",
                         "a CEB document carries at most %zu lines", max);
     for (size_t i = 0; i < n; i++) {
-        const struct ewtp_line *l = &lines[i];
+        const struct ewtp_line *l = lines[i];
         if (l->line != (int64_t)i + 1)
             ewtp_errors_add(v->errs, ptr(p, "%s/lines/%zu/line", v->body, i), "rule",
                             "CEB line numbers (gnum) run 1, 2, 3 ... in order");
@@ -461,12 +461,12 @@ static void v_order(struct vctx *v, bool import)
     lines_common(v, o->lines, o->n_lines, import ? 99 : 100, false, 30, !import);
     char p[EWTP_POINTER_MAX];
     for (size_t i = 0; i < o->n_lines; i++) {
-        need_num(v, ptr(p, "/order/lines/%zu/unit_price", i), &o->lines[i].unit_price,
+        need_num(v, ptr(p, "/order/lines/%zu/unit_price", i), &o->lines[i]->unit_price,
                  "the unit price");
-        need_num(v, ptr(p, "/order/lines/%zu/amount", i), &o->lines[i].amount, "the line total");
+        need_num(v, ptr(p, "/order/lines/%zu/amount", i), &o->lines[i]->amount, "the line total");
         if (import)
-            country_mapped(v, ptr(p, "/order/lines/%zu/origin", i), o->lines[i].origin, true,
-                           cn_ext_line_str(v->m, o->lines[i].line, "country_code"));
+            country_mapped(v, ptr(p, "/order/lines/%zu/origin", i), o->lines[i]->origin, true,
+                           cn_ext_line_str(v->m, o->lines[i]->line, "country_code"));
     }
 }
 
@@ -536,11 +536,11 @@ static void v_status(struct vctx *v, int no)
     }
 }
 
-static void v_lines_621(struct vctx *v, const struct ewtp_line *lines, size_t n, bool import)
+static void v_lines_621(struct vctx *v, const struct ewtp_line *const *lines, size_t n, bool import)
 {
     char p[EWTP_POINTER_MAX];
     for (size_t i = 0; i < n; i++) {
-        const struct ewtp_line *l = &lines[i];
+        const struct ewtp_line *l = lines[i];
         need_num(v, ptr(p, "/declaration/lines/%zu/unit_price", i), &l->unit_price,
                  "the unit price");
         need_num(v, ptr(p, "/declaration/lines/%zu/amount", i), &l->amount, "the line total");
@@ -638,7 +638,7 @@ static void v_declaration(struct vctx *v, bool import)
         }
         struct ewtp_dec total = ewtp_dec_from_int(0);
         for (size_t i = 0; i < d->n_lines; i++)
-            add(&total, &d->lines[i].amount);
+            add(&total, &d->lines[i]->amount);
         add(&total, &d->freight);
         add(&total, &d->insurance);
         limit_check(v, "/declaration/lines", total);
@@ -718,10 +718,10 @@ static void v_return(struct vctx *v)
     if (r->n_lines > 99)
         ewtp_errors_add(v->errs, "/return/lines", "range", "at most 99 lines");
     for (size_t i = 0; i < r->n_lines; i++) {
-        hs10(v, ptr(p, "/return/lines/%zu/hs_code", i), r->lines[i].hs_code);
-        need_num(v, ptr(p, "/return/lines/%zu/quantity", i), &r->lines[i].quantity,
+        hs10(v, ptr(p, "/return/lines/%zu/hs_code", i), r->lines[i]->hs_code);
+        need_num(v, ptr(p, "/return/lines/%zu/quantity", i), &r->lines[i]->quantity,
                  "the quantity returned");
-        unit_mapped(v, ptr(p, "/return/lines/%zu/unit", i), &r->lines[i]);
+        unit_mapped(v, ptr(p, "/return/lines/%zu/unit", i), r->lines[i]);
     }
 }
 
@@ -814,10 +814,10 @@ static void match_order(struct vctx *v, const struct ewtp_message *om)
         ewtp_errors_add(v->errs, "/declaration/freight", "rule",
                         "the freight differs from the order's");
     for (size_t i = 0; i < d->n_lines; i++) {
-        const struct ewtp_line *l = &d->lines[i], *ol = NULL;
+        const struct ewtp_line *l = d->lines[i], *ol = NULL;
         for (size_t k = 0; k < o->n_lines; k++)
-            if (o->lines[k].line == l->line)
-                ol = &o->lines[k];
+            if (o->lines[k]->line == l->line)
+                ol = o->lines[k];
         if (ol == NULL) {
             ewtp_errors_add(v->errs, ptr(p, "/declaration/lines/%zu/line", i), "rule",
                             "the order has no line %lld (gnum must match the order)",
@@ -851,7 +851,7 @@ static void match_related(struct vctx *v)
     const struct ewtp_message *order = NULL;
     const char *platform = cn_party_code(v->m->parties[EWTP_ROLE_PLATFORM]);
     for (size_t i = 0; i < v->c->n_related; i++) {
-        const struct ewtp_message *r = v->c->related[i].msg;
+        const struct ewtp_message *r = v->c->related[i]->msg;
         if (r == NULL || r->direction == EWTP_DIR_EXPORT)
             continue;
         if (r->order && same(r->order->number, d->order_number) &&
@@ -861,7 +861,7 @@ static void match_related(struct vctx *v)
     if (order)
         match_order(v, order);
     for (size_t i = 0; i < v->c->n_related; i++) {
-        const struct ewtp_message *r = v->c->related[i].msg;
+        const struct ewtp_message *r = v->c->related[i]->msg;
         if (r == NULL)
             continue;
         if (r->payment && same(r->payment->order_number, d->order_number) &&
@@ -900,13 +900,13 @@ static void match_payment(struct vctx *v)
     if (pm->amount.text == NULL || platform == NULL)
         return;
     for (size_t i = 0; i < v->c->n_related; i++) {
-        const struct ewtp_message *r = v->c->related[i].msg;
+        const struct ewtp_message *r = v->c->related[i]->msg;
         if (r == NULL || r->order == NULL || r->direction == EWTP_DIR_EXPORT ||
             !same(r->order->number, pm->order_number) ||
             !same(cn_party_code(r->parties[EWTP_ROLE_PLATFORM]), platform) ||
             !num_differs(&pm->amount, &r->order->paid_total))
             continue;
-        const char *tenant = v->c->related[i].tenant;
+        const char *tenant = v->c->related[i]->tenant;
         if (tenant == NULL || same(tenant, v->c->tenant))
             ewtp_errors_add(v->errs, "/payment/amount", "rule",
                             "the amount paid differs from the order's paid total (CEB411 "

@@ -119,7 +119,7 @@ int my_translate_batch(const void *state, const struct ewtp_call *const *calls, 
 int my_interpret(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
                  struct ewtp_outcome *o);
 int my_interpret_batch(const void *state, const struct ewtp_call *const *calls, size_t n,
-                       const struct ewtp_response *resp, struct ewtp_outcome *outcomes);
+                       const struct ewtp_response *resp, struct ewtp_outcome *const *outcomes);
 int my_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out);
 
 /* MyInvois limits [SUBMIT]. */

@@ -16,16 +16,16 @@
 
 /* Headers of every MyInvois call [HDR]; onbehalfof when acting as intermediary [LOGIN]. */
 static int headers(const struct my_state *st, const struct ewtp_call *c, bool body,
-                   struct ewtp_header **out, size_t *n)
+                   const struct ewtp_header ***out, size_t *n)
 {
-    struct ewtp_header *h = ewtp_arena_alloc(c->arena, 4 * sizeof(*h));
+    const struct ewtp_header **h = ewtp_arena_alloc(c->arena, 4 * sizeof(*h));
     if (h == NULL)
         return -EWTP_ENOMEM;
     size_t k = 0;
-    h[k++] = (struct ewtp_header){.name = "Accept", .value = "application/json"};
-    h[k++] = (struct ewtp_header){.name = "Accept-Language", .value = "en"};
+    h[k++] = ewtp_header_new(c->arena, "Accept", "application/json", false);
+    h[k++] = ewtp_header_new(c->arena, "Accept-Language", "en", false);
     if (body)
-        h[k++] = (struct ewtp_header){.name = "Content-Type", .value = "application/json"};
+        h[k++] = ewtp_header_new(c->arena, "Content-Type", "application/json", false);
     if (st->intermediary) {
         const char *obo = st->onbehalfof;
         if (obo == NULL) {
@@ -37,7 +37,7 @@ static int headers(const struct my_state *st, const struct ewtp_call *c, bool bo
             obo = tin && brn ? ewtp_arena_printf(c->arena, "%s:%s", tin, brn) : tin;
         }
         if (obo)
-            h[k++] = (struct ewtp_header){.name = "onbehalfof", .value = obo};
+            h[k++] = ewtp_header_new(c->arena, "onbehalfof", obo, false);
     }
     *out = h;
     *n = k;
@@ -93,7 +93,8 @@ static int build_one(const struct my_state *st, const struct ewtp_call *c, struc
                         c->msg->id, *len, MY_MAX_DOC_BYTES);
         return -EWTP_EINVAL;
     }
-    struct ewtp_document d = {.name = doc_name(c, fmt, ""),
+    struct ewtp_document d = {.size = sizeof(struct ewtp_document),
+                              .name = doc_name(c, fmt, ""),
                               .content_type =
                                   fmt == MY_FMT_JSON ? "application/json" : "application/xml",
                               .data = *doc,
@@ -119,16 +120,20 @@ static int add_json_request(const struct my_state *st, const struct ewtp_call *c
                             struct ewtp_out *out, const char *name, const char *body, size_t len,
                             const char *method, const char *path, bool final)
 {
-    struct ewtp_document d = {
-        .name = name, .content_type = "application/json", .data = body, .len = len};
+    struct ewtp_document d = {.size = sizeof(struct ewtp_document),
+                              .name = name,
+                              .content_type = "application/json",
+                              .data = body,
+                              .len = len};
     int rc = ewtp_out_add_document(out, &d);
     if (rc != 0)
         return rc;
-    struct ewtp_header *h = NULL;
+    const struct ewtp_header **h = NULL;
     size_t nh = 0;
     if ((rc = headers(st, c, true, &h, &nh)) != 0)
         return rc;
-    struct ewtp_request r = {.method = method,
+    struct ewtp_request r = {.size = sizeof(struct ewtp_request),
+                             .method = method,
                              .path = path,
                              .headers = h,
                              .n_headers = nh,
@@ -230,7 +235,7 @@ int my_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out)
     const struct my_state *st = state;
     if (c->authority_ref == NULL)
         return -EWTP_EINVAL;
-    struct ewtp_header *h = NULL;
+    const struct ewtp_header **h = NULL;
     size_t nh = 0;
     int rc = headers(st, c, false, &h, &nh);
     if (rc != 0)
@@ -238,6 +243,7 @@ int my_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out)
     /* The document's details carry its status and, when Invalid, the validation errors in
      * one call (the submission status would need a second call for the errors). */
     struct ewtp_request r = {
+        .size = sizeof(struct ewtp_request),
         .method = "GET",
         .path = ewtp_arena_printf(c->arena, "/api/v1.0/documents/%s/details", c->authority_ref),
         .headers = h,
@@ -308,15 +314,15 @@ static bool transient(struct ewtp_arena *a, const struct ewtp_response *resp, in
 }
 
 int my_interpret_batch(const void *state, const struct ewtp_call *const *calls, size_t n,
-                       const struct ewtp_response *resp, struct ewtp_outcome *outcomes)
+                       const struct ewtp_response *resp, struct ewtp_outcome *const *outcomes)
 {
     (void)state;
     if (n == 0)
         return -EWTP_EINVAL;
     struct ewtp_arena *a = calls[0]->arena;
     for (size_t i = 0; i < n; i++)
-        memset(&outcomes[i], 0, sizeof(outcomes[i]));
-    struct ewtp_outcome common = {0};
+        ewtp_outcome_clear(outcomes[i]);
+    struct ewtp_outcome common = EWTP_OUTCOME_INIT();
     const struct ewtp_json *body =
         resp->body_len ? ewtp_json_parse(a, resp->body, resp->body_len, NULL) : NULL;
     if (!transient(a, resp, calls[0]->now_ms, &common)) {
@@ -326,7 +332,7 @@ int my_interpret_batch(const void *state, const struct ewtp_call *const *calls, 
             const struct ewtp_json *rej = ewtp_json_get(body, "rejectedDocuments");
             for (size_t i = 0; i < n; i++) {
                 const char *num = calls[i]->msg->invoice ? calls[i]->msg->invoice->number : "";
-                struct ewtp_outcome *o = &outcomes[i];
+                struct ewtp_outcome *o = outcomes[i];
                 o->verdict = EWTP_V_RETRY;
                 o->code = "not_in_answer";
                 o->message = "MyInvois' answer lists this document neither as accepted nor as "
@@ -377,7 +383,7 @@ int my_interpret_batch(const void *state, const struct ewtp_call *const *calls, 
         }
     }
     for (size_t i = 0; i < n; i++)
-        outcomes[i] = common;
+        ewtp_outcome_copy(outcomes[i], &common);
     return 0;
 }
 
@@ -439,10 +445,10 @@ int my_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
                  struct ewtp_outcome *o)
 {
     const struct my_state *st = state;
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     if (transient(c->arena, resp, c->now_ms, o))
         return 0;
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     if (c->op == EWTP_OP_CANCEL) {
         /* The answer is {"uuid","status":"Cancelled"}; any other 2xx body (a proxy's page, a
          * truncated answer) proves nothing: ask again (a repeated cancel is refused with
@@ -479,7 +485,8 @@ int my_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
                       (resp->status >= 400 && resp->status != 404);
     if (submission) {
         const struct ewtp_call *const calls[1] = {c};
-        return my_interpret_batch(state, calls, 1, resp, o);
+        struct ewtp_outcome *const outcomes[1] = {o};
+        return my_interpret_batch(state, calls, 1, resp, outcomes);
     }
     return interpret_status(st, c, resp, o);
 }

@@ -221,24 +221,26 @@ static void my_classify(const void *state, const struct ewtp_call *c, struct ewt
     r->batch_key = ewtp_arena_printf(c->arena, "my:%s:%s",
                                      st->format == MY_FMT_JSON ? "json" : "xml", tin ? tin : "-");
     /* A note is related to its original (validate reads the original's LHDN UUID). */
-    r->relation_keys[r->n_relation_keys++] =
-        ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->number);
+    ewtp_route_add_relation_key(r, c->arena,
+                                ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->number));
     if (m->invoice->original_invoice)
-        r->relation_keys[r->n_relation_keys++] =
-            ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->original_invoice);
+        ewtp_route_add_relation_key(
+            r, c->arena,
+            ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->original_invoice));
 }
+
+static const struct ewtp_batch_limits my_batch =
+    EWTP_BATCH_LIMITS_INIT(.max_documents = MY_MAX_DOCS,
+                           .max_request_bytes = MY_MAX_SUBMISSION_BYTES,
+                           .max_document_bytes = MY_MAX_DOC_BYTES, .max_wait_ms = 2000);
 
 EWTP_PLUGIN_DESCRIPTOR(.name = "my", .country = "MY", .authority = "LHDN (IRBM) MyInvois e-invoice",
                        .version = "1.0.0",
                        .kinds = EWTP_KIND_BIT(EWTP_KIND_INVOICE) |
                                 EWTP_KIND_BIT(EWTP_KIND_DECLARATION),
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT) | EWTP_OP_BIT(EWTP_OP_CANCEL),
-                       .batch = {.max_documents = MY_MAX_DOCS,
-                                 .max_request_bytes = MY_MAX_SUBMISSION_BYTES,
-                                 .max_document_bytes = MY_MAX_DOC_BYTES,
-                                 .max_wait_ms = 2000},
-                       .create = my_create, .destroy = my_destroy, .classify = my_classify,
-                       .validate = my_validate, .translate = my_translate,
+                       .batch = &my_batch, .create = my_create, .destroy = my_destroy,
+                       .classify = my_classify, .validate = my_validate, .translate = my_translate,
                        .interpret = my_interpret, .poll = my_poll,
                        .translate_batch = my_translate_batch,
                        .interpret_batch = my_interpret_batch);

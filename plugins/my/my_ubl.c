@@ -212,14 +212,14 @@ static void party(struct b *b, struct node *parent, const char *role, const stru
 static void line_taxes(struct b *b, struct node *ln, const struct ewtp_message *m, size_t i,
                        const char *cur)
 {
-    const struct ewtp_line *l = &m->invoice->lines[i];
+    const struct ewtp_line *l = m->invoice->lines[i];
     struct ewtp_dec sum = ewtp_dec_from_int(0);
     for (size_t t = 0; t < l->n_taxes; t++)
-        ewtp_dec_add(sum, l->taxes[t].amount.value, &sum);
+        ewtp_dec_add(sum, l->taxes[t]->amount.value, &sum);
     struct node *tt = el(b, ln, NS_A, "TaxTotal");
     amount(b, tt, "TaxAmount", dec_text(b, sum, 2), cur);
     for (size_t t = 0; t < l->n_taxes; t++) {
-        const struct ewtp_tax *tx = &l->taxes[t];
+        const struct ewtp_tax *tx = l->taxes[t];
         struct node *st = el(b, tt, NS_A, "TaxSubtotal");
         amount(b, st, "TaxableAmount", l->amount.text, cur);
         amount(b, st, "TaxAmount", tx->amount.text ? tx->amount.text : "0", cur);
@@ -242,12 +242,12 @@ static void invoice_taxes(struct b *b, struct node *root, const struct ewtp_invo
                           const char *cur)
 {
     struct node *tt = el(b, root, NS_A, "TaxTotal");
-    amount(b, tt, "TaxAmount", inv->totals.tax.text, cur);
+    amount(b, tt, "TaxAmount", inv->totals->tax.text, cur);
     const char *cats[16];
     size_t n_cats = 0;
     for (size_t i = 0; i < inv->n_lines; i++)
-        for (size_t t = 0; t < inv->lines[i].n_taxes; t++) {
-            const char *cat = inv->lines[i].taxes[t].category;
+        for (size_t t = 0; t < inv->lines[i]->n_taxes; t++) {
+            const char *cat = inv->lines[i]->taxes[t]->category;
             bool seen = cat == NULL;
             for (size_t k = 0; k < n_cats && !seen; k++)
                 seen = strcmp(cats[k], cat) == 0;
@@ -258,13 +258,13 @@ static void invoice_taxes(struct b *b, struct node *root, const struct ewtp_invo
         struct ewtp_dec taxable = ewtp_dec_from_int(0), tax = ewtp_dec_from_int(0);
         for (size_t i = 0; i < inv->n_lines; i++) {
             bool counted = false;
-            for (size_t t = 0; t < inv->lines[i].n_taxes; t++) {
-                const struct ewtp_tax *tx = &inv->lines[i].taxes[t];
+            for (size_t t = 0; t < inv->lines[i]->n_taxes; t++) {
+                const struct ewtp_tax *tx = inv->lines[i]->taxes[t];
                 if (tx->category == NULL || strcmp(tx->category, cats[k]) != 0)
                     continue;
                 ewtp_dec_add(tax, tx->amount.value, &tax);
                 if (!counted)
-                    ewtp_dec_add(taxable, inv->lines[i].amount.value, &taxable);
+                    ewtp_dec_add(taxable, inv->lines[i]->amount.value, &taxable);
                 counted = true;
             }
         }
@@ -382,13 +382,13 @@ static struct node *build_tree(const struct my_state *st, const struct ewtp_call
     /* Tax amounts of FX documents: in the document currency (UBL) unless fx_tax_in_myr. */
     invoice_taxes(b, root, inv, st->fx_tax_in_myr ? "MYR" : cur);
     struct node *lmt = el(b, root, NS_A, "LegalMonetaryTotal");
-    amount(b, lmt, "LineExtensionAmount", inv->totals.net.text, cur);
-    amount(b, lmt, "TaxExclusiveAmount", inv->totals.net.text, cur);
-    amount(b, lmt, "TaxInclusiveAmount", inv->totals.gross.text, cur);
+    amount(b, lmt, "LineExtensionAmount", inv->totals->net.text, cur);
+    amount(b, lmt, "TaxExclusiveAmount", inv->totals->net.text, cur);
+    amount(b, lmt, "TaxInclusiveAmount", inv->totals->gross.text, cur);
     amount(b, lmt, "PayableAmount",
-           inv->totals.payable.text ? inv->totals.payable.text : inv->totals.gross.text, cur);
+           inv->totals->payable.text ? inv->totals->payable.text : inv->totals->gross.text, cur);
     for (size_t i = 0; i < inv->n_lines; i++) {
-        const struct ewtp_line *l = &inv->lines[i];
+        const struct ewtp_line *l = inv->lines[i];
         struct node *ln = el(b, root, NS_A, "InvoiceLine");
         leaf(b, ln, "ID", ewtp_arena_printf(b->a, "%lld", (long long)l->line));
         struct node *q = leaf_num(b, ln, "InvoicedQuantity", l->quantity.text);

@@ -69,7 +69,7 @@ static const char *role_name(enum ewtp_role r)
 static size_t id_index(const struct ewtp_party *p, const char *scheme)
 {
     for (size_t i = 0; i < p->n_ids; i++)
-        if (p->ids[i].scheme && strcmp(p->ids[i].scheme, scheme) == 0)
+        if (p->ids[i]->scheme && strcmp(p->ids[i]->scheme, scheme) == 0)
             return i;
     return (size_t)-1;
 }
@@ -91,7 +91,7 @@ static void check_party(const struct my_state *st, const struct ewtp_message *m,
         E(errs, "size", "MyInvois allows at most 300 characters for a party name");
     }
     size_t ti = id_index(pt, "TIN");
-    const char *tin = ti != (size_t)-1 ? pt->ids[ti].value : NULL;
+    const char *tin = ti != (size_t)-1 ? pt->ids[ti]->value : NULL;
     bool general = tin && is_general_tin(tin);
     if (tin == NULL) {
         ewtp_pointer(p, "/parties/%s/ids", role);
@@ -131,7 +131,7 @@ static void check_party(const struct my_state *st, const struct ewtp_message *m,
         if (i == (size_t)-1)
             continue;
         has_reg = true;
-        const char *v = pt->ids[i].value;
+        const char *v = pt->ids[i]->value;
         ewtp_pointer(p, "/parties/%s/ids/%zu/value", role, i);
         if (strcmp(v, "NA") == 0)
             continue;
@@ -148,12 +148,12 @@ static void check_party(const struct my_state *st, const struct ewtp_message *m,
           role);
     }
     size_t si = id_index(pt, "SST");
-    if (si != (size_t)-1 && strlen(pt->ids[si].value) > 35) {
+    if (si != (size_t)-1 && strlen(pt->ids[si]->value) > 35) {
         ewtp_pointer(p, "/parties/%s/ids/%zu/value", role, si);
         E(errs, "size", "an SST number has at most 35 characters (two joined by ';')");
     }
     size_t xi = id_index(pt, "TTX");
-    if (xi != (size_t)-1 && strlen(pt->ids[xi].value) > 17) {
+    if (xi != (size_t)-1 && strlen(pt->ids[xi]->value) > 17) {
         ewtp_pointer(p, "/parties/%s/ids/%zu/value", role, xi);
         E(errs, "size", "a tourism tax number has at most 17 characters");
     }
@@ -285,10 +285,10 @@ const char *my_original_uuid(const struct ewtp_call *c)
         return u;
     const char *orig = c->msg->invoice->original_invoice;
     for (size_t i = 0; orig && i < c->n_related; i++) {
-        const struct ewtp_message *r = c->related[i].msg;
+        const struct ewtp_message *r = c->related[i]->msg;
         if (r && r->invoice && r->invoice->number && strcmp(r->invoice->number, orig) == 0 &&
-            c->related[i].authority_ref)
-            return c->related[i].authority_ref;
+            c->related[i]->authority_ref)
+            return c->related[i]->authority_ref;
     }
     return NULL;
 }
@@ -301,14 +301,14 @@ static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
         ewtp_errors_add(errs, "/ext/my/lines", "size",
                         "ext.my.lines has more entries than invoice.lines");
     for (size_t i = 0; i < inv->n_lines; i++) {
-        const struct ewtp_line *l = &inv->lines[i];
+        const struct ewtp_line *l = inv->lines[i];
         const char *cls = my_ext_line_string(m, i, "classification");
         if (cls == NULL)
             cls = my_ext_string(m, "classification");
         if (cls == NULL) {
             ewtp_pointer(p, "/invoice/lines/%zu", i);
             E(errs, "required",
-              "MyInvois needs a classification code per line: ext.my.lines[%zu].classification "
+              "MyInvois needs a classification code per line: ext.my.lines[%zu]->classification "
               "or ext.my.classification (e.g. 022 others, 004 consolidated, 008 e-commerce)",
               i);
         } else if (my_code_find(MY_T_CLASSIFICATION, cls) == NULL) {
@@ -348,7 +348,7 @@ static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
               "applicable)");
         }
         for (size_t t = 0; t < l->n_taxes; t++) {
-            const struct ewtp_tax *tx = &l->taxes[t];
+            const struct ewtp_tax *tx = l->taxes[t];
             if (tx->category == NULL || my_code_find(MY_T_TAX_TYPE, tx->category) == NULL) {
                 ewtp_pointer(p, "/invoice/lines/%zu/taxes/%zu/category", i, t);
                 E(errs, tx->category ? "format" : "required",
@@ -473,20 +473,20 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
         ewtp_errors_warn(errs, "/invoice/original_invoice", "rule",
                          "an invoice references no original: original_invoice is ignored");
     }
-    if (!max_places(&inv->totals.net, 2))
+    if (!max_places(&inv->totals->net, 2))
         ewtp_errors_add(errs, "/invoice/totals/net", "format",
                         "MyInvois amounts have at most 2 "
                         "decimals");
-    if (!max_places(&inv->totals.tax, 2))
+    if (!max_places(&inv->totals->tax, 2))
         ewtp_errors_add(errs, "/invoice/totals/tax", "format",
                         "MyInvois amounts have at most 2 "
                         "decimals");
-    if (!max_places(&inv->totals.gross, 2))
+    if (!max_places(&inv->totals->gross, 2))
         ewtp_errors_add(errs, "/invoice/totals/gross", "format",
                         "MyInvois amounts have at most 2 decimals");
     /* ewtp/1 has no prepayment or rounding amount: MyInvois' payable = inclusive total. */
-    if (inv->totals.payable.text && inv->totals.gross.text &&
-        ewtp_dec_cmp(inv->totals.payable.value, inv->totals.gross.value) != 0)
+    if (inv->totals->payable.text && inv->totals->gross.text &&
+        ewtp_dec_cmp(inv->totals->payable.value, inv->totals->gross.value) != 0)
         ewtp_errors_add(errs, "/invoice/totals/payable", "rule",
                         "payable must equal gross for MyInvois (no prepayment or rounding "
                         "amount can be carried)");
@@ -494,10 +494,10 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
      * the rounded line taxes; the common model allows one minor unit per category). */
     struct ewtp_dec sum = ewtp_dec_from_int(0);
     for (size_t i = 0; i < inv->n_lines; i++)
-        for (size_t t = 0; t < inv->lines[i].n_taxes; t++)
-            if (inv->lines[i].taxes[t].amount.text)
-                ewtp_dec_add(sum, inv->lines[i].taxes[t].amount.value, &sum);
-    if (inv->totals.tax.text && ewtp_dec_cmp(sum, inv->totals.tax.value) != 0) {
+        for (size_t t = 0; t < inv->lines[i]->n_taxes; t++)
+            if (inv->lines[i]->taxes[t]->amount.text)
+                ewtp_dec_add(sum, inv->lines[i]->taxes[t]->amount.value, &sum);
+    if (inv->totals->tax.text && ewtp_dec_cmp(sum, inv->totals->tax.value) != 0) {
         char buf[EWTP_DEC_STRMAX];
         ewtp_dec_format_places(sum, 2, buf, sizeof(buf));
         ewtp_errors_add(errs, "/invoice/totals/tax", "rule",

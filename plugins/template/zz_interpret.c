@@ -55,7 +55,7 @@ int zz_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
                  struct ewtp_outcome *o)
 {
     (void)state;
-    memset(o, 0, sizeof(*o));
+    ewtp_outcome_clear(o);
     if (resp->status == 0) {
         set_retry(o, "transport", resp->transport_error ? resp->transport_error : "no answer");
         return 0;
@@ -121,8 +121,8 @@ int zz_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_cor
                struct ewtp_outcome *o)
 {
     (void)state;
-    memset(o, 0, sizeof(*o));
-    memset(to, 0, sizeof(*to));
+    ewtp_outcome_clear(o);
+    ewtp_sized_clear(to);
     const struct ewtp_json *body = ewtp_json_parse(in->arena, in->body, in->body_len, NULL);
     const char *ref = ewtp_json_get_string(body, "reference");
     enum ewtp_verdict v;

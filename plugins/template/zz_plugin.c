@@ -87,7 +87,7 @@ static void zz_classify(const void *state, const struct ewtp_call *c, struct ewt
                         : m->invoice     ? m->invoice->order_number
                                          : NULL;
     if (order)
-        r->relation_keys[r->n_relation_keys++] = ewtp_arena_printf(c->arena, "order:%s", order);
+        ewtp_route_add_relation_key(r, c->arena, ewtp_arena_printf(c->arena, "order:%s", order));
 }
 
 /* TODO(country): the authority's fields the common model lacks (ext.schema.json), and its
@@ -125,11 +125,11 @@ void zz_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
     validate_ext(m, errs);
     /* The ZZ authority classifies goods itself from the HS code: every goods line needs one
      * (the common model makes it optional for orders and invoices). */
-    const struct ewtp_line *lines = NULL;
+    const struct ewtp_line *const *lines = NULL;
     size_t n = ewtp_message_lines(m, &lines);
     const char *body = ewtp_message_body_pointer(m);
     for (size_t i = 0; i < n; i++) {
-        if (lines[i].kind == EWTP_LINE_SERVICE || lines[i].hs_code != NULL)
+        if (lines[i]->kind == EWTP_LINE_SERVICE || lines[i]->hs_code != NULL)
             continue;
         char p[EWTP_POINTER_MAX];
         ewtp_errors_add(errs, ewtp_pointer(p, "%s/lines/%zu/hs_code", body, i), "required",

@@ -36,12 +36,12 @@ static void write_amount(struct ewtp_xml_writer *w, const char *name, const stru
     ewtp_xml_end(w);
 }
 
-static void write_lines(struct ewtp_xml_writer *w, const struct ewtp_line *lines, size_t n,
+static void write_lines(struct ewtp_xml_writer *w, const struct ewtp_line *const *lines, size_t n,
                         const char *currency)
 {
     ewtp_xml_start(w, "zz", "Lines");
     for (size_t i = 0; i < n; i++) {
-        const struct ewtp_line *l = &lines[i];
+        const struct ewtp_line *l = lines[i];
         char no[24];
         snprintf(no, sizeof(no), "%lld", (long long)l->line);
         ewtp_xml_start(w, "zz", "Line");
@@ -59,10 +59,10 @@ static void write_lines(struct ewtp_xml_writer *w, const struct ewtp_line *lines
         write_amount(w, "Amount", &l->amount, currency);
         for (size_t t = 0; t < l->n_taxes; t++) {
             ewtp_xml_start(w, "zz", "Tax");
-            ewtp_xml_attr(w, NULL, "type", l->taxes[t].type);
-            ewtp_xml_attr(w, NULL, "category", l->taxes[t].category);
-            ewtp_xml_attr(w, NULL, "rate", l->taxes[t].rate.text);
-            ewtp_xml_text(w, l->taxes[t].amount.text);
+            ewtp_xml_attr(w, NULL, "type", l->taxes[t]->type);
+            ewtp_xml_attr(w, NULL, "category", l->taxes[t]->category);
+            ewtp_xml_attr(w, NULL, "rate", l->taxes[t]->rate.text);
+            ewtp_xml_text(w, l->taxes[t]->amount.text);
             ewtp_xml_end(w);
         }
         ewtp_xml_end(w);
@@ -78,8 +78,8 @@ static void write_party(struct ewtp_xml_writer *w, const char *name, const struc
     ewtp_xml_elem(w, "zz", "Name", p->name);
     for (size_t i = 0; i < p->n_ids; i++) {
         ewtp_xml_start(w, "zz", "Id");
-        ewtp_xml_attr(w, NULL, "scheme", p->ids[i].scheme);
-        ewtp_xml_text(w, p->ids[i].value);
+        ewtp_xml_attr(w, NULL, "scheme", p->ids[i]->scheme);
+        ewtp_xml_text(w, p->ids[i]->value);
         ewtp_xml_end(w);
     }
     ewtp_xml_elem(w, "zz", "Country", p->country);
@@ -134,9 +134,9 @@ static void write_body(struct ewtp_xml_writer *w, const struct ewtp_message *m)
         write_party(w, "Seller", m->parties[EWTP_ROLE_SELLER]);
         write_party(w, "Buyer", m->parties[EWTP_ROLE_BUYER]);
         write_lines(w, inv->lines, inv->n_lines, inv->currency);
-        write_amount(w, "Net", &inv->totals.net, inv->currency);
-        write_amount(w, "Tax", &inv->totals.tax, inv->currency);
-        write_amount(w, "Gross", &inv->totals.gross, inv->currency);
+        write_amount(w, "Net", &inv->totals->net, inv->currency);
+        write_amount(w, "Tax", &inv->totals->tax, inv->currency);
+        write_amount(w, "Gross", &inv->totals->gross, inv->currency);
         ewtp_xml_end(w);
     }
 }
@@ -175,12 +175,12 @@ static int build_document(const struct zz_state *st, const struct ewtp_call *c, 
     /* Only submissions are numbered: a cancellation names its submission's reference. The
      * number is the host's (taken at dispatch, the same on every retry), never counted here:
      * a plugin keeps no state and cannot know what the authority accepted. */
-    if (st->chain_numbering && c->chain.present && c->op == EWTP_OP_SUBMIT) {
+    if (st->chain_numbering && (c->chain != NULL) && c->op == EWTP_OP_SUBMIT) {
         char number[24];
-        snprintf(number, sizeof(number), "%llu", (unsigned long long)c->chain.number);
+        snprintf(number, sizeof(number), "%llu", (unsigned long long)c->chain->number);
         ewtp_xml_start(w, "zz", "Sequence");
         ewtp_xml_attr(w, NULL, "number", number);
-        ewtp_xml_attr(w, NULL, "previous", c->chain.prev_ref);
+        ewtp_xml_attr(w, NULL, "previous", c->chain->prev_ref);
         ewtp_xml_end(w);
     }
     ewtp_xml_end(w);
@@ -214,17 +214,16 @@ int zz_sign(const struct zz_state *st, const struct ewtp_call *c, const char **x
 
 /* Headers every ZZ request carries; the token is a secret (masked in requests.json). */
 static int auth_headers(const struct zz_state *st, const struct ewtp_call *c, const char *rid,
-                        const char *content_type, struct ewtp_header **out, size_t *n)
+                        const char *content_type, const struct ewtp_header ***out, size_t *n)
 {
-    struct ewtp_header *h = ewtp_arena_alloc(c->arena, 3 * sizeof(*h));
+    const struct ewtp_header **h = ewtp_arena_alloc(c->arena, 3 * sizeof(*h));
     if (h == NULL)
         return -EWTP_ENOMEM;
     size_t k = 0;
     if (content_type)
-        h[k++] = (struct ewtp_header){.name = "Content-Type", .value = content_type};
+        h[k++] = ewtp_header_new(c->arena, "Content-Type", content_type, false);
     /* Everything handed back lives in the arena, never on this stack. */
-    h[k++] =
-        (struct ewtp_header){.name = "X-Request-Id", .value = ewtp_arena_strdup(c->arena, rid)};
+    h[k++] = ewtp_header_new(c->arena, "X-Request-Id", ewtp_arena_strdup(c->arena, rid), false);
     const char *token = "test-token";
     if (st->token_file && EWTP_HOST_HAS(c->host, read_secret)) {
         size_t len = 0;
@@ -235,9 +234,8 @@ static int auth_headers(const struct zz_state *st, const struct ewtp_call *c, co
             len--;
         token = ewtp_arena_strndup(c->arena, token, len);
     }
-    h[k++] = (struct ewtp_header){.name = "Authorization",
-                                  .value = ewtp_arena_printf(c->arena, "Bearer %s", token),
-                                  .secret = true};
+    h[k++] = ewtp_header_new(c->arena, "Authorization",
+                             ewtp_arena_printf(c->arena, "Bearer %s", token), true);
     *out = h;
     *n = k;
     return 0;
@@ -264,18 +262,20 @@ int zz_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
     }
     const char *name = ewtp_arena_printf(c->arena, "ZZ-%s-%s%s.xml", ewtp_kind_name(c->msg->kind),
                                          c->msg->id, c->op == EWTP_OP_CANCEL ? "-cancel" : "");
-    struct ewtp_document doc = {.name = name,
+    struct ewtp_document doc = {.size = sizeof(struct ewtp_document),
+                                .name = name,
                                 .content_type = "application/xml",
                                 .data = xml,
                                 .len = len,
                                 .signed_ = is_signed};
     if ((rc = ewtp_out_add_document(out, &doc)) != 0)
         return rc;
-    struct ewtp_header *headers = NULL;
+    const struct ewtp_header **headers = NULL;
     size_t n_headers = 0;
     if ((rc = auth_headers(st, c, rid, "application/xml", &headers, &n_headers)) != 0)
         return rc;
     struct ewtp_request req = {
+        .size = sizeof(struct ewtp_request),
         .method = "POST",
         .path = c->op == EWTP_OP_CANCEL
                     ? ewtp_arena_printf(c->arena, "/v1/submissions/%s/cancel", c->authority_ref)
@@ -297,12 +297,13 @@ int zz_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out)
         return -EWTP_EINVAL;
     char rid[EWTP_UUID_STRLEN];
     request_id(c, rid);
-    struct ewtp_header *headers = NULL;
+    const struct ewtp_header **headers = NULL;
     size_t n_headers = 0;
     int rc = auth_headers(st, c, rid, NULL, &headers, &n_headers);
     if (rc != 0)
         return rc;
     struct ewtp_request req = {
+        .size = sizeof(struct ewtp_request),
         .method = "GET",
         .path = ewtp_arena_printf(c->arena, "/v1/submissions/%s", c->authority_ref),
         .headers = headers,

@@ -3,8 +3,8 @@
  * Cleanup hooks let an arena own objects that live outside it (a jansson tree parsed by
  * ewtp_json_parse). Hooks run in reverse order of registration when the arena is freed,
  * before its memory is released, so a hook may still read arena memory.
- * The symbol carries the ewtp_ prefix only because libewtp's version script exports
- * ewtp_*; plugins must not call it (it is not in sdk/include).
+ * Not exported: libewtp.map lists the public API only (tests/unit/test_arena.c compiles
+ * arena.c itself to reach it).
  */
 #ifndef EWTP_ARENA_INTERNAL_H
 #define EWTP_ARENA_INTERNAL_H

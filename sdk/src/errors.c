@@ -113,7 +113,11 @@ static void push(struct ewtp_errors *e, enum ewtp_severity sev, char *pointer, c
         e->v = v;
         e->cap = cap;
     }
-    e->v[e->n++] = (struct ewtp_error){pointer, code, message, sev};
+    e->v[e->n++] = (struct ewtp_error){.size = sizeof(struct ewtp_error),
+                                       .pointer = pointer,
+                                       .code = code,
+                                       .message = message,
+                                       .severity = sev};
     return;
 fail:
     free(pointer);

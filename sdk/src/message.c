@@ -314,7 +314,7 @@ static const struct field invoice_f[] = {
     FOBJ(ewtp_invoice, billing_period, period_s, 0),
     FLD(ewtp_invoice, order_number, T_STR, 0),
     FARR(ewtp_invoice, lines, n_lines, line_s, F_REQ | F_MIN1 | F_UNIQUE, priced_line_req),
-    FEMB(ewtp_invoice, totals, totals_s, F_REQ),
+    FOBJ(ewtp_invoice, totals, totals_s, F_REQ),
     FLD(ewtp_invoice, buyer_reference, T_STR, 0),
     FOBJ(ewtp_invoice, payment_means, means_s, 0),
     FLD(ewtp_invoice, note, T_STR, 0),
@@ -721,6 +721,16 @@ static void fill_field(struct ctx *c, const struct field *f, const json_t *v, ch
         char *items = alloc(c, n * isz);
         if (!items)
             return;
+        /* Arrays of structs cross the ABI as arrays of pointers (ewtp/abi.h). */
+        void **ptrs = NULL;
+        if (f->type == T_ARR) {
+            if (!(ptrs = alloc(c, n * sizeof *ptrs)))
+                return;
+            for (size_t i = 0; i < n; i++) {
+                ptrs[i] = items + i * isz;
+                memcpy(ptrs[i], &f->sub->size, sizeof f->sub->size);
+            }
+        }
         for (size_t i = 0; i < n; i++) {
             const json_t *it = json_array_get(v, i);
             size_t old = push_index(c, i);
@@ -740,7 +750,10 @@ static void fill_field(struct ctx *c, const struct field *f, const json_t *v, ch
             }
             pop(c, old);
         }
-        memcpy(base + f->off, &items, sizeof items);
+        if (ptrs)
+            memcpy(base + f->off, &ptrs, sizeof ptrs);
+        else
+            memcpy(base + f->off, &items, sizeof items);
         memcpy(base + f->off2, &n, sizeof n);
         return;
     }
@@ -785,7 +798,7 @@ static int cmp_line_ref(const void *a, const void *b)
 
 /* Line numbers unique within one array: each repeat is reported at its own position, naming
  * the first item with that number. Sorted, so that a 1 MiB message of lines stays fast. */
-static void check_unique_lines(struct ctx *c, const struct ewtp_line *lines, size_t n)
+static void check_unique_lines(struct ctx *c, const struct ewtp_line *const *lines, size_t n)
 {
     if (n < 2)
         return;
@@ -796,8 +809,8 @@ static void check_unique_lines(struct ctx *c, const struct ewtp_line *lines, siz
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (lines[i].line >= 1)
-            refs[k++] = (struct line_ref){lines[i].line, i};
+        if (lines[i]->line >= 1)
+            refs[k++] = (struct line_ref){lines[i]->line, i};
     qsort(refs, k, sizeof *refs, cmp_line_ref);
     for (size_t i = 1, first = 0; i < k; i++) {
         if (refs[i].line != refs[first].line) {
@@ -816,6 +829,7 @@ static void fill_object(struct ctx *c, const json_t *obj, const struct shape *sh
                         const char *const *also_req)
 {
     char *base = out;
+    memcpy(base, &sh->size, sizeof sh->size); /* every shape starts with size_t size */
     for (size_t i = 0; i < sh->n; i++) {
         const struct field *f = &sh->fields[i];
         const json_t *v = json_object_get(obj, f->name);
@@ -827,7 +841,7 @@ static void fill_object(struct ctx *c, const json_t *obj, const struct shape *sh
         size_t old = push(c, f->name);
         fill_field(c, f, v, base);
         if (f->type == T_ARR && (f->flags & F_UNIQUE)) {
-            const struct ewtp_line *lines;
+            const struct ewtp_line *const *lines;
             size_t n;
             memcpy(&lines, base + f->off, sizeof lines);
             memcpy(&n, base + f->off2, sizeof n);
@@ -875,12 +889,13 @@ static void fmt_dec(struct ewtp_dec d, char *buf)
 }
 
 /* amount = quantity x unit_price - discount, for each line that has all three. */
-static void rule_lines(struct ctx *c, const json_t *body, const struct ewtp_line *lines, size_t n)
+static void rule_lines(struct ctx *c, const json_t *body, const struct ewtp_line *const *lines,
+                       size_t n)
 {
     const json_t *arr = json_object_get(body, "lines");
     size_t o0 = push(c, "lines");
     for (size_t i = 0; i < n; i++) {
-        const struct ewtp_line *l = &lines[i];
+        const struct ewtp_line *l = lines[i];
         const json_t *lj = json_array_get(arr, i);
         if (!l->quantity.text || !l->unit_price.text || !l->amount.text ||
             !usable(lj, "discount", &l->discount))
@@ -943,7 +958,7 @@ static void rule_invoice(struct ctx *c, const json_t *body, const struct ewtp_in
     bool net_range = false, tax_range = false;
     size_t categories = 0;
     for (size_t i = 0; lines_ok && i < inv->n_lines; i++) {
-        const struct ewtp_line *l = &inv->lines[i];
+        const struct ewtp_line *l = inv->lines[i];
         const json_t *lj = json_array_get(arr, i);
         const json_t *tj = json_object_get(lj, "taxes");
         if (!l->amount.text) {
@@ -955,7 +970,7 @@ static void rule_invoice(struct ctx *c, const json_t *body, const struct ewtp_in
         if (tj && l->n_taxes != json_array_size(tj))
             taxes_ok = false;
         for (size_t t = 0; taxes_ok && t < l->n_taxes; t++) {
-            const struct ewtp_tax *x = &l->taxes[t];
+            const struct ewtp_tax *x = l->taxes[t];
             const json_t *xj = json_array_get(tj, t);
             if (!x->amount.text || !x->type || (json_object_get(xj, "category") && !x->category)) {
                 taxes_ok = false;
@@ -966,17 +981,19 @@ static void rule_invoice(struct ctx *c, const json_t *body, const struct ewtp_in
             /* Count the category once, at its first appearance in document order. */
             bool seen = false;
             for (size_t pi = 0; pi <= i && !seen; pi++) {
-                const struct ewtp_line *pl = &inv->lines[pi];
+                const struct ewtp_line *pl = inv->lines[pi];
                 size_t lim = pi == i ? t : pl->n_taxes;
                 for (size_t pt = 0; pt < lim && !seen; pt++)
-                    seen = pl->taxes[pt].type && same_category(&pl->taxes[pt], x);
+                    seen = pl->taxes[pt]->type && same_category(pl->taxes[pt], x);
             }
             if (!seen)
                 categories++;
         }
     }
+    const struct ewtp_totals *tt = inv->totals;
+    if (tt == NULL)
+        return; /* "totals is required" is reported already */
     size_t o0 = push(c, "totals");
-    const struct ewtp_totals *tt = &inv->totals;
     char w[EWTP_DEC_STRMAX];
     if (lines_ok && tt->net.text) {
         if (net_range) {
@@ -1017,7 +1034,7 @@ static void rule_invoice(struct ctx *c, const json_t *body, const struct ewtp_in
 
 static void apply_rules(struct ctx *c, const struct ewtp_message *m, const json_t *body)
 {
-    const struct ewtp_line *lines;
+    const struct ewtp_line *const *lines;
     size_t n = ewtp_message_lines(m, &lines);
     if (n)
         rule_lines(c, body, lines, n);
@@ -1149,7 +1166,13 @@ static const json_t *string_member(struct ctx *c, const json_t *root, const char
 static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
 {
     const json_t *v;
+    m->size = sizeof(*m);
     m->kind = EWTP_KIND_NONE;
+    const struct ewtp_party **parties = alloc(c, EWTP_ROLE_COUNT * sizeof(*parties));
+    if (!parties)
+        return;
+    m->parties = parties;
+    m->n_parties = EWTP_ROLE_COUNT;
     if ((v = string_member(c, root, "schema", true))) {
         const char *s = json_string_value(v);
         if (strcmp(s, EWTP_SCHEMA_ID) == 0)
@@ -1226,7 +1249,7 @@ static void envelope(struct ctx *c, const json_t *root, struct ewtp_message *m)
                     struct ewtp_party *p = alloc(c, sizeof *p);
                     if (p) {
                         fill_object(c, pj, &party_s, p, NULL);
-                        m->parties[r] = p;
+                        parties[r] = p;
                     }
                 }
                 pop(c, o1);
@@ -1373,8 +1396,11 @@ int ewtp_message_parse(const void *data, size_t len, const struct ewtp_parse_opt
     h->arena = a;
     h->root = root;
     h->m.priv_ = h;
-    struct ewtp_parse_opts defaults = {0};
-    struct ctx c = {.a = a, .errs = errs, .opts = opts ? opts : &defaults};
+    /* The caller's options, by the smaller of the two sizes (ewtp/abi.h). */
+    struct ewtp_parse_opts o = EWTP_PARSE_OPTS_INIT();
+    if (opts)
+        ewtp_sized_copy(&o, sizeof o, opts);
+    struct ctx c = {.a = a, .errs = errs, .opts = &o};
     c.ptr[0] = '\0';
     envelope(&c, root, &h->m);
     if (c.oom || ewtp_errors_oom(errs)) {
@@ -1417,9 +1443,16 @@ char *ewtp_message_canonical(const struct ewtp_message *m)
     return json_dumps(((const struct holder *)m->priv_)->root, JSON_SORT_KEYS | JSON_COMPACT);
 }
 
-size_t ewtp_message_lines(const struct ewtp_message *m, const struct ewtp_line **lines)
+const struct ewtp_party *ewtp_message_party(const struct ewtp_message *m, enum ewtp_role role)
 {
-    const struct ewtp_line *l = NULL;
+    if (!m || !m->parties || (int)role < 0 || (size_t)role >= m->n_parties)
+        return NULL;
+    return m->parties[role];
+}
+
+size_t ewtp_message_lines(const struct ewtp_message *m, const struct ewtp_line *const **lines)
+{
+    const struct ewtp_line *const *l = NULL;
     size_t n = 0;
     if (m) {
         if (m->order) {
@@ -1460,7 +1493,7 @@ const char *ewtp_party_id(const struct ewtp_party *p, const char *scheme)
     if (!p || !scheme)
         return NULL;
     for (size_t i = 0; i < p->n_ids; i++)
-        if (p->ids[i].scheme && p->ids[i].value && strcmp(p->ids[i].scheme, scheme) == 0)
-            return p->ids[i].value;
+        if (p->ids[i]->scheme && p->ids[i]->value && strcmp(p->ids[i]->scheme, scheme) == 0)
+            return p->ids[i]->value;
     return NULL;
 }

@@ -13,10 +13,11 @@ struct item_array {
     size_t n, cap, width;
 };
 
+/* The copies (libewtp's size each) behind arrays of pointers. */
 struct ewtp_out {
     struct ewtp_arena *arena;
-    struct item_array docs;
-    struct item_array reqs;
+    struct item_array docs; /* struct ewtp_document * */
+    struct item_array reqs; /* struct ewtp_request * */
 };
 
 /* Grows an arena-backed array by doubling; the old block stays in the arena until it is
@@ -42,54 +43,116 @@ struct ewtp_out *ewtp_out_new(struct ewtp_arena *a)
     if (out == NULL)
         return NULL;
     out->arena = a;
-    out->docs.width = sizeof(struct ewtp_document);
-    out->reqs.width = sizeof(struct ewtp_request);
+    out->docs.width = sizeof(struct ewtp_document *);
+    out->reqs.width = sizeof(struct ewtp_request *);
     return out;
+}
+
+/* A header the host may read: allocated with at least the 1.0 members. */
+static bool header_ok(const struct ewtp_header *h)
+{
+    return EWTP_HAS(h, struct ewtp_header, secret) && h->name != NULL && h->value != NULL;
 }
 
 int ewtp_out_add_document(struct ewtp_out *out, const struct ewtp_document *doc)
 {
-    if (out == NULL || doc == NULL || doc->name == NULL || doc->data == NULL)
+    if (out == NULL || doc == NULL || doc->size < sizeof(size_t))
         return -EWTP_EINVAL;
-    struct ewtp_document *slot = array_push(out->arena, &out->docs);
+    struct ewtp_document *copy = ewtp_arena_alloc(out->arena, sizeof(*copy));
+    if (copy == NULL)
+        return -EWTP_ENOMEM;
+    ewtp_sized_copy(copy, sizeof(*copy), doc);
+    if (copy->name == NULL || copy->data == NULL)
+        return -EWTP_EINVAL;
+    struct ewtp_document **slot = array_push(out->arena, &out->docs);
     if (slot == NULL)
         return -EWTP_ENOMEM;
-    *slot = *doc;
+    *slot = copy;
     return 0;
 }
 
 int ewtp_out_add_request(struct ewtp_out *out, const struct ewtp_request *req)
 {
-    if (out == NULL || req == NULL || req->method == NULL || req->path == NULL)
+    if (out == NULL || req == NULL || req->size < sizeof(size_t))
         return -EWTP_EINVAL;
-    struct ewtp_request *slot = array_push(out->arena, &out->reqs);
+    struct ewtp_request *copy = ewtp_arena_alloc(out->arena, sizeof(*copy));
+    if (copy == NULL)
+        return -EWTP_ENOMEM;
+    ewtp_sized_copy(copy, sizeof(*copy), req);
+    if (copy->method == NULL || copy->path == NULL || (copy->n_headers && !copy->headers))
+        return -EWTP_EINVAL;
+    for (size_t i = 0; i < copy->n_headers; i++)
+        if (!header_ok(copy->headers[i]))
+            return copy->headers[i] == NULL ? -EWTP_ENOMEM : -EWTP_EINVAL;
+    struct ewtp_request **slot = array_push(out->arena, &out->reqs);
     if (slot == NULL)
         return -EWTP_ENOMEM;
-    *slot = *req;
+    *slot = copy;
     return 0;
 }
 
-size_t ewtp_out_documents(const struct ewtp_out *out, const struct ewtp_document **docs)
+size_t ewtp_out_documents(const struct ewtp_out *out, const struct ewtp_document *const **docs)
 {
     if (docs)
         *docs = out ? out->docs.items : NULL;
     return out ? out->docs.n : 0;
 }
 
-size_t ewtp_out_requests(const struct ewtp_out *out, const struct ewtp_request **reqs)
+size_t ewtp_out_requests(const struct ewtp_out *out, const struct ewtp_request *const **reqs)
 {
     if (reqs)
         *reqs = out ? out->reqs.items : NULL;
     return out ? out->reqs.n : 0;
 }
 
+const struct ewtp_header *ewtp_header_new(struct ewtp_arena *a, const char *name, const char *value,
+                                          bool secret)
+{
+    struct ewtp_header *h = ewtp_arena_alloc(a, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    *h = (struct ewtp_header)EWTP_HEADER_INIT(.name = name, .value = value, .secret = secret);
+    return h;
+}
+
+int ewtp_route_add_relation_key(struct ewtp_route_info *r, struct ewtp_arena *a, const char *key)
+{
+    if (r == NULL || a == NULL || key == NULL)
+        return -EWTP_EINVAL;
+    const char **keys = ewtp_arena_alloc(a, (r->n_relation_keys + 1) * sizeof(*keys));
+    if (keys == NULL)
+        return -EWTP_ENOMEM;
+    for (size_t i = 0; i < r->n_relation_keys; i++)
+        keys[i] = r->relation_keys[i];
+    keys[r->n_relation_keys] = key;
+    r->relation_keys = keys;
+    r->n_relation_keys++;
+    return 0;
+}
+
+void ewtp_outcome_clear(struct ewtp_outcome *o)
+{
+    if (o == NULL || o->size <= sizeof(size_t))
+        return;
+    memset((char *)o + sizeof(size_t), 0, o->size - sizeof(size_t));
+}
+
+void ewtp_outcome_copy(struct ewtp_outcome *dst, const struct ewtp_outcome *src)
+{
+    if (dst == NULL || src == NULL || dst->size < sizeof(size_t))
+        return;
+    ewtp_sized_copy(dst, dst->size, src);
+}
+
 const char *ewtp_response_header(const struct ewtp_response *r, const char *name)
 {
-    if (r == NULL || name == NULL)
+    if (r == NULL || name == NULL || r->headers == NULL)
         return NULL;
-    for (size_t i = 0; i < r->n_headers; i++)
-        if (r->headers[i].name && strcasecmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const struct ewtp_header *h = r->headers[i];
+        if (h && h->name && strcasecmp(h->name, name) == 0)
+            return h->value;
+    }
     return NULL;
 }
 

@@ -84,7 +84,7 @@ static int translate_once(const struct ewtp_plugin *p, const void *st, const str
                               .host = h,
                               .unsigned_ = true};
         if (p->translate(st, &c, out, errs) == 0) {
-            const struct ewtp_document *docs = NULL;
+            const struct ewtp_document *const *docs = NULL;
             n = (int)ewtp_out_documents(out, &docs);
         } else if (report) {
             char *j = ewtp_errors_to_json(errs);

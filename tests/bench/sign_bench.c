@@ -54,8 +54,8 @@ static int run(struct ewtp_runner *r, const struct ewtp_message *m, bool signed_
             return -1;
         }
         if (i == 0) {
-            const struct ewtp_document *d = NULL;
-            *doc_bytes = ewtp_out_documents(out, &d) > 0 ? d[0].len : 0;
+            const struct ewtp_document *const *d = NULL;
+            *doc_bytes = ewtp_out_documents(out, &d) > 0 ? d[0]->len : 0;
         }
         ewtp_errors_free(errs);
         ewtp_arena_free(a);

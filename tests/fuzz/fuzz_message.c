@@ -23,8 +23,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!e)
         return 0;
     if (ewtp_message_parse(data, size, NULL, &m, e) == 0) {
-        const struct ewtp_line *lines;
-        (void)ewtp_message_lines(m, &lines);
+        const struct ewtp_line *const *lines;
+        size_t n = ewtp_message_lines(m, &lines);
+        for (size_t i = 0; i < n; i++) /* every line pointer is readable */
+            (void)lines[i]->line;
         (void)ewtp_message_ext(m, "cn");
         free(ewtp_message_canonical(m));
         ewtp_message_free(m);

@@ -101,7 +101,7 @@ static void load_case(const char *dir, const char *vector)
         const char *chain = json_string_value(json_object_get(fc->call_json, "chain"));
         if (chain) {
             char *end = NULL;
-            fc->rc.chain.present = true;
+            fc->rc.has_chain = true;
             fc->rc.chain.number = strtoull(chain, &end, 10);
             fc->rc.chain.prev_ref = end && *end == ':' && end[1] ? end + 1 : NULL;
         }
@@ -204,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     struct ewtp_header hdrs[MAX_HEADERS];
+    const struct ewtp_header *hp[MAX_HEADERS]; /* the plugin ABI's array of pointers */
     size_t nh = 0;
     char *p = nl + 1, *end = text + size;
     while (p < end) {
@@ -222,7 +223,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *v = colon + 1;
         while (*v == ' ')
             v++;
-        hdrs[nh++] = (struct ewtp_header){.name = line, .value = v};
+        hdrs[nh] = (struct ewtp_header)EWTP_HEADER_INIT(.name = line, .value = v);
+        hp[nh] = &hdrs[nh];
+        nh++;
     }
     size_t body_len = p < end ? (size_t)(end - p) : 0;
     char *body = malloc(body_len ? body_len : 1);
@@ -235,12 +238,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct ewtp_arena *a = ewtp_arena_new();
     const struct fuzz_case *fc = &cases[ci % n_cases];
     const void *st = ewtp_instance_state(inst);
-    struct ewtp_outcome o = {0};
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     if (a && (mode == 'I' || (mode == 'B' && plugin->interpret_batch))) {
         struct ewtp_call c;
         ewtp_runner_call_init(runner, fc->msg, &fc->rc, a, &c);
-        struct ewtp_response r = {.status = status < 0 ? 0 : status,
-                                  .headers = hdrs,
+        struct ewtp_response r = {.size = sizeof(struct ewtp_response),
+                                  .status = status < 0 ? 0 : status,
+                                  .headers = hp,
                                   .n_headers = nh,
                                   .body = body,
                                   .body_len = body_len,
@@ -251,10 +255,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             /* The same call one to three times: the batch answer lists documents by id. */
             const struct ewtp_call *calls[3] = {&c, &c, &c};
-            struct ewtp_outcome os[3];
-            memset(os, 0, sizeof(os));
+            struct ewtp_outcome os[3] = {EWTP_OUTCOME_INIT(), EWTP_OUTCOME_INIT(),
+                                         EWTP_OUTCOME_INIT()};
+            struct ewtp_outcome *const op[3] = {&os[0], &os[1], &os[2]};
             size_t n = 1 + (unsigned)(status < 0 ? -status : status) % 3;
-            int rc = plugin->interpret_batch(st, calls, n, &r, os);
+            int rc = plugin->interpret_batch(st, calls, n, &r, op);
             for (size_t k = 0; k < n; k++)
                 check_outcome(rc, &os[k]);
         }
@@ -263,14 +268,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct ewtp_inbound in = {.size = sizeof(in),
                                   .source = sources[(unsigned)(status < 0 ? -status : status) % 3],
                                   .name = nh ? hdrs[0].value : "fuzz.xml",
-                                  .headers = hdrs,
+                                  .headers = hp,
                                   .n_headers = nh,
                                   .body = body,
                                   .body_len = body_len,
                                   .now_ms = ewtp_runner_now(runner),
                                   .arena = a,
                                   .host = ewtp_runner_host(runner)};
-        struct ewtp_correlation to = {0};
+        struct ewtp_correlation to = EWTP_CORRELATION_INIT();
         int rc = plugin->receive(st, &in, &to, &o);
         if (rc == -EWTP_ENOTFOUND || rc < 0) {
             /* not ours, or refused */

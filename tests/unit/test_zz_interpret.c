@@ -50,10 +50,13 @@ static int teardown(void **state)
 static struct ewtp_outcome answer(struct fixture *f, enum ewtp_op op, int status,
                                   const char *retry_after, const char *body)
 {
-    struct ewtp_header hdr[2] = {{.name = "Content-Type", .value = "application/json"},
-                                 {.name = "Retry-After", .value = retry_after}};
-    struct ewtp_response r = {.status = status,
-                              .headers = hdr,
+    struct ewtp_header hdr[2] = {
+        EWTP_HEADER_INIT(.name = "Content-Type", .value = "application/json"),
+        EWTP_HEADER_INIT(.name = "Retry-After", .value = retry_after)};
+    const struct ewtp_header *const hp[2] = {&hdr[0], &hdr[1]};
+    struct ewtp_response r = {.size = sizeof(r),
+                              .status = status,
+                              .headers = hp,
                               .n_headers = retry_after ? 2 : 1,
                               .body = body,
                               .body_len = body ? strlen(body) : 0};
@@ -63,7 +66,7 @@ static struct ewtp_outcome answer(struct fixture *f, enum ewtp_op op, int status
                           .attempt = 1,
                           .arena = f->arena,
                           .authority_ref = op == EWTP_OP_CANCEL ? "ZZ-1" : NULL};
-    struct ewtp_outcome o;
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     const struct ewtp_plugin *p = ewtp_instance_plugin(f->inst);
     assert_int_equal(p->interpret(ewtp_instance_state(f->inst), &c, &r, &o), 0);
     return o;
@@ -153,9 +156,10 @@ static void test_malformed(void **state)
 static void test_transport_error(void **state)
 {
     struct fixture *f = *state;
-    struct ewtp_response r = {.status = 0, .transport_error = "connection refused"};
+    struct ewtp_response r = {
+        .size = sizeof(r), .status = 0, .transport_error = "connection refused"};
     struct ewtp_call c = {.size = sizeof(c), .op = EWTP_OP_SUBMIT, .arena = f->arena};
-    struct ewtp_outcome o;
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     const struct ewtp_plugin *p = ewtp_instance_plugin(f->inst);
     assert_int_equal(p->interpret(ewtp_instance_state(f->inst), &c, &r, &o), 0);
     assert_int_equal(o.verdict, EWTP_V_RETRY);
@@ -187,8 +191,8 @@ static void test_receive(void **state)
                               .body = body,
                               .body_len = strlen(body),
                               .arena = f->arena};
-    struct ewtp_correlation to;
-    struct ewtp_outcome o;
+    struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     assert_int_equal(p->receive(ewtp_instance_state(f->inst), &in, &to, &o), 0);
     assert_string_equal(to.authority_ref, "ZZ-2");
     assert_int_equal(o.verdict, EWTP_V_REJECTED);

@@ -64,8 +64,8 @@ static void check_receive(const struct ewtp_plugin *p, void *st, const char *dir
                               .body = body,
                               .body_len = len,
                               .arena = a};
-    struct ewtp_correlation to;
-    struct ewtp_outcome o;
+    struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     int rc = p->receive(st, &in, &to, &o);
     CHECK(rc == 0, "%s: receive rc %d", w->file, rc);
     if (rc == 0) {
@@ -102,7 +102,8 @@ static struct ewtp_message *load_msg(const char *dir, const char *vector)
     struct ewtp_message *m = NULL;
     struct ewtp_errors *errs = ewtp_errors_new();
     const char *const extra[] = {NULL};
-    struct ewtp_parse_opts opts = {.extra_destinations = extra};
+    struct ewtp_parse_opts opts = {.size = sizeof(struct ewtp_parse_opts),
+                                   .extra_destinations = extra};
     if (data == NULL || ewtp_message_parse(data, len, &opts, &m, errs) != 0 ||
         ewtp_errors_blocking(errs) > 0) {
         printf("FAIL cannot load %s\n", path);
@@ -119,14 +120,16 @@ static void check_interpret(const struct ewtp_plugin *p, void *st, const struct 
 {
     struct ewtp_arena *a = ewtp_arena_new();
     struct ewtp_call c = {.size = sizeof(c), .tenant = "t1", .msg = m, .attempt = 1, .arena = a};
-    struct ewtp_header h = {.name = "Retry-After", .value = header};
-    struct ewtp_response r = {.status = status,
-                              .headers = header ? &h : NULL,
+    struct ewtp_header h = EWTP_HEADER_INIT(.name = "Retry-After", .value = header);
+    const struct ewtp_header *const hp[1] = {&h};
+    struct ewtp_response r = {.size = sizeof(struct ewtp_response),
+                              .status = status,
+                              .headers = header ? hp : NULL,
                               .n_headers = header ? 1 : 0,
                               .body = body,
                               .body_len = body ? strlen(body) : 0,
                               .transport_error = status == 0 ? "connection refused" : NULL};
-    struct ewtp_outcome o;
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     int rc = p->interpret(st, &c, &r, &o);
     CHECK(rc == 0, "interpret %d rc %d", status, rc);
     CHECK(o.verdict == want, "interpret %s %d: verdict %s, want %s", m->id, status,
@@ -193,8 +196,8 @@ int main(int argc, char **argv)
                                   .body = junk[i],
                                   .body_len = strlen(junk[i]),
                                   .arena = a};
-        struct ewtp_correlation to;
-        struct ewtp_outcome o;
+        struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+        struct ewtp_outcome o = EWTP_OUTCOME_INIT();
         CHECK(p->receive(st, &in, &to, &o) == -EWTP_ENOTFOUND, "junk %zu accepted", i);
     }
     ewtp_arena_free(a);

@@ -55,8 +55,8 @@ static void run(const char *label, const void *body, size_t len, const struct ex
                               .body = body,
                               .body_len = len,
                               .arena = a};
-    struct ewtp_correlation to;
-    struct ewtp_outcome o;
+    struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+    struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     int rc = plugin->receive(state, &in, &to, &o);
     const char *why = NULL;
     if (rc != e->rc)
@@ -270,8 +270,8 @@ int main(void)
             struct ewtp_arena *a = ewtp_arena_new();
             struct ewtp_inbound in = {
                 .size = sizeof(in), .body = body, .body_len = len, .arena = a};
-            struct ewtp_correlation to;
-            struct ewtp_outcome o;
+            struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+            struct ewtp_outcome o = EWTP_OUTCOME_INIT();
             if (plugin->receive(state, &in, &to, &o) == 0 && to.authority_ref)
                 e.key = strdup(to.authority_ref);
             ewtp_arena_free(a);
@@ -295,8 +295,8 @@ int main(void)
             if (e2.key == NULL) {
                 struct ewtp_inbound in = {
                     .size = sizeof(in), .body = body, .body_len = len, .arena = a};
-                struct ewtp_correlation to;
-                struct ewtp_outcome o;
+                struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+                struct ewtp_outcome o = EWTP_OUTCOME_INIT();
                 plugin->receive(state, &in, &to, &o);
                 e2.key = to.authority_ref;
             }
@@ -313,8 +313,8 @@ int main(void)
     for (size_t n = 0; n < strlen(b); n++) {
         struct ewtp_arena *a = ewtp_arena_new();
         struct ewtp_inbound in = {.size = sizeof(in), .body = b, .body_len = n, .arena = a};
-        struct ewtp_correlation to;
-        struct ewtp_outcome o;
+        struct ewtp_correlation to = EWTP_CORRELATION_INIT();
+        struct ewtp_outcome o = EWTP_OUTCOME_INIT();
         plugin->receive(state, &in, &to, &o);
         ewtp_arena_free(a);
     }

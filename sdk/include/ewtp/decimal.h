@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ewtp/abi.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,6 +30,9 @@ struct ewtp_dec {
     ewtp_int128 units; /* the value times 10^scale */
     unsigned scale;    /* digits after the point, 0..EWTP_DEC_MAX_SCALE */
 };
+/* A frozen value type for major 1: passed and embedded by value, it never grows. */
+EWTP_STATIC_ASSERT(sizeof(struct ewtp_dec) == 2 * sizeof(ewtp_int128),
+                   "struct ewtp_dec is frozen for ABI major 1");
 
 /* Parses the spec's decimal syntax exactly: ^-?[0-9]{1,18}(\.[0-9]{1,6})?$ .
  * Returns 0, or -EWTP_EFORMAT for anything else ("1e3", "+1", "1,5", " 1", "", ".5",

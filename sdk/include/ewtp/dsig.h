@@ -108,6 +108,9 @@ struct ewtp_dsig_options {
     enum ewtp_digest_alg digest;      /* 0: the default for alg */
     const char *signature_id;         /* Id attribute of Signature; NULL: none */
     unsigned flags;                   /* EWTP_DSIG_PRETTY, ... */
+#ifdef EWTP_ABI_TEST_GROWN            /* test-only (tests/abi) */
+    uint64_t abi_test_grown[3];
+#endif
 };
 
 /* Sets every member to its default (size, CEB profile) plus alg and key_name. */

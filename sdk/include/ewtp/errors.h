@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,11 +39,17 @@ enum ewtp_severity { EWTP_SEV_ERROR = 0, EWTP_SEV_WARNING = 1 };
 /* Longest JSON Pointer kept; longer ones are truncated with "...". */
 #define EWTP_POINTER_MAX 256
 
+/* One entry, allocated by libewtp (read it through ewtp_errors_at; members newer than 1.0
+ * only after EWTP_HAS, see ewtp/abi.h). */
 struct ewtp_error {
+    size_t size;         /* sizeof(struct ewtp_error) of libewtp */
     const char *pointer; /* "" for the whole document */
     const char *code;    /* "required", "format", "rule", ... */
     const char *message; /* a sentence naming what is wrong */
     enum ewtp_severity severity;
+#ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
+    uint64_t abi_test_grown[3];
+#endif
 };
 
 struct ewtp_errors;

@@ -2,12 +2,15 @@
  *
  * create() receives a const struct ewtp_host *. The table is size-versioned and
  * append-only: its first member is its size, functions are only ever added at the end, and
- * a plugin checks EWTP_HOST_HAS(h, member) before using anything added after minor 0.
+ * a plugin checks EWTP_HOST_HAS(h, member) before using anything added after minor 0 (the
+ * growth rule is in ewtp/abi.h). abi_major/abi_minor are the host's ABI version: a plugin
+ * never runs on a host whose minor is older than its own, and may use h->abi_minor to learn
+ * which newer members and functions it may rely on (EWTP_HAS still decides per member).
  * Every function may be called from any thread, concurrently. The plugin never sees key
  * material: it names a key (a setting of its instance) and the host signs.
  *
  * History (append a line with every change):
- *   1.0  size, ctx, log, read_secret, sign, cert, random
+ *   1.0  size, abi_major, abi_minor, ctx, log, read_secret, sign, cert, random
  */
 #ifndef EWTP_HOST_H
 #define EWTP_HOST_H
@@ -15,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ewtp/abi.h>
 #include <ewtp/arena.h>
 
 #ifdef __cplusplus
@@ -39,8 +43,10 @@ enum ewtp_sign_alg {
 };
 
 struct ewtp_host {
-    size_t size; /* sizeof the table the host built; see EWTP_HOST_HAS */
-    void *ctx;   /* the host's own pointer, passed back to every function */
+    size_t size;        /* sizeof the table the host built; see EWTP_HOST_HAS */
+    uint32_t abi_major; /* the host's EWTP_ABI_MAJOR */
+    uint32_t abi_minor; /* the host's EWTP_ABI_MINOR (never older than the plugin's) */
+    void *ctx;          /* the host's own pointer, passed back to every function */
 
     /* A log line for the hub admin. The host redacts personal data it recognises (ID
      * numbers, phone numbers); plugins still never log names or ids on purpose. */
@@ -58,11 +64,18 @@ struct ewtp_host {
                 size_t *der_len);
     /* Cryptographically random bytes (UUID v4, nonces). 0 or -EWTP_ECRYPTO. */
     int (*random)(void *ctx, void *buf, size_t len);
+#ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi): a function a later minor appends */
+    int (*abi_test_grown)(void *ctx);
+#endif
 };
+/* Hosts: EWTP_HOST_INIT(.ctx = ..., .log = ...) sets size and the version. */
+#define EWTP_HOST_INIT(...)                                                                        \
+    {                                                                                              \
+        .size = sizeof(struct ewtp_host), .abi_major = EWTP_ABI_MAJOR,                             \
+        .abi_minor = EWTP_ABI_MINOR, __VA_ARGS__                                                   \
+    }
 
-#define EWTP_HOST_HAS(h, member)                                                                   \
-    ((h) != NULL && (h)->size >= offsetof(struct ewtp_host, member) + sizeof((h)->member) &&       \
-     (h)->member != NULL)
+#define EWTP_HOST_HAS(h, member) (EWTP_HAS(h, struct ewtp_host, member) && (h)->member != NULL)
 
 #ifdef __cplusplus
 }
