@@ -1,3 +1,6 @@
+# Code tables from data files: ewtp_add_code_tables() (see there).
+include(${CMAKE_CURRENT_LIST_DIR}/ewtp-codes.cmake)
+
 # ewtp_add_plugin(NAME cc SOURCES ... [SIM_SOURCES ...])
 # Builds plugins/<cc> into ${EWTP_PLUGIN_OUTPUT_DIR}/ewtp-<cc>.so exporting only the
 # descriptor symbol, linked against libewtp alone; SIM_SOURCES build ewtp-sim-<cc>.so.

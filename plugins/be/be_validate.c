@@ -11,7 +11,7 @@
 #include <ewtp/json.h>
 
 #include "be.h"
-#include "be_eas.h" /* generated from data/eas.txt (BR-CL-25) */
+#include "be_codes.h" /* be_codes_eas: generated from data/eas.txt (BR-CL-25) */
 
 static bool is_digits(const char *s, size_t n)
 {
@@ -484,10 +484,7 @@ static size_t id_index(const struct ewtp_party *p, const char *scheme)
 /* BR-CL-25: the EndpointID scheme is in the EAS code list (data/eas.txt). */
 static bool eas_known(const char *scheme)
 {
-    for (size_t i = 0; i < sizeof(be_eas_codes) / sizeof(be_eas_codes[0]); i++)
-        if (strcmp(be_eas_codes[i], scheme) == 0)
-            return true;
-    return false;
+    return ewtp_code_table_find(&be_codes_eas, scheme) != NULL;
 }
 
 /* The identifier checks of the Peppol schematron (PEPPOL-COMMON-R040 ...), written after its

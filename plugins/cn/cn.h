@@ -17,14 +17,15 @@
 #define CN_NS_DS "http://www.w3.org/2000/09/xmldsig#"
 #define CN_MAX_UNIT_OVERRIDES 16
 
-/* A code table row (the codes/ TSV files compiled by codes/gen_codes.cmake); ends with {0, 0}. */
+/* The code tables of codes/ (ISO/UN code -> China customs code), generated at build time:
+ * cn_codes_currency, cn_codes_country, cn_codes_unit, cn_codes_transport_mode; rows {key,
+ * value}, read with cn_code() or ewtp_code_table_find (ewtp/codes.h). */
+#include "cn_codes.h"
+
+/* A unit override (setting units.<rec20>); the list ends with {0, 0}. */
 struct cn_code {
     const char *key, *value;
 };
-extern const struct cn_code cn_codes_currency[];
-extern const struct cn_code cn_codes_country[];
-extern const struct cn_code cn_codes_unit[];
-extern const struct cn_code cn_codes_transport_mode[];
 
 /* Immutable after create (strings owned by the state). */
 struct cn_state {
@@ -45,7 +46,9 @@ struct cn_state {
     struct cn_code unit_overrides[CN_MAX_UNIT_OVERRIDES + 1];
 };
 
-/* Code look-ups; NULL when unknown. */
+/* Code look-ups; NULL when unknown. cn_code: the customs code of key in a codes/ table;
+ * cn_code_find: in the unit overrides. */
+const char *cn_code(const struct ewtp_code_table *table, const char *key);
 const char *cn_code_find(const struct cn_code *table, const char *key);
 const char *cn_unit(const struct cn_state *st, const char *rec20);
 

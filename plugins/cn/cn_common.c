@@ -9,6 +9,11 @@
 
 #include "cn.h"
 
+const char *cn_code(const struct ewtp_code_table *table, const char *key)
+{
+    return ewtp_code_table_get(table, key, 1);
+}
+
 const char *cn_code_find(const struct cn_code *table, const char *key)
 {
     if (key == NULL)
@@ -22,7 +27,7 @@ const char *cn_code_find(const struct cn_code *table, const char *key)
 const char *cn_unit(const struct cn_state *st, const char *rec20)
 {
     const char *v = cn_code_find(st->unit_overrides, rec20);
-    return v ? v : cn_code_find(cn_codes_unit, rec20);
+    return v ? v : cn_code(&cn_codes_unit, rec20);
 }
 
 bool cn_doc_is_export(int number)

@@ -95,7 +95,7 @@ static enum ewtp_role ebc_role(struct tctx *t)
 
 static const char *currency(const char *iso)
 {
-    const char *v = cn_code_find(cn_codes_currency, iso);
+    const char *v = cn_code(&cn_codes_currency, iso);
     return v ? v : "142";
 }
 
@@ -108,7 +108,7 @@ static const char *line_unit(struct tctx *t, const struct ewtp_line *l)
 static const char *line_country(struct tctx *t, const struct ewtp_line *l, const char *alpha2)
 {
     const char *v = cn_ext_line_str(t->m, l->line, "country_code");
-    return v ? v : cn_code_find(cn_codes_country, alpha2);
+    return v ? v : cn_code(&cn_codes_country, alpha2);
 }
 
 static const char *line_name(struct tctx *t, const struct ewtp_line *l)
@@ -147,7 +147,7 @@ static const char *traf_mode(struct tctx *t, const struct ewtp_transport *tr)
     const char *v = ext(t, "traf_mode");
     if (v)
         return v;
-    return cn_code_find(cn_codes_transport_mode, tr ? tr->mode : NULL);
+    return cn_code(&cn_codes_transport_mode, tr ? tr->mode : NULL);
 }
 
 /* guid, appType, appTime, appStatus: the head of every request. */
@@ -370,7 +370,7 @@ static void ceb621(struct tctx *t, const char *guid)
     E("licenseNo", ext(t, "license_no"));
     E("country",
       bonded ? "142"
-             : cn_code_find(cn_codes_country, tr && tr->departure ? tr->departure->country : NULL));
+             : cn_code(&cn_codes_country, tr && tr->departure ? tr->departure->country : NULL));
     dec(t, "freight", &d->freight, "0");
     dec(t, "insuredFee", &d->insurance, "0");
     E("currency", "142");
@@ -616,7 +616,7 @@ static void ceb603(struct tctx *t, const char *guid)
     E("billNo", ext(t, "bill_no"));
     E("loctNo", ext(t, "loct_no"));
     E("licenseNo", ext(t, "license_no"));
-    E("country", cn_code_find(cn_codes_country, tr && tr->arrival ? tr->arrival->country : NULL));
+    E("country", cn_code(&cn_codes_country, tr && tr->arrival ? tr->arrival->country : NULL));
     E("POD", ext(t, "pod"));
     dec(t, "freight", &d->freight, "0");
     E("fCurrency", cur);

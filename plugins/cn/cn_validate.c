@@ -84,7 +84,7 @@ static void cny(struct vctx *v, const char *p, const char *currency)
 
 static void mapped_currency(struct vctx *v, const char *p, const char *currency)
 {
-    if (currency && cn_code_find(cn_codes_currency, currency) == NULL)
+    if (currency && cn_code(&cn_codes_currency, currency) == NULL)
         ewtp_errors_add(v->errs, p, "unsupported",
                         "currency %s has no China customs code in the plugin's table", currency);
 }
@@ -206,7 +206,7 @@ static void country_mapped(struct vctx *v, const char *p, const char *alpha2, bo
     if (alpha2 == NULL) {
         if (required)
             ewtp_errors_add(v->errs, p, "required", "China customs needs a country here");
-    } else if (cn_code_find(cn_codes_country, alpha2) == NULL) {
+    } else if (cn_code(&cn_codes_country, alpha2) == NULL) {
         ewtp_errors_add(v->errs, p, "unsupported",
                         "country %s has no China customs country code in the plugin's table",
                         alpha2);
@@ -596,7 +596,7 @@ static void v_declaration(struct vctx *v, bool import)
         if (mode == NULL)
             ewtp_errors_add(v->errs, "/declaration/transport/mode", "required",
                             "China customs needs the transport mode");
-        else if (cn_code_find(cn_codes_transport_mode, mode) == NULL)
+        else if (cn_code(&cn_codes_transport_mode, mode) == NULL)
             ewtp_errors_add(v->errs, "/declaration/transport/mode", "unsupported",
                             "transport mode %s has no China customs code; set ext.cn.traf_mode",
                             mode);
@@ -737,7 +737,7 @@ static void v_manifest(struct vctx *v, bool import)
         ewtp_errors_add(v->errs, "/manifest/transport/mode", "required",
                         "China customs needs the transport mode");
     else if (cn_ext_str(v->m, "traf_mode") == NULL &&
-             cn_code_find(cn_codes_transport_mode, t->mode) == NULL)
+             cn_code(&cn_codes_transport_mode, t->mode) == NULL)
         ewtp_errors_add(v->errs, "/manifest/transport/mode", "unsupported",
                         "transport mode %s has no China customs code; set ext.cn.traf_mode",
                         t->mode);

@@ -4,7 +4,7 @@
  * as a neutral tree, written as XML or as UBL JSON), my_sign.c (the MyInvois signature:
  * document digest, .NET-style SignedProperties digest, certificate digest, RSA-SHA256 over
  * the transformed document, not over SignedInfo), my_api.c (submission requests, batches,
- * interpret, poll, cancel), my_codes.c (generated from data/ by tools/gen_codes.py). */
+ * interpret, poll, cancel), the code tables (my_codes.h, generated from data/ at build time). */
 #ifndef MY_H
 #define MY_H
 
@@ -15,23 +15,10 @@
 #include <ewtp/plugin.h>
 #include <ewtp/xml.h>
 
-/* ---- code tables (my_codes.c, generated) ---- */
-struct my_code {
-    const char *code, *name;
-};
-enum my_table {
-    MY_T_CLASSIFICATION,
-    MY_T_TAX_TYPE,
-    MY_T_STATE,
-    MY_T_COUNTRY,
-    MY_T_CURRENCY,
-    MY_T_UNIT,
-    MY_T_PAYMENT_METHOD,
-    MY_T_MSIC,
-    MY_T_INVOICE_TYPE,
-};
-const struct my_code *my_code_find(enum my_table t, const char *code);
-size_t my_code_table(enum my_table t, const struct my_code **rows);
+/* ---- code tables ----
+ * LHDN's tables, generated at build time from the JSON files in data/ (CMakeLists.txt):
+ * my_codes_<name>, rows {code, name}, looked up with ewtp_code_table_find (ewtp/codes.h). */
+#include "my_codes.h"
 
 /* ---- settings ---- */
 enum my_format { MY_FMT_XML = 0, MY_FMT_JSON };

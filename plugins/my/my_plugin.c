@@ -108,7 +108,7 @@ static int my_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
     if (strcmp(fx, "document") != 0 && strcmp(fx, "MYR") != 0)
         ewtp_errors_add(why, "/fx_tax_currency", "format",
                         "setting fx_tax_currency must be \"document\" or \"MYR\"");
-    if (msic && my_code_find(MY_T_MSIC, msic) == NULL)
+    if (msic && ewtp_code_table_find(&my_codes_msic, msic) == NULL)
         ewtp_errors_add(why, "/msic_code", "format",
                         "setting msic_code \"%s\" is not in the MSIC code table", msic);
     if (key[0] == '\0')
@@ -180,11 +180,10 @@ const char *my_state_code(const char *region)
 {
     if (region == NULL)
         return NULL;
-    const struct my_code *rows = NULL;
-    size_t n = my_code_table(MY_T_STATE, &rows);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(rows[i].code, region) == 0 || strcasecmp(rows[i].name, region) == 0)
-            return rows[i].code;
+    const char *const *row;
+    for (size_t i = 0; (row = ewtp_code_table_row(&my_codes_state, i)) != NULL; i++)
+        if (strcmp(row[0], region) == 0 || strcasecmp(row[1], region) == 0)
+            return row[0];
     return NULL;
 }
 
@@ -192,7 +191,7 @@ const char *my_payment_code(const char *code)
 {
     if (code == NULL)
         return NULL;
-    if (my_code_find(MY_T_PAYMENT_METHOD, code))
+    if (ewtp_code_table_find(&my_codes_payment_method, code))
         return code; /* already a MyInvois code */
     /* UNCL 4461 -> MyInvois: 01 cash, 02 cheque, 03 bank transfer, 04 credit card, 05 debit
      * card, 06 e-wallet, 07 digital bank, 08 others. */

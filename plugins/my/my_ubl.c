@@ -342,8 +342,8 @@ static struct node *build_tree(const struct my_state *st, const struct ewtp_call
             activity = st->business_activity;
     }
     if (msic && activity == NULL) {
-        const struct my_code *mc = my_code_find(MY_T_MSIC, msic);
-        activity = mc ? mc->name : "NA";
+        const char *name = ewtp_code_table_get(&my_codes_msic, msic, 1);
+        activity = name ? name : "NA";
     }
     party(b, root, "AccountingSupplierParty", m->parties[EWTP_ROLE_SELLER], msic, activity,
           my_ext_string(m, "certified_exporter"));

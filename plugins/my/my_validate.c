@@ -194,7 +194,7 @@ static void check_party(const struct my_state *st, const struct ewtp_message *m,
         E(errs, "required", "MyInvois needs the country of the address");
     } else {
         const char *a3 = ewtp_code_country_alpha3(country);
-        if (a3 == NULL || my_code_find(MY_T_COUNTRY, a3) == NULL) {
+        if (a3 == NULL || ewtp_code_table_find(&my_codes_country, a3) == NULL) {
             ewtp_pointer(p, "/parties/%s/address/country", role);
             E(errs, "format", "country %s is not in the MyInvois country table", country);
         }
@@ -311,7 +311,7 @@ static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
               "MyInvois needs a classification code per line: ext.my.lines[%zu]->classification "
               "or ext.my.classification (e.g. 022 others, 004 consolidated, 008 e-commerce)",
               i);
-        } else if (my_code_find(MY_T_CLASSIFICATION, cls) == NULL) {
+        } else if (ewtp_code_table_find(&my_codes_classification, cls) == NULL) {
             if (my_ext_line_string(m, i, "classification"))
                 ewtp_pointer(p, "/ext/my/lines/%zu/classification", i);
             else
@@ -322,7 +322,7 @@ static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
             ewtp_pointer(p, "/invoice/lines/%zu/description", i);
             E(errs, "size", "MyInvois allows at most 300 characters for a description");
         }
-        if (l->unit && my_code_find(MY_T_UNIT, l->unit) == NULL) {
+        if (l->unit && ewtp_code_table_find(&my_codes_unit, l->unit) == NULL) {
             ewtp_pointer(p, "/invoice/lines/%zu/unit", i);
             E(errs, "format", "unit %s is not in the MyInvois unit table", l->unit);
         }
@@ -332,7 +332,7 @@ static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
         }
         if (l->origin) {
             const char *a3 = ewtp_code_country_alpha3(l->origin);
-            if (a3 == NULL || my_code_find(MY_T_COUNTRY, a3) == NULL) {
+            if (a3 == NULL || ewtp_code_table_find(&my_codes_country, a3) == NULL) {
                 ewtp_pointer(p, "/invoice/lines/%zu/origin", i);
                 E(errs, "format", "country %s is not in the MyInvois country table", l->origin);
             }
@@ -349,7 +349,8 @@ static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
         }
         for (size_t t = 0; t < l->n_taxes; t++) {
             const struct ewtp_tax *tx = l->taxes[t];
-            if (tx->category == NULL || my_code_find(MY_T_TAX_TYPE, tx->category) == NULL) {
+            if (tx->category == NULL ||
+                ewtp_code_table_find(&my_codes_tax_type, tx->category) == NULL) {
                 ewtp_pointer(p, "/invoice/lines/%zu/taxes/%zu/category", i, t);
                 E(errs, tx->category ? "format" : "required",
                   "MyInvois tax types are 01 sales, 02 service, 03 tourism, 04 high-value goods, "
@@ -445,7 +446,7 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
                             "the issue time lies in the future");
     }
     const char *cur = inv->currency ? inv->currency : "MYR";
-    if (my_code_find(MY_T_CURRENCY, cur) == NULL)
+    if (ewtp_code_table_find(&my_codes_currency, cur) == NULL)
         ewtp_errors_add(errs, "/invoice/currency", "format",
                         "currency %s is not in the MyInvois currency table", cur);
     if (strcmp(cur, "MYR") != 0 && inv->exchange_rate.text == NULL &&
@@ -511,7 +512,7 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
         ewtp_errors_add(errs, "/ext/my/msic_code", "required",
                         "MyInvois needs the supplier's MSIC code (ext.my.msic_code, or the "
                         "instance setting msic_code; 00000 = not applicable)");
-    else if (msic && my_code_find(MY_T_MSIC, msic) == NULL)
+    else if (msic && ewtp_code_table_find(&my_codes_msic, msic) == NULL)
         ewtp_errors_add(errs, "/ext/my/msic_code", "format",
                         "%s is not a 5-digit code of the MSIC table", msic);
     bool self_billed = my_self_billed(m);

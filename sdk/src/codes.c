@@ -1,31 +1,58 @@
-/* codes.c — look-ups in the code tables generated from sdk/data (ewtp/codes.h). */
+/* codes.c — the code table look-up, and the common code lists of sdk/data (ewtp/codes.h). */
 #include <ewtp/codes.h>
 
-#include <stdlib.h>
 #include <string.h>
 
-#include "codes_data.h"
+/* Generated at build time from the sdk/data TSV files by ewtp_add_code_tables (sdk/CMakeLists.txt):
+ * ewtp_codes_countries (alpha2, alpha3, numeric, name), ewtp_codes_currencies (alpha3,
+ * numeric, minor units or "N.A.", name), ewtp_codes_units / _packages / _transport_modes
+ * (code, name). */
+#include "ewtp_codes.h"
 
-static int row_cmp(const void *key, const void *row)
+/* Everything up to cells: what this library reads of a table. */
+#define CODE_TABLE_MIN_SIZE (offsetof(struct ewtp_code_table, cells) + sizeof(const char *const *))
+
+static bool usable(const struct ewtp_code_table *t)
 {
-    return strcmp(key, ((const struct ewtp_code_row *)row)->col[0]);
+    return t && t->size >= CODE_TABLE_MIN_SIZE && t->cells && t->n_cols > 0;
 }
 
-static const struct ewtp_code_row *find(const struct ewtp_code_row *t, size_t n, const char *code)
+const char *const *ewtp_code_table_find(const struct ewtp_code_table *t, const char *code)
 {
-    if (!code)
+    if (!code || !usable(t))
         return NULL;
-    return bsearch(code, t, n, sizeof(*t), row_cmp);
+    size_t lo = 0, hi = t->n_rows;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *const *row = t->cells + mid * t->n_cols;
+        int c = strcmp(code, row[0]);
+        if (c == 0)
+            return row;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
 }
 
-#define FIND(name, code) find(ewtp_codes_##name, ewtp_codes_##name##_count, code)
-
-/* Column c of the row, "" when the data left it empty, NULL for an unknown code. */
-static const char *col(const struct ewtp_code_row *r, int c)
+const char *ewtp_code_table_get(const struct ewtp_code_table *t, const char *code, size_t col)
 {
-    if (!r)
-        return NULL;
-    return r->col[c] ? r->col[c] : "";
+    const char *const *row = ewtp_code_table_find(t, code);
+    return row && col < t->n_cols ? row[col] : NULL;
+}
+
+const char *const *ewtp_code_table_row(const struct ewtp_code_table *t, size_t i)
+{
+    return usable(t) && i < t->n_rows ? t->cells + i * t->n_cols : NULL;
+}
+
+#define FIND(name, code) ewtp_code_table_find(&ewtp_codes_##name, code)
+
+/* Column c of the row, NULL for an unknown code. */
+static const char *col(const char *const *r, size_t c)
+{
+    return r ? r[c] : NULL;
 }
 
 bool ewtp_code_country(const char *alpha2)
@@ -50,12 +77,12 @@ const char *ewtp_code_country_alpha3(const char *alpha2)
 
 bool ewtp_code_currency(const char *alpha3, unsigned *minor_units)
 {
-    const struct ewtp_code_row *r = FIND(currencies, alpha3);
+    const char *const *r = FIND(currencies, alpha3);
     if (!r)
         return false;
     if (minor_units) {
         /* "N.A." (funds, metals, testing codes) has no minor unit: treated as 0 decimals. */
-        const char *m = r->col[2];
+        const char *m = r[2];
         *minor_units = m && m[0] >= '0' && m[0] <= '9' ? (unsigned)(m[0] - '0') : 0;
     }
     return true;

@@ -11,6 +11,8 @@
 
 #include <ewtp/codes.h>
 
+#include "test_ct.h" /* generated from tests/unit/codes/ by ewtp_add_code_tables */
+
 /* Counts the codes of up to 3 characters from [0-9A-Z] the look-up admits: exercises the
  * public API only (the generated tables are hidden in libewtp). */
 static size_t count_codes(bool (*has)(const char *), int maxlen)
@@ -163,12 +165,56 @@ static void test_data_files(void **state)
     check_file("transport_modes.tsv", ewtp_code_transport_mode, 10);
 }
 
+/* ewtp_add_code_tables over awkward data (tests/unit/codes/): sorted, identical rows once, short
+ * rows padded with "", characters CMake lists and C strings need care with kept as they are;
+ * JSON values trimmed with their white space runs (no-break space too) made one space. */
+static void test_code_tables(void **state)
+{
+    (void)state;
+    const struct ewtp_code_table *t = &test_ct_awkward;
+    assert_int_equal(t->size, sizeof(struct ewtp_code_table));
+    assert_string_equal(t->name, "awkward");
+    assert_int_equal(t->n_rows, 6);
+    assert_int_equal(t->n_cols, 2);
+    const char *order[] = {"A1", "B2", "C", "D", "Z9", "\xc3\x89"};
+    for (size_t i = 0; i < 6; i++) {
+        const char *const *row = ewtp_code_table_row(t, i);
+        assert_non_null(row);
+        assert_string_equal(row[0], order[i]);
+        assert_ptr_equal(ewtp_code_table_find(t, order[i]), row);
+    }
+    assert_null(ewtp_code_table_row(t, 6));
+    assert_string_equal(ewtp_code_table_get(t, "A1", 1), "semi;colon");
+    assert_string_equal(ewtp_code_table_get(t, "B2", 1), "brackets [x]");
+    assert_string_equal(ewtp_code_table_get(t, "C", 1), "back\\\\slash \"quoted\" what?\?!");
+    assert_string_equal(ewtp_code_table_get(t, "D", 1), "");
+    assert_string_equal(ewtp_code_table_get(t, "\xc3\x89", 1), "caf\xc3\xa9");
+    assert_null(ewtp_code_table_get(t, "D", 2));
+    assert_null(ewtp_code_table_find(t, "B"));
+    assert_null(ewtp_code_table_find(t, "ZZ"));
+    assert_null(ewtp_code_table_find(t, ""));
+    assert_null(ewtp_code_table_find(t, NULL));
+    assert_null(ewtp_code_table_find(NULL, "A1"));
+    /* A table from a newer generator with fewer members than this library reads is refused. */
+    struct ewtp_code_table small = *t;
+    small.size = offsetof(struct ewtp_code_table, cells);
+    assert_null(ewtp_code_table_find(&small, "A1"));
+
+    t = &test_ct_json;
+    assert_int_equal(t->n_rows, 3);
+    assert_int_equal(t->n_cols, 2);
+    assert_string_equal(ewtp_code_table_get(t, "01", 1), "no break space; and {braces}");
+    assert_string_equal(ewtp_code_table_get(t, "02", 1), "two lines");
+    assert_string_equal(ewtp_code_table_get(t, "10", 1), "a \"quote\" and a \\ backslash");
+    assert_null(ewtp_code_table_find(t, " 02 "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_countries),  cmocka_unit_test(test_currencies),
         cmocka_unit_test(test_units),      cmocka_unit_test(test_packages_modes),
-        cmocka_unit_test(test_data_files),
+        cmocka_unit_test(test_data_files), cmocka_unit_test(test_code_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
