@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,6 +31,9 @@ struct ewtp_code_table {
     const char *name;         /* "classification", from the data file's name */
     size_t n_rows, n_cols;    /* n_cols >= 1 */
     const char *const *cells; /* n_rows * n_cols, row-major: row i starts at cells[i * n_cols] */
+#ifdef EWTP_ABI_TEST_GROWN    /* test-only (tests/abi, see ewtp/abi.h) */
+    uint64_t abi_test_grown[3];
+#endif
 };
 
 /* The row of code (its n_cols cells, the code first) by binary search; NULL for an unknown
