@@ -51,6 +51,7 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "openapi.h"
 
 #define CONN_BUCKETS 1024u
 /* Latency histogram upper bounds in microseconds (Prometheus' usual seconds buckets). */
@@ -706,6 +707,10 @@ static int match_path(const char *path, enum http_route *get, enum http_route *p
         *get = HTTP_R_METRICS;
         return 0;
     }
+    if (strcmp(path, "/v1/openapi.json") == 0) {
+        *get = HTTP_R_OPENAPI;
+        return 0;
+    }
     if (strcmp(path, "/v1/messages") == 0) {
         *get = HTTP_R_LIST;
         *post = HTTP_R_SUBMIT;
@@ -934,6 +939,22 @@ static void send_plain_error(struct evhttp_request *er, struct ewtp_http *h, int
     h->by_code[status]++;
 }
 
+/* GET /v1/openapi.json: public API documentation, no credentials; the compiled-in bytes are
+ * sent by reference, never copied or read per request. */
+static void send_openapi(struct evhttp_request *er, struct ewtp_http *h)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *out = evhttp_request_get_output_headers(er);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    if (buf)
+        evbuffer_add_reference(buf, ewtp_openapi_json, ewtp_openapi_json_len, NULL, NULL);
+    evhttp_send_reply(er, buf ? 200 : 503, ewtp_http_reason(buf ? 200 : 503), buf);
+    if (buf)
+        evbuffer_free(buf);
+    h->by_code[buf ? 200 : 503]++;
+}
+
 static void on_request(struct evhttp_request *er, void *arg)
 {
     struct listener *l = arg;
@@ -972,6 +993,11 @@ static void on_request(struct evhttp_request *er, void *arg)
     if (d->stopping && route != HTTP_R_LIVEZ) {
         free(id);
         send_plain_error(er, h, 503, NULL, "the gateway is shutting down");
+        return;
+    }
+    if (route == HTTP_R_OPENAPI) {
+        free(id);
+        send_openapi(er, h);
         return;
     }
     struct http_req *r = calloc(1, sizeof(*r));

@@ -34,6 +34,7 @@ enum http_route {
     HTTP_R_EVENTS,  /* GET /v1/messages/{id}/events */
     HTTP_R_CANCEL,  /* POST /v1/messages/{id}/cancel */
     HTTP_R_INBOUND, /* POST /v1/inbound/{instance} */
+    HTTP_R_OPENAPI, /* GET /v1/openapi.json (no credentials) */
 };
 
 struct http_req {
