@@ -15,7 +15,8 @@ settings.conf (for ewtpctl translate --config) and case.json:
    "not_ours": [{"path": p, "why": "..."}]}               (in the sample, not produced)
 
 XML paths are ElementTree paths from the root element (prefix:tag, [n] where a tag repeats
-among its siblings); JSON paths are JSON Pointers. Every leaf of the sample's scope must be
+among its siblings); with "attributes": true in case.json, attributes are fields too, named
+PATH/@name (UBL's currencyID, unitCode, schemeID); JSON paths are JSON Pointers. Every leaf of the sample's scope must be
 named in exactly one of same / ours / not_ours, so that no field of the official sample
 goes unexamined; "ours" entries must really differ from the sample (else they belong in
 same). Prints ok/FAIL lines and "N passed, M failed"; exit 1 on any failure."""
@@ -49,8 +50,9 @@ def qname(tag, ns_rev):
     return ("%s:%s" % (ns_rev[uri], local)) if uri else local
 
 
-def xml_leaves(elem, prefix, ns_rev, out):
-    """Canonical paths of the leaf elements under elem (text stripped)."""
+def xml_leaves(elem, prefix, ns_rev, out, attributes=False):
+    """Canonical paths of the leaf elements under elem (text stripped), and of the attributes
+    of every element under it when attributes is set."""
     children = list(elem)
     counts = {}
     for c in children:
@@ -63,14 +65,21 @@ def xml_leaves(elem, prefix, ns_rev, out):
             step += "[%d]" % seen[c.tag]
         path = prefix + "/" + step if prefix else step
         if len(c):
-            xml_leaves(c, path, ns_rev, out)
+            xml_leaves(c, path, ns_rev, out, attributes)
         else:
             out.append(path)
+        if attributes:
+            out.extend("%s/@%s" % (path, qname(a, ns_rev)) for a in c.attrib)
 
 
 def xml_value(root, path, ns):
+    path, _, attr = path.partition("/@")
     e = root.find(path, ns)
-    return None if e is None else (e.text or "").strip()
+    if e is None:
+        return None
+    if attr:
+        return e.get(attr)
+    return (e.text or "").strip()
 
 
 # ---- JSON -----------------------------------------------------------------------------------
@@ -125,7 +134,7 @@ def run_case(case_dir):
         scope = spec.get("scope", "")
         base = sample_root.find(scope, ns) if scope else sample_root
         check(base is not None, "%s: the sample has %s" % (name, scope))
-        xml_leaves(base, scope, ns_rev, leaves)
+        xml_leaves(base, scope, ns_rev, leaves, spec.get("attributes", False))
         # Signature elements are the sender's, never a field to map.
         leaves = [p for p in leaves if not p.startswith("ds:")]
 
