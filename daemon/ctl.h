@@ -20,6 +20,7 @@ enum {
     CTL_OPT_AUTHORITY_REF,
     CTL_OPT_REASON,
     CTL_OPT_CHAIN,
+    CTL_OPT_KEY_STATE,
 };
 
 #define CTL_COMMON_LONGOPTS                                                                        \

@@ -3,7 +3,8 @@
  *
  * A case folder has input.json, optional related/ JSON files, optional settings.conf (a
  * configuration in ewtpd.conf syntax whose plugins list gives the instance settings),
- * optional call.json ({"op","authority_ref","reason","chain":"N:REF","tenant","now"}), and
+ * optional call.json ({"op","authority_ref","reason","chain":"N:REF","tenant","now",
+ * "key_state": the key's state blob, a string as is or any other JSON compact}), and
  * either expected/ (the unsigned documents and requests.json: XML compared after C14N,
  * JSON as JSON values, anything else byte for byte; no document missing or extra) or
  * errors.json ({"errors":[{"pointer","code"}]}: each must be reported, and the message must
@@ -179,6 +180,7 @@ struct case_call {
     json_t *root;
     struct ewtp_runner_call rc;
     const char *tenant, *now;
+    char *key_state; /* call.json's key_state as bytes (malloc'd) */
 };
 
 static int load_call(const char *dir, struct case_call *cc, char *why, size_t why_size)
@@ -207,6 +209,17 @@ static int load_call(const char *dir, struct case_call *cc, char *why, size_t wh
         cc->rc.has_chain = true;
         cc->rc.chain.number = strtoull(chain, &end, 10);
         cc->rc.chain.prev_ref = end && *end == ':' && end[1] ? end + 1 : NULL;
+    }
+    const json_t *ks = json_object_get(cc->root, "key_state");
+    if (ks && !json_is_null(ks)) {
+        cc->key_state = json_is_string(ks) ? strdup(json_string_value(ks))
+                                           : json_dumps(ks, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (cc->key_state == NULL) {
+            snprintf(why, why_size, "call.json: key_state: out of memory");
+            return -1;
+        }
+        cc->rc.key_state = cc->key_state;
+        cc->rc.key_state_len = strlen(cc->key_state);
     }
     return 0;
 }
@@ -637,6 +650,7 @@ static void run_case(const char *plugin_dir, const char *plugin_file, const char
     free(rel_paths);
     free_list(rel_names);
     json_decref(cc.root);
+    free(cc.key_state);
 }
 
 /* Every ewtp-*.so of the directory must load with RTLD_NOW and pass the descriptor checks. */

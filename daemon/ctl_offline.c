@@ -268,15 +268,27 @@ int ctl_translate(int argc, char **argv, const char *config)
         {"authority-ref", required_argument, NULL, CTL_OPT_AUTHORITY_REF},
         {"reason", required_argument, NULL, CTL_OPT_REASON},
         {"chain", required_argument, NULL, CTL_OPT_CHAIN},
+        {"related", required_argument, NULL, CTL_OPT_RELATED},
+        {"key-state", required_argument, NULL, CTL_OPT_KEY_STATE},
         {NULL, 0, NULL, 0},
     };
     struct ctl_common cc = {.runner.config_path = config};
     struct ewtp_runner_call rcall = {.op = EWTP_OP_SUBMIT};
-    const char *out_dir = NULL;
+    const char *out_dir = NULL, *key_state_file = NULL;
+    const char *related[64];
+    size_t n_related = 0;
     int opt, rc;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
+        case CTL_OPT_RELATED:
+            if (n_related == sizeof(related) / sizeof(related[0]))
+                return ctl_usage_error("translate: at most 64 --related files");
+            related[n_related++] = optarg;
+            break;
+        case CTL_OPT_KEY_STATE:
+            key_state_file = optarg;
+            break;
         case CTL_OPT_OUT:
             out_dir = optarg;
             break;
@@ -302,6 +314,7 @@ int ctl_translate(int argc, char **argv, const char *config)
                 return ctl_usage_error("--chain %s: use N:PREVREF (N the number to use, "
                                        "PREVREF the previous authority reference, may be empty)",
                                        optarg);
+            rcall.has_chain = true;
             break;
         default:
             if ((rc = ctl_parse_common(&cc, opt, optarg)) != 0)
@@ -314,14 +327,26 @@ int ctl_translate(int argc, char **argv, const char *config)
         return ctl_usage_error("translate needs exactly one FILE (or - for stdin)");
     if (rcall.op == EWTP_OP_CANCEL && (rcall.authority_ref == NULL || rcall.cancel_reason == NULL))
         return ctl_usage_error("--op cancel needs --authority-ref REF and --reason TEXT");
+    /* The ordering key's state blob the host would give the plugin (ABI 1.2). */
+    char *key_state = NULL;
+    size_t key_state_len = 0;
+    if (key_state_file &&
+        ewtp_read_file(key_state_file, 16u << 20, &key_state, &key_state_len) != 0)
+        return ctl_usage_error("--key-state %s: cannot read it", key_state_file);
+    rcall.key_state = key_state;
+    rcall.key_state_len = key_state_len;
     struct ewtp_runner *r = NULL;
-    if ((rc = ctl_open_runner(&cc, &r)) != 0)
+    if ((rc = ctl_open_runner(&cc, &r)) != 0) {
+        free(key_state);
         return rc;
+    }
     struct ewtp_errors *errs = ewtp_errors_new();
     struct ctl_input in;
-    rc = ctl_input_load(r, argv[optind], NULL, 0, &in, errs);
+    rc = ctl_input_load(r, argv[optind], related, n_related, &in, errs);
     struct ewtp_arena *a = ewtp_arena_new();
     if (rc == 0) {
+        rcall.related = in.related;
+        rcall.n_related = in.n_related;
         struct ewtp_call c;
         ewtp_runner_call_init(r, in.msg, &rcall, a, &c);
         struct ewtp_out *out = NULL;
@@ -343,5 +368,6 @@ int ctl_translate(int argc, char **argv, const char *config)
     ctl_input_free(&in);
     ewtp_errors_free(errs);
     ewtp_runner_free(r);
+    free(key_state);
     return rc;
 }

@@ -391,6 +391,14 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                                      .chain = chained ? &ch : NULL,
                                      .now = now,
                                      .webhook = ewtp_webhooks_wanted(j->gen, m->tenant)};
+    /* ABI 1.2: the plugin's state of the key and the chain's first number, in the same
+     * transaction (o is always a host-allocated outcome of this host's size). */
+    if (m->ordering_key && (o->key_state_out || o->chain_first > 0)) {
+        out.okey = m->ordering_key;
+        out.key_state = o->key_state_out;
+        out.key_state_len = o->key_state_out ? o->key_state_out_len : 0;
+        out.chain_first = o->chain_first <= (uint64_t)INT64_MAX ? (int64_t)o->chain_first : 0;
+    }
     int rc = ewtp_store_record_outcome(store_of(j), &out);
     if (rc == -EWTP_ERANGE && chained) {
         /* Cannot happen with one message in flight per key; keep the answer anyway. */
@@ -786,6 +794,16 @@ static void deliver_prepare(void *arg)
                 j->chain_number[i] = last + 1;
             }
             free(ref);
+        }
+        if (m->ordering_key && p->abi_minor >= 2) {
+            /* ABI 1.2: the state the plugin keeps for the key (a device's initialisation). */
+            void *ks = NULL;
+            size_t ks_len = 0;
+            if (ewtp_store_key_state_get(store_of(j), m->ordering_key, &ks, &ks_len) == 0) {
+                j->calls[i].key_state = ewtp_arena_memdup(j->arena, ks, ks_len);
+                j->calls[i].key_state_len = j->calls[i].key_state ? ks_len : 0;
+            }
+            free(ks);
         }
         j->callp[i] = &j->calls[i];
     }

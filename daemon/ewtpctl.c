@@ -30,6 +30,7 @@ static void usage(FILE *to)
           "            [--related FILE]... FILE|-\n"
           "  translate [--plugin-dir DIR] [--config FILE] [--tenant T] [--now TIME] [--unsigned]\n"
           "            [--op cancel --authority-ref REF --reason TEXT] [--chain N:PREVREF]\n"
+          "            [--related FILE]... [--key-state FILE]\n"
           "            --out DIR FILE|-\n"
           "  plugin check [--plugin-dir DIR] [VECTORS_DIR...]\n"
           "  plugin check PATH.so [--vectors DIR]   (ABI, vectors, hostile answers, timing)\n"

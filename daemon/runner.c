@@ -360,6 +360,10 @@ void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
         }
         c->chain = ch;
     }
+    if (rc && rc->key_state) {
+        c->key_state = rc->key_state;
+        c->key_state_len = rc->key_state_len;
+    }
     c->arena = a;
     c->host = ewtp_hostctx_table(r->host);
     c->unsigned_ = rc ? rc->unsigned_ : false;

@@ -56,6 +56,9 @@ struct ewtp_runner_call {
     const char *authority_ref;
     bool has_chain;          /* chain is set: the call gets a copy of it as c->chain */
     struct ewtp_chain chain; /* number and prev_ref (size is set by the runner) */
+    /* The key's state blob the host would keep for the plugin (ABI 1.2), or NULL. */
+    const void *key_state;
+    size_t key_state_len;
     bool unsigned_;
     const struct ewtp_related *related; /* n_related; the call gets copies, as pointers */
     size_t n_related;

@@ -4,7 +4,7 @@
  *
  * Files: rw_plugin.c (descriptor, settings, classify, ext.rw), rw_asycuda.c (declarations:
  * validate, ASYCUDA XML, spool receipts), rw_vsdc.c (invoices: validate, VSDC requests, answers,
- * the per-branch state), rw_codes_gen.c (generated from the TSV files in data/). */
+ * the per-branch state); the code tables of data/ are generated at build time. */
 #ifndef RW_H
 #define RW_H
 
@@ -20,16 +20,10 @@
 #include <ewtp/plugin.h>
 #include <ewtp/xml.h>
 
-/* A row of a code table (the TSV files in data/): key, value, and a text for three-column tables.
- */
-struct rw_code {
-    const char *key, *value, *text;
-};
-extern const struct rw_code rw_codes_unit[];         /* Rec. 20 -> qtyUnitCd */
-extern const struct rw_code rw_codes_payment[];      /* UNCL 4461 -> pmtTyCd */
-extern const struct rw_code rw_codes_tax_category[]; /* taxTyCd -> rate or "setting" */
-extern const struct rw_code rw_codes_result_code[];  /* resultCd -> treatment, cause */
-const struct rw_code *rw_code_find(const struct rw_code *table, const char *key);
+/* The code tables of data/ (generated at build time): rw_codes_unit (Rec. 20 -> qtyUnitCd),
+ * rw_codes_payment (UNCL 4461 -> pmtTyCd), rw_codes_tax_category (taxTyCd -> rate or
+ * "setting"), rw_codes_result_code (resultCd -> treatment, plain cause). */
+#include "rw_codes.h"
 
 /* The instance: one VSDC device (TIN + branch) and/or one declarant's customs defaults. */
 struct rw_state {

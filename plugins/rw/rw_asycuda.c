@@ -639,8 +639,9 @@ int rw_decl_interpret(const struct rw_state *st, const struct ewtp_call *c,
 {
     (void)st;
     (void)c;
-    /* The spool write is the only "answer": an empty 200 when the file was written. */
-    if (resp->status >= 200 && resp->status < 300) {
+    /* The spool write is the only "answer": an empty 200 when the file was written. Anything
+     * else proves nothing (no ASYCUDA web service answers here). */
+    if (resp->status >= 200 && resp->status < 300 && resp->body_len == 0) {
         o->verdict = EWTP_V_SUBMITTED;
         o->code = "spooled";
         o->message = "written for the ASYCUDA client; customs answers with the registered "
@@ -649,8 +650,10 @@ int rw_decl_interpret(const struct rw_state *st, const struct ewtp_call *c,
     }
     o->verdict = EWTP_V_RETRY;
     o->code = resp->status ? ewtp_arena_printf(c->arena, "HTTP %d", resp->status) : "transport";
-    o->message =
-        resp->transport_error ? resp->transport_error : "the declaration could not be handed over";
+    o->message = resp->transport_error ? resp->transport_error
+                 : resp->body_len ? "an answer that only a spool write (an empty answer) can have "
+                                    "for a declaration: sent again"
+                                  : "the declaration could not be handed over";
     return 0;
 }
 

@@ -13,14 +13,6 @@
 #define RW_PLUGIN_VERSION "1.0.0"
 #endif
 
-const struct rw_code *rw_code_find(const struct rw_code *table, const char *key)
-{
-    for (size_t i = 0; key && table[i].key; i++)
-        if (strcmp(table[i].key, key) == 0)
-            return &table[i];
-    return NULL;
-}
-
 const char *rw_ptr(struct ewtp_arena *a, const char *fmt, ...)
 {
     va_list ap;
@@ -155,12 +147,15 @@ static int rw_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
     if (st->national_procedure && !all_digits(st->national_procedure, 3, 3))
         ewtp_errors_add(why, "/national_procedure", "format",
                         "setting national_procedure must be 3 digits");
-    st->rate[0] = ewtp_dec_from_int(0);
-    st->rate[1] = ewtp_dec_from_int(18);
-    for (int i = 2; i < 4; i++) {
-        char path[16];
+    /* Rates: data/tax-category.tsv, where "setting" means tax_rates.<category> (default 0). */
+    for (int i = 0; i < 4; i++) {
+        char cat[2] = {(char)('A' + i), '\0'}, path[16];
+        const char *v = ewtp_code_table_get(&rw_codes_tax_category, cat, 1);
         snprintf(path, sizeof(path), "tax_rates.%c", 'A' + i);
-        const char *v = ewtp_settings_string(s, path, "0", &ok);
+        if (v == NULL || strcmp(v, "setting") == 0)
+            v = ewtp_settings_string(s, path, "0", &ok);
+        else
+            ok = true;
         if (!ok || ewtp_dec_parse(v, &st->rate[i]) != 0 || ewtp_dec_is_negative(st->rate[i]) ||
             ewtp_dec_cmp(st->rate[i], ewtp_dec_from_int(100)) >= 0) {
             char p[EWTP_POINTER_MAX];

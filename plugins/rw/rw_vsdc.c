@@ -178,7 +178,7 @@ static bool line_of(const struct rw_state *st, const struct ewtp_call *c, size_t
         }
     }
     const char *unit = l->unit ? l->unit : "H87";
-    const struct rw_code *u = rw_code_find(rw_codes_unit, unit);
+    const char *u = ewtp_code_table_get(&rw_codes_unit, unit, 1);
     if (u == NULL) {
         ewtp_errors_add(errs, rw_ptr(a, "/invoice/lines/%zu/unit", i), "format",
                         "unit %s has no RRA quantity unit (known: H87 C62 NAR KGM LTR MTR MTK MTQ "
@@ -186,7 +186,7 @@ static bool line_of(const struct rw_state *st, const struct ewtp_call *c, size_t
                         unit);
         ok = false;
     } else {
-        rl->qty_unit = u->value;
+        rl->qty_unit = u;
     }
     if (l->description && strlen(l->description) > 200) {
         ewtp_errors_add(errs, rw_ptr(a, "/invoice/lines/%zu/description", i), "format",
@@ -497,8 +497,8 @@ static const char *payment_type(const struct ewtp_message *m)
     if (t)
         return t;
     const struct ewtp_payment_means *pm = m->invoice->payment_means;
-    const struct rw_code *row = pm ? rw_code_find(rw_codes_payment, pm->code) : NULL;
-    return row ? row->value : "01";
+    const char *t2 = pm ? ewtp_code_table_get(&rw_codes_payment, pm->code, 1) : NULL;
+    return t2 ? t2 : "01";
 }
 
 static int translate_sale(const struct rw_state *st, const struct ewtp_call *c,
@@ -774,8 +774,10 @@ int rw_inv_interpret(const struct rw_state *st, const struct ewtp_call *c,
         o->message = "the VSDC's answer is not its JSON envelope (no resultCd): asked again";
         return 0;
     }
-    const struct rw_code *row = rw_code_find(rw_codes_result_code, rc);
-    const char *cause = row ? row->text : "a result code the VSDC documentation does not list";
+    const char *kind = ewtp_code_table_get(&rw_codes_result_code, rc, 1);
+    const char *cause = ewtp_code_table_get(&rw_codes_result_code, rc, 2);
+    if (cause == NULL)
+        cause = "a result code the VSDC documentation does not list";
     o->code = rc;
     const struct ewtp_json *data = ewtp_json_get(j, "data");
     if (init) {
@@ -843,7 +845,8 @@ int rw_inv_interpret(const struct rw_state *st, const struct ewtp_call *c,
             o->key_blocked = true;
         return 0;
     }
-    const char *kind = row ? row->value : "retry";
+    if (kind == NULL)
+        kind = "retry";
     o->message = ewtp_arena_printf(a, "%s%s%s", cause, msg ? ": " : "", msg ? msg : "");
     if (strcmp(kind, "rejected") == 0) {
         o->verdict = EWTP_V_REJECTED;

@@ -36,7 +36,8 @@
  *
  * Test hook: EWTP_ABI_TEST_GROWN is defined only by the compatibility test (tests/abi, ctest
  * abi/compat). It makes these headers a pretend next minor: every growable struct gets an extra
- * trailing member abi_test_grown and EWTP_ABI_MINOR becomes 1. Never define it elsewhere.
+ * trailing member abi_test_grown and EWTP_ABI_MINOR becomes the next minor. Never define it
+ * elsewhere.
  */
 #ifndef EWTP_ABI_H
 #define EWTP_ABI_H
@@ -50,9 +51,9 @@ extern "C" {
 
 #define EWTP_ABI_MAJOR 1
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi): a pretend next minor */
-#define EWTP_ABI_MINOR 1
+#define EWTP_ABI_MINOR 3
 #else
-#define EWTP_ABI_MINOR 0
+#define EWTP_ABI_MINOR 2
 #endif
 
 #ifdef __cplusplus

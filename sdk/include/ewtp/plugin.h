@@ -30,6 +30,11 @@
  *   1.0  first release: descriptor, call, related, chain, route info, out (document, request,
  *        header), response, outcome, inbound, correlation, batch limits; all sized, arrays of
  *        pointers; libewtp exports in node EWTP_1.0.
+ *   1.1  route info wait_for / wait_state: a message waits for another before it is sent.
+ *   1.2  per ordering key, a state blob the host keeps for the plugin (call key_state /
+ *        key_state_len in, outcome key_state_out / key_state_out_len out, written durably with
+ *        the outcome), the chain's first number from the plugin (outcome chain_first) and an
+ *        out-of-sequence answer that blocks the key (outcome key_blocked).
  */
 #ifndef EWTP_PLUGIN_H
 #define EWTP_PLUGIN_H
@@ -113,6 +118,11 @@ struct ewtp_call {
     /* Produce documents without signatures (ewtpctl translate --unsigned, golden vectors):
      * the plugin then calls no host signing function. */
     bool unsigned_;
+    /* 1.2: the state blob the host keeps for the plugin per ordering key (the last
+     * key_state_out of an outcome of that key, e.g. a device's initialisation data); NULL and 0
+     * when there is none yet or the message has no ordering key. Read after EWTP_HAS. */
+    const void *key_state;
+    size_t key_state_len;
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
@@ -121,6 +131,12 @@ struct ewtp_call {
     {                                                                                              \
         .size = sizeof(struct ewtp_call), __VA_ARGS__                                              \
     }
+
+/* What a message that waits for another needs that other to have reached (1.1). */
+enum ewtp_wait_state {
+    EWTP_WAIT_SUBMITTED = 0, /* submitted or approved: the authority has it, with its reference */
+    EWTP_WAIT_APPROVED = 1,  /* approved (valid, cleared, registered) */
+};
 
 /* classify's answer; strings in c->arena. Host-allocated and zeroed (but for size) before
  * classify; the plugin writes members newer than 1.0 only after EWTP_HAS. */
@@ -133,6 +149,13 @@ struct ewtp_route_info {
     const char *const *relation_keys;
     size_t n_relation_keys;
     const char *batch_key; /* batching plugins; NULL: sent alone */
+    /* 1.1: the message waits for another (DECISIONS "Waiting for another message"): it is not
+     * sent until a message with relation key wait_for (any tenant's) is in wait_state, and is
+     * rejected with a plain cause when that one is rejected or cancelled first, or when the
+     * host's wait timeout passes. A credit note for its original's reference, a cancel for its
+     * message. Write only after EWTP_HAS(r, struct ewtp_route_info, wait_state). */
+    const char *wait_for;            /* a relation key; NULL: waits for nothing */
+    enum ewtp_wait_state wait_state; /* what the other must have reached */
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
@@ -257,7 +280,19 @@ struct ewtp_outcome {
     const char *pointer;       /* JSON Pointer of the common-message member at fault */
     int64_t retry_after_ms;    /* RETRY: the authority's wish, 0 when unknown */
     bool poll;                 /* SUBMITTED: the host should poll for the decision */
-#ifdef EWTP_ABI_TEST_GROWN     /* test-only (tests/abi) */
+    /* 1.2 (write only after EWTP_HAS), for messages with an ordering key:
+     * key_state_out: key_state_out_len bytes (in the arena) that replace the key's state blob,
+     * whatever the verdict, in the same transaction as the outcome; NULL keeps it.
+     * chain_first: when > 0 and the key has no chain yet, the key's next message gets this
+     * number (a device that continues an existing numbering); an admin's ewtpctl chain set
+     * wins. key_blocked: the authority says the key's numbering and its own disagree (out of
+     * sequence): the host sends no later message of the key until an admin sets the chain
+     * (ewtpctl chain set) and replays. */
+    const void *key_state_out;
+    size_t key_state_out_len;
+    uint64_t chain_first;
+    bool key_blocked;
+#ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
 };
