@@ -35,3 +35,5 @@ done
 # The China instance's spool folders (the customs client's send and receive folders; in
 # development the simulator reads out/ and answers into in/). ewtpd -t checks that they exist.
 mkdir -p "$root/var/spool/cn/out" "$root/var/spool/cn/in"
+# Rwanda's customs instance: the declarant's ASYCUDA client folders (the rw simulator in dev).
+mkdir -p "$root/var/spool/rw/out" "$root/var/spool/rw/in"

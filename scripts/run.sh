@@ -17,6 +17,7 @@ declare -A sim_port=([zz]=8490 [cn]=8491 [be]=8492 [my]=8493 [rw]=8494 [et]=8495
 declare -A sim_set=(
   [be]="callback_url=http://127.0.0.1:8480/v1/inbound/be-liege callback_token=$(cat conf/be-inbound-token)"
   [cn]="spool_out=$PWD/var/spool/cn/out spool_in=$PWD/var/spool/cn/in"
+  [rw]="spool_out=$PWD/var/spool/rw/out spool_in=$PWD/var/spool/rw/in"
 )
 sims=()
 for cc in "${!sim_port[@]}"; do

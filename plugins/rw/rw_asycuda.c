@@ -705,7 +705,6 @@ int rw_decl_receive(const struct rw_state *st, const struct ewtp_inbound *in,
     const char *rcp_no = xs(doc, a, "/ASYCUDA/Identification/receipt/Number");
     const char *rcp_date = xs(doc, a, "/ASYCUDA/Identification/receipt/Date");
     const char *comment = xs(doc, a, "/ASYCUDA/General_information/Comments_free_text");
-    const char *taxes = xs(doc, a, "/ASYCUDA/Financial/Amounts/Totals_taxes");
     if (reg_no) {
         /* "RWKGL 2026 C 42": office, year, serial and number, as ASYCUDA shows it. */
         const char *year = reg_date && strlen(reg_date) >= 10 ? reg_date + 6 : "";
@@ -717,18 +716,18 @@ int rw_decl_receive(const struct rw_state *st, const struct ewtp_inbound *in,
         o->verdict = EWTP_V_APPROVED;
         o->code = "released";
         o->message = ewtp_arena_printf(
-            a, "registered %s, assessed %s %s, taxes %s RWF paid (receipt %s %s of %s): released",
+            a, "registered %s, assessed %s %s, taxes paid (receipt %s %s of %s): released",
             o->authority_ref, ass_serial ? ass_serial : "L", ass_no ? ass_no : "-",
-            taxes ? taxes : "0", rcp_serial ? rcp_serial : "R", rcp_no, rcp_date ? rcp_date : "");
+            rcp_serial ? rcp_serial : "R", rcp_no, rcp_date ? rcp_date : "");
     } else if (reg_no) {
         o->verdict = EWTP_V_SUBMITTED;
         o->code = ass_no ? "assessed" : "registered";
-        o->message = ass_no ? ewtp_arena_printf(a,
-                                                "registered %s and assessed %s %s: taxes %s "
-                                                "RWF to pay before release",
-                                                o->authority_ref, ass_serial ? ass_serial : "L",
-                                                ass_no, taxes ? taxes : "0")
-                            : ewtp_arena_printf(a, "registered %s", o->authority_ref);
+        o->message =
+            ass_no ? ewtp_arena_printf(a,
+                                       "registered %s and assessed %s %s: taxes to pay "
+                                       "before release",
+                                       o->authority_ref, ass_serial ? ass_serial : "L", ass_no)
+                   : ewtp_arena_printf(a, "registered %s", o->authority_ref);
     } else if (comment && strncmp(comment, "REJECTED", 8) == 0) {
         /* Our single-window agent's convention (README): the declaration comes back
          * unregistered with "REJECTED <code>: <reason>" in Comments_free_text. */
