@@ -345,7 +345,11 @@ void ewtp_http_queue_accept(struct http_req *r)
         .needs_chain = r->needs_chain,
         .warnings = r->warnings,
         .now = ewtpd_now_ms(),
+        .wait_key = r->wait_for,
+        .wait_state = r->wait_state,
     };
+    /* The wait ends at the latest wait_timeout_ms after accept (then rejected with a cause). */
+    a.wait_until = a.now + ewtp_gen_config(r->gen)->delivery.wait_timeout_ms;
     /* Counted before queueing: the callback may run before accept_async returns. */
     pthread_mutex_lock(&h->lock);
     h->accepts_pending++;
@@ -813,6 +817,8 @@ static void metrics_work(void *arg)
     r->store_rc = ewtp_store_counts(r->d->store, &r->counts, &r->n_counts);
     if (r->store_rc == 0)
         r->store_rc = ewtp_store_backlog(r->d->store, ewtpd_now_ms(), &r->depth, &r->oldest_ms);
+    if (r->store_rc == 0)
+        r->store_rc = ewtp_store_ops_pending(r->d->store, &r->ops_pending);
 }
 
 /* Microseconds as decimal seconds; trimmed ("0.0025", "1") for labels. */
@@ -895,6 +901,11 @@ static void metrics_done(void *arg)
                 "deliver.\n# TYPE ewtp_oldest_pending_age_seconds gauge\n"
                 "ewtp_oldest_pending_age_seconds %s\n",
                 s);
+        fprintf(f,
+                "# HELP ewtp_operations_pending Operations on messages (cancels) recorded and "
+                "not ended yet.\n# TYPE ewtp_operations_pending gauge\n"
+                "ewtp_operations_pending %llu\n",
+                (unsigned long long)r->ops_pending);
     }
     fprintf(f,
             "# HELP ewtp_store_up Whether the message store answered.\n"

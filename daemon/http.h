@@ -65,6 +65,8 @@ struct http_req {
     const char *const *relations; /* classify's relation keys (arena) */
     size_t n_relations;
     bool needs_chain;
+    const char *wait_for; /* classify's wait (arena); NULL: none */
+    enum ewtp_store_state wait_state;
     bool accept_queued;
     int accept_rc;
     enum ewtp_store_accept_result accept_result;
@@ -74,6 +76,7 @@ struct http_req {
     int store_rc;
     uint64_t depth;
     int64_t oldest_ms;
+    uint64_t ops_pending; /* operations on messages (cancels) not ended yet */
     /* Lists of the owner (loop thread; done_next under the owner's lock). */
     struct http_req *prev, *next;
     struct http_req *done_next;

@@ -210,6 +210,9 @@ void ewtp_http_submit_work(void *arg)
     r->needs_chain = ri.needs_chain;
     r->relations = ri.relation_keys; /* in r->arena, like every answer of classify */
     r->n_relations = ri.relation_keys ? ri.n_relation_keys : 0;
+    r->wait_for = ri.wait_for;
+    r->wait_state =
+        ri.wait_state == EWTP_WAIT_APPROVED ? EWTP_STORE_APPROVED : EWTP_STORE_SUBMITTED;
 
     struct related_set rel = {0};
     related_load(r, &opts, &rel);

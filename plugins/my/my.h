@@ -48,9 +48,14 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
 bool my_self_billed(const struct ewtp_message *m);
 const char *my_ext_string(const struct ewtp_message *m, const char *member);
 const char *my_ext_line_string(const struct ewtp_message *m, size_t i, const char *member);
-/* A note's original LHDN UUID: ext.my.original_uuid, else the authority reference of the
- * related message that is the original invoice (same number); NULL when neither is known. */
+/* A note's original invoice among the related messages (same number and issuer: the relation
+ * key "my-invoice:<issuer TIN>:<number>" holds both), or NULL. */
+const struct ewtp_related *my_original(const struct ewtp_call *c);
+/* A note's original LHDN UUID: ext.my.original_uuid, else the authority reference of its
+ * original (my_original) unless that was rejected or cancelled; NULL when neither is known. */
 const char *my_original_uuid(const struct ewtp_call *c);
+/* Credit, debit and refund notes (they reference an original invoice). */
+bool my_is_note(const struct ewtp_invoice *inv);
 /* MyInvois invoice type code "01".."14". */
 const char *my_type_code(const struct ewtp_message *m);
 /* Region -> state code "01".."17" (code or name, case-insensitive), NULL when unknown. */

@@ -55,6 +55,15 @@ static int build_one(const struct my_state *st, const struct ewtp_call *c, struc
                      struct ewtp_errors *errs, const char **doc, size_t *len)
 {
     enum my_format fmt = st->format;
+    const struct ewtp_invoice *inv = c->msg->invoice;
+    if (inv && inv->original_invoice && my_is_note(inv) && my_original_uuid(c) == NULL) {
+        /* Never sent with an unknown reference (MyInvois would answer CF501). */
+        ewtp_errors_add(errs, "/invoice/original_invoice", "rule",
+                        "the LHDN UUID of invoice %s is not known: a note is sent only once its "
+                        "original is validated (or with ext.my.original_uuid)",
+                        inv->original_invoice);
+        return -EWTP_EINVAL;
+    }
     int rc = my_ubl_build(st, c, fmt, NULL, false, doc, len);
     if (rc != 0)
         return rc;

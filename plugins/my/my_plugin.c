@@ -219,13 +219,25 @@ static void my_classify(const void *state, const struct ewtp_call *c, struct ewt
     const char *tin = issuer ? ewtp_party_id(issuer, "TIN") : NULL;
     r->batch_key = ewtp_arena_printf(c->arena, "my:%s:%s",
                                      st->format == MY_FMT_JSON ? "json" : "xml", tin ? tin : "-");
-    /* A note is related to its original (validate reads the original's LHDN UUID). */
-    ewtp_route_add_relation_key(r, c->arena,
-                                ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->number));
-    if (m->invoice->original_invoice)
-        ewtp_route_add_relation_key(
-            r, c->arena,
-            ewtp_arena_printf(c->arena, "my-invoice:%s", m->invoice->original_invoice));
+    /* A note is related to its original (validate reads the original's LHDN UUID). Invoice
+     * numbers are the issuer's own: the key holds the issuer's TIN, so that another
+     * taxpayer's invoice with the same number is never taken for the original. */
+    ewtp_route_add_relation_key(
+        r, c->arena,
+        ewtp_arena_printf(c->arena, "my-invoice:%s:%s", tin ? tin : "-", m->invoice->number));
+    const char *orig = m->invoice->original_invoice;
+    if (orig == NULL || !my_is_note(m->invoice))
+        return;
+    const char *key = ewtp_arena_printf(c->arena, "my-invoice:%s:%s", tin ? tin : "-", orig);
+    ewtp_route_add_relation_key(r, c->arena, key);
+    /* MyInvois validates a note's reference against a Valid original (Step05): without
+     * ext.my.original_uuid the note waits until its original is approved, and is refused
+     * with a plain cause when the original is rejected or cancelled first. */
+    if (my_ext_string(m, "original_uuid") == NULL &&
+        EWTP_HAS(r, struct ewtp_route_info, wait_state)) {
+        r->wait_for = key;
+        r->wait_state = EWTP_WAIT_APPROVED;
+    }
 }
 
 static const struct ewtp_batch_limits my_batch =

@@ -1390,6 +1390,11 @@ static void stats(struct my_sim *st, const struct ewtp_sim_request *req,
     ewtp_jsonw_kv_int(w, "rejected_at_submission", (int64_t)st->rejected_at_submission);
     for (size_t k = 0; k < 4; k++)
         ewtp_jsonw_kv_int(w, names[k], (int64_t)counts[k]);
+    /* Notes found Invalid for their reference (an unknown or not Valid original). */
+    size_t unknown_ref = 0;
+    for (size_t i = 0; i < st->n_docs; i++)
+        unknown_ref += st->docs[i].err_code && strcmp(st->docs[i].err_code, "CF501") == 0;
+    ewtp_jsonw_kv_int(w, "CF501", (int64_t)unknown_ref);
     ewtp_jsonw_object_end(w);
     reply_w(req, resp, 200, w);
 }

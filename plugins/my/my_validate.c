@@ -278,19 +278,36 @@ static void check_ext(const struct ewtp_message *m, struct ewtp_errors *errs)
     }
 }
 
+bool my_is_note(const struct ewtp_invoice *inv)
+{
+    return inv->type == EWTP_INV_CREDIT_NOTE || inv->type == EWTP_INV_DEBIT_NOTE ||
+           inv->type == EWTP_INV_REFUND_NOTE;
+}
+
+const struct ewtp_related *my_original(const struct ewtp_call *c)
+{
+    const char *orig = c->msg->invoice->original_invoice;
+    for (size_t i = 0; orig && i < c->n_related; i++) {
+        const struct ewtp_message *r = c->related[i]->msg;
+        if (r && r->invoice && r->invoice->number && strcmp(r->invoice->number, orig) == 0)
+            return c->related[i];
+    }
+    return NULL;
+}
+
+static bool failed(const struct ewtp_related *r)
+{
+    return r && r->state &&
+           (strcmp(r->state, "rejected") == 0 || strcmp(r->state, "cancelled") == 0);
+}
+
 const char *my_original_uuid(const struct ewtp_call *c)
 {
     const char *u = my_ext_string(c->msg, "original_uuid");
     if (u)
         return u;
-    const char *orig = c->msg->invoice->original_invoice;
-    for (size_t i = 0; orig && i < c->n_related; i++) {
-        const struct ewtp_message *r = c->related[i]->msg;
-        if (r && r->invoice && r->invoice->number && strcmp(r->invoice->number, orig) == 0 &&
-            c->related[i]->authority_ref)
-            return c->related[i]->authority_ref;
-    }
-    return NULL;
+    const struct ewtp_related *r = my_original(c);
+    return r && !failed(r) ? r->authority_ref : NULL;
 }
 
 static void check_lines(const struct ewtp_message *m, struct ewtp_errors *errs)
@@ -457,14 +474,18 @@ void my_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
     if (inv->exchange_rate.text && strlen(inv->exchange_rate.text) > 15)
         ewtp_errors_add(errs, "/invoice/exchange_rate", "size",
                         "MyInvois exchange rates have at most 15 characters");
-    bool note = inv->type == EWTP_INV_CREDIT_NOTE || inv->type == EWTP_INV_DEBIT_NOTE ||
-                inv->type == EWTP_INV_REFUND_NOTE;
+    bool note = my_is_note(inv);
     if (note) {
         if (inv->original_invoice == NULL)
             ewtp_errors_add(errs, "/invoice/original_invoice", "required",
                             "a credit, debit or refund note must reference the original "
                             "invoice's number");
-        else if (my_original_uuid(c) == NULL)
+        else if (my_ext_string(m, "original_uuid") == NULL && failed(my_original(c)))
+            ewtp_errors_add(errs, "/invoice/original_invoice", "rule",
+                            "invoice %s was %s: a note cannot reference it", inv->original_invoice,
+                            my_original(c)->state);
+        /* A note whose original is here but not validated yet waits for it (classify). */
+        else if (my_ext_string(m, "original_uuid") == NULL && my_original(c) == NULL)
             ewtp_errors_add(errs, "/ext/my/original_uuid", "required",
                             "a note needs the LHDN UUID of invoice %s: set ext.my.original_uuid "
                             "(NA for an invoice issued before e-invoicing), or submit the "

@@ -84,6 +84,18 @@ int zz_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
         return 0;
     }
     o->authority_ref = ewtp_json_get_string(body, "reference");
+    if (resp->status == 409 && c->op == EWTP_OP_CANCEL) {
+        /* A resent cancel finds the submission cancelled; any other conflict refuses it. */
+        const char *s = ewtp_json_get_string(body, "status");
+        bool done = s && strcmp(s, "cancelled") == 0;
+        o->verdict = done ? EWTP_V_CANCELLED : EWTP_V_REJECTED;
+        o->code = done ? "cancelled" : "HTTP 409";
+        o->message = done ? "the authority had cancelled it already"
+                          : "the authority refused the cancellation";
+        if (!done)
+            take_first_error(body, o);
+        return 0;
+    }
     if (resp->status == 409) {
         /* Already received under the same X-Request-Id: the earlier submission stands. */
         o->verdict = EWTP_V_SUBMITTED;

@@ -979,8 +979,12 @@ static void cancel(struct zz_sim *st, const struct ewtp_sim_request *req,
                              NULL);
         return;
     }
-    if (strcmp(sub->status, "accepted") == 0 || strcmp(sub->status, "rejected") == 0) {
-        reply_status(req, resp, 409, sub, false, "ZZ-409", "already decided");
+    /* Received and accepted submissions can be cancelled (authorities cancel cleared
+     * declarations and validated invoices); a rejected or cancelled one cannot. */
+    if (strcmp(sub->status, "rejected") == 0 || strcmp(sub->status, "cancelled") == 0) {
+        reply_status(req, resp, 409, sub, false, "ZZ-409",
+                     strcmp(sub->status, "rejected") == 0 ? "already rejected"
+                                                          : "already cancelled");
         return;
     }
     if (rid_add(st, rid, sub, true) != 0) {

@@ -226,7 +226,7 @@ while time.time() < end and not any(c[2]["reference"] == ref_hi for c in callbac
 cb = [c[2] for c in callbacks if c[2]["reference"] == ref_hi]
 check(cb and cb[0]["status"] == "rejected" and cb[0]["code"] == "ZZ-150", "rejection callback %s" % cb)
 
-# cancel: before the decision -> cancelled; after it -> 409 already decided
+# cancel: before the decision or after an acceptance -> cancelled; a rejected one -> 409
 control({"decision_delay_ms": 60000})
 order3, order3_rid, _ = translate("order-basic", "zz-ord-0300")
 s, _, doc = call("POST", "/v1/submissions", order3, {"X-Request-Id": order3_rid})
@@ -241,8 +241,13 @@ check(doc["status"] == "cancelled", "cancelled status: %s" % doc)
 canc1, canc1_rid, canc1_path = translate(
     "order-basic", None, ["--op", "cancel", "--authority-ref", ref1, "--reason", "too late"])
 s, _, doc = call("POST", canc1_path, canc1, {"X-Request-Id": canc1_rid})
-check(s == 409 and doc["errors"][0] == {"code": "ZZ-409", "message": "already decided"},
-      "cancel after the decision: %s %s" % (s, doc))
+check(s == 200 and doc == {"reference": ref1, "status": "cancelled"},
+      "cancel after the acceptance: %s %s" % (s, doc))
+canc_hi, canc_hi_rid, canc_hi_path = translate(
+    "order-basic", "zz-ord-hi", ["--op", "cancel", "--authority-ref", ref_hi, "--reason", "x"])
+s, _, doc = call("POST", canc_hi_path, canc_hi, {"X-Request-Id": canc_hi_rid})
+check(s == 409 and doc["errors"][0] == {"code": "ZZ-409", "message": "already rejected"},
+      "cancel of a rejected submission: %s %s" % (s, doc))
 s, _, doc = call("POST", "/v1/submissions/ZZ-999/cancel", canc1, {"X-Request-Id": "c-999"})
 check(s == 404, "cancel of an unknown reference: %s %s" % (s, doc))
 control({"decision_delay_ms": None})

@@ -43,6 +43,24 @@ def invoice(mid, number, buyer_tin="C20876543210"):
     return m
 
 
+def credit_note(mid, number, original, buyer_tin):
+    """The credit-note vector as a note of `original`, issued now, with no ext.my.original_uuid
+    (the gateway is to find the original's LHDN UUID itself)."""
+    with open(os.path.join(SRC, "plugins/my/vectors/credit-note/input.json")) as f:
+        m = json.load(f)
+    issued = (datetime.now(timezone.utc) - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m["id"] = mid
+    m["created_at"] = issued
+    m["invoice"]["number"] = number
+    m["invoice"]["issued_at"] = issued
+    m["invoice"]["original_invoice"] = original
+    m["ext"]["my"].pop("original_uuid", None)
+    for p in m["parties"]["buyer"]["ids"]:
+        if p["scheme"] == "TIN":
+            p["value"] = buyer_tin
+    return m
+
+
 def config(tmp, api_port, sim_port):
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
             os.path.join(tmp, "my.key"), "-out", os.path.join(tmp, "my.crt"), "-days", "30",
@@ -202,6 +220,37 @@ def main():
         check(all((last.get(m) or {}).get("state") == "approved" for m in small),
               "the others of its batch are approved (%s)" %
               [(last.get(m) or {}).get("state") for m in small])
+
+        # 6. An invoice and its credit note posted together (issue 11.2): the note waits for
+        #    its original to be Valid and goes out with its LHDN UUID; a note whose original
+        #    is found Invalid is refused with that cause and never sent.
+        pairs = (("my-orig-ok", "INV-E2E-ORIG", "my-note-ok", "CN-E2E-1", "C20876543210"),
+                 ("my-orig-bad", "INV-E2E-ORIG-BAD", "my-note-bad", "CN-E2E-2", BAD_BUYER_TIN))
+        for oid, onum, nid, nnum, buyer in pairs:
+            code_o, _ = t1.submit(invoice(oid, onum, buyer))
+            code_n, body = t1.submit(credit_note(nid, nnum, onum, buyer))
+            check(code_o == 202 and code_n == 202,
+                  "%s and its credit note %s accepted together (%s %s %s)" %
+                  (oid, nid, code_o, code_n, body))
+        ids6 = [x for p in pairs for x in (p[0], p[2])]
+        last = t1.wait_states(ids6, ("approved", "rejected", "dead"), 60)
+        st = {m: (last.get(m) or {}).get("state") for m in ids6}
+        check(st == {"my-orig-ok": "approved", "my-note-ok": "approved",
+                     "my-orig-bad": "rejected", "my-note-bad": "rejected"},
+              "original Valid -> note approved; original Invalid -> note rejected (%s)" % st)
+        note_bad = last.get("my-note-bad") or {}
+        rc = (note_bad.get("receipts") or [{}])[-1]
+        check(rc.get("code") == "dependency_failed" and "INV-E2E-ORIG-BAD" in
+              (rc.get("message") or ""),
+              "the refused note says why (%s: %s)" % (rc.get("code"), rc.get("message")))
+        ev = t1.call("GET", "/v1/messages/my-note-bad/events")[1].get("events", [])
+        check(not any(e.get("type") == "outcome" and (e.get("detail") or {}).get("http_status")
+                      for e in ev),
+              "the refused note was never sent to MyInvois")
+        code, stats = http_json("GET", simurl + "/sim/stats", timeout=20)
+        check(stats.get("CF501", 0) == 0 if isinstance(stats, dict) else False,
+              "MyInvois never saw an unknown reference (CF501: %s)" %
+              (stats.get("CF501") if isinstance(stats, dict) else stats))
     finally:
         for p in (proc, sim):
             p.terminate()

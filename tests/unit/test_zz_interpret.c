@@ -170,11 +170,18 @@ static void test_cancel(void **state)
     struct ewtp_outcome o = answer(*state, EWTP_OP_CANCEL, 200, NULL,
                                    "{\"reference\":\"ZZ-1\",\"status\":\"cancelled\"}");
     assert_int_equal(o.verdict, EWTP_V_CANCELLED);
+    /* A refused cancellation is a rejection of the cancel (the message stays as it was)... */
     o = answer(*state, EWTP_OP_CANCEL, 409, NULL,
-               "{\"reference\":\"ZZ-1\",\"status\":\"accepted\",\"errors\":[{\"code\":\"ZZ-409\","
-               "\"message\":\"already decided\"}]}");
-    assert_int_equal(o.verdict, EWTP_V_SUBMITTED);
+               "{\"reference\":\"ZZ-1\",\"status\":\"rejected\",\"errors\":[{\"code\":\"ZZ-409\","
+               "\"message\":\"already rejected\"}]}");
+    assert_int_equal(o.verdict, EWTP_V_REJECTED);
+    assert_string_equal(o.code, "ZZ-409");
     assert_string_equal(o.authority_ref, "ZZ-1");
+    /* ...and a resent one that finds it cancelled is the confirmation. */
+    o = answer(*state, EWTP_OP_CANCEL, 409, NULL,
+               "{\"reference\":\"ZZ-1\",\"status\":\"cancelled\",\"errors\":[{\"code\":\"ZZ-409\","
+               "\"message\":\"already cancelled\"}]}");
+    assert_int_equal(o.verdict, EWTP_V_CANCELLED);
 }
 
 /* The receipt the simulator POSTs to /v1/inbound/zz and writes into spool_in. */
