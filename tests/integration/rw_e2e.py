@@ -11,7 +11,11 @@ customs one on the spool transport and the EBM one over HTTP, against the real s
   reaches `approved` with sdcId/rcptNo/invcNo;
 - 100 invoices posted concurrently for the same branch reach the simulator in strict number
   order with no gap, with ewtpd killed with SIGKILL while they are being delivered and
-  restarted on the same database; after the restart the device is not initialised again.
+  restarted on the same database; after the restart the device is not initialised again;
+- `ewtpctl chain set` moves the branch's chain away from the VSDC's: the next invoice is
+  answered "out of sequence", the plugin blocks the key and the host makes that invoice dead,
+  holding the later one of the branch (never sent); `ewtpctl chain set` back and `ewtpctl replay`
+  send both, in order, with the right numbers.
 Ends with "N passed, M failed"."""
 import concurrent.futures
 import copy
@@ -20,9 +24,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (SRC, Api, DaemonAndSim, check, checks, free_port,  # noqa: E402
-                          keep_tmp_if_failed, kill9, load_json, make_tmp, wait_messages,
-                          wait_until, write_ewtpd_config, write_token)
+from ewtp_harness import (SRC, Api, DaemonAndSim, check, checks, ewtpctl,  # noqa: E402
+                          free_port, keep_tmp_if_failed, kill9, load_json, make_tmp,
+                          wait_messages, wait_until, write_ewtpd_config, write_token)
 
 TOKEN = "rw-token"
 N = 100
@@ -163,6 +167,42 @@ def main():
         inits = got.get("init:999991130:00", {}).get("count", 0)
         check(inits == 1, "the device was initialised once, not again after the restart (%d)"
               % inits)
+
+        # Out of sequence: the key is blocked, an admin repairs it.
+        key = "rw:ebm:rw:999991130:00"
+        out = ewtpctl(env.conf, "chain", "set", key, "500")
+        check(out.returncode == 0, "ewtpctl chain set %s 500 (%s%s)" % (key, out.stdout,
+                                                                        out.stderr))
+        check(api.submit(invoice("rw-e2e-oos"))[0] == 202, "an invoice numbered 500 accepted")
+        oos = api.wait_state("rw-e2e-oos", ("dead", "rejected", "approved"), 30)
+        check(oos.get("state") == "dead" and
+              any("out of sequence" in (r.get("message") or "") for r in oos.get("receipts", [])),
+              "the VSDC's out of sequence answer makes it dead and blocks the key (%s)" %
+              oos.get("state"))
+        check(api.submit(invoice("rw-e2e-held"))[0] == 202, "a later invoice of the branch accepted")
+        time.sleep(1.0)  # 20 dispatcher scans: it would have been sent by now
+        held = api.status("rw-e2e-held")[1]
+        check(held.get("state") == "accepted" and held.get("attempts") == 0,
+              "the later invoice is held while the key is blocked (%s, %s attempts)" %
+              (held.get("state"), held.get("attempts")))
+        check(max(branch(sim).get("received", [0])) == 500 and
+              branch(sim).get("received", []).count(500) == 1,
+              "nothing after the refused 500 reached the VSDC")
+        out = ewtpctl(env.conf, "chain", "set", key, str(N + 2))
+        check(out.returncode == 0, "ewtpctl chain set back to %d" % (N + 2))
+        out = ewtpctl(env.conf, "replay", "rw-e2e-oos", "--tenant", "rw")
+        check(out.returncode == 0, "ewtpctl replay rw-e2e-oos (%s%s)" % (out.stdout, out.stderr))
+        final = wait_messages([(api, m) for m in ("rw-e2e-oos", "rw-e2e-held")],
+                              ("approved", "rejected", "dead"), 30)
+        refs = [(final.get(m, {}).get("authority_ref") or "").split("/")[-1]
+                for m in ("rw-e2e-oos", "rw-e2e-held")]
+        check(all(final.get(m, {}).get("state") == "approved" for m in ("rw-e2e-oos",
+                                                                         "rw-e2e-held")) and
+              refs == [str(N + 2), str(N + 3)],
+              "after the repair both are approved in order as %d and %d (%s)" %
+              (N + 2, N + 3, refs))
+        check(branch(sim).get("accepted") == list(range(1, N + 4)),
+              "the VSDC holds 1..%d without a gap" % (N + 3))
     finally:
         ok = env.stop()
         check(ok, "ewtpd and the simulator stopped cleanly, no sanitizer report")
