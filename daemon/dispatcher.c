@@ -39,6 +39,7 @@
 
 #define CLAIM_MAX 64
 #define POLL_MAX 32
+#define OP_CLAIM_MAX 8
 #define INBOUND_MAX_BYTES (16u << 20)
 #define SPOOL_UNMATCHED_KEEP_MS (10 * 60 * 1000)
 
@@ -85,7 +86,18 @@ static const struct ewtp_header *const *header_ptrs(struct ewtp_arena *a,
     return p;
 }
 
-enum job_kind { J_CLAIM, J_DELIVER, J_POLLCLAIM, J_POLL, J_CANCEL, J_INBOUND, J_SPOOL };
+/* J_CANCELREQ answers POST /cancel by recording the operation; J_CANCEL delivers a claimed
+ * one (store.h, "operations on a message"). */
+enum job_kind {
+    J_CLAIM,
+    J_DELIVER,
+    J_POLLCLAIM,
+    J_POLL,
+    J_CANCELREQ,
+    J_CANCEL,
+    J_INBOUND,
+    J_SPOOL
+};
 
 struct job {
     uint64_t started_us; /* when the attempt began (delivery latency metric) */
@@ -119,9 +131,13 @@ struct job {
     size_t n_hdrs;
     void *data;
     size_t len;
-    struct event *timer;
-    unsigned cancel_attempt;
-    int64_t cancel_first, cancel_retry_at;
+    /* J_CANCEL: the operation and the attempt its lease is for */
+    uint64_t op_id;
+    uint32_t op_attempt;
+    int64_t op_created;
+    /* J_CLAIM: operations claimed with the messages */
+    struct ewtp_store_op *ops;
+    size_t n_ops;
 };
 
 struct ewtp_dispatcher {
@@ -196,8 +212,6 @@ static void job_free(struct job *j)
         ds->jobs = j->next;
     if (j->next)
         j->next->prev = j->prev;
-    if (j->timer)
-        event_free(j->timer);
     for (size_t i = 0; i < j->n_owned; i++)
         ewtp_message_free(j->owned[i]);
     free(j->owned);
@@ -219,6 +233,7 @@ static void job_free(struct job *j)
     }
     free(j->hdrs);
     free(j->data);
+    ewtp_store_ops_free(j->ops, j->n_ops);
     if (j->gen)
         ewtp_gen_unref(j->gen);
     free(j);
@@ -473,6 +488,8 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
         set = false;
     if (o->verdict == EWTP_V_APPROVED && op == EWTP_OP_CANCEL)
         set = false; /* "cancel request received" is not a cancellation */
+    if (o->verdict == EWTP_V_REJECTED && op == EWTP_OP_CANCEL)
+        set = false; /* a refused cancellation leaves the message as it was */
     if (!set)
         st = m->state;
     struct ewtp_store_receipt rec = {.state = st,
@@ -882,6 +899,41 @@ static void deliver_prepare(void *arg)
     j->send = true;
 }
 
+/* Ends attempt op_attempt of a J_CANCEL job's operation (fenced by its lease in the store). */
+static void op_end(struct job *j, enum ewtp_store_op_end end, int64_t next_at, const char *code,
+                   const char *message, int64_t now)
+{
+    json_t *d = json_pack("{s:s,s:s?,s:s?}", "op", "cancel", "code", code, "message", message);
+    char *det = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    int rc = ewtp_store_op_finish(store_of(j), j->op_id, j->op_attempt, end, next_at, det, now);
+    free(det);
+    if (rc != 0)
+        ewtpd_log(rc == -EWTP_EINVAL ? LOG_INFO : LOG_ERR,
+                  "%s/%s: cancel attempt %u not recorded: %s (the lease decides)",
+                  j->msgs[0].tenant, j->msgs[0].id, j->op_attempt,
+                  rc == -EWTP_EINVAL ? "its lease was lost" : ewtp_strerror(rc));
+    else
+        ewtpd_log(end == EWTP_STORE_OP_FAILED ? LOG_WARNING : LOG_INFO, "%s/%s: cancel %s%s%s",
+                  j->msgs[0].tenant, j->msgs[0].id,
+                  end == EWTP_STORE_OP_DONE    ? "answered"
+                  : end == EWTP_STORE_OP_RETRY ? "to be sent again"
+                                               : "given up",
+                  code ? ": " : "", code ? code : "");
+}
+
+/* A transient failure of the cancel: again after the delivery policy's backoff, or given up
+ * when its attempts or age are used up. */
+static void op_retry(struct job *j, const char *code, const char *message, int64_t retry_after_ms,
+                     int64_t now)
+{
+    struct ewtp_backoff_policy pol = policy(j);
+    int64_t next = 0;
+    bool dead = ewtp_backoff_decide(&pol, j->op_attempt, j->op_created, now, retry_after_ms,
+                                    rnd64(), &next) == EWTP_STORE_DEAD;
+    op_end(j, dead ? EWTP_STORE_OP_FAILED : EWTP_STORE_OP_RETRY, next, code, message, now);
+}
+
 static void interpret_step(void *arg)
 {
     struct job *j = arg;
@@ -920,24 +972,14 @@ static void interpret_step(void *arg)
             record_receipt(j, &j->msgs[0], oc, EWTP_OP_SUBMIT, tr->body, tr->body_len, "poll", now);
         return;
     }
-    /* J_CANCEL */
+    /* J_CANCEL: the answer is a receipt of the message; the operation ends with it. */
     if (oc->verdict != EWTP_V_RETRY) {
         record_receipt(j, &j->msgs[0], oc, EWTP_OP_CANCEL, tr->body, tr->body_len, "cancel", now);
+        op_end(j, oc->verdict == EWTP_V_REJECTED ? EWTP_STORE_OP_FAILED : EWTP_STORE_OP_DONE, 0,
+               oc->code, oc->message, now);
         return;
     }
-    struct ewtp_backoff_policy pol = policy(j);
-    int64_t next = 0;
-    if (ewtp_backoff_decide(&pol, j->cancel_attempt, j->cancel_first, now, oc->retry_after_ms,
-                            rnd64(), &next) == EWTP_STORE_DEAD) {
-        json_t *d = json_pack("{s:s?,s:s?}", "code", oc->code, "message", oc->message);
-        char *det = d ? json_dumps(d, JSON_COMPACT) : NULL;
-        json_decref(d);
-        ewtp_store_add_event(store_of(j), j->msgs[0].key, "cancel_failed", j->cancel_attempt, det,
-                             now);
-        free(det);
-        return;
-    }
-    j->cancel_retry_at = next;
+    op_retry(j, oc->code, oc->message, oc->retry_after_ms, now);
 }
 
 /* ---- delivery: loop steps ------------------------------------------------------------------ */
@@ -961,33 +1003,9 @@ static void submit(struct job *j, ewtp_work_fn work, ewtp_work_fn done)
     }
 }
 
-static void on_cancel_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct job *j = arg;
-    j->next_req = 0;
-    j->cancel_attempt++;
-    send_next(j);
-}
-
 static void interpret_done(void *arg)
 {
-    struct job *j = arg;
-    if (j->kind == J_CANCEL && j->cancel_retry_at > 0 && !j->ds->stopped) {
-        int64_t d = j->cancel_retry_at - ewtpd_now_ms();
-        if (d < 0)
-            d = 0;
-        j->cancel_retry_at = 0;
-        ewtp_httpc_resp_free(j->resp);
-        j->resp = NULL;
-        if (j->timer == NULL)
-            j->timer = evtimer_new(j->ds->d->base, on_cancel_timer, j);
-        struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
-        if (j->timer && evtimer_add(j->timer, &tv) == 0)
-            return;
-    }
-    job_end(j);
+    job_end(arg);
 }
 
 static void token_refused(struct job *j);
@@ -1341,6 +1359,49 @@ static bool need_token(struct job *j)
 
 /* ---- claims -------------------------------------------------------------------------------- */
 
+/* Decides the waits of the messages just claimed (store.h, ewtp_store_wait_decide): those
+ * whose wait is over go on; one whose other message failed or never came is rejected here
+ * with a plain cause, before anything is translated or sent; one still waiting (the other
+ * changed since the claim) goes back to the queue. */
+static void resolve_waits(struct job *j, int64_t now)
+{
+    size_t kept = 0, n = j->n, n_drop = 0;
+    bool waits = false;
+    for (size_t i = 0; i < n; i++)
+        waits = waits || j->msgs[i].wait_key != NULL;
+    if (!waits)
+        return;
+    struct ewtp_store_msg *drop = calloc(n, sizeof(*drop));
+    if (drop == NULL) {
+        /* Nothing is decided or sent: the leases expire and the claim comes again. */
+        ewtp_store_msgs_free(j->msgs, n);
+        j->msgs = NULL;
+        j->n = 0;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct ewtp_store_msg m = j->msgs[i];
+        char *cause = NULL;
+        enum ewtp_store_wait w = ewtp_store_wait_decide(store_of(j), &m, now, &cause);
+        if (w == EWTP_STORE_WAIT_READY) {
+            j->msgs[kept++] = m;
+            continue;
+        }
+        if (w == EWTP_STORE_WAIT_PENDING)
+            record_local(j, &m, EWTP_V_RETRY, "waiting",
+                         "still waiting for the message this one depends on", NULL);
+        else
+            record_local(j, &m, EWTP_V_REJECTED,
+                         w == EWTP_STORE_WAIT_FAILED ? "dependency_failed" : "wait_timeout",
+                         cause ? cause : "the message this one depends on did not arrive", NULL);
+        free(cause);
+        drop[n_drop++] = m;
+    }
+    /* Dropped rows were copied out whole: free their strings, not the claim's array. */
+    ewtp_store_msgs_free(drop, n_drop);
+    j->n = kept;
+}
+
 static void claim_work(void *arg)
 {
     struct job *j = arg;
@@ -1368,6 +1429,14 @@ static void claim_work(void *arg)
         j->msgs = NULL;
         j->n = 0;
         ewtpd_log(LOG_ERR, "dispatcher: claim failed: %s", ewtp_strerror(rc));
+    } else if (j->kind == J_CLAIM) {
+        resolve_waits(j, now);
+    }
+    /* Operations on messages (cancels) are claimed with the deliveries, a few at a time. */
+    if (j->kind == J_CLAIM && ewtp_store_op_claim(store_of(j), now, OP_CLAIM_MAX, c->lease_ms,
+                                                  ds->owner, &j->ops, &j->n_ops) != 0) {
+        j->ops = NULL;
+        j->n_ops = 0;
     }
 }
 
@@ -1535,6 +1604,9 @@ static void hold(struct ewtp_dispatcher *ds, const struct ewtp_gen_instance *gi,
     }
 }
 
+static void start_cancel(struct ewtp_dispatcher *ds, struct ewtp_gen *gen,
+                         struct ewtp_store_op *op);
+
 static void claim_done(void *arg)
 {
     struct job *j = arg;
@@ -1553,6 +1625,8 @@ static void claim_done(void *arg)
         job_free(j);
         return;
     }
+    for (size_t i = 0; i < j->n_ops; i++)
+        start_cancel(ds, j->gen, &j->ops[i]);
     /* Each message moves into a job of its own (or of its batch). */
     bool *used = n ? calloc(n, sizeof(*used)) : NULL;
     for (size_t i = 0; used && i < n; i++) {
@@ -1743,12 +1817,9 @@ static void reply_done(void *arg)
         j->reply(j->reply_arg, j->status, b);
         j->reply = NULL;
     }
-    if (j->kind == J_CANCEL && j->status == 202 && j->send && !j->ds->stopped) {
-        j->cancel_attempt = 1;
-        j->cancel_first = ewtpd_now_ms();
-        send_next(j);
-        return;
-    }
+    /* A cancel on disk: the dispatcher claims it now (or once the authority has the message). */
+    if (j->kind == J_CANCELREQ && j->status == 202 && !j->ds->stopped)
+        ewtp_dispatcher_kick(j->ds->d);
     job_end(j);
 }
 
@@ -1987,6 +2058,36 @@ static void amqp_scan(struct ewtp_dispatcher *ds)
 
 /* ---- cancel -------------------------------------------------------------------------------- */
 
+/* Builds the cancel of j->msgs[0] (op CANCEL call, validate, translate) into j. 0 with the
+ * requests in j->reqs; input problems in errs; a negative code otherwise. */
+static int cancel_build(struct job *j, int64_t now, struct ewtp_errors *errs)
+{
+    const struct ewtp_plugin *p = j->gi->plugin;
+    j->arena = ewtp_arena_new();
+    j->calls = calloc(1, sizeof(*j->calls));
+    j->callp = calloc(1, sizeof(*j->callp));
+    if (!j->arena || !j->calls || !j->callp)
+        return -EWTP_ENOMEM;
+    struct ewtp_message *msg = parse_stored(j, &j->msgs[0]);
+    if (msg == NULL)
+        return -EWTP_EFORMAT;
+    call_init(j, &j->calls[0], &j->msgs[0], msg, EWTP_OP_CANCEL, now);
+    j->callp[0] = &j->calls[0];
+    const void *state = ewtp_instance_state(j->gi->inst);
+    p->validate(state, &j->calls[0], errs);
+    if (ewtp_errors_blocking(errs) > 0)
+        return 0;
+    struct ewtp_out *out = ewtp_out_new(j->arena);
+    int rc = out ? p->translate(state, &j->calls[0], out, errs) : -EWTP_ENOMEM;
+    if (rc == 0 && ewtp_errors_blocking(errs) == 0 &&
+        (j->n_reqs = ewtp_out_requests(out, &j->reqs)) == 0)
+        rc = -EWTP_EINVAL;
+    return rc;
+}
+
+/* POST /v1/messages/{id}/cancel (worker): checks what can be checked now, then records the
+ * cancel in the store before answering 202, so that the promise survives a crash; the
+ * dispatcher sends it once the authority has the message (cancel_prepare). */
 static void cancel_work(void *arg)
 {
     struct job *j = arg;
@@ -2012,80 +2113,142 @@ static void cancel_work(void *arg)
                              p->country, p->name);
         return;
     }
-    if ((m->state != EWTP_STORE_SUBMITTED && m->state != EWTP_STORE_APPROVED) ||
-        m->authority_ref == NULL) {
-        j->body = error_body("conflict",
-                             "the message is %s: only a message the authority has (submitted or "
-                             "approved, with its reference) can be cancelled",
+    if (m->state == EWTP_STORE_REJECTED || m->state == EWTP_STORE_CANCELLED) {
+        j->body = error_body("conflict", "the message is %s: there is nothing to cancel",
                              ewtp_store_state_name(m->state));
         return;
     }
-    j->arena = ewtp_arena_new();
-    j->calls = calloc(1, sizeof(*j->calls));
-    j->callp = calloc(1, sizeof(*j->callp));
-    struct ewtp_errors *errs = ewtp_errors_new();
-    struct ewtp_message *msg = j->arena && j->calls && j->callp && errs ? parse_stored(j, m) : NULL;
-    if (msg == NULL) {
-        ewtp_errors_free(errs);
-        j->status = 503;
-        j->body = error_body("internal", "the stored message cannot be read");
-        return;
-    }
     int64_t now = ewtpd_now_ms();
-    call_init(j, &j->calls[0], m, msg, EWTP_OP_CANCEL, now);
-    j->callp[0] = &j->calls[0];
-    const void *state = ewtp_instance_state(j->gi->inst);
-    p->validate(state, &j->calls[0], errs);
-    struct ewtp_out *out = ewtp_out_new(j->arena);
-    if (ewtp_errors_blocking(errs) == 0 && out)
-        rc = p->translate(state, &j->calls[0], out, errs);
-    if (out == NULL || rc != 0 || ewtp_errors_blocking(errs) > 0 ||
-        (j->n_reqs = ewtp_out_requests(out, &j->reqs)) == 0) {
-        char *all = ewtp_errors_count(errs) ? ewtp_errors_to_json(errs) : NULL;
-        j->body = all ? all : error_body("conflict", "the plugin cannot build a cancel request");
-        ewtp_errors_free(errs);
-        return;
-    }
-    ewtp_errors_free(errs);
-    json_t *d = json_pack("{s:s}", "reason", j->reason);
-    char *det = d ? json_dumps(d, JSON_COMPACT) : NULL;
-    json_decref(d);
-    ewtp_store_add_event(store_of(j), m->key, "cancel_requested", m->attempts, det, now);
-    free(det);
-    if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
-        const char *why = NULL;
-        if (spool_write(j, &why) != 0) {
-            j->status = 503;
-            j->body = error_body("unavailable", "%s", why);
+    /* A message the authority has gets its cancel built now, so that one the plugin refuses
+     * (a closed window, a missing reference) is answered here rather than failing later. */
+    if ((m->state == EWTP_STORE_SUBMITTED || m->state == EWTP_STORE_APPROVED) && m->authority_ref) {
+        struct ewtp_errors *errs = ewtp_errors_new();
+        rc = errs ? cancel_build(j, now, errs) : -EWTP_ENOMEM;
+        if (rc != 0 || ewtp_errors_blocking(errs) > 0) {
+            char *all = errs && ewtp_errors_count(errs) ? ewtp_errors_to_json(errs) : NULL;
+            if (all == NULL && rc != -EWTP_EINVAL)
+                j->status = 503;
+            j->body = all ? all
+                      : rc == -EWTP_EINVAL
+                          ? error_body("conflict", "the plugin cannot build a cancel request")
+                          : error_body("internal", "%s", ewtp_strerror(rc));
+            ewtp_errors_free(errs);
             return;
         }
-    } else if (j->gi->conf->transport == EWTP_TRANSPORT_AMQP) {
-        /* Published now; the authority's answer comes back as a receipt. */
-        for (size_t i = 0; i < j->n_reqs; i++) {
-            char *why = NULL;
-            if (ewtp_amqp_publish(j->ds->amqp, j->gi->conf, j->reqs[i],
-                                  policy_conf(j)->request_timeout_ms, &why) != 0) {
-                j->status = 503;
-                j->body = error_body("unavailable", "%s", why ? why : "AMQP publish failed");
-                free(why);
-                return;
-            }
-        }
-    } else {
-        read_auth(j);
-        j->send = true;
+        ewtp_errors_free(errs);
     }
-    json_t *r = json_pack("{s:s,s:s,s:s}", "id", m->id, "state", ewtp_store_state_name(m->state),
+    bool repeat = false;
+    enum ewtp_store_state st = m->state;
+    rc = ewtp_store_op_request(store_of(j), j->tenant, j->id, "cancel", j->reason, now, &repeat,
+                               &st);
+    if (rc != 0) {
+        j->status = rc == -EWTP_EINVAL ? 409 : 503;
+        j->body = rc == -EWTP_EINVAL
+                      ? error_body("conflict", "the message is %s: there is nothing to cancel",
+                                   ewtp_store_state_name(st))
+                      : error_body("unavailable",
+                                   "the cancel could not be "
+                                   "recorded: %s",
+                                   ewtp_strerror(rc));
+        return;
+    }
+    json_t *r = json_pack("{s:s,s:s,s:s}", "id", m->id, "state", ewtp_store_state_name(st),
                           "cancel", "requested");
     j->body = r ? json_dumps(r, JSON_COMPACT) : NULL;
     json_decref(r);
     j->status = 202;
 }
 
+/* A claimed cancel (worker): closes it when its message ended without the authority, builds
+ * it, and hands it to the transport; its end is recorded with the lease's attempt. */
+static void cancel_prepare(void *arg)
+{
+    struct job *j = arg;
+    const struct ewtp_store_msg *m = &j->msgs[0];
+    int64_t now = ewtpd_now_ms();
+    if (m->state == EWTP_STORE_REJECTED || m->state == EWTP_STORE_CANCELLED) {
+        char *text = ewtp_store_asprintf("the message was %s before its cancel was sent",
+                                         ewtp_store_state_name(m->state));
+        op_end(j, m->state == EWTP_STORE_CANCELLED ? EWTP_STORE_OP_DONE : EWTP_STORE_OP_FAILED, 0,
+               "message_ended", text, now);
+        free(text);
+        return;
+    }
+    if (j->gi == NULL) {
+        op_retry(j, "no_instance",
+                 "the plugin instance of this message is not in the configuration", 0, now);
+        return;
+    }
+    struct ewtp_errors *errs = ewtp_errors_new();
+    int rc = errs ? cancel_build(j, now, errs) : -EWTP_ENOMEM;
+    if (errs && ewtp_errors_blocking(errs) > 0) {
+        char *ej = ewtp_errors_to_json(errs);
+        op_end(j, EWTP_STORE_OP_FAILED, 0, "translate", ej ? ej : "the plugin refused the cancel",
+               now);
+        free(ej);
+        ewtp_errors_free(errs);
+        return;
+    }
+    ewtp_errors_free(errs);
+    if (rc != 0) {
+        op_retry(j, "internal", ewtp_strerror(rc), 0, now);
+        return;
+    }
+    if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
+        const char *why = NULL;
+        if (spool_write(j, &why) == 0)
+            op_end(j, EWTP_STORE_OP_DONE, 0, "spooled", "written to the spool directory", now);
+        else
+            op_retry(j, "spool", why, 0, now);
+        return;
+    }
+    if (j->gi->conf->transport == EWTP_TRANSPORT_AMQP) {
+        /* Published now; the authority's answer comes back as a receipt. */
+        for (size_t i = 0; i < j->n_reqs; i++) {
+            char *why = NULL;
+            if (ewtp_amqp_publish(j->ds->amqp, j->gi->conf, j->reqs[i],
+                                  policy_conf(j)->request_timeout_ms, &why) != 0) {
+                op_retry(j, "amqp", why ? why : "AMQP publish failed", 0, now);
+                free(why);
+                return;
+            }
+        }
+        op_end(j, EWTP_STORE_OP_DONE, 0, "published", "published to the broker", now);
+        return;
+    }
+    read_auth(j);
+    j->send = true;
+}
+
+/* Moves a claimed operation into a J_CANCEL job of its own. */
+static void start_cancel(struct ewtp_dispatcher *ds, struct ewtp_gen *gen, struct ewtp_store_op *op)
+{
+    struct job *cj = job_new(ds, J_CANCEL);
+    struct ewtp_store_msg *m = cj ? malloc(sizeof(*m)) : NULL;
+    if (m == NULL) {
+        if (cj)
+            job_free(cj);
+        return; /* the lease expires; claimed again later */
+    }
+    *m = op->msg;
+    memset(&op->msg, 0, sizeof(op->msg));
+    ewtp_gen_ref(gen);
+    cj->gen = gen;
+    cj->msgs = m;
+    cj->n = 1;
+    cj->reason = op->reason ? op->reason : strdup("");
+    op->reason = NULL;
+    cj->op_id = op->oid;
+    cj->op_attempt = op->attempts;
+    cj->op_created = op->created_at;
+    cj->gi = ewtp_gen_instance(gen, m->plugin);
+    submit(cj, cancel_prepare, prepared);
+}
+
 void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id, const char *reason,
                             ewtpd_reply_fn reply, void *arg)
 {
-    struct job *j = reply_job(d, J_CANCEL, reply, arg);
+    struct job *j = reply_job(d, J_CANCELREQ, reply, arg);
     if (j == NULL)
         return;
     j->tenant = strdup(tenant);
