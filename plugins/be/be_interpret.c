@@ -158,8 +158,11 @@ static int peppol_mls(struct ewtp_xml_doc *doc, struct ewtp_arena *a, struct ewt
         return -EWTP_ENOTFOUND;
     }
     o->code = code;
-    /* The instance id we gave the access point is our message id (spool file name). */
+    /* The instance id the receipt refers to: our message id when we gave the access point the
+     * document through its outbound folder (the file name), or the id its API answered with
+     * (kept as authority_ref) when we sent it over HTTP; the host tries both. */
     to->message_id = ref;
+    to->authority_ref = ref;
     return 0;
 }
 
