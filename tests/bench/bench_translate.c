@@ -1,6 +1,7 @@
 /* bench_translate: how many documents one core translates per second with one plugin.
  *
- *   bench_translate [--settings JSON] [--seconds S] [--iterations N] PLUGIN.so MESSAGE.json...
+ *   bench_translate [--settings JSON] [--seconds S] [--iterations N] [--chain N]
+ *                   [--key-state TEXT] PLUGIN.so MESSAGE.json...
  *
  * Loads the plugin as ewtpd does (dlopen RTLD_NOW|RTLD_LOCAL, the descriptor symbol), creates
  * one instance (settings from the JSON object, default {}), parses each message once, and then
@@ -11,6 +12,8 @@
  * figure is per core whatever else the machine runs; every translate must succeed.
  * Prints one line per phase: "translate: D documents in T ms CPU = R documents/s per core",
  * then the same in messages for parse+validate+translate.
+ * --chain N gives every call chain position N (plugins that number per ordering key translate
+ * as at dispatch), --key-state TEXT the key's state blob (ABI 1.2, e.g. a VSDC branch's).
  * Exit 0, 1 when a translate fails, 2 on usage or load errors. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -65,6 +68,11 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
+/* --chain and --key-state: the same for every call. */
+static struct ewtp_chain bench_chain = EWTP_CHAIN_INIT();
+static bool bench_has_chain;
+static const char *bench_key_state;
+
 /* One translate of msg; the number of documents it produced, or -1. */
 static int translate_once(const struct ewtp_plugin *p, const void *st, const struct ewtp_host *h,
                           const struct ewtp_message *msg, int64_t now_ms, bool report)
@@ -82,7 +90,10 @@ static int translate_once(const struct ewtp_plugin *p, const void *st, const str
                               .now_ms = now_ms,
                               .arena = a,
                               .host = h,
-                              .unsigned_ = true};
+                              .unsigned_ = true,
+                              .chain = bench_has_chain ? &bench_chain : NULL,
+                              .key_state = bench_key_state,
+                              .key_state_len = bench_key_state ? strlen(bench_key_state) : 0};
         if (p->translate(st, &c, out, errs) == 0) {
             const struct ewtp_document *const *docs = NULL;
             n = (int)ewtp_out_documents(out, &docs);
@@ -115,7 +126,10 @@ static int full_once(const struct ewtp_plugin *p, const void *st, const struct e
                               .now_ms = now_ms,
                               .arena = a,
                               .host = h,
-                              .unsigned_ = true};
+                              .unsigned_ = true,
+                              .chain = bench_has_chain ? &bench_chain : NULL,
+                              .key_state = bench_key_state,
+                              .key_state_len = bench_key_state ? strlen(bench_key_state) : 0};
         if (a && p->validate)
             p->validate(st, &c, errs);
         ewtp_arena_free(a);
@@ -130,7 +144,7 @@ static int full_once(const struct ewtp_plugin *p, const void *st, const struct e
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_translate [--settings JSON] [--seconds S] [--iterations N] "
-                    "PLUGIN.so MESSAGE.json...\n");
+                    "[--chain N] [--key-state TEXT] PLUGIN.so MESSAGE.json...\n");
 }
 
 int main(int argc, char **argv)
@@ -145,6 +159,10 @@ int main(int argc, char **argv)
             seconds = strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--iterations") == 0)
             iterations = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--chain") == 0)
+            bench_has_chain = (bench_chain.number = strtoull(argv[i + 1], NULL, 10)) > 0;
+        else if (strcmp(argv[i], "--key-state") == 0)
+            bench_key_state = argv[i + 1];
         else {
             usage();
             return 2;
