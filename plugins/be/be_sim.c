@@ -96,34 +96,25 @@ struct be_sim {
     struct ap_queue ap;
 };
 
-static int set_str(char **f, const char *v, const char *def)
-{
-    const char *s = v ? v : def;
-    char *copy = s && *s ? strdup(s) : NULL;
-    free(*f);
-    *f = copy;
-    return 0;
-}
-
 static int be_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
 {
     struct be_sim *st = state;
     if (strcmp(key, "token") == 0)
-        return set_str(&st->token, value, NULL);
+        return ewtp_sim_set_string(&st->token, value, NULL);
     if (strcmp(key, "callback_url") == 0)
-        return set_str(&st->callback_url, value, NULL);
+        return ewtp_sim_set_string(&st->callback_url, value, NULL);
     if (strcmp(key, "callback_token") == 0)
-        return set_str(&st->callback_token, value, NULL);
+        return ewtp_sim_set_string(&st->callback_token, value, NULL);
     if (strcmp(key, "spool_in") == 0)
-        return set_str(&st->spool_in, value, NULL);
+        return ewtp_sim_set_string(&st->spool_in, value, NULL);
     if (strcmp(key, "eur_rates") == 0)
-        return set_str(&st->eur_rates, value, "USD=0.92,CNY=0.13,GBP=1.15");
+        return ewtp_sim_set_string(&st->eur_rates, value, "USD=0.92,CNY=0.13,GBP=1.15");
     if (strcmp(key, "refuse_lrn") == 0)
-        return set_str(&st->refuse_lrn, value, "frct");
+        return ewtp_sim_set_string(&st->refuse_lrn, value, "frct");
     if (strcmp(key, "not_release_lrn") == 0)
-        return set_str(&st->not_release_lrn, value, "notrel");
+        return ewtp_sim_set_string(&st->not_release_lrn, value, "notrel");
     if (strcmp(key, "peppol_validate") == 0) {
-        set_str(&st->peppol_validate, value, BE_PEPPOL_VALIDATE_DEFAULT);
+        ewtp_sim_set_string(&st->peppol_validate, value, BE_PEPPOL_VALIDATE_DEFAULT);
         char *copy = st->peppol_validate ? strdup(st->peppol_validate) : NULL;
         pthread_mutex_lock(&st->ap.mu);
         free(st->ap.validate);
@@ -131,15 +122,8 @@ static int be_sim_set(void *state, const char *key, const char *value, struct ew
         pthread_mutex_unlock(&st->ap.mu);
         return 0;
     }
-    if (strcmp(key, "decision_delay_ms") == 0) {
-        int64_t v = 200;
-        if (value && ewtp_sim_parse_int(value, 0, 86400000, &v) != 0) {
-            ewtp_errors_add(why, key, "range", "decision_delay_ms must be 0 to 86400000");
-            return -EWTP_EINVAL;
-        }
-        st->delay_ms = v;
-        return 0;
-    }
+    if (strcmp(key, "decision_delay_ms") == 0)
+        return ewtp_sim_set_int(key, value, 200, 0, 86400000, why, &st->delay_ms);
     if (strcmp(key, "xsd") == 0) {
         struct ewtp_xsd *x = NULL;
         const char *path = value && *value ? value : BE_XSD_DEFAULT;
@@ -217,20 +201,9 @@ static int be_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
     st->delay_ms = 200;
     pthread_mutex_init(&st->ap.mu, NULL);
     pthread_cond_init(&st->ap.cv, NULL);
-    static const char *const defaults[] = {"eur_rates", "refuse_lrn", "not_release_lrn",
-                                           "peppol_validate", "xsd"};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]) && rc == 0; i++)
-        rc = be_sim_set(st, defaults[i], NULL, why);
-    for (size_t i = 0; rc == 0 && i < ewtp_settings_count(settings); i++) {
-        const char *name = NULL;
-        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
-        rc = be_sim_set(st, name, ewtp_settings_value_string(v), why);
-        if (rc == -EWTP_ENOTFOUND) {
-            ewtp_errors_add(why, name, "unknown_member", "unknown setting %s", name);
-            rc = -EWTP_EINVAL;
-        }
-    }
+    static const char *const defaults[] = {"eur_rates",       "refuse_lrn", "not_release_lrn",
+                                           "peppol_validate", "xsd",        NULL};
+    int rc = ewtp_sim_apply_settings(st, be_sim_set, defaults, settings, NULL, why);
     if (rc != 0) {
         be_sim_destroy(st);
         return rc;

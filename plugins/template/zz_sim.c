@@ -115,82 +115,44 @@ struct zz_sim {
 
 /* ---- Settings ---------------------------------------------------------------------------- */
 
-static int set_string(char **field, const char *value)
-{
-    char *copy = value && *value ? strdup(value) : NULL;
-    if (value && *value && copy == NULL)
-        return -EWTP_ENOMEM;
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
-/* "true"/"1" or "false"/"0"; NULL (restore the default) is false. */
-static int set_bool(const char *key, const char *value, struct ewtp_errors *why, bool *out)
-{
-    if (value == NULL || strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
-        *out = false;
-        return 0;
-    }
-    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
-        *out = true;
-        return 0;
-    }
-    ewtp_errors_add(why, key, "type", "%s must be true or false", key);
-    return -EWTP_EINVAL;
-}
-
-/* An integer from min to max; NULL (restore the default) is def. */
-static int set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
-                   struct ewtp_errors *why, int64_t *out)
-{
-    int64_t v = def;
-    if (value && ewtp_sim_parse_int(value, min, max, &v) != 0) {
-        ewtp_errors_add(why, key, "range", "%s must be %lld to %lld", key, (long long)min,
-                        (long long)max);
-        return -EWTP_EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
 static int zz_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
 {
     struct zz_sim *st = state;
     if (strcmp(key, "check_sequence") == 0)
-        return set_bool(key, value, why, &st->check_sequence);
+        return ewtp_sim_set_bool(key, value, false, why, &st->check_sequence);
     if (strcmp(key, "require_login") == 0)
-        return set_bool(key, value, why, &st->require_login);
+        return ewtp_sim_set_bool(key, value, false, why, &st->require_login);
     if (strcmp(key, "login_user") == 0)
-        return set_string(&st->login_user, value);
+        return ewtp_sim_set_string(&st->login_user, value, NULL);
     if (strcmp(key, "login_password") == 0)
-        return set_string(&st->login_password, value);
+        return ewtp_sim_set_string(&st->login_password, value, NULL);
     if (strcmp(key, "unavailable_count") == 0)
-        return set_int(key, value, 0, 0, 1000000, why, &st->unavailable);
+        return ewtp_sim_set_int(key, value, 0, 0, 1000000, why, &st->unavailable);
     if (strcmp(key, "token_ttl_ms") == 0)
-        return set_int(key, value, DEFAULT_TOKEN_TTL_MS, 1000, 86400000, why, &st->token_ttl_ms);
+        return ewtp_sim_set_int(key, value, DEFAULT_TOKEN_TTL_MS, 1000, 86400000, why,
+                                &st->token_ttl_ms);
     if (strcmp(key, "revoke_tokens") == 0) {
         /* An action, not a setting: every token issued so far stops working (the authority
          * rotated its keys), so the next request with one gets a 401. */
         bool now = false;
-        int rc = set_bool(key, value, why, &now);
+        int rc = ewtp_sim_set_bool(key, value, false, why, &now);
         for (size_t i = 0; rc == 0 && now && i < st->n_tokens; i++)
             st->token_exp[i] = 0;
         return rc;
     }
     if (strcmp(key, "token") == 0)
-        return set_string(&st->token, value);
+        return ewtp_sim_set_string(&st->token, value, NULL);
     if (strcmp(key, "sender_id") == 0)
-        return set_string(&st->sender_id, value);
+        return ewtp_sim_set_string(&st->sender_id, value, NULL);
     if (strcmp(key, "callback_url") == 0)
-        return set_string(&st->callback_url, value);
+        return ewtp_sim_set_string(&st->callback_url, value, NULL);
     if (strcmp(key, "callback_token") == 0)
-        return set_string(&st->callback_token, value);
+        return ewtp_sim_set_string(&st->callback_token, value, NULL);
     if (strcmp(key, "spool_in") == 0)
-        return set_string(&st->spool_in, value);
+        return ewtp_sim_set_string(&st->spool_in, value, NULL);
     if (strcmp(key, "decision_delay_ms") == 0)
-        return set_int(key, value, DEFAULT_DECISION_DELAY_MS, 0, 86400000, why,
-                       &st->decision_delay_ms);
+        return ewtp_sim_set_int(key, value, DEFAULT_DECISION_DELAY_MS, 0, 86400000, why,
+                                &st->decision_delay_ms);
     if (strcmp(key, "reject_over") == 0) {
         struct ewtp_dec d;
         if (value == NULL || *value == '\0') {
@@ -214,7 +176,7 @@ static int zz_sim_set(void *state, const char *key, const char *value, struct ew
         }
         ewtp_xsd_free(st->xsd);
         st->xsd = x;
-        return set_string(&st->xsd_path, path);
+        return ewtp_sim_set_string(&st->xsd_path, path, NULL);
     }
     return -EWTP_ENOTFOUND;
 }
@@ -266,21 +228,12 @@ static int zz_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
     st->sim = sim;
     st->decision_delay_ms = DEFAULT_DECISION_DELAY_MS;
     st->token_ttl_ms = DEFAULT_TOKEN_TTL_MS;
-    int rc = 0;
-    for (size_t i = 0; i < ewtp_settings_count(settings); i++) {
-        const char *name = NULL;
-        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
-        int r = zz_sim_set(st, name, ewtp_settings_value_string(v), why);
-        if (r == -EWTP_ENOTFOUND)
-            ewtp_errors_add(why, name, "unknown_member",
-                            "unknown setting %s (known: token sender_id decision_delay_ms "
-                            "reject_over callback_url callback_token spool_in xsd "
-                            "check_sequence unavailable_count require_login login_user "
-                            "login_password token_ttl_ms)",
-                            name);
-        if (r != 0)
-            rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
-    }
+    int rc = ewtp_sim_apply_settings(st, zz_sim_set, NULL, settings,
+                                     "token sender_id decision_delay_ms reject_over "
+                                     "callback_url callback_token spool_in xsd check_sequence "
+                                     "unavailable_count require_login login_user "
+                                     "login_password token_ttl_ms",
+                                     why);
     if (rc == 0 && st->xsd == NULL)
         rc = zz_sim_set(st, "xsd", NULL, why);
     if (rc != 0) {

@@ -286,3 +286,73 @@ int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name
     }
     return 0;
 }
+
+/* ---- A module's settings ------------------------------------------------------------------ */
+
+int ewtp_sim_set_string(char **field, const char *value, const char *def)
+{
+    const char *v = value ? value : def;
+    char *copy = v && *v ? strdup(v) : NULL;
+    if (v && *v && copy == NULL)
+        return -EWTP_ENOMEM;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+int ewtp_sim_set_bool(const char *key, const char *value, bool def, struct ewtp_errors *why,
+                      bool *out)
+{
+    if (value == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "false") == 0 ||
+        strcmp(value, "0") == 0) {
+        *out = value[0] == 't' || value[0] == '1';
+        return 0;
+    }
+    ewtp_errors_add(why, key, "type", "%s must be true or false", key);
+    return -EWTP_EINVAL;
+}
+
+int ewtp_sim_set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
+                     struct ewtp_errors *why, int64_t *out)
+{
+    int64_t v = def;
+    if (value && ewtp_sim_parse_int(value, min, max, &v) != 0) {
+        ewtp_errors_add(why, key, "range", "%s must be %lld to %lld", key, (long long)min,
+                        (long long)max);
+        return -EWTP_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int ewtp_sim_apply_settings(void *state, ewtp_sim_set_fn set, const char *const *defaults,
+                            const struct ewtp_settings *settings, const char *known,
+                            struct ewtp_errors *why)
+{
+    for (size_t i = 0; defaults && defaults[i]; i++) {
+        int rc = set(state, defaults[i], NULL, why);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < ewtp_settings_count(settings); i++) {
+        const char *name = NULL;
+        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
+        int r = set(state, name, ewtp_settings_value_string(v), why);
+        if (r == -EWTP_ENOTFOUND) {
+            if (known)
+                ewtp_errors_add(why, name, "unknown_member", "unknown setting %s (known: %s)", name,
+                                known);
+            else
+                ewtp_errors_add(why, name, "unknown_member", "unknown setting %s", name);
+            r = -EWTP_EINVAL;
+        }
+        if (r != 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
+}

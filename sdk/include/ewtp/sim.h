@@ -117,6 +117,28 @@ bool ewtp_sim_route(const char *path, const char *pattern, struct ewtp_arena *a,
 /* Parses a setting value: a decimal integer in [min, max]. 0 or -EWTP_EINVAL. */
 int ewtp_sim_parse_int(const char *value, int64_t min, int64_t max, int64_t *out);
 
+/* ---- A module's settings (for its set and create) ---------------------------------------
+ * In each, value NULL restores the default def. */
+/* *field := a malloc'd copy of value (def when value is NULL; NULL when it is "" or def is
+ * NULL), the old one freed. 0 or -EWTP_ENOMEM. */
+int ewtp_sim_set_string(char **field, const char *value, const char *def);
+/* "true"/"1" or "false"/"0"; anything else adds a "type" error for key to why: -EWTP_EINVAL. */
+int ewtp_sim_set_bool(const char *key, const char *value, bool def, struct ewtp_errors *why,
+                      bool *out);
+/* A decimal integer from min to max; else a "range" error for key: -EWTP_EINVAL. */
+int ewtp_sim_set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
+                     struct ewtp_errors *why, int64_t *out);
+/* What a module's create does with its settings: set(state, key, NULL) for each key of
+ * defaults (NULL-terminated, may be NULL; stops at the first failure), then set(state, name,
+ * value) for every setting in order, collecting every error: an unknown name (set returned
+ * -EWTP_ENOTFOUND) is an "unknown_member" error "unknown setting NAME (known: KNOWN)" (known
+ * may be NULL). 0, or the first failure's code (-EWTP_EINVAL for an unknown name). */
+typedef int (*ewtp_sim_set_fn)(void *state, const char *key, const char *value,
+                               struct ewtp_errors *why);
+int ewtp_sim_apply_settings(void *state, ewtp_sim_set_fn set, const char *const *defaults,
+                            const struct ewtp_settings *settings, const char *known,
+                            struct ewtp_errors *why);
+
 /* ---- Services for modules (loop thread only) ------------------------------------------- */
 
 /* Wall clock, ms since the epoch. */
