@@ -96,7 +96,8 @@ enum job_kind {
     J_CANCELREQ,
     J_CANCEL,
     J_INBOUND,
-    J_SPOOL
+    J_SPOOL,
+    J_LOGIN /* a plugin-built login (ABI 1.3): built on a worker, sent, read on the loop */
 };
 
 struct job {
@@ -118,6 +119,7 @@ struct job {
     size_t n_reqs, next_req;
     char *auth_header;
     struct job *auth_next; /* waiting for its instance's token */
+    struct token *token;   /* J_LOGIN: the token it fetches */
     size_t split;          /* deliver_prepare: send nothing, deliver in this many pieces */
     struct ewtp_httpc_resp *resp;
     bool send; /* after the worker step: send reqs from the loop */
@@ -171,10 +173,10 @@ struct held {
     struct event *timer;
 };
 
-/* A bearer token of an instance (OAuth2 client credentials or JSON login), fetched by the
- * host and cached until shortly before it expires, or until the authority answers 401. One
- * per instance: an instance is one client (and, for MyInvois intermediaries, one represented
- * taxpayer through auth.onbehalfof). Loop thread only. */
+/* A bearer token of an instance (OAuth2 client credentials, JSON login or the plugin's login),
+ * fetched by the host and cached until shortly before it expires, or until the authority answers
+ * 401. One per instance: an instance is one client (and, for MyInvois intermediaries, one
+ * represented taxpayer through auth.onbehalfof). Loop thread only. */
 struct token {
     struct token *next;
     struct ewtp_dispatcher *ds;
@@ -1151,6 +1153,8 @@ static char *form_escape(const char *v)
     return o;
 }
 
+static void token_set(struct token *t, const char *value, int64_t life, const char *why);
+
 static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
 {
     struct token *t = arg;
@@ -1175,17 +1179,10 @@ static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
         value = json_string_value(json_object_get(o, "access_token"));
     }
     json_int_t ttl = o ? json_integer_value(json_object_get(o, "expires_in")) : 0;
-    free(t->value);
-    t->value = value ? ewtp_store_asprintf("Bearer %s", value) : NULL;
-    int64_t life = ttl > 0 && ttl < INT64_MAX / 1000 ? (int64_t)ttl * 1000 : TOKEN_DEFAULT_TTL_MS;
-    t->expires_at = ewtpd_now_ms() + life;
-    /* A fixed margin would make a token that lives no longer than it (some authorities
-     * give 30 or 60 s) look expired on arrival, and every request would log in again. */
-    t->refresh_at = t->expires_at - (life / 4 < TOKEN_MARGIN_MS ? life / 4 : TOKEN_MARGIN_MS);
     /* The reason ends up in the status of every message waiting for this token: it must
      * tell a wrong secret (the authority's 4xx) from an unreachable token endpoint. */
     char *why = NULL;
-    if (t->value == NULL) {
+    if (value == NULL) {
         if (resp == NULL || resp->status == 0)
             why = ewtp_store_asprintf("authentication at the authority failed: token request to "
                                       "%s: %s",
@@ -1207,11 +1204,32 @@ static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
                                       gi && gi->conf->auth.kind == EWTP_AUTH_JSON_LOGIN
                                           ? "check token_json_pointer"
                                           : "no access_token");
-        ewtpd_log(LOG_ERR, "instance %s: %s", t->instance,
-                  why ? why : "authentication at the authority failed");
     }
+    int64_t life = ttl > 0 && ttl < INT64_MAX / 1000 ? (int64_t)ttl * 1000 : 0;
+    token_set(t, value, life, why);
     json_decref(o);
     ewtp_httpc_resp_free(resp);
+    free(why);
+}
+
+/* Keeps the token value (NULL: none, why says so) valid for life_ms (0: the default) and
+ * sends, or fails, every job waiting for it. */
+static void token_set(struct token *t, const char *value, int64_t life, const char *why)
+{
+    t->fetching = false;
+    if (t->value)
+        memset(t->value, 0, strlen(t->value));
+    free(t->value);
+    t->value = value ? ewtp_store_asprintf("Bearer %s", value) : NULL;
+    if (life <= 0)
+        life = TOKEN_DEFAULT_TTL_MS;
+    t->expires_at = ewtpd_now_ms() + life;
+    /* A fixed margin would make a token that lives no longer than it (some authorities
+     * give 30 or 60 s) look expired on arrival, and every request would log in again. */
+    t->refresh_at = t->expires_at - (life / 4 < TOKEN_MARGIN_MS ? life / 4 : TOKEN_MARGIN_MS);
+    if (t->value == NULL)
+        ewtpd_log(LOG_ERR, "instance %s: %s", t->instance,
+                  why ? why : "authentication at the authority failed");
     struct job *w = t->waiting;
     t->waiting = NULL;
     while (w) {
@@ -1229,7 +1247,6 @@ static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
         }
         w = next;
     }
-    free(why);
 }
 
 static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
@@ -1286,6 +1303,139 @@ static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
     }
 }
 
+/* ---- the plugin's own login (ABI 1.3 login / login_answer) ---- */
+
+/* True when the instance logs in through its plugin: the plugin has the hook and the
+ * instance's auth is none or json_login (the plugin knows the authority's login body). */
+static bool plugin_login(const struct ewtp_gen_instance *gi)
+{
+    const struct ewtp_plugin *p = gi->plugin;
+    return PLUGIN_HAS(p, login) && PLUGIN_HAS(p, login_answer) &&
+           (gi->conf->auth.kind == EWTP_AUTH_NONE || gi->conf->auth.kind == EWTP_AUTH_JSON_LOGIN);
+}
+
+static void login_call(struct job *l, struct ewtp_call *c)
+{
+    *c = (struct ewtp_call)EWTP_CALL_INIT(.op = EWTP_OP_SUBMIT, .attempt = 1,
+                                          .now_ms = ewtpd_now_ms(), .arena = l->arena,
+                                          .host = ewtp_gen_host(l->gen));
+}
+
+/* Worker: the plugin builds the login request (it may read secrets and sign). */
+static void login_work(void *arg)
+{
+    struct job *l = arg;
+    struct ewtp_call c;
+    login_call(l, &c);
+    struct ewtp_out *out = ewtp_out_new(l->arena);
+    l->status =
+        out ? l->gi->plugin->login(ewtp_instance_state(l->gi->inst), &c, out) : -EWTP_ENOMEM;
+    if (l->status == 0) {
+        l->n_reqs = ewtp_out_requests(out, &l->reqs);
+        if (l->n_reqs == 0)
+            l->status = -EWTP_EINVAL;
+    }
+}
+
+/* Loop: the plugin reads the answer into the token. */
+static void login_answer(void *arg, struct ewtp_httpc_resp *tr)
+{
+    struct job *l = arg;
+    struct token *t = l->token;
+    struct ewtp_call c;
+    login_call(l, &c);
+    struct ewtp_response resp =
+        EWTP_RESPONSE_INIT(.status = tr ? tr->status : 0,
+                           .headers = tr ? header_ptrs(l->arena, tr->headers, tr->n_headers) : NULL,
+                           .n_headers = tr ? tr->n_headers : 0, .body = tr ? tr->body : NULL,
+                           .body_len = tr ? tr->body_len : 0,
+                           .transport_error = tr ? tr->error : "out of memory");
+    if (resp.headers == NULL)
+        resp.n_headers = 0;
+    struct ewtp_token tok = EWTP_TOKEN_INIT();
+    int rc = l->gi->plugin->login_answer(ewtp_instance_state(l->gi->inst), &c, &resp, &tok);
+    const char *value = rc == 0 && tok.value && tok.value[0] ? tok.value : NULL;
+    char *why = NULL;
+    if (value == NULL)
+        why = ewtp_store_asprintf("authentication at the authority failed: %s",
+                                  rc != 0     ? ewtp_strerror(rc)
+                                  : tok.error ? tok.error
+                                              : "the login answer carries no token");
+    token_set(t, value, tok.lifetime_ms, why);
+    free(why);
+    ewtp_httpc_resp_free(tr);
+    job_free(l);
+}
+
+/* Loop: sends the login request the plugin built. */
+static void login_built(void *arg)
+{
+    struct job *l = arg;
+    struct ewtp_dispatcher *ds = l->ds;
+    if (ds->stopped) {
+        job_free(l);
+        return;
+    }
+    const struct ewtp_instance_conf *ic = l->gi->conf;
+    if (l->status != 0) {
+        char *why = ewtp_store_asprintf(
+            "authentication at the authority failed: the plugin cannot build its login (%s; "
+            "check the instance's login settings and secret files)",
+            ewtp_strerror(l->status));
+        token_set(l->token, NULL, 0, why);
+        free(why);
+        job_free(l);
+        return;
+    }
+    const struct ewtp_request *r = l->reqs[0];
+    char *url = ic->auth.token_url ? strdup(ic->auth.token_url)
+                                   : ewtp_httpc_join(ic->endpoint ? ic->endpoint : "", r->path);
+    struct ewtp_header *h = calloc(r->n_headers + 1, sizeof(*h));
+    char *why = NULL;
+    int rc = -EWTP_ENOMEM;
+    if (url && h) {
+        for (size_t i = 0; i < r->n_headers; i++)
+            ewtp_sized_copy(&h[i], sizeof(*h), r->headers[i]);
+        struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
+        rc = ewtp_httpc_send(ds->tr, url, r->method, h, r->n_headers, r->body, r->body_len, &tls,
+                             30000, login_answer, l, &why);
+    }
+    free(h);
+    free(url);
+    if (rc != 0) {
+        ewtpd_log(LOG_ERR, "instance %s: login request: %s", ic->name,
+                  why ? why : ewtp_strerror(rc));
+        struct ewtp_httpc_resp *fail = calloc(1, sizeof(*fail));
+        if (fail)
+            fail->error = why ? why : strdup(ewtp_strerror(rc));
+        else
+            free(why);
+        login_answer(l, fail);
+        return;
+    }
+    free(why);
+}
+
+static void login_start(struct token *t, struct job *j)
+{
+    struct job *l = job_new(t->ds, J_LOGIN);
+    if (l == NULL || (l->arena = ewtp_arena_new()) == NULL) {
+        if (l)
+            job_free(l);
+        token_set(t, NULL, 0, "authentication at the authority failed: out of memory");
+        return;
+    }
+    l->gen = j->gen;
+    ewtp_gen_ref(l->gen);
+    l->gi = j->gi;
+    l->token = t;
+    t->fetching = true;
+    if (ewtp_workers_submit(t->ds->d->workers, login_work, login_built, l) != 0) {
+        job_free(l);
+        token_set(t, NULL, 0, "authentication at the authority failed: cannot queue the login");
+    }
+}
+
 /* What a token is fetched with (not the secret itself: its file), so that a reload that
  * changes the instance's client, scope or represented taxpayer fetches a new one. */
 static char *token_conf_id(const struct ewtp_auth_conf *a)
@@ -1317,7 +1467,8 @@ static void token_refused(struct job *j)
 static bool need_token(struct job *j)
 {
     const struct ewtp_instance_conf *ic = j->gi->conf;
-    if (ic->auth.kind != EWTP_AUTH_OAUTH2 && ic->auth.kind != EWTP_AUTH_JSON_LOGIN)
+    bool by_plugin = plugin_login(j->gi);
+    if (ic->auth.kind != EWTP_AUTH_OAUTH2 && ic->auth.kind != EWTP_AUTH_JSON_LOGIN && !by_plugin)
         return false;
     struct ewtp_dispatcher *ds = j->ds;
     struct token *t = ds->tokens;
@@ -1352,8 +1503,12 @@ static bool need_token(struct job *j)
     }
     j->auth_next = t->waiting;
     t->waiting = j;
-    if (!t->fetching)
-        token_fetch(t, ic);
+    if (!t->fetching) {
+        if (by_plugin)
+            login_start(t, j);
+        else
+            token_fetch(t, ic);
+    }
     return true;
 }
 

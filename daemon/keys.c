@@ -458,6 +458,8 @@ static const char *alg_name(enum ewtp_sign_alg alg)
         return "sm2-sm3";
     case EWTP_SIGN_ECDSA_SHA256:
         return "ecdsa-sha256";
+    case EWTP_SIGN_RSA_SHA512:
+        return "rsa-sha512";
     }
     return NULL;
 }
@@ -678,6 +680,7 @@ static bool alg_fits(enum ewtp_key_family f, enum ewtp_sign_alg alg)
     switch (alg) {
     case EWTP_SIGN_RSA_SHA1:
     case EWTP_SIGN_RSA_SHA256:
+    case EWTP_SIGN_RSA_SHA512:
         return f == EWTP_KEY_RSA;
     case EWTP_SIGN_SM2_SM3:
         return f == EWTP_KEY_SM2;
@@ -697,9 +700,10 @@ static enum ewtp_key_family family_for(enum ewtp_sign_alg alg)
 static int sign_soft(const struct key *e, enum ewtp_sign_alg alg, const void *data, size_t len,
                      struct ewtp_arena *a, const unsigned char **sig, size_t *sig_len)
 {
-    const EVP_MD *md = alg == EWTP_SIGN_RSA_SHA1  ? EVP_sha1()
-                       : alg == EWTP_SIGN_SM2_SM3 ? EVP_sm3()
-                                                  : EVP_sha256();
+    const EVP_MD *md = alg == EWTP_SIGN_RSA_SHA1     ? EVP_sha1()
+                       : alg == EWTP_SIGN_SM2_SM3    ? EVP_sm3()
+                       : alg == EWTP_SIGN_RSA_SHA512 ? EVP_sha512()
+                                                     : EVP_sha256();
     EVP_MD_CTX *mc = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pc = NULL;
     int rc = -EWTP_ECRYPTO;

@@ -91,14 +91,10 @@ int et_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
 int et_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out);
 int et_interpret(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
                  struct ewtp_outcome *o);
-/* ABI 1.3 (the login hook and EWTP_SIGN_RSA_SHA512) is recognised by EWTP_TOKEN_INIT: on
- * older SDK headers the plugin builds without login and signing. */
-#ifdef EWTP_TOKEN_INIT
-#define ET_ABI_1_3 1
+/* ABI 1.3: the login hook (the host's token cache) and EWTP_SIGN_RSA_SHA512. */
 int et_login(const void *state, const struct ewtp_call *c, struct ewtp_out *out);
 int et_login_answer(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
                     struct ewtp_token *tok);
-#endif
 /* Parses "... expected : N" out of an EIMS error text; false when absent. */
 bool et_expected_number(const char *text, int64_t *n);
 

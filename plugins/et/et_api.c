@@ -42,16 +42,12 @@ static int envelope(const struct et_state *st, const struct ewtp_call *c, const 
     const unsigned char *sig = NULL, *der = NULL;
     size_t sig_len = 0, der_len = 0;
     int rc = -EWTP_EUNSUPP;
-#ifndef ET_ABI_1_3
-    (void)h, (void)len; /* the host's RSA-SHA512 comes with ABI 1.3 */
-#else
     if (EWTP_HOST_HAS(h, sign) && EWTP_HOST_HAS(h, cert) && h->abi_minor >= 3) {
         rc = h->sign(h->ctx, st->sign_key, EWTP_SIGN_RSA_SHA512, payload, len, c->arena, &sig,
                      &sig_len);
         if (rc == 0)
             rc = h->cert(h->ctx, st->sign_key, c->arena, &der, &der_len);
     }
-#endif
     if (rc == -EWTP_ENOTFOUND || rc == -EWTP_EUNSUPP) {
         if (errs)
             ewtp_errors_add(errs, "", "config",
@@ -464,7 +460,6 @@ int et_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
 }
 
 /* ---- login (ABI 1.3) ---- */
-#ifdef ET_ABI_1_3
 
 static const char *secret(const struct ewtp_call *c, const char *file)
 {
@@ -546,4 +541,3 @@ int et_login_answer(const void *state, const struct ewtp_call *c, const struct e
                                 resp->status, msg ? ": " : "", msg ? msg : "");
     return 0;
 }
-#endif

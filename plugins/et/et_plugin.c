@@ -273,9 +273,5 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "et", .country = "ET",
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT) | EWTP_OP_BIT(EWTP_OP_CANCEL),
                        .create = et_create, .destroy = et_destroy, .classify = et_classify,
                        .validate = et_validate, .translate = et_translate,
-                       .interpret = et_interpret, .poll = et_poll
-#ifdef ET_ABI_1_3
-                       ,
-                       .login = et_login, .login_answer = et_login_answer
-#endif
-);
+                       .interpret = et_interpret, .poll = et_poll, .login = et_login,
+                       .login_answer = et_login_answer);

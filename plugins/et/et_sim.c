@@ -341,18 +341,11 @@ static bool raw_request(const char *body, size_t len, const char **start, size_t
     return false;
 }
 
-/* RSA-SHA512 needs ABI 1.3's EWTP_SIGN_RSA_SHA512 (recognised by EWTP_TOKEN_INIT). */
+/* RSA-SHA512 (ABI 1.3's EWTP_SIGN_RSA_SHA512). */
 static int sig_verify(const unsigned char *der, size_t der_len, const void *data, size_t len,
                       const unsigned char *sig, size_t sig_len)
 {
-#ifdef EWTP_TOKEN_INIT
-    if (der == NULL)
-        return 0; /* the probe: supported */
     return ewtp_sig_verify(der, der_len, EWTP_SIGN_RSA_SHA512, data, len, sig, sig_len);
-#else
-    (void)der, (void)der_len, (void)data, (void)len, (void)sig, (void)sig_len;
-    return -EWTP_EUNSUPP;
-#endif
 }
 
 /* Unwraps (and with a signature, verifies) the request: 0 and the payload bytes, or an
@@ -396,10 +389,6 @@ static int unwrap(struct et_sim *st, const struct ewtp_sim_request *req,
         return -1;
     }
     b += strlen("-----BEGIN CERTIFICATE-----");
-    if (sig_verify(NULL, 0, NULL, 0, NULL, 0) == -EWTP_EUNSUPP) {
-        refuse1(req, resp, 501, NULL, "RSA-SHA512 needs ABI 1.3 in this libewtp");
-        return -1;
-    }
     if (ewtp_base64_decode(req->arena, b, (size_t)(e - b), EWTP_BASE64_ALLOW_WS, &der, &der_len) !=
             0 ||
         sig_verify(der, der_len, raw, raw_len, sig, sig_len) != 0) {

@@ -369,6 +369,9 @@ int ewtp_sig_verify(const unsigned char *cert_der, size_t cert_len, enum ewtp_si
     case EWTP_SIGN_SM2_SM3:
         md_name = "SM3";
         break;
+    case EWTP_SIGN_RSA_SHA512:
+        md_name = "SHA512";
+        break;
     }
     if (md_name == NULL)
         return -EWTP_EUNSUPP;

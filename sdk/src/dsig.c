@@ -40,6 +40,8 @@ const char *ewtp_dsig_signature_method_uri(enum ewtp_sign_alg alg)
         return EWTP_DSIG_URI_SM2_SM3;
     case EWTP_SIGN_ECDSA_SHA256:
         return EWTP_DSIG_URI_ECDSA_SHA256;
+    case EWTP_SIGN_RSA_SHA512: /* 1.3, for JSON envelopes (EIMS); not offered for XML-DSig */
+        return NULL;
     }
     return NULL;
 }
@@ -67,6 +69,8 @@ static enum ewtp_digest_alg default_digest(enum ewtp_sign_alg alg)
         return EWTP_DIGEST_SHA256;
     case EWTP_SIGN_SM2_SM3:
         return EWTP_DIGEST_SM3;
+    case EWTP_SIGN_RSA_SHA512: /* no XML-DSig method (ewtp_dsig_signature_method_uri) */
+        break;
     }
     return 0;
 }

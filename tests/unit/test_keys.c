@@ -83,9 +83,10 @@ static bool verify_with_cert(const unsigned char *der, size_t der_len, enum ewtp
     EVP_PKEY *k = X509_get0_pubkey(x);
     EVP_MD_CTX *mc = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pc = NULL;
-    const EVP_MD *md = alg == EWTP_SIGN_RSA_SHA1  ? EVP_sha1()
-                       : alg == EWTP_SIGN_SM2_SM3 ? EVP_sm3()
-                                                  : EVP_sha256();
+    const EVP_MD *md = alg == EWTP_SIGN_RSA_SHA1     ? EVP_sha1()
+                       : alg == EWTP_SIGN_SM2_SM3    ? EVP_sm3()
+                       : alg == EWTP_SIGN_RSA_SHA512 ? EVP_sha512()
+                                                     : EVP_sha256();
     if (alg == EWTP_SIGN_SM2_SM3) {
         pc = EVP_PKEY_CTX_new(k, NULL);
         EVP_PKEY_CTX_set1_id(pc, "1234567812345678", 16);
@@ -126,6 +127,19 @@ static void test_pem_keys(void **state)
     assert_int_equal(ewtp_errors_count(e), 0);
     sign_and_check(f, k, "rsa", EWTP_SIGN_RSA_SHA256);
     sign_and_check(f, k, "rsa", EWTP_SIGN_RSA_SHA1);
+    sign_and_check(f, k, "rsa", EWTP_SIGN_RSA_SHA512); /* ABI 1.3 (Ethiopia EIMS) */
+    {
+        /* ewtp_sig_verify (libewtp) agrees with OpenSSL on RSA-SHA512 */
+        const unsigned char *sig, *der;
+        size_t sig_len, der_len;
+        assert_int_equal(
+            ewtp_keys_sign(k, "rsa", EWTP_SIGN_RSA_SHA512, "abc", 3, f->a, &sig, &sig_len), 0);
+        assert_int_equal(ewtp_keys_cert(k, "rsa", f->a, &der, &der_len), 0);
+        assert_int_equal(
+            ewtp_sig_verify(der, der_len, EWTP_SIGN_RSA_SHA512, "abc", 3, sig, sig_len), 0);
+        assert_int_not_equal(
+            ewtp_sig_verify(der, der_len, EWTP_SIGN_RSA_SHA256, "abc", 3, sig, sig_len), 0);
+    }
     sign_and_check(f, k, "sm2", EWTP_SIGN_SM2_SM3);
     sign_and_check(f, k, "ecsm2", EWTP_SIGN_SM2_SM3);
     sign_and_check(f, k, "ec", EWTP_SIGN_ECDSA_SHA256);

@@ -11,6 +11,7 @@
  *
  * History (append a line with every change):
  *   1.0  size, abi_major, abi_minor, ctx, log, read_secret, sign, cert, random
+ *   1.3  sign: EWTP_SIGN_RSA_SHA512 (a plugin checks h->abi_minor >= 3 before asking for it)
  */
 #ifndef EWTP_HOST_H
 #define EWTP_HOST_H
@@ -40,6 +41,7 @@ enum ewtp_sign_alg {
     EWTP_SIGN_SM2_SM3 = 3,      /* SM2 with SM3, default distinguishing id "1234567812345678",
                                    DER-encoded (r,s) as OpenSSL produces */
     EWTP_SIGN_ECDSA_SHA256 = 4, /* ECDSA P-256 with SHA-256, DER-encoded (r,s) */
+    EWTP_SIGN_RSA_SHA512 = 5,   /* 1.3: RSASSA-PKCS1-v1_5 with SHA-512 (Ethiopia EIMS) */
 };
 
 struct ewtp_host {

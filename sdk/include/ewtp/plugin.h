@@ -35,6 +35,9 @@
  *        key_state_len in, outcome key_state_out / key_state_out_len out, written durably with
  *        the outcome), the chain's first number from the plugin (outcome chain_first) and an
  *        out-of-sequence answer that blocks the key (outcome key_blocked).
+ *   1.3  descriptor login / login_answer (the authority's own login, built and read by the
+ *        plugin, the token kept by the host's cache) and struct ewtp_token;
+ *        EWTP_SIGN_RSA_SHA512 (host.h).
  */
 #ifndef EWTP_PLUGIN_H
 #define EWTP_PLUGIN_H
@@ -345,6 +348,22 @@ struct ewtp_correlation {
         .size = sizeof(struct ewtp_correlation), __VA_ARGS__                                       \
     }
 
+/* 1.3: a bearer token read by a plugin's login_answer. Host-allocated and zeroed but for
+ * size; strings in c->arena (the host copies them). */
+struct ewtp_token {
+    size_t size;           /* sizeof(struct ewtp_token) of the host */
+    const char *value;     /* the token, sent as "Authorization: Bearer <value>"; NULL: none */
+    int64_t lifetime_ms;   /* how long it is valid from now; 0: unknown (the host's default) */
+    const char *error;     /* no token: why, a sentence for the hub admin */
+#ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
+    uint64_t abi_test_grown[3];
+#endif
+};
+#define EWTP_TOKEN_INIT(...)                                                                       \
+    {                                                                                              \
+        .size = sizeof(struct ewtp_token), __VA_ARGS__                                             \
+    }
+
 /* Batching limits (translate_batch plugins); 0 means no limit of that kind. Plugin-allocated
  * (a static const object the descriptor points to): EWTP_BATCH_LIMITS_INIT. */
 struct ewtp_batch_limits {
@@ -399,6 +418,17 @@ struct ewtp_plugin {
                            struct ewtp_out *out, struct ewtp_errors *errs);
     int (*interpret_batch)(const void *state, const struct ewtp_call *const *calls, size_t n,
                            const struct ewtp_response *resp, struct ewtp_outcome *const *outcomes);
+    /* 1.3, optional (both or neither; the host tests EWTP_PLUGIN_HAS(d, login_answer)): the
+     * authority's own login, used for instances whose auth is none or json_login. login
+     * builds the token request into out: one request, its path relative to the instance's
+     * endpoint (auth.token_url, when set, replaces the whole URL); c has no message (c->msg,
+     * c->tenant and c->chain NULL). login_answer reads the answer into tok (a token, or an
+     * error sentence); both return 0 or a negative EWTP_E*. The host caches the token per
+     * instance, sends it as "Authorization: Bearer", fetches a new one before it expires and
+     * after a 401. */
+    int (*login)(const void *state, const struct ewtp_call *c, struct ewtp_out *out);
+    int (*login_answer)(const void *state, const struct ewtp_call *c,
+                        const struct ewtp_response *resp, struct ewtp_token *tok);
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
