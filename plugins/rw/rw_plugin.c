@@ -371,9 +371,18 @@ static void rw_classify(const void *state, const struct ewtp_call *c, struct ewt
     if (m->invoice->number)
         ewtp_route_add_relation_key(r, c->arena,
                                     rw_inv_relation_key(st, c->arena, m->invoice->number));
-    if (m->invoice->original_invoice && m->invoice->type != EWTP_INV_INVOICE)
-        ewtp_route_add_relation_key(
-            r, c->arena, rw_inv_relation_key(st, c->arena, m->invoice->original_invoice));
+    if (m->invoice->original_invoice && m->invoice->type != EWTP_INV_INVOICE) {
+        const char *key = rw_inv_relation_key(st, c->arena, m->invoice->original_invoice);
+        ewtp_route_add_relation_key(r, c->arena, key);
+        /* A refund receipt names its original's invcNo (orgInvcNo): without
+         * ext.rw.original_invoice_no it waits until the original is approved (ABI 1.1), and is
+         * refused with a plain cause when the original is rejected first. */
+        if (ewtp_json_get(rw_ext(m), "original_invoice_no") == NULL &&
+            EWTP_HAS(r, struct ewtp_route_info, wait_state)) {
+            r->wait_for = key;
+            r->wait_state = EWTP_WAIT_APPROVED;
+        }
+    }
 }
 
 static void rw_validate(const void *state, const struct ewtp_call *c, struct ewtp_errors *errs)

@@ -15,7 +15,7 @@
  * 912 not POST; 921 an invoice number already used by other sales data. An identical resend of
  * an accepted sale (a lost answer) gets its original receipt again (README: assumption).
  *   GET /sim/rw/sales            {"branches":[{"tin","bhfId","last","accepted":[invcNo...],
- *                                "received":[invcNo...]}]} for tests
+ *                                "received":[invcNo...],"refunds":{invcNo:orgInvcNo}}]} (tests)
  *
  * ASYCUDA (single window): every poll_ms the spool_out folder is read; each declaration is
  * validated against the ASYCUDA schema (xsd setting) and written back into spool_in as
@@ -48,6 +48,7 @@
 
 struct sale {
     int64_t no;
+    int64_t org;    /* orgInvcNo of a refund, else 0 */
     char *body;     /* the request as received (identical resends get the same receipt) */
     char *response; /* the answer's data object */
 };
@@ -396,6 +397,7 @@ static void do_sale(struct rw_sim *st, const struct ewtp_sim_request *req,
     }
     struct sale *s = &b->sales[b->n_sales];
     s->no = no;
+    s->org = refund ? org : 0;
     s->body = strndup(req->body, req->body_len);
     s->response = strdup(data);
     if (s->body == NULL || s->response == NULL) {
@@ -447,6 +449,14 @@ static void do_log(struct rw_sim *st, const struct ewtp_sim_request *req,
             ewtp_jsonw_int(w, b->received[i]);
         ewtp_jsonw_array_end(w);
         ewtp_jsonw_kv_int(w, "items", (int64_t)b->n_items);
+        ewtp_jsonw_key(w, "refunds"); /* refund invcNo -> orgInvcNo */
+        ewtp_jsonw_object_begin(w);
+        for (size_t i = 0; i < b->n_sales; i++)
+            if (b->sales[i].org)
+                ewtp_jsonw_kv_int(w,
+                                  ewtp_arena_printf(req->arena, "%lld", (long long)b->sales[i].no),
+                                  b->sales[i].org);
+        ewtp_jsonw_object_end(w);
         ewtp_jsonw_object_end(w);
     }
     ewtp_jsonw_array_end(w);

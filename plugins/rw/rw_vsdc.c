@@ -244,11 +244,15 @@ static bool nine_digits(const char *s)
 }
 
 /* The original invoice's VSDC number (orgInvcNo): ext.rw.original_invoice_no, else the third
- * part of the authority reference ("SDC010000005/27/41") of the related original. 0: unknown. */
-static int64_t original_no(const struct rw_state *st, const struct ewtp_call *c)
+ * part of the authority reference ("SDC010000005/27/41") of the related original. 0: unknown;
+ * *known (may be NULL) tells whether the original is at least known to the gateway (it may
+ * still be on its way: the note waits for it). */
+static int64_t original_no(const struct rw_state *st, const struct ewtp_call *c, bool *known)
 {
     const struct ewtp_invoice *inv = c->msg->invoice;
     int64_t n = 0;
+    if (known)
+        *known = false;
     if (ewtp_json_int(ewtp_json_get(rw_ext(c->msg), "original_invoice_no"), &n))
         return n;
     (void)st;
@@ -256,8 +260,12 @@ static int64_t original_no(const struct rw_state *st, const struct ewtp_call *c)
         const struct ewtp_related *r = c->related[i];
         const struct ewtp_message *o = r->msg;
         if (o == NULL || o->invoice == NULL || o->invoice->number == NULL ||
-            strcmp(o->invoice->number, inv->original_invoice) != 0 || r->authority_ref == NULL ||
+            strcmp(o->invoice->number, inv->original_invoice) != 0 ||
             (c->tenant && r->tenant && strcmp(c->tenant, r->tenant) != 0))
+            continue;
+        if (known)
+            *known = true;
+        if (r->authority_ref == NULL)
             continue;
         const char *slash = strrchr(r->authority_ref, '/');
         long long v = 0;
@@ -265,6 +273,13 @@ static int64_t original_no(const struct rw_state *st, const struct ewtp_call *c)
             return v;
     }
     return 0;
+}
+
+/* The note's original is known (its number given, or the message itself is here). */
+static bool known_original(const struct rw_state *st, const struct ewtp_call *c)
+{
+    bool known = false;
+    return original_no(st, c, &known) > 0 || known;
 }
 
 void rw_inv_validate(const struct rw_state *st, const struct ewtp_call *c, struct ewtp_errors *errs)
@@ -310,11 +325,10 @@ void rw_inv_validate(const struct rw_state *st, const struct ewtp_call *c, struc
         if (inv->original_invoice == NULL)
             ewtp_errors_add(errs, "/invoice/original_invoice", "required",
                             "an EBM refund receipt names the original invoice");
-        else if (original_no(st, c) == 0)
+        else if (!known_original(st, c))
             ewtp_errors_add(errs, "/invoice/original_invoice", "rule",
-                            "the original invoice's VSDC number is not known: send the "
-                            "original through this gateway first, or give "
-                            "ext.rw.original_invoice_no");
+                            "the original invoice is not known: send the original through this "
+                            "gateway first, or give ext.rw.original_invoice_no");
     }
     if (inv->n_lines > 999)
         ewtp_errors_add(errs, "/invoice/lines", "size", "an EBM receipt has at most 999 lines");
@@ -535,7 +549,7 @@ static int translate_sale(const struct rw_state *st, const struct ewtp_call *c,
     ewtp_jsonw_object_begin(w);
     envelope(w, st);
     ewtp_jsonw_kv_int(w, "invcNo", (int64_t)c->chain->number);
-    ewtp_jsonw_kv_int(w, "orgInvcNo", refund ? original_no(st, c) : 0);
+    ewtp_jsonw_kv_int(w, "orgInvcNo", refund ? original_no(st, c, NULL) : 0);
     kv_null_or(w, "custTin", btin);
     kv_null_or(w, "custNm", buyer ? buyer->name : NULL);
     const char *sales_type = ewtp_json_get_string(ext, "sales_type");
@@ -648,6 +662,14 @@ int rw_inv_translate(const struct rw_state *st, const struct ewtp_call *c, struc
     /* A host that keeps the branch state (ABI 1.2) and has none yet: initialise first. */
     if (has_key_state_abi(c) && ks == NULL)
         return translate_init(st, c, out);
+    if (c->msg->invoice->type != EWTP_INV_INVOICE && original_no(st, c, NULL) == 0) {
+        /* The note waited for its original (classify): without its number now, the original
+         * never got one. */
+        ewtp_errors_add(errs, "/invoice/original_invoice", "rule",
+                        "the original invoice has no VSDC number (it was not approved): a "
+                        "refund receipt needs its orgInvcNo");
+        return -EWTP_EINVAL;
+    }
     size_t n = 0;
     struct rw_line *rls = lines_all(st, c, errs, &n);
     if (rls == NULL)

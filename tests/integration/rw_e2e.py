@@ -15,7 +15,9 @@ customs one on the spool transport and the EBM one over HTTP, against the real s
 - `ewtpctl chain set` moves the branch's chain away from the VSDC's: the next invoice is
   answered "out of sequence", the plugin blocks the key and the host makes that invoice dead,
   holding the later one of the branch (never sent); `ewtpctl chain set` back and `ewtpctl replay`
-  send both, in order, with the right numbers.
+  send both, in order, with the right numbers;
+- a credit note posted together with its original waits for it (ABI 1.1 wait) and is sent as a
+  refund receipt with the original's number (orgInvcNo) once the original is approved.
 Ends with "N passed, M failed"."""
 import concurrent.futures
 import copy
@@ -203,6 +205,25 @@ def main():
               (N + 2, N + 3, refs))
         check(branch(sim).get("accepted") == list(range(1, N + 4)),
               "the VSDC holds 1..%d without a gap" % (N + 3))
+
+        # A credit note posted right after its original: it waits for the original's number.
+        orig = invoice("rw-e2e-orig")
+        note = invoice("rw-e2e-note")
+        note["invoice"].update(type="credit_note", original_invoice=orig["invoice"]["number"],
+                               reason="Returned goods")
+        check(api.submit(orig)[0] == 202 and api.submit(note)[0] == 202,
+              "an invoice and its credit note accepted")
+        final = wait_messages([(api, m) for m in ("rw-e2e-orig", "rw-e2e-note")],
+                              ("approved", "rejected", "dead"), 30)
+        refs = [(final.get(m, {}).get("authority_ref") or "").split("/")[-1]
+                for m in ("rw-e2e-orig", "rw-e2e-note")]
+        check(all(final.get(m, {}).get("state") == "approved"
+                  for m in ("rw-e2e-orig", "rw-e2e-note")) and
+              refs == [str(N + 4), str(N + 5)],
+              "the credit note waited for its original and both are approved (%s)" % refs)
+        sale = branch(sim).get("refunds", {})
+        check(sale.get(str(N + 5)) == N + 4,
+              "the refund receipt names its original's number (orgInvcNo %s)" % sale)
     finally:
         ok = env.stop()
         check(ok, "ewtpd and the simulator stopped cleanly, no sanitizer report")
