@@ -2,6 +2,7 @@
 messages go retrying and then dead."""
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +56,9 @@ doc = json.loads(r.stdout)
 check(doc.get("ok") and doc["messages"]["zz-test"]["dead"] == 1 and "queue_depth" in doc,
       "status --json counts by plugin and state")
 r = ctl("plugins")
-check(r.returncode == 0 and "zz-test" in r.stdout and "ABI 1.0" in r.stdout, f"plugins: {r.stdout!r}")
+# The template plugin is built with this tree's headers: major 1, whatever minor they are at.
+check(r.returncode == 0 and "zz-test" in r.stdout and re.search(r"ABI 1\.\d+ ", r.stdout),
+      f"plugins: {r.stdout!r}")
 r = ctl("messages", "--state", "dead")
 check(r.returncode == 0 and "adm-dead" in r.stdout, f"messages --state dead: {r.stdout!r}")
 r = ctl("messages", "--state", "bogus")
