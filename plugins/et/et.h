@@ -85,6 +85,10 @@ int et_register_json(const struct et_state *st, const struct ewtp_call *c, struc
 /* dd-mm-yyyyTHH:MM:SS in EAT (UTC+3) of an RFC 3339 time; false when malformed. */
 bool et_eims_date(const char *rfc3339, char out[24]);
 
+/* ---- et_plugin.c ---- */
+/* The ordering key of c's message: et:<tenant>:<seller TIN>:<system_number> (in c->arena). */
+const char *et_ordering_key(const struct et_state *st, const struct ewtp_call *c);
+
 /* ---- et_api.c ---- */
 int et_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *out,
                  struct ewtp_errors *errs);

@@ -273,6 +273,11 @@ static void sequence(const struct et_state *st, const struct ewtp_call *c, const
     et_numbers(st, c, &doc_no, &counter, &prev);
     int64_t want = has_doc ? exp_doc : has_counter ? exp_counter - st->counter_offset : 0;
     o->code = code;
+    /* ABI 1.2: a rejection for the key's numbering blocks the key (DECISIONS "Chains"): the
+     * host sends nothing more of it until an admin sets the chain and replays. */
+    if (EWTP_HAS(o, struct ewtp_outcome, key_blocked))
+        o->key_blocked = !(has_doc || has_counter) || want >= doc_no;
+    const char *key = et_ordering_key(st, c);
     if (!has_doc && !has_counter) {
         o->verdict = EWTP_V_REJECTED;
         o->message = ewtp_arena_printf(
@@ -283,8 +288,6 @@ static void sequence(const struct et_state *st, const struct ewtp_call *c, const
             (long long)doc_no, (long long)counter, st->system_number, text ? text : "");
         return;
     }
-    const char *key =
-        ewtp_arena_printf(c->arena, "et:%s:...:%s", c->tenant ? c->tenant : "-", st->system_number);
     if (want < doc_no) {
         /* EIMS is behind us: numbers want .. doc_no - 1 were taken by this gateway and have
          * not reached EIMS. The gap is ours: retried (the key stays blocked meanwhile) so
@@ -297,7 +300,7 @@ static void sequence(const struct et_state *st, const struct ewtp_call *c, const
                                 "repaired (ewtpctl chain set KEY %lld PREVIOUS-IRN)",
                                 (long long)want, (long long)doc_no, (long long)want,
                                 (long long)(doc_no - 1), (long long)(st->sequence_retry_ms / 1000),
-                                key, (long long)(want - st->first_document_number)),
+                                key, (long long)(want - st->first_document_number + 1)),
               st->sequence_retry_ms);
         return;
     }
@@ -305,13 +308,13 @@ static void sequence(const struct et_state *st, const struct ewtp_call *c, const
     o->message = ewtp_arena_printf(
         c->arena,
         "out of sequence: this gateway sent document number %lld, EIMS expects %lld (invoice "
-        "counter: sent %lld%s%lld): EIMS already holds documents of system %s up to %lld, "
-        "registered outside this gateway or before its chain started; set the chain (ewtpctl "
-        "chain set KEY %lld LAST-IRN, or the setting first_document_number) and replay",
+        "counter: sent %lld, expected %lld): EIMS already holds documents of system %s up to "
+        "%lld, registered outside this gateway or before its chain started; nothing more of "
+        "%s is sent until the chain is set (ewtpctl chain set %s %lld LAST-IRN) and this "
+        "message replayed",
         (long long)doc_no, (long long)want, (long long)counter,
-        has_counter ? ", expected " : ", expected ",
         (long long)(has_counter ? exp_counter : want + st->counter_offset), st->system_number,
-        (long long)(want - 1), (long long)(want - st->first_document_number));
+        (long long)(want - 1), key, key, (long long)(want - st->first_document_number + 1));
 }
 
 static const char *plain_cause(const char *code, const char **pointer)

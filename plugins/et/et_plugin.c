@@ -244,18 +244,27 @@ static int et_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
  * one at a time, in accept order, each with the host's next number and the previous IRN.
  * Invoices and their notes are related by seller and invoice number (a note names its
  * original's IRN). */
+static const char *seller_tin(const struct et_state *st, const struct ewtp_message *m)
+{
+    const struct ewtp_party *seller = m ? ewtp_message_party(m, EWTP_ROLE_SELLER) : NULL;
+    const char *tin = seller ? ewtp_party_id(seller, "TIN") : NULL;
+    return tin ? tin : st->tin ? st->tin : "-";
+}
+
+const char *et_ordering_key(const struct et_state *st, const struct ewtp_call *c)
+{
+    return ewtp_arena_printf(c->arena, "et:%s:%s:%s", c->tenant ? c->tenant : "-",
+                             seller_tin(st, c->msg), st->system_number);
+}
+
 static void et_classify(const void *state, const struct ewtp_call *c, struct ewtp_route_info *r)
 {
     const struct et_state *st = state;
     const struct ewtp_message *m = c->msg;
     if (m->invoice == NULL)
         return; /* declarations are refused by validate */
-    const struct ewtp_party *seller = ewtp_message_party(m, EWTP_ROLE_SELLER);
-    const char *tin = seller ? ewtp_party_id(seller, "TIN") : NULL;
-    if (tin == NULL)
-        tin = st->tin ? st->tin : "-";
-    r->ordering_key = ewtp_arena_printf(c->arena, "et:%s:%s:%s", c->tenant ? c->tenant : "-", tin,
-                                        st->system_number);
+    const char *tin = seller_tin(st, m);
+    r->ordering_key = et_ordering_key(st, c);
     r->needs_chain = true;
     if (m->invoice->number)
         ewtp_route_add_relation_key(

@@ -12,8 +12,8 @@
  *   POST /v1/verify      {"irn"} -> body {irn, status ACTIVE|CANCELLED, documentNumber}; 404
  *   POST /v1/cancel      {"Irn","ReasonCode" 1-4,"Remark"} -> body {cancellationDate, message}
  *   GET  /_et/chain/{tin}/{system}  what was registered, for tests: {"last","last_irn",
- *                        "registered":[{"number","counter","irn","type","status","resends"}],
- *                        "refused_sequence"}
+ *                        "registered":[{"number","counter","irn","type","related","previous",
+ *                        "status","resends"}], "refused_sequence", "logins" (tokens issued)}
  *
  * Sequencing (A.6): per seller TIN and system number, DocumentNumber and InvoiceCounter must
  * each be the last registered + 1 and PreviousIrn the last IRN (null or "" for the first).
@@ -40,9 +40,10 @@
 struct et_doc {
     struct et_doc *next;
     char *irn, *tin, *system, *type, *related, *transaction_type;
-    char *hash;   /* SHA-256 of the payload bytes: identical resends */
-    char *answer; /* the original answer body */
-    char **items; /* ItemCode of each line */
+    char *previous; /* its ReferenceDetails.PreviousIrn (NULL for the first) */
+    char *hash;     /* SHA-256 of the payload bytes: identical resends */
+    char *answer;   /* the original answer body */
+    char **items;   /* ItemCode of each line */
     size_t n_items;
     struct ewtp_dec total;
     int64_t number, counter;
@@ -155,6 +156,7 @@ static void doc_free(struct et_doc *d)
     free(d->system);
     free(d->type);
     free(d->related);
+    free(d->previous);
     free(d->transaction_type);
     free(d->hash);
     free(d->answer);
@@ -843,6 +845,7 @@ static void register_doc(struct et_sim *st, const struct ewtp_sim_request *req,
     d->hash = strdup(hash);
     const char *rel = ewtp_json_get_string(ref, "RelatedDocument");
     d->related = rel ? strdup(rel) : NULL;
+    d->previous = prev && prev[0] ? strdup(prev) : NULL;
     d->answer = strdup(body);
     d->total = total;
     d->number = number;
@@ -937,6 +940,7 @@ static void chain_report(struct et_sim *st, const struct ewtp_sim_request *req,
     ewtp_jsonw_kv_int(w, "last", c ? c->last : st->start_number - 1);
     ewtp_jsonw_kv_string(w, "last_irn", c ? c->last_irn : NULL);
     ewtp_jsonw_kv_int(w, "refused_sequence", c ? (int64_t)c->refused : 0);
+    ewtp_jsonw_kv_int(w, "logins", (int64_t)st->n_tokens);
     ewtp_jsonw_key(w, "registered");
     ewtp_jsonw_array_begin(w);
     /* Oldest first: the list is newest first. */
@@ -955,6 +959,7 @@ static void chain_report(struct et_sim *st, const struct ewtp_sim_request *req,
         ewtp_jsonw_kv_string(w, "irn", d->irn);
         ewtp_jsonw_kv_string(w, "type", d->type);
         ewtp_jsonw_kv_string(w, "related", d->related);
+        ewtp_jsonw_kv_string(w, "previous", d->previous);
         ewtp_jsonw_kv_string(w, "status", d->cancelled ? "CANCELLED" : "ACTIVE");
         ewtp_jsonw_kv_int(w, "resends", d->resends);
         ewtp_jsonw_object_end(w);
