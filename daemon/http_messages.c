@@ -312,6 +312,69 @@ void ewtp_http_list_work(void *arg)
 
 /* ---- cancel and inbound (loop thread) ---------------------------------------------------- */
 
+/* Limits on a JSON body read on the loop thread. */
+struct json_limits {
+    unsigned depth;    /* nesting of objects and arrays */
+    size_t keys;       /* members of one object */
+    size_t string_len; /* bytes of one string (key or value), as written */
+};
+
+/* The cancel body is {"reason": "..."} (reason: 1 to 1000 characters): its checks run on the
+ * loop thread, so the body is bounded first and every check below costs at most that. */
+#define CANCEL_BODY_MAX 8192
+static const struct json_limits cancel_limits = {.depth = 8, .keys = 16, .string_len = 4096};
+/* Inbound bodies go to the dispatcher and the plugin's receive; JSON ones are held to these. */
+static const struct json_limits inbound_limits = {
+    .depth = 64, .keys = 1000, .string_len = 4u << 20};
+
+/* One pass over the bytes (O(len), no allocation): true when the JSON text stays within the
+ * limits; otherwise false with a sentence naming the limit in why. Syntax is left to the
+ * parser. */
+static bool json_within(const char *s, size_t len, const struct json_limits *lim, char *why,
+                        size_t whylen)
+{
+    size_t keys[65] = {0}; /* members so far of each open object (depth capped at 64) */
+    bool obj[65] = {0};
+    unsigned depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '"') {
+            size_t start = ++i;
+            for (; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+            if (i - start > lim->string_len) {
+                    snprintf(why, whylen,
+                             "a string of %zu bytes at offset %zu: at most %zu bytes per string",
+                             i - start, start, lim->string_len);
+                    return false;
+            }
+            /* A string directly followed by ':' is a key of the innermost object. */
+            size_t k = i + 1;
+            while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+                k++;
+            if (k < len && s[k] == ':' && depth > 0 && obj[depth] && ++keys[depth] > lim->keys) {
+                    snprintf(why, whylen,
+                             "an object with more than %zu members: at most %zu keys per object",
+                             lim->keys, lim->keys);
+                    return false;
+            }
+        } else if (c == '{' || c == '[') {
+            if (depth >= lim->depth || depth >= 64) {
+                snprintf(why, whylen, "nesting deeper than %u levels: at most %u levels",
+                         lim->depth, lim->depth);
+                return false;
+            }
+            depth++;
+            obj[depth] = c == '{';
+            keys[depth] = 0;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return true;
+}
+
 static void dispatcher_reply(void *arg, int status, char *json_body)
 {
     struct http_req *r = arg;
@@ -331,6 +394,22 @@ void ewtp_http_cancel(struct http_req *r)
         ewtp_arena_free(a);
         ewtp_errors_free(errs);
         ewtp_http_reply(r, 500, NULL);
+        return;
+    }
+    char why[200];
+    if (r->body_len > CANCEL_BODY_MAX) {
+        snprintf(why, sizeof(why), "the cancel body is %zu bytes: at most %d bytes are accepted",
+                 r->body_len, CANCEL_BODY_MAX);
+        ewtp_http_reply_error(r, 413, "too_large", why);
+        ewtp_arena_free(a);
+        ewtp_errors_free(errs);
+        return;
+    }
+    if (!json_within(r->body ? r->body : "", r->body_len, &cancel_limits, why, sizeof(why))) {
+        ewtp_errors_add(errs, "", "limit", "the cancel body holds %s", why);
+        ewtp_http_reply(r, 400, ewtp_errors_to_json(errs));
+        ewtp_arena_free(a);
+        ewtp_errors_free(errs);
         return;
     }
     const struct ewtp_json *j = ewtp_json_parse(a, r->body ? r->body : "", r->body_len, errs);
@@ -413,6 +492,19 @@ void ewtp_http_inbound(struct http_req *r)
     if (!ok) {
         ewtp_http_reply_error(r, 401, "unauthorized", "this instance's inbound token is required");
         return;
+    }
+    {
+        size_t k = 0;
+        while (k < r->body_len && strchr(" \t\r\n", r->body[k]))
+            k++;
+        char why[200];
+        if (k < r->body_len && (r->body[k] == '{' || r->body[k] == '[') &&
+            !json_within(r->body, r->body_len, &inbound_limits, why, sizeof(why))) {
+            char msg[240];
+            snprintf(msg, sizeof(msg), "the inbound body holds %s", why);
+            ewtp_http_reply_error(r, 400, "limit", msg);
+            return;
+        }
     }
     struct evkeyvalq *in = evhttp_request_get_input_headers(r->er);
     size_t n = 0;

@@ -6,15 +6,13 @@
  * Exact number text. jansson keeps a number as a 64-bit integer or a binary real, which
  * loses the text ("87.630" -> 87.63). ewtp_json_parse therefore (1) scans the source once,
  * recording every number token in document order, (2) lets jansson parse it, then (3) walks
- * the tree in document order (arrays by index; objects in insertion order, which jansson
- * keeps and which is document order because duplicate keys are rejected) and replaces each
- * number node by a struct num_node allocated in the arena. A num_node starts with a copy of
- * jansson's own node (json_t followed by the 8-byte value: json_integer_t / json_real_t),
- * so jansson functions keep working on it, and carries the token's text after that. Its
- * refcount is (size_t)-1, jansson's public marker for static nodes (see json_incref in
- * jansson.h): jansson never counts nor frees it, and no node jansson allocates is a number
- * with that refcount, which is how ewtp_json_number_text recognises ours. The rest of the
- * tree stays jansson's; an arena cleanup hook decrefs it when the arena is freed.
+ * jansson's tree once in document order (objects in insertion order, which jansson keeps and
+ * which is document order because duplicate keys are rejected) and builds our own nodes in
+ * the arena, each number with its token's text. Objects keep their members in arrays, so
+ * indexed access (ewtp_json_member) is O(1) and lookups by key use a per-object hash table:
+ * no accessor walks a list. jansson's tree stays alive until the arena is freed (an arena
+ * cleanup hook decrefs it): the nodes borrow its keys and strings. The message (message.c)
+ * builds the same nodes for its own jansson tree through ewtp_json_from_jansson_.
  */
 #include <ewtp/json.h>
 
@@ -25,21 +23,29 @@
 #include <string.h>
 
 #include "arena_internal.h"
+#include "json_internal.h"
 
 #define MAX_DEPTH 64
 
-#define J(x) ((json_t *)(x))
-#define E(x) ((const struct ewtp_json *)(x))
-
 /* ---- Reader ---------------------------------------------------------------------------- */
 
-struct num_node {
-    json_t json;      /* type and refcount, as jansson's node */
-    json_int_t value; /* bytes of json_integer_t.value or json_real_t.value */
-    const char *text; /* the token as written, NUL-terminated, in the arena */
+/* Our own immutable node, built once from jansson's tree into the arena. An object keeps its
+ * members in document order in two arrays (so ewtp_json_member(obj, i) is O(1)) and, past
+ * SMALL_OBJECT members, an open-addressing table of member indexes for ewtp_json_get. */
+struct ewtp_json {
+    enum ewtp_json_type type;
+    size_t n;                            /* members, elements, or string bytes */
+    const char *s;                       /* string; a number's source text (NULL: none) */
+    const char *alt;                     /* a real without source text: jansson's rendering */
+    int64_t i;                           /* integer value */
+    const char *const *keys;             /* object: n keys in document order */
+    const struct ewtp_json *const *vals; /* object values, array elements */
+    const uint32_t *slots;               /* object > SMALL_OBJECT: member index + 1, or 0 */
+    size_t nslots;                       /* power of two >= 2n, or 0 */
+    uint64_t seed;                       /* hash seed of this object's table */
 };
 
-_Static_assert(sizeof(json_int_t) == 8, "jansson's number value is 8 bytes");
+#define SMALL_OBJECT 8
 
 struct token {
     size_t off, len;
@@ -109,65 +115,145 @@ static int prescan(const char *s, size_t len, struct scan *sc, size_t *bad)
     return 0;
 }
 
-struct fix {
+struct conv {
     struct ewtp_arena *a;
-    const char *src;
-    const struct scan *sc;
-    size_t next; /* next token to use */
+    const char *src;       /* NULL: numbers keep no source text */
+    const struct scan *sc; /* number tokens in document order, with src */
+    size_t next;           /* next token to use */
     int rc;
 };
 
-static json_t *num_node_new(struct fix *f, json_t *orig)
+static uint64_t key_hash(uint64_t seed, const char *k, size_t len)
 {
-    if (f->next >= f->sc->n) {
-        f->rc = -EWTP_EFORMAT; /* cannot happen for a document jansson accepted */
-        return NULL;
-    }
-    const struct token *t = &f->sc->tok[f->next++];
-    struct num_node *n = ewtp_arena_alloc(f->a, sizeof(*n));
-    char *text = n ? ewtp_arena_memdup(f->a, f->src + t->off, t->len) : NULL;
-    if (!text) {
-        f->rc = -EWTP_ENOMEM;
-        return NULL;
-    }
-    /* Copies jansson's node header and 8-byte value (json_integer_t and json_real_t). */
-    memcpy(n, orig, sizeof(json_t) + sizeof(json_int_t));
-    n->json.refcount = (size_t)-1;
-    n->text = text;
-    return &n->json;
+    uint64_t h = seed ^ 0xcbf29ce484222325u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)k[i]) * 0x100000001b3u;
+    h ^= h >> 33; /* murmur3's finaliser */
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 33;
+    return h;
 }
 
-static bool is_number(const json_t *j)
+static struct ewtp_json *conv_node(struct conv *c, const json_t *j);
+
+static void conv_object(struct conv *c, struct ewtp_json *n, const json_t *j)
 {
-    return json_is_integer(j) || json_is_real(j);
+    size_t cnt = json_object_size(j);
+    const char **keys = ewtp_arena_alloc(c->a, (cnt ? cnt : 1) * sizeof(*keys));
+    const struct ewtp_json **vals = ewtp_arena_alloc(c->a, (cnt ? cnt : 1) * sizeof(*vals));
+    if (!keys || !vals) {
+        c->rc = -EWTP_ENOMEM;
+        return;
+    }
+    size_t k = 0;
+    for (void *it = json_object_iter((json_t *)j); it && k < cnt && c->rc == 0;
+         it = json_object_iter_next((json_t *)j, it), k++) {
+        keys[k] = json_object_iter_key(it);
+        vals[k] = conv_node(c, json_object_iter_value(it));
+    }
+    n->n = k;
+    n->keys = keys;
+    n->vals = vals;
+    if (c->rc || k <= SMALL_OBJECT)
+        return;
+    size_t ns = 16;
+    while (ns < 2 * k)
+        ns *= 2;
+    uint32_t *slots = ewtp_arena_alloc(c->a, ns * sizeof(*slots));
+    if (!slots || k >= UINT32_MAX) {
+        c->rc = -EWTP_ENOMEM;
+        return;
+    }
+    memset(slots, 0, ns * sizeof(*slots));
+    /* A seed that differs between objects and runs, so colliding keys cannot be prepared. */
+    n->seed = key_hash((uint64_t)(uintptr_t)slots, (const char *)&n, sizeof(n));
+    for (size_t m = 0; m < k; m++) {
+        size_t s = (size_t)key_hash(n->seed, keys[m], strlen(keys[m])) & (ns - 1);
+        while (slots[s])
+            s = (s + 1) & (ns - 1);
+        slots[s] = (uint32_t)(m + 1);
+    }
+    n->slots = slots;
+    n->nslots = ns;
 }
 
-/* Replaces the number nodes under j, in document order. */
-static void fix_tree(struct fix *f, json_t *j)
+static struct ewtp_json *conv_node(struct conv *c, const json_t *j)
 {
-    if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j) && f->rc == 0; i++) {
-            json_t *v = json_array_get(j, i);
-            if (is_number(v)) {
-                json_t *n = num_node_new(f, v);
-                if (n)
-                    json_array_set_new(j, i, n);
-            } else {
-                fix_tree(f, v);
-            }
-        }
-    } else if (json_is_object(j)) {
-        for (void *it = json_object_iter(j); it && f->rc == 0; it = json_object_iter_next(j, it)) {
-            json_t *v = json_object_iter_value(it);
-            if (is_number(v)) {
-                json_t *n = num_node_new(f, v);
-                if (n)
-                    json_object_iter_set_new(j, it, n);
-            } else {
-                fix_tree(f, v);
-            }
-        }
+    struct ewtp_json *n = ewtp_arena_alloc(c->a, sizeof(*n));
+    if (!n) {
+        c->rc = -EWTP_ENOMEM;
+        return NULL;
     }
+    memset(n, 0, sizeof(*n));
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        n->type = EWTP_JSON_OBJECT;
+        conv_object(c, n, j);
+        break;
+    case JSON_ARRAY: {
+        n->type = EWTP_JSON_ARRAY;
+        size_t cnt = json_array_size(j);
+        const struct ewtp_json **v = ewtp_arena_alloc(c->a, (cnt ? cnt : 1) * sizeof(*v));
+        if (!v) {
+            c->rc = -EWTP_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; i < cnt && c->rc == 0; i++)
+            v[i] = conv_node(c, json_array_get(j, i));
+        n->n = cnt;
+        n->vals = v;
+        break;
+    }
+    case JSON_STRING:
+        n->type = EWTP_JSON_STRING;
+        n->s = json_string_value(j); /* lives as long as jansson's tree, freed with the arena */
+        n->n = json_string_length(j);
+        break;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        n->type = json_is_integer(j) ? EWTP_JSON_INTEGER : EWTP_JSON_REAL;
+        if (json_is_integer(j))
+            n->i = (int64_t)json_integer_value(j);
+        if (c->src) {
+            if (c->next >= c->sc->n) {
+                c->rc = -EWTP_EFORMAT; /* cannot happen for a document jansson accepted */
+                break;
+            }
+            const struct token *t = &c->sc->tok[c->next++];
+            n->s = ewtp_arena_memdup(c->a, c->src + t->off, t->len);
+            if (!n->s)
+                c->rc = -EWTP_ENOMEM;
+        } else if (!json_is_integer(j)) {
+            /* A real from a tree not parsed here: only jansson's rendering is available. */
+            char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+            n->alt = s ? ewtp_arena_strdup(c->a, s) : NULL;
+            free(s);
+            if (!n->alt)
+                c->rc = -EWTP_ENOMEM;
+        }
+        break;
+    case JSON_TRUE:
+        n->type = EWTP_JSON_TRUE;
+        break;
+    case JSON_FALSE:
+        n->type = EWTP_JSON_FALSE;
+        break;
+    case JSON_NULL:
+        n->type = EWTP_JSON_NULL;
+        break;
+    }
+    return n;
+}
+
+const struct ewtp_json *ewtp_json_from_jansson_(struct ewtp_arena *a, const json_t *root)
+{
+    if (!a || !root)
+        return NULL;
+    struct conv c = {.a = a};
+    const struct ewtp_json *out = conv_node(&c, root);
+    return c.rc ? NULL : out;
 }
 
 static void tree_free(void *p)
@@ -205,59 +291,54 @@ const struct ewtp_json *ewtp_json_parse(struct ewtp_arena *a, const void *data, 
         free(sc.tok);
         return NULL;
     }
+    /* jansson's tree stays until the arena is freed: our string nodes borrow its strings. */
     if (ewtp_arena_on_free(a, tree_free, root) < 0) {
         json_decref(root);
         free(sc.tok);
         ewtp_errors_add(why, "", "format", "out of memory while reading JSON");
         return NULL;
     }
-    struct fix f = {.a = a, .src = s, .sc = &sc};
-    json_t *out = root;
-    if (is_number(root))
-        out = num_node_new(&f, root); /* root stays owned by the hook */
-    else
-        fix_tree(&f, root);
-    if (f.rc == 0 && f.next != sc.n)
-        f.rc = -EWTP_EFORMAT;
+    struct conv c = {.a = a, .src = s, .sc = &sc};
+    const struct ewtp_json *out = conv_node(&c, root);
+    if (c.rc == 0 && c.next != sc.n)
+        c.rc = -EWTP_EFORMAT;
     free(sc.tok);
-    if (f.rc < 0) {
-        ewtp_errors_add(why, "", "format", "%s while reading JSON numbers",
-                        f.rc == -EWTP_ENOMEM ? "out of memory" : "internal error");
+    if (c.rc < 0) {
+        ewtp_errors_add(why, "", "format", "%s while reading JSON",
+                        c.rc == -EWTP_ENOMEM ? "out of memory" : "internal error");
         return NULL;
     }
-    return E(out);
+    return out;
 }
 
 enum ewtp_json_type ewtp_json_type(const struct ewtp_json *j)
 {
-    if (!j)
-        return EWTP_JSON_NONE;
-    switch (json_typeof(J(j))) {
-    case JSON_OBJECT:
-        return EWTP_JSON_OBJECT;
-    case JSON_ARRAY:
-        return EWTP_JSON_ARRAY;
-    case JSON_STRING:
-        return EWTP_JSON_STRING;
-    case JSON_INTEGER:
-        return EWTP_JSON_INTEGER;
-    case JSON_REAL:
-        return EWTP_JSON_REAL;
-    case JSON_TRUE:
-        return EWTP_JSON_TRUE;
-    case JSON_FALSE:
-        return EWTP_JSON_FALSE;
-    case JSON_NULL:
-        return EWTP_JSON_NULL;
+    return j ? j->type : EWTP_JSON_NONE;
+}
+
+static const struct ewtp_json *get_n(const struct ewtp_json *obj, const char *key, size_t len)
+{
+    if (!obj || !key || obj->type != EWTP_JSON_OBJECT)
+        return NULL;
+    if (!obj->slots) {
+        for (size_t m = 0; m < obj->n; m++)
+            if (strlen(obj->keys[m]) == len && memcmp(obj->keys[m], key, len) == 0)
+                return obj->vals[m];
+        return NULL;
     }
-    return EWTP_JSON_NONE;
+    size_t mask = obj->nslots - 1;
+    for (size_t s = (size_t)key_hash(obj->seed, key, len) & mask; obj->slots[s];
+         s = (s + 1) & mask) {
+        size_t m = obj->slots[s] - 1;
+        if (strlen(obj->keys[m]) == len && memcmp(obj->keys[m], key, len) == 0)
+            return obj->vals[m];
+    }
+    return NULL;
 }
 
 const struct ewtp_json *ewtp_json_get(const struct ewtp_json *obj, const char *key)
 {
-    if (!obj || !key || !json_is_object(J(obj)))
-        return NULL;
-    return E(json_object_get(J(obj), key));
+    return key ? get_n(obj, key, strlen(key)) : NULL;
 }
 
 /* Array index token per RFC 6901: "0" or digits without a leading zero. */
@@ -308,11 +389,11 @@ const struct ewtp_json *ewtp_json_at(const struct ewtp_json *j, const char *poin
         tok[n] = 0;
         if (!j)
             break;
-        if (json_is_object(J(j))) {
-            j = E(json_object_get(J(j), tok));
-        } else if (json_is_array(J(j))) {
+        if (j->type == EWTP_JSON_OBJECT) {
+            j = get_n(j, tok, n);
+        } else if (j->type == EWTP_JSON_ARRAY) {
             size_t i;
-            j = parse_index(tok, &i) ? E(json_array_get(J(j), i)) : NULL;
+            j = parse_index(tok, &i) ? ewtp_json_index(j, i) : NULL;
         } else {
             j = NULL;
         }
@@ -323,7 +404,7 @@ const struct ewtp_json *ewtp_json_at(const struct ewtp_json *j, const char *poin
 
 const char *ewtp_json_string(const struct ewtp_json *j)
 {
-    return j ? json_string_value(J(j)) : NULL;
+    return j && j->type == EWTP_JSON_STRING ? j->s : NULL;
 }
 
 const char *ewtp_json_get_string(const struct ewtp_json *obj, const char *key)
@@ -333,70 +414,58 @@ const char *ewtp_json_get_string(const struct ewtp_json *obj, const char *key)
 
 bool ewtp_json_int(const struct ewtp_json *j, int64_t *out)
 {
-    if (!j || !json_is_integer(J(j)))
+    if (!j || j->type != EWTP_JSON_INTEGER)
         return false;
     if (out)
-        *out = (int64_t)json_integer_value(J(j));
+        *out = j->i;
     return true;
 }
 
 bool ewtp_json_bool(const struct ewtp_json *j, bool *out)
 {
-    if (!j || !json_is_boolean(J(j)))
+    if (!j || (j->type != EWTP_JSON_TRUE && j->type != EWTP_JSON_FALSE))
         return false;
     if (out)
-        *out = json_is_true(J(j));
+        *out = j->type == EWTP_JSON_TRUE;
     return true;
 }
 
 size_t ewtp_json_size(const struct ewtp_json *j)
 {
-    return j && json_is_array(J(j)) ? json_array_size(J(j)) : 0;
+    return j && j->type == EWTP_JSON_ARRAY ? j->n : 0;
 }
 
 const struct ewtp_json *ewtp_json_index(const struct ewtp_json *arr, size_t i)
 {
-    return arr && json_is_array(J(arr)) ? E(json_array_get(J(arr), i)) : NULL;
+    return arr && arr->type == EWTP_JSON_ARRAY && i < arr->n ? arr->vals[i] : NULL;
 }
 
 bool ewtp_json_member(const struct ewtp_json *obj, size_t i, const char **key,
                       const struct ewtp_json **value)
 {
-    if (!obj || !json_is_object(J(obj)))
-        return false;
-    /* jansson iterates in insertion order; walking from the start keeps this stateless. */
-    void *it = json_object_iter(J(obj));
-    for (size_t k = 0; it && k < i; k++)
-        it = json_object_iter_next(J(obj), it);
-    if (!it)
+    if (!obj || obj->type != EWTP_JSON_OBJECT || i >= obj->n)
         return false;
     if (key)
-        *key = json_object_iter_key(it);
+        *key = obj->keys[i];
     if (value)
-        *value = E(json_object_iter_value(it));
+        *value = obj->vals[i];
     return true;
 }
 
 size_t ewtp_json_members(const struct ewtp_json *obj)
 {
-    return obj && json_is_object(J(obj)) ? json_object_size(J(obj)) : 0;
-}
-
-static const struct num_node *as_num_node(const struct ewtp_json *j)
-{
-    if (!j || !is_number(J(j)) || J(j)->refcount != (size_t)-1)
-        return NULL;
-    return (const struct num_node *)j;
+    return obj && obj->type == EWTP_JSON_OBJECT ? obj->n : 0;
 }
 
 const char *ewtp_json_number_text(const struct ewtp_json *j)
 {
     if (!j)
         return NULL;
-    if (json_is_string(J(j)))
-        return json_string_value(J(j));
-    const struct num_node *n = as_num_node(j);
-    return n ? n->text : NULL;
+    if (j->type == EWTP_JSON_STRING)
+        return j->s;
+    if (j->type == EWTP_JSON_INTEGER || j->type == EWTP_JSON_REAL)
+        return j->s;
+    return NULL;
 }
 
 /* ---- Writer ---------------------------------------------------------------------------- */
@@ -781,58 +850,49 @@ int ewtp_jsonw_finish(struct ewtp_jsonw *w, const char **out, size_t *len)
 
 /* ---- Dump ------------------------------------------------------------------------------ */
 
-static void dump_node(struct ewtp_jsonw *w, const json_t *j)
+static void dump_node(struct ewtp_jsonw *w, const struct ewtp_json *j)
 {
-    if (w->err)
+    if (w->err || !j)
         return;
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
+    switch (j->type) {
+    case EWTP_JSON_NONE:
+        break;
+    case EWTP_JSON_OBJECT:
         ewtp_jsonw_object_begin(w);
-        for (void *it = json_object_iter((json_t *)j); it && !w->err;
-             it = json_object_iter_next((json_t *)j, it)) {
-            ewtp_jsonw_key(w, json_object_iter_key(it));
-            dump_node(w, json_object_iter_value(it));
+        for (size_t m = 0; m < j->n && !w->err; m++) {
+            ewtp_jsonw_key(w, j->keys[m]);
+            dump_node(w, j->vals[m]);
         }
         ewtp_jsonw_object_end(w);
         break;
-    case JSON_ARRAY:
+    case EWTP_JSON_ARRAY:
         ewtp_jsonw_array_begin(w);
-        for (size_t i = 0; i < json_array_size(j) && !w->err; i++)
-            dump_node(w, json_array_get(j, i));
+        for (size_t i = 0; i < j->n && !w->err; i++)
+            dump_node(w, j->vals[i]);
         ewtp_jsonw_array_end(w);
         break;
-    case JSON_STRING:
+    case EWTP_JSON_STRING:
         if (value_begin(w)) {
-            put_string(w, json_string_value(j), json_string_length(j));
+            put_string(w, j->s, j->n);
             value_end(w);
         }
         break;
-    case JSON_INTEGER:
-    case JSON_REAL: {
-        const struct num_node *n = as_num_node(E(j));
-        if (n) {
-            put_value(w, n->text);
-        } else if (json_is_integer(j)) {
-            ewtp_jsonw_int(w, (int64_t)json_integer_value(j));
-        } else {
-            /* A real from a tree not parsed here: only jansson's rendering is available. */
-            char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-            if (!s) {
-                w->err = -EWTP_ENOMEM;
-                return;
-            }
-            put_value(w, s);
-            free(s);
-        }
+    case EWTP_JSON_INTEGER:
+    case EWTP_JSON_REAL:
+        if (j->s)
+            put_value(w, j->s);
+        else if (j->type == EWTP_JSON_INTEGER)
+            ewtp_jsonw_int(w, j->i);
+        else
+            put_value(w, j->alt);
         break;
-    }
-    case JSON_TRUE:
+    case EWTP_JSON_TRUE:
         ewtp_jsonw_bool(w, true);
         break;
-    case JSON_FALSE:
+    case EWTP_JSON_FALSE:
         ewtp_jsonw_bool(w, false);
         break;
-    case JSON_NULL:
+    case EWTP_JSON_NULL:
         ewtp_jsonw_null(w);
         break;
     }
@@ -845,7 +905,7 @@ char *ewtp_json_dump(struct ewtp_arena *a, const struct ewtp_json *j)
     struct ewtp_jsonw *w = ewtp_jsonw_new(a, false);
     if (!w)
         return NULL;
-    dump_node(w, J(j));
+    dump_node(w, j);
     const char *out;
     if (ewtp_jsonw_finish(w, &out, NULL) < 0)
         return NULL;

@@ -57,6 +57,7 @@
 #include <ewtp/arena.h>
 #include <ewtp/codes.h>
 #include <ewtp/message.h>
+#include "json_internal.h"
 
 /* ---- the walker's tables ------------------------------------------------------------- */
 
@@ -1141,6 +1142,7 @@ struct holder {
     struct ewtp_message m;
     struct ewtp_arena *arena;
     json_t *root;
+    const struct ewtp_json *jroot; /* root seen through ewtp/json.h, in the arena */
 };
 
 static const char *const envelope_members[] = {
@@ -1403,7 +1405,8 @@ int ewtp_message_parse(const void *data, size_t len, const struct ewtp_parse_opt
     struct ctx c = {.a = a, .errs = errs, .opts = &o};
     c.ptr[0] = '\0';
     envelope(&c, root, &h->m);
-    if (c.oom || ewtp_errors_oom(errs)) {
+    h->jroot = ewtp_json_from_jansson_(a, root);
+    if (c.oom || ewtp_errors_oom(errs) || !h->jroot) {
         ewtp_message_free(&h->m);
         return -EWTP_ENOMEM;
     }
@@ -1424,16 +1427,16 @@ const struct ewtp_json *ewtp_message_json(const struct ewtp_message *m)
 {
     if (!m)
         return NULL;
-    return (const struct ewtp_json *)((const struct holder *)m->priv_)->root;
+    return ((const struct holder *)m->priv_)->jroot;
 }
 
 const struct ewtp_json *ewtp_message_ext(const struct ewtp_message *m, const char *cc)
 {
     if (!m || !cc)
         return NULL;
-    const json_t *ext = json_object_get(((const struct holder *)m->priv_)->root, "ext");
-    const json_t *x = json_object_get(ext, cc);
-    return json_is_object(x) ? (const struct ewtp_json *)x : NULL;
+    const struct ewtp_json *x =
+        ewtp_json_get(ewtp_json_get(((const struct holder *)m->priv_)->jroot, "ext"), cc);
+    return ewtp_json_type(x) == EWTP_JSON_OBJECT ? x : NULL;
 }
 
 char *ewtp_message_canonical(const struct ewtp_message *m)

@@ -241,6 +241,69 @@ def main():
                          {"reference": "unknown-ref", "status": "accepted"}, "inbound-secret")
     check(st in (200, 400, 404) and isinstance(doc, dict), "inbound with token -> %s" % st)
 
+    # ---- hostile bodies: the loop stays responsive (issue 19.1) ------------------------------
+    def b36(i):
+        digits = ""
+        while True:
+            digits = "0123456789abcdefghijklmnopqrstuvwxyz"[i % 36] + digits
+            i //= 36
+            if not i:
+                return digits
+
+    def keys_body(n):
+        return ("{" + ",".join('"%s":0' % b36(i) for i in range(n)) + "}").encode()
+
+    def livez_worst_during(path, body, token):
+        """(status, answer, worst /livez seconds) while body is POSTed to path."""
+        out = {}
+
+        def send():
+            try:
+                out["r"] = request(plain, "POST", path, body, token)
+            except Exception as e:  # noqa: BLE001 - reported by the check below
+                out["r"] = (0, {"_exc": str(e)}, {})
+        t = threading.Thread(target=send)
+        t.start()
+        worst, polls, failed = 0.0, 0, 0
+        while t.is_alive() or polls < 5:
+            t0 = time.monotonic()
+            lst, _, _ = request(plain, "GET", "/livez")
+            worst = max(worst, time.monotonic() - t0)
+            polls += 1
+            failed += lst != 200
+        t.join()
+        check(failed == 0, "/livez answers 200 throughout (%d of %d not)" % (failed, polls))
+        return out["r"][0], out["r"][1], worst
+
+    small_st, small_doc, small_worst = livez_worst_during(
+        "/v1/messages/ord-2/cancel", keys_body(12000), T1)
+    big_body = keys_body(120000)
+    check(1000000 < len(big_body) < 1024 * 1024, "the hostile cancel body is 1 MB (under the limit)")
+    big_st, big_doc, big_worst = livez_worst_during("/v1/messages/ord-2/cancel", big_body, T1)
+    check(big_st == 413 and big_doc.get("error") == "too_large"
+          and "at most 8192 bytes" in big_doc.get("message", ""),
+          "1 MB cancel body of 120,000 keys -> 413 naming the limit (%s %s)" % (big_st, big_doc))
+    check(small_st == 413, "100 kB cancel body -> 413 (%s)" % small_st)
+    # Ten times the body must not cost the loop more than a generous factor (DECISIONS
+    # "Tests": no absolute timings); quadratic work made it about 100 times (19 s).
+    check(big_worst < 10 * small_worst + 0.25,
+          "/livez not stalled by a 10x larger cancel body (worst %.3f s against %.3f s)"
+          % (big_worst, small_worst))
+    st, doc, _ = request(plain, "POST", "/v1/messages/ord-2/cancel", keys_body(600), T1)
+    msgs = [e.get("message", "") for e in (doc or {}).get("errors", [])]
+    check(st == 400 and [e.get("code") for e in doc.get("errors", [])] == ["limit"]
+          and "at most 16 keys per object" in msgs[0],
+          "cancel body of 600 keys -> 400 naming the key limit (%s %s)" % (st, doc))
+    deep = b"[" * 100 + b"]" * 100
+    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", deep, "inbound-secret")
+    check(st == 400 and doc.get("error") == "limit" and "at most 64 levels" in doc.get("message", ""),
+          "inbound body 100 levels deep -> 400 naming the depth limit (%s %s)" % (st, doc))
+    wide = keys_body(5000)
+    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", wide, "inbound-secret")
+    check(st == 400 and doc.get("error") == "limit"
+          and "at most 1000 keys per object" in doc.get("message", ""),
+          "inbound body of 5,000 keys -> 400 naming the key limit (%s %s)" % (st, doc))
+
     # ---- health and metrics ------------------------------------------------------------------
     st, doc, _ = request(plain, "GET", "/livez")
     check(st == 200 and doc == {"status": "ok"}, "livez")
