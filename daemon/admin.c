@@ -388,6 +388,13 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct admin_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    /* One request per connection: input after the first line (while its job or reload is
+     * pending, or its answer is being written) is dropped unread, never parsed into the
+     * request the worker is reading. Reading stays enabled to notice the client leaving. */
+    if (c->request != NULL || c->busy || c->replying) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     size_t len = 0;
     char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
     if (line == NULL) {
@@ -398,6 +405,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     json_error_t err;
     c->request = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
     free(line);
+    if (c->request == NULL)
+        c->request = json_null(); /* marks the one request as taken */
     if (!json_is_object(c->request))
         send_reply(c, error_reply("not a JSON object: %s", err.text));
     else

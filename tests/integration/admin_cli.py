@@ -3,12 +3,14 @@ messages go retrying and then dead."""
 import json
 import os
 import re
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (PLUGINS, Api, check, checks, ewtpctl, free_port, log_tail,  # noqa: E402
-                          make_tmp, spawn_ewtpd, stop, wait_ready, wait_until, write, write_token,
-                          zz_order)
+                          make_tmp, read_log, sanitizer_report, spawn_ewtpd, stop, wait_ready,
+                          wait_until, write, write_token, zz_order)
 
 tmp = make_tmp("ewtp-admin-")
 write_token(tmp, "token", "admin-test")
@@ -85,8 +87,46 @@ wait_until(lambda: api.status("adm-dead")[1]["attempts"] != attempts, 15, 0.1)
 check(api.status("adm-dead")[1]["attempts"] > attempts,
       "retry-now: another attempt at once instead of in 10 minutes")
 
+# Issue 19.6: a second line while the first one's store job or reload --wait is pending must
+# not replace the request under the worker nor free the connection (ASan aborts ewtpd on a
+# use-after-free). One answer per connection, to the first line.
+sock_path = next(os.path.join(dp, f) for dp, _, fs in os.walk(tmp) for f in fs
+                 if f.endswith(".sock"))
+for first, want in (({"cmd": "reload", "wait": True}, "generation"),
+                    ({"cmd": "status"}, "queue_depth"),
+                    ({"cmd": "messages", "state": "dead"}, "items")):
+    for delay in (0, 0.002, 0.01, 0.03):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(sock_path)
+        s.sendall(json.dumps(first).encode() + b"\n")
+        if delay:
+            time.sleep(delay)
+        try:
+            s.sendall(b'{"cmd": "plugins"}\n{"cmd": "reload", "wait": true}\n')
+        except OSError:
+            pass  # the answer was written and the socket closed already
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        lines = data.decode(errors="replace").splitlines()
+        check(len(lines) == 1 and want in json.loads(lines[0]),
+              f"{first['cmd']} + a second line after {delay} s: one answer, the first's "
+              f"({lines!r:.200})")
+check(daemon.poll() is None, "ewtpd still running after two lines per connection")
+r = ctl("status")
+check(r.returncode == 0, "admin socket still answers")
+
 rc = stop(daemon, 30)
 check(rc == 0, "clean stop")
+check(not sanitizer_report(read_log(daemon.log_path)), "no sanitizer report")
 if checks.failed:
     print(log_tail(daemon.log_path, 3000))
 sys.exit(checks.summary())
