@@ -319,10 +319,10 @@ static void sequence(const struct et_state *st, const struct ewtp_call *c, const
 
 static const char *plain_cause(const char *code, const char **pointer)
 {
-    const struct et_code_row *row = et_code_find(ET_T_ERRORS, code);
-    if (row && pointer && row->col[2] && row->col[2][0])
-        *pointer = row->col[2];
-    return row ? row->col[1] : NULL;
+    const char *const *row = et_code_find(ET_T_ERRORS, code);
+    if (row && pointer && row[2] && row[2][0])
+        *pointer = row[2];
+    return row ? row[1] : NULL;
 }
 
 int et_interpret(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,

@@ -1,44 +1,32 @@
-/* Look-ups over the code tables generated from data/ TSV files (data/gen-codes.cmake). */
-#include <string.h>
+/* Look-ups over the code tables generated from data/ TSV files (ewtp_add_code_tables,
+ * cmake/ewtp-codes.cmake: et_tab_<name> in "et_tab.h"). */
+#include <ewtp/codes.h>
 
 #include "et.h"
+#include "et_tab.h"
 
-#define ET_TABLE(name)                                                                             \
-    extern const struct et_code_row et_codes_##name[];                                             \
-    extern const size_t et_codes_##name##_count;
-ET_TABLE(units)
-ET_TABLE(tax_codes)
-ET_TABLE(id_types)
-ET_TABLE(pay_modes)
-ET_TABLE(errors)
-ET_TABLE(cancel_reasons)
-
-const struct et_code_row *et_code_find(enum et_table t, const char *code)
+const char *const *et_code_find(enum et_table t, const char *code)
 {
-    const struct et_code_row *rows = NULL;
-    size_t n = 0;
+    const struct ewtp_code_table *tab = NULL;
     switch (t) {
     case ET_T_UNITS:
-        rows = et_codes_units, n = et_codes_units_count;
+        tab = &et_tab_units;
         break;
     case ET_T_TAX_CODES:
-        rows = et_codes_tax_codes, n = et_codes_tax_codes_count;
+        tab = &et_tab_tax_codes;
         break;
     case ET_T_ID_TYPES:
-        rows = et_codes_id_types, n = et_codes_id_types_count;
+        tab = &et_tab_id_types;
         break;
     case ET_T_PAY_MODES:
-        rows = et_codes_pay_modes, n = et_codes_pay_modes_count;
+        tab = &et_tab_pay_modes;
         break;
     case ET_T_ERRORS:
-        rows = et_codes_errors, n = et_codes_errors_count;
+        tab = &et_tab_errors;
         break;
     case ET_T_CANCEL:
-        rows = et_codes_cancel_reasons, n = et_codes_cancel_reasons_count;
+        tab = &et_tab_cancel_reasons;
         break;
     }
-    for (size_t i = 0; code && i < n; i++)
-        if (strcmp(rows[i].col[0], code) == 0)
-            return &rows[i];
-    return NULL;
+    return ewtp_code_table_find(tab, code);
 }

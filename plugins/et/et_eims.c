@@ -145,7 +145,7 @@ static int write_items(struct ewtp_jsonw *w, const struct et_state *st,
         const struct ewtp_tax *vat = et_line_tax(l, "VAT");
         const struct ewtp_tax *excise = et_line_tax(l, "EXCISE");
         const struct et_tax_code *code = vat ? et_tax_code(st, vat->category) : NULL;
-        const struct et_code_row *unit = et_code_find(ET_T_UNITS, l->unit);
+        const char *const *unit = et_code_find(ET_T_UNITS, l->unit);
         struct ewtp_dec total = l->amount.value;
         for (size_t t = 0; t < l->n_taxes; t++)
             if (l->taxes[t]->amount.text &&
@@ -163,7 +163,7 @@ static int write_items(struct ewtp_jsonw *w, const struct et_state *st,
         str_or_null(w, "NatureOfSupplies", nature(m, i, l));
         ewtp_jsonw_key(w, "Quantity");
         ewtp_jsonw_decimal(w, l->quantity.text);
-        str_or_null(w, "Unit", unit ? unit->col[1] : NULL);
+        str_or_null(w, "Unit", unit ? unit[1] : NULL);
         if (l->unit_price.value.scale <= 2)
             money(w, "UnitPrice", l->unit_price.value);
         else
@@ -190,10 +190,10 @@ static const char *payment_mode(const struct ewtp_message *m)
     if (mode)
         return mode;
     const struct ewtp_invoice *inv = m->invoice;
-    const struct et_code_row *row =
+    const char *const *row =
         inv->payment_means ? et_code_find(ET_T_PAY_MODES, inv->payment_means->code) : NULL;
     if (row)
-        return row->col[1];
+        return row[1];
     return inv->due_date ? "CREDIT" : "CASH";
 }
 

@@ -141,10 +141,10 @@ static int load_tax_codes(struct et_state *st, const struct ewtp_settings *s,
     st->tax_codes = calloc(extra + 1, sizeof(*st->tax_codes));
     if (st->tax_codes == NULL)
         return -EWTP_ENOMEM;
-    const struct et_code_row *std = et_code_find(ET_T_TAX_CODES, "S");
+    const char *const *std = et_code_find(ET_T_TAX_CODES, "S");
     if (std) {
-        st->tax_codes[0] = (struct et_tax_code){strdup(std->col[0]), strdup(std->col[1]),
-                                                dup_or_null(std->col[2])};
+        st->tax_codes[0] =
+            (struct et_tax_code){strdup(std[0]), strdup(std[1]), dup_or_null(std[2])};
         st->n_tax_codes = 1;
     }
     for (size_t i = 0; i < extra; i++) {

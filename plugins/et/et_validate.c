@@ -86,10 +86,10 @@ bool et_buyer_id(const struct ewtp_message *m, const char **type, const char **n
         return false;
     const char *want = et_ext_string(m, "buyer_id_type");
     for (size_t i = 0; i < b->n_ids; i++) {
-        const struct et_code_row *row = et_code_find(ET_T_ID_TYPES, b->ids[i]->scheme);
-        if (row == NULL || (want && strcmp(want, row->col[1]) != 0))
+        const char *const *row = et_code_find(ET_T_ID_TYPES, b->ids[i]->scheme);
+        if (row == NULL || (want && strcmp(want, row[1]) != 0))
             continue;
-        *type = row->col[1];
+        *type = row[1];
         *number = b->ids[i]->value;
         return true;
     }
@@ -240,8 +240,8 @@ static void validate_ext(const struct ewtp_message *m, size_t n_lines, struct ew
             static const char *const schemes[] = {"PASSPORT", "ET-NID", "ET-KID", "ET-DLS",
                                                   "ET-SID",   "ET-WID", "ET-MRS", NULL};
             for (size_t s = 0; schemes[s]; s++) {
-                const struct et_code_row *row = et_code_find(ET_T_ID_TYPES, schemes[s]);
-                known = known || (row && strcmp(row->col[1], ewtp_json_string(v)) == 0);
+                const char *const *row = et_code_find(ET_T_ID_TYPES, schemes[s]);
+                known = known || (row && strcmp(row[1], ewtp_json_string(v)) == 0);
             }
             if (!known)
                 ewtp_errors_add(errs, "/ext/et/buyer_id_type", "format",
