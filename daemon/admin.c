@@ -1,5 +1,6 @@
 /* The admin socket: one JSON line in, one JSON line out. */
 #include "admin.h"
+#include "api_json.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -167,10 +168,11 @@ static void messages_work(struct store_job *j)
         .limit = (size_t)json_integer_value(json_object_get(req, "limit")),
         .after = json_string_value(json_object_get(req, "after")),
     };
-    char *text = NULL;
-    int rc = ewtp_store_list_json(j->store, &f, &text);
-    json_t *list = rc == 0 ? json_loads(text, 0, NULL) : NULL;
-    free(text);
+    struct ewtp_store_page page;
+    int rc = ewtp_store_list(j->store, &f, &page);
+    json_t *list = rc == 0 ? ewtp_api_list_obj(&page) : NULL;
+    if (rc == 0)
+        ewtp_store_page_free(&page);
     if (list == NULL) {
         j->reply = error_reply(rc == -EWTP_EINVAL ? "unknown state or bad cursor"
                                                   : "the store did not answer");
@@ -188,26 +190,21 @@ static int find_tenant(struct ewtp_store *st, const char *id, const char *state,
     char *cursor = NULL;
     for (int page = 0; page < 1000; page++) {
         struct ewtp_store_filter f = {.state = state, .limit = 1000, .after = cursor};
-        char *text = NULL;
-        int rc = ewtp_store_list_json(st, &f, &text);
-        json_t *list = rc == 0 ? json_loads(text, 0, NULL) : NULL;
-        free(text);
+        struct ewtp_store_page pg;
+        int rc = ewtp_store_list(st, &f, &pg);
         free(cursor);
         cursor = NULL;
-        if (list == NULL)
+        if (rc < 0)
             return -EWTP_EIO;
-        size_t i;
-        json_t *item;
-        json_array_foreach(json_object_get(list, "items"), i, item)
-        {
-            if (strcmp(json_string_value(json_object_get(item, "id")), id) != 0)
+        for (size_t i = 0; i < pg.n; i++) {
+            if (strcmp(pg.items[i].id, id) != 0)
                 continue;
             if (found++ == 0)
-                *tenant = strdup(json_string_value(json_object_get(item, "tenant")));
+                *tenant = strdup(pg.items[i].tenant);
         }
-        const char *next = json_string_value(json_object_get(list, "next"));
-        cursor = next ? strdup(next) : NULL;
-        json_decref(list);
+        cursor = pg.next;
+        pg.next = NULL;
+        ewtp_store_page_free(&pg);
         if (cursor == NULL)
             break;
     }

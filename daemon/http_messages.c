@@ -7,6 +7,8 @@
  */
 #include "http.h"
 
+#include "api_json.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,7 +276,7 @@ void ewtp_http_status_work(void *arg)
 {
     struct http_req *r = arg;
     char *json = NULL;
-    int rc = ewtp_store_status_json(r->d->store, r->tenant->id, r->id, &json);
+    int rc = ewtp_api_status_json(r->d->store, r->tenant->id, r->id, &json);
     store_result(r, rc, json);
 }
 
@@ -282,7 +284,7 @@ void ewtp_http_events_work(void *arg)
 {
     struct http_req *r = arg;
     char *json = NULL;
-    int rc = ewtp_store_events_json(r->d->store, r->tenant->id, r->id, &json);
+    int rc = ewtp_api_events_json(r->d->store, r->tenant->id, r->id, &json);
     store_result(r, rc, json);
 }
 
@@ -302,7 +304,7 @@ void ewtp_http_list_work(void *arg)
         .after = r->q_after,
     };
     char *json = NULL;
-    int rc = ewtp_store_list_json(r->d->store, &f, &json);
+    int rc = ewtp_api_list_json(r->d->store, &f, &json);
     if (rc == -EWTP_EINVAL) {
         set_error(r, 400, "bad_request", "after is not a cursor this gateway gave out");
         return;

@@ -1,6 +1,7 @@
 /* store.c — the backend-neutral half of the message store: checks, the accept queue and
  * the group-commit writer thread. See store.h and store_backend.h. */
 #include "store_backend.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -78,30 +79,12 @@ bool ewtp_store_state_terminal(enum ewtp_store_state s)
 
 int64_t ewtp_store_clock(int64_t now)
 {
-    if (now > 0)
-        return now;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return ewtp_clock_ms(now);
 }
 
 const char *ewtp_store_fmt_time(char *buf, size_t size, int64_t ms)
 {
-    /* Floor division so that times before 1970 still print the right second. */
-    int64_t sec = ms / 1000, frac = ms % 1000;
-    if (frac < 0) {
-        frac += 1000;
-        sec -= 1;
-    }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm)) {
-        snprintf(buf, size, "1970-01-01T00:00:00.000Z");
-        return buf;
-    }
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
-    return buf;
+    return ewtp_fmt_time(buf, size, ms);
 }
 
 char *ewtp_store_asprintf(const char *fmt, ...)
@@ -502,28 +485,84 @@ int ewtp_store_get(struct ewtp_store *st, const char *tenant, const char *id,
     return st->ops->get(st->impl, tenant, id, out);
 }
 
-int ewtp_store_status_json(struct ewtp_store *st, const char *tenant, const char *id, char **json)
+static void receipt_rows_free(struct ewtp_store_receipt_row *r, size_t n)
 {
-    if (!st || !tenant || !id || !json)
-        return -EWTP_EINVAL;
-    return st->ops->status_json(st->impl, tenant, id, json);
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].state);
+        free(r[i].code);
+        free(r[i].message);
+    }
+    free(r);
 }
 
-int ewtp_store_events_json(struct ewtp_store *st, const char *tenant, const char *id, char **json)
+void ewtp_store_status_free(struct ewtp_store_status *s, size_t n)
 {
-    if (!st || !tenant || !id || !json)
-        return -EWTP_EINVAL;
-    return st->ops->events_json(st->impl, tenant, id, json);
+    if (!s)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(s[i].tenant);
+        free(s[i].id);
+        free(s[i].kind);
+        free(s[i].destination);
+        free(s[i].plugin);
+        free(s[i].authority_ref);
+        free(s[i].warnings);
+        free(s[i].errors);
+        receipt_rows_free(s[i].receipts, s[i].n_receipts);
+    }
+    free(s);
 }
 
-int ewtp_store_list_json(struct ewtp_store *st, const struct ewtp_store_filter *f, char **json)
+void ewtp_store_events_free(struct ewtp_store_event *e, size_t n)
 {
-    if (!st || !f || !json)
+    if (!e)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].type);
+        free(e[i].state);
+        free(e[i].detail);
+    }
+    free(e);
+}
+
+void ewtp_store_page_free(struct ewtp_store_page *p)
+{
+    if (!p)
+        return;
+    ewtp_store_status_free(p->items, p->n);
+    free(p->next);
+    memset(p, 0, sizeof(*p));
+}
+
+int ewtp_store_status_get(struct ewtp_store *st, const char *tenant, const char *id,
+                          struct ewtp_store_status **out)
+{
+    if (!st || !tenant || !id || !out)
         return -EWTP_EINVAL;
+    *out = NULL;
+    return st->ops->status_get(st->impl, tenant, id, out);
+}
+
+int ewtp_store_events(struct ewtp_store *st, const char *tenant, const char *id,
+                      struct ewtp_store_event **out, size_t *n)
+{
+    if (!st || !tenant || !id || !out || !n)
+        return -EWTP_EINVAL;
+    *out = NULL;
+    *n = 0;
+    return st->ops->events(st->impl, tenant, id, out, n);
+}
+
+int ewtp_store_list(struct ewtp_store *st, const struct ewtp_store_filter *f,
+                    struct ewtp_store_page *out)
+{
+    if (!st || !f || !out)
+        return -EWTP_EINVAL;
+    memset(out, 0, sizeof(*out));
     enum ewtp_store_state s;
     if (f->state && ewtp_store_state_from_name(f->state, &s) < 0)
         return -EWTP_EINVAL;
-    return st->ops->list_json(st->impl, f, json);
+    return st->ops->list(st->impl, f, out);
 }
 
 int ewtp_store_claim_due(struct ewtp_store *st, int64_t now, size_t limit, int64_t lease_ms,

@@ -179,19 +179,55 @@ void ewtp_store_msgs_free(struct ewtp_store_msg *msgs, size_t n);
 int ewtp_store_get(struct ewtp_store *st, const char *tenant, const char *id,
                    struct ewtp_store_msg **out);
 
-/* The spec's Status object for GET /v1/messages/{id} as compact JSON (malloc'd, caller
- * frees): {"id","tenant","kind","destination","plugin","state","attempts",
- * "next_attempt_at" (time or null),"authority_ref" (or null),"receipts":[{"at","state",
- * "code","message"}],"errors":[warnings given at accept, then the last outcome's errors],
- * "created_at","updated_at"}. -EWTP_ENOTFOUND for another tenant's or an unknown id. */
-int ewtp_store_status_json(struct ewtp_store *st, const char *tenant, const char *id, char **json);
+/* What the API shows of a message (rendered as JSON by api_json.h, never by a backend).
+ * Strings are malloc'd and owned by the row. */
+struct ewtp_store_receipt_row {
+    int64_t at;
+    char *state;   /* the state the receipt announced */
+    char *code;    /* the authority's code, or NULL */
+    char *message; /* the authority's text, or NULL */
+};
+struct ewtp_store_status {
+    char *tenant;
+    char *id;
+    char *kind;
+    char *destination;
+    char *plugin;
+    enum ewtp_store_state state;
+    int64_t attempts;
+    int64_t next_attempt_at; /* meaningful while accepted or retrying */
+    char *authority_ref;     /* NULL when none */
+    char *warnings;          /* JSON array text: the warnings given at accept, or NULL */
+    char *errors;            /* JSON array text: the last outcome's errors, or NULL */
+    struct ewtp_store_receipt_row *receipts; /* oldest first */
+    size_t n_receipts;
+    int64_t created_at;
+    int64_t updated_at;
+};
+/* Frees an array of n status rows (and their receipts). */
+void ewtp_store_status_free(struct ewtp_store_status *s, size_t n);
 
-/* {"events":[{"at","type","state","attempt","detail"}...]} oldest first (malloc'd). type is
- * "accepted", "claimed", "outcome", "receipt", "lease_expired", "replay", "retry_now" or
- * one given to ewtp_store_add_event(); state is the message's state after the event;
- * detail is an object (the authority's raw answer is detail.raw, or detail.raw_base64 when
- * it is not UTF-8) or null. */
-int ewtp_store_events_json(struct ewtp_store *st, const char *tenant, const char *id, char **json);
+/* The status row of tenant/id with its receipts, read from one snapshot, into *out (one
+ * element; ewtp_store_status_free(out, 1)). -EWTP_ENOTFOUND for another tenant's or an
+ * unknown id. */
+int ewtp_store_status_get(struct ewtp_store *st, const char *tenant, const char *id,
+                          struct ewtp_store_status **out);
+
+/* One event of a message's log. type is "accepted", "claimed", "outcome", "receipt",
+ * "lease_expired", "replay", "retry_now" or one given to ewtp_store_add_event(); state is
+ * the message's state after the event; detail is a JSON object text (the authority's raw
+ * answer is detail.raw, or detail.raw_base64 when it is not UTF-8) or NULL. */
+struct ewtp_store_event {
+    int64_t at;
+    char *type;
+    char *state;
+    int64_t attempt;
+    char *detail;
+};
+void ewtp_store_events_free(struct ewtp_store_event *e, size_t n);
+/* The events of tenant/id, oldest first: *out a malloc'd array of *n (NULL when 0). */
+int ewtp_store_events(struct ewtp_store *st, const char *tenant, const char *id,
+                      struct ewtp_store_event **out, size_t *n);
 
 struct ewtp_store_filter {
     const char *tenant;      /* NULL: every tenant (admin) */
@@ -200,9 +236,18 @@ struct ewtp_store_filter {
     size_t limit;            /* 0: 100; at most 1000 */
     const char *after;       /* NULL or "": from the start; else a cursor from a previous page */
 };
-/* {"items":[status objects, oldest accepted first],"next":CURSOR or null} (malloc'd). next is
- * null when this page reached the end. A malformed cursor is -EWTP_EINVAL. */
-int ewtp_store_list_json(struct ewtp_store *st, const struct ewtp_store_filter *f, char **json);
+/* One page of a listing: status rows, oldest accepted first, and the cursor of the next page
+ * (malloc'd opaque text for ewtp_store_filter.after; NULL when this page reached the end). */
+struct ewtp_store_page {
+    struct ewtp_store_status *items;
+    size_t n;
+    char *next;
+};
+void ewtp_store_page_free(struct ewtp_store_page *p);
+/* Fills *out (caller frees with ewtp_store_page_free). A malformed cursor or an unknown state
+ * is -EWTP_EINVAL. */
+int ewtp_store_list(struct ewtp_store *st, const struct ewtp_store_filter *f,
+                    struct ewtp_store_page *out);
 
 /* ---- dispatcher ----------------------------------------------------------------------- */
 

@@ -30,9 +30,12 @@ struct ewtp_store_ops {
     void (*batch_rollback)(void *impl);
 
     int (*get)(void *impl, const char *tenant, const char *id, struct ewtp_store_msg **out);
-    int (*status_json)(void *impl, const char *tenant, const char *id, char **json);
-    int (*events_json)(void *impl, const char *tenant, const char *id, char **json);
-    int (*list_json)(void *impl, const struct ewtp_store_filter *f, char **json);
+    /* Rows for the API (store.h); the backend renders no JSON of its own. */
+    int (*status_get)(void *impl, const char *tenant, const char *id,
+                      struct ewtp_store_status **out);
+    int (*events)(void *impl, const char *tenant, const char *id, struct ewtp_store_event **out,
+                  size_t *n);
+    int (*list)(void *impl, const struct ewtp_store_filter *f, struct ewtp_store_page *out);
     int (*claim_due)(void *impl, int64_t now, size_t limit, int64_t lease_ms, const char *owner,
                      struct ewtp_store_msg **out, size_t *n);
     int (*requeue_expired)(void *impl, int64_t now, size_t *n);

@@ -915,85 +915,73 @@ static int sq_get(void *impl, const char *tenant, const char *id, struct ewtp_st
     return get_one(impl, Q_MSG_BY_TID, tenant, id, out);
 }
 
-/* The spec's Status object of the row s is on (selected with MSG_COLS). */
-static json_t *status_obj(struct conn *c, sqlite3_stmt *s, int *rc)
+/* The status row of the message row s is on (selected with MSG_COLS), with its receipts. */
+static int status_row(struct conn *c, sqlite3_stmt *s, struct ewtp_store_status *o)
 {
-    enum ewtp_store_state state = col_state(s, C_STATE);
-    int64_t next = sqlite3_column_int64(s, C_NEXT);
-    json_t *o = json_object();
-    json_t *receipts = json_array();
-    json_t *errors = json_array();
-    if (!o || !receipts || !errors) {
-        json_decref(o);
-        json_decref(receipts);
-        json_decref(errors);
-        *rc = -EWTP_ENOMEM;
-        return NULL;
-    }
-    json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(s, C_ID)));
-    json_object_set_new(o, "tenant", json_string((const char *)sqlite3_column_text(s, C_TENANT)));
-    json_object_set_new(o, "kind", json_string((const char *)sqlite3_column_text(s, C_KIND)));
-    json_object_set_new(o, "destination",
-                        json_string((const char *)sqlite3_column_text(s, C_DEST)));
-    json_object_set_new(o, "plugin", json_string((const char *)sqlite3_column_text(s, C_PLUGIN)));
-    json_object_set_new(o, "state", json_string(sname(state)));
-    json_object_set_new(o, "attempts", json_integer(sqlite3_column_int64(s, C_ATTEMPTS)));
-    bool due = state == EWTP_STORE_ACCEPTED || state == EWTP_STORE_RETRYING;
-    json_object_set_new(o, "next_attempt_at", due ? time_json(next) : json_null());
-    const char *ref = (const char *)sqlite3_column_text(s, C_REF);
-    json_object_set_new(o, "authority_ref", ref ? json_string(ref) : json_null());
-
-    /* errors[]: the warnings given at accept, then the last outcome's errors. */
-    for (int col = C_WARN; col <= C_ERRORS; col++) {
-        json_t *a = stored_json(sqlite3_column_text(s, col));
-        if (json_is_array(a))
-            json_array_extend(errors, a);
-        json_decref(a);
-    }
+    memset(o, 0, sizeof(*o));
+    o->tenant = col_dup(s, C_TENANT);
+    o->id = col_dup(s, C_ID);
+    o->kind = col_dup(s, C_KIND);
+    o->destination = col_dup(s, C_DEST);
+    o->plugin = col_dup(s, C_PLUGIN);
+    o->state = col_state(s, C_STATE);
+    o->attempts = sqlite3_column_int64(s, C_ATTEMPTS);
+    o->next_attempt_at = sqlite3_column_int64(s, C_NEXT);
+    o->authority_ref = col_dup(s, C_REF);
+    o->warnings = col_dup(s, C_WARN);
+    o->errors = col_dup(s, C_ERRORS);
+    o->created_at = sqlite3_column_int64(s, C_CREATED);
+    o->updated_at = sqlite3_column_int64(s, C_UPDATED);
+    if (!o->tenant || !o->id || !o->kind || !o->destination || !o->plugin ||
+        (!o->authority_ref && sqlite3_column_type(s, C_REF) != SQLITE_NULL) ||
+        (!o->warnings && sqlite3_column_type(s, C_WARN) != SQLITE_NULL) ||
+        (!o->errors && sqlite3_column_type(s, C_ERRORS) != SQLITE_NULL))
+        return -EWTP_ENOMEM;
 
     sqlite3_stmt *r;
-    *rc = prep(c, Q_RECEIPTS, &r);
-    if (*rc == 0) {
-        sqlite3_bind_int64(r, 1, sqlite3_column_int64(s, C_SEQ));
-        int x;
-        while ((x = sqlite3_step(r)) == SQLITE_ROW) {
-            json_t *e = json_object();
-            json_object_set_new(e, "at", time_json(sqlite3_column_int64(r, 0)));
-            json_object_set_new(e, "state", json_string((const char *)sqlite3_column_text(r, 1)));
-            const char *code = (const char *)sqlite3_column_text(r, 2);
-            const char *msg = (const char *)sqlite3_column_text(r, 3);
-            json_object_set_new(e, "code", code ? json_string(code) : json_null());
-            json_object_set_new(e, "message", msg ? json_string(msg) : json_null());
-            json_array_append_new(receipts, e);
+    int rc = prep(c, Q_RECEIPTS, &r);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(r, 1, sqlite3_column_int64(s, C_SEQ));
+    size_t cap = 0;
+    int x;
+    while ((x = sqlite3_step(r)) == SQLITE_ROW) {
+        if (o->n_receipts == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            struct ewtp_store_receipt_row *nv = realloc(o->receipts, ncap * sizeof(*nv));
+            if (!nv) {
+                sqlite3_reset(r);
+                return -EWTP_ENOMEM;
+            }
+            o->receipts = nv;
+            cap = ncap;
         }
-        sqlite3_reset(r);
-        *rc = x == SQLITE_DONE ? 0 : map_rc(x);
+        struct ewtp_store_receipt_row *e = &o->receipts[o->n_receipts++];
+        e->at = sqlite3_column_int64(r, 0);
+        e->state = col_dup(r, 1);
+        e->code = col_dup(r, 2);
+        e->message = col_dup(r, 3);
+        if ((!e->state && sqlite3_column_type(r, 1) != SQLITE_NULL) ||
+            (!e->code && sqlite3_column_type(r, 2) != SQLITE_NULL) ||
+            (!e->message && sqlite3_column_type(r, 3) != SQLITE_NULL)) {
+            sqlite3_reset(r);
+            return -EWTP_ENOMEM;
+        }
     }
-    json_object_set_new(o, "receipts", receipts);
-    json_object_set_new(o, "errors", errors);
-    json_object_set_new(o, "created_at", time_json(sqlite3_column_int64(s, C_CREATED)));
-    json_object_set_new(o, "updated_at", time_json(sqlite3_column_int64(s, C_UPDATED)));
-    if (*rc < 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    sqlite3_reset(r);
+    return x == SQLITE_DONE ? 0 : map_rc(x);
 }
 
-static int dump(json_t *j, char **json)
-{
-    *json = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    return *json ? 0 : -EWTP_ENOMEM;
-}
-
-static int sq_status_json(void *impl, const char *tenant, const char *id, char **json)
+static int sq_status_get(void *impl, const char *tenant, const char *id,
+                         struct ewtp_store_status **out)
 {
     struct sqlite_store *ss = impl;
+    struct ewtp_store_status *o = calloc(1, sizeof(*o));
+    if (!o)
+        return -EWTP_ENOMEM;
     struct conn *c = lock(ss);
     /* One read transaction: the message and its receipts from the same snapshot. */
     int rc = exec_q(c, Q_BEGIN_READ);
-    json_t *o = NULL;
     if (rc == 0) {
         sqlite3_stmt *s;
         rc = prep(c, Q_MSG_BY_TID, &s);
@@ -1002,24 +990,29 @@ static int sq_status_json(void *impl, const char *tenant, const char *id, char *
             sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
             rc = step_row(s);
             if (rc == 0)
-                o = status_obj(c, s, &rc);
+                rc = status_row(c, s, o);
         }
         finish(c, 0);
     }
     unlock(ss);
-    if (rc < 0)
+    if (rc < 0) {
+        ewtp_store_status_free(o, 1);
         return rc;
-    return dump(o, json);
+    }
+    *out = o;
+    return 0;
 }
 
-static int sq_events_json(void *impl, const char *tenant, const char *id, char **json)
+static int sq_events(void *impl, const char *tenant, const char *id, struct ewtp_store_event **out,
+                     size_t *n)
 {
     struct sqlite_store *ss = impl;
     struct conn *c = lock(ss);
     int64_t seq = 0;
     enum ewtp_store_state st;
-    json_t *events = json_array();
-    int rc = events ? exec_q(c, Q_BEGIN_READ) : -EWTP_ENOMEM;
+    struct ewtp_store_event *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = exec_q(c, Q_BEGIN_READ);
     if (rc == 0) {
         rc = find_tid(c, tenant, id, &seq, &st, NULL);
         sqlite3_stmt *s = NULL;
@@ -1028,27 +1021,40 @@ static int sq_events_json(void *impl, const char *tenant, const char *id, char *
         if (rc == 0) {
             sqlite3_bind_int64(s, 1, seq);
             int x;
-            while ((x = sqlite3_step(s)) == SQLITE_ROW) {
-                json_t *e = json_object();
-                json_object_set_new(e, "at", time_json(sqlite3_column_int64(s, 0)));
-                json_object_set_new(e, "type",
-                                    json_string((const char *)sqlite3_column_text(s, 1)));
-                json_object_set_new(e, "state",
-                                    json_string((const char *)sqlite3_column_text(s, 2)));
-                json_object_set_new(e, "attempt", json_integer(sqlite3_column_int64(s, 3)));
-                json_object_set_new(e, "detail", stored_json(sqlite3_column_text(s, 4)));
-                json_array_append_new(events, e);
+            while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
+                if (cnt == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    struct ewtp_store_event *nv = realloc(v, ncap * sizeof(*nv));
+                    if (!nv) {
+                        rc = -EWTP_ENOMEM;
+                        break;
+                    }
+                    v = nv;
+                    cap = ncap;
+                }
+                struct ewtp_store_event *e = &v[cnt++];
+                e->at = sqlite3_column_int64(s, 0);
+                e->type = col_dup(s, 1);
+                e->state = col_dup(s, 2);
+                e->attempt = sqlite3_column_int64(s, 3);
+                e->detail = col_dup(s, 4);
+                if (!e->type || !e->state ||
+                    (!e->detail && sqlite3_column_type(s, 4) != SQLITE_NULL))
+                    rc = -EWTP_ENOMEM;
             }
-            rc = x == SQLITE_DONE ? 0 : map_rc(x);
+            if (rc == 0 && x != SQLITE_DONE)
+                rc = map_rc(x);
         }
         finish(c, 0);
     }
     unlock(ss);
     if (rc < 0) {
-        json_decref(events);
+        ewtp_store_events_free(v, cnt);
         return rc;
     }
-    return dump(json_pack("{s:o}", "events", events), json);
+    *out = v;
+    *n = cnt;
+    return 0;
 }
 
 /* The cursor is the seq of the last item shown, in decimal: opaque to clients, and stable
@@ -1068,7 +1074,7 @@ static int parse_cursor(const char *after, int64_t *seq)
     return 0;
 }
 
-static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **json)
+static int sq_list(void *impl, const struct ewtp_store_filter *f, struct ewtp_store_page *out)
 {
     int64_t after;
     if (parse_cursor(f->after, &after) < 0)
@@ -1077,9 +1083,10 @@ static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **js
     if (limit > LIST_MAX)
         limit = LIST_MAX;
     struct sqlite_store *ss = impl;
-    json_t *items = json_array();
+    struct ewtp_store_status *items = calloc(limit, sizeof(*items));
     if (!items)
         return -EWTP_ENOMEM;
+    size_t cnt = 0;
     struct conn *c = lock(ss);
     int64_t last = 0;
     bool more = false;
@@ -1096,14 +1103,12 @@ static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **js
             sqlite3_bind_int64(s, 5, (int64_t)limit + 1);
             int x;
             while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
-                if (json_array_size(items) == limit) {
+                if (cnt == limit) {
                     more = true;
                     break;
                 }
                 last = sqlite3_column_int64(s, C_SEQ);
-                json_t *o = status_obj(c, s, &rc);
-                if (o)
-                    json_array_append_new(items, o);
+                rc = status_row(c, s, &items[cnt++]);
             }
             if (rc == 0 && !more && x != SQLITE_DONE)
                 rc = map_rc(x);
@@ -1111,18 +1116,22 @@ static int sq_list_json(void *impl, const struct ewtp_store_filter *f, char **js
         finish(c, 0);
     }
     unlock(ss);
-    if (rc < 0) {
-        json_decref(items);
-        return rc;
-    }
-    json_t *next = json_null();
-    if (more) {
+    char *next = NULL;
+    if (rc == 0 && more) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%" PRId64, last);
-        json_decref(next);
-        next = json_string(buf);
+        next = strdup(buf);
+        if (!next)
+            rc = -EWTP_ENOMEM;
     }
-    return dump(json_pack("{s:o, s:o}", "items", items, "next", next), json);
+    if (rc < 0) {
+        ewtp_store_status_free(items, cnt);
+        return rc;
+    }
+    out->items = items;
+    out->n = cnt;
+    out->next = next;
+    return 0;
 }
 
 /* ---- dispatcher --------------------------------------------------------------------------- */
@@ -2132,9 +2141,9 @@ static const struct ewtp_store_ops sqlite_ops = {
     .batch_commit = sq_batch_commit,
     .batch_rollback = sq_batch_rollback,
     .get = sq_get,
-    .status_json = sq_status_json,
-    .events_json = sq_events_json,
-    .list_json = sq_list_json,
+    .status_get = sq_status_get,
+    .events = sq_events,
+    .list = sq_list,
     .claim_due = sq_claim_due,
     .requeue_expired = sq_requeue_expired,
     .record_outcome = sq_record_outcome,

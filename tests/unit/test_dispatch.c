@@ -15,6 +15,7 @@
 #include <ewtp/errors.h>
 
 #include "backoff.h"
+#include "api_json.h"
 #include "store.h"
 #include "whsig.h"
 
@@ -212,7 +213,7 @@ static void test_store_poll(void **state)
     ewtp_store_msgs_free(g, 1);
     /* the status object shows no next attempt for a submitted message */
     char *json = NULL;
-    assert_int_equal(ewtp_store_status_json(st, "t1", "b", &json), 0);
+    assert_int_equal(ewtp_api_status_json(st, "t1", "b", &json), 0);
     assert_non_null(strstr(json, "\"next_attempt_at\":null"));
     free(json);
     ewtp_store_close(st);

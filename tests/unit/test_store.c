@@ -21,6 +21,7 @@
 
 #include <ewtp/errors.h>
 
+#include "api_json.h"
 #include "store.h"
 
 #define T0 INT64_C(1795000000000) /* 2026-11-18T11:06:40Z */
@@ -107,7 +108,7 @@ static void accept_ok(struct ewtp_store *st, const char *tenant, const char *id,
 static json_t *status(struct ewtp_store *st, const char *tenant, const char *id)
 {
     char *text = NULL;
-    assert_int_equal(ewtp_store_status_json(st, tenant, id, &text), 0);
+    assert_int_equal(ewtp_api_status_json(st, tenant, id, &text), 0);
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
     free(text);
@@ -117,7 +118,7 @@ static json_t *status(struct ewtp_store *st, const char *tenant, const char *id)
 static json_t *events(struct ewtp_store *st, const char *tenant, const char *id)
 {
     char *text = NULL;
-    assert_int_equal(ewtp_store_events_json(st, tenant, id, &text), 0);
+    assert_int_equal(ewtp_api_events_json(st, tenant, id, &text), 0);
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
     free(text);
@@ -208,8 +209,8 @@ static void test_accept_new_repeat_conflict(void **state)
 
     /* Another tenant's id is not found, and neither is an unknown one. */
     char *text = NULL;
-    assert_int_equal(ewtp_store_status_json(f->st, "t3", "ord-1", &text), -EWTP_ENOTFOUND);
-    assert_int_equal(ewtp_store_status_json(f->st, "t1", "nope", &text), -EWTP_ENOTFOUND);
+    assert_int_equal(ewtp_api_status_json(f->st, "t3", "ord-1", &text), -EWTP_ENOTFOUND);
+    assert_int_equal(ewtp_api_status_json(f->st, "t1", "nope", &text), -EWTP_ENOTFOUND);
 
     json_t *ev = events(f->st, "t1", "ord-1");
     assert_int_equal(json_array_size(ev), 1);
@@ -1253,7 +1254,7 @@ static void test_list_pagination(void **state)
     for (;;) {
         struct ewtp_store_filter flt = {.tenant = "t1", .limit = 7, .after = cursor};
         char *text = NULL;
-        assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), 0);
+        assert_int_equal(ewtp_api_list_json(f->st, &flt, &text), 0);
         json_t *j = json_loads(text, 0, NULL);
         free(text);
         assert_non_null(j);
@@ -1282,24 +1283,32 @@ static void test_list_pagination(void **state)
 
     struct ewtp_store_filter flt = {.state = "delivering"};
     char *text = NULL;
-    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), 0);
+    assert_int_equal(ewtp_api_list_json(f->st, &flt, &text), 0);
     json_t *j = json_loads(text, 0, NULL);
     free(text);
     assert_int_equal(json_array_size(json_object_get(j, "items")), 2);
     assert_true(json_is_null(json_object_get(j, "next")));
     json_decref(j);
+    /* the same page as rows, as a backend returns it */
+    struct ewtp_store_page page;
+    assert_int_equal(ewtp_store_list(f->st, &flt, &page), 0);
+    assert_int_equal(page.n, 2);
+    assert_null(page.next);
+    assert_int_equal(page.items[0].state, EWTP_STORE_DELIVERING);
+    assert_int_equal(page.items[0].attempts, 1);
+    ewtp_store_page_free(&page);
 
     flt = (struct ewtp_store_filter){.tenant = "t2", .state = "accepted", .destination = "CN"};
-    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), 0);
+    assert_int_equal(ewtp_api_list_json(f->st, &flt, &text), 0);
     j = json_loads(text, 0, NULL);
     free(text);
     assert_int_equal(json_array_size(json_object_get(j, "items")), 4);
     json_decref(j);
 
     flt = (struct ewtp_store_filter){.after = "x1"};
-    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), -EWTP_EINVAL);
+    assert_int_equal(ewtp_api_list_json(f->st, &flt, &text), -EWTP_EINVAL);
     flt = (struct ewtp_store_filter){.state = "lost"};
-    assert_int_equal(ewtp_store_list_json(f->st, &flt, &text), -EWTP_EINVAL);
+    assert_int_equal(ewtp_api_list_json(f->st, &flt, &text), -EWTP_EINVAL);
 
     struct ewtp_store_count *cnt = NULL;
     assert_int_equal(ewtp_store_counts(f->st, &cnt, &n), 0);

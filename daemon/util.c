@@ -1,0 +1,33 @@
+/* util.c — see util.h. */
+#include "util.h"
+
+#include <stdio.h>
+#include <time.h>
+
+int64_t ewtp_clock_ms(int64_t now)
+{
+    if (now > 0)
+        return now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *ewtp_fmt_time(char *buf, size_t size, int64_t ms)
+{
+    /* Floor division so that times before 1970 still print the right second. */
+    int64_t sec = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        sec -= 1;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(buf, size, "1970-01-01T00:00:00.000Z");
+        return buf;
+    }
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    return buf;
+}

@@ -1,0 +1,20 @@
+/* util.h — small helpers every layer of ewtpd and ewtpctl uses (the bottom of daemon/).
+ *
+ * Pure functions over their arguments: no globals, thread-safe. Depends on libc (and
+ * libewtp for digests) only, so any module may include it.
+ */
+#ifndef EWTP_UTIL_H
+#define EWTP_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* now when > 0, else CLOCK_REALTIME in ms since the epoch. */
+int64_t ewtp_clock_ms(int64_t now);
+
+/* RFC 3339 UTC with milliseconds, "2026-11-22T02:00:00.000Z", into buf (at least 32 bytes);
+ * returns buf. */
+const char *ewtp_fmt_time(char *buf, size_t size, int64_t ms);
+
+#endif
