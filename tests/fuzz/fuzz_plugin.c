@@ -1,11 +1,12 @@
 /* fuzz_plugin.c — libFuzzer target for a plugin's interpret, interpret_batch and receive
  * (STYLE §6): what an authority or anyone on the network sends back is the input. Built and
- * run by tests/fuzz/run.sh, once per plugin: EWTP_FUZZ_PLUGIN=cn|be|my|zz.
+ * run by tests/fuzz/run.sh, once per plugin: EWTP_FUZZ_PLUGIN=cn|be|my|rw|zz.
  *
  * The plugin is dlopened from EWTP_FUZZ_PLUGIN_DIR (build-fuzz/plugins) through the
  * offline runner (daemon/runner.h -> loader.h), exactly as ewtpctl does, with empty
  * settings and test identities; the messages are fixed valid golden vectors of that plugin
- * (plugins/<dir>/vectors/<case>/input.json, with call.json's op / authority_ref / chain).
+ * (plugins/<dir>/vectors/<case>/input.json, with call.json's op / authority_ref / chain /
+ * key_state).
  *
  * Input (text, so seeds are readable and tests/fuzz/seeds.py can write them):
  *   line 1   "<mode> <case> <status> <request_index>"
@@ -46,6 +47,7 @@ struct fuzz_case {
     struct ewtp_message *msg;
     struct ewtp_runner_call rc;
     json_t *call_json; /* owns rc's strings */
+    char *key_state;   /* call.json's key_state as bytes (rc.key_state) */
 };
 
 static struct ewtp_runner *runner;
@@ -63,6 +65,7 @@ static const struct {
      {"import-order-311", "import-cancel-623", "export-declaration-603", "import-payment-411"}},
     {"be", "be", {"h7-basic", "invoice-standard-21", "invoice-http-access-point", "credit-note"}},
     {"my", "my", {"answers-submit", "answers-poll", "answers-cancel", "invoice-json"}},
+    {"rw", "rw", {"answers-sale", "answers-init", "declaration-import-road", "credit-note"}},
     {"zz", "template", {"order-basic", "order-cancel", "order-chained", "invoice-vat"}},
 };
 
@@ -105,6 +108,13 @@ static void load_case(const char *dir, const char *vector)
             fc->rc.chain.number = strtoull(chain, &end, 10);
             fc->rc.chain.prev_ref = end && *end == ':' && end[1] ? end + 1 : NULL;
         }
+        const json_t *ks = json_object_get(fc->call_json, "key_state");
+        if (ks && !json_is_null(ks)) {
+            fc->key_state = json_is_string(ks) ? strdup(json_string_value(ks))
+                                               : json_dumps(ks, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            fc->rc.key_state = fc->key_state;
+            fc->rc.key_state_len = fc->key_state ? strlen(fc->key_state) : 0;
+        }
     }
     fc->rc.unsigned_ = true; /* interpret never signs; keeps calls independent of keys */
     if (inst == NULL) {
@@ -124,6 +134,7 @@ static void cleanup(void)
     for (size_t i = 0; i < n_cases; i++) {
         ewtp_message_free(cases[i].msg);
         json_decref(cases[i].call_json);
+        free(cases[i].key_state);
     }
     ewtp_runner_free(runner);
 }
@@ -135,7 +146,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *name = getenv("EWTP_FUZZ_PLUGIN");
     const char *pdir = getenv("EWTP_FUZZ_PLUGIN_DIR");
     if (name == NULL || pdir == NULL) {
-        fprintf(stderr, "fuzz_plugin: set EWTP_FUZZ_PLUGIN (cn|be|my|zz) and "
+        fprintf(stderr, "fuzz_plugin: set EWTP_FUZZ_PLUGIN (cn|be|my|rw|zz) and "
                         "EWTP_FUZZ_PLUGIN_DIR (build-fuzz/plugins)\n");
         exit(1);
     }

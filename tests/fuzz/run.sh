@@ -2,7 +2,7 @@
 # tests/fuzz/run.sh — builds the libFuzzer targets of tests/fuzz/ into build-fuzz/ and runs
 # each for SECONDS (default 60), one at a time. See tests/fuzz/README.md.
 #   tests/fuzz/run.sh [-t SECONDS] [-j JOBS] [--build-only] [TARGET...]
-# TARGET: message json xml config plugin-cn plugin-be plugin-my plugin-zz (default: all).
+# TARGET: message json xml config plugin-cn plugin-be plugin-my plugin-rw plugin-zz (default: all).
 # Findings (crash-*, leak-*, timeout-*, oom-*) land in build-fuzz/findings/<target>/; the
 # corpora grow in build-fuzz/corpus/<target>/ and are kept between runs.
 set -euo pipefail
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(message json xml config plugin-cn plugin-be plugin-my plugin-zz)
+[ ${#targets[@]} -gt 0 ] || targets=(message json xml config plugin-cn plugin-be plugin-my plugin-rw plugin-zz)
 command -v clang >/dev/null || {
   echo "run.sh: clang is missing: apt-get install -y --no-install-recommends clang libclang-rt-14-dev" >&2
   exit 1
@@ -36,7 +36,7 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CC=clang cmake -S "$root" -B "$bdir" -DEWTP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$bdir/configure.log" 2>&1 || {
   cat "$bdir/configure.log" >&2; exit 1; }
-cmake --build "$bdir" -j"$jobs" --target ewtp ewtp-host ewtp-cn ewtp-be ewtp-my ewtp-zz >/dev/null
+cmake --build "$bdir" -j"$jobs" --target ewtp ewtp-host ewtp-cn ewtp-be ewtp-my ewtp-rw ewtp-zz >/dev/null
 
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer $san
         -I"$root/sdk/include" -I"$root/sdk/src" -I"$root/daemon"
