@@ -127,8 +127,13 @@ struct job {
     char *tenant, *id, *reason, *instance;
     ewtpd_reply_fn reply;
     void *reply_arg;
-    int status;
-    char *body;
+    int status; /* J_LOGIN: the plugin's return code */
+    /* the answer to the API (ewtp_dispatch_reply): result, sentence, plugin errors, id */
+    enum ewtp_dispatch_result res;
+    char *res_text;
+    struct ewtp_errors *res_errs;
+    char *res_id;
+    enum ewtp_store_state res_state;
     struct ewtp_header *hdrs;
     size_t n_hdrs;
     void *data;
@@ -228,7 +233,9 @@ static void job_free(struct job *j)
     free(j->id);
     free(j->reason);
     free(j->instance);
-    free(j->body);
+    free(j->res_text);
+    free(j->res_id);
+    ewtp_errors_free(j->res_errs);
     for (size_t i = 0; i < j->n_hdrs; i++) {
         free((char *)j->hdrs[i].name);
         free((char *)j->hdrs[i].value);
@@ -331,20 +338,24 @@ static char *errors_array(const struct ewtp_errors *e)
     return s;
 }
 
-static char *error_body(const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static char *error_body(const char *code, const char *fmt, ...)
+/* Sets the job's answer to the API: res and a sentence (fmt may be NULL). Returns res. */
+static enum ewtp_dispatch_result result(struct job *j, enum ewtp_dispatch_result res,
+                                        const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum ewtp_dispatch_result result(struct job *j, enum ewtp_dispatch_result res,
+                                        const char *fmt, ...)
 {
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    json_t *o =
-        json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "pointer", "", "code", code, "message", text);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return s;
+    free(j->res_text);
+    j->res_text = NULL;
+    j->res = res;
+    if (fmt) {
+        char text[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        j->res_text = strdup(text);
+    }
+    return res;
 }
 
 /* ---- recording ---------------------------------------------------------------------------- */
@@ -1896,23 +1907,19 @@ static int correlate(struct job *j, const struct ewtp_correlation *to, struct ew
     return -EWTP_ENOTFOUND;
 }
 
-/* One inbound item through receive: *status 200/400/404 and *body (malloc'd JSON). */
-static void inbound_one(struct job *j, const char *source, const char *name,
-                        const struct ewtp_header *h, size_t nh, const void *data, size_t len,
-                        int *status, char **body)
+/* One inbound item through receive: the job's answer (result(); j->res_id when OK). */
+static enum ewtp_dispatch_result inbound_one(struct job *j, const char *source, const char *name,
+                                             const struct ewtp_header *h, size_t nh,
+                                             const void *data, size_t len)
 {
     const struct ewtp_plugin *p = j->gi->plugin;
-    if (!PLUGIN_HAS(p, receive)) {
-        *status = 400;
-        *body = error_body("unsupported", "plugin %s takes no inbound receipts", p->name);
-        return;
-    }
+    free(j->res_id);
+    j->res_id = NULL;
+    if (!PLUGIN_HAS(p, receive))
+        return result(j, EWTP_DISPATCH_UNSUPPORTED, "plugin %s takes no inbound receipts", p->name);
     struct ewtp_arena *a = ewtp_arena_new();
-    if (a == NULL) {
-        *status = 503;
-        *body = error_body("internal", "out of memory");
-        return;
-    }
+    if (a == NULL)
+        return result(j, EWTP_DISPATCH_FAILED, "out of memory");
     int64_t now = ewtpd_now_ms();
     struct ewtp_inbound in = {.size = sizeof(in),
                               .source = source,
@@ -1930,52 +1937,63 @@ static void inbound_one(struct job *j, const char *source, const char *name,
     struct ewtp_outcome o = EWTP_OUTCOME_INIT();
     int rc = p->receive(ewtp_instance_state(j->gi->inst), &in, &to, &o);
     struct ewtp_store_msg *m = NULL;
+    enum ewtp_dispatch_result res;
     if (rc != 0) {
-        *status = 400;
-        *body = error_body("unrecognised", "plugin %s does not recognise this item", p->name);
+        res = result(j, EWTP_DISPATCH_UNRECOGNISED, "plugin %s does not recognise this item",
+                     p->name);
     } else if (correlate(j, &to, &m) != 0) {
-        *status = 404;
-        *body = error_body(
-            "not_found", "no message matches %s %s", to.message_id ? "id" : "authority reference",
-            to.message_id ? to.message_id : (to.authority_ref ? to.authority_ref : "(none)"));
+        res = result(j, EWTP_DISPATCH_NOT_FOUND, "no message matches %s %s",
+                     to.message_id ? "id" : "authority reference",
+                     to.message_id ? to.message_id
+                                   : (to.authority_ref ? to.authority_ref : "(none)"));
     } else {
         /* A cancellation confirmed by a receipt file (China's 624) ends the message as a
          * cancel answer would. */
         record_receipt(j, m, &o, o.verdict == EWTP_V_CANCELLED ? EWTP_OP_CANCEL : EWTP_OP_SUBMIT,
                        data, len, source, now);
-        json_t *r = json_pack("{s:s}", "message", m->id);
-        *body = r ? json_dumps(r, JSON_COMPACT) : NULL;
-        json_decref(r);
-        *status = 200;
+        j->res_id = strdup(m->id);
+        res = j->res_id ? result(j, EWTP_DISPATCH_OK, NULL)
+                        : result(j, EWTP_DISPATCH_FAILED, "out of memory");
         ewtp_store_msgs_free(m, 1);
     }
     ewtp_arena_free(a);
+    return res;
 }
 
 static void inbound_work(void *arg)
 {
     struct job *j = arg;
     if (j->gi == NULL) {
-        j->status = 404;
-        j->body = error_body("not_found", "no plugin instance %s", j->instance);
+        result(j, EWTP_DISPATCH_NOT_FOUND, "no plugin instance %s", j->instance);
         return;
     }
-    inbound_one(j, "http", j->instance, j->hdrs, j->n_hdrs, j->data, j->len, &j->status, &j->body);
+    inbound_one(j, "http", j->instance, j->hdrs, j->n_hdrs, j->data, j->len);
 }
 
 static void reply_done(void *arg)
 {
     struct job *j = arg;
     if (j->reply) {
-        char *b = j->body;
-        j->body = NULL;
-        j->reply(j->reply_arg, j->status, b);
+        const struct ewtp_dispatch_reply r = {.result = j->res,
+                                              .message = j->res_text,
+                                              .errors = j->res_errs,
+                                              .id = j->res_id,
+                                              .state = j->res_state};
+        j->reply(j->reply_arg, &r);
         j->reply = NULL;
     }
     /* A cancel on disk: the dispatcher claims it now (or once the authority has the message). */
-    if (j->kind == J_CANCELREQ && j->status == 202 && !j->ds->stopped)
+    if (j->kind == J_CANCELREQ && j->res == EWTP_DISPATCH_OK && !j->ds->stopped)
         ewtp_dispatcher_kick(j->ds->d);
     job_end(j);
+}
+
+/* Answers an API request at once with res and a sentence. */
+static void reply_now(ewtpd_reply_fn reply, void *arg, enum ewtp_dispatch_result res,
+                      const char *message)
+{
+    const struct ewtp_dispatch_reply r = {.result = res, .message = message};
+    reply(arg, &r);
 }
 
 /* A job that answers an API request through reply, holding the current generation; NULL
@@ -1985,11 +2003,12 @@ static struct job *reply_job(struct ewtpd *d, enum job_kind kind, ewtpd_reply_fn
     struct ewtp_dispatcher *ds = d->dispatcher;
     struct job *j = ds && !ds->stopped ? job_new(ds, kind) : NULL;
     if (j == NULL) {
-        reply(arg, 503, error_body("unavailable", "the dispatcher is not running"));
+        reply_now(reply, arg, EWTP_DISPATCH_UNAVAILABLE, "the dispatcher is not running");
         return NULL;
     }
     j->reply = reply;
     j->reply_arg = arg;
+    j->res = EWTP_DISPATCH_FAILED; /* until the work says otherwise */
     j->gen = ewtpd_gen_acquire(d);
     return j;
 }
@@ -2002,10 +2021,10 @@ static void reply_submit(struct ewtpd *d, struct job *j, bool filled, ewtp_work_
     void *arg = j->reply_arg;
     if (!filled) {
         job_free(j);
-        reply(arg, 503, error_body("internal", "out of memory"));
+        reply_now(reply, arg, EWTP_DISPATCH_FAILED, "out of memory");
     } else if (ewtp_workers_submit(d->workers, work, reply_done, j) != 0) {
         job_free(j);
-        reply(arg, 503, error_body("unavailable", "shutting down"));
+        reply_now(reply, arg, EWTP_DISPATCH_UNAVAILABLE, "shutting down");
     }
 }
 
@@ -2083,19 +2102,21 @@ static void spool_work(void *arg)
             }
             char *data = NULL;
             size_t len = 0;
-            int status = 400;
-            char *body = NULL;
+            enum ewtp_dispatch_result res =
+                result(j, EWTP_DISPATCH_UNRECOGNISED, "unreadable or larger than %d bytes",
+                       INBOUND_MAX_BYTES);
             if (ewtp_read_file(path, INBOUND_MAX_BYTES, &data, &len) == 0 &&
                 len <= INBOUND_MAX_BYTES)
-                inbound_one(j, "spool", e->d_name, NULL, 0, data, len, &status, &body);
+                res = inbound_one(j, "spool", e->d_name, NULL, 0, data, len);
             int64_t age = ewtpd_now_ms() - (int64_t)sb.st_mtime * 1000;
-            if (status == 200)
+            if (res == EWTP_DISPATCH_OK)
                 spool_move(dir, "done", e->d_name);
-            else if (status == 400 || (status == 404 && age > SPOOL_UNMATCHED_KEEP_MS)) {
-                ewtpd_log(LOG_WARNING, "spool %s: %s: %s", dir, e->d_name, body ? body : "");
+            else if (res == EWTP_DISPATCH_UNSUPPORTED || res == EWTP_DISPATCH_UNRECOGNISED ||
+                     (res == EWTP_DISPATCH_NOT_FOUND && age > SPOOL_UNMATCHED_KEEP_MS)) {
+                ewtpd_log(LOG_WARNING, "spool %s: %s: %s", dir, e->d_name,
+                          j->res_text ? j->res_text : "");
                 spool_move(dir, "failed", e->d_name);
             }
-            free(body);
             free(data);
             free(path);
         }
@@ -2152,22 +2173,20 @@ static enum ewtp_amqp_disposition amqp_receipt(void *arg, const struct ewtp_amqp
     char *data = copy_nul(d->body, d->len);
     if (data == NULL)
         return EWTP_AMQP_LATER;
-    int status = 400;
-    char *body = NULL;
-    inbound_one(j, "amqp", d->message_id ? d->message_id : queue, NULL, 0, data, d->len, &status,
-                &body);
+    enum ewtp_dispatch_result res =
+        inbound_one(j, "amqp", d->message_id ? d->message_id : queue, NULL, 0, data, d->len);
     free(data);
     enum ewtp_amqp_disposition disp = EWTP_AMQP_ACK;
-    if (status == 404 && ewtpd_now_ms() - d->first_seen_ms <= SPOOL_UNMATCHED_KEEP_MS)
+    if (res == EWTP_DISPATCH_NOT_FOUND &&
+        ewtpd_now_ms() - d->first_seen_ms <= SPOOL_UNMATCHED_KEEP_MS)
         disp = EWTP_AMQP_LATER;
-    else if (status >= 500)
+    else if (res == EWTP_DISPATCH_FAILED || res == EWTP_DISPATCH_UNAVAILABLE)
         disp = EWTP_AMQP_LATER;
-    else if (status != 200) {
+    else if (res != EWTP_DISPATCH_OK) {
         ewtpd_log(LOG_WARNING, "amqp %s: queue %s: message %s rejected: %s", j->gi->conf->name,
-                  queue, d->message_id ? d->message_id : "(no id)", body ? body : "");
+                  queue, d->message_id ? d->message_id : "(no id)", j->res_text ? j->res_text : "");
         disp = EWTP_AMQP_REJECT;
     }
-    free(body);
     return disp;
 }
 
@@ -2249,28 +2268,28 @@ static void cancel_work(void *arg)
     struct ewtp_store_msg *m = NULL;
     int rc = ewtp_store_get(store_of(j), j->tenant, j->id, &m);
     if (rc != 0) {
-        j->status = rc == -EWTP_ENOTFOUND ? 404 : 503;
-        j->body = error_body(rc == -EWTP_ENOTFOUND ? "not_found" : "internal", "%s",
-                             rc == -EWTP_ENOTFOUND ? "no such message" : ewtp_strerror(rc));
+        if (rc == -EWTP_ENOTFOUND)
+            result(j, EWTP_DISPATCH_NOT_FOUND, "no such message");
+        else
+            result(j, EWTP_DISPATCH_FAILED, "%s", ewtp_strerror(rc));
         return;
     }
     j->msgs = m;
     j->n = 1;
     j->gi = ewtp_gen_instance(j->gen, m->plugin);
-    j->status = 409;
     if (j->gi == NULL) {
-        j->body = error_body("conflict", "plugin instance %s is not configured now", m->plugin);
+        result(j, EWTP_DISPATCH_CONFLICT, "plugin instance %s is not configured now", m->plugin);
         return;
     }
     const struct ewtp_plugin *p = j->gi->plugin;
     if (!(p->ops & EWTP_OP_BIT(EWTP_OP_CANCEL))) {
-        j->body = error_body("conflict", "the %s authority takes no cancellation through plugin %s",
-                             p->country, p->name);
+        result(j, EWTP_DISPATCH_CONFLICT,
+               "the %s authority takes no cancellation through plugin %s", p->country, p->name);
         return;
     }
     if (m->state == EWTP_STORE_REJECTED || m->state == EWTP_STORE_CANCELLED) {
-        j->body = error_body("conflict", "the message is %s: there is nothing to cancel",
-                             ewtp_store_state_name(m->state));
+        result(j, EWTP_DISPATCH_CONFLICT, "the message is %s: there is nothing to cancel",
+               ewtp_store_state_name(m->state));
         return;
     }
     int64_t now = ewtpd_now_ms();
@@ -2280,13 +2299,15 @@ static void cancel_work(void *arg)
         struct ewtp_errors *errs = ewtp_errors_new();
         rc = errs ? cancel_build(j, now, errs) : -EWTP_ENOMEM;
         if (rc != 0 || ewtp_errors_blocking(errs) > 0) {
-            char *all = errs && ewtp_errors_count(errs) ? ewtp_errors_to_json(errs) : NULL;
-            if (all == NULL && rc != -EWTP_EINVAL)
-                j->status = 503;
-            j->body = all ? all
-                      : rc == -EWTP_EINVAL
-                          ? error_body("conflict", "the plugin cannot build a cancel request")
-                          : error_body("internal", "%s", ewtp_strerror(rc));
+            if (errs && ewtp_errors_count(errs)) {
+                result(j, EWTP_DISPATCH_CONFLICT, "the plugin refuses this cancel");
+                j->res_errs = errs;
+                return;
+            }
+            if (rc == -EWTP_EINVAL)
+                result(j, EWTP_DISPATCH_CONFLICT, "the plugin cannot build a cancel request");
+            else
+                result(j, EWTP_DISPATCH_FAILED, "%s", ewtp_strerror(rc));
             ewtp_errors_free(errs);
             return;
         }
@@ -2297,21 +2318,20 @@ static void cancel_work(void *arg)
     rc = ewtp_store_op_request(store_of(j), j->tenant, j->id, "cancel", j->reason, now, &repeat,
                                &st);
     if (rc != 0) {
-        j->status = rc == -EWTP_EINVAL ? 409 : 503;
-        j->body = rc == -EWTP_EINVAL
-                      ? error_body("conflict", "the message is %s: there is nothing to cancel",
-                                   ewtp_store_state_name(st))
-                      : error_body("unavailable",
-                                   "the cancel could not be "
-                                   "recorded: %s",
-                                   ewtp_strerror(rc));
+        if (rc == -EWTP_EINVAL)
+            result(j, EWTP_DISPATCH_CONFLICT, "the message is %s: there is nothing to cancel",
+                   ewtp_store_state_name(st));
+        else
+            result(j, EWTP_DISPATCH_UNAVAILABLE, "the cancel could not be recorded: %s",
+                   ewtp_strerror(rc));
         return;
     }
-    json_t *r = json_pack("{s:s,s:s,s:s}", "id", m->id, "state", ewtp_store_state_name(st),
-                          "cancel", "requested");
-    j->body = r ? json_dumps(r, JSON_COMPACT) : NULL;
-    json_decref(r);
-    j->status = 202;
+    j->res_id = strdup(m->id);
+    j->res_state = st;
+    if (j->res_id)
+        result(j, EWTP_DISPATCH_OK, NULL);
+    else
+        result(j, EWTP_DISPATCH_FAILED, "out of memory");
 }
 
 /* A claimed cancel (worker): closes it when its message ended without the authority, builds

@@ -87,16 +87,36 @@ void ewtp_dispatcher_free(struct ewtpd *d);
 /* Something was accepted: look for due work now rather than at the next scan. */
 void ewtp_dispatcher_kick(struct ewtpd *d);
 
-/* Completion of an asynchronous API operation: HTTP status and a JSON body (malloc'd,
- * ownership passes to the callee) on the loop thread. */
-typedef void (*ewtpd_reply_fn)(void *arg, int status, char *json_body);
-/* POST /v1/messages/{id}/cancel: 202 when the plugin's cancel request is queued, 409 with
- * the reason when the plugin or the message's state allows no cancel now, 404. */
+/* What the dispatcher answers to an API operation (cancel, inbound). The API layer maps it to
+ * HTTP (http_messages.c); the dispatcher knows no status codes or bodies. */
+enum ewtp_dispatch_result {
+    EWTP_DISPATCH_OK = 0,       /* done: the cancel is recorded, the inbound item correlated */
+    EWTP_DISPATCH_NOT_FOUND,    /* no such message (of this tenant), instance, or match */
+    EWTP_DISPATCH_CONFLICT,     /* the message's state or the plugin allows it not now */
+    EWTP_DISPATCH_UNSUPPORTED,  /* the plugin takes no such item at all */
+    EWTP_DISPATCH_UNRECOGNISED, /* the plugin does not recognise the item */
+    EWTP_DISPATCH_UNAVAILABLE,  /* the dispatcher or the store cannot take it now */
+    EWTP_DISPATCH_FAILED,       /* an error of ours (out of memory, a store error) */
+};
+/* Borrowed for the duration of the reply callback. */
+struct ewtp_dispatch_reply {
+    enum ewtp_dispatch_result result;
+    const char *message;              /* unless OK: a sentence for the sender */
+    const struct ewtp_errors *errors; /* CONFLICT from the plugin's checks: its errors, or NULL */
+    const char *id;                   /* OK: the message concerned */
+    enum ewtp_store_state state;      /* OK (cancel): the message's state now */
+};
+/* Completion of an asynchronous API operation, on the loop thread. */
+typedef void (*ewtpd_reply_fn)(void *arg, const struct ewtp_dispatch_reply *r);
+/* POST /v1/messages/{id}/cancel: OK when the cancel is recorded (sent once the authority has
+ * the message), CONFLICT with the reason (or the plugin's errors) when the plugin or the
+ * message's state allows no cancel now, NOT_FOUND. */
 void ewtp_dispatcher_cancel(struct ewtpd *d, const char *tenant, const char *id, const char *reason,
                             ewtpd_reply_fn reply, void *arg);
 /* POST /v1/inbound/{instance} (already authenticated): hands the body to the plugin's
- * receive and records the outcome. 200 {"message":id} when correlated, 404 when no message
- * matches, 400 when the plugin does not recognise it. headers/body are copied. */
+ * receive and records the outcome. OK with the message's id when correlated, NOT_FOUND when
+ * no message matches, UNRECOGNISED/UNSUPPORTED when the plugin takes no such item.
+ * headers/body are copied. */
 void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
                              const struct ewtp_header *headers, size_t n_headers, const void *body,
                              size_t len, ewtpd_reply_fn reply, void *arg);

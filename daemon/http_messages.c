@@ -377,15 +377,84 @@ static bool json_within(const char *s, size_t len, const struct json_limits *lim
     return true;
 }
 
-static void dispatcher_reply(void *arg, int status, char *json_body)
+/* The dispatcher's answer (cancel, inbound) as HTTP: 202 (cancel) or 200 (inbound) when OK,
+ * else the status of the result and an error list, the plugin's errors when it gave some. */
+static int dispatch_status(enum ewtp_dispatch_result res)
+{
+    switch (res) {
+    case EWTP_DISPATCH_OK:
+        return 200;
+    case EWTP_DISPATCH_NOT_FOUND:
+        return 404;
+    case EWTP_DISPATCH_CONFLICT:
+        return 409;
+    case EWTP_DISPATCH_UNSUPPORTED:
+    case EWTP_DISPATCH_UNRECOGNISED:
+        return 400;
+    case EWTP_DISPATCH_UNAVAILABLE:
+    case EWTP_DISPATCH_FAILED:
+        break;
+    }
+    return 503;
+}
+
+static const char *dispatch_code(enum ewtp_dispatch_result res)
+{
+    switch (res) {
+    case EWTP_DISPATCH_OK:
+        return "ok";
+    case EWTP_DISPATCH_NOT_FOUND:
+        return "not_found";
+    case EWTP_DISPATCH_CONFLICT:
+        return "conflict";
+    case EWTP_DISPATCH_UNSUPPORTED:
+        return "unsupported";
+    case EWTP_DISPATCH_UNRECOGNISED:
+        return "unrecognised";
+    case EWTP_DISPATCH_UNAVAILABLE:
+        return "unavailable";
+    case EWTP_DISPATCH_FAILED:
+        break;
+    }
+    return "internal";
+}
+
+static char *dispatch_error_json(const struct ewtp_dispatch_reply *d)
+{
+    if (d->errors && ewtp_errors_count(d->errors) > 0)
+        return ewtp_errors_to_json(d->errors);
+    json_t *o = json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "pointer", "", "code",
+                          dispatch_code(d->result), "message", d->message ? d->message : "");
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static void cancel_reply(void *arg, const struct ewtp_dispatch_reply *d)
 {
     struct http_req *r = arg;
-    if (json_body == NULL && status >= 400)
-        json_body = ewtp_http_error_json(status == 404   ? "not_found"
-                                         : status == 409 ? "conflict"
-                                                         : "error",
-                                         "");
-    ewtp_http_reply(r, status, json_body);
+    if (d->result != EWTP_DISPATCH_OK) {
+        ewtp_http_reply(r, dispatch_status(d->result), dispatch_error_json(d));
+        return;
+    }
+    json_t *o = json_pack("{s:s,s:s,s:s}", "id", d->id, "state", ewtp_store_state_name(d->state),
+                          "cancel", "requested");
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    ewtp_http_reply(r, 202, s);
+}
+
+static void inbound_reply(void *arg, const struct ewtp_dispatch_reply *d)
+{
+    struct http_req *r = arg;
+    if (d->result != EWTP_DISPATCH_OK) {
+        ewtp_http_reply(r, dispatch_status(d->result), dispatch_error_json(d));
+        return;
+    }
+    json_t *o = json_pack("{s:s}", "message", d->id);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    ewtp_http_reply(r, 200, s);
 }
 
 void ewtp_http_cancel(struct http_req *r)
@@ -438,7 +507,7 @@ void ewtp_http_cancel(struct http_req *r)
             if (copy == NULL || tenant == NULL || id == NULL)
                 ewtp_http_reply(r, 500, NULL);
             else
-                ewtp_dispatcher_cancel(r->d, tenant, id, copy, dispatcher_reply, r);
+                ewtp_dispatcher_cancel(r->d, tenant, id, copy, cancel_reply, r);
             free(copy);
             free(tenant);
             free(id);
@@ -528,7 +597,7 @@ void ewtp_http_inbound(struct http_req *r)
     char *body = r->body;
     size_t len = r->body_len;
     r->body = NULL; /* kept alive below even if the reply frees r synchronously */
-    ewtp_dispatcher_inbound(r->d, instance, hs, n, body ? body : "", len, dispatcher_reply, r);
+    ewtp_dispatcher_inbound(r->d, instance, hs, n, body ? body : "", len, inbound_reply, r);
     free(body);
     free(hs);
 }
