@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -27,6 +28,7 @@
 #include "runner.h"
 
 #define TOKEN_MAX (64 * 1024)
+#define TOKEN_MIN 32 /* bytes of a bearer token outside dev_mode */
 #define DEFAULT_STATE_DIR "/run/ewtpd"
 #define DEFAULT_SQLITE_PATH "/var/lib/ewtpd/ewtpd.sqlite"
 
@@ -51,6 +53,7 @@ struct ld {
     struct ewtp_errors *why;
     struct config_full *full;
     bool oom;
+    bool dev_mode; /* dev_mode = true: short tokens and readable secret files allowed */
 };
 
 /* ---- messages --------------------------------------------------------------------------- */
@@ -342,7 +345,22 @@ static int get_secret(struct ld *l, const config_setting_t *g, const char *prefi
         }
         free(c);
     }
-    return get_file(l, g, prefix, name, required, out);
+    rc = get_file(l, g, prefix, name, required, out);
+    if (rc <= 0 || *out == NULL)
+        return rc;
+    /* A secret readable by others is no longer a secret (issue 19). */
+    struct stat st;
+    if (!l->dev_mode && stat(*out, &st) == 0 && (st.st_mode & 077) != 0) {
+        char setting[512];
+        join(setting, sizeof(setting), prefix, name);
+        ERR(l, config_setting_get_member(g, name), setting,
+            "%s is readable by its group or others (mode %04o): a secret file must be mode 0600 "
+            "or 0400 (chmod 600 %s), or set dev_mode = true; for a loopback-only development "
+            "setup",
+            *out, (unsigned)(st.st_mode & 07777), *out);
+        return -1;
+    }
+    return 1;
 }
 
 /* SHA-256 hex of the token in file (trailing whitespace and newlines dropped). */
@@ -371,6 +389,12 @@ static int token_sha256(struct ld *l, const config_setting_t *m, const char *set
         rc = -1;
     } else if (memchr(buf + start, '\n', len) != NULL) {
         ERR(l, m, setting, "%s holds several lines: a token file holds one token", file);
+        rc = -1;
+    } else if (len < TOKEN_MIN && !l->dev_mode) {
+        ERR(l, m, setting,
+            "%s holds a token of %zu bytes: a bearer token needs at least %d (for instance "
+            "openssl rand -hex 32), or set dev_mode = true; for a loopback-only development setup",
+            file, len, TOKEN_MIN);
         rc = -1;
     } else {
         unsigned char md[EVP_MAX_MD_SIZE];
@@ -423,6 +447,25 @@ static bool is_country(const char *s)
            (strlen(s) == 2 && isupper((unsigned char)s[0]) && isupper((unsigned char)s[1]));
 }
 
+/* A loopback address, parsed (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or "localhost"; never a
+ * text prefix ("127.0.0.1.example.com" is a name, not loopback). */
+static bool is_loopback_address(const char *a)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (strcasecmp(a, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, a, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, a, &v6) == 1) {
+        static const unsigned char one[16] = {[15] = 1};
+        static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+        return memcmp(v6.s6_addr, one, 16) == 0 ||
+               (memcmp(v6.s6_addr, mapped, 12) == 0 && v6.s6_addr[12] == 127);
+    }
+    return false;
+}
+
 /* "http://127.0.0.1:8490/x" -> is the host a loopback address? */
 static bool url_host_is_loopback(const char *url)
 {
@@ -448,8 +491,7 @@ static bool url_host_is_loopback(const char *url)
             hl = n;
         snprintf(host, sizeof(host), "%.*s", (int)hl, h);
     }
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcasecmp(host, "localhost") == 0;
+    return is_loopback_address(host);
 }
 
 /* https:// anywhere; http:// only to loopback (simulators and local proxies). */
@@ -472,11 +514,6 @@ static void check_url(struct ld *l, const config_setting_t *g, const char *prefi
         return;
     }
     ERR(l, m, setting, "%s is not an absolute https:// URL", url);
-}
-
-static bool is_loopback_address(const char *a)
-{
-    return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 || strcasecmp(a, "localhost") == 0;
 }
 
 static void kind_names(char *out, size_t size)
@@ -739,6 +776,12 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
             t->webhook_url = dup_or_oom(l, url);
         }
         get_secret(l, g, prefix, "webhook_secret_file", false, &t->webhook_secret_file);
+        if (t->webhook_url && config_setting_get_member(g, "webhook_secret_file") == NULL) {
+            join(s, sizeof(s), prefix, "webhook_secret_file");
+            ERR(l, g, s,
+                "required when webhook_url is set: webhooks are always signed, so that the "
+                "tenant can tell them from forgeries");
+        }
         if (t->webhook_secret_file && config_setting_get_member(g, "webhook_url") == NULL) {
             join(s, sizeof(s), prefix, "webhook_secret_file");
             WARN(l, config_setting_get_member(g, "webhook_secret_file"), s,
@@ -775,18 +818,10 @@ static void load_store(struct ld *l, const config_setting_t *root)
 
 static void load_delivery(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"max_attempts",
-                                        "max_age_ms",
-                                        "base_delay_ms",
-                                        "max_delay_ms",
-                                        "request_timeout_ms",
-                                        "lease_ms",
-                                        "poll_interval_ms",
-                                        "scan_interval_ms",
-                                        "workers",
-                                        "max_in_flight",
-                                        "wait_timeout_ms",
-                                        NULL};
+    static const char *const known[] = {"max_attempts",     "max_age_ms",         "base_delay_ms",
+                                        "max_delay_ms",     "request_timeout_ms", "lease_ms",
+                                        "poll_interval_ms", "scan_interval_ms",   "workers",
+                                        "max_in_flight",    "wait_timeout_ms",    NULL};
     struct ewtp_delivery_conf *d = &l->full->pub.delivery;
     const config_setting_t *g = get_group(l, root, "", "delivery");
     if (g)
@@ -1337,6 +1372,21 @@ int ewtp_config_check_includes(const char *path, struct ewtp_errors *why)
     return rc;
 }
 
+/* dev_mode relaxes secret checks: only when nothing listens beyond this machine. */
+static void check_dev_mode(struct ld *l, const config_setting_t *root)
+{
+    const struct ewtp_config *c = &l->full->pub;
+    if (!l->dev_mode)
+        return;
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        const char *a = c->listeners[i].address;
+        if (a == NULL || !is_loopback_address(a))
+            ERR(l, config_setting_get_member(root, "dev_mode"), "dev_mode",
+                "is only allowed when every listener is on loopback; listener %zu is on %s", i,
+                a ? a : "every address");
+    }
+}
+
 int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_errors *why)
 {
     *out = NULL;
@@ -1384,12 +1434,15 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
         rc = config_error_type(&cfg) == CONFIG_ERR_FILE_IO ? -EWTP_EIO : -EWTP_EINVAL;
     } else {
         const config_setting_t *root = config_root_setting(&cfg);
-        static const char *const known[] = {"plugin_dir", "state_dir", "admin_socket", "listeners",
-                                            "tenants",    "store",     "delivery",     "limits",
-                                            "plugins",    "routes",    "keys",         NULL};
+        static const char *const known[] = {
+            "plugin_dir", "state_dir", "admin_socket", "listeners", "tenants",  "store", "delivery",
+            "limits",     "plugins",   "routes",       "keys",      "dev_mode", NULL};
         check_known(&l, root, "", known);
+        get_bool(&l, root, "", "dev_mode", false, &l.dev_mode);
+        l.full->pub.dev_mode = l.dev_mode;
         load_top(&l, root);
         load_listeners(&l, root);
+        check_dev_mode(&l, root);
         load_tenants(&l, root);
         load_store(&l, root);
         load_delivery(&l, root);

@@ -161,6 +161,9 @@ struct ewtp_config {
     struct ewtp_delivery_conf delivery;
     struct ewtp_limits_conf limits;
     struct ewtp_store_conf store;
+    /* dev_mode = true; (only with every listener on loopback): short bearer tokens and secret
+     * files readable by group or others are accepted; logged at start. */
+    bool dev_mode;
 };
 
 /* 0 and a new configuration (caller frees), or -EWTP_EINVAL / -EWTP_EIO with every problem

@@ -388,6 +388,10 @@ static int run(const char *path)
     event_add(ev_term, NULL);
     event_add(ev_int, NULL);
     event_add(ev_hup, NULL);
+    if (ewtp_gen_config(d.gen)->dev_mode)
+        ewtpd_log(LOG_WARNING,
+                  "dev_mode = true: short bearer tokens and secret files readable by others are "
+                  "accepted (every listener is on loopback); never use it in production");
     ewtpd_log(LOG_INFO, "ewtpd ready: %s, generation %llu, %zu plugin instances", path,
               (unsigned long long)ewtp_gen_id(d.gen), ewtp_gen_instance_count(d.gen));
     sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)ewtp_gen_id(d.gen));

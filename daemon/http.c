@@ -1126,6 +1126,17 @@ static SSL_CTX *make_tls(const struct ewtp_listener_conf *lc, size_t i, struct e
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Mozilla's "intermediate" profile (v5.7): TLS 1.2 with ECDHE (or DHE) and AEAD suites
+     * only, no static RSA key exchange, no CBC; TLS 1.3's suites are all acceptable. */
+    static const char intermediate[] =
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    if (SSL_CTX_set_cipher_list(ctx, intermediate) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                      "TLS_CHACHA20_POLY1305_SHA256") != 1) {
+        ewtp_errors_add(why, "", "tls", "listeners[%zu]: cannot set the TLS cipher suites", i);
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, lc->cert_file) != 1) {
         tls_error(why, i, "cannot use certificate", lc->cert_file);
         goto fail;

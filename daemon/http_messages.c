@@ -346,20 +346,20 @@ static bool json_within(const char *s, size_t len, const struct json_limits *lim
                 if (s[i] == '\\')
                     i++;
             if (i - start > lim->string_len) {
-                    snprintf(why, whylen,
-                             "a string of %zu bytes at offset %zu: at most %zu bytes per string",
-                             i - start, start, lim->string_len);
-                    return false;
+                snprintf(why, whylen,
+                         "a string of %zu bytes at offset %zu: at most %zu bytes per string",
+                         i - start, start, lim->string_len);
+                return false;
             }
             /* A string directly followed by ':' is a key of the innermost object. */
             size_t k = i + 1;
             while (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
                 k++;
             if (k < len && s[k] == ':' && depth > 0 && obj[depth] && ++keys[depth] > lim->keys) {
-                    snprintf(why, whylen,
-                             "an object with more than %zu members: at most %zu keys per object",
-                             lim->keys, lim->keys);
-                    return false;
+                snprintf(why, whylen,
+                         "an object with more than %zu members: at most %zu keys per object",
+                         lim->keys, lim->keys);
+                return false;
             }
         } else if (c == '{' || c == '[') {
             if (depth >= lim->depth || depth >= 64) {

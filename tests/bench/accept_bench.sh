@@ -50,6 +50,7 @@ echo bench-token >"$tmp/token"
 mkdir -p "$tmp/run"
 cat >"$tmp/ewtpd.conf" <<CONF
 plugin_dir = "$build/plugins";
+dev_mode = true;
 state_dir = "$tmp/run";
 admin_socket = "$tmp/run/ewtpd.sock";
 listeners = ( { address = "127.0.0.1"; port = $api; } );

@@ -18,7 +18,8 @@ port, dead_port = free_port(), free_port()
 
 
 def config(base_delay_ms, max_attempts):
-    return f"""state_dir = "{tmp}/run";
+    return f"""dev_mode = true;
+state_dir = "{tmp}/run";
 plugin_dir = "{PLUGINS}";
 listeners = ( {{ address = "127.0.0.1"; port = {port}; }} );
 tenants = ( {{ id = "t"; token_file = "{tmp}/token"; destinations = [ "*" ]; }} );

@@ -119,6 +119,7 @@ def write_ewtpd_config(tmp, api_port, rest, name="ewtpd.conf"):
     path."""
     head = """
 plugin_dir = "%(plugins)s";
+dev_mode = true;
 state_dir = "%(tmp)s/run";
 admin_socket = "%(tmp)s/run/ewtpd.sock";
 listeners = ( { address = "127.0.0.1"; port = %(api)d; } );

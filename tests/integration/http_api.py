@@ -11,13 +11,14 @@ import os
 import re
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (PLUGINS, SRC, check, checks, free_port, http_call,  # noqa: E402
-                          load_json, log_tail, make_tmp, openssl, parse_json, read_log,
+from ewtp_harness import (PLUGINS, SRC, check, check_config, checks, free_port,  # noqa: E402
+                          http_call, load_json, log_tail, make_tmp, openssl, parse_json, read_log,
                           remove_tmp, sanitizer_report, spawn_ewtpd, stop, wait_until,
                           write_token, zz_order)
 
@@ -41,8 +42,8 @@ def make_pki(d):
 
 
 def write_config(d):
-    for name, token in (("t1.token", "token-one"), ("t2.token", "token-two"),
-                        ("inbound.token", "inbound-secret")):
+    for name, token in (("t1.token", "token-one-of-the-http-api-test-0001"), ("t2.token", "token-two-of-the-http-api-test-0002"),
+                        ("inbound.token", "inbound-secret-of-the-http-api-0003")):
         write_token(d, name, token, 0o600)
     conf = """
 plugin_dir = "%(plugins)s";
@@ -76,6 +77,45 @@ routes = ( { destination = "ZZ"; instance = "zz-test"; } );
     with open(path, "w") as f:
         f.write(conf)
     return path
+
+
+def config_checks(d, conf):
+    """Issue 19: secrets and dev_mode, through ewtpd -t on variants of the test's config."""
+    text = open(conf).read()
+
+    def variant(name, new_text):
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(new_text)
+        return check_config(path)
+
+    r = check_config(conf)
+    check(r.returncode == 0, "the test's configuration passes ewtpd -t (%s)" % r.stderr[-300:])
+    os.chmod(os.path.join(d, "t1.token"), 0o644)
+    r = variant("readable.conf", text)
+    os.chmod(os.path.join(d, "t1.token"), 0o600)
+    check(r.returncode != 0 and "t1.token is readable by its group or others (mode 0644)"
+          in r.stderr and "tenants[0].token_file" in r.stderr,
+          "a token file of mode 0644 is refused with a sentence (%s)" % r.stderr[-300:])
+    write_token(d, "short.token", "x" * 31, 0o600)
+    r = variant("short.conf", text.replace('"t1.token"', '"short.token"'))
+    check(r.returncode != 0 and "a token of 31 bytes: a bearer token needs at least 32"
+          in r.stderr, "a 31-byte bearer token is refused (%s)" % r.stderr[-300:])
+    r = variant("devshort.conf", "dev_mode = true;\n" + text.replace('"t1.token"', '"short.token"'))
+    check(r.returncode == 0, "dev_mode accepts a short token on loopback (%s)" % r.stderr[-300:])
+    r = variant("devwide.conf", "dev_mode = true;\n" + text.replace(
+        '{ address = "127.0.0.1"; port = 0; admin = true; }',
+        '{ address = "0.0.0.0"; port = 0; admin = true; }'))
+    check(r.returncode != 0 and "dev_mode: is only allowed when every listener is on loopback"
+          in r.stderr, "dev_mode refused with a listener on 0.0.0.0 (%s)" % r.stderr[-300:])
+    r = variant("prefix.conf", text.replace(
+        '{ address = "127.0.0.1"; port = 0; },', '{ address = "127.0.0.1.nip.io"; port = 0; },', 1))
+    check(r.returncode != 0 and "127.0.0.1.nip.io would carry tenants' tokens in clear"
+          in r.stderr, "loopback is an address, not the text prefix 127. (%s)" % r.stderr[-300:])
+    r = variant("webhook.conf", text.replace(
+        'token_file = "t2.token";', 'token_file = "t2.token"; webhook_url = "https://example.com/h";'))
+    check(r.returncode != 0 and "tenants[1].webhook_secret_file: required when webhook_url is set"
+          in r.stderr, "a webhook_url without a secret is refused (%s)" % r.stderr[-300:])
 
 
 class Daemon:
@@ -131,9 +171,10 @@ def main():
     tmp = make_tmp("ewtp-http-")
     make_pki(tmp)
     conf = write_config(tmp)
+    config_checks(tmp, conf)
     dmn = Daemon(conf, tmp)
     plain, tls, mtls, admin = dmn.ports
-    T1, T2 = "token-one", "token-two"
+    T1, T2 = "token-one-of-the-http-api-test-0001", "token-two-of-the-http-api-test-0002"
 
     # ---- submit, idempotency ---------------------------------------------------------------
     m = order("ord-1")
@@ -235,10 +276,10 @@ def main():
     check(st == 404 and is_error_json(doc), "cancel unknown id -> 404")
     st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", {"reference": "r"})
     check(st == 401 and is_error_json(doc), "inbound without token -> 401")
-    st, doc, _ = request(plain, "POST", "/v1/inbound/nope", {"reference": "r"}, "inbound-secret")
+    st, doc, _ = request(plain, "POST", "/v1/inbound/nope", {"reference": "r"}, "inbound-secret-of-the-http-api-0003")
     check(st == 404 and is_error_json(doc), "inbound to unknown instance -> 404")
     st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test",
-                         {"reference": "unknown-ref", "status": "accepted"}, "inbound-secret")
+                         {"reference": "unknown-ref", "status": "accepted"}, "inbound-secret-of-the-http-api-0003")
     check(st in (200, 400, 404) and isinstance(doc, dict), "inbound with token -> %s" % st)
 
     # ---- hostile bodies: the loop stays responsive (issue 19.1) ------------------------------
@@ -295,11 +336,11 @@ def main():
           and "at most 16 keys per object" in msgs[0],
           "cancel body of 600 keys -> 400 naming the key limit (%s %s)" % (st, doc))
     deep = b"[" * 100 + b"]" * 100
-    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", deep, "inbound-secret")
+    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", deep, "inbound-secret-of-the-http-api-0003")
     check(st == 400 and doc.get("error") == "limit" and "at most 64 levels" in doc.get("message", ""),
           "inbound body 100 levels deep -> 400 naming the depth limit (%s %s)" % (st, doc))
     wide = keys_body(5000)
-    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", wide, "inbound-secret")
+    st, doc, _ = request(plain, "POST", "/v1/inbound/zz-test", wide, "inbound-secret-of-the-http-api-0003")
     check(st == 400 and doc.get("error") == "limit"
           and "at most 1000 keys per object" in doc.get("message", ""),
           "inbound body of 5,000 keys -> 400 naming the key limit (%s %s)" % (st, doc))
@@ -326,6 +367,20 @@ def main():
     check(st == 200 and doc.get("id") == "ord-1", "https with bearer token")
     st, doc, _ = request(tls, "GET", "/v1/messages/ord-1", ctx=ctx)
     check(st == 401, "https without credentials -> 401")
+    # Mozilla "intermediate" only (issue 19): openssl s_client offering one suite at a time.
+    def handshake(*args):
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls,
+                            "-CAfile", os.path.join(tmp, "ca.crt")] + list(args),
+                           input="", capture_output=True, text=True, timeout=30)
+        m = re.search(r"Cipher is (\S+)", r.stdout)
+        return m.group(1) if m and m.group(1) != "(NONE)" else None
+    for suite in ("AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"):
+        got = handshake("-tls1_2", "-cipher", suite + ":@SECLEVEL=0")
+        check(got is None, "TLS 1.2 suite %s refused (%s)" % (suite, got))
+    got = handshake("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    check(got == "ECDHE-RSA-AES128-GCM-SHA256", "intermediate suite works (%s)" % got)
+    got = handshake("-tls1_3")
+    check(got is not None and got.startswith("TLS_"), "TLS 1.3 works (%s)" % got)
     cctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
     cctx.load_cert_chain(os.path.join(tmp, "client.crt"), os.path.join(tmp, "client.key"))
     st, doc, _ = request(mtls, "POST", "/v1/messages", order("shop-1"), ctx=cctx)
@@ -390,7 +445,7 @@ def main():
     # A complete head followed by a slow body is bounded by timeout_ms, not header_timeout.
     s = socket.create_connection(("127.0.0.1", plain))
     payload = json.dumps(order("slow-body")).encode()
-    s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-one\r\n"
+    s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-one-of-the-http-api-test-0001\r\n"
               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload))
     t0 = time.time()
     sent = 0

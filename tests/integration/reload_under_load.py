@@ -48,6 +48,7 @@ subprocess.run(["cc", "-std=c11", "-fPIC", "-shared", "-fvisibility=hidden",
 GOOD = f"""# reload test configuration
 plugin_dir = "{plugin_dir}";
 state_dir = "{tmp}/run";
+dev_mode = true;
 listeners = ( {{ address = "127.0.0.1"; port = {api_port}; }} );
 tenants = ( {{ id = "load"; token_file = "{tmp}/token"; destinations = [ "*" ]; }} );
 store = {{ backend = "sqlite"; path = "{tmp}/ewtpd.sqlite"; }};

@@ -14,7 +14,8 @@ from ewtp_harness import (PLUGINS, check, checks, free_port, log_tail, make_tmp,
 tmp = make_tmp("ewtp-notify-")
 write_token(tmp, "token", "t")
 port = free_port()
-GOOD = f"""state_dir = "{tmp}/run";
+GOOD = f"""dev_mode = true;
+state_dir = "{tmp}/run";
 plugin_dir = "{PLUGINS}";
 listeners = ( {{ address = "127.0.0.1"; port = {port}; }} );
 tenants = ( {{ id = "t"; token_file = "{tmp}/token"; destinations = [ "*" ]; }} );

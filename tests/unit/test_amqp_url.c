@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,7 @@ static void write_file(const char *name, const char *text)
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+    chmod(path, 0600);
 }
 
 static int load(const char *plugin, struct ewtp_config **c, struct ewtp_errors *why)

@@ -289,7 +289,7 @@ static void test_relative_paths_and_tokens(void **state)
     test_write_file(sub, "ewtp-fake.so", "not really");
     test_write_file(sub, "t.conf",
                     MINIMAL_LISTENER
-                    "state_dir = \"run\";\n"
+                    "state_dir = \"run\"; dev_mode = true;\n"
                     "store = { path = \"db/x.sqlite\"; };\n"
                     "tenants = ( { id = \"a\"; token_file = \"a.token\"; kinds = \"order\"; "
                     "destinations = [ \"CN\", \"BE\" ]; } );\n"
@@ -353,7 +353,8 @@ static void test_kinds_and_destinations(void **state)
     struct ewtp_errors *why = ewtp_errors_new();
     struct ewtp_config *c = NULL;
     const char *ok = MINIMAL_LISTENER
-        "tenants = ( { id = \"x\"; token_file = \"tok\"; kinds = [ \"order\", \"payment\", "
+        "dev_mode = true; tenants = ( { id = \"x\"; token_file = \"tok\"; kinds = [ \"order\", "
+        "\"payment\", "
         "\"declaration\" ]; } );\n"
         "plugins = ( { name = \"i\"; file = \"tok\"; endpoint = \"https://h/\"; } );\n"
         "routes = ( { destination = \"ZZ\"; kinds = [ \"*\" ]; instance = \"i\"; },\n"

@@ -55,7 +55,7 @@ static char *write_conf(const struct fx *f, const char *settings, const char *pl
     char *text = NULL;
     assert_true(asprintf(&text,
                          "plugin_dir = \"%s/plugins\";\n"                            /* 1 */
-                         "state_dir = \"run\";\n"                                    /* 2 */
+                         "state_dir = \"run\"; dev_mode = true;\n"                   /* 2 */
                          "listeners = ( { address = \"127.0.0.1\"; port = 0; } );\n" /* 3 */
                          "tenants = (\n"                                             /* 4 */
                          "  { id = \"a\"; token_file = \"a.token\"; destinations = [ \"ZZ\" ];\n"

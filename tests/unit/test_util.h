@@ -3,6 +3,7 @@
 #ifndef EWTP_TEST_UTIL_H
 #define EWTP_TEST_UTIL_H
 
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -30,6 +31,7 @@ static inline void test_write_file(const char *dir, const char *name, const char
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+    chmod(path, 0600); /* secret files must not be readable by others (issue 19) */
 }
 
 #endif
