@@ -35,6 +35,7 @@
 #include "runner.h"
 #include "store_backend.h"
 #include "httpc.h"
+#include "transport.h"
 #include "webhooks.h"
 
 #define CLAIM_MAX 64
@@ -122,7 +123,8 @@ struct job {
     struct token *token;   /* J_LOGIN: the token it fetches */
     size_t split;          /* deliver_prepare: send nothing, deliver in this many pieces */
     struct ewtp_httpc_resp *resp;
-    bool send; /* after the worker step: send reqs from the loop */
+    bool send;                           /* after the worker step: send reqs from the loop */
+    const struct ewtp_transport_ops *tp; /* how reqs go out (transport.h) */
     /* cancel and inbound */
     char *tenant, *id, *reason, *instance;
     ewtpd_reply_fn reply;
@@ -619,85 +621,6 @@ static void read_auth(struct job *j)
     free(tok);
 }
 
-/* ---- spool transport ------------------------------------------------------------------------ */
-
-static int write_atomic(const char *dir, const char *name, const void *data, size_t len)
-{
-    char *tmp = ewtp_store_asprintf("%s/.%s.tmp", dir, name);
-    char *dst = ewtp_store_asprintf("%s/%s", dir, name);
-    int rc = -EWTP_EIO;
-    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640) : -1;
-    if (fd >= 0) {
-        const char *p = data;
-        size_t left = len;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-            p += w;
-            left -= (size_t)w;
-        }
-        if (left == 0 && fsync(fd) == 0)
-            rc = 0;
-        if (close(fd) != 0)
-            rc = -EWTP_EIO;
-        if (rc == 0 && rename(tmp, dst) != 0)
-            rc = -EWTP_EIO;
-        if (rc != 0)
-            unlink(tmp);
-        int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (dfd >= 0) {
-            fsync(dfd); /* the rename itself must survive a crash */
-            close(dfd);
-        }
-    }
-    free(tmp);
-    free(dst);
-    return rc;
-}
-
-/* A request path as a plain file name: no directories, no hidden or parent names. */
-static const char *spool_name(struct ewtp_arena *a, const char *path)
-{
-    if (path == NULL)
-        return NULL;
-    while (*path == '/')
-        path++;
-    char *s = ewtp_arena_strdup(a, path);
-    for (char *p = s; p && *p; p++)
-        if (*p == '/' || *p == '\\')
-            *p = '_';
-    if (s == NULL || *s == '\0' || *s == '.')
-        return NULL;
-    return s;
-}
-
-/* Writes every request into spool_out: 0, or -EWTP_EIO with *why. */
-static int spool_write(struct job *j, const char **why)
-{
-    const char *dir = j->gi->conf->spool_out;
-    if (dir == NULL) {
-        *why = "the instance has no spool_out directory";
-        return -EWTP_EIO;
-    }
-    mkdir(dir, 0750);
-    for (size_t i = 0; i < j->n_reqs; i++) {
-        const char *name = spool_name(j->arena, j->reqs[i]->path);
-        if (name == NULL) {
-            *why = "the plugin gave a request path that is not a file name";
-            return -EWTP_EIO;
-        }
-        if (write_atomic(dir, name, j->reqs[i]->body, j->reqs[i]->body_len) != 0) {
-            *why =
-                ewtp_arena_printf(j->arena, "cannot write %s/%s: %s", dir, name, strerror(errno));
-            return -EWTP_EIO;
-        }
-    }
-    return 0;
-}
-
 /* ---- delivery: worker steps ---------------------------------------------------------------- */
 
 static void interpret_done(void *arg);
@@ -746,48 +669,7 @@ static bool fits_limits(struct job *j, const struct ewtp_out *out)
     return false;
 }
 
-/* ---- amqp transport ------------------------------------------------------------------------- */
-
-/* Publishes every request to the instance's broker (worker thread, blocking). The broker's
- * confirm reads as an empty 200 answer, as a spool write does; a failure as a transport
- * error (status 0): the plugin's interpret decides (RETRY). */
-static void amqp_deliver(struct job *j, int64_t now)
-{
-    const struct ewtp_plugin *p = j->gi->plugin;
-    const void *state = ewtp_instance_state(j->gi->inst);
-    char *why = NULL;
-    int rc = 0;
-    size_t i = 0;
-    for (; rc == 0 && i < j->n_reqs; i++) {
-        free(why);
-        rc = ewtp_amqp_publish(j->ds->amqp, j->gi->conf, j->reqs[i],
-                               policy_conf(j)->request_timeout_ms, &why);
-    }
-    const struct ewtp_response resp =
-        EWTP_RESPONSE_INIT(.status = rc == 0 ? 200 : 0,
-                           .request_index = (unsigned)(i > 0 ? i - 1 : 0),
-                           .transport_error = rc == 0 ? NULL : why);
-    struct ewtp_outcome **o = outcomes_new(j->arena, j->n);
-    int irc = o ? 0 : -EWTP_ENOMEM;
-    if (irc == 0 && j->n > 1 && PLUGIN_HAS(p, interpret_batch))
-        irc = p->interpret_batch(state, j->callp, j->n, &resp, o);
-    else
-        for (size_t k = 0; irc == 0 && k < j->n; k++)
-            irc = p->interpret(state, &j->calls[k], &resp, o[k]);
-    struct ewtp_outcome fb =
-        EWTP_OUTCOME_INIT(.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
-                          .code = rc == 0 ? "published" : "amqp",
-                          .message = rc == 0 ? "confirmed by the AMQP broker" : why);
-    for (size_t k = 0; k < j->n; k++) {
-        const struct ewtp_outcome *oc = irc == 0 ? o[k] : &fb;
-        /* Nothing the broker did not confirm counts as delivered, whatever a plugin says. */
-        if (rc != 0 && oc->verdict != EWTP_V_RETRY && oc->verdict != EWTP_V_REJECTED)
-            oc = &fb;
-        record_delivery(j, &j->msgs[k], oc, j->chain_number[k], NULL, (unsigned)resp.request_index,
-                        NULL, now);
-    }
-    free(why);
-}
+static void transport_start(struct job *j);
 
 static void deliver_prepare(void *arg)
 {
@@ -884,32 +766,7 @@ static void deliver_prepare(void *arg)
     ewtp_errors_free(errs);
     if (!fits_limits(j, out))
         return;
-    if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
-        const char *why = NULL;
-        rc = spool_write(j, &why);
-        for (size_t i = 0; i < j->n; i++) {
-            struct ewtp_outcome o =
-                EWTP_OUTCOME_INIT(.verdict = rc == 0 ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
-                                  .code = rc == 0 ? "spooled" : "spool",
-                                  .message = rc == 0 ? "written to the spool directory" : why);
-            /* Receipts of a spooled message come back as files and are correlated by the
-             * reference the plugin names for a written request (China: the CEB key), so
-             * the plugin is asked as for an empty 200 answer; only that reference is kept. */
-            struct ewtp_outcome pi = EWTP_OUTCOME_INIT();
-            const struct ewtp_response sr = EWTP_RESPONSE_INIT(.status = 200);
-            if (rc == 0 && j->n == 1 && p->interpret(state, &j->calls[i], &sr, &pi) == 0 &&
-                pi.verdict == EWTP_V_SUBMITTED)
-                o.authority_ref = pi.authority_ref;
-            record_delivery(j, &j->msgs[i], &o, j->chain_number[i], NULL, 0, NULL, now);
-        }
-        return;
-    }
-    if (j->gi->conf->transport == EWTP_TRANSPORT_AMQP) {
-        amqp_deliver(j, now);
-        return;
-    }
-    read_auth(j);
-    j->send = true;
+    transport_start(j);
 }
 
 /* Ends attempt op_attempt of a J_CANCEL job's operation (fenced by its lease in the store). */
@@ -947,10 +804,64 @@ static void op_retry(struct job *j, const char *code, const char *message, int64
     op_end(j, dead ? EWTP_STORE_OP_FAILED : EWTP_STORE_OP_RETRY, next, code, message, now);
 }
 
-static void interpret_step(void *arg)
+/* The reference the plugin knows before sending call k's message (ABI 1.4 reference); for an
+ * older plugin, what its interpret says of an empty 200 answer, for one message alone. */
+static const char *known_reference(struct job *j, size_t k)
 {
-    struct job *j = arg;
+    const struct ewtp_plugin *p = j->gi->plugin;
+    const void *state = ewtp_instance_state(j->gi->inst);
+    if (PLUGIN_HAS(p, reference))
+        return p->reference(state, &j->calls[k]);
+    if (j->n != 1)
+        return NULL;
+    struct ewtp_outcome pi = EWTP_OUTCOME_INIT();
+    const struct ewtp_response sr = EWTP_RESPONSE_INIT(.status = 200);
+    if (p->interpret(state, &j->calls[k], &sr, &pi) == 0 && pi.verdict == EWTP_V_SUBMITTED)
+        return pi.authority_ref;
+    return NULL;
+}
+
+/* The end of a send on a transport that hands messages over (spool, amqp): submitted with
+ * the reference the plugin knows, or retried with the transport's error. */
+static void handed_over(struct job *j, int64_t now)
+{
+    const struct ewtp_httpc_resp *tr = j->resp;
+    const struct ewtp_transport_ops *tp = j->tp;
+    bool ok = tr->status >= 200 && tr->status < 300;
+    const char *why = tr->error ? tr->error : "the transport failed";
+    j->send = false;
+    if (j->kind == J_CANCEL) {
+        /* Sent; the authority's answer to the cancel comes back as a receipt. */
+        if (ok)
+            op_end(j, EWTP_STORE_OP_DONE, 0, tp->handed_code, tp->handed_message, now);
+        else
+            op_retry(j, tp->name, why, 0, now);
+        return;
+    }
+    if (j->kind != J_DELIVER)
+        return;
+    for (size_t k = 0; k < j->n; k++) {
+        struct ewtp_outcome o = EWTP_OUTCOME_INIT(.verdict = ok ? EWTP_V_SUBMITTED : EWTP_V_RETRY,
+                                                  .code = ok ? tp->handed_code : tp->name,
+                                                  .message = ok ? tp->handed_message : why);
+        /* Receipts come back as files or queue messages and are correlated by the reference
+         * the plugin names for the message (China: the CEB key). */
+        if (ok)
+            o.authority_ref = known_reference(j, k);
+        record_delivery(j, &j->msgs[k], &o, j->chain_number[k], NULL, (unsigned)j->next_req, NULL,
+                        now);
+    }
+}
+
+/* Every completion of a send, whatever the transport, ends here (on a worker): the answer is
+ * interpreted (https) or the hand-over recorded (spool, amqp). */
+static void complete(struct job *j)
+{
     int64_t now = ewtpd_now_ms();
+    if (!j->tp->answers) {
+        handed_over(j, now);
+        return;
+    }
     const struct ewtp_plugin *p = j->gi->plugin;
     const void *state = ewtp_instance_state(j->gi->inst);
     struct ewtp_httpc_resp *tr = j->resp;
@@ -993,6 +904,11 @@ static void interpret_step(void *arg)
         return;
     }
     op_retry(j, oc->code, oc->message, oc->retry_after_ms, now);
+}
+
+static void interpret_step(void *arg)
+{
+    complete(arg);
 }
 
 /* ---- delivery: loop steps ------------------------------------------------------------------ */
@@ -1047,51 +963,67 @@ static void on_answer(void *arg, struct ewtp_httpc_resp *resp)
 
 static bool need_token(struct job *j);
 
+static struct ewtp_transport_req transport_req(struct job *j)
+{
+    return (struct ewtp_transport_req){.ic = j->gi->conf,
+                                       .req = j->reqs[j->next_req],
+                                       .auth_header = j->auth_header,
+                                       .timeout_ms = policy_conf(j)->request_timeout_ms,
+                                       .arena = j->arena};
+}
+
+/* Loop: the next request on a transport that sends from the loop (https). */
 static void send_next(struct job *j)
 {
     if (need_token(j))
         return; /* sent once the token arrives */
-    const struct ewtp_instance_conf *ic = j->gi->conf;
-    const struct ewtp_request *r = j->reqs[j->next_req];
-    char *url = ewtp_httpc_join(ic->endpoint ? ic->endpoint : "", r->path);
-    size_t nh = r->n_headers;
-    struct ewtp_header *h = calloc(nh + 1, sizeof(*h));
-    if (url == NULL || h == NULL) {
-        free(url);
-        free(h);
-        on_answer(j, NULL);
+    const struct ewtp_transport_env env = {.http = j->ds->tr, .amqp = j->ds->amqp};
+    const struct ewtp_transport_req r = transport_req(j);
+    j->tp->send(&env, &r, on_answer, j);
+}
+
+static void keep_resp(void *arg, struct ewtp_httpc_resp *resp)
+{
+    *(struct ewtp_httpc_resp **)arg = resp;
+}
+
+/* Worker: every request on a blocking transport (spool, amqp), in order, the next only after
+ * a 2xx; then the same completion as an answer from the loop. */
+static void send_blocking(struct job *j)
+{
+    const struct ewtp_transport_env env = {.http = NULL, .amqp = j->ds->amqp};
+    struct ewtp_httpc_resp *resp = NULL;
+    for (;;) {
+        const struct ewtp_transport_req r = transport_req(j);
+        resp = NULL;
+        j->tp->send(&env, &r, keep_resp, &resp);
+        if (resp == NULL || resp->status < 200 || resp->status >= 300 ||
+            j->next_req + 1 >= j->n_reqs)
+            break;
+        ewtp_httpc_resp_free(resp);
+        j->next_req++;
+    }
+    if (resp == NULL)
+        resp = ewtp_transport_failure("out of memory");
+    if (resp == NULL)
+        return; /* the lease expires; sent again later */
+    ewtp_httpc_resp_free(j->resp);
+    j->resp = resp;
+    complete(j);
+}
+
+/* Worker, after the job's requests are built: a blocking transport sends now; the others
+ * from the loop once the worker step is done (prepared). */
+static void transport_start(struct job *j)
+{
+    j->tp = ewtp_transport_of(j->gi->conf->transport);
+    j->next_req = 0;
+    if (j->tp->blocking) {
+        send_blocking(j);
         return;
     }
-    size_t k = 0;
-    for (size_t i = 0; i < nh; i++) {
-        /* The host's own credentials to the authority win over a plugin's. */
-        if (j->auth_header && r->headers[i]->name &&
-            strcasecmp(r->headers[i]->name, "Authorization") == 0)
-            continue;
-        /* The plugin allocated it with its own size: copy by the smaller of the two. */
-        ewtp_sized_copy(&h[k++], sizeof(*h), r->headers[i]);
-    }
-    if (j->auth_header)
-        h[k++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "Authorization",
-                                                      .value = j->auth_header, .secret = true);
-    struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
-    char *why = NULL;
-    int rc = ewtp_httpc_send(j->ds->tr, url, r->method, h, k, r->body, r->body_len, &tls,
-                             policy_conf(j)->request_timeout_ms, on_answer, j, &why);
-    free(h);
-    if (rc != 0) {
-        ewtpd_log(LOG_ERR, "instance %s: %s", ic->name, why ? why : ewtp_strerror(rc));
-        struct ewtp_httpc_resp *resp = calloc(1, sizeof(*resp));
-        if (resp)
-            resp->error = why ? why : strdup(ewtp_strerror(rc));
-        else
-            free(why);
-        free(url);
-        on_answer(j, resp);
-        return;
-    }
-    free(why);
-    free(url);
+    read_auth(j);
+    j->send = true;
 }
 
 static void start_one(struct ewtp_dispatcher *ds, enum job_kind kind, struct ewtp_gen *gen,
@@ -1646,10 +1578,11 @@ static void poll_prepare(void *arg)
         j->gi->plugin->poll(ewtp_instance_state(j->gi->inst), &j->calls[0], out) != 0)
         return;
     j->n_reqs = ewtp_out_requests(out, &j->reqs);
-    if (j->n_reqs == 0 || j->gi->conf->transport != EWTP_TRANSPORT_HTTPS)
+    /* Only a transport the authority answers on can ask it (receipts of the others come
+     * back inbound). */
+    if (j->n_reqs == 0 || !ewtp_transport_of(j->gi->conf->transport)->answers)
         return;
-    read_auth(j);
-    j->send = true;
+    transport_start(j);
 }
 
 static bool batchable(const struct ewtp_gen_instance *gi, const struct ewtp_store_msg *a,
@@ -2369,30 +2302,7 @@ static void cancel_prepare(void *arg)
         op_retry(j, "internal", ewtp_strerror(rc), 0, now);
         return;
     }
-    if (j->gi->conf->transport == EWTP_TRANSPORT_SPOOL) {
-        const char *why = NULL;
-        if (spool_write(j, &why) == 0)
-            op_end(j, EWTP_STORE_OP_DONE, 0, "spooled", "written to the spool directory", now);
-        else
-            op_retry(j, "spool", why, 0, now);
-        return;
-    }
-    if (j->gi->conf->transport == EWTP_TRANSPORT_AMQP) {
-        /* Published now; the authority's answer comes back as a receipt. */
-        for (size_t i = 0; i < j->n_reqs; i++) {
-            char *why = NULL;
-            if (ewtp_amqp_publish(j->ds->amqp, j->gi->conf, j->reqs[i],
-                                  policy_conf(j)->request_timeout_ms, &why) != 0) {
-                op_retry(j, "amqp", why ? why : "AMQP publish failed", 0, now);
-                free(why);
-                return;
-            }
-        }
-        op_end(j, EWTP_STORE_OP_DONE, 0, "published", "published to the broker", now);
-        return;
-    }
-    read_auth(j);
-    j->send = true;
+    transport_start(j);
 }
 
 /* Moves a claimed operation into a J_CANCEL job of its own. */

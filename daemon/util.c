@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 int64_t ewtp_clock_ms(int64_t now)
@@ -30,4 +31,19 @@ const char *ewtp_fmt_time(char *buf, size_t size, int64_t ms)
     snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
     return buf;
+}
+
+char *ewtp_vasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
+char *ewtp_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = ewtp_vasprintf(fmt, ap);
+    va_end(ap);
+    return s;
 }

@@ -17,4 +17,9 @@ int64_t ewtp_clock_ms(int64_t now);
  * returns buf. */
 const char *ewtp_fmt_time(char *buf, size_t size, int64_t ms);
 
+/* malloc'd printf; NULL when out of memory. */
+char *ewtp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list. */
+char *ewtp_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 #endif

@@ -81,6 +81,8 @@ int cn_translate(const void *state, const struct ewtp_call *c, struct ewtp_out *
                  struct ewtp_errors *errs);
 int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
                  struct ewtp_outcome *o);
+/* ABI 1.4 descriptor reference: the CEB key of a submission, the reference of a cancel. */
+const char *cn_reference(const void *state, const struct ewtp_call *c);
 int cn_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_correlation *to,
                struct ewtp_outcome *o);
 

@@ -440,8 +440,9 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
             return 0;
         }
         if (resp->status < 300) {
-            /* The spool and AMQP transports confirm with an empty answer; a body that is no
-             * receipt (a proxy's page, a truncated file) proves nothing: send again. */
+            /* An empty 2xx is a hand-over (hosts before ABI 1.4 ask that way for the
+             * reference); a body that is no receipt (a proxy's page, a truncated file) proves
+             * nothing: send again. */
             o->verdict = EWTP_V_RETRY;
             o->code = ewtp_arena_printf(c->arena, "HTTP %d", resp->status);
             o->message = "the exchange's answer is neither empty nor a DXP/CEB receipt";
@@ -466,6 +467,15 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     o->message = "handed to the customs client (DXP); receipts arrive in the spool in-folder";
     o->authority_ref = c->op == EWTP_OP_CANCEL ? c->authority_ref : key;
     return 0;
+}
+
+/* ABI 1.4: the reference known before sending. A submission is correlated by its CEB key
+ * (cn_correlation_key: the copNo/guid written into the document), which the receipts that come
+ * back through the spool or the AMQP queue quote; a cancel keeps the message's reference. */
+const char *cn_reference(const void *state, const struct ewtp_call *c)
+{
+    (void)state;
+    return c->op == EWTP_OP_CANCEL ? c->authority_ref : cn_correlation_key(c);
 }
 
 int cn_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_correlation *to,

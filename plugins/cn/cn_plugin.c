@@ -197,4 +197,4 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "cn", .country = "CN",
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT) | EWTP_OP_BIT(EWTP_OP_CANCEL),
                        .create = cn_create, .destroy = cn_destroy, .classify = cn_classify,
                        .validate = cn_validate, .translate = cn_translate,
-                       .interpret = cn_interpret, .receive = cn_receive);
+                       .interpret = cn_interpret, .receive = cn_receive, .reference = cn_reference);

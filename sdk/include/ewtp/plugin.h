@@ -38,6 +38,10 @@
  *   1.3  descriptor login / login_answer (the authority's own login, built and read by the
  *        plugin, the token kept by the host's cache) and struct ewtp_token;
  *        EWTP_SIGN_RSA_SHA512 (host.h).
+ *   1.4  descriptor reference: the authority reference a plugin knows before sending (China:
+ *        the CEB key it wrote into the document), asked by the host when a transport hands a
+ *        message over without an answer (spool, AMQP); older plugins are asked interpret with
+ *        an empty 200 answer instead.
  */
 #ifndef EWTP_PLUGIN_H
 #define EWTP_PLUGIN_H
@@ -429,6 +433,13 @@ struct ewtp_plugin {
     int (*login)(const void *state, const struct ewtp_call *c, struct ewtp_out *out);
     int (*login_answer)(const void *state, const struct ewtp_call *c,
                         const struct ewtp_response *resp, struct ewtp_token *tok);
+    /* 1.4, optional (the host tests EWTP_PLUGIN_HAS(d, reference)): the authority reference
+     * the plugin knows before sending c's message (a key it wrote into the document that the
+     * authority's receipts will quote), or NULL when it knows none. Pure, like interpret; the
+     * string lives in c->arena (or the plugin's state). The host asks it after a transport
+     * handed the message over without an answer (spool written, AMQP broker confirmed), keeps
+     * it as the message's authority reference and correlates later receipts by it. */
+    const char *(*reference)(const void *state, const struct ewtp_call *c);
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
