@@ -7,9 +7,11 @@
 # fails naming any missing test tool (tests/CMakeLists.txt) instead of skipping tests.
 #   make tsan   build with ThreadSanitizer into build-tsan/ and run the thread-sensitive tests
 #   make docs   the SDK reference (Doxygen HTML of sdk/include) into build/docs/html
+#   make package       the Debian packages into build/deb/ (scripts/package.sh)
+#   make package-test  build them, install them on this machine, check, purge (as root)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test tsan docs clean format
+.PHONY: all deps build run test tsan docs clean format package package-test
 
 all: build
 
@@ -53,6 +55,19 @@ docs:
 	mkdir -p build/docs
 	doxygen docs/Doxyfile
 	@echo "docs: build/docs/html/index.html"
+
+# Copies the tree to build/pkg/, runs dpkg-buildpackage -us -uc -b there (nocheck, parallel=2)
+# and collects the .deb files in build/deb/.
+package:
+	scripts/deps.sh package
+	scripts/package.sh
+
+# tests/package/debs.sh (ctest package/debs in make test): its own build folder under /tmp,
+# installs the packages with apt-get, runs the installed ewtpd -t, builds the installed
+# template out of tree, plugin check, purge; cleans up after itself.
+package-test:
+	scripts/deps.sh test
+	tests/package/debs.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ewtp needs, only those missing.
-# Usage: scripts/deps.sh [build|run|test|docs]
+# Usage: scripts/deps.sh [build|run|test|docs|package]
 #   build  compilers and libraries (make build)
 #   run    build + what the simulators of `make run` use: Java, Saxon-HE and xmllint for the
 #          Belgian access point stub (reference/be/peppol/validate.sh), curl for the README
 #   test   run + the tools only the test suite uses (make test, make deps)
 #   docs   doxygen, for the SDK reference of `make docs` (nothing else needs it)
+#   package build + dpkg-dev, debhelper and lintian (make package)
 set -eu
 profile=${1:-build}
 case $profile in
-  build | run | test | docs) ;;
-  *) echo "usage: scripts/deps.sh [build|run|test|docs]" >&2; exit 2 ;;
+  build | run | test | docs | package) ;;
+  *) echo "usage: scripts/deps.sh [build|run|test|docs|package]" >&2; exit 2 ;;
 esac
 want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
@@ -22,6 +23,10 @@ fi
 if [ "$profile" = test ]; then
   want+=(libcmocka-dev xmlsec1 python3 python3-jsonschema sqlite3 clang-format wrk
          rabbitmq-server)
+fi
+# The Debian packages (make package; the package test of make test builds and installs them).
+if [ "$profile" = test ] || [ "$profile" = package ]; then
+  want+=(dpkg-dev debhelper lintian)
 fi
 missing=()
 for p in "${want[@]}"; do
