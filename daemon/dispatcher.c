@@ -33,7 +33,8 @@
 #include "backoff.h"
 #include "batch.h"
 #include "runner.h"
-#include "store_backend.h"
+#include "store.h"
+#include "util.h"
 #include "httpc.h"
 #include "transport.h"
 #include "webhooks.h"
@@ -270,14 +271,6 @@ static struct ewtp_backoff_policy policy(struct job *j)
     return p;
 }
 
-static uint64_t rnd64(void)
-{
-    uint64_t r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-        r = (uint64_t)ewtpd_now_ms() * 6364136223846793005u;
-    return r;
-}
-
 /* A state change was recorded and the store queued its webhook in the same transaction
  * (.webhook of the outcome or receipt): have the webhooks look at the outbox now. */
 static void hooks_kick(struct job *j)
@@ -383,7 +376,7 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
             if (strcasecmp(resp->headers[i].name, "Retry-After") == 0)
                 ra = ewtp_retry_after_ms(resp->headers[i].value, now);
         struct ewtp_backoff_policy p = policy(j);
-        st = ewtp_backoff_decide(&p, m->attempts, m->created_at, now, ra, rnd64(), &next);
+        st = ewtp_backoff_decide(&p, m->attempts, m->created_at, now, ra, ewtp_rnd64(), &next);
     }
     /* ABI 1.2 key_blocked: the authority's numbering and the key's chain disagree. The message
      * is dead instead of rejected, and a dead message holds every later one of its key (the
@@ -434,7 +427,8 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                                      .detail = detail,
                                      .chain = chained ? &ch : NULL,
                                      .now = now,
-                                     .webhook = ewtp_webhooks_wanted(j->gen, m->tenant)};
+                                     .webhook = ewtp_webhooks_wanted(j->gen, m->tenant),
+                                     .owner = m->lease_owner};
     /* ABI 1.2: the plugin's state of the key and the chain's first number, in the same
      * transaction (o is always a host-allocated outcome of this host's size). */
     if (m->ordering_key && (o->key_state_out || o->chain_first > 0)) {
@@ -465,8 +459,11 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
     }
     if (st == EWTP_STORE_SUBMITTED) {
         bool poll = o->poll && j->gi && PLUGIN_HAS(j->gi->plugin, poll);
-        ewtp_store_poll_schedule(store_of(j), m->key,
-                                 poll ? now + policy_conf(j)->poll_interval_ms : -1);
+        int prc = ewtp_store_poll_schedule(store_of(j), m->key,
+                                           poll ? now + policy_conf(j)->poll_interval_ms : -1);
+        if (prc != 0 && prc != -EWTP_EINVAL)
+            ewtpd_log(LOG_ERR, "%s/%s: cannot schedule its poll: %s (polled at once instead)",
+                      m->tenant, m->id, ewtp_strerror(prc));
     }
     if (j->started_us)
         ewtp_metrics_delivery(j->ds->d->metrics, m->plugin, ewtp_store_state_name(st),
@@ -570,22 +567,28 @@ static void call_init(struct job *j, struct ewtp_call *c, const struct ewtp_stor
     c->host = ewtp_gen_host(j->gen);
 }
 
-/* Related messages of c (relation keys from classify), parsed into the job. */
-static void add_related(struct job *j, struct ewtp_call *c, const struct ewtp_store_msg *m)
+/* Related messages of c (relation keys from classify), parsed into the job. Fails closed: a
+ * negative code when the store or memory failed (the message is not translated without them). */
+static int add_related(struct job *j, struct ewtp_call *c, const struct ewtp_store_msg *m)
 {
     const struct ewtp_plugin *p = j->gi->plugin;
     if (!PLUGIN_HAS(p, classify))
-        return;
+        return 0;
     struct ewtp_route_info ri = EWTP_ROUTE_INFO_INIT();
     p->classify(ewtp_instance_state(j->gi->inst), c, &ri);
     if (ri.n_relation_keys == 0 || ri.relation_keys == NULL)
-        return;
+        return 0;
     struct ewtp_store_msg *rel = NULL;
     size_t n = 0;
-    if (ewtp_store_related(store_of(j), ri.relation_keys, ri.n_relation_keys, m->tenant, m->id,
-                           &rel, &n) != 0)
-        return;
+    int rc = ewtp_store_related(store_of(j), ri.relation_keys, ri.n_relation_keys, m->tenant, m->id,
+                                &rel, &n);
+    if (rc != 0)
+        return rc;
     const struct ewtp_related **r = n ? ewtp_arena_alloc(j->arena, n * sizeof(*r)) : NULL;
+    if (n && r == NULL) {
+        ewtp_store_msgs_free(rel, n);
+        return -EWTP_ENOMEM;
+    }
     size_t k = 0;
     for (size_t i = 0; r && i < n; i++) {
         struct ewtp_message *rm = parse_stored(j, &rel[i]);
@@ -601,6 +604,7 @@ static void add_related(struct job *j, struct ewtp_call *c, const struct ewtp_st
     ewtp_store_msgs_free(rel, n);
     c->related = r;
     c->n_related = k;
+    return 0;
 }
 
 static void read_auth(struct job *j)
@@ -616,7 +620,7 @@ static void read_auth(struct job *j)
     }
     while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
         tok[--len] = '\0';
-    j->auth_header = ewtp_store_asprintf("Bearer %s", tok);
+    j->auth_header = ewtp_asprintf("Bearer %s", tok);
     memset(tok, 0, len);
     free(tok);
 }
@@ -659,9 +663,9 @@ static bool fits_limits(struct job *j, const struct ewtp_out *out)
         j->split = pieces;
         return false;
     }
-    char *text = ewtp_store_asprintf("the %s to the %s authority would be %zu bytes; plugin %s "
-                                     "accepts at most %zu bytes per %s",
-                                     what, p->country, size, p->name, limit, what);
+    char *text = ewtp_asprintf("the %s to the %s authority would be %zu bytes; plugin %s "
+                               "accepts at most %zu bytes per %s",
+                               what, p->country, size, p->name, limit, what);
     char *ej = one_error("", "size", text);
     record_local(j, &j->msgs[0], EWTP_V_REJECTED, "size", text, ej);
     free(ej);
@@ -707,25 +711,54 @@ static void deliver_prepare(void *arg)
             return;
         }
         call_init(j, &j->calls[i], m, msg, EWTP_OP_SUBMIT, now);
-        add_related(j, &j->calls[i], m);
+        int rrc = add_related(j, &j->calls[i], m);
+        if (rrc != 0) {
+            /* Never translated without its related messages: again later. */
+            for (size_t k = 0; k < j->n; k++)
+                record_local(j, &j->msgs[k], EWTP_V_RETRY, "related",
+                             "the related messages could not be read", NULL);
+            ewtpd_log(LOG_ERR, "%s/%s: related messages not read: %s", m->tenant, m->id,
+                      ewtp_strerror(rrc));
+            ewtp_errors_free(errs);
+            return;
+        }
         if (m->needs_chain && m->ordering_key) {
             int64_t last = 0;
             char *ref = NULL;
             struct ewtp_chain *ch = ewtp_arena_alloc(j->arena, sizeof(*ch));
-            if (ch && ewtp_store_chain_get(store_of(j), m->ordering_key, &last, &ref) == 0) {
-                *ch = (struct ewtp_chain)EWTP_CHAIN_INIT(.number = (uint64_t)last + 1,
-                                                         .prev_ref =
-                                                             ewtp_arena_strdup(j->arena, ref));
-                j->calls[i].chain = ch;
-                j->chain_number[i] = last + 1;
+            int crc =
+                ch ? ewtp_store_chain_get(store_of(j), m->ordering_key, &last, &ref) : -EWTP_ENOMEM;
+            if (crc != 0) {
+                /* Never sent without its number: the whole job again later. */
+                ewtpd_log(LOG_ERR, "%s/%s: chain of %s not read: %s", m->tenant, m->id,
+                          m->ordering_key, ewtp_strerror(crc));
+                for (size_t k = 0; k < j->n; k++)
+                    record_local(j, &j->msgs[k], EWTP_V_RETRY, "store",
+                                 "the chain position could not be read", NULL);
+                ewtp_errors_free(errs);
+                return;
             }
+            *ch = (struct ewtp_chain)EWTP_CHAIN_INIT(.number = (uint64_t)last + 1,
+                                                     .prev_ref = ewtp_arena_strdup(j->arena, ref));
+            j->calls[i].chain = ch;
+            j->chain_number[i] = last + 1;
             free(ref);
         }
         if (m->ordering_key && p->abi_minor >= 2) {
             /* ABI 1.2: the state the plugin keeps for the key (a device's initialisation). */
             void *ks = NULL;
             size_t ks_len = 0;
-            if (ewtp_store_key_state_get(store_of(j), m->ordering_key, &ks, &ks_len) == 0) {
+            int krc = ewtp_store_key_state_get(store_of(j), m->ordering_key, &ks, &ks_len);
+            if (krc != 0 && krc != -EWTP_ENOTFOUND) {
+                ewtpd_log(LOG_ERR, "%s/%s: state of key %s not read: %s", m->tenant, m->id,
+                          m->ordering_key, ewtp_strerror(krc));
+                for (size_t k = 0; k < j->n; k++)
+                    record_local(j, &j->msgs[k], EWTP_V_RETRY, "store",
+                                 "the ordering key's state could not be read", NULL);
+                ewtp_errors_free(errs);
+                return;
+            }
+            if (krc == 0) {
                 j->calls[i].key_state = ewtp_arena_memdup(j->arena, ks, ks_len);
                 j->calls[i].key_state_len = j->calls[i].key_state ? ks_len : 0;
             }
@@ -800,7 +833,7 @@ static void op_retry(struct job *j, const char *code, const char *message, int64
     struct ewtp_backoff_policy pol = policy(j);
     int64_t next = 0;
     bool dead = ewtp_backoff_decide(&pol, j->op_attempt, j->op_created, now, retry_after_ms,
-                                    rnd64(), &next) == EWTP_STORE_DEAD;
+                                    ewtp_rnd64(), &next) == EWTP_STORE_DEAD;
     op_end(j, dead ? EWTP_STORE_OP_FAILED : EWTP_STORE_OP_RETRY, next, code, message, now);
 }
 
@@ -1127,26 +1160,25 @@ static void token_answer(void *arg, struct ewtp_httpc_resp *resp)
     char *why = NULL;
     if (value == NULL) {
         if (resp == NULL || resp->status == 0)
-            why = ewtp_store_asprintf("authentication at the authority failed: token request to "
-                                      "%s: %s",
-                                      gi && gi->conf->auth.token_url ? gi->conf->auth.token_url
-                                                                     : "(no token_url)",
-                                      resp && resp->error ? resp->error : "no answer");
+            why = ewtp_asprintf("authentication at the authority failed: token request to "
+                                "%s: %s",
+                                gi && gi->conf->auth.token_url ? gi->conf->auth.token_url
+                                                               : "(no token_url)",
+                                resp && resp->error ? resp->error : "no answer");
         else if (resp->status < 200 || resp->status >= 300)
-            why = ewtp_store_asprintf("authentication at the authority failed: the token "
-                                      "endpoint answered HTTP %d (%s; check client_id and "
-                                      "secret_file)",
-                                      resp->status,
-                                      resp->status == 400 || resp->status == 401 ||
-                                              resp->status == 403
-                                          ? "credentials refused"
-                                          : "token endpoint unavailable");
+            why = ewtp_asprintf("authentication at the authority failed: the token "
+                                "endpoint answered HTTP %d (%s; check client_id and "
+                                "secret_file)",
+                                resp->status,
+                                resp->status == 400 || resp->status == 401 || resp->status == 403
+                                    ? "credentials refused"
+                                    : "token endpoint unavailable");
         else
-            why = ewtp_store_asprintf("authentication at the authority failed: no token in the "
-                                      "token endpoint's answer (%s)",
-                                      gi && gi->conf->auth.kind == EWTP_AUTH_JSON_LOGIN
-                                          ? "check token_json_pointer"
-                                          : "no access_token");
+            why = ewtp_asprintf("authentication at the authority failed: no token in the "
+                                "token endpoint's answer (%s)",
+                                gi && gi->conf->auth.kind == EWTP_AUTH_JSON_LOGIN
+                                    ? "check token_json_pointer"
+                                    : "no access_token");
     }
     int64_t life = ttl > 0 && ttl < INT64_MAX / 1000 ? (int64_t)ttl * 1000 : 0;
     token_set(t, value, life, why);
@@ -1163,7 +1195,7 @@ static void token_set(struct token *t, const char *value, int64_t life, const ch
     if (t->value)
         memset(t->value, 0, strlen(t->value));
     free(t->value);
-    t->value = value ? ewtp_store_asprintf("Bearer %s", value) : NULL;
+    t->value = value ? ewtp_asprintf("Bearer %s", value) : NULL;
     if (life <= 0)
         life = TOKEN_DEFAULT_TTL_MS;
     t->expires_at = ewtpd_now_ms() + life;
@@ -1206,10 +1238,11 @@ static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
         char *id = form_escape(a->client_id ? a->client_id : "");
         char *sec = form_escape(secret ? secret : "");
         char *scope = a->scope ? form_escape(a->scope) : NULL;
-        body = id && sec ? ewtp_store_asprintf(
-                               "grant_type=client_credentials&client_id=%s&client_secret=%s%s%s",
-                               id, sec, scope ? "&scope=" : "", scope ? scope : "")
-                         : NULL;
+        body =
+            id && sec
+                ? ewtp_asprintf("grant_type=client_credentials&client_id=%s&client_secret=%s%s%s",
+                                id, sec, scope ? "&scope=" : "", scope ? scope : "")
+                : NULL;
         free(id);
         free(sec);
         free(scope);
@@ -1300,10 +1333,10 @@ static void login_answer(void *arg, struct ewtp_httpc_resp *tr)
     const char *value = rc == 0 && tok.value && tok.value[0] ? tok.value : NULL;
     char *why = NULL;
     if (value == NULL)
-        why = ewtp_store_asprintf("authentication at the authority failed: %s",
-                                  rc != 0     ? ewtp_strerror(rc)
-                                  : tok.error ? tok.error
-                                              : "the login answer carries no token");
+        why = ewtp_asprintf("authentication at the authority failed: %s",
+                            rc != 0     ? ewtp_strerror(rc)
+                            : tok.error ? tok.error
+                                        : "the login answer carries no token");
     token_set(t, value, tok.lifetime_ms, why);
     free(why);
     ewtp_httpc_resp_free(tr);
@@ -1321,7 +1354,7 @@ static void login_built(void *arg)
     }
     const struct ewtp_instance_conf *ic = l->gi->conf;
     if (l->status != 0) {
-        char *why = ewtp_store_asprintf(
+        char *why = ewtp_asprintf(
             "authentication at the authority failed: the plugin cannot build its login (%s; "
             "check the instance's login settings and secret files)",
             ewtp_strerror(l->status));
@@ -1383,10 +1416,9 @@ static void login_start(struct token *t, struct job *j)
  * changes the instance's client, scope or represented taxpayer fetches a new one. */
 static char *token_conf_id(const struct ewtp_auth_conf *a)
 {
-    return ewtp_store_asprintf("%d\n%s\n%s\n%s\n%s\n%s", (int)a->kind,
-                               a->token_url ? a->token_url : "", a->client_id ? a->client_id : "",
-                               a->secret_file ? a->secret_file : "", a->scope ? a->scope : "",
-                               a->onbehalfof ? a->onbehalfof : "");
+    return ewtp_asprintf("%d\n%s\n%s\n%s\n%s\n%s", (int)a->kind, a->token_url ? a->token_url : "",
+                         a->client_id ? a->client_id : "", a->secret_file ? a->secret_file : "",
+                         a->scope ? a->scope : "", a->onbehalfof ? a->onbehalfof : "");
 }
 
 /* The authority refused j's token (401): the next request of the instance logs in again
@@ -1513,7 +1545,9 @@ static void claim_work(void *arg)
                           &ds->next_requeue, &due, now + (c->lease_ms > 4 ? c->lease_ms / 4 : 1),
                           memory_order_relaxed, memory_order_relaxed)) {
         size_t n = 0;
-        ewtp_store_requeue_expired(store_of(j), now, &n);
+        int qrc = ewtp_store_requeue_expired(store_of(j), now, &n);
+        if (qrc != 0)
+            ewtpd_log(LOG_ERR, "cannot return expired leases to the queue: %s", ewtp_strerror(qrc));
         if (n)
             ewtpd_log(LOG_WARNING, "%zu deliveries with an expired lease returned to the queue", n);
     }
@@ -1561,8 +1595,12 @@ static void poll_prepare(void *arg)
     struct job *j = arg;
     const struct ewtp_store_msg *m = &j->msgs[0];
     if (j->gi == NULL || !PLUGIN_HAS(j->gi->plugin, poll) || m->authority_ref == NULL) {
-        if (j->gi && !PLUGIN_HAS(j->gi->plugin, poll))
-            ewtp_store_poll_schedule(store_of(j), m->key, -1);
+        if (j->gi && !PLUGIN_HAS(j->gi->plugin, poll)) {
+            int prc = ewtp_store_poll_schedule(store_of(j), m->key, -1);
+            if (prc != 0 && prc != -EWTP_EINVAL)
+                ewtpd_log(LOG_ERR, "%s/%s: cannot stop its polls: %s", m->tenant, m->id,
+                          ewtp_strerror(prc));
+        }
         return;
     }
     j->arena = ewtp_arena_new();
@@ -1929,6 +1967,13 @@ static void reply_now(ewtpd_reply_fn reply, void *arg, enum ewtp_dispatch_result
     reply(arg, &r);
 }
 
+void ewtp_dispatcher_webhook_counts(struct ewtpd *d, uint64_t *delivered, uint64_t *failed)
+{
+    struct ewtp_dispatcher *ds = d->dispatcher;
+    *delivered = ds && ds->wh ? ewtp_webhooks_delivered(ds->wh) : 0;
+    *failed = ds && ds->wh ? ewtp_webhooks_failed(ds->wh) : 0;
+}
+
 /* A job that answers an API request through reply, holding the current generation; NULL
  * (after answering 503) when the dispatcher is not running. */
 static struct job *reply_job(struct ewtpd *d, enum job_kind kind, ewtpd_reply_fn reply, void *arg)
@@ -2000,9 +2045,9 @@ void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
  * plugin recognises (or unmatched for too long) to failed/. */
 static void spool_move(const char *dir, const char *sub, const char *name)
 {
-    char *d = ewtp_store_asprintf("%s/%s", dir, sub);
-    char *from = ewtp_store_asprintf("%s/%s", dir, name);
-    char *to = ewtp_store_asprintf("%s/%s/%s", dir, sub, name);
+    char *d = ewtp_asprintf("%s/%s", dir, sub);
+    char *from = ewtp_asprintf("%s/%s", dir, name);
+    char *to = ewtp_asprintf("%s/%s/%s", dir, sub, name);
     if (d && from && to) {
         mkdir(d, 0750);
         if (rename(from, to) != 0)
@@ -2027,7 +2072,7 @@ static void spool_work(void *arg)
         while ((e = readdir(dh)) != NULL) {
             if (e->d_name[0] == '.')
                 continue;
-            char *path = ewtp_store_asprintf("%s/%s", dir, e->d_name);
+            char *path = ewtp_asprintf("%s/%s", dir, e->d_name);
             struct stat sb;
             if (path == NULL || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
                 free(path);
@@ -2275,8 +2320,8 @@ static void cancel_prepare(void *arg)
     const struct ewtp_store_msg *m = &j->msgs[0];
     int64_t now = ewtpd_now_ms();
     if (m->state == EWTP_STORE_REJECTED || m->state == EWTP_STORE_CANCELLED) {
-        char *text = ewtp_store_asprintf("the message was %s before its cancel was sent",
-                                         ewtp_store_state_name(m->state));
+        char *text = ewtp_asprintf("the message was %s before its cancel was sent",
+                                   ewtp_store_state_name(m->state));
         op_end(j, m->state == EWTP_STORE_CANCELLED ? EWTP_STORE_OP_DONE : EWTP_STORE_OP_FAILED, 0,
                "message_ended", text, now);
         free(text);

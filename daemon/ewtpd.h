@@ -86,6 +86,8 @@ void ewtp_dispatcher_stop(struct ewtpd *d);
 void ewtp_dispatcher_free(struct ewtpd *d);
 /* Something was accepted: look for due work now rather than at the next scan. */
 void ewtp_dispatcher_kick(struct ewtpd *d);
+/* Loop thread: webhooks delivered and given up by this process (0 when not running). */
+void ewtp_dispatcher_webhook_counts(struct ewtpd *d, uint64_t *delivered, uint64_t *failed);
 
 /* What the dispatcher answers to an API operation (cancel, inbound). The API layer maps it to
  * HTTP (http_messages.c); the dispatcher knows no status codes or bodies. */

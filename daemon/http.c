@@ -920,6 +920,15 @@ static void metrics_done(void *arg)
             "# TYPE ewtp_reloads_total counter\n"
             "ewtp_reloads_total{result=\"ok\"} %llu\newtp_reloads_total{result=\"failed\"} %llu\n",
             (unsigned long long)r->d->reloads_ok, (unsigned long long)r->d->reloads_failed);
+    uint64_t wh_ok = 0, wh_failed = 0;
+    ewtp_dispatcher_webhook_counts(r->d, &wh_ok, &wh_failed);
+    fprintf(f,
+            "# HELP ewtp_webhooks_delivered_total Webhooks the receiver took (2xx), this process.\n"
+            "# TYPE ewtp_webhooks_delivered_total counter\newtp_webhooks_delivered_total %llu\n"
+            "# HELP ewtp_webhooks_failed_total Webhooks given up (refused or out of attempts), "
+            "this process.\n"
+            "# TYPE ewtp_webhooks_failed_total counter\newtp_webhooks_failed_total %llu\n",
+            (unsigned long long)wh_ok, (unsigned long long)wh_failed);
     ewtp_metrics_write(r->d->metrics, f);
     fprintf(f,
             "# HELP ewtp_http_connections Open client connections.\n"

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 int64_t ewtp_clock_ms(int64_t now)
 {
     if (now > 0)
@@ -46,4 +48,12 @@ char *ewtp_asprintf(const char *fmt, ...)
     char *s = ewtp_vasprintf(fmt, ap);
     va_end(ap);
     return s;
+}
+
+uint64_t ewtp_rnd64(void)
+{
+    uint64_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = (uint64_t)ewtp_clock_ms(0) * 6364136223846793005u;
+    return r;
 }

@@ -22,4 +22,7 @@ char *ewtp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with a va_list. */
 char *ewtp_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* 64 random bits (OpenSSL's RAND_bytes; the clock mixed if that fails): jitter, not secrets. */
+uint64_t ewtp_rnd64(void);
+
 #endif

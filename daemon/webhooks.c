@@ -20,7 +20,8 @@
 #include "backoff.h"
 #include "ewtpd.h"
 #include "runner.h"
-#include "store_backend.h"
+#include "store.h"
+#include "util.h"
 #include "whsig.h"
 
 #define SCAN_MS 1000     /* backstop scan: retries that came due, leases of a dead ewtpd */
@@ -130,7 +131,7 @@ static void set_error(struct item *it, const char *fmt, ...)
  * attempt, before and after a restart, carries the same id. */
 static char *webhook_id(const char *tenant, const char *id, const char *state, int64_t at)
 {
-    char *key = ewtp_store_asprintf("%s%c%s%c%s%c%" PRId64, tenant, 0, id, 0, state, 0, at);
+    char *key = ewtp_asprintf("%s%c%s%c%s%c%" PRId64, tenant, 0, id, 0, state, 0, at);
     if (key == NULL)
         return NULL;
     size_t klen = strlen(tenant) + strlen(id) + strlen(state) + 3;
@@ -147,21 +148,13 @@ static char *webhook_id(const char *tenant, const char *id, const char *state, i
     return out;
 }
 
-static uint64_t rnd64(void)
-{
-    uint64_t r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-        r = (uint64_t)ewtpd_now_ms() * 6364136223846793005u;
-    return r;
-}
-
 /* A failed attempt: retry with backoff (transient) or give up. */
 static void decide_failure(struct item *it, bool transient, int64_t retry_after_ms, int64_t now)
 {
     int64_t next = 0;
     enum ewtp_store_state s =
         transient ? ewtp_backoff_decide(&it->retry, it->row.attempts, it->row.created_at, now,
-                                        retry_after_ms, rnd64(), &next)
+                                        retry_after_ms, ewtp_rnd64(), &next)
                   : EWTP_STORE_DEAD;
     if (s == EWTP_STORE_DEAD) {
         it->result = R_GIVE_UP;
@@ -182,7 +175,7 @@ static bool item_prepare(struct item *it, const struct ewtp_gen *g)
                                              .base_ms = c->base_delay_ms,
                                              .max_ms = c->max_delay_ms};
     it->timeout_ms = c->request_timeout_ms;
-    it->what = ewtp_store_asprintf("%s/%s -> %s", it->row.tenant, it->row.id, it->row.state);
+    it->what = ewtp_asprintf("%s/%s -> %s", it->row.tenant, it->row.id, it->row.state);
     const struct ewtp_tenant_conf *tc = ewtp_config_tenant(cfg, it->row.tenant);
     if (tc == NULL || tc->webhook_url == NULL || tc->webhook_url[0] == '\0') {
         /* The tenant no longer wants webhooks (reload): nobody to tell. */
@@ -201,7 +194,7 @@ static bool item_prepare(struct item *it, const struct ewtp_gen *g)
         return false;
     }
     char t[40];
-    ewtp_store_fmt_time(t, sizeof(t), it->row.at);
+    ewtp_fmt_time(t, sizeof(t), it->row.at);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "message.state", "id", it->row.id,
                           "tenant", it->row.tenant, "state", it->row.state, "at", t);
     it->body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -477,13 +470,19 @@ void ewtp_webhooks_free(struct ewtp_webhooks *wh)
     int64_t now = ewtpd_now_ms();
     if (wh->claiming) {
         for (size_t i = 0; i < wh->claiming->n; i++)
-            ewtp_store_webhook_retry(wh->d->store, wh->claiming->items[i]->row.wid, now,
-                                     "ewtpd stopped");
+            if (ewtp_store_webhook_retry(wh->d->store, wh->claiming->items[i]->row.wid, now,
+                                         "ewtpd stopped") != 0)
+                ewtpd_log(LOG_WARNING,
+                          "webhook %" PRIu64 " not made due again (due after "
+                          "its lease)",
+                          wh->claiming->items[i]->row.wid);
         claim_free(wh->claiming);
     }
     while (wh->live) {
-        if (!wh->live->recorded)
-            ewtp_store_webhook_retry(wh->d->store, wh->live->row.wid, now, "ewtpd stopped");
+        if (!wh->live->recorded &&
+            ewtp_store_webhook_retry(wh->d->store, wh->live->row.wid, now, "ewtpd stopped") != 0)
+            ewtpd_log(LOG_WARNING, "webhook %" PRIu64 " not made due again (due after its lease)",
+                      wh->live->row.wid);
         item_unlink_free(wh->live);
     }
     if (wh->scan_ev)

@@ -30,6 +30,19 @@ def outbox(env):
         db.close()
 
 
+def metric(port, name):
+    """The value of a metric without labels in /metrics, or None."""
+    import re
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    return int(m.group(1)) if m else None
+
+
 def main():
     env = Env("webhook")
     rport = free_port()
@@ -101,6 +114,13 @@ def main():
         refused = [b for p, h, b in server.posts("/refused")]
         states2 = [json.loads(b)["state"] for b in refused]
         check(len(states2) == len(set(states2)), "a refused webhook is not retried (%s)" % states2)
+        # Webhook deliveries and failures of this process in /metrics.
+        delivered = metric(env.api, "ewtp_webhooks_delivered_total")
+        failed = metric(env.api, "ewtp_webhooks_failed_total")
+        check(delivered is not None and delivered >= 1,
+              "ewtp_webhooks_delivered_total counts deliveries (%s)" % delivered)
+        check(failed is not None and failed >= 1,
+              "ewtp_webhooks_failed_total counts the refused one (%s)" % failed)
     finally:
         check(env.stop(), "ewtpd stops cleanly, no sanitizer report")
         if server:
