@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -790,9 +791,37 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
     }
 }
 
+/* The libpq connection string in file must parse (PQconninfoParse: no server needed); the
+ * text itself is not kept (it may hold a password). */
+static void check_conninfo(struct ld *l, const config_setting_t *m, const char *file)
+{
+    char *buf = NULL, *err = NULL;
+    size_t n = 0;
+    if (ewtp_read_file(file, 64 * 1024, &buf, &n) != 0) {
+        ERR(l, m, "store.conninfo_file", "cannot read %s: %s", file, strerror(errno));
+        return;
+    }
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
+    PQconninfoOption *o = n ? PQconninfoParse(buf, &err) : NULL;
+    if (n == 0) {
+        ERR(l, m, "store.conninfo_file",
+            "%s is empty: write a libpq connection string into it (e.g. host=db.example "
+            "dbname=ewtp user=ewtpd password=... sslmode=verify-full)",
+            file);
+    } else if (o == NULL) {
+        ERR(l, m, "store.conninfo_file", "%s is not a libpq connection string: %.*s", file,
+            err ? (int)strcspn(err, "\n") : 13, err ? err : "out of memory");
+    }
+    PQconninfoFree(o);
+    PQfreemem(err);
+    OPENSSL_cleanse(buf, n);
+    free(buf);
+}
+
 static void load_store(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"backend", "path", "conninfo_file", NULL};
+    static const char *const known[] = {"backend", "path", "conninfo_file", "pool_size", NULL};
     struct ewtp_store_conf *st = &l->full->pub.store;
     const config_setting_t *g = get_group(l, root, "", "store");
     const char *backend = NULL;
@@ -807,9 +836,12 @@ static void load_store(struct ld *l, const config_setting_t *root)
         if (g == NULL || get_path(l, g, "store", "path", false, &st->path) == 0)
             st->path = dup_or_oom(l, DEFAULT_SQLITE_PATH);
     } else if (strcmp(backend, "postgresql") == 0) {
-        get_secret(l, g, "store", "conninfo_file", true, &st->conninfo_file);
-        ERR(l, config_setting_get_member(g, "backend"), "store.backend",
-            "postgresql is not built into this ewtpd yet: use \"sqlite\"");
+        long long v = 0;
+        get_int(l, g, "store", "pool_size", 4, 1, 64, &v);
+        st->pool_size = (unsigned)v;
+        if (get_secret(l, g, "store", "conninfo_file", true, &st->conninfo_file) > 0 &&
+            st->conninfo_file)
+            check_conninfo(l, config_setting_get_member(g, "conninfo_file"), st->conninfo_file);
     } else {
         ERR(l, config_setting_get_member(g, "backend"), "store.backend",
             "\"%s\" is not a store backend (\"sqlite\" or \"postgresql\")", backend);

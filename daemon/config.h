@@ -141,6 +141,7 @@ struct ewtp_store_conf {
     char *backend;       /* "sqlite" (default) | "postgresql" */
     char *path;          /* sqlite file */
     char *conninfo_file; /* postgresql: file with the libpq conninfo (has the password) */
+    unsigned pool_size;  /* postgresql: connections besides the writer's (default 4) */
 };
 
 struct ewtp_config {

@@ -427,7 +427,8 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                                      .detail = detail,
                                      .chain = chained ? &ch : NULL,
                                      .now = now,
-                                     .webhook = ewtp_webhooks_wanted(j->gen, m->tenant)};
+                                     .webhook = ewtp_webhooks_wanted(j->gen, m->tenant),
+                                     .owner = m->lease_owner};
     /* ABI 1.2: the plugin's state of the key and the chain's first number, in the same
      * transaction (o is always a host-allocated outcome of this host's size). */
     if (m->ordering_key && (o->key_state_out || o->chain_first > 0)) {

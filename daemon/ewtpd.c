@@ -350,8 +350,28 @@ static int run(const char *path)
     char *store_why = NULL;
     d.metrics = ewtp_metrics_new();
     struct ewtp_store_opts store_opts = {.on_commit = on_store_commit, .on_commit_arg = &d};
-    if (d.metrics == NULL || mkdir_parent(conf->store.path) != 0 ||
-        ewtp_store_open_sqlite(conf->store.path, &store_opts, &d.store, &store_why) != 0) {
+    if (d.metrics != NULL && conf->store.backend &&
+        strcmp(conf->store.backend, "postgresql") == 0) {
+        /* Several nodes may share the database (store_pg.c); the conninfo is read here and
+         * dropped once connected (it may hold a password). */
+        char *conninfo = NULL;
+        int prc = ewtp_store_pg_conninfo_read(conf->store.conninfo_file, &conninfo, &store_why);
+        if (prc == 0)
+            prc = ewtp_store_open_pg(conninfo, conf->store.pool_size, &store_opts, &d.store,
+                                     &store_why);
+        if (conninfo)
+            explicit_bzero(conninfo, strlen(conninfo));
+        free(conninfo);
+        if (prc != 0) {
+            ewtpd_log(LOG_ERR, "store %s: %s", conf->store.conninfo_file,
+                      store_why ? store_why : "cannot open");
+            free(store_why);
+            goto out;
+        }
+        ewtpd_log(LOG_INFO, "store: PostgreSQL (%u pool connections and a writer)",
+                  conf->store.pool_size);
+    } else if (d.metrics == NULL || mkdir_parent(conf->store.path) != 0 ||
+               ewtp_store_open_sqlite(conf->store.path, &store_opts, &d.store, &store_why) != 0) {
         ewtpd_log(LOG_ERR, "store %s: %s", conf->store.path,
                   store_why ? store_why : strerror(errno));
         free(store_why);

@@ -77,6 +77,21 @@ struct ewtp_store_opts {
 int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
                            struct ewtp_store **out, char **why);
 
+/* Opens the PostgreSQL store described by the libpq connection string conninfo (store_pg.c):
+ * one connection for the writer thread and pool_size (0: 4) for everything else; applies
+ * the schema migrations this database lacks (under an advisory lock, so that nodes starting
+ * together take turns) and refuses a newer schema. Several ewtpd nodes may share the
+ * database. Returns as ewtp_store_open_sqlite(). */
+int ewtp_store_open_pg(const char *conninfo, size_t pool_size, const struct ewtp_store_opts *opts,
+                       struct ewtp_store **out, char **why);
+/* Checks that conninfo parses as a libpq connection string (PQconninfoParse; no server
+ * needed). 0, or -EWTP_EINVAL and *why (malloc'd sentence; may be NULL). */
+int ewtp_store_pg_conninfo_check(const char *conninfo, char **why);
+/* Reads the connection string of a conninfo file (trailing whitespace dropped) and checks it:
+ * 0 and *conninfo (malloc'd; it may hold a password: the caller frees it), or a negative code
+ * and *why. */
+int ewtp_store_pg_conninfo_read(const char *file, char **conninfo, char **why);
+
 /* Refuses new accepts, commits every queued one (their callbacks fire), stops the writer
  * thread and closes the database. NULL is a no-op. No other call may be running or follow. */
 void ewtp_store_close(struct ewtp_store *st);
@@ -365,6 +380,10 @@ struct ewtp_store_outcome {
     const void *key_state;
     size_t key_state_len;
     int64_t chain_first;
+    /* The claim's lease owner (ewtp_store_claim_due's owner), or NULL. When set, the outcome
+     * is also fenced by it and by the lease's expiry: only the holder of a lease still valid
+     * at now records (PostgreSQL, where several nodes share the store; DECISIONS). */
+    const char *owner;
 };
 /* Records the result of a delivery attempt: the message must be delivering with attempts ==
  * attempt (otherwise -EWTP_EINVAL: the lease was lost and someone else owns it now). Sets

@@ -1,4 +1,9 @@
-/* test_store.c — the message store (daemon/store.h) on real SQLite files in a temp dir. */
+/* test_store.c — the message store (daemon/store.h): one contract suite, two backends.
+ *
+ * Without arguments on real SQLite files in a temp dir. With --pg the shared cases run
+ * against the PostgreSQL server named by EWTP_TEST_PG_CONNINFO (a libpq connection string;
+ * tests/pg_test_server.sh starts a throwaway server and sets it), each case in a schema of its
+ * own; the SQLite-only cases (schema upgrades of old files, direct sqlite3 access) do not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +21,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
@@ -28,9 +34,42 @@
 
 struct fix {
     char dir[256];
-    char path[300];
+    char path[600]; /* SQLite: the file; PostgreSQL: the conninfo of the case's schema */
     struct ewtp_store *st;
 };
+
+/* The backend under test: NULL for SQLite, else the PostgreSQL server's conninfo. */
+static const char *pg_conninfo;
+
+/* Where a store called name of the case lives, into out: a file of dir, or a fresh schema of
+ * the PostgreSQL database (created here) selected through the connection's search_path. */
+static void store_locate(struct fix *f, const char *name, char *out, size_t size)
+{
+    if (!pg_conninfo) {
+        snprintf(out, size, "%s/%s.db", f->dir, name);
+        return;
+    }
+    static atomic_int n;
+    char schema[64];
+    snprintf(schema, sizeof(schema), "t%ld_%d_%s", (long)getpid(), atomic_fetch_add(&n, 1), name);
+    PGconn *pg = PQconnectdb(pg_conninfo);
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
+    PGresult *r = PQexec(pg, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(pg);
+    snprintf(out, size, "%s options='-csearch_path=%s'", pg_conninfo, schema);
+}
+
+static int store_open(const char *where, const struct ewtp_store_opts *opts,
+                      struct ewtp_store **out, char **why)
+{
+    if (pg_conninfo)
+        return ewtp_store_open_pg(where, 2, opts, out, why);
+    return ewtp_store_open_sqlite(where, opts, out, why);
+}
 
 static void sha256_hex(const char *s, char out[65])
 {
@@ -47,9 +86,9 @@ static int setup(void **state)
     const char *tmp = getenv("TMPDIR");
     snprintf(f->dir, sizeof(f->dir), "%s/ewtp-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+    store_locate(f, "store", f->path, sizeof(f->path));
     char *why = NULL;
-    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
+    assert_int_equal(store_open(f->path, NULL, &f->st, &why), 0);
     assert_null(why);
     *state = f;
     return 0;
@@ -311,20 +350,30 @@ static void test_group_commit(void **state)
                   (unsigned long long)s.batches, s.max_batch);
 
     /* Every row is in the database: count it from a separate connection. */
+    if (pg_conninfo) {
+        PGconn *pg = PQconnectdb(f->path);
+        PGresult *r = PQexec(pg, "SELECT count(*) FROM messages WHERE tenant='t1'");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(atoi(PQgetvalue(r, 0, 0)), GC_THREADS * GC_PER);
+        PQclear(r);
+        PQfinish(pg);
+    }
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM messages WHERE tenant='t1'", -1, &q, NULL),
-        SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), GC_THREADS * GC_PER);
-    sqlite3_finalize(q);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    if (!pg_conninfo) {
+        assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *q = NULL;
+        assert_int_equal(
+            sqlite3_prepare_v2(db, "SELECT count(*) FROM messages WHERE tenant='t1'", -1, &q, NULL),
+            SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), GC_THREADS * GC_PER);
+        sqlite3_finalize(q);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    }
 
     uint64_t depth = 0;
     int64_t age = -1;
@@ -354,7 +403,7 @@ static void test_close_flushes_queue(void **state)
     assert_int_equal(atomic_load(&done), 50);
     assert_int_equal(atomic_load(&fails), 0);
     char *why = NULL;
-    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
+    assert_int_equal(store_open(f->path, NULL, &f->st, &why), 0);
     uint64_t depth = 0;
     assert_int_equal(ewtp_store_backlog(f->st, T0, &depth, NULL), 0);
     assert_int_equal(depth, 50);
@@ -496,8 +545,8 @@ static void test_failed_batch(void **state)
 static void test_durable_after_kill(void **state)
 {
     struct fix *f = *state;
-    char path[300];
-    snprintf(path, sizeof(path), "%s/crash.db", f->dir);
+    char path[600];
+    store_locate(f, "crash", path, sizeof(path));
     /* fork() from a single-threaded process: stop the fixture's writer thread first. */
     ewtp_store_close(f->st);
     f->st = NULL;
@@ -505,7 +554,7 @@ static void test_durable_after_kill(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct ewtp_store *st = NULL;
-        if (ewtp_store_open_sqlite(path, NULL, &st, NULL) != 0)
+        if (store_open(path, NULL, &st, NULL) != 0)
             _exit(3);
         struct msgbuf m;
         mk(&m, "t1", "durable-1", "d", "k", T0);
@@ -526,7 +575,7 @@ static void test_durable_after_kill(void **state)
     assert_int_equal(WTERMSIG(status), SIGKILL);
 
     struct ewtp_store *st = NULL;
-    assert_int_equal(ewtp_store_open_sqlite(path, NULL, &st, NULL), 0);
+    assert_int_equal(store_open(path, NULL, &st, NULL), 0);
     assert_int_equal(state_of(st, "t1", "durable-1"), EWTP_STORE_DELIVERING);
     size_t n = 99;
     /* Lease still valid: nothing to requeue; once expired it goes back to retrying. */
@@ -685,7 +734,7 @@ static void test_lease_expiry(void **state)
 
     /* Close and reopen as after a crash: the claim survives, as delivering. */
     ewtp_store_close(f->st);
-    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, NULL), 0);
+    assert_int_equal(store_open(f->path, NULL, &f->st, NULL), 0);
     assert_int_equal(state_of(f->st, "t1", "l1"), EWTP_STORE_DELIVERING);
     assert_int_equal(ewtp_store_requeue_expired(f->st, T0 + 999, &n), 0);
     assert_int_equal(n, 0);
@@ -778,7 +827,7 @@ static void test_chain_atomic(void **state)
 
     /* Survives a reopen. */
     ewtp_store_close(f->st);
-    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, NULL), 0);
+    assert_int_equal(store_open(f->path, NULL, &f->st, NULL), 0);
     assert_int_equal(ewtp_store_chain_get(f->st, "inv:seller-1", &num, &ref), 0);
     assert_int_equal(num, 2);
     assert_string_equal(ref, "R2");
@@ -1168,7 +1217,7 @@ static void test_op_cancel_durable(void **state)
 
     /* A restart in between changes nothing: the request is on disk. */
     ewtp_store_close(f->st);
-    assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, NULL), 0);
+    assert_int_equal(store_open(f->path, NULL, &f->st, NULL), 0);
     struct ewtp_store_op got = {0};
     assert_int_equal(op_claim(f->st, T0 + 3, &got), 1);
     assert_int_equal(got.attempts, 1);
@@ -1492,14 +1541,256 @@ static void test_schema_v2_upgrade(void **state)
     assert_int_equal(
         sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 5);
+    assert_int_equal(sqlite3_column_int(s, 0), 6);
     sqlite3_finalize(s);
     sqlite3_close(db);
     assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
 }
 
-int main(void)
+/* ---- PostgreSQL: several nodes on one database ----------------------------------------- */
+
+static void pg_exec(const char *conninfo, const char *sql)
 {
+    PGconn *pg = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    PGresult *r = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        print_error("%s: %s\n", sql, PQerrorMessage(pg));
+    assert_true(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(pg);
+}
+
+/* A newer schema is refused; nodes starting together migrate once. */
+static void *open_close(void *arg)
+{
+    struct ewtp_store *st = NULL;
+    intptr_t rc = store_open(arg, NULL, &st, NULL);
+    ewtp_store_close(st);
+    return (void *)rc;
+}
+
+static void test_pg_schema(void **state)
+{
+    struct fix *f = *state;
+    char fresh[600];
+    store_locate(f, "fresh", fresh, sizeof(fresh));
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, open_close, fresh), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rc = NULL;
+        pthread_join(th[i], &rc);
+        assert_int_equal((intptr_t)rc, 0);
+    }
+    PGconn *pg = PQconnectdb(fresh);
+    PGresult *r = PQexec(pg, "SELECT count(*), max(version) FROM schema_version");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    PQfinish(pg);
+
+    ewtp_store_close(f->st);
+    f->st = NULL;
+    pg_exec(f->path, "INSERT INTO schema_version VALUES(99)");
+    char *why = NULL;
+    assert_int_equal(store_open(f->path, NULL, &f->st, &why), -EWTP_EUNSUPP);
+    assert_null(f->st);
+    assert_non_null(strstr(why, "99"));
+    free(why);
+}
+
+/* Two nodes (two stores on one database): a key's next message waits for the other node's
+ * delivery; a message whose seq is older but committed later waits while a younger one of
+ * its key is in flight; outcomes are fenced by the lease's owner and expiry. */
+static void test_pg_two_nodes(void **state)
+{
+    struct fix *f = *state;
+    struct ewtp_store *b = NULL;
+    assert_int_equal(store_open(f->path, NULL, &b, NULL), 0);
+    accept_ok(f->st, "t1", "k-1", "K", T0);
+    accept_ok(b, "t1", "k-2", "K", T0);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(b, T0, 10, 1000, "node-b", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "k-1");
+    uint64_t k1 = c[0].key;
+    ewtp_store_msgs_free(c, n);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 10, 1000, "node-a", &c, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* Fencing: another owner, or the holder after its lease lapsed, records nothing. */
+    struct ewtp_store_outcome o = {
+        .key = k1, .attempt = 1, .state = EWTP_STORE_SUBMITTED, .owner = "node-a", .now = T0 + 10};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_EINVAL);
+    o.owner = "node-b";
+    o.now = T0 + 1000;
+    assert_int_equal(ewtp_store_record_outcome(b, &o), -EWTP_EINVAL);
+    o.now = T0 + 999;
+    assert_int_equal(ewtp_store_record_outcome(b, &o), 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 1000, 10, 1000, "node-a", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "k-2");
+    ewtp_store_msgs_free(c, n);
+
+    /* seq 'x-old' taken first, committed after 'x-new' was claimed. */
+    PGconn *pg = PQconnectdb(f->path);
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    PGresult *r = PQexec(pg, "BEGIN; INSERT INTO messages(tenant, id, kind, destination, plugin,"
+                             " state, hash, canonical, ordering_key, created_at, updated_at)"
+                             " VALUES('t1', 'x-old', 'order', 'CN', 'cn', 'accepted', 'h', '{}',"
+                             " 'X', 1795000000000, 1795000000000)");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    accept_ok(b, "t1", "x-new", "X", T0);
+    assert_int_equal(ewtp_store_claim_due(b, T0 + 2000, 10, 60000, "node-b", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "x-new");
+    uint64_t knew = c[0].key;
+    ewtp_store_msgs_free(c, n);
+    r = PQexec(pg, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(pg);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 2000, 10, 60000, "node-a", &c, &n), 0);
+    assert_int_equal(n, 0); /* x-old waits: x-new of its key is in flight */
+    outcome(b, knew, 1, EWTP_STORE_SUBMITTED, 0, 0);
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 2000, 10, 60000, "node-a", &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].id, "x-old");
+    ewtp_store_msgs_free(c, n);
+    ewtp_store_close(b);
+}
+
+/* Four claimers on two nodes race over 8 keys: never two messages of a key in flight, each
+ * key in accept order, every message delivered once. */
+#define RN_KEYS 8
+#define RN_PER 25
+struct rn_ctx {
+    struct ewtp_store *st;
+    char owner[16];
+    atomic_int *inflight; /* per key */
+    atomic_int *next;     /* per key: the index expected next */
+    atomic_int *delivered;
+    atomic_int *bad;
+};
+
+static void *rn_claimer(void *p)
+{
+    struct rn_ctx *x = p;
+    for (int idle = 0; idle < 200 && atomic_load(x->delivered) < RN_KEYS * RN_PER;) {
+        struct ewtp_store_msg *c = NULL;
+        size_t n = 0;
+        if (ewtp_store_claim_due(x->st, T0 + 1, 4, 60000, x->owner, &c, &n) != 0) {
+            atomic_fetch_add(x->bad, 1);
+            return NULL;
+        }
+        idle = n ? 0 : idle + 1;
+        for (size_t i = 0; i < n; i++) {
+            int k = -1, idx = -1;
+            sscanf(c[i].id, "r-%d-%d", &k, &idx);
+            if (k < 0 || k >= RN_KEYS || atomic_fetch_add(&x->inflight[k], 1) != 0 ||
+                atomic_load(&x->next[k]) != idx)
+                atomic_fetch_add(x->bad, 1);
+        }
+        usleep(1000);
+        for (size_t i = 0; i < n; i++) {
+            int k = 0, idx = 0;
+            sscanf(c[i].id, "r-%d-%d", &k, &idx);
+            atomic_store(&x->next[k], idx + 1);
+            atomic_fetch_sub(&x->inflight[k], 1);
+            struct ewtp_store_outcome o = {.key = c[i].key,
+                                           .attempt = c[i].attempts,
+                                           .state = EWTP_STORE_SUBMITTED,
+                                           .owner = x->owner,
+                                           .now = T0 + 2};
+            if (ewtp_store_record_outcome(x->st, &o) != 0)
+                atomic_fetch_add(x->bad, 1);
+            atomic_fetch_add(x->delivered, 1);
+        }
+        ewtp_store_msgs_free(c, n);
+        if (!n)
+            usleep(2000);
+    }
+    return NULL;
+}
+
+static void test_pg_race_ordering(void **state)
+{
+    struct fix *f = *state;
+    struct ewtp_store *b = NULL;
+    assert_int_equal(store_open(f->path, NULL, &b, NULL), 0);
+    for (int i = 0; i < RN_PER; i++)
+        for (int k = 0; k < RN_KEYS; k++) {
+            char id[32], okey[16];
+            snprintf(id, sizeof(id), "r-%d-%d", k, i);
+            snprintf(okey, sizeof(okey), "rk%d", k);
+            accept_ok((i + k) % 2 ? b : f->st, "t1", id, okey, T0);
+        }
+    static atomic_int inflight[RN_KEYS], next[RN_KEYS];
+    for (int k = 0; k < RN_KEYS; k++) {
+        atomic_init(&inflight[k], 0);
+        atomic_init(&next[k], 0);
+    }
+    atomic_int delivered = 0, bad = 0;
+    struct rn_ctx ctx[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        ctx[i] = (struct rn_ctx){.st = i % 2 ? b : f->st,
+                                 .inflight = inflight,
+                                 .next = next,
+                                 .delivered = &delivered,
+                                 .bad = &bad};
+        snprintf(ctx[i].owner, sizeof(ctx[i].owner), "node-%d", i);
+        assert_int_equal(pthread_create(&th[i], NULL, rn_claimer, &ctx[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&bad), 0);
+    assert_int_equal(atomic_load(&delivered), RN_KEYS * RN_PER);
+    uint64_t depth = 1;
+    assert_int_equal(ewtp_store_backlog(b, T0, &depth, NULL), 0);
+    assert_int_equal(depth, 0);
+    ewtp_store_close(b);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--pg") == 0) {
+        pg_conninfo = getenv("EWTP_TEST_PG_CONNINFO");
+        if (!pg_conninfo || !*pg_conninfo) {
+            fprintf(stderr, "test_store --pg: EWTP_TEST_PG_CONNINFO is not set "
+                            "(run it through tests/pg_test_server.sh)\n");
+            return 2;
+        }
+        /* The contract on PostgreSQL: every case but the SQLite-only ones. */
+        const struct CMUnitTest pg_tests[] = {
+            cmocka_unit_test_setup_teardown(test_accept_new_repeat_conflict, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_close_flushes_queue, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_concurrent_wait_and_dispatch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_durable_after_kill, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ordering_keys, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_retry_now, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_chain_first_and_key_state, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_op_cancel_durable, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_op_on_ended_message, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_webhook_outbox, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pg_schema, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pg_two_nodes, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pg_race_ordering, setup, teardown),
+        };
+        return cmocka_run_group_tests_name("store_pg", pg_tests, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept_new_repeat_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
