@@ -23,6 +23,9 @@ fi
 if [ "$profile" = test ]; then
   want+=(libcmocka-dev xmlsec1 python3 python3-jsonschema sqlite3 clang-format wrk
          rabbitmq-server)
+  # The PostgreSQL store's tests start their own throwaway server (tests/pg_test_server.sh):
+  # Debian 12's PostgreSQL 15 (initdb, pg_ctl, psql under /usr/lib/postgresql/15/bin).
+  want+=(postgresql-15 postgresql-client-15)
 fi
 # The Debian packages (make package; the package test of make test builds and installs them).
 if [ "$profile" = test ] || [ "$profile" = package ]; then
@@ -50,6 +53,13 @@ if [ ! -e "$policy" ]; then
 fi
 apt-get update -q
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The cluster the postgresql package creates and starts: the tests never use it.
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+  service postgresql stop >/dev/null 2>&1 || true
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now postgresql >/dev/null 2>&1 || true
+  fi
+fi
 # The package starts a system broker (and epmd) on install where it can; the AMQP test starts
 # its own on private ports, so the system one is stopped and kept from starting at boot.
 if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
