@@ -1,6 +1,6 @@
 # Installation (GNUInstallDirs): `cmake --install` and the Debian packages (packaging/debian).
 #
-#   <sbindir>/ewtpd, <bindir>/ewtpctl
+#   <sbindir>/ewtpd, <bindir>/ewtpctl, their manual pages (packaging/man)
 #   <libdir>/libewtp.so.1 (version script sdk/libewtp.map), <includedir>/ewtp/*.h,
 #   <libdir>/pkgconfig/ewtp.pc, <libdir>/cmake/ewtp/ (ewtpConfig.cmake, its version file and
 #   ewtpTargets.cmake: ewtp::ewtp, ewtp_add_plugin(), ewtp_add_code_tables())
@@ -58,6 +58,10 @@ target_compile_definitions(ewtp-host PRIVATE
 
 install(TARGETS ewtpd DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT daemon)
 install(TARGETS ewtpctl DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT daemon)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/man/ewtpd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8
+  COMPONENT daemon)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/man/ewtpctl.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+  COMPONENT daemon)
 
 # libewtp: the runtime (soname libewtp.so.1) and, for plugin builds, the link name, headers,
 # pkg-config file and the CMake package.

@@ -9,7 +9,8 @@
 #      default plugin_dir, the installed unit rates <= 2.0 (systemd-analyze security);
 #   4. the installed template (/usr/share/ewtp/plugin-template) copied to a temporary folder
 #      builds with cmake against the installed SDK alone (and with pkg-config), and the
-#      installed ewtpctl passes `plugin check` on it with its vectors;
+#      installed ewtpctl passes `plugin check` on it with its vectors; so does a plugin made
+#      by the installed `ewtpctl plugin new` (which finds the installed template);
 #   5. apt-get purge: every file the packages listed (dpkg -L) is gone, and so are
 #      /etc/ewtpd, the plugin directory, the state and spool folders and the unit's enable
 #      links; only the ewtpd system user stays (Debian policy).
@@ -186,24 +187,35 @@ grep -q '^ExecReload=/usr/bin/ewtpctl -c /etc/ewtpd/ewtpd.conf reload --wait$' "
 
 # 4. The template, out of tree, with nothing but the installed SDK: a clean environment, a
 # folder outside the source tree, and no path of the source tree in what the build used.
-step "the installed plugin template, out of tree"
-cp -r /usr/share/ewtp/plugin-template "$work/template"
-(
-  cd "$work/template"
-  env -i PATH=/usr/bin:/bin HOME="$work" cmake -S . -B build >"$work/template.log" 2>&1 &&
-    env -i PATH=/usr/bin:/bin HOME="$work" cmake --build build -j2 >>"$work/template.log" 2>&1
-) || { cat "$work/template.log" >&2; fail "the installed template does not build"; }
-so="$work/template/build/plugins/ewtp-zz.so"
-if [ -f "$so" ]; then
-  if grep -rqs -- "$src" "$work/template/build"; then
-    fail "the template build refers to the source tree $src"
+# build_standalone DIR CC: cmake -S DIR -B DIR/build, then the installed ewtpctl's plugin check
+# of DIR/build/plugins/ewtp-CC.so with DIR/vectors.
+build_standalone() {
+  local dir=$1 cc=$2
+  (
+    cd "$dir"
+    env -i PATH=/usr/bin:/bin HOME="$work" cmake -S . -B build >"$dir.log" 2>&1 &&
+      env -i PATH=/usr/bin:/bin HOME="$work" cmake --build build -j2 >>"$dir.log" 2>&1
+  ) || { cat "$dir.log" >&2; fail "$dir does not build against the installed SDK"; return; }
+  local so="$dir/build/plugins/ewtp-$cc.so" out exported
+  if grep -rqs -- "$src" "$dir/build"; then
+    fail "the build of $dir refers to the source tree $src"
   fi
   exported=$(nm -D --defined-only "$so" | awk '$2 ~ /[TDRB]/ {print $3}' | grep -v '^_' || true)
-  [ "$exported" = ewtp_plugin_v1 ] || fail "the template plugin exports: $exported"
-  out=$(/usr/bin/ewtpctl plugin check "$so" --vectors "$work/template/vectors" 2>&1) ||
-    fail "ewtpctl plugin check on the template: $(echo "$out" | grep -v '^ok' | tail -20)"
-  echo "$out" | tail -1
-fi
+  [ "$exported" = ewtp_plugin_v1 ] || fail "$so exports: $exported"
+  out=$(/usr/bin/ewtpctl plugin check "$so" --vectors "$dir/vectors" 2>&1) ||
+    fail "ewtpctl plugin check $so: $(echo "$out" | grep -v '^ok' | tail -20)"
+  echo "$(basename "$so"): $(echo "$out" | tail -1)"
+}
+step "the installed plugin template, out of tree"
+# The build copy goes first: nothing may find the template, or anything else, there.
+rm -rf "$work/pkg"
+cp -r /usr/share/ewtp/plugin-template "$work/template"
+build_standalone "$work/template" zz
+# What a country team does: ewtpctl plugin new from the installed template (found where
+# libewtp-dev put it), built the same way.
+out=$(cd "$work" && /usr/bin/ewtpctl plugin new qz --dir "$work/qz" 2>&1) ||
+  fail "installed ewtpctl plugin new: $out"
+[ -d "$work/qz" ] && build_standalone "$work/qz" qz
 # The same sources with pkg-config alone.
 # shellcheck disable=SC2046
 (cd "$work/template" && cc -std=c11 -Wall -Wextra -fPIC -shared -fvisibility=hidden \
