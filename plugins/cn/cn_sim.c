@@ -136,17 +136,6 @@ enum { STAGE_ACK = 1, STAGE_DECIDE, STAGE_TAX, STAGE_RELEASE };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static int set_str(char **field, const char *value, const char *def)
-{
-    const char *v = value && *value ? value : def;
-    char *copy = v ? strdup(v) : NULL;
-    if (v && copy == NULL)
-        return -EWTP_ENOMEM;
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
 static const char *fget(const struct fields *f, const char *name)
 {
     for (size_t i = 0; f && i < f->n; i++)
@@ -1379,19 +1368,17 @@ static void scan(struct ewtp_sim *sim, void *arg)
 
 /* ---- module ------------------------------------------------------------------------------ */
 
+/* An empty value restores the default, as no value does (the E-port client's habit). */
+static int set_str(char **field, const char *value, const char *def)
+{
+    return ewtp_sim_set_string_ex(field, value, def, EWTP_SIM_EMPTY_IS_DEFAULT);
+}
+
 static int set_ms(int64_t *field, const char *key, const char *value, int64_t def, int64_t min,
                   struct ewtp_errors *why)
 {
-    if (value == NULL || *value == '\0') {
-        *field = def;
-        return 0;
-    }
-    if (ewtp_sim_parse_int(value, min, 86400000, field) != 0) {
-        ewtp_errors_add(why, key, "format", "%s must be milliseconds (%lld..86400000)", key,
-                        (long long)min);
-        return -EWTP_EINVAL;
-    }
-    return 0;
+    return ewtp_sim_set_int_ex(key, value, def, min, 86400000, EWTP_SIM_EMPTY_IS_DEFAULT, why,
+                               field);
 }
 
 static int cn_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
@@ -1419,10 +1406,9 @@ static int cn_sim_set(void *state, const char *key, const char *value, struct ew
         return set_ms(&st->poll_ms, key, value, DEFAULT_POLL_MS, 10, why);
     if (strcmp(key, "match_wait_ms") == 0)
         return set_ms(&st->match_wait_ms, key, value, DEFAULT_MATCH_WAIT_MS, 0, why);
-    if (strcmp(key, "verify_signatures") == 0) {
-        st->verify_signatures = value == NULL || strcmp(value, "false") != 0;
-        return 0;
-    }
+    if (strcmp(key, "verify_signatures") == 0)
+        return ewtp_sim_set_bool(key, value && *value ? value : NULL, true, why,
+                                 &st->verify_signatures);
     if (strcmp(key, "transaction_limit") == 0) {
         const char *v = value ? value : DEFAULT_LIMIT;
         if (*v == '\0') {
@@ -1486,22 +1472,11 @@ static int cn_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
     static const char *const defaults[] = {
         "dxp_id",        "receivers",         "xsd_dir",           "delay_ms", "poll_ms",
         "match_wait_ms", "verify_signatures", "transaction_limit", "vat_rate", NULL};
-    int rc = 0;
-    for (size_t i = 0; defaults[i] && rc == 0; i++)
-        rc = cn_sim_set(st, defaults[i], NULL, why);
-    for (size_t i = 0; rc == 0 && i < ewtp_settings_count(settings); i++) {
-        const char *name = NULL;
-        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
-        int r = cn_sim_set(st, name, ewtp_settings_value_string(v), why);
-        if (r == -EWTP_ENOTFOUND)
-            ewtp_errors_add(why, name, "unknown_member",
-                            "unknown setting %s (known: spool_out spool_in delay_ms poll_ms "
-                            "match_wait_ms dxp_id receivers xsd_dir verify_signatures "
-                            "transaction_limit vat_rate)",
-                            name);
-        if (r != 0)
-            rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
-    }
+    int rc = ewtp_sim_apply_settings(st, cn_sim_set, defaults, settings,
+                                     "spool_out spool_in delay_ms poll_ms match_wait_ms dxp_id "
+                                     "receivers xsd_dir verify_signatures transaction_limit "
+                                     "vat_rate",
+                                     why);
     if (rc == 0 && xsd_for(st, "DxpMsg") == NULL) {
         ewtp_errors_add(why, "xsd_dir", "format", "no DxpMsg.xsd in %s", st->xsd_dir);
         rc = -EWTP_EINVAL;

@@ -74,74 +74,35 @@ struct et_sim {
 
 /* ---- settings ---- */
 
-static int set_string(char **field, const char *value)
-{
-    char *copy = value && *value ? strdup(value) : NULL;
-    if (value && *value && copy == NULL)
-        return -EWTP_ENOMEM;
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
-static int set_bool(const char *key, const char *value, bool def, struct ewtp_errors *why,
-                    bool *out)
-{
-    if (value == NULL) {
-        *out = def;
-        return 0;
-    }
-    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "false") == 0 ||
-        strcmp(value, "0") == 0) {
-        *out = value[0] == 't' || value[0] == '1';
-        return 0;
-    }
-    ewtp_errors_add(why, key, "type", "%s must be true or false", key);
-    return -EWTP_EINVAL;
-}
-
-static int set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
-                   struct ewtp_errors *why, int64_t *out)
-{
-    int64_t v = def;
-    if (value && ewtp_sim_parse_int(value, min, max, &v) != 0) {
-        ewtp_errors_add(why, key, "range", "%s must be %lld to %lld", key, (long long)min,
-                        (long long)max);
-        return -EWTP_EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
 static int et_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
 {
     struct et_sim *st = state;
     if (strcmp(key, "client_id") == 0)
-        return set_string(&st->client_id, value);
+        return ewtp_sim_set_string(&st->client_id, value, NULL);
     if (strcmp(key, "client_secret") == 0)
-        return set_string(&st->client_secret, value);
+        return ewtp_sim_set_string(&st->client_secret, value, NULL);
     if (strcmp(key, "api_key") == 0)
-        return set_string(&st->api_key, value);
+        return ewtp_sim_set_string(&st->api_key, value, NULL);
     if (strcmp(key, "tin") == 0)
-        return set_string(&st->tin, value);
+        return ewtp_sim_set_string(&st->tin, value, NULL);
     if (strcmp(key, "require_login") == 0)
-        return set_bool(key, value, true, why, &st->require_login);
+        return ewtp_sim_set_bool(key, value, true, why, &st->require_login);
     if (strcmp(key, "require_signature") == 0)
-        return set_bool(key, value, false, why, &st->require_signature);
+        return ewtp_sim_set_bool(key, value, false, why, &st->require_signature);
     if (strcmp(key, "token_ttl_s") == 0)
-        return set_int(key, value, 3600, 1, 86400 * 30, why, &st->token_ttl_s);
+        return ewtp_sim_set_int(key, value, 3600, 1, 86400 * 30, why, &st->token_ttl_s);
     if (strcmp(key, "start_document_number") == 0) {
-        int rc = set_int(key, value, 1, 1, INT64_C(999999999999), why, &st->start_number);
+        int rc = ewtp_sim_set_int(key, value, 1, 1, INT64_C(999999999999), why, &st->start_number);
         if (rc == 0)
             st->start_counter = st->start_number;
         return rc;
     }
     if (strcmp(key, "start_counter") == 0)
-        return set_int(key, value, st->start_number, 1, INT64_C(999999999999), why,
-                       &st->start_counter);
+        return ewtp_sim_set_int(key, value, st->start_number, 1, INT64_C(999999999999), why,
+                                &st->start_counter);
     if (strcmp(key, "revoke_tokens") == 0) {
         bool now = false;
-        int rc = set_bool(key, value, false, why, &now);
+        int rc = ewtp_sim_set_bool(key, value, false, why, &now);
         for (size_t i = 0; rc == 0 && now && i < st->n_tokens; i++)
             st->token_exp[i] = 0;
         return rc;
@@ -203,20 +164,11 @@ static int et_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
     st->require_login = true;
     st->token_ttl_s = 3600;
     st->start_number = st->start_counter = 1;
-    int rc = 0;
-    for (size_t i = 0; i < ewtp_settings_count(settings); i++) {
-        const char *name = NULL;
-        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
-        int r = et_sim_set(st, name, ewtp_settings_value_string(v), why);
-        if (r == -EWTP_ENOTFOUND)
-            ewtp_errors_add(why, name, "unknown_member",
-                            "unknown setting %s (known: client_id client_secret api_key tin "
-                            "require_login require_signature token_ttl_s start_document_number "
-                            "start_counter)",
-                            name);
-        if (r != 0)
-            rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
-    }
+    int rc = ewtp_sim_apply_settings(st, et_sim_set, NULL, settings,
+                                     "client_id client_secret api_key tin require_login "
+                                     "require_signature token_ttl_s start_document_number "
+                                     "start_counter",
+                                     why);
     if (rc != 0) {
         et_sim_destroy(st);
         return rc;

@@ -123,56 +123,33 @@ struct my_sim {
 
 /* ---- settings ---------------------------------------------------------------------------- */
 
-static int set_str(char **field, const char *value)
-{
-    char *copy = value && *value ? strdup(value) : NULL;
-    if (value && *value && copy == NULL)
-        return -EWTP_ENOMEM;
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
 static int set_int(struct ewtp_errors *why, const char *key, const char *value, int64_t def,
                    int64_t max, int64_t *out)
 {
-    int64_t v = def;
-    if (value && ewtp_sim_parse_int(value, 0, max, &v) != 0) {
-        ewtp_errors_add(why, key, "range", "%s must be an integer from 0 to %lld", key,
-                        (long long)max);
-        return -EWTP_EINVAL;
-    }
-    *out = v;
-    return 0;
+    return ewtp_sim_set_int(key, value, def, 0, max, why, out);
 }
 
 static int my_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
 {
     struct my_sim *st = state;
     if (strcmp(key, "client_id") == 0)
-        return set_str(&st->client_id, value);
+        return ewtp_sim_set_string(&st->client_id, value, NULL);
     if (strcmp(key, "client_secret") == 0)
-        return set_str(&st->client_secret, value);
+        return ewtp_sim_set_string(&st->client_secret, value, NULL);
     if (strcmp(key, "taxpayer_tin") == 0)
-        return set_str(&st->taxpayer_tin, value);
+        return ewtp_sim_set_string(&st->taxpayer_tin, value, NULL);
     if (strcmp(key, "invalid_buyer_tin") == 0)
-        return set_str(&st->invalid_buyer_tin, value ? value : "C99999999990");
+        return ewtp_sim_set_string(&st->invalid_buyer_tin, value, "C99999999990");
     if (strcmp(key, "document_hash") == 0) {
         const char *v = value ? value : "any";
         if (strcmp(v, "any") != 0 && strcmp(v, "hex") != 0 && strcmp(v, "base64") != 0) {
             ewtp_errors_add(why, key, "format", "document_hash must be any, hex or base64");
             return -EWTP_EINVAL;
         }
-        return set_str(&st->document_hash, v);
+        return ewtp_sim_set_string(&st->document_hash, v, NULL);
     }
-    if (strcmp(key, "check_references") == 0) {
-        st->check_references = value == NULL || strcmp(value, "true") == 0;
-        if (value && strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
-            ewtp_errors_add(why, key, "format", "check_references must be true or false");
-            return -EWTP_EINVAL;
-        }
-        return 0;
-    }
+    if (strcmp(key, "check_references") == 0)
+        return ewtp_sim_set_bool(key, value, true, why, &st->check_references);
     if (strcmp(key, "token_ttl_s") == 0)
         return set_int(why, key, value, 3600, 86400, &st->token_ttl_s);
     if (strcmp(key, "validation_delay_ms") == 0)
@@ -264,23 +241,13 @@ static int my_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
     if (st == NULL)
         return -EWTP_ENOMEM;
     st->sim = sim;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && defaults[i]; i++)
-        rc = my_sim_set(st, defaults[i], NULL, why);
-    for (size_t i = 0; i < ewtp_settings_count(settings); i++) {
-        const char *name = NULL;
-        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
-        int r = my_sim_set(st, name, ewtp_settings_value_string(v), why);
-        if (r == -EWTP_ENOTFOUND)
-            ewtp_errors_add(why, name, "unknown_member",
-                            "unknown setting %s (known: client_id client_secret taxpayer_tin "
-                            "invalid_buyer_tin document_hash check_references token_ttl_s "
-                            "validation_delay_ms cancel_window_s max_issue_age_s "
-                            "duplicate_window_s rpm_token rpm_submit rpm_status rpm_cancel xsd)",
-                            name);
-        if (r != 0)
-            rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
-    }
+    int rc = ewtp_sim_apply_settings(st, my_sim_set, defaults, settings,
+                                     "client_id client_secret taxpayer_tin invalid_buyer_tin "
+                                     "document_hash check_references token_ttl_s "
+                                     "validation_delay_ms cancel_window_s max_issue_age_s "
+                                     "duplicate_window_s rpm_token rpm_submit rpm_status "
+                                     "rpm_cancel xsd",
+                                     why);
     if (rc == 0 && st->xsd == NULL)
         rc = my_sim_set(st, "xsd", NULL, why);
     if (rc != 0) {

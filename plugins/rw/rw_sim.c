@@ -718,15 +718,10 @@ static void scan(struct ewtp_sim *sim, void *arg)
 
 /* ---- module -------------------------------------------------------------------------------- */
 
+/* An empty value restores the default, as no value does. */
 static int set_str(char **field, const char *value, const char *def)
 {
-    const char *v = value && *value ? value : def;
-    char *c = v ? strdup(v) : NULL;
-    if (v && c == NULL)
-        return -EWTP_ENOMEM;
-    free(*field);
-    *field = c;
-    return 0;
+    return ewtp_sim_set_string_ex(field, value, def, EWTP_SIM_EMPTY_IS_DEFAULT);
 }
 
 static int rw_sim_set(void *state, const char *key, const char *value, struct ewtp_errors *why)
@@ -751,17 +746,12 @@ static int rw_sim_set(void *state, const char *key, const char *value, struct ew
         st->xsd = x;
         return set_str(&st->xsd_path, path, NULL);
     }
-    if (strcmp(key, "poll_ms") == 0 || strcmp(key, "last_invoice_no") == 0) {
-        bool poll = strcmp(key, "poll_ms") == 0;
-        int64_t v = poll ? 200 : 0;
-        if (value && *value &&
-            ewtp_sim_parse_int(value, poll ? 10 : 0, poll ? 60000 : 999999999, &v) != 0) {
-            ewtp_errors_add(why, key, "format", "%s must be an integer", key);
-            return -EWTP_EINVAL;
-        }
-        *(poll ? &st->poll_ms : &st->last_invoice_no) = v;
-        return 0;
-    }
+    if (strcmp(key, "poll_ms") == 0)
+        return ewtp_sim_set_int_ex(key, value, 200, 10, 60000, EWTP_SIM_EMPTY_IS_DEFAULT, why,
+                                   &st->poll_ms);
+    if (strcmp(key, "last_invoice_no") == 0)
+        return ewtp_sim_set_int_ex(key, value, 0, 0, 999999999, EWTP_SIM_EMPTY_IS_DEFAULT, why,
+                                   &st->last_invoice_no);
     return -EWTP_ENOTFOUND;
 }
 
@@ -792,24 +782,11 @@ static int rw_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
         return -EWTP_ENOMEM;
     st->sim = sim;
     static const char *const defaults[] = {"poll_ms", "last_invoice_no", NULL};
-    int rc = 0;
-    for (size_t i = 0; defaults[i] && rc == 0; i++)
-        rc = rw_sim_set(st, defaults[i], NULL, why);
-    bool xsd_set = false;
-    for (size_t i = 0; rc == 0 && i < ewtp_settings_count(settings); i++) {
-        const char *name = NULL;
-        const struct ewtp_settings *v = ewtp_settings_index(settings, i, &name);
-        int r = rw_sim_set(st, name, ewtp_settings_value_string(v), why);
-        xsd_set = xsd_set || (r == 0 && strcmp(name, "xsd") == 0);
-        if (r == -EWTP_ENOTFOUND)
-            ewtp_errors_add(why, name, "unknown_member",
-                            "unknown setting %s (known: spool_out spool_in poll_ms xsd "
-                            "last_invoice_no reject_office)",
-                            name);
-        if (r != 0)
-            rc = r == -EWTP_ENOTFOUND ? -EWTP_EINVAL : r;
-    }
-    if (rc == 0 && !xsd_set)
+    int rc = ewtp_sim_apply_settings(st, rw_sim_set, defaults, settings,
+                                     "spool_out spool_in poll_ms xsd last_invoice_no "
+                                     "reject_office",
+                                     why);
+    if (rc == 0 && st->xsd == NULL)
         rc = rw_sim_set(st, "xsd", NULL, why);
     if (rc != 0) {
         rw_sim_destroy(st);

@@ -67,6 +67,8 @@ void ewtp_sim_timer_cancel(struct ewtp_sim *sim, struct ewtp_sim_timer *t)
     (void)sim;
     if (t == NULL)
         return;
+    if (t->free_arg)
+        t->free_arg(t->arg);
     timer_unlink(t);
     free(t);
 }
@@ -75,6 +77,8 @@ void sim_timers_free(struct ewtp_sim *sim)
 {
     while (sim->timers.next != &sim->timers) {
         struct ewtp_sim_timer *t = sim->timers.next;
+        if (t->free_arg)
+            t->free_arg(t->arg);
         timer_unlink(t);
         free(t);
     }

@@ -36,6 +36,7 @@ struct ewtp_sim_timer {
     struct event *ev;
     ewtp_sim_timer_fn fn;
     void *arg;
+    void (*free_arg)(void *arg); /* the kit's own args: freed when the timer never runs */
 };
 
 struct sim_post;    /* an outgoing callback (sim_client.c) */

@@ -1,5 +1,5 @@
-/* libewtp-sim helpers: answers, routing, setting values, the received-id recording, the
- * spool writer and logging. */
+/* libewtp-sim helpers: answers, routing, setting values, the received-id recording and
+ * logging. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -241,56 +241,17 @@ const char *sim_record_json(struct ewtp_sim *sim, struct ewtp_arena *a)
     return out;
 }
 
-/* ---- Spool ------------------------------------------------------------------------------- */
-
-int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name, const void *data,
-                         size_t len)
-{
-    if (dir == NULL || name == NULL || name[0] == '\0' || name[0] == '.' || strchr(name, '/'))
-        return -EWTP_EINVAL;
-    char tmp[4096], final[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp) ||
-        snprintf(final, sizeof(final), "%s/%s", dir, name) >= (int)sizeof(final))
-        return -EWTP_EINVAL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ewtp_sim_log(sim, EWTP_LOG_ERR, "spool: cannot create %s: %s", tmp, strerror(errno));
-        return -EWTP_EIO;
-    }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        p += n;
-        left -= (size_t)n;
-    }
-    int rc = left == 0 && fsync(fd) == 0 ? 0 : -EWTP_EIO;
-    if (close(fd) != 0)
-        rc = -EWTP_EIO;
-    if (rc == 0 && rename(tmp, final) != 0)
-        rc = -EWTP_EIO;
-    if (rc != 0) {
-        ewtp_sim_log(sim, EWTP_LOG_ERR, "spool: cannot write %s: %s", final, strerror(errno));
-        unlink(tmp);
-        return rc;
-    }
-    /* The rename is durable only once the folder itself is synced. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-}
-
 /* ---- A module's settings ------------------------------------------------------------------ */
 
 int ewtp_sim_set_string(char **field, const char *value, const char *def)
 {
+    return ewtp_sim_set_string_ex(field, value, def, 0);
+}
+
+int ewtp_sim_set_string_ex(char **field, const char *value, const char *def, unsigned flags)
+{
+    if (value && *value == '\0' && (flags & EWTP_SIM_EMPTY_IS_DEFAULT))
+        value = NULL;
     const char *v = value ? value : def;
     char *copy = v && *v ? strdup(v) : NULL;
     if (v && *v && copy == NULL)
@@ -319,6 +280,14 @@ int ewtp_sim_set_bool(const char *key, const char *value, bool def, struct ewtp_
 int ewtp_sim_set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
                      struct ewtp_errors *why, int64_t *out)
 {
+    return ewtp_sim_set_int_ex(key, value, def, min, max, 0, why, out);
+}
+
+int ewtp_sim_set_int_ex(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
+                        unsigned flags, struct ewtp_errors *why, int64_t *out)
+{
+    if (value && *value == '\0' && (flags & EWTP_SIM_EMPTY_IS_DEFAULT))
+        value = NULL;
     int64_t v = def;
     if (value && ewtp_sim_parse_int(value, min, max, &v) != 0) {
         ewtp_errors_add(why, key, "range", "%s must be %lld to %lld", key, (long long)min,

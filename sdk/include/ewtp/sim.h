@@ -39,6 +39,8 @@
  *
  * History:
  *   1.0  first release.
+ *   1.1  the kit: _ex setters, bearer check, body parsing, spool scan/read, receipts
+ *        (ewtp_sim_deliver, _later); a module built with 1.1 needs a 1.1 library.
  */
 #ifndef EWTP_SIM_H
 #define EWTP_SIM_H
@@ -57,7 +59,7 @@ extern "C" {
 #endif
 
 #define EWTP_SIM_ABI_MAJOR 1
-#define EWTP_SIM_ABI_MINOR 0
+#define EWTP_SIM_ABI_MINOR 1
 #define EWTP_SIM_SYMBOL "ewtp_sim_module_v1"
 
 struct ewtp_sim; /* one running simulator; opaque */
@@ -122,12 +124,18 @@ int ewtp_sim_parse_int(const char *value, int64_t min, int64_t max, int64_t *out
 /* *field := a malloc'd copy of value (def when value is NULL; NULL when it is "" or def is
  * NULL), the old one freed. 0 or -EWTP_ENOMEM. */
 int ewtp_sim_set_string(char **field, const char *value, const char *def);
+/* Flags of the _ex setters: an empty value ("") restores the default def as NULL does, where
+ * it would otherwise clear a string or be refused as a number. */
+#define EWTP_SIM_EMPTY_IS_DEFAULT 1u
+int ewtp_sim_set_string_ex(char **field, const char *value, const char *def, unsigned flags);
 /* "true"/"1" or "false"/"0"; anything else adds a "type" error for key to why: -EWTP_EINVAL. */
 int ewtp_sim_set_bool(const char *key, const char *value, bool def, struct ewtp_errors *why,
                       bool *out);
 /* A decimal integer from min to max; else a "range" error for key: -EWTP_EINVAL. */
 int ewtp_sim_set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
                      struct ewtp_errors *why, int64_t *out);
+int ewtp_sim_set_int_ex(const char *key, const char *value, int64_t def, int64_t min,
+                        int64_t max, unsigned flags, struct ewtp_errors *why, int64_t *out);
 /* What a module's create does with its settings: set(state, key, NULL) for each key of
  * defaults (NULL-terminated, may be NULL; stops at the first failure), then set(state, name,
  * value) for every setting in order, collecting every error: an unknown name (set returned
@@ -138,6 +146,87 @@ typedef int (*ewtp_sim_set_fn)(void *state, const char *key, const char *value,
 int ewtp_sim_apply_settings(void *state, ewtp_sim_set_fn set, const char *const *defaults,
                             const struct ewtp_settings *settings, const char *known,
                             struct ewtp_errors *why);
+
+/* ---- Request plumbing (the kit) ----------------------------------------------------------
+ * What every authority does the same way, so that a module writes its routes, its validation
+ * and its receipts only. Each answer below is {"errors":[{"code","message"}]} (the framework's
+ * shape); a module whose authority answers in another shape passes code NULL, gets resp
+ * untouched and writes its own. */
+
+struct ewtp_json;
+struct ewtp_xml_doc;
+struct ewtp_xsd;
+
+/* {"errors":[...]}: every entry of errs (at least one: "invalid" when errs is empty) under
+ * code, with its path when it has one. */
+void ewtp_sim_reply_errors(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                           int status, const char *code, const struct ewtp_errors *errs);
+
+/* The token of "Authorization: Bearer <token>" (the scheme in any case), NULL when there is
+ * none or it is empty. */
+const char *ewtp_sim_bearer(const struct ewtp_sim_request *req);
+/* A 401: WWW-Authenticate "Bearer realm=\"realm\"" (with error="invalid_token" when
+ * invalid_token; realm NULL: without the realm) and ewtp_sim_reply_error(code, message). */
+void ewtp_sim_reply_401(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
+                        const char *realm, bool invalid_token, const char *code,
+                        const char *message);
+/* The bearer check most authorities make: the request's token, or NULL after a 401 (code,
+ * realm as above) when it has none ("a bearer token is required") or expected is set and the
+ * token differs ("the bearer token is not valid", invalid_token). */
+const char *ewtp_sim_require_bearer(const struct ewtp_sim_request *req,
+                                    struct ewtp_sim_response *resp, const char *expected,
+                                    const char *realm, const char *code);
+
+/* The body as a JSON object, in the request's arena. NULL when it is not one; with code set,
+ * resp then holds a 400 "the body is not a JSON object" under code. */
+const struct ewtp_json *ewtp_sim_body_json(const struct ewtp_sim_request *req,
+                                           struct ewtp_sim_response *resp, const char *code);
+/* The body as an XML document (free it with ewtp_xml_free), checked against xsd when xsd is
+ * not NULL. NULL when it is not well-formed or not valid: the reasons are added to errs (may
+ * be NULL) and, with code set, resp holds a 400 listing them under code. */
+struct ewtp_xml_doc *ewtp_sim_body_xml(const struct ewtp_sim_request *req,
+                                       struct ewtp_sim_response *resp, const struct ewtp_xsd *xsd,
+                                       const char *code, struct ewtp_errors *errs);
+
+/* ---- Spool folders (the kit) -------------------------------------------------------------
+ * An authority reached through folders: it reads the gateway's out-folder and writes its
+ * answers into the gateway's in-folder. Names starting with '.' are files being written
+ * (ewtp_sim_spool_write's temporary names) and are never read. */
+
+/* Reads dir/name (openat, O_NOFOLLOW: a link is refused; a regular file of at most max bytes)
+ * into the arena, NUL-terminated. 0, -EWTP_EINVAL (a bad name, not a regular file, too large)
+ * or -EWTP_EIO. */
+int ewtp_sim_spool_read(const char *dir, const char *name, size_t max, struct ewtp_arena *a,
+                        char **data, size_t *len);
+
+/* One file of a scan (its bytes NUL-terminated); a lives until fn returns. */
+typedef void (*ewtp_sim_spool_fn)(void *arg, const char *name, const char *data, size_t len,
+                                  struct ewtp_arena *a);
+/* One pass over dir: up to max_files regular files (and links, which are refused) are read
+ * (up to max_size bytes each), given to fn and moved into dir/sent/ (made when missing; a
+ * file that cannot be moved is deleted, so that no file is taken twice). One that cannot be
+ * read is logged and moved without fn. Names are read first, then the files, oldest entry
+ * first as readdir gives them. Returns how many
+ * files were taken, or -EWTP_EIO when dir cannot be opened. */
+int ewtp_sim_spool_scan(struct ewtp_sim *sim, const char *dir, size_t max_files, size_t max_size,
+                        ewtp_sim_spool_fn fn, void *arg);
+
+/* ---- Receipts (the kit) ------------------------------------------------------------------ */
+
+/* Where an authority's receipts go: POSTed to callback_url (with callback_token as bearer)
+ * and/or written into spool_in as a file; either may be NULL. */
+struct ewtp_sim_deliver_to {
+    const char *callback_url, *callback_token, *spool_in;
+};
+/* Delivers one receipt now (name: its spool file name). 0, or the first failure. */
+int ewtp_sim_deliver(struct ewtp_sim *sim, const struct ewtp_sim_deliver_to *to, const char *name,
+                     const char *content_type, const void *body, size_t len);
+/* A scripted receipt: the same delay_ms from now (everything copied). The timer is cancelled
+ * as any other (its copies are freed then, and at shutdown). NULL when out of memory. */
+struct ewtp_sim_timer *ewtp_sim_deliver_later(struct ewtp_sim *sim, int64_t delay_ms,
+                                              const struct ewtp_sim_deliver_to *to,
+                                              const char *name, const char *content_type,
+                                              const void *body, size_t len);
 
 /* ---- Services for modules (loop thread only) ------------------------------------------- */
 
@@ -170,8 +259,9 @@ void ewtp_sim_timer_cancel(struct ewtp_sim *sim, struct ewtp_sim_timer *t); /* N
 int ewtp_sim_post(struct ewtp_sim *sim, const char *url, const char *bearer,
                   const char *content_type, const void *body, size_t len);
 
-/* Writes data as dir/name atomically (a temporary ".name.tmp" in dir, fsync, rename), so a
- * reader of the spool in-folder never sees a partial file. name must not contain '/'.
+/* Writes data as dir/name atomically (a new temporary ".name.<n>.tmp" made with O_EXCL and
+ * O_NOFOLLOW in dir, fsync, rename over name, fsync of dir), so a reader of the spool
+ * in-folder never sees a partial file. name must not contain '/' nor start with '.'.
  * 0, -EWTP_EINVAL or -EWTP_EIO. */
 int ewtp_sim_spool_write(struct ewtp_sim *sim, const char *dir, const char *name, const void *data,
                          size_t len);
