@@ -161,12 +161,20 @@ static int cn_create(const struct ewtp_host *h, const struct ewtp_settings *s, v
 
 /* Relation keys: the three-document match of a 621 joins order, payment and inventory by
  * platform code + order number, and waybill and inventory by logistics code + waybill
- * number (FACTS §3). */
+ * number (FACTS §3).
+ *
+ * Ordering: only as narrow as customs needs (issue 20). The documents of one order (311,
+ * 411, 511, 621 with the same platform code + order number) go out in accept order, per
+ * tenant and per channel (dxp_id: the plugin does not see its instance name); everything
+ * else is unordered. A whole channel is never serialised, and a dead message blocks only its
+ * own order. A 621 whose order comes from another tenant is not held for it: customs itself
+ * holds an inventory until its order, payment and waybill arrived (the -621010/-621011
+ * match), so a route wait would only add a timeout the authority does not have. */
 static void cn_classify(const void *state, const struct ewtp_call *c, struct ewtp_route_info *r)
 {
     const struct cn_state *st = state;
     const struct ewtp_message *m = c->msg;
-    r->ordering_key = ewtp_arena_printf(c->arena, "cn:%s", st->dxp_id);
+    r->ordering_key = NULL;
     const char *platform = cn_party_code(m->parties[EWTP_ROLE_PLATFORM]);
     const char *logistics = cn_party_code(m->parties[EWTP_ROLE_LOGISTICS]);
     const char *order = m->order         ? m->order->number
@@ -177,12 +185,50 @@ static void cn_classify(const void *state, const struct ewtp_call *c, struct ewt
     const char *waybill = m->waybill       ? m->waybill->number
                           : m->declaration ? m->declaration->waybill_number
                                            : NULL;
-    if (platform && order)
+    if (platform && order) {
         ewtp_route_add_relation_key(r, c->arena,
                                     ewtp_arena_printf(c->arena, "cn-order:%s:%s", platform, order));
+        r->ordering_key = ewtp_arena_printf(c->arena, "cn:%s:%s:%s:%s", c->tenant ? c->tenant : "",
+                                            st->dxp_id, platform, order);
+    }
     if (logistics && waybill)
         ewtp_route_add_relation_key(
             r, c->arena, ewtp_arena_printf(c->arena, "cn-waybill:%s:%s", logistics, waybill));
+}
+
+/* ABI 1.5: who sends each CEB document (FACTS §3: the declaring enterprise of each). The
+ * import inventory (621, its cancel 623) and the return (625) are declared by the platform
+ * (ebpCode; an agent declares on its behalf), logistics statuses and manifests by the
+ * logistics company, summaries (701) by the declarant; the rest as the host's default. */
+static enum ewtp_role cn_sender_role(const void *state, const struct ewtp_call *c)
+{
+    (void)state;
+    switch (cn_doc_number(c)) {
+    case 311:
+    case 303:
+        return EWTP_ROLE_PLATFORM;
+    case 411:
+    case 403:
+        return EWTP_ROLE_PAYMENT_PROVIDER;
+    case 511:
+    case 505:
+    case 513:
+    case 507:
+    case 509:
+    case 711:
+    case 607:
+        return EWTP_ROLE_LOGISTICS;
+    case 621:
+    case 623:
+    case 625:
+        return EWTP_ROLE_PLATFORM;
+    case 603:
+    case 605:
+    case 701:
+        return EWTP_ROLE_DECLARANT;
+    default:
+        return EWTP_ROLE_COUNT;
+    }
 }
 
 EWTP_PLUGIN_DESCRIPTOR(.name = "cn", .country = "CN",
@@ -197,4 +243,5 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "cn", .country = "CN",
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT) | EWTP_OP_BIT(EWTP_OP_CANCEL),
                        .create = cn_create, .destroy = cn_destroy, .classify = cn_classify,
                        .validate = cn_validate, .translate = cn_translate,
-                       .interpret = cn_interpret, .receive = cn_receive, .reference = cn_reference);
+                       .interpret = cn_interpret, .receive = cn_receive, .reference = cn_reference,
+                       .sender_role = cn_sender_role);
