@@ -8,9 +8,11 @@
  * returned success survives a crash or power loss.
  */
 #include "store_backend.h"
+#include "store_sqlite.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -74,6 +76,41 @@
     "CREATE TABLE IF NOT EXISTS key_states(key TEXT PRIMARY KEY, state BLOB NOT NULL,"             \
     " updated_at INTEGER NOT NULL);"
 
+/* v6 (issue 20): due work has its own small index. `blocked` is 1 while an earlier message of
+ * the same ordering key is live (in BLOCKING_STATES): only the head of each key, and the
+ * unordered messages, are in messages_ready, so a claim never walks the messages queued behind
+ * a head (see Q_CLAIM_SELECT). Three triggers keep the flag, each touching at most two rows
+ * found through messages_live_key: a new message is blocked when its key has a live one
+ * before it; a message leaving the blocking states unblocks the next live one of its key when
+ * it was the head; a message coming back (replay) is blocked behind a live predecessor and
+ * blocks the next live one. */
+#define KEY_LIVE_BEFORE(seq)                                                                       \
+    "EXISTS(SELECT 1 FROM messages p WHERE p.ordering_key = new.ordering_key"                      \
+    " AND p.state IN " BLOCKING_STATES " AND p.seq < " seq ")"
+#define KEY_NEXT_LIVE                                                                              \
+    "(SELECT min(n.seq) FROM messages n WHERE n.ordering_key = new.ordering_key"                   \
+    " AND n.state IN " BLOCKING_STATES " AND n.seq > new.seq)"
+#define SCHEMA_V6_COLUMN_SQL "ALTER TABLE messages ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;"
+#define SCHEMA_V6_SQL                                                                              \
+    "UPDATE messages SET blocked = 1 WHERE ordering_key IS NOT NULL AND state IN " BLOCKING_STATES \
+    " AND EXISTS(SELECT 1 FROM messages p WHERE p.ordering_key = messages.ordering_key"            \
+    " AND p.state IN " BLOCKING_STATES " AND p.seq < messages.seq);"                               \
+    "CREATE INDEX IF NOT EXISTS messages_ready ON messages(next_attempt_at, seq)"                  \
+    " WHERE state IN ('accepted', 'retrying') AND blocked = 0;"                                    \
+    "CREATE TRIGGER IF NOT EXISTS messages_key_new AFTER INSERT ON messages"                       \
+    " WHEN new.ordering_key IS NOT NULL AND new.state IN " BLOCKING_STATES " BEGIN"                \
+    " UPDATE messages SET blocked = 1 WHERE seq = new.seq AND " KEY_LIVE_BEFORE("new.seq") "; END;" \
+    "CREATE TRIGGER IF NOT EXISTS messages_key_leave AFTER UPDATE OF state ON messages"            \
+    " WHEN new.ordering_key IS NOT NULL AND old.state IN " BLOCKING_STATES                         \
+    " AND new.state NOT IN " BLOCKING_STATES " BEGIN"                                              \
+    " UPDATE messages SET blocked = 0 WHERE seq = " KEY_NEXT_LIVE                                  \
+    " AND NOT " KEY_LIVE_BEFORE("new.seq") "; END;"                                                \
+    "CREATE TRIGGER IF NOT EXISTS messages_key_back AFTER UPDATE OF state ON messages"             \
+    " WHEN new.ordering_key IS NOT NULL AND old.state NOT IN " BLOCKING_STATES                     \
+    " AND new.state IN " BLOCKING_STATES " BEGIN"                                                  \
+    " UPDATE messages SET blocked = " KEY_LIVE_BEFORE("new.seq") " WHERE seq = new.seq;"          \
+    " UPDATE messages SET blocked = 1 WHERE seq = " KEY_NEXT_LIVE "; END;"
+
 static const char schema_sql[] =
     "CREATE TABLE messages("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* accept order; never reused */
@@ -104,7 +141,7 @@ static const char schema_sql[] =
     "CREATE INDEX receipts_seq ON receipts(seq, rid);"
     "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
     " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL SCHEMA_V4_SQL
-        SCHEMA_V5_SQL;
+        SCHEMA_V5_SQL SCHEMA_V6_COLUMN_SQL SCHEMA_V6_SQL;
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -222,8 +259,25 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_LIST] = "SELECT " MSG_COLS " FROM messages WHERE seq > ?1"
                " AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR state = ?3)"
                " AND (?4 IS NULL OR destination = ?4) ORDER BY seq LIMIT ?5",
+    /* The claim (issue 20; store_pg.c ports the same design): its cost depends on the batch,
+     * not on the backlog.
+     * - Candidates come from messages_ready, a partial index on (next_attempt_at, seq) of the
+     *   messages that are due in principle: accepted or retrying, and not queued behind a live
+     *   message of their ordering key (`blocked`, kept by the v6 triggers in the same
+     *   transaction as every state change). A key with 100,000 messages queued puts one row
+     *   there, its head; the rows are read in claim order, so LIMIT stops the walk.
+     * - Each candidate still gets the strict per-key probe (no live predecessor), now an
+     *   O(log n) look-up in the partial index messages_live_key, so `blocked` can only make
+     *   the claim narrower than the rule, never wider.
+     * - Waits (ABI 1.1) are checked per candidate as before: messages waiting for another
+     *   are walked until theirs arrives (bounded by the waiting ones, not the backlog).
+     * - Claiming is batched: one transaction leases up to CLAIM_MAX messages.
+     * PostgreSQL: the same column, triggers (or the same UPDATEs in the state-changing
+     * statements) and a partial index WHERE state IN ('accepted','retrying') AND NOT blocked,
+     * with FOR UPDATE SKIP LOCKED on the candidate rows. */
     [Q_CLAIM_SELECT] =
-        "SELECT m.seq FROM messages m WHERE m.state IN ('accepted', 'retrying')"
+        "SELECT m.seq FROM messages m INDEXED BY messages_ready"
+        " WHERE m.state IN ('accepted', 'retrying') AND m.blocked = 0"
         " AND m.next_attempt_at <= ?1 AND (m.ordering_key IS NULL OR NOT EXISTS("
         "  SELECT 1 FROM messages p WHERE p.ordering_key = m.ordering_key AND p.seq < m.seq"
         "  AND p.state IN " BLOCKING_STATES "))"
@@ -1136,6 +1190,15 @@ static int sq_list(void *impl, const struct ewtp_store_filter *f, struct ewtp_st
 
 /* ---- dispatcher --------------------------------------------------------------------------- */
 
+/* SQLite VM steps of every claim select so far (store_sqlite.h): the claim's work, counted by
+ * test_claim_cost without a clock. */
+static _Atomic uint64_t claim_vm_steps;
+
+uint64_t ewtp_store_sqlite_claim_steps(void)
+{
+    return atomic_load(&claim_vm_steps);
+}
+
 /* The seqs (column 0) that select id finds with ?1 = now and ?2 = limit, up to limit. */
 static int select_seqs(struct conn *c, enum sql id, int64_t now, size_t limit, int64_t *seqs,
                        size_t *n)
@@ -1152,6 +1215,9 @@ static int select_seqs(struct conn *c, enum sql id, int64_t now, size_t limit, i
         seqs[cnt++] = sqlite3_column_int64(s, 0);
     if (cnt < limit && x != SQLITE_DONE)
         rc = map_rc(x);
+    if (id == Q_CLAIM_SELECT)
+        atomic_fetch_add(&claim_vm_steps,
+                         (uint64_t)sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 1));
     sqlite3_reset(s);
     *n = cnt;
     return rc;
@@ -2110,6 +2176,22 @@ static int schema_setup(struct conn *c, const char *path, char **why)
         rc = sqlite3_exec(c->db, SCHEMA_V5_SQL "INSERT INTO schema_version(version) VALUES(5);",
                           NULL, NULL, &err);
         version = 5;
+    }
+    if (rc == SQLITE_OK && version == 5) {
+        /* Upgrade in place: the ready index and its flag, computed for the queued messages
+         * (the column may be there already: a file an older ewtpd was told to downgrade). */
+        sqlite3_stmt *s = NULL;
+        bool has_col = false;
+        if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('messages')"
+                                      " WHERE name = 'blocked'", -1, &s, NULL) == SQLITE_OK)
+            has_col = sqlite3_step(s) == SQLITE_ROW;
+        sqlite3_finalize(s);
+        if (!has_col)
+            rc = sqlite3_exec(c->db, SCHEMA_V6_COLUMN_SQL, NULL, NULL, &err);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(c->db, SCHEMA_V6_SQL "INSERT INTO schema_version(version) VALUES(6);",
+                              NULL, NULL, &err);
+        version = 6;
     }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)

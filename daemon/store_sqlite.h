@@ -1,0 +1,12 @@
+/* store_sqlite.h — what the SQLite store shows beyond store.h, for tests and benchmarks. */
+#ifndef EWTP_STORE_SQLITE_H
+#define EWTP_STORE_SQLITE_H
+
+#include <stdint.h>
+
+/* SQLite VM steps run by the claim select (Q_CLAIM_SELECT) of every SQLite store of the
+ * process so far: the work a claim costs, to compare backlogs of different sizes without a
+ * clock (DECISIONS "Tests, CI and measurements"). */
+uint64_t ewtp_store_sqlite_claim_steps(void);
+
+#endif
