@@ -11,7 +11,7 @@
 #   make package-test  build them, install them on this machine, check, purge (as root)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test tsan docs clean format package package-test
+.PHONY: all deps build run test tsan docs clean format package package-test bench
 
 all: build
 
@@ -48,6 +48,12 @@ tsan:
 	cd build-tsan && \
 	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=0:second_deadlock_stack=1:history_size=4" \
 	  ctest --output-on-failure -R '$(TSAN_TESTS)'
+
+# Throughput, latency, drain and signing figures as ratios to baselines of the same run
+# (tests/bench/bench.sh, ~8 min on 2 cores): build/bench/report.md and report.json.
+bench:
+	scripts/deps.sh test
+	tests/bench/bench.sh
 
 # docs/Doxyfile reads sdk/include/ewtp, sdk/README.md and docs/plugin-guide.md.
 docs:

@@ -32,3 +32,16 @@ function done(summary, latency, requests)
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     latency:percentile(99) / 1000))
 end
+
+-- EWTP_BENCH_DELAY_MS (bench.py, latency at 70 % load): each connection waits this long
+-- before its next request (fractions by chance, as wrk takes whole milliseconds).
+local pace = tonumber(os.getenv("EWTP_BENCH_DELAY_MS") or "")
+if pace then
+  function delay()
+    local whole = math.floor(pace)
+    if math.random() < pace - whole then
+      return whole + 1
+    end
+    return whole
+  end
+end

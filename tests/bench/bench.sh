@@ -1,0 +1,20 @@
+#!/bin/bash
+# make bench: builds build-bench/ (RelWithDebInfo, no sanitizers; EWTP_BENCH_BUILD for another
+# tree) and runs tests/bench/bench.py, which writes build/bench/report.md and report.json.
+# About 8 minutes on 2 cores; not part of make test. Arguments go to bench.py.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${EWTP_BENCH_BUILD:-$root/build-bench}
+for t in wrk sqlite3 openssl python3; do
+  command -v $t >/dev/null || { echo "bench: $t is missing (make deps)" >&2; exit 2; }
+done
+mkdir -p "$build"
+echo "== building $build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEWTP_SANITIZE=OFF \
+  >"$build/bench-cmake.log" 2>&1 || { cat "$build/bench-cmake.log"; exit 1; }
+cmake --build "$build" -j2 --target ewtpd ewtpctl ewtp-sim ewtp-cn ewtp-zz ewtp-my ewtp-be ewtp-rw \
+  ewtp-et ewtp-sim-cn ewtp-sim-zz sign_bench >"$build/bench-build.log" 2>&1 ||
+  { tail -40 "$build/bench-build.log"; exit 1; }
+cc -std=c11 -O2 -Wall -Wextra -o "$build/hello_evhttp" "$root/tests/bench/hello_evhttp.c" \
+  $(pkg-config --cflags --libs libevent)
+exec python3 "$root/tests/bench/bench.py" --build "$build" "$@"
