@@ -702,6 +702,77 @@ static void load_destinations(struct ld *l, const config_setting_t *g, const cha
             ERR(l, e, setting,
                 "%s%s%s is not a destination: use ISO 3166 country codes (\"CN\") or \"*\"",
                 s ? "\"" : "", s ? s : "a non-string", s ? "\"" : "");
+/* "SCHEME:VALUE": an upper-case scheme token (letters, digits, '-') as in the message model's
+ * party ids, and a value of 1 to 64 printable characters. */
+static bool is_party_code(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL || colon == s || colon - s > 32 || colon[1] == '\0' || strlen(colon + 1) > 64)
+        return false;
+    for (const char *p = s; p < colon; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            return false;
+    for (const char *p = colon + 1; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* parties = [ "CN-CUSTOMS:3301960ABC", "TIN:C25845632020" ]: the codes tenant i may act as;
+ * a code belongs to one tenant (DECISIONS "Tenants and party codes"). */
+static void load_parties(struct ld *l, const config_setting_t *g, const char *prefix, int i,
+                         struct ewtp_tenant_conf *t)
+{
+    char setting[512];
+    join(setting, sizeof(setting), prefix, "parties");
+    const config_setting_t *m = config_setting_get_member(g, "parties");
+    if (m == NULL)
+        return;
+    int type = config_setting_type(m);
+    if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+        ERR(l, m, setting,
+            "must be a list of party codes, e.g. [ \"CN-CUSTOMS:3301960ABC\", \"TIN:C25845632020\" "
+            "]");
+        return;
+    }
+    int n = config_setting_length(m);
+    if (n == 0) {
+        ERR(l, m, setting,
+            "is empty: leave it out to send without sender checks, or list the codes the tenant "
+            "may act as");
+        return;
+    }
+    t->parties = calloc((size_t)n, sizeof(char *));
+    if (t->parties == NULL) {
+        l->oom = true;
+        return;
+    }
+    const struct ewtp_config *c = &l->full->pub;
+    for (int k = 0; k < n; k++) {
+        const config_setting_t *e = config_setting_get_elem(m, (unsigned)k);
+        const char *s =
+            config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+        if (s == NULL || !is_party_code(s)) {
+            ERR(l, e, setting,
+                "%s%s%s is not a party code: SCHEME:VALUE with the scheme in upper case, as in "
+                "the messages' party ids (\"CN-CUSTOMS:3301960ABC\")",
+                s ? "\"" : "", s ? s : "a non-string", s ? "\"" : "");
+            continue;
+        }
+        for (int j = 0; j <= i; j++) {
+            const struct ewtp_tenant_conf *o = &c->tenants[j];
+            for (size_t x = 0; x < o->n_parties; x++)
+                if (strcmp(o->parties[x], s) == 0 && j == i)
+                    ERR(l, e, setting, "lists \"%s\" twice", s);
+                else if (strcmp(o->parties[x], s) == 0)
+                    ERR(l, e, setting,
+                        "\"%s\" is also a party code of tenants[%d]: a code belongs to one tenant",
+                        s, j);
+        }
+        t->parties[t->n_parties++] = dup_or_oom(l, s);
+    }
+}
+
             continue;
         }
         t->destinations[t->n_destinations++] = dup_or_oom(l, s);
@@ -712,7 +783,8 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {
         "id",    "token_file",  "cert_subject",        "destinations",
-        "kinds", "webhook_url", "webhook_secret_file", NULL};
+        "kinds", "webhook_url", "webhook_secret_file", "parties",
+        NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "tenants");
     int n = list ? config_setting_length(list) : 0;
@@ -765,6 +837,7 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
             }
         for (int j = 0; j < i && t->cert_subject; j++)
             if (c->tenants[j].cert_subject &&
+        load_parties(l, g, prefix, i, t);
                 strcmp(c->tenants[j].cert_subject, t->cert_subject) == 0) {
                 join(s, sizeof(s), prefix, "cert_subject");
                 ERR(l, config_setting_get_member(g, "cert_subject"), s,
@@ -1518,6 +1591,7 @@ void ewtp_config_free(struct ewtp_config *c)
     }
     free(c->listeners);
     for (size_t i = 0; i < c->n_tenants; i++) {
+        free_strv(t->parties, t->n_parties);
         struct ewtp_tenant_conf *t = &c->tenants[i];
         free(t->id);
         free(t->token_sha256);

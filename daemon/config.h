@@ -42,6 +42,10 @@ struct ewtp_tenant_conf {
     uint32_t kinds;            /* allowed kinds (EWTP_KIND_BIT); all when not set */
     char *webhook_url;         /* state changes are POSTed here; NULL: none */
     char *webhook_secret_file; /* Standard Webhooks secret ("whsec_..." base64) */
+    /* The party codes the tenant may act as ("CN-CUSTOMS:3301960ABC": scheme, ':', value), each
+     * held by one tenant only; none (n_parties 0): sender codes are not checked. */
+    char **parties;
+    size_t n_parties;
 };
 
 /* (Not "enum ewtp_transport": message.h has a struct of that tag.) */

@@ -412,6 +412,11 @@ static int run(const char *path)
         ewtpd_log(LOG_WARNING,
                   "dev_mode = true: short bearer tokens and secret files readable by others are "
                   "accepted (every listener is on loopback); never use it in production");
+    for (size_t i = 0; i < ewtp_gen_config(d.gen)->n_tenants; i++) {
+        const struct ewtp_tenant_conf *t = &ewtp_gen_config(d.gen)->tenants[i];
+        if (t->n_parties == 0)
+            ewtpd_log(LOG_WARNING, "tenant %s has no parties: sender codes are not checked", t->id);
+    }
     ewtpd_log(LOG_INFO, "ewtpd ready: %s, generation %llu, %zu plugin instances", path,
               (unsigned long long)ewtp_gen_id(d.gen), ewtp_gen_instance_count(d.gen));
     sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)ewtp_gen_id(d.gen));

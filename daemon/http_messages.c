@@ -63,6 +63,94 @@ static bool tenant_allows(const struct ewtp_tenant_conf *t, const char *destinat
 }
 
 /* The array inside {"errors":[...]} (the warnings an accepted message keeps), in arena. */
+/* The role whose party sends a message of kind k, for plugins without the ABI 1.5
+ * sender_role hook (DECISIONS "Tenants and party codes"); EWTP_ROLE_COUNT: none is checked. */
+static enum ewtp_role default_sender_role(enum ewtp_kind k)
+{
+    switch (k) {
+    case EWTP_KIND_ORDER:
+        return EWTP_ROLE_PLATFORM;
+    case EWTP_KIND_PAYMENT:
+        return EWTP_ROLE_PAYMENT_PROVIDER;
+    case EWTP_KIND_WAYBILL:
+        return EWTP_ROLE_LOGISTICS;
+    case EWTP_KIND_DECLARATION:
+        return EWTP_ROLE_DECLARANT;
+    case EWTP_KIND_INVOICE:
+        return EWTP_ROLE_SELLER;
+    default:
+        return EWTP_ROLE_COUNT;
+    }
+}
+
+static bool holds(const struct ewtp_tenant_conf *t, const char *scheme, size_t slen,
+                  const char *value)
+{
+    for (size_t i = 0; i < t->n_parties; i++) {
+        const char *c = t->parties[i];
+        if (strncmp(c, scheme, slen) == 0 && c[slen] == ':' &&
+            (value == NULL || strcmp(c + slen + 1, value) == 0))
+            return true;
+    }
+    return false;
+}
+
+static bool held_by_other(const struct ewtp_config *conf, const struct ewtp_tenant_conf *t,
+                          const char *scheme, size_t slen, const char *value)
+{
+    for (size_t i = 0; i < conf->n_tenants; i++)
+        if (conf->tenants[i].id && strcmp(conf->tenants[i].id, t->id) != 0 &&
+            holds(&conf->tenants[i], scheme, slen, value))
+            return true;
+    return false;
+}
+
+/* The sender party check (ISSUE 19, DECISIONS "Tenants and party codes"): a tenant with
+ * parties may send a message only when the party of its sender role carries at least one of
+ * its codes, and no code that another tenant holds or that is of a scheme the tenant holds
+ * codes of but not this one (so that a relation or correlation key the plugin builds from
+ * that party is the tenant's). An absent party is left to the plugin's validate. NULL when
+ * allowed, else the 403 sentence in arena a: it names the role and scheme only. */
+static const char *sender_refusal(const struct ewtp_config *conf, const struct ewtp_tenant_conf *t,
+                                  const struct ewtp_plugin *p, const void *state,
+                                  const struct ewtp_call *c)
+{
+    if (t->n_parties == 0)
+        return NULL;
+    enum ewtp_role role = EWTP_PLUGIN_HAS(p, sender_role) && p->sender_role
+                              ? p->sender_role(state, c)
+                              : default_sender_role(c->msg->kind);
+    if ((unsigned)role >= EWTP_ROLE_COUNT)
+        return NULL;
+    const struct ewtp_party *party = ewtp_message_party(c->msg, role);
+    if (party == NULL || party->n_ids == 0)
+        return NULL;
+    size_t held = 0;
+    for (size_t i = 0; i < party->n_ids; i++) {
+        const struct ewtp_party_id *id = party->ids[i];
+        if (id == NULL || id->scheme == NULL || id->value == NULL)
+            continue;
+        size_t slen = strlen(id->scheme);
+        if (holds(t, id->scheme, slen, id->value)) {
+            held++;
+            continue;
+        }
+        if (holds(t, id->scheme, slen, NULL) || held_by_other(conf, t, id->scheme, slen, id->value))
+            return ewtp_arena_printf(c->arena,
+                                     "the %s's %s code is not one this tenant may act as (the "
+                                     "tenant's parties list the codes it may send as)",
+                                     ewtp_role_name(role), id->scheme);
+    }
+    if (held == 0)
+        return ewtp_arena_printf(c->arena,
+                                 "the %s carries no party code this tenant may act as (the "
+                                 "tenant's parties list the codes it may send as, e.g. %s:...)",
+                                 ewtp_role_name(role),
+                                 party->ids[0] && party->ids[0]->scheme ? party->ids[0]->scheme
+                                                                        : "SCHEME");
+    return NULL;
+}
+
 static const char *warnings_array(struct ewtp_arena *a, const struct ewtp_errors *errs)
 {
     if (ewtp_errors_count(errs) == 0)
@@ -221,7 +309,13 @@ void ewtp_http_submit_work(void *arg)
     r->wait_state =
         ri.wait_state == EWTP_WAIT_APPROVED ? EWTP_STORE_APPROVED : EWTP_STORE_SUBMITTED;
 
+        .instance = r->instance,
     struct related_set rel = {0};
+    const char *refusal = sender_refusal(conf, r->tenant, p, state, &c);
+    if (refusal) {
+        set_error(r, 403, "forbidden", refusal);
+        goto out;
+    }
     int rrc = related_load(r, &opts, &rel);
     if (rrc != 0) {
         related_free(&rel);

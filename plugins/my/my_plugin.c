@@ -240,6 +240,15 @@ static void my_classify(const void *state, const struct ewtp_call *c, struct ewt
     }
 }
 
+/* ABI 1.5: an invoice is sent by its issuer, the buyer of a self-billed one. */
+static enum ewtp_role my_sender_role(const void *state, const struct ewtp_call *c)
+{
+    (void)state;
+    if (c->msg->kind == EWTP_KIND_INVOICE)
+        return my_self_billed(c->msg) ? EWTP_ROLE_BUYER : EWTP_ROLE_SELLER;
+    return c->msg->kind == EWTP_KIND_DECLARATION ? EWTP_ROLE_DECLARANT : EWTP_ROLE_COUNT;
+}
+
 static const struct ewtp_batch_limits my_batch =
     EWTP_BATCH_LIMITS_INIT(.max_documents = MY_MAX_DOCS,
                            .max_request_bytes = MY_MAX_SUBMISSION_BYTES,
@@ -253,5 +262,5 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "my", .country = "MY", .authority = "LHDN (IRBM) 
                        .batch = &my_batch, .create = my_create, .destroy = my_destroy,
                        .classify = my_classify, .validate = my_validate, .translate = my_translate,
                        .interpret = my_interpret, .poll = my_poll,
-                       .translate_batch = my_translate_batch,
-                       .interpret_batch = my_interpret_batch);
+                       .translate_batch = my_translate_batch, .interpret_batch = my_interpret_batch,
+                       .sender_role = my_sender_role);

@@ -139,6 +139,33 @@ void zz_validate(const void *state, const struct ewtp_call *c, struct ewtp_error
         ewtp_errors_add(errs, "", "required", "a cancellation needs a reason");
 }
 
+#if EWTP_ABI_MINOR >= 5 /* the template also builds against the 1.0 headers (tests/abi) */
+/* ABI 1.5: the role of the party that sends each kind. The host checks that party's codes
+ * against the tenant's configured parties (DECISIONS "Tenants and party codes"); without this
+ * hook it uses the same default table. TODO(country): where the authority says otherwise (a
+ * self-billed invoice is sent by its buyer; an inventory declared by the platform),
+ * return that role; EWTP_ROLE_COUNT checks nothing. */
+static enum ewtp_role zz_sender_role(const void *state, const struct ewtp_call *c)
+{
+    (void)state;
+    switch (c->msg->kind) {
+    case EWTP_KIND_ORDER:
+        return EWTP_ROLE_PLATFORM;
+    case EWTP_KIND_PAYMENT:
+        return EWTP_ROLE_PAYMENT_PROVIDER;
+    case EWTP_KIND_DECLARATION:
+        return EWTP_ROLE_DECLARANT;
+    case EWTP_KIND_INVOICE:
+        return EWTP_ROLE_SELLER;
+    default:
+        return EWTP_ROLE_COUNT;
+    }
+}
+#define ZZ_SENDER_ROLE , .sender_role = zz_sender_role
+#else
+#define ZZ_SENDER_ROLE
+#endif
+
 /* TODO(country): the authority's name (.authority), the kinds and operations it takes. */
 EWTP_PLUGIN_DESCRIPTOR(.name = "zz", .country = "ZZ", .authority = "ZZ test authority (template)",
                        .version = ZZ_PLUGIN_VERSION,
@@ -148,4 +175,5 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "zz", .country = "ZZ", .authority = "ZZ test auth
                        .ops = EWTP_OP_BIT(EWTP_OP_SUBMIT) | EWTP_OP_BIT(EWTP_OP_CANCEL),
                        .create = zz_create, .destroy = zz_destroy, .classify = zz_classify,
                        .validate = zz_validate, .translate = zz_translate,
-                       .interpret = zz_interpret, .poll = zz_poll, .receive = zz_receive);
+                       .interpret = zz_interpret, .poll = zz_poll,
+                       .receive = zz_receive ZZ_SENDER_ROLE);

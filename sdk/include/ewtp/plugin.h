@@ -42,6 +42,10 @@
  *        the CEB key it wrote into the document), asked by the host when a transport hands a
  *        message over without an answer (spool, AMQP); older plugins are asked interpret with
  *        an empty 200 answer instead.
+ *   1.5  descriptor sender_role: the role of the party that sends a message (DECISIONS "Tenants
+ *        and party codes"; the host checks that party's codes against the tenant's parties and
+ *        uses a default table without it); call instance: the plugin instance's name (keys
+ *        scoped to the instance).
  */
 #ifndef EWTP_PLUGIN_H
 #define EWTP_PLUGIN_H
@@ -130,6 +134,11 @@ struct ewtp_call {
      * when there is none yet or the message has no ordering key. Read after EWTP_HAS. */
     const void *key_state;
     size_t key_state_len;
+    /* 1.5: the name of the plugin instance the message goes through ("cn", "cn-bonded"); NULL
+     * when the host does not know it (ewtpctl translate). Read after EWTP_HAS. Ordering and
+     * correlation keys include it (and c->tenant) so that instances and tenants never share
+     * one. */
+    const char *instance;
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
@@ -163,7 +172,7 @@ struct ewtp_route_info {
      * message. Write only after EWTP_HAS(r, struct ewtp_route_info, wait_state). */
     const char *wait_for;            /* a relation key; NULL: waits for nothing */
     enum ewtp_wait_state wait_state; /* what the other must have reached */
-#ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
+#ifdef EWTP_ABI_TEST_GROWN           /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
 };
@@ -440,6 +449,13 @@ struct ewtp_plugin {
      * handed the message over without an answer (spool written, AMQP broker confirmed), keeps
      * it as the message's authority reference and correlates later receipts by it. */
     const char *(*reference)(const void *state, const struct ewtp_call *c);
+    /* 1.5, optional (the host tests EWTP_PLUGIN_HAS(d, sender_role)): the role of the party
+     * that sends c's message, whose codes the host checks against the tenant's configured
+     * parties before classify (403 when that party carries a code the tenant may not act as);
+     * EWTP_ROLE_COUNT: nothing to check. Pure; c->related is empty. Without it the host
+     * uses its default table: order -> platform, payment -> payment_provider, waybill ->
+     * logistics, declaration -> declarant, invoice -> seller, other kinds unchecked. */
+    enum ewtp_role (*sender_role)(const void *state, const struct ewtp_call *c);
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif

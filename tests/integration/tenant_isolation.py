@@ -1,0 +1,143 @@
+"""Tenant isolation (issue 19, DECISIONS "Tenants and party codes"): the real ewtpd with a China
+instance on the spool transport and the real customs simulator `ewtp-sim --country cn`.
+
+1. Party codes: a tenant with `parties` that posts an order naming another platform's code
+   gets 403 with a sentence naming the role and scheme only (nothing of the other tenant);
+   with its own code 202. A tenant without parties keeps today's behaviour (and ewtpd says
+   so at start). Two tenants listing the same code: the configuration is refused.
+Ends with "N passed, M failed"; exit 1 on any failure."""
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (SRC, Api, check, check_config, checks, free_port,  # noqa: E402
+                          load_json, make_sm2_cert, make_tmp, print_logs, remove_tmp, spawn_ewtpd,
+                          spawn_sim, stop, wait_port_file, wait_ready, write_ewtpd_config,
+                          write_token)
+
+VEC = os.path.join(SRC, "plugins", "cn", "vectors")
+PA, PB = "CN-CUSTOMS:3301960PA1", "CN-CUSTOMS:3301960PB1"
+# tenant -> its parties (None: no parties line)
+TENANTS = {"pa": [PA, "CN-CUSTOMS:3301980AGT"], "pb": [PB], "n1": None, "n2": None}
+
+
+def config(tmp, api, key, crt, tenants=TENANTS, name="ewtpd.conf"):
+    for d in ("out", "in"):
+        os.makedirs(os.path.join(tmp, "spool", d), exist_ok=True)
+    lines = []
+    for t, parties in tenants.items():
+        write_token(tmp, t + ".token", t + "-token-of-the-isolation-test")
+        lines.append('{ id = "%s"; token_file = "%s.token"; destinations = [ "CN" ];%s }'
+                     % (t, t, (" parties = [ %s ];" % ", ".join('"%s"' % p for p in parties))
+                        if parties else ""))
+    conf = """tenants = ( %(tenants)s );
+delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
+  request_timeout_ms = 3000; lease_ms = 20000; poll_interval_ms = 200; scan_interval_ms = 50;
+  workers = 2; };
+keys = ( { name = "cn-sign"; key = "%(key)s"; cert = "%(crt)s"; } );
+plugins = (
+  { name = "cn-test"; plugin = "cn";
+    settings = { cop_code = "3301980AGT"; cop_name = "ISOLATION TEST BROKER";
+                 dxp_id = "DXPENT0000000001"; sign_key = "cn-sign"; };
+    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; }
+);
+routes = ( { destination = "CN"; instance = "cn-test"; } );
+""" % {"key": key, "crt": crt, "tenants": ",\n  ".join(lines)}
+    return write_ewtpd_config(tmp, api, conf, name)
+
+
+def order_of(mid, number, platform):
+    rel = os.path.join(VEC, "import-declaration-621", "related")
+    o = load_json(os.path.join(rel, "1-order.json"))
+    o["id"] = mid
+    o["order"]["number"] = number
+    scheme, value = platform.split(":", 1)
+    o["parties"]["platform"]["ids"] = [{"scheme": scheme, "value": value}]
+    return o
+
+
+class Env:
+    def __init__(self):
+        self.tmp = make_tmp("ewtp-isolation-")
+        self.api = free_port()
+        self.key, self.crt = make_sm2_cert(os.path.join(self.tmp, "cn-sign.key"),
+                                           os.path.join(self.tmp, "cn-sign.crt"),
+                                           "/CN=ewtp isolation TEST")
+        self.conf = config(self.tmp, self.api, self.key, self.crt)
+        self.procs = []
+        chk = check_config(self.conf)
+        check(chk.returncode == 0, "ewtpd -t accepts the configuration", chk.stderr)
+        port_file = os.path.join(self.tmp, "sim.port")
+        self.procs.append(spawn_sim(
+            "cn", os.path.join(self.tmp, "sim.log"), port_file=port_file,
+            settings=[("spool_out", os.path.join(self.tmp, "spool", "out")),
+                      ("spool_in", os.path.join(self.tmp, "spool", "in")),
+                      ("delay_ms", 100), ("poll_ms", 50), ("match_wait_ms", 3000)]))
+        port = wait_port_file(port_file, self.procs[-1], 15)
+        check(bool(port), "ewtp-sim --country cn started")
+        self.procs.append(spawn_ewtpd(self.conf, os.path.join(self.tmp, "ewtpd.log")))
+        check(wait_ready(self.api, self.procs[-1], 20), "ewtpd is ready")
+
+    def api_of(self, tenant):
+        return Api(self.api, tenant + "-token-of-the-isolation-test")
+
+    def close(self):
+        for p in reversed(self.procs):
+            stop(p, 15)
+
+
+def party_codes(env):
+    pa, n1 = env.api_of("pa"), env.api_of("n1")
+    st, body = pa.submit(order_of("pa-steal", "SO-ISO-1", PB))
+    text = json.dumps(body)
+    check(st == 403 and (body or {}).get("error") == "forbidden",
+          "order naming another tenant's platform code: 403", (st, body))
+    check("platform" in text and "CN-CUSTOMS" in text, "the 403 names the role and scheme", text)
+    check("3301960PB1" not in text and "pb" not in text.replace("platform", ""),
+          "the 403 echoes nothing of the other tenant", text)
+    check(pa.status("pa-steal")[0] == 404, "the refused order was not stored")
+    st, body = pa.submit(order_of("pa-unknown", "SO-ISO-1", "CN-CUSTOMS:3301960ZZZ"))
+    check(st == 403, "order naming a code no tenant holds: 403", (st, body))
+    st, body = pa.submit(order_of("pa-own", "SO-ISO-1", PA))
+    check(st == 202, "order with the tenant's own platform code: 202", (st, body))
+    st, body = n1.submit(order_of("n1-any", "SO-ISO-N1", PB))
+    check(st == 202, "a tenant without parties is not checked (today's behaviour): 202",
+          (st, body))
+    with open(os.path.join(env.tmp, "ewtpd.log")) as f:
+        log = f.read()
+    check("tenant n1 has no parties: sender codes are not checked" in log,
+          "ewtpd warns at start about tenants without parties")
+    dup = config(env.tmp, free_port(), env.key, env.crt,
+                 {"pa": [PA], "pb": [PB, PA]}, "dup.conf")
+    chk = check_config(dup)
+    check(chk.returncode != 0 and "is also a party code of tenants[0]" in chk.stderr,
+          "two tenants with the same party code: configuration refused", chk.stderr)
+
+
+def main():
+    env = Env()
+    try:
+        if checks.failed:
+            return
+        party_codes(env)
+    finally:
+        env.close()
+        if checks.failed:
+            print_logs([("ewtpd.log", os.path.join(env.tmp, "ewtpd.log")),
+                        ("sim.log", os.path.join(env.tmp, "sim.log"))], 3000)
+        remove_tmp(env.tmp)
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    try:
+        main()
+    except Exception as e:  # a crash of the test is a failure, not a traceback only
+        import traceback
+        traceback.print_exc()
+        check(False, "exception: %r" % e)
+    sys.exit(checks.summary(" (%.1f s)" % (time.time() - t0)))
