@@ -136,8 +136,10 @@ plugin_dir=$(pkg-config --variable=plugindir ewtp)
 [ -n "$plugin_dir" ] && [ -f "$plugin_dir/ewtp-cn.so" ] ||
   fail "pkg-config ewtp: plugindir '$plugin_dir' has no ewtp-cn.so"
 getent passwd ewtpd >/dev/null || fail "no ewtpd system user after install"
-[ "$(stat -c %U 2>/dev/null /var/spool/ewtpd)" = ewtpd ] ||
-  fail "/var/spool/ewtpd missing or not owned by ewtpd (sysusers before tmpfiles)"
+for d in /var/spool/ewtpd /var/lib/ewtpd; do
+  [ "$(stat -c %U 2>/dev/null "$d")" = ewtpd ] ||
+    fail "$d missing or not owned by ewtpd (tmpfiles.d, after sysusers.d)"
+done
 dpkg-query -W -f='${Conffiles}\n' ewtpd | grep -q '^ /etc/ewtpd/ewtpd.conf ' ||
   fail "/etc/ewtpd/ewtpd.conf is not a conffile of ewtpd"
 
@@ -225,7 +227,7 @@ out=$(cd "$work" && /usr/bin/ewtpctl plugin new qz --dir "$work/qz" 2>&1) ||
 # 5. Purge, and what is left.
 step "apt-get purge"
 # What the service would have made at run time (StateDirectory=, logs): purge removes it.
-install -d -o ewtpd -g ewtpd /var/lib/ewtpd /var/log/ewtpd
+install -d -o ewtpd -g ewtpd /var/log/ewtpd
 runuser -u ewtpd -- touch /var/lib/ewtpd/ewtpd.sqlite
 if ! purge_all >"$work/purge.log" 2>&1; then
   cat "$work/purge.log" >&2
