@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -260,12 +259,9 @@ static const char *notification(struct ewtp_arena *a, int64_t now, const char *t
 
 static void announce(struct be_sim *st, const char *name, const char *body, const char *ctype)
 {
-    if (body == NULL)
-        return;
-    if (st->callback_url)
-        ewtp_sim_post(st->sim, st->callback_url, st->callback_token, ctype, body, strlen(body));
-    if (st->spool_in)
-        ewtp_sim_spool_write(st->sim, st->spool_in, name, body, strlen(body));
+    struct ewtp_sim_deliver_to to = {st->callback_url, st->callback_token, st->spool_in};
+    if (body)
+        ewtp_sim_deliver(st->sim, &to, name, ctype, body, strlen(body));
 }
 
 static void decide(struct ewtp_sim *sim, void *arg)
@@ -363,32 +359,18 @@ static void judge(struct be_sim *st, struct ewtp_xml_doc *doc, struct ewtp_arena
     }
 }
 
-static bool authorised(struct be_sim *st, const struct ewtp_sim_request *req,
-                       struct ewtp_sim_response *resp)
-{
-    const char *auth = ewtp_sim_request_header(req, "Authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0' ||
-        (st->token && strcmp(auth + 7, st->token) != 0)) {
-        ewtp_sim_reply_error(req, resp, 401, "EONGW-401", "a valid access token is required", NULL);
-        return false;
-    }
-    return true;
-}
-
 static void lodge(struct be_sim *st, const struct ewtp_sim_request *req,
                   struct ewtp_sim_response *resp)
 {
     struct ewtp_errors *errs = ewtp_errors_new();
-    struct ewtp_xml_doc *doc = NULL;
     struct be_decl tmp = {.lrn = "UNKNOWN"};
-    if (ewtp_xml_parse(req->body, req->body_len, errs, &doc) != 0 ||
-        ewtp_xsd_validate_doc(st->xsd, doc, errs) != 0) {
+    struct ewtp_xml_doc *doc = ewtp_sim_body_xml(req, resp, st->xsd, NULL, errs);
+    if (doc == NULL) {
         const struct ewtp_error *e = ewtp_errors_at(errs, 0);
         const char *body =
             notification(req->arena, ewtp_sim_now_ms(st->sim), "IE906", &tmp, "H7-XSD",
                          e ? ewtp_arena_strndup(req->arena, e->message, 500) : "invalid", NULL);
         ewtp_sim_reply(resp, 400, "application/xml", body, body ? strlen(body) : 0);
-        ewtp_xml_free(doc);
         ewtp_errors_free(errs);
         return;
     }
@@ -663,11 +645,10 @@ static void ap_send(struct be_sim *st, const struct ewtp_sim_request *req,
                     struct ewtp_sim_response *resp)
 {
     /* The door checks only that it is XML; the Peppol rules are decided after the answer. */
-    struct ewtp_xml_doc *doc = NULL;
     struct ewtp_errors *errs = ewtp_errors_new();
-    int rc = ewtp_xml_parse(req->body, req->body_len, errs, &doc);
+    struct ewtp_xml_doc *doc = ewtp_sim_body_xml(req, resp, NULL, NULL, errs);
     ewtp_xml_free(doc);
-    if (rc != 0) {
+    if (doc == NULL) {
         const struct ewtp_error *e = ewtp_errors_at(errs, 0);
         ewtp_sim_reply_error(req, resp, 422, "AP-INVALID",
                              ewtp_arena_printf(req->arena,
@@ -713,12 +694,12 @@ static int be_sim_handle(void *state, const struct ewtp_sim_request *req,
     if (strcmp(req->path, "/h7/declarations") == 0) {
         if (!post)
             ewtp_sim_reply_error(req, resp, 405, "EONGW-405", "use POST", NULL);
-        else if (authorised(st, req, resp))
+        else if (ewtp_sim_require_bearer(req, resp, st->token, "EONGW", "EONGW-401"))
             lodge(st, req, resp);
     } else if (strcmp(req->path, "/api/v1/outbound") == 0) {
         if (!post)
             ewtp_sim_reply_error(req, resp, 405, "AP-405", "use POST", NULL);
-        else if (authorised(st, req, resp))
+        else if (ewtp_sim_require_bearer(req, resp, st->token, "EONGW", "EONGW-401"))
             ap_send(st, req, resp);
     } else {
         ewtp_sim_reply_error(req, resp, 404, "SIM-404", "no such endpoint", NULL);

@@ -35,14 +35,11 @@
  * ("CEB311:<ebpCode>:<orderNo>", "CEB621:<copNo>", ... the plugin's correlation keys). */
 #define _POSIX_C_SOURCE 200809L
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <ewtp/crypto.h>
 #include <ewtp/decimal.h>
@@ -1298,71 +1295,19 @@ static void scan_schedule(struct cn_sim *st)
     st->scan_timer = st->spool_out ? ewtp_sim_timer_add(st->sim, st->poll_ms, scan, st) : NULL;
 }
 
-static int read_all(const char *path, struct ewtp_arena *a, char **out, size_t *len)
+/* One file of the out-folder: a DxpMsg, answered into spool_in. */
+static void take_file(void *arg, const char *name, const char *data, size_t len,
+                      struct ewtp_arena *a)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -EWTP_EIO;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > FILE_MAX) {
-        fclose(f);
-        return -EWTP_EIO;
-    }
-    char *buf = ewtp_arena_alloc(a, (size_t)sb.st_size + 1);
-    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-    fclose(f);
-    if (buf == NULL)
-        return -EWTP_ENOMEM;
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
+    (void)name;
+    take_envelope(arg, data, len, a, true, NULL, NULL);
 }
 
 static void scan(struct ewtp_sim *sim, void *arg)
 {
-    (void)sim;
     struct cn_sim *st = arg;
     st->scan_timer = NULL;
-    DIR *d = opendir(st->spool_out);
-    if (d == NULL) {
-        scan_schedule(st);
-        return;
-    }
-    /* Names first, then the work: renaming while reading the directory may repeat entries. */
-    char *names[SCAN_MAX];
-    size_t n = 0;
-    struct dirent *e;
-    while (n < SCAN_MAX && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue; /* ".x.tmp" files are still being written (atomic spool writes) */
-        names[n] = strdup(e->d_name);
-        if (names[n])
-            n++;
-    }
-    closedir(d);
-    for (size_t i = 0; i < n; i++) {
-        struct ewtp_arena *a = ewtp_arena_new();
-        const char *path = a ? ewtp_arena_printf(a, "%s/%s", st->spool_out, names[i]) : NULL;
-        char *data = NULL;
-        size_t len = 0;
-        struct stat sb;
-        if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            if (read_all(path, a, &data, &len) == 0)
-                take_envelope(st, data, len, a, true, NULL, NULL);
-            else
-                ewtp_sim_log(st->sim, EWTP_LOG_WARNING, "cannot read %s", path);
-            const char *dir = ewtp_arena_printf(a, "%s/sent", st->spool_out);
-            mkdir(dir, 0750);
-            if (rename(path, ewtp_arena_printf(a, "%s/%s", dir, names[i])) != 0) {
-                ewtp_sim_log(st->sim, EWTP_LOG_ERR, "cannot move %s to %s: %s", path, dir,
-                             strerror(errno));
-                unlink(path); /* never take the same file twice */
-            }
-        }
-        ewtp_arena_free(a);
-        free(names[i]);
-    }
+    ewtp_sim_spool_scan(sim, st->spool_out, SCAN_MAX, FILE_MAX, take_file, st);
     scan_schedule(st);
 }
 

@@ -307,8 +307,8 @@ static int sig_verify(const unsigned char *der, size_t der_len, const void *data
 static int unwrap(struct et_sim *st, const struct ewtp_sim_request *req,
                   struct ewtp_sim_response *resp, const char **payload, size_t *len)
 {
-    const struct ewtp_json *root = ewtp_json_parse(req->arena, req->body, req->body_len, NULL);
-    if (ewtp_json_type(root) != EWTP_JSON_OBJECT) {
+    const struct ewtp_json *root = ewtp_sim_body_json(req, resp, NULL);
+    if (root == NULL) {
         refuse1(req, resp, 400, NULL, "the request body is not a JSON object");
         return -1;
     }
@@ -400,14 +400,14 @@ static void login(struct et_sim *st, const struct ewtp_sim_request *req,
 
 static bool authorised(struct et_sim *st, const struct ewtp_sim_request *req)
 {
-    const char *h = ewtp_sim_request_header(req, "Authorization");
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || h[7] == '\0')
+    const char *token = ewtp_sim_bearer(req);
+    if (token == NULL)
         return false;
     if (!st->require_login)
         return true;
     unsigned long long n = 0;
     char tail = 0;
-    if (sscanf(h + 7, "et-access-%llu%c", &n, &tail) != 1 || n == 0 || n > st->n_tokens)
+    if (sscanf(token, "et-access-%llu%c", &n, &tail) != 1 || n == 0 || n > st->n_tokens)
         return false;
     return ewtp_sim_now_ms(st->sim) < st->token_exp[n - 1];
 }

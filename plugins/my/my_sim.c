@@ -358,44 +358,6 @@ static bool rate_ok(struct my_sim *st, struct rate *r, const struct ewtp_sim_req
 
 /* ---- identity service -------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* The value of name in an application/x-www-form-urlencoded body, decoded; NULL if absent. */
-static const char *form_value(struct ewtp_arena *a, const char *body, const char *name)
-{
-    size_t nl = strlen(name);
-    for (const char *p = body; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            char *out = ewtp_arena_alloc(a, len - nl);
-            size_t k = 0;
-            for (size_t i = nl + 1; out && i < len; i++) {
-                if (p[i] == '+') {
-                    out[k++] = ' ';
-                } else if (p[i] == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 &&
-                           hexval(p[i + 2]) >= 0) {
-                    out[k++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                } else {
-                    out[k++] = p[i];
-                }
-            }
-            if (out)
-                out[k] = '\0';
-            return out;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return NULL;
-}
-
 static void oauth_error(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
                         const char *error, const char *description)
 {
@@ -419,11 +381,10 @@ static void token(struct my_sim *st, const struct ewtp_sim_request *req,
                     "the body must be application/x-www-form-urlencoded");
         return;
     }
-    const char *body = req->body;
-    const char *grant = form_value(req->arena, body, "grant_type");
-    const char *id = form_value(req->arena, body, "client_id");
-    const char *secret = form_value(req->arena, body, "client_secret");
-    const char *scope = form_value(req->arena, body, "scope");
+    const char *grant = ewtp_sim_form_field(req, "grant_type");
+    const char *id = ewtp_sim_form_field(req, "client_id");
+    const char *secret = ewtp_sim_form_field(req, "client_secret");
+    const char *scope = ewtp_sim_form_field(req, "scope");
     if (grant == NULL || strcmp(grant, "client_credentials") != 0) {
         oauth_error(req, resp, "unsupported_grant_type", "only client_credentials is supported");
         return;
@@ -480,12 +441,12 @@ static void token(struct my_sim *st, const struct ewtp_sim_request *req,
 static const struct sim_token *authorize(struct my_sim *st, const struct ewtp_sim_request *req,
                                          struct ewtp_sim_response *resp)
 {
-    const char *auth = ewtp_sim_request_header(req, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+    const char *token = ewtp_sim_bearer(req);
+    if (token) {
         int64_t now = ewtp_sim_now_ms(st->sim);
         for (size_t i = st->n_tokens; i-- > 0;) {
             const struct sim_token *t = &st->tokens[i];
-            if (t->value && strcmp(t->value, auth + 7) == 0) {
+            if (t->value && strcmp(t->value, token) == 0) {
                 if (now < t->expires_ms)
                     return t;
                 break;
@@ -890,7 +851,7 @@ static void submit(struct my_sim *st, const struct ewtp_sim_request *req,
                   NULL, NULL);
         return;
     }
-    const struct ewtp_json *body = ewtp_json_parse(a, req->body, req->body_len, NULL);
+    const struct ewtp_json *body = ewtp_sim_body_json(req, resp, NULL);
     const struct ewtp_json *docs = ewtp_json_get(body, "documents");
     if (ewtp_json_type(docs) != EWTP_JSON_ARRAY || ewtp_json_size(docs) == 0) {
         api_error(req, resp, 400, "BadStructure",
@@ -1246,7 +1207,7 @@ static void put_state(struct my_sim *st, const struct ewtp_sim_request *req,
     if (t == NULL || !rate_ok(st, &st->rate_cancel, req, resp))
         return;
     struct ewtp_arena *a = req->arena;
-    const struct ewtp_json *body = ewtp_json_parse(a, req->body, req->body_len, NULL);
+    const struct ewtp_json *body = ewtp_sim_body_json(req, resp, NULL);
     const char *status = ewtp_json_get_string(body, "status");
     const char *reason = ewtp_json_get_string(body, "reason");
     if (status == NULL || (strcmp(status, "cancelled") != 0 && strcmp(status, "rejected") != 0)) {

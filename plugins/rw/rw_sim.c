@@ -26,14 +26,10 @@
  * reject_office (declarations for this office are refused, code RW-OFFICE). */
 #define _POSIX_C_SOURCE 200809L
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <ewtp/decimal.h>
 #include <ewtp/json.h>
@@ -496,10 +492,8 @@ static int rw_sim_handle(void *state, const struct ewtp_sim_request *req,
         answer(st, req, resp, "911", "There is no request full text", NULL);
         return 0;
     }
-    struct ewtp_errors *why = ewtp_errors_new();
-    const struct ewtp_json *j = ewtp_json_parse(req->arena, req->body, req->body_len, why);
-    ewtp_errors_free(why);
-    if (ewtp_json_type(j) != EWTP_JSON_OBJECT) {
+    const struct ewtp_json *j = ewtp_sim_body_json(req, resp, NULL);
+    if (j == NULL) {
         answer(st, req, resp, "910", "Invalid parameter: the body is not a JSON object", NULL);
         return 0;
     }
@@ -527,27 +521,6 @@ static int rw_sim_handle(void *state, const struct ewtp_sim_request *req,
 }
 
 /* ---- ASYCUDA through the spool ------------------------------------------------------------ */
-
-static int read_all(const char *path, struct ewtp_arena *a, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -EWTP_EIO;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > FILE_MAX) {
-        fclose(f);
-        return -EWTP_EIO;
-    }
-    char *buf = ewtp_arena_alloc(a, (size_t)sb.st_size + 1);
-    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-    fclose(f);
-    if (buf == NULL)
-        return -EWTP_ENOMEM;
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
 
 /* Replaces the element <name>...</name> (or <name/>) that follows after in text by repl. */
 static char *replace_elem(struct ewtp_arena *a, const char *text, const char *after,
@@ -673,46 +646,17 @@ static void scan_schedule(struct rw_sim *st)
     st->scan_timer = st->spool_out ? ewtp_sim_timer_add(st->sim, st->poll_ms, scan, st) : NULL;
 }
 
+static void take_file(void *arg, const char *name, const char *data, size_t len,
+                      struct ewtp_arena *a)
+{
+    take_declaration(arg, a, name, data, len);
+}
+
 static void scan(struct ewtp_sim *sim, void *arg)
 {
-    (void)sim;
     struct rw_sim *st = arg;
     st->scan_timer = NULL;
-    DIR *d = opendir(st->spool_out);
-    if (d == NULL) {
-        scan_schedule(st);
-        return;
-    }
-    char *names[SCAN_MAX];
-    size_t n = 0;
-    struct dirent *e;
-    while (n < SCAN_MAX && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue; /* temporary files of atomic writes */
-        names[n] = strdup(e->d_name);
-        if (names[n])
-            n++;
-    }
-    closedir(d);
-    for (size_t i = 0; i < n; i++) {
-        struct ewtp_arena *a = ewtp_arena_new();
-        const char *path = a ? ewtp_arena_printf(a, "%s/%s", st->spool_out, names[i]) : NULL;
-        struct stat sb;
-        char *data = NULL;
-        size_t len = 0;
-        if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            if (read_all(path, a, &data, &len) == 0)
-                take_declaration(st, a, names[i], data, len);
-            const char *dir = ewtp_arena_printf(a, "%s/sent", st->spool_out);
-            mkdir(dir, 0750);
-            if (rename(path, ewtp_arena_printf(a, "%s/%s", dir, names[i])) != 0) {
-                ewtp_sim_log(st->sim, EWTP_LOG_ERR, "cannot move %s: %s", path, strerror(errno));
-                unlink(path);
-            }
-        }
-        ewtp_arena_free(a);
-        free(names[i]);
-    }
+    ewtp_sim_spool_scan(sim, st->spool_out, SCAN_MAX, FILE_MAX, take_file, st);
     scan_schedule(st);
 }
 

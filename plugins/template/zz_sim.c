@@ -392,25 +392,6 @@ static void reply_status(const struct ewtp_sim_request *req, struct ewtp_sim_res
     reply_json(req, resp, status, status_json(req->arena, sub, with_errors, err_code, err_message));
 }
 
-/* Every entry of errs under one ZZ code. */
-static void reply_errors(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
-                         int status, const char *code, const struct ewtp_errors *errs)
-{
-    struct ewtp_jsonw *w = ewtp_jsonw_new(req->arena, false);
-    ewtp_jsonw_object_begin(w);
-    ewtp_jsonw_key(w, "errors");
-    ewtp_jsonw_array_begin(w);
-    for (size_t i = 0; i < ewtp_errors_count(errs); i++) {
-        ewtp_jsonw_object_begin(w);
-        ewtp_jsonw_kv_string(w, "code", code);
-        ewtp_jsonw_kv_string(w, "message", ewtp_errors_at(errs, i)->message);
-        ewtp_jsonw_object_end(w);
-    }
-    ewtp_jsonw_array_end(w);
-    ewtp_jsonw_object_end(w);
-    reply_json(req, resp, status, finish(w));
-}
-
 /* ---- Decisions --------------------------------------------------------------------------- */
 
 /* The receipt the authority sends when it decides (callback body and spool file). */
@@ -430,13 +411,10 @@ static void announce(struct zz_sim *st, const struct zz_sub *sub)
     ewtp_jsonw_kv_string(w, "message", rejected ? REJECT_TEXT : "accepted");
     ewtp_jsonw_object_end(w);
     const char *body = finish(w);
-    if (body && st->callback_url)
-        ewtp_sim_post(st->sim, st->callback_url, st->callback_token, "application/json", body,
-                      strlen(body));
-    if (body && st->spool_in)
-        ewtp_sim_spool_write(st->sim, st->spool_in,
-                             ewtp_arena_printf(a, "%s-%s.json", sub->ref, sub->status), body,
-                             strlen(body));
+    struct ewtp_sim_deliver_to to = {st->callback_url, st->callback_token, st->spool_in};
+    if (body)
+        ewtp_sim_deliver(st->sim, &to, ewtp_arena_printf(a, "%s-%s.json", sub->ref, sub->status),
+                         "application/json", body, strlen(body));
     ewtp_arena_free(a);
 }
 
@@ -478,47 +456,6 @@ static const char *token_issue(struct zz_sim *st, struct ewtp_arena *a)
     return ewtp_arena_printf(a, TOKEN_PREFIX "%zu", st->n_tokens);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The value of name in an application/x-www-form-urlencoded body (in the arena), or NULL. */
-static const char *form_field(const struct ewtp_sim_request *req, const char *name)
-{
-    size_t nlen = strlen(name);
-    for (const char *p = req->body; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            const char *v = p + nlen + 1;
-            size_t vlen = len - nlen - 1, k = 0;
-            char *out = ewtp_arena_alloc(req->arena, vlen + 1);
-            for (size_t i = 0; out && i < vlen; i++) {
-                int hi = i + 2 < vlen && v[i] == '%' ? hex_digit(v[i + 1]) : -1;
-                int lo = hi >= 0 ? hex_digit(v[i + 2]) : -1;
-                if (lo >= 0) {
-                    out[k++] = (char)(hi * 16 + lo);
-                    i += 2;
-                } else {
-                    out[k++] = v[i] == '+' ? ' ' : v[i];
-                }
-            }
-            if (out)
-                out[k] = '\0';
-            return out;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return NULL;
-}
-
 /* POST /v1/login (JSON) or, oauth, POST /v1/oauth/token (client credentials). Every answer
  * is counted in /_sim/received ("login:<user>", "oauth:<client>", "...:refused") so that a
  * test sees how often the host logged in. */
@@ -527,14 +464,14 @@ static void login(struct zz_sim *st, const struct ewtp_sim_request *req,
 {
     const char *user = NULL, *password = NULL;
     if (oauth) {
-        const char *grant = form_field(req, "grant_type");
+        const char *grant = ewtp_sim_form_field(req, "grant_type");
         if (grant == NULL || strcmp(grant, "client_credentials") != 0) {
             ewtp_sim_reply_error(req, resp, 400, "unsupported_grant_type",
                                  "only grant_type=client_credentials", NULL);
             return;
         }
-        user = form_field(req, "client_id");
-        password = form_field(req, "client_secret");
+        user = ewtp_sim_form_field(req, "client_id");
+        password = ewtp_sim_form_field(req, "client_secret");
     } else {
         const struct ewtp_json *body = ewtp_json_parse(req->arena, req->body, req->body_len, NULL);
         user = ewtp_json_get_string(body, "user");
@@ -694,25 +631,15 @@ static void sequence_report(struct zz_sim *st, const struct ewtp_sim_request *re
 static bool check_headers(struct zz_sim *st, const struct ewtp_sim_request *req,
                           struct ewtp_sim_response *resp, bool with_body)
 {
-    const char *auth = ewtp_sim_request_header(req, "Authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
-        ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "a bearer token is required", NULL);
-        ewtp_sim_reply_header(resp, "WWW-Authenticate", "Bearer realm=\"zz\"");
+    const char *token =
+        ewtp_sim_require_bearer(req, resp, st->require_login ? NULL : st->token, "zz", "ZZ-401");
+    if (token == NULL)
         return false;
-    }
-    if (st->require_login && !token_valid(st, auth + 7)) {
+    if (st->require_login && !token_valid(st, token)) {
         /* Counted, so that a test can tell a refresh in time from a refused token. */
         ewtp_sim_record(st->sim, "unauthorized");
-        ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "the token is unknown, expired or revoked",
-                             NULL);
-        ewtp_sim_reply_header(resp, "WWW-Authenticate",
-                              "Bearer realm=\"zz\", error=\"invalid_token\"");
-        return false;
-    }
-    if (!st->require_login && st->token && strcmp(auth + 7, st->token) != 0) {
-        ewtp_sim_reply_error(req, resp, 401, "ZZ-401", "the bearer token is not valid", NULL);
-        ewtp_sim_reply_header(resp, "WWW-Authenticate",
-                              "Bearer realm=\"zz\", error=\"invalid_token\"");
+        ewtp_sim_reply_401(req, resp, "zz", true, "ZZ-401",
+                           "the token is unknown, expired or revoked");
         return false;
     }
     if (!with_body)
@@ -737,16 +664,13 @@ static struct ewtp_xml_doc *read_document(struct zz_sim *st, const struct ewtp_s
                                           struct ewtp_sim_response *resp, const char *rid)
 {
     struct ewtp_errors *errs = ewtp_errors_new();
-    struct ewtp_xml_doc *doc = NULL;
     if (errs == NULL) {
         ewtp_sim_reply_error(req, resp, 500, "ZZ-500", "out of memory", NULL);
         return NULL;
     }
-    if (ewtp_xml_parse(req->body, req->body_len, errs, &doc) != 0) {
+    struct ewtp_xml_doc *doc = ewtp_sim_body_xml(req, resp, NULL, "ZZ-100", errs);
+    if (doc == NULL) {
         ewtp_sim_record(st->sim, ewtp_arena_printf(req->arena, "request:%s", rid));
-        if (ewtp_errors_count(errs) == 0)
-            ewtp_errors_add(errs, "", "format", "the body is not well-formed XML");
-        reply_errors(req, resp, 400, "ZZ-100", errs);
         ewtp_errors_free(errs);
         return NULL;
     }
@@ -762,7 +686,7 @@ static struct ewtp_xml_doc *read_document(struct zz_sim *st, const struct ewtp_s
                                  ? ewtp_arena_printf(req->arena, "%s/cancel", sender_ref)
                                  : sender_ref);
     if (ewtp_xsd_validate_doc(st->xsd, doc, errs) != 0) {
-        reply_errors(req, resp, 400, "ZZ-101", errs);
+        ewtp_sim_reply_errors(req, resp, 400, "ZZ-101", errs);
         ewtp_errors_free(errs);
         ewtp_xml_free(doc);
         return NULL;

@@ -112,6 +112,43 @@ struct ewtp_xml_doc *ewtp_sim_body_xml(const struct ewtp_sim_request *req,
     return doc;
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+const char *ewtp_sim_form_field(const struct ewtp_sim_request *req, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = req->body; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            size_t vlen = len - nlen - 1, k = 0;
+            char *out = ewtp_arena_alloc(req->arena, vlen + 1);
+            for (size_t i = 0; out && i < vlen; i++) {
+                int hi = i + 2 < vlen && v[i] == '%' ? hex_digit(v[i + 1]) : -1;
+                int lo = hi >= 0 ? hex_digit(v[i + 2]) : -1;
+                if (lo >= 0) {
+                    out[k++] = (char)(hi * 16 + lo);
+                    i += 2;
+                } else {
+                    out[k++] = v[i] == '+' ? ' ' : v[i];
+                }
+            }
+            if (out)
+                out[k] = '\0';
+            return out;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
 /* ---- Receipts ---------------------------------------------------------------------------- */
 
 int ewtp_sim_deliver(struct ewtp_sim *sim, const struct ewtp_sim_deliver_to *to, const char *name,

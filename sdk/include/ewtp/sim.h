@@ -39,7 +39,7 @@
  *
  * History:
  *   1.0  first release.
- *   1.1  the kit: _ex setters, bearer check, body parsing, spool scan/read, receipts
+ *   1.1  the kit: _ex setters, bearer check, body parsing, form fields, spool scan/read, receipts
  *        (ewtp_sim_deliver, _later); a module built with 1.1 needs a 1.1 library.
  */
 #ifndef EWTP_SIM_H
@@ -157,8 +157,8 @@ struct ewtp_json;
 struct ewtp_xml_doc;
 struct ewtp_xsd;
 
-/* {"errors":[...]}: every entry of errs (at least one: "invalid" when errs is empty) under
- * code, with its path when it has one. */
+/* {"errors":[{"code","message"}...]}: every entry of errs under code (one "invalid" when
+ * errs is empty). */
 void ewtp_sim_reply_errors(const struct ewtp_sim_request *req, struct ewtp_sim_response *resp,
                            int status, const char *code, const struct ewtp_errors *errs);
 
@@ -187,6 +187,10 @@ const struct ewtp_json *ewtp_sim_body_json(const struct ewtp_sim_request *req,
 struct ewtp_xml_doc *ewtp_sim_body_xml(const struct ewtp_sim_request *req,
                                        struct ewtp_sim_response *resp, const struct ewtp_xsd *xsd,
                                        const char *code, struct ewtp_errors *errs);
+
+/* The value of name in an application/x-www-form-urlencoded body ("+" and %XX decoded, in
+ * the request's arena), or NULL when the body has no such field. */
+const char *ewtp_sim_form_field(const struct ewtp_sim_request *req, const char *name);
 
 /* ---- Spool folders (the kit) -------------------------------------------------------------
  * An authority reached through folders: it reads the gateway's out-folder and writes its
