@@ -702,6 +702,12 @@ static void load_destinations(struct ld *l, const config_setting_t *g, const cha
             ERR(l, e, setting,
                 "%s%s%s is not a destination: use ISO 3166 country codes (\"CN\") or \"*\"",
                 s ? "\"" : "", s ? s : "a non-string", s ? "\"" : "");
+            continue;
+        }
+        t->destinations[t->n_destinations++] = dup_or_oom(l, s);
+    }
+}
+
 /* "SCHEME:VALUE": an upper-case scheme token (letters, digits, '-') as in the message model's
  * party ids, and a value of 1 to 64 printable characters. */
 static bool is_party_code(const char *s)
@@ -773,12 +779,6 @@ static void load_parties(struct ld *l, const config_setting_t *g, const char *pr
     }
 }
 
-            continue;
-        }
-        t->destinations[t->n_destinations++] = dup_or_oom(l, s);
-    }
-}
-
 static void load_tenants(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {
@@ -837,13 +837,13 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
             }
         for (int j = 0; j < i && t->cert_subject; j++)
             if (c->tenants[j].cert_subject &&
-        load_parties(l, g, prefix, i, t);
                 strcmp(c->tenants[j].cert_subject, t->cert_subject) == 0) {
                 join(s, sizeof(s), prefix, "cert_subject");
                 ERR(l, config_setting_get_member(g, "cert_subject"), s,
                     "is also the subject of tenants[%d]", j);
             }
         load_destinations(l, g, prefix, t);
+        load_parties(l, g, prefix, i, t);
         get_kinds(l, g, prefix, &t->kinds);
         if (get_str(l, g, prefix, "webhook_url", false, &url) > 0) {
             check_url(l, g, prefix, "webhook_url", url);
@@ -1591,13 +1591,13 @@ void ewtp_config_free(struct ewtp_config *c)
     }
     free(c->listeners);
     for (size_t i = 0; i < c->n_tenants; i++) {
-        free_strv(t->parties, t->n_parties);
         struct ewtp_tenant_conf *t = &c->tenants[i];
         free(t->id);
         free(t->token_sha256);
         free(t->token_file);
         free(t->cert_subject);
         free_strv(t->destinations, t->n_destinations);
+        free_strv(t->parties, t->n_parties);
         free(t->webhook_url);
         free(t->webhook_secret_file);
     }

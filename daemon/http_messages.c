@@ -62,7 +62,6 @@ static bool tenant_allows(const struct ewtp_tenant_conf *t, const char *destinat
     return false;
 }
 
-/* The array inside {"errors":[...]} (the warnings an accepted message keeps), in arena. */
 /* The role whose party sends a message of kind k, for plugins without the ABI 1.5
  * sender_role hook (DECISIONS "Tenants and party codes"); EWTP_ROLE_COUNT: none is checked. */
 static enum ewtp_role default_sender_role(enum ewtp_kind k)
@@ -151,6 +150,7 @@ static const char *sender_refusal(const struct ewtp_config *conf, const struct e
     return NULL;
 }
 
+/* The array inside {"errors":[...]} (the warnings an accepted message keeps), in arena. */
 static const char *warnings_array(struct ewtp_arena *a, const struct ewtp_errors *errs)
 {
     if (ewtp_errors_count(errs) == 0)
@@ -296,7 +296,13 @@ void ewtp_http_submit_work(void *arg)
         .now_ms = ewtpd_now_ms(),
         .arena = r->arena,
         .host = ewtp_gen_host(r->gen),
+        .instance = r->instance,
     };
+    const char *refusal = sender_refusal(conf, r->tenant, p, state, &c);
+    if (refusal) {
+        set_error(r, 403, "forbidden", refusal);
+        goto out;
+    }
     struct ewtp_route_info ri = EWTP_ROUTE_INFO_INIT();
     if (p->classify)
         p->classify(state, &c, &ri);
@@ -309,13 +315,7 @@ void ewtp_http_submit_work(void *arg)
     r->wait_state =
         ri.wait_state == EWTP_WAIT_APPROVED ? EWTP_STORE_APPROVED : EWTP_STORE_SUBMITTED;
 
-        .instance = r->instance,
     struct related_set rel = {0};
-    const char *refusal = sender_refusal(conf, r->tenant, p, state, &c);
-    if (refusal) {
-        set_error(r, 403, "forbidden", refusal);
-        goto out;
-    }
     int rrc = related_load(r, &opts, &rel);
     if (rrc != 0) {
         related_free(&rel);
