@@ -92,8 +92,20 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/plugins/template/
   DESTINATION ${CMAKE_INSTALL_DATADIR}/ewtp/plugin-template COMPONENT dev)
 
 # The service: unit, system user, folders, configuration.
-install(FILES ${CMAKE_SOURCE_DIR}/packaging/systemd/ewtpd.service
-  DESTINATION ${EWTP_SYSTEMD_UNIT_DIR} COMPONENT daemon)
+# The unit names /usr/sbin/ewtpd, /usr/bin/ewtpctl and /etc/ewtpd: under another prefix, the
+# installed copy names where those went.
+set(ewtp_unit ${CMAKE_SOURCE_DIR}/packaging/systemd/ewtpd.service)
+if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  file(READ ${ewtp_unit} ewtp_unit_text)
+  string(REPLACE "/usr/sbin/ewtpd" "${CMAKE_INSTALL_FULL_SBINDIR}/ewtpd" ewtp_unit_text "${ewtp_unit_text}")
+  string(REPLACE "/usr/bin/ewtpctl" "${CMAKE_INSTALL_FULL_BINDIR}/ewtpctl" ewtp_unit_text "${ewtp_unit_text}")
+  string(REPLACE "/etc/ewtpd/" "${CMAKE_INSTALL_FULL_SYSCONFDIR}/ewtpd/" ewtp_unit_text "${ewtp_unit_text}")
+  set(ewtp_unit ${CMAKE_BINARY_DIR}/packaging/ewtpd.service)
+  file(CONFIGURE OUTPUT ${ewtp_unit} CONTENT "${ewtp_unit_text}" @ONLY)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+               ${CMAKE_SOURCE_DIR}/packaging/systemd/ewtpd.service)
+endif()
+install(FILES ${ewtp_unit} DESTINATION ${EWTP_SYSTEMD_UNIT_DIR} COMPONENT daemon)
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/systemd/ewtpd.sysusers RENAME ewtpd.conf
   DESTINATION ${EWTP_SYSUSERS_DIR} COMPONENT daemon)
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/systemd/ewtpd.tmpfiles RENAME ewtpd.conf
