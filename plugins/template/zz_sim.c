@@ -3,6 +3,16 @@
  * TODO(country): your authority's endpoints, its official schema (zz.xsd's place), its real
  * answer and error codes, late receipts, and the faults it is known for.
  *
+ * What a country writes here is its routes (zz_sim_handle), its validation (read_document,
+ * submit) and its receipts (decide, announce); the plumbing is libewtp-sim's kit
+ * (<ewtp/sim.h>): settings (ewtp_sim_set_*, ewtp_sim_apply_settings), the bearer check
+ * (ewtp_sim_require_bearer, ewtp_sim_reply_401), bodies (ewtp_sim_body_xml, _body_json,
+ * _form_field) and their error answers (ewtp_sim_reply_errors), receipts by callback and spool
+ * file (ewtp_sim_deliver now, ewtp_sim_deliver_later on a timer), and for an authority reached
+ * through folders the out-folder scan (ewtp_sim_spool_scan, as plugins/cn and plugins/rw do).
+ * Fault injection (latency, errors, forced statuses, rate limits) is the framework's: do not
+ * write your own.
+ *
  *   POST /v1/submissions               Bearer token, Content-Type application/xml, X-Request-Id;
  *                                      the document is validated against zz.xsd
  *                                      -> 202 {"reference":"ZZ-<n>","status":"received"}
