@@ -39,6 +39,8 @@ static void usage(FILE *to)
           "  status | plugins | reload [--wait] | messages --state S [--limit N] [--after C]\n"
           "  replay ID [--tenant T] | retry-now ID [--tenant T]      (each takes --json)\n"
           "  chain set KEY NUMBER [PREVREF]   (the next message of ordering key KEY gets NUMBER)\n"
+          "  migrate-store --from sqlite:PATH --to conninfo_file:FILE   (ewtpd stopped: the\n"
+          "            SQLite store into an empty PostgreSQL database, in one transaction)\n"
           "exit status: 0 ok, 1 invalid input (errors as JSON on stdout), 2 usage or I/O error\n",
           to);
 }
@@ -128,6 +130,8 @@ int main(int argc, char **argv)
         return ctl_plugin_check(sub_argc - 1, sub_argv + 1);
     if (strcmp(cmd, "plugin") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "new") == 0)
         return ctl_plugin_new(sub_argc - 1, sub_argv + 1);
+    if (strcmp(cmd, "migrate-store") == 0)
+        return ctl_migrate_store(sub_argc, sub_argv);
     static const char *const admin_cmds[] = {"status",    "reload",  "messages", "replay",
                                              "retry-now", "plugins", "chain",    NULL};
     for (size_t i = 0; admin_cmds[i]; i++)

@@ -55,6 +55,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include <ewtp/errors.h>
 
@@ -2361,4 +2362,237 @@ int ewtp_store_pg_conninfo_read(const char *file, char **conninfo, char **why)
     }
     *conninfo = buf;
     return 0;
+}
+
+/* ---- import of a SQLite store (ewtpctl migrate-store) ------------------------------------ */
+
+/* The tables in the order their foreign keys need, with their columns: i integer, t text,
+ * b blob. Every column of the SQLite schema version 5. */
+static const struct {
+    const char *table;
+    const char *cols;
+    const char *types;
+    const char *serial; /* the bigserial column whose sequence follows the copy, or NULL */
+} import_tables[] = {
+    {"messages",
+     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"
+     " authority_ref, hash, canonical, body, ordering_key, batch_key, needs_chain, warnings,"
+     " errors, lease_owner, lease_until, created_at, updated_at, wait_key, wait_state, wait_until",
+     "ittttttiitttbttitttiiitti", "seq"},
+    {"relations", "key, seq", "ti", NULL},
+    {"events", "eid, seq, at, type, state, attempt, detail", "iiittit", "eid"},
+    {"receipts", "rid, seq, at, state, code, message, raw", "iiitttb", "rid"},
+    {"chains", "key, number, authority_ref, updated_at", "titi", NULL},
+    {"refs", "plugin, ref, seq", "tti", NULL},
+    {"webhooks", "wid, seq, state, at, attempts, next_at, last_error, created_at", "iitiiiti",
+     "wid"},
+    {"ops",
+     "oid, seq, op, reason, state, attempts, next_at, lease_owner, lease_until, created_at,"
+     " updated_at",
+     "iitttiitiii", "oid"},
+    {"key_states", "key, state, updated_at", "tbi", NULL},
+};
+
+/* Appends text as a COPY text-format field (backslash escapes). */
+static void copy_text(struct sbuf *b, const unsigned char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = s[i] == '\\'   ? "\\\\"
+                        : s[i] == '\n' ? "\\n"
+                        : s[i] == '\r' ? "\\r"
+                        : s[i] == '\t' ? "\\t"
+                                       : NULL;
+        if (e) {
+            sb_add(b, (const char *)s + start, i - start);
+            sb_s(b, e);
+            start = i + 1;
+        }
+    }
+    sb_add(b, (const char *)s + start, n - start);
+}
+
+/* One table from the SQLite file into the open COPY of the PostgreSQL connection. */
+static int import_table(sqlite3 *db, PGconn *pg, size_t t, uint64_t *rows, char **why)
+{
+    const char *types = import_tables[t].types;
+    size_t ncols = strlen(types);
+    char *q = ewtp_store_asprintf("SELECT %s FROM %s ORDER BY rowid", import_tables[t].cols,
+                                  import_tables[t].table);
+    char *copy = ewtp_store_asprintf("COPY %s(%s) FROM STDIN", import_tables[t].table,
+                                     import_tables[t].cols);
+    sqlite3_stmt *s = NULL;
+    int rc = q && copy ? 0 : -EWTP_ENOMEM;
+    if (rc == 0 && sqlite3_prepare_v2(db, q, -1, &s, NULL) != SQLITE_OK) {
+        /* WITHOUT ROWID tables (relations, refs) are ordered by their key. */
+        free(q);
+        q = ewtp_store_asprintf("SELECT %s FROM %s", import_tables[t].cols, import_tables[t].table);
+        if (!q || sqlite3_prepare_v2(db, q, -1, &s, NULL) != SQLITE_OK) {
+            if (why)
+                *why = ewtp_store_asprintf("reading %s: %s", import_tables[t].table,
+                                           sqlite3_errmsg(db));
+            rc = -EWTP_EIO;
+        }
+    }
+    PGresult *r = rc == 0 ? PQexec(pg, copy) : NULL;
+    if (rc == 0 && PQresultStatus(r) != PGRES_COPY_IN) {
+        if (why) {
+            char *e = pg_err(pg);
+            *why = ewtp_store_asprintf("COPY %s: %s", import_tables[t].table, e ? e : "?");
+            free(e);
+        }
+        rc = -EWTP_EIO;
+    }
+    PQclear(r);
+    struct sbuf b = {0};
+    int x = SQLITE_DONE;
+    while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
+        for (size_t c = 0; c < ncols; c++) {
+            if (c)
+                sb_s(&b, "\t");
+            int ct = sqlite3_column_type(s, (int)c);
+            if (ct == SQLITE_NULL) {
+                sb_s(&b, "\\N");
+            } else if (types[c] == 'i') {
+                sb_i64(&b, sqlite3_column_int64(s, (int)c));
+            } else if (types[c] == 't') {
+                const unsigned char *v = sqlite3_column_text(s, (int)c);
+                copy_text(&b, v, (size_t)sqlite3_column_bytes(s, (int)c));
+            } else {
+                const unsigned char *v = sqlite3_column_blob(s, (int)c);
+                size_t n = (size_t)sqlite3_column_bytes(s, (int)c);
+                static const char hex[] = "0123456789abcdef";
+                sb_s(&b, "\\\\x");
+                for (size_t i = 0; i < n; i++) {
+                    char two[2] = {hex[v[i] >> 4], hex[v[i] & 15]};
+                    sb_add(&b, two, 2);
+                }
+            }
+        }
+        sb_s(&b, "\n");
+        (*rows)++;
+        if (b.oom) {
+            rc = -EWTP_ENOMEM;
+        } else if (b.n > 256 * 1024) {
+            if (PQputCopyData(pg, b.p, (int)b.n) != 1)
+                rc = -EWTP_EIO;
+            b.n = 0;
+        }
+    }
+    if (rc == 0 && x != SQLITE_DONE) {
+        if (why)
+            *why =
+                ewtp_store_asprintf("reading %s: %s", import_tables[t].table, sqlite3_errmsg(db));
+        rc = -EWTP_EIO;
+    }
+    if (rc == 0 && b.n && PQputCopyData(pg, b.p, (int)b.n) != 1)
+        rc = -EWTP_EIO;
+    if (s)
+        sqlite3_finalize(s);
+    free(b.p);
+    free(q);
+    free(copy);
+    if (PQputCopyEnd(pg, rc == 0 ? NULL : "aborted") != 1 && rc == 0)
+        rc = -EWTP_EIO;
+    while ((r = PQgetResult(pg)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
+            if (why && !*why) {
+                char *e = pg_err(pg);
+                *why = ewtp_store_asprintf("COPY %s: %s", import_tables[t].table, e ? e : "?");
+                free(e);
+            }
+            rc = -EWTP_EIO;
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, uint64_t *rows, char **why)
+{
+    if (why)
+        *why = NULL;
+    *rows = 0;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        if (why)
+            *why = ewtp_store_asprintf("cannot open %s: %s", path,
+                                       db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -EWTP_EIO;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    int rc = 0;
+    sqlite3_stmt *s = NULL;
+    int64_t version = -1;
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    /* Version 6 only adds a column derived from the others (SQLite's claim index). */
+    if (version != 5 && version != 6) {
+        if (why)
+            *why = ewtp_store_asprintf(
+                "%s has store schema version %" PRId64 ", this ewtpctl copies versions 5 and 6: "
+                "start this version's ewtpd on it once (it upgrades the file), stop it, retry",
+                path, version);
+        sqlite3_close(db);
+        return -EWTP_EUNSUPP;
+    }
+    struct pconn c = {0};
+    rc = conn_open(&c, conninfo, "migrate-store", why);
+    if (rc == 0)
+        rc = schema_setup(&c, why);
+    /* One transaction for everything: a failure leaves the target as it was. The read
+     * transaction on the file gives one snapshot of it. */
+    if (rc == 0)
+        rc = simple(&c, "BEGIN");
+    if (rc == 0 && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        rc = -EWTP_EIO;
+    if (rc == 0) {
+        PGresult *r = PQexec(c.pg, "LOCK TABLE messages, chains, key_states IN EXCLUSIVE MODE;"
+                                   " SELECT (SELECT count(*) FROM messages)"
+                                   " + (SELECT count(*) FROM chains)"
+                                   " + (SELECT count(*) FROM key_states)");
+        rc = res_rc(r, PGRES_TUPLES_OK);
+        if (rc == 0 && gi(r, 0, 0) != 0) {
+            if (why)
+                *why = ewtp_store_asprintf(
+                    "the PostgreSQL store is not empty (%s rows in messages, chains and "
+                    "key_states): migrate-store only fills a new database",
+                    PQgetvalue(r, 0, 0));
+            rc = -EWTP_EINVAL;
+        }
+        PQclear(r);
+    }
+    for (size_t t = 0; rc == 0 && t < sizeof(import_tables) / sizeof(import_tables[0]); t++)
+        rc = import_table(db, c.pg, t, rows, why);
+    for (size_t t = 0; rc == 0 && t < sizeof(import_tables) / sizeof(import_tables[0]); t++) {
+        if (!import_tables[t].serial)
+            continue;
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT setval(pg_get_serial_sequence('%s', '%s'),"
+                 " coalesce((SELECT max(%s) FROM %s), 0) + 1, false)",
+                 import_tables[t].table, import_tables[t].serial, import_tables[t].serial,
+                 import_tables[t].table);
+        PGresult *r = PQexec(c.pg, sql);
+        rc = res_rc(r, PGRES_TUPLES_OK);
+        PQclear(r);
+    }
+    if (rc == 0)
+        rc = simple(&c, "COMMIT");
+    if (rc < 0 && c.pg && why && !*why) {
+        char *e = pg_err(c.pg);
+        *why = ewtp_store_asprintf("PostgreSQL: %s", e ? e : "?");
+        free(e);
+    }
+    if (c.pg)
+        PQfinish(c.pg); /* an open transaction is rolled back */
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    if (rc < 0)
+        *rows = 0;
+    return rc;
 }

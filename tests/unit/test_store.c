@@ -1756,6 +1756,122 @@ static void test_pg_race_ordering(void **state)
     ewtp_store_close(b);
 }
 
+/* ewtpctl migrate-store: a SQLite store with every kind of row, copied into an empty
+ * PostgreSQL schema, reads the same through the API; a non-empty target is refused. */
+static char *json_of(int (*fn)(struct ewtp_store *, const char *, const char *, char **),
+                     struct ewtp_store *st, const char *id)
+{
+    char *text = NULL;
+    assert_int_equal(fn(st, "t1", id, &text), 0);
+    return text;
+}
+
+static void test_pg_migrate(void **state)
+{
+    struct fix *f = *state;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/old.db", f->dir);
+    struct ewtp_store *old = NULL;
+    assert_int_equal(ewtp_store_open_sqlite(path, NULL, &old, NULL), 0);
+    struct msgbuf m;
+    mk(&m, "t1", "m-1", "1", "K", T0);
+    const char *rel[] = {"order:SO-1"};
+    m.req.relations = rel;
+    m.req.n_relations = 1;
+    m.req.needs_chain = true;
+    m.req.warnings = "[{\"code\":\"w\",\"pointer\":\"/a\",\"message\":\"tab\\there\"}]";
+    assert_int_equal(ewtp_store_accept_wait(old, &m.req, NULL, NULL), 0);
+    accept_ok(old, "t1", "m-2", "K", T0 + 1);
+    accept_ok(old, "t1", "m-3", NULL, T0 + 2);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(old, T0 + 5, 1, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    struct ewtp_store_chain_advance ch = {.key = "K", .number = 1, .ref = "R-1"};
+    const unsigned char raw[] = {0xff, 0x00, '\\', '\n', 'x'};
+    struct ewtp_store_receipt rc = {.state = EWTP_STORE_SUBMITTED,
+                                    .code = "0",
+                                    .message = "line\nbreak",
+                                    .raw = raw,
+                                    .raw_len = sizeof(raw)};
+    static const char blob[] = {'s', 0, '\t', 1};
+    struct ewtp_store_outcome o = {.key = c[0].key,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .authority_ref = "R-1",
+                                   .receipt = &rc,
+                                   .chain = &ch,
+                                   .webhook = true,
+                                   .okey = "K",
+                                   .key_state = blob,
+                                   .key_state_len = sizeof(blob),
+                                   .now = T0 + 6};
+    assert_int_equal(ewtp_store_record_outcome(old, &o), 0);
+    ewtp_store_msgs_free(c, n);
+    bool repeat = false;
+    enum ewtp_store_state st;
+    assert_int_equal(ewtp_store_op_request(old, "t1", "m-1", "cancel", "why", T0 + 7, &repeat, &st),
+                     0);
+    ewtp_store_close(old);
+
+    uint64_t rows = 0;
+    char *why = NULL;
+    assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, &rows, &why), 0);
+    assert_null(why);
+    assert_true(rows > 10);
+    assert_int_equal(ewtp_store_open_sqlite(path, NULL, &old, NULL), 0);
+    const char *ids[] = {"m-1", "m-2", "m-3"};
+    for (size_t i = 0; i < 3; i++) {
+        char *a = json_of(ewtp_api_status_json, old, ids[i]);
+        char *b = json_of(ewtp_api_status_json, f->st, ids[i]);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        a = json_of(ewtp_api_events_json, old, ids[i]);
+        b = json_of(ewtp_api_events_json, f->st, ids[i]);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+    }
+    int64_t num = 0;
+    char *ref = NULL;
+    assert_int_equal(ewtp_store_chain_get(f->st, "K", &num, &ref), 0);
+    assert_int_equal(num, 1);
+    assert_string_equal(ref, "R-1");
+    free(ref);
+    void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ewtp_store_key_state_get(f->st, "K", &data, &len), 0);
+    assert_int_equal(len, sizeof(blob));
+    assert_memory_equal(data, blob, sizeof(blob));
+    free(data);
+    uint64_t cnt = 0;
+    assert_int_equal(ewtp_store_webhook_pending(f->st, &cnt), 0);
+    assert_int_equal(cnt, 1);
+    assert_int_equal(ewtp_store_ops_pending(f->st, &cnt), 0);
+    assert_int_equal(cnt, 1);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "R-1", &c), 0);
+    assert_string_equal(c[0].id, "m-1");
+    ewtp_store_msgs_free(c, 1);
+    struct ewtp_store_msg *related = NULL;
+    assert_int_equal(ewtp_store_related(f->st, rel, 1, NULL, NULL, &related, &n), 0);
+    assert_int_equal(n, 1);
+    ewtp_store_msgs_free(related, n);
+    /* The accept order goes on after the copied messages; m-2 is next for its key. */
+    accept_ok(f->st, "t1", "m-4", "K", T0 + 8);
+    assert_true(key_of(f->st, "t1", "m-4") > key_of(f->st, "t1", "m-3"));
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 9, 10, 1000, "w", &c, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(c[0].id, "m-2");
+    assert_string_equal(c[1].id, "m-3");
+    ewtp_store_msgs_free(c, n);
+    ewtp_store_close(old);
+
+    assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, &rows, &why), -EWTP_EINVAL);
+    assert_non_null(strstr(why, "not empty"));
+    free(why);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--pg") == 0) {
@@ -1788,6 +1904,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_pg_schema, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_two_nodes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_race_ordering, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pg_migrate, setup, teardown),
         };
         return cmocka_run_group_tests_name("store_pg", pg_tests, NULL, NULL);
     }
