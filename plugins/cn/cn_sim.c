@@ -124,9 +124,9 @@ struct cn_sim {
     struct step *steps;
     struct xsd_entry *xsds;
     size_t n_xsds;
-    struct ewtp_sim_timer *scan_timer;
-    bool ready;      /* create has finished */
-    uint64_t serial; /* preNo/invtNo/guid counter */
+    struct ewtp_sim_spool_watch *watch; /* of spool_out, once create has finished */
+    bool ready;                         /* create has finished */
+    uint64_t serial;                    /* preNo/invtNo/guid counter */
 };
 
 enum { STAGE_ACK = 1, STAGE_DECIDE, STAGE_TAX, STAGE_RELEASE };
@@ -1288,13 +1288,6 @@ static void take_envelope(struct cn_sim *st, const void *data, size_t len, struc
 
 /* ---- spool watcher ----------------------------------------------------------------------- */
 
-static void scan(struct ewtp_sim *sim, void *arg);
-
-static void scan_schedule(struct cn_sim *st)
-{
-    st->scan_timer = st->spool_out ? ewtp_sim_timer_add(st->sim, st->poll_ms, scan, st) : NULL;
-}
-
 /* One file of the out-folder: a DxpMsg, answered into spool_in. */
 static void take_file(void *arg, const char *name, const char *data, size_t len,
                       struct ewtp_arena *a)
@@ -1303,12 +1296,13 @@ static void take_file(void *arg, const char *name, const char *data, size_t len,
     take_envelope(arg, data, len, a, true, NULL, NULL);
 }
 
-static void scan(struct ewtp_sim *sim, void *arg)
+/* Watches spool_out (every poll_ms) once create has finished; again after either changes. */
+static void rewatch(struct cn_sim *st)
 {
-    struct cn_sim *st = arg;
-    st->scan_timer = NULL;
-    ewtp_sim_spool_scan(sim, st->spool_out, SCAN_MAX, FILE_MAX, take_file, st);
-    scan_schedule(st);
+    ewtp_sim_spool_unwatch(st->watch);
+    st->watch = st->ready ? ewtp_sim_spool_watch(st->sim, st->spool_out, st->poll_ms, SCAN_MAX,
+                                                 FILE_MAX, take_file, st)
+                          : NULL;
 }
 
 /* ---- module ------------------------------------------------------------------------------ */
@@ -1331,8 +1325,7 @@ static int cn_sim_set(void *state, const char *key, const char *value, struct ew
     struct cn_sim *st = state;
     if (strcmp(key, "spool_out") == 0) {
         int rc = set_str(&st->spool_out, value, NULL);
-        if (rc == 0 && st->scan_timer == NULL && st->spool_out && st->ready)
-            scan_schedule(st);
+        rewatch(st);
         return rc;
     }
     if (strcmp(key, "spool_in") == 0)
@@ -1347,8 +1340,12 @@ static int cn_sim_set(void *state, const char *key, const char *value, struct ew
     }
     if (strcmp(key, "delay_ms") == 0)
         return set_ms(&st->delay_ms, key, value, DEFAULT_DELAY_MS, 0, why);
-    if (strcmp(key, "poll_ms") == 0)
-        return set_ms(&st->poll_ms, key, value, DEFAULT_POLL_MS, 10, why);
+    if (strcmp(key, "poll_ms") == 0) {
+        int rc = set_ms(&st->poll_ms, key, value, DEFAULT_POLL_MS, 10, why);
+        if (rc == 0 && st->watch)
+            rewatch(st);
+        return rc;
+    }
     if (strcmp(key, "match_wait_ms") == 0)
         return set_ms(&st->match_wait_ms, key, value, DEFAULT_MATCH_WAIT_MS, 0, why);
     if (strcmp(key, "verify_signatures") == 0)
@@ -1382,7 +1379,7 @@ static void cn_sim_destroy(void *state)
     struct cn_sim *st = state;
     if (st == NULL)
         return;
-    ewtp_sim_timer_cancel(st->sim, st->scan_timer);
+    ewtp_sim_spool_unwatch(st->watch);
     while (st->steps) {
         struct step *s = st->steps;
         st->steps = s->next;
@@ -1431,9 +1428,8 @@ static int cn_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
         return rc;
     }
     st->ready = true; /* from now on a new spool_out (POST /_sim/control) starts the scan */
-    if (st->spool_out)
-        scan_schedule(st);
-    else
+    rewatch(st);
+    if (st->spool_out == NULL)
         ewtp_sim_log(sim, EWTP_LOG_WARNING, "no spool_out: only POST /dxp is served");
     *state = st;
     return 0;

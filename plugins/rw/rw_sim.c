@@ -70,7 +70,7 @@ struct rw_sim {
     struct ewtp_xsd *xsd;
     int64_t poll_ms, last_invoice_no;
     int64_t reg_no;
-    struct ewtp_sim_timer *scan_timer;
+    struct ewtp_sim_spool_watch *watch; /* of spool_out, once create has finished */
     bool ready;
 };
 
@@ -639,25 +639,19 @@ out:
     ewtp_errors_free(errs);
 }
 
-static void scan(struct ewtp_sim *sim, void *arg);
-
-static void scan_schedule(struct rw_sim *st)
-{
-    st->scan_timer = st->spool_out ? ewtp_sim_timer_add(st->sim, st->poll_ms, scan, st) : NULL;
-}
-
 static void take_file(void *arg, const char *name, const char *data, size_t len,
                       struct ewtp_arena *a)
 {
     take_declaration(arg, a, name, data, len);
 }
 
-static void scan(struct ewtp_sim *sim, void *arg)
+/* Watches spool_out (every poll_ms) once create has finished; again after either changes. */
+static void rewatch(struct rw_sim *st)
 {
-    struct rw_sim *st = arg;
-    st->scan_timer = NULL;
-    ewtp_sim_spool_scan(sim, st->spool_out, SCAN_MAX, FILE_MAX, take_file, st);
-    scan_schedule(st);
+    ewtp_sim_spool_unwatch(st->watch);
+    st->watch = st->ready ? ewtp_sim_spool_watch(st->sim, st->spool_out, st->poll_ms, SCAN_MAX,
+                                                 FILE_MAX, take_file, st)
+                          : NULL;
 }
 
 /* ---- module -------------------------------------------------------------------------------- */
@@ -673,8 +667,7 @@ static int rw_sim_set(void *state, const char *key, const char *value, struct ew
     struct rw_sim *st = state;
     if (strcmp(key, "spool_out") == 0) {
         int rc = set_str(&st->spool_out, value, NULL);
-        if (rc == 0 && st->scan_timer == NULL && st->spool_out && st->ready)
-            scan_schedule(st);
+        rewatch(st);
         return rc;
     }
     if (strcmp(key, "spool_in") == 0)
@@ -690,9 +683,13 @@ static int rw_sim_set(void *state, const char *key, const char *value, struct ew
         st->xsd = x;
         return set_str(&st->xsd_path, path, NULL);
     }
-    if (strcmp(key, "poll_ms") == 0)
-        return ewtp_sim_set_int_ex(key, value, 200, 10, 60000, EWTP_SIM_EMPTY_IS_DEFAULT, why,
-                                   &st->poll_ms);
+    if (strcmp(key, "poll_ms") == 0) {
+        int rc = ewtp_sim_set_int_ex(key, value, 200, 10, 60000, EWTP_SIM_EMPTY_IS_DEFAULT, why,
+                                     &st->poll_ms);
+        if (rc == 0 && st->watch)
+            rewatch(st);
+        return rc;
+    }
     if (strcmp(key, "last_invoice_no") == 0)
         return ewtp_sim_set_int_ex(key, value, 0, 0, 999999999, EWTP_SIM_EMPTY_IS_DEFAULT, why,
                                    &st->last_invoice_no);
@@ -704,7 +701,7 @@ static void rw_sim_destroy(void *state)
     struct rw_sim *st = state;
     if (st == NULL)
         return;
-    ewtp_sim_timer_cancel(st->sim, st->scan_timer);
+    ewtp_sim_spool_unwatch(st->watch);
     while (st->branches) {
         struct branch *b = st->branches;
         st->branches = b->next;
@@ -737,9 +734,8 @@ static int rw_sim_create(struct ewtp_sim *sim, const struct ewtp_settings *setti
         return rc;
     }
     st->ready = true;
-    if (st->spool_out)
-        scan_schedule(st);
-    else
+    rewatch(st);
+    if (st->spool_out == NULL)
         ewtp_sim_log(sim, EWTP_LOG_WARNING, "no spool_out: only the VSDC is served");
     *state = st;
     return 0;

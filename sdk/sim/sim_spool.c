@@ -187,3 +187,60 @@ int ewtp_sim_spool_scan(struct ewtp_sim *sim, const char *dir, size_t max_files,
     close(dfd);
     return taken;
 }
+
+struct ewtp_sim_spool_watch {
+    struct ewtp_sim *sim;
+    char *dir;
+    int64_t poll_ms;
+    size_t max_files, max_size;
+    ewtp_sim_spool_fn fn;
+    void *arg;
+    struct ewtp_sim_timer *timer;
+};
+
+static void watch_fire(struct ewtp_sim *sim, void *arg)
+{
+    struct ewtp_sim_spool_watch *w = arg;
+    w->timer = NULL;
+    ewtp_sim_spool_scan(sim, w->dir, w->max_files, w->max_size, w->fn, w->arg);
+    /* fn may have unwatched nothing (it gets no handle): w is still ours to re-arm. */
+    w->timer = ewtp_sim_timer_add(sim, w->poll_ms, watch_fire, w);
+    if (w->timer == NULL)
+        ewtp_sim_log(sim, EWTP_LOG_ERR, "spool: %s is no longer watched (out of memory)", w->dir);
+}
+
+struct ewtp_sim_spool_watch *ewtp_sim_spool_watch(struct ewtp_sim *sim, const char *dir,
+                                                  int64_t poll_ms, size_t max_files,
+                                                  size_t max_size, ewtp_sim_spool_fn fn, void *arg)
+{
+    if (dir == NULL || fn == NULL)
+        return NULL;
+    struct ewtp_sim_spool_watch *w = calloc(1, sizeof(*w));
+    if (w == NULL || (w->dir = strdup(dir)) == NULL) {
+        free(w);
+        return NULL;
+    }
+    *w = (struct ewtp_sim_spool_watch){.sim = sim,
+                                       .dir = w->dir,
+                                       .poll_ms = poll_ms,
+                                       .max_files = max_files,
+                                       .max_size = max_size,
+                                       .fn = fn,
+                                       .arg = arg};
+    w->timer = ewtp_sim_timer_add(sim, poll_ms, watch_fire, w);
+    if (w->timer == NULL) {
+        free(w->dir);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void ewtp_sim_spool_unwatch(struct ewtp_sim_spool_watch *w)
+{
+    if (w == NULL)
+        return;
+    ewtp_sim_timer_cancel(w->sim, w->timer);
+    free(w->dir);
+    free(w);
+}

@@ -215,8 +215,20 @@ static void receipts(const char *module, const char *dir)
         ewtp_sim_deliver_later(sim, 600000, &to, "never.json", "application/json", "{}", 2);
     CHECK(t1 && t2 && t3 && !exists(dir, "later.json"), "deliver_later: not yet");
     ewtp_sim_timer_cancel(sim, t2);
+    char out[600];
+    snprintf(out, sizeof(out), "%s/../out", dir);
+    mkdir(out, 0750);
+    write_file(out, "declaration.xml", "<d/>");
+    struct seen s = {0};
+    struct ewtp_sim_spool_watch *w = ewtp_sim_spool_watch(sim, out, 20, 10, 100, take, &s);
+    struct ewtp_sim_spool_watch *w2 = ewtp_sim_spool_watch(sim, out, 600000, 10, 100, take, &s);
     ewtp_sim_timer_add(sim, 300, stop, NULL);
     ewtp_sim_run(sim, false);
+    CHECK(w && s.n == 1 && strcmp(s.names[0], "declaration.xml") == 0 &&
+              exists(out, "sent/declaration.xml"),
+          "spool_watch: a file of the watched folder taken once and moved into sent/");
+    ewtp_sim_spool_unwatch(w);
+    ewtp_sim_spool_unwatch(w2);
     CHECK(exists(dir, "later.json"), "deliver_later: written when its timer fired");
     CHECK(!exists(dir, "cancelled.json"), "deliver_later: a cancelled receipt is never written");
     ewtp_sim_free(sim); /* never.json's copies are freed here (ASan would say otherwise) */

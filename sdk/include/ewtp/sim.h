@@ -39,7 +39,8 @@
  *
  * History:
  *   1.0  first release.
- *   1.1  the kit: _ex setters, bearer check, body parsing, form fields, spool scan/read, receipts
+ *   1.1  the kit: _ex setters, bearer check, body parsing, form fields, spool scan/read/watch,
+ *        receipts
  *        (ewtp_sim_deliver, _later); a module built with 1.1 needs a 1.1 library.
  */
 #ifndef EWTP_SIM_H
@@ -214,6 +215,15 @@ typedef void (*ewtp_sim_spool_fn)(void *arg, const char *name, const char *data,
  * files were taken, or -EWTP_EIO when dir cannot be opened. */
 int ewtp_sim_spool_scan(struct ewtp_sim *sim, const char *dir, size_t max_files, size_t max_size,
                         ewtp_sim_spool_fn fn, void *arg);
+/* ewtp_sim_spool_scan of dir every poll_ms, from poll_ms from now, until unwatched (dir is
+ * copied). A module keeps the handle, replaces it when its folder or period changes, and
+ * unwatches it in destroy. NULL when dir is NULL or out of memory. */
+struct ewtp_sim_spool_watch;
+struct ewtp_sim_spool_watch *ewtp_sim_spool_watch(struct ewtp_sim *sim, const char *dir,
+                                                  int64_t poll_ms, size_t max_files,
+                                                  size_t max_size, ewtp_sim_spool_fn fn,
+                                                  void *arg);
+void ewtp_sim_spool_unwatch(struct ewtp_sim_spool_watch *w); /* NULL: no-op */
 
 /* ---- Receipts (the kit) ------------------------------------------------------------------ */
 
