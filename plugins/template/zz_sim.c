@@ -9,7 +9,7 @@
  * (ewtp_sim_require_bearer, ewtp_sim_reply_401), bodies (ewtp_sim_body_xml, _body_json,
  * _form_field) and their error answers (ewtp_sim_reply_errors), receipts by callback and spool
  * file (ewtp_sim_deliver now, ewtp_sim_deliver_later on a timer), and for an authority reached
- * through folders the out-folder scan (ewtp_sim_spool_scan, as plugins/cn and plugins/rw do).
+ * through folders the out-folder watch (ewtp_sim_spool_watch, as plugins/cn and plugins/rw do).
  * Fault injection (latency, errors, forced statuses, rate limits) is the framework's: do not
  * write your own.
  *
