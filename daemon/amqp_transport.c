@@ -8,6 +8,7 @@
  * the numbering and returns unacked receipts to their queue.
  */
 #include "amqp_transport.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,18 +84,6 @@ static struct timeval tv_of(int64_t ms)
     return tv;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 static char *bytes_str(amqp_bytes_t b)
 {
     return strndup(b.bytes ? (const char *)b.bytes : "", b.len);
@@ -145,7 +134,7 @@ void ewtp_amqp_pool_free(struct ewtp_amqp_pool *p)
  * so the pointer stays valid without the pool lock. */
 static struct conn *conn_lock(struct ewtp_amqp_pool *p, const char *instance, const char *role)
 {
-    char *key = fmt("%s\n%s", instance, role);
+    char *key = ewtp_asprintf("%s\n%s", instance, role);
     if (key == NULL)
         return NULL;
     pthread_mutex_lock(&p->mu);
@@ -169,10 +158,11 @@ static struct conn *conn_lock(struct ewtp_amqp_pool *p, const char *instance, co
 static char *signature(const struct ewtp_instance_conf *ic)
 {
     const struct ewtp_amqp_conf *a = &ic->amqp;
-    return fmt("%s\n%s\n%s\n%s\n%s\n%d\n%" PRId64, a->url ? a->url : "",
-               a->credentials_file ? a->credentials_file : "", ic->ca_file ? ic->ca_file : "",
-               ic->client_cert ? ic->client_cert : "", ic->client_key ? ic->client_key : "",
-               a->heartbeat_s, a->connect_timeout_ms);
+    return ewtp_asprintf("%s\n%s\n%s\n%s\n%s\n%d\n%" PRId64, a->url ? a->url : "",
+                         a->credentials_file ? a->credentials_file : "",
+                         ic->ca_file ? ic->ca_file : "", ic->client_cert ? ic->client_cert : "",
+                         ic->client_key ? ic->client_key : "", a->heartbeat_s,
+                         a->connect_timeout_ms);
 }
 
 /* Drops the connection after a failure: the next call reconnects after the backoff. */
@@ -196,25 +186,26 @@ static char *reply_text(amqp_rpc_reply_t r, const char *what)
 {
     switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL:
-        return fmt("%s: ok", what);
+        return ewtp_asprintf("%s: ok", what);
     case AMQP_RESPONSE_NONE:
-        return fmt("%s: no answer from the broker", what);
+        return ewtp_asprintf("%s: no answer from the broker", what);
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        return fmt("%s: %s", what, amqp_error_string2(r.library_error));
+        return ewtp_asprintf("%s: %s", what, amqp_error_string2(r.library_error));
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *m = r.reply.decoded;
-            return fmt("%s: connection closed by the broker: %u %.*s", what, m->reply_code,
-                       (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            return ewtp_asprintf("%s: connection closed by the broker: %u %.*s", what,
+                                 m->reply_code, (int)m->reply_text.len,
+                                 (const char *)m->reply_text.bytes);
         }
         if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = r.reply.decoded;
-            return fmt("%s: channel closed by the broker: %u %.*s", what, m->reply_code,
-                       (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            return ewtp_asprintf("%s: channel closed by the broker: %u %.*s", what, m->reply_code,
+                                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         }
-        return fmt("%s: broker error (method 0x%08x)", what, r.reply.id);
+        return ewtp_asprintf("%s: broker error (method 0x%08x)", what, r.reply.id);
     }
-    return fmt("%s: unknown error", what);
+    return ewtp_asprintf("%s: unknown error", what);
 }
 
 static int read_credentials(const char *file, char **user, char **password, char **why)
@@ -222,13 +213,13 @@ static int read_credentials(const char *file, char **user, char **password, char
     char *buf = NULL;
     size_t len = 0;
     if (ewtp_read_file(file, CREDENTIALS_MAX, &buf, &len) != 0) {
-        *why = fmt("cannot read the credentials file %s: %s", file, strerror(errno));
+        *why = ewtp_asprintf("cannot read the credentials file %s: %s", file, strerror(errno));
         return -EWTP_EIO;
     }
     const char *w = NULL;
     int rc = ewtp_amqp_credentials_parse(buf, len, user, password, &w);
     if (rc != 0)
-        *why = fmt("credentials file %s: %s", file, w);
+        *why = ewtp_asprintf("credentials file %s: %s", file, w);
     OPENSSL_cleanse(buf, len);
     free(buf);
     return rc;
@@ -241,7 +232,7 @@ static int conn_open(struct conn *c, const struct ewtp_instance_conf *ic, char *
     struct ewtp_amqp_url u;
     const char *w = NULL;
     if (ewtp_amqp_url_parse(a->url, &u, &w) != 0) {
-        *why = fmt("url: %s", w);
+        *why = ewtp_asprintf("url: %s", w);
         return -EWTP_EINVAL;
     }
     char *user = NULL, *password = NULL;
@@ -262,7 +253,7 @@ static int conn_open(struct conn *c, const struct ewtp_instance_conf *ic, char *
     if (rc == 0)
         sock = u.tls ? amqp_ssl_socket_new(st) : amqp_tcp_socket_new(st);
     if (rc == 0 && sock == NULL) {
-        *why = fmt("cannot create a %s socket", u.tls ? "TLS" : "TCP");
+        *why = ewtp_asprintf("cannot create a %s socket", u.tls ? "TLS" : "TCP");
         rc = -EWTP_EIO;
     }
     if (rc == 0 && u.tls) {
@@ -270,19 +261,19 @@ static int conn_open(struct conn *c, const struct ewtp_instance_conf *ic, char *
         amqp_ssl_socket_set_verify_hostname(sock, 1);
         if (ic->ca_file) {
             if (amqp_ssl_socket_set_cacert(sock, ic->ca_file) != AMQP_STATUS_OK) {
-                *why = fmt("cannot load ca_file %s", ic->ca_file);
+                *why = ewtp_asprintf("cannot load ca_file %s", ic->ca_file);
                 rc = -EWTP_EIO;
             }
         } else {
             SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
             if (ctx == NULL || SSL_CTX_set_default_verify_paths(ctx) != 1) {
-                *why = fmt("cannot load the system's CA certificates");
+                *why = ewtp_asprintf("cannot load the system's CA certificates");
                 rc = -EWTP_EIO;
             }
         }
         if (rc == 0 && ic->client_cert &&
             amqp_ssl_socket_set_key(sock, ic->client_cert, ic->client_key) != AMQP_STATUS_OK) {
-            *why = fmt("cannot load client_cert %s / client_key", ic->client_cert);
+            *why = ewtp_asprintf("cannot load client_cert %s / client_key", ic->client_cert);
             rc = -EWTP_EIO;
         }
     }
@@ -291,7 +282,8 @@ static int conn_open(struct conn *c, const struct ewtp_instance_conf *ic, char *
     if (rc == 0) {
         int s = amqp_socket_open_noblock(sock, u.host, u.port, &tv);
         if (s != AMQP_STATUS_OK) {
-            *why = fmt("cannot connect to %s:%d: %s", u.host, u.port, amqp_error_string2(s));
+            *why =
+                ewtp_asprintf("cannot connect to %s:%d: %s", u.host, u.port, amqp_error_string2(s));
             rc = -EWTP_EIO;
         }
     }
@@ -324,7 +316,7 @@ static int conn_open(struct conn *c, const struct ewtp_instance_conf *ic, char *
     free(password);
     if (rc != 0) {
         if (*why == NULL)
-            *why = fmt("%s", ewtp_strerror(rc));
+            *why = ewtp_asprintf("%s", ewtp_strerror(rc));
         if (st)
             amqp_destroy_connection(st);
         ewtp_amqp_url_clear(&u);
@@ -346,7 +338,7 @@ static int conn_ready(struct ewtp_amqp_pool *p, struct conn *c, const struct ewt
     *fresh = false;
     char *sig = signature(ic);
     if (sig == NULL) {
-        *why = fmt("out of memory");
+        *why = ewtp_asprintf("out of memory");
         return -EWTP_ENOMEM;
     }
     if (c->st && (c->sig == NULL || strcmp(c->sig, sig) != 0)) {
@@ -362,9 +354,9 @@ static int conn_ready(struct ewtp_amqp_pool *p, struct conn *c, const struct ewt
         return 0;
     int64_t wait = c->retry_at_ms - now_ms();
     if (wait > 0) {
-        *why =
-            fmt("the broker was unreachable moments ago; next connection attempt in %" PRId64 " ms",
-                wait);
+        *why = ewtp_asprintf(
+            "the broker was unreachable moments ago; next connection attempt in %" PRId64 " ms",
+            wait);
         return -EWTP_EIO;
     }
     int rc = conn_open(c, ic, why);
@@ -404,7 +396,7 @@ static int publish_once(struct conn *c, const char *exchange, const char *routin
     int s = amqp_basic_publish(c->st, CHANNEL, amqp_cstring_bytes(exchange),
                                amqp_cstring_bytes(routing_key), 1, 0, props, b);
     if (s != AMQP_STATUS_OK) {
-        *why = fmt("publish: %s", amqp_error_string2(s));
+        *why = ewtp_asprintf("publish: %s", amqp_error_string2(s));
         return -1;
     }
     uint64_t tag = c->next_tag++;
@@ -413,7 +405,7 @@ static int publish_once(struct conn *c, const char *exchange, const char *routin
     for (;;) {
         int64_t left = deadline - now_ms();
         if (left <= 0) {
-            *why = fmt("no confirm from the broker within %" PRId64 " ms", timeout_ms);
+            *why = ewtp_asprintf("no confirm from the broker within %" PRId64 " ms", timeout_ms);
             free(returned);
             return -1;
         }
@@ -423,7 +415,7 @@ static int publish_once(struct conn *c, const char *exchange, const char *routin
         if (s == AMQP_STATUS_TIMEOUT)
             continue;
         if (s != AMQP_STATUS_OK) {
-            *why = fmt("waiting for the confirm: %s", amqp_error_string2(s));
+            *why = ewtp_asprintf("waiting for the confirm: %s", amqp_error_string2(s));
             free(returned);
             return -1;
         }
@@ -446,7 +438,7 @@ static int publish_once(struct conn *c, const char *exchange, const char *routin
                 continue; /* an earlier publish's late answer */
             if (id == AMQP_BASIC_NACK_METHOD) {
                 free(returned);
-                *why = fmt("the broker refused the message (basic.nack)");
+                *why = ewtp_asprintf("the broker refused the message (basic.nack)");
                 return 1;
             }
             if (returned) {
@@ -460,11 +452,12 @@ static int publish_once(struct conn *c, const char *exchange, const char *routin
             /* Mandatory and no queue took it: the ack that follows is not a delivery. */
             amqp_basic_return_t *m = f.payload.method.decoded;
             free(returned);
-            returned = fmt("the broker could not route the message: %u %.*s (exchange \"%.*s\", "
-                           "routing key \"%.*s\")",
-                           m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes,
-                           (int)m->exchange.len, (const char *)m->exchange.bytes,
-                           (int)m->routing_key.len, (const char *)m->routing_key.bytes);
+            returned = ewtp_asprintf(
+                "the broker could not route the message: %u %.*s (exchange \"%.*s\", "
+                "routing key \"%.*s\")",
+                m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes,
+                (int)m->exchange.len, (const char *)m->exchange.bytes, (int)m->routing_key.len,
+                (const char *)m->routing_key.bytes);
             amqp_message_t msg;
             amqp_rpc_reply_t r = amqp_read_message(c->st, f.channel, &msg, 0);
             if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -479,12 +472,12 @@ static int publish_once(struct conn *c, const char *exchange, const char *routin
             const char *what = id == AMQP_CHANNEL_CLOSE_METHOD ? "channel" : "connection";
             char *t;
             if (id == AMQP_CHANNEL_CLOSE_METHOD)
-                t = fmt("%s closed by the broker: %u %.*s", what, m->reply_code,
-                        (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+                t = ewtp_asprintf("%s closed by the broker: %u %.*s", what, m->reply_code,
+                                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
             else {
                 amqp_connection_close_t *cm = f.payload.method.decoded;
-                t = fmt("%s closed by the broker: %u %.*s", what, cm->reply_code,
-                        (int)cm->reply_text.len, (const char *)cm->reply_text.bytes);
+                t = ewtp_asprintf("%s closed by the broker: %u %.*s", what, cm->reply_code,
+                                  (int)cm->reply_text.len, (const char *)cm->reply_text.bytes);
             }
             answer_close(c, &f);
             free(returned);
@@ -512,7 +505,7 @@ int ewtp_amqp_publish(struct ewtp_amqp_pool *p, const struct ewtp_instance_conf 
     *why = NULL;
     struct conn *c = conn_lock(p, ic->name, "out");
     if (c == NULL) {
-        *why = fmt("out of memory");
+        *why = ewtp_asprintf("out of memory");
         return -EWTP_EIO;
     }
     amqp_basic_properties_t props;
@@ -553,7 +546,7 @@ int ewtp_amqp_publish(struct ewtp_amqp_pool *p, const struct ewtp_instance_conf 
         amqp_maybe_release_buffers(c->st);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0 && *why == NULL)
-        *why = fmt("AMQP publish failed");
+        *why = ewtp_asprintf("AMQP publish failed");
     return rc;
 }
 
@@ -589,7 +582,7 @@ static int requeue_tail(struct conn *c, const char *queue, const amqp_message_t 
     int n = (props._flags & AMQP_BASIC_HEADERS_FLAG) ? props.headers.num_entries : 0;
     amqp_table_entry_t *e = calloc((size_t)n + 1, sizeof(*e));
     if (e == NULL) {
-        *why = fmt("out of memory");
+        *why = ewtp_asprintf("out of memory");
         return -1;
     }
     int k = 0;
@@ -625,7 +618,7 @@ int ewtp_amqp_fetch(struct ewtp_amqp_pool *p, const struct ewtp_instance_conf *i
         return 0;
     struct conn *c = conn_lock(p, ic->name, "in");
     if (c == NULL) {
-        *why = fmt("out of memory");
+        *why = ewtp_asprintf("out of memory");
         return -EWTP_EIO;
     }
     bool fresh = false;
@@ -634,7 +627,7 @@ int ewtp_amqp_fetch(struct ewtp_amqp_pool *p, const struct ewtp_instance_conf *i
         amqp_rpc_reply_t r = amqp_basic_get(c->st, CHANNEL, amqp_cstring_bytes(queue), 0);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
             char *w = reply_text(r, "basic.get");
-            *why = fmt("%s (queue \"%s\")", w ? w : "basic.get failed", queue);
+            *why = ewtp_asprintf("%s (queue \"%s\")", w ? w : "basic.get failed", queue);
             free(w);
             rc = -EWTP_EIO;
             break;
@@ -684,7 +677,7 @@ int ewtp_amqp_fetch(struct ewtp_amqp_pool *p, const struct ewtp_instance_conf *i
             stop = true;
         }
         if (rc == 0 && s != AMQP_STATUS_OK) {
-            *why = fmt("acknowledging a receipt: %s", amqp_error_string2(s));
+            *why = ewtp_asprintf("acknowledging a receipt: %s", amqp_error_string2(s));
             rc = -EWTP_EIO;
         }
         free(mid);
@@ -697,6 +690,6 @@ int ewtp_amqp_fetch(struct ewtp_amqp_pool *p, const struct ewtp_instance_conf *i
         conn_fail(p, c, ic->name, *why);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0 && *why == NULL)
-        *why = fmt("AMQP fetch failed");
+        *why = ewtp_asprintf("AMQP fetch failed");
     return rc == 0 ? 0 : -EWTP_EIO;
 }

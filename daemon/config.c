@@ -5,6 +5,7 @@
  * tokens are read here and only their SHA-256 is kept, so the token never sits in memory
  * for the life of the daemon. */
 #include "config.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -124,12 +125,10 @@ static char *fmt_or_oom(struct ld *l, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) {
-        s = NULL;
-        l->oom = true;
-    }
+    char *s = ewtp_vasprintf(fmt, ap);
     va_end(ap);
+    if (s == NULL)
+        l->oom = true;
     return s;
 }
 
@@ -398,17 +397,12 @@ static int token_sha256(struct ld *l, const config_setting_t *m, const char *set
             file, len, TOKEN_MIN);
         rc = -1;
     } else {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
-        if (EVP_Digest(buf + start, len, md, &mdlen, EVP_sha256(), NULL) != 1) {
-            ERR(l, m, setting, "cannot hash the token of %s", file);
-            rc = -1;
-        } else if ((*hex = malloc(2 * mdlen + 1)) == NULL) {
+        if ((*hex = malloc(65)) == NULL) {
             l->oom = true;
             rc = -1;
-        } else {
-            for (unsigned i = 0; i < mdlen; i++)
-                snprintf(*hex + 2 * i, 3, "%02x", md[i]);
+        } else if (ewtp_sha256_hex(buf + start, len, *hex) != 0) {
+            ERR(l, m, setting, "cannot hash the token of %s", file);
+            rc = -1;
         }
     }
     /* The token itself is not kept. */

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "hostctx.h"
+#include "util.h"
 
 struct ewtp_gen {
     atomic_size_t refs;
@@ -385,13 +386,10 @@ const struct ewtp_tenant_conf *ewtp_gen_tenant_by_token(const struct ewtp_gen *g
 {
     if (token == NULL || token[0] == '\0')
         return NULL;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1)
+    char hex[65];
+    const size_t mdlen = 32;
+    if (ewtp_sha256_hex(token, strlen(token), hex) != 0)
         return NULL;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     /* Every tenant is compared, in constant time each, so timing says nothing about which
      * (if any) matched. */
     const struct ewtp_tenant_conf *found = NULL;

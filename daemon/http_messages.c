@@ -23,6 +23,7 @@
 #include <ewtp/json.h>
 
 #include "config.h"
+#include "util.h"
 
 static char *errors_body(const struct ewtp_errors *errs)
 {
@@ -336,20 +337,10 @@ void ewtp_http_submit_work(void *arg)
     }
     r->warnings = warnings_array(r->arena, errs);
     r->canonical = ewtp_message_canonical(m);
-    unsigned char digest[EWTP_DIGEST_MAX];
-    size_t dlen = 0;
-    if (r->canonical == NULL ||
-        ewtp_digest(EWTP_DIGEST_SHA256, r->canonical, strlen(r->canonical), digest, &dlen) != 0 ||
-        dlen != 32) {
+    if (r->canonical == NULL || ewtp_sha256_hex(r->canonical, strlen(r->canonical), r->hash) != 0) {
         set_error(r, 500, "internal", "cannot compute the message digest");
         goto out;
     }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        r->hash[2 * i] = hex[digest[i] >> 4];
-        r->hash[2 * i + 1] = hex[digest[i] & 15];
-    }
-    r->hash[64] = '\0';
 out:
     ewtp_errors_free(errs);
 }
@@ -652,13 +643,8 @@ void ewtp_http_inbound(struct http_req *r)
     }
     bool ok = false;
     if (token && *token && gi->conf->inbound_token_sha256) {
-        unsigned char digest[EWTP_DIGEST_MAX];
-        size_t dlen = 0;
         char hex[65];
-        if (ewtp_digest(EWTP_DIGEST_SHA256, token, strlen(token), digest, &dlen) == 0 &&
-            dlen == 32) {
-            for (size_t i = 0; i < 32; i++)
-                snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+        if (ewtp_sha256_hex(token, strlen(token), hex) == 0) {
             char want[65];
             snprintf(want, sizeof(want), "%s", gi->conf->inbound_token_sha256);
             for (char *p = want; *p; p++)

@@ -1,5 +1,6 @@
 /* HTTP(S) client over libevent; see transport.h. */
 #include "httpc.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -51,18 +52,6 @@ struct ewtp_httpc {
     struct tls_ctx *tls;
     struct treq *live;
 };
-
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 void ewtp_httpc_resp_free(struct ewtp_httpc_resp *r)
 {
@@ -125,8 +114,8 @@ char *ewtp_httpc_join(const char *endpoint, const char *path)
     while (n > 0 && endpoint[n - 1] == '/')
         n--;
     if (path == NULL || *path == '\0')
-        return xprintf("%.*s", (int)n, endpoint);
-    return xprintf("%.*s%s%s", (int)n, endpoint, path[0] == '/' ? "" : "/", path);
+        return ewtp_asprintf("%.*s", (int)n, endpoint);
+    return ewtp_asprintf("%.*s%s%s", (int)n, endpoint, path[0] == '/' ? "" : "/", path);
 }
 
 static bool is_loopback(const char *host)
@@ -147,7 +136,7 @@ static SSL_CTX *tls_ctx_get(struct ewtp_httpc *t, const struct ewtp_httpc_tls *t
     const char *ca = tls && tls->ca_file ? tls->ca_file : "";
     const char *cert = tls && tls->client_cert ? tls->client_cert : "";
     const char *key = tls && tls->client_key ? tls->client_key : "";
-    char *id = xprintf("%s\n%s\n%s", ca, cert, key);
+    char *id = ewtp_asprintf("%s\n%s\n%s", ca, cert, key);
     if (id == NULL)
         return NULL;
     for (struct tls_ctx *c = t->tls; c; c = c->next) {
@@ -173,8 +162,9 @@ static SSL_CTX *tls_ctx_get(struct ewtp_httpc *t, const struct ewtp_httpc_tls *t
         fail = "the client key does not match the client certificate";
     if (fail) {
         if (why)
-            *why = xprintf("%s (ca_file %s, client_cert %s): %s", fail, *ca ? ca : "system",
-                           *cert ? cert : "none", ERR_reason_error_string(ERR_peek_last_error()));
+            *why = ewtp_asprintf("%s (ca_file %s, client_cert %s): %s", fail, *ca ? ca : "system",
+                                 *cert ? cert : "none",
+                                 ERR_reason_error_string(ERR_peek_last_error()));
         ERR_clear_error();
         SSL_CTX_free(ctx);
         free(id);
@@ -268,7 +258,7 @@ static void on_response(struct evhttp_request *req, void *arg)
     int status = req ? evhttp_request_get_response_code(req) : 0;
     if (status == 0) {
         const char *tls = ssl_reason(r->evcon);
-        char *text = tls ? xprintf("TLS: %s", tls) : NULL;
+        char *text = tls ? ewtp_asprintf("TLS: %s", tls) : NULL;
         finish(r, failure(text ? text : r->err ? r->err : "connection failed"));
         free(text);
         return;
@@ -346,16 +336,16 @@ int ewtp_httpc_send(struct ewtp_httpc *t, const char *url, const char *method,
     if (!ok) {
         rc = -EWTP_EINVAL;
         if (why)
-            *why = xprintf("unsupported method %s", method ? method : "(none)");
+            *why = ewtp_asprintf("unsupported method %s", method ? method : "(none)");
     } else if (scheme == NULL || host == NULL || *host == '\0' ||
                (strcasecmp(scheme, "https") != 0 && strcasecmp(scheme, "http") != 0)) {
         rc = -EWTP_EINVAL;
         if (why)
-            *why = xprintf("not an http(s) URL: %s", url);
+            *why = ewtp_asprintf("not an http(s) URL: %s", url);
     } else if (strcasecmp(scheme, "http") == 0 && !is_loopback(host)) {
         rc = -EWTP_EINVAL;
         if (why)
-            *why = xprintf("plain http is only allowed to loopback addresses: %s", url);
+            *why = ewtp_asprintf("plain http is only allowed to loopback addresses: %s", url);
     }
     if (rc < 0) {
         evhttp_uri_free(u);
@@ -368,7 +358,7 @@ int ewtp_httpc_send(struct ewtp_httpc *t, const char *url, const char *method,
     const char *path = evhttp_uri_get_path(u);
     const char *query = evhttp_uri_get_query(u);
     char *target =
-        xprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
+        ewtp_asprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
 
     struct treq *r = calloc(1, sizeof(*r));
     struct bufferevent *bev = NULL;

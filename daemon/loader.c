@@ -1,5 +1,6 @@
 /* Plugin loading: dlopen, descriptor checks, content-named copies, instances. */
 #include "loader.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -29,18 +30,6 @@ struct ewtp_instance {
     void *state;
     char *name;
 };
-
-static char *format_why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format_why(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 /* SHA-256 of a file's content, hex. */
 static int hash_file(const char *path, char hex[65])
@@ -151,34 +140,36 @@ static char *check_descriptor(const char *path, const struct ewtp_plugin *d)
 {
     unsigned minor = host_minor();
     if (d->abi_major != EWTP_ABI_MAJOR)
-        return format_why("%s was built for plugin ABI %u.%u but this host speaks ABI %d.%u: "
-                          "rebuild the plugin against the ewtp SDK %d.x headers (libewtp-dev)",
-                          path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, minor, EWTP_ABI_MAJOR);
+        return ewtp_asprintf("%s was built for plugin ABI %u.%u but this host speaks ABI %d.%u: "
+                             "rebuild the plugin against the ewtp SDK %d.x headers (libewtp-dev)",
+                             path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, minor,
+                             EWTP_ABI_MAJOR);
     if (d->abi_minor > minor)
-        return format_why("%s needs plugin ABI %u.%u but this host offers only %d.%u: upgrade "
-                          "ewtpd, or rebuild the plugin against the %d.%u headers",
-                          path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, minor, EWTP_ABI_MAJOR,
-                          minor);
+        return ewtp_asprintf("%s needs plugin ABI %u.%u but this host offers only %d.%u: upgrade "
+                             "ewtpd, or rebuild the plugin against the %d.%u headers",
+                             path, d->abi_major, d->abi_minor, EWTP_ABI_MAJOR, minor,
+                             EWTP_ABI_MAJOR, minor);
     if (d->size < EWTP_PLUGIN_MIN_SIZE)
-        return format_why("%s has a descriptor of %zu bytes, smaller than the %zu bytes every ABI "
-                          "%d plugin has: it was not built with EWTP_PLUGIN_DESCRIPTOR() from "
-                          "<ewtp/plugin.h>",
-                          path, d->size, (size_t)EWTP_PLUGIN_MIN_SIZE, EWTP_ABI_MAJOR);
+        return ewtp_asprintf(
+            "%s has a descriptor of %zu bytes, smaller than the %zu bytes every ABI "
+            "%d plugin has: it was not built with EWTP_PLUGIN_DESCRIPTOR() from "
+            "<ewtp/plugin.h>",
+            path, d->size, (size_t)EWTP_PLUGIN_MIN_SIZE, EWTP_ABI_MAJOR);
     if (d->name == NULL || d->name[0] == '\0' || d->country == NULL || strlen(d->country) != 2)
-        return format_why("%s: its descriptor must set .name and a two-letter .country "
-                          "(the destination it serves)",
-                          path);
+        return ewtp_asprintf("%s: its descriptor must set .name and a two-letter .country "
+                             "(the destination it serves)",
+                             path);
     if (d->batch != NULL && d->batch->size < offsetof(struct ewtp_batch_limits, max_wait_ms) +
                                                  sizeof(d->batch->max_wait_ms))
-        return format_why("%s (plugin \"%s\"): its batch limits have size %zu: fill them with "
-                          "EWTP_BATCH_LIMITS_INIT(...) from <ewtp/plugin.h>",
-                          path, d->name, d->batch->size);
+        return ewtp_asprintf("%s (plugin \"%s\"): its batch limits have size %zu: fill them with "
+                             "EWTP_BATCH_LIMITS_INIT(...) from <ewtp/plugin.h>",
+                             path, d->name, d->batch->size);
     char *missing = missing_callbacks(d);
     if (missing) {
-        char *why = format_why("%s (plugin \"%s\"): required callback(s) %s are NULL: every "
-                               "plugin implements create, destroy, validate, translate and "
-                               "interpret",
-                               path, d->name, missing);
+        char *why = ewtp_asprintf("%s (plugin \"%s\"): required callback(s) %s are NULL: every "
+                                  "plugin implements create, destroy, validate, translate and "
+                                  "interpret",
+                                  path, d->name, missing);
         free(missing);
         return why;
     }
@@ -192,7 +183,7 @@ int ewtp_plugin_load(const char *path, const char *cache_dir, struct ewtp_plugin
     *why = NULL;
     char hex[65] = "";
     if (hash_file(path, hex) != 0) {
-        *why = format_why("cannot read plugin %s: %s", path, strerror(errno));
+        *why = ewtp_asprintf("cannot read plugin %s: %s", path, strerror(errno));
         return -EWTP_EIO;
     }
     char copy[4096];
@@ -205,26 +196,27 @@ int ewtp_plugin_load(const char *path, const char *cache_dir, struct ewtp_plugin
             *dot = '\0';
         if (snprintf(copy, sizeof(copy), "%s/%s.%.16s.so", cache_dir, stem, hex) >=
             (int)sizeof(copy)) {
-            *why = format_why("plugin cache path too long for %s", path);
+            *why = ewtp_asprintf("plugin cache path too long for %s", path);
             return -EWTP_ERANGE;
         }
         struct stat st;
         if (stat(copy, &st) != 0 && copy_file(path, copy) != 0) {
-            *why = format_why("cannot copy plugin %s to %s: %s", path, copy, strerror(errno));
+            *why = ewtp_asprintf("cannot copy plugin %s to %s: %s", path, copy, strerror(errno));
             return -EWTP_EIO;
         }
         open_path = copy;
     }
     void *dl = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
-        *why = format_why("cannot load plugin %s: %s (check that it was linked against libewtp "
-                          "only and that every symbol it uses exists)",
-                          path, dlerror());
+        *why = ewtp_asprintf("cannot load plugin %s: %s (check that it was linked against libewtp "
+                             "only and that every symbol it uses exists)",
+                             path, dlerror());
         return -EWTP_EINVAL;
     }
     const struct ewtp_plugin *d = dlsym(dl, EWTP_PLUGIN_SYMBOL);
     if (d == NULL) {
-        *why = format_why("%s is not an ewtp plugin: it exports no \"%s\" descriptor; declare it "
+        *why =
+            ewtp_asprintf("%s is not an ewtp plugin: it exports no \"%s\" descriptor; declare it "
                           "with EWTP_PLUGIN_DESCRIPTOR() from <ewtp/plugin.h>",
                           path, EWTP_PLUGIN_SYMBOL);
         dlclose(dl);

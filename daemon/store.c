@@ -91,10 +91,9 @@ char *ewtp_store_asprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    int r = vasprintf(&s, fmt, ap);
+    char *s = ewtp_vasprintf(fmt, ap);
     va_end(ap);
-    return r < 0 ? NULL : s;
+    return s;
 }
 
 /* ---- accept queue ------------------------------------------------------------------------ */

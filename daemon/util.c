@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include <ewtp/crypto.h>
 
 int64_t ewtp_clock_ms(int64_t now)
 {
@@ -56,4 +59,21 @@ uint64_t ewtp_rnd64(void)
     if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
         r = (uint64_t)ewtp_clock_ms(0) * 6364136223846793005u;
     return r;
+}
+
+int ewtp_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[EWTP_DIGEST_MAX];
+    size_t mdlen = 0;
+    hex[0] = '\0';
+    if (ewtp_digest(EWTP_DIGEST_SHA256, data, len, md, &mdlen) != 0 || mdlen != 32)
+        return -1;
+    for (size_t i = 0; i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+    OPENSSL_cleanse(md, sizeof(md));
+    return 0;
 }

@@ -22,6 +22,10 @@ char *ewtp_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with a va_list. */
 char *ewtp_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* SHA-256 of len bytes as 64 lower-case hex digits and a NUL into hex. 0, or -1 when
+ * OpenSSL fails (hex is then ""). */
+int ewtp_sha256_hex(const void *data, size_t len, char hex[65]);
+
 /* 64 random bits (OpenSSL's RAND_bytes; the clock mixed if that fails): jitter, not secrets. */
 uint64_t ewtp_rnd64(void);
 
