@@ -215,10 +215,22 @@ static int related_load(struct http_req *r, const struct ewtp_parse_opts *opts,
             (struct ewtp_related)EWTP_RELATED_INIT(.msg = s->msgs[i], .tenant = row->tenant,
                                                    .state = ewtp_store_state_name(row->state),
                                                    .authority_ref = row->authority_ref);
-        s->ptrs[s->n] = &s->items[s->n];
         s->n++;
     }
     ewtp_errors_free(ignored);
+    /* The plugin sees the tenant's own messages first, then those of tenants whose sender
+     * codes are checked (parties), then the rest; newest first within each (the store's
+     * order): a tenant without parties cannot put its messages before a checked one. */
+    const struct ewtp_config *conf = ewtp_gen_config(r->gen);
+    size_t k = 0;
+    for (int rank = 0; rank < 3; rank++)
+        for (size_t i = 0; i < s->n; i++) {
+            const char *t = s->items[i].tenant;
+            const struct ewtp_tenant_conf *tc = ewtp_config_tenant(conf, t);
+            int ri = t && strcmp(t, r->tenant->id) == 0 ? 0 : tc && tc->n_parties ? 1 : 2;
+            if (ri == rank)
+                s->ptrs[k++] = &s->items[i];
+        }
     return 0;
 }
 

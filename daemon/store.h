@@ -474,7 +474,9 @@ int ewtp_store_chain_set(struct ewtp_store *st, const char *key, int64_t number,
 int ewtp_store_key_state_get(struct ewtp_store *st, const char *key, void **data, size_t *len);
 
 /* Messages of any tenant sharing at least one of keys[0..n), except tenant/id itself
- * (exclude_tenant/exclude_id may be NULL), oldest first, at most 100. *out as for claim. */
+ * (exclude_tenant/exclude_id may be NULL): per key the newest 16 of each tenant (a tenant that
+ * floods a key cannot push another's messages out), exclude_tenant's own first, then newest
+ * first, at most 100. *out as for claim. */
 int ewtp_store_related(struct ewtp_store *st, const char *const *keys, size_t n,
                        const char *exclude_tenant, const char *exclude_id,
                        struct ewtp_store_msg **out, size_t *n_out);

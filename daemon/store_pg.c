@@ -281,10 +281,14 @@ static const char *const sql_text[Q_COUNT] = {
                  " errors = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $2"
                  " WHERE seq = $1",
     [Q_RETRY_NOW] = "UPDATE messages SET next_attempt_at = $2, updated_at = $2 WHERE seq = $1",
-    [Q_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE seq IN (SELECT seq FROM relations"
-                  " WHERE key = ANY($1::text[]))"
-                  " AND NOT (tenant IS NOT DISTINCT FROM $2 AND id IS NOT DISTINCT FROM $3)"
-                  " ORDER BY seq LIMIT 100",
+    /* Per key the newest 16 of each tenant (a tenant flooding a key cannot push another's
+     * messages out), the excluded tenant's own first, then newest first (store.h). */
+    [Q_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE seq IN (SELECT seq FROM (SELECT m.seq,"
+                  " row_number() OVER (PARTITION BY r.key, m.tenant ORDER BY m.seq DESC) AS rn"
+                  " FROM relations r JOIN messages m ON m.seq = r.seq"
+                  " WHERE r.key = ANY($1::text[]) AND NOT (m.tenant IS NOT DISTINCT FROM $2::text"
+                  " AND m.id IS NOT DISTINCT FROM $3::text)) x WHERE rn <= 16)"
+                  " ORDER BY (tenant IS NOT DISTINCT FROM $2::text) DESC, seq DESC LIMIT 100",
     [Q_COUNTS] = "SELECT plugin, state, count(*) FROM messages GROUP BY plugin, state"
                  " ORDER BY plugin, state",
     [Q_BACKLOG] = "SELECT count(*), min(created_at) FROM messages"

@@ -24,6 +24,7 @@
 
 #define SCHEMA_VERSION 6
 #define RELATED_MAX 100
+#define RELATED_PER_TENANT_SQL "16" /* per relation key and tenant (Q_RELATED) */
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 
@@ -319,9 +320,15 @@ static const char *const sql_text[Q_COUNT] = {
                  " errors = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?2"
                  " WHERE seq = ?1",
     [Q_RETRY_NOW] = "UPDATE messages SET next_attempt_at = ?2, updated_at = ?2 WHERE seq = ?1",
-    [Q_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE seq IN (SELECT seq FROM relations"
-                  " WHERE key IN (SELECT value FROM json_each(?1)))"
-                  " AND NOT (tenant IS ?2 AND id IS ?3) ORDER BY seq LIMIT 100",
+    /* Per key, the newest RELATED_PER_TENANT of each tenant (so that no tenant can push
+     * another's messages out of a key by flooding it), the asking tenant's own first, then
+     * newest first (issue 19). */
+    [Q_RELATED] = "SELECT " MSG_COLS " FROM messages WHERE seq IN (SELECT seq FROM (SELECT m.seq,"
+                  " row_number() OVER (PARTITION BY r.key, m.tenant ORDER BY m.seq DESC) AS rn"
+                  " FROM relations r JOIN messages m ON m.seq = r.seq"
+                  " WHERE r.key IN (SELECT value FROM json_each(?1))"
+                  " AND NOT (m.tenant IS ?2 AND m.id IS ?3)) WHERE rn <= " RELATED_PER_TENANT_SQL ")"
+                  " ORDER BY (tenant IS ?2) DESC, seq DESC LIMIT 100",
     [Q_COUNTS] = "SELECT plugin, state, count(*) FROM messages GROUP BY plugin, state"
                  " ORDER BY plugin, state",
     [Q_BACKLOG] = "SELECT count(*), min(created_at) FROM messages"

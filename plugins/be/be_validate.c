@@ -161,9 +161,9 @@ static bool state_counts(const char *state)
                              strcmp(state, "cancelled") != 0);
 }
 
-/* Related H7 declarations to the same consignee on the same day whose values together pass
- * the threshold: a warning (or an error when h7.split_check = "error"). Only the fact is
- * reported, never another tenant's data. */
+/* Related H7 declarations of this tenant to the same consignee on the same day whose values
+ * together pass the threshold: a warning (or an error when h7.split_check = "error"). Only the
+ * tenant's own declarations count (another tenant's totals would leak through the fact). */
 static void check_split(const struct be_state *st, const struct ewtp_call *c,
                         struct ewtp_dec own_eur, struct ewtp_errors *errs)
 {
@@ -180,8 +180,12 @@ static void check_split(const struct be_state *st, const struct ewtp_call *c,
             m->destination == NULL || strcmp(m->destination, "BE") != 0 ||
             !state_counts(c->related[i]->state))
             continue;
-        if (strcmp(m->id, c->msg->id) == 0 && (c->related[i]->tenant == NULL || c->tenant == NULL ||
-                                               strcmp(c->related[i]->tenant, c->tenant) == 0))
+        /* Another tenant's declarations count for nothing: their values, and even how many
+         * there are, would be learnt by posting declarations of chosen values (issue 19,
+         * DECISIONS "Tenants and party codes"). Customs sees the whole consignment. */
+        if (c->related[i]->tenant && c->tenant && strcmp(c->related[i]->tenant, c->tenant) != 0)
+            continue;
+        if (strcmp(m->id, c->msg->id) == 0)
             continue; /* ourselves */
         const char *k = be_split_key(m, c->arena);
         struct ewtp_dec eur;

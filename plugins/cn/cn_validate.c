@@ -845,47 +845,109 @@ static void match_order(struct vctx *v, const struct ewtp_message *om)
                         d->n_lines, o->n_lines);
 }
 
+/* Whether related message i is another tenant's: its mismatches are then reported as one
+ * generic error (DECISIONS "Tenants and party codes": nothing of it is echoed, no pointer
+ * tells which member differs, so nothing can be guessed member by member). */
+static bool foreign(const struct vctx *v, size_t i)
+{
+    const char *tenant = v->c->related[i]->tenant;
+    return tenant != NULL && !same(tenant, v->c->tenant);
+}
+
+/* Runs check(v, i) with its errors collected apart when related message i (or the order,
+ * io) is another tenant's: returns true when such a check found a mismatch. */
+static bool match_one(struct vctx *v, struct ewtp_errors *apart, bool is_foreign,
+                      void (*check)(struct vctx *, const struct ewtp_message *, const void *),
+                      const struct ewtp_message *r, const void *arg)
+{
+    if (!is_foreign) {
+        check(v, r, arg);
+        return false;
+    }
+    if (apart == NULL)
+        return true; /* out of memory: fail closed, as one generic mismatch */
+    struct ewtp_errors *own = v->errs;
+    ewtp_errors_clear(apart);
+    v->errs = apart;
+    check(v, r, arg);
+    v->errs = own;
+    return ewtp_errors_blocking(apart) > 0;
+}
+
+static void check_order(struct vctx *v, const struct ewtp_message *om, const void *arg)
+{
+    (void)arg;
+    match_order(v, om);
+}
+
+static void check_payment(struct vctx *v, const struct ewtp_message *r, const void *arg)
+{
+    const struct ewtp_declaration *d = v->m->declaration;
+    const struct ewtp_message *order = arg;
+    if (order && num_differs(&r->payment->amount, &order->order->paid_total))
+        ewtp_errors_add(v->errs, "/declaration/order_number", "rule",
+                        "the payment for this order does not equal the order's paid "
+                        "total (three-document match)");
+    if (d->payment_number && r->payment->number &&
+        strcmp(d->payment_number, r->payment->number) != 0)
+        ewtp_errors_add(v->errs, "/declaration/payment_number", "rule",
+                        "differs from the payment transaction of this order");
+}
+
+static void check_waybill(struct vctx *v, const struct ewtp_message *r, const void *arg)
+{
+    (void)arg;
+    const struct ewtp_declaration *d = v->m->declaration;
+    if (r->waybill->order_number && !same(r->waybill->order_number, d->order_number))
+        ewtp_errors_add(v->errs, "/declaration/waybill_number", "rule",
+                        "this waybill belongs to another order");
+    if (num_differs(&r->waybill->freight, &d->freight))
+        ewtp_errors_add(v->errs, "/declaration/freight", "rule",
+                        "the freight differs from the waybill's");
+}
+
+/* The three-document match. Within the tenant each mismatch has its precise pointer; a
+ * mismatch with another tenant's order, payment or waybill is one `/declaration` rule error
+ * that echoes nothing of it (issue 19: a buyer's ID number must not be guessable). */
 static void match_related(struct vctx *v)
 {
     const struct ewtp_declaration *d = v->m->declaration;
     const struct ewtp_message *order = NULL;
+    bool order_foreign = false, mismatch = false;
     const char *platform = cn_party_code(v->m->parties[EWTP_ROLE_PLATFORM]);
     for (size_t i = 0; i < v->c->n_related; i++) {
         const struct ewtp_message *r = v->c->related[i]->msg;
         if (r == NULL || r->direction == EWTP_DIR_EXPORT)
             continue;
-        if (r->order && same(r->order->number, d->order_number) &&
-            same(cn_party_code(r->parties[EWTP_ROLE_PLATFORM]), platform))
+        /* The host hands the tenant's own messages first, newest first: the first match is
+         * the one to compare with. */
+        if (order == NULL && r->order && same(r->order->number, d->order_number) &&
+            same(cn_party_code(r->parties[EWTP_ROLE_PLATFORM]), platform)) {
             order = r;
+            order_foreign = foreign(v, i);
+        }
     }
+    struct ewtp_errors *apart = ewtp_errors_new();
     if (order)
-        match_order(v, order);
+        mismatch |= match_one(v, apart, order_foreign, check_order, order, NULL);
     for (size_t i = 0; i < v->c->n_related; i++) {
         const struct ewtp_message *r = v->c->related[i]->msg;
         if (r == NULL)
             continue;
         if (r->payment && same(r->payment->order_number, d->order_number) &&
-            same(cn_party_code(r->parties[EWTP_ROLE_PLATFORM]), platform)) {
-            if (order && num_differs(&r->payment->amount, &order->order->paid_total))
-                ewtp_errors_add(v->errs, "/declaration/order_number", "rule",
-                                "the payment for this order does not equal the order's paid "
-                                "total (three-document match)");
-            if (d->payment_number && r->payment->number &&
-                strcmp(d->payment_number, r->payment->number) != 0)
-                ewtp_errors_add(v->errs, "/declaration/payment_number", "rule",
-                                "differs from the payment transaction of this order");
-        }
+            same(cn_party_code(r->parties[EWTP_ROLE_PLATFORM]), platform))
+            mismatch |=
+                match_one(v, apart, foreign(v, i) || order_foreign, check_payment, r, order);
         if (r->waybill && same(r->waybill->number, d->waybill_number) &&
             same(cn_party_code(r->parties[EWTP_ROLE_LOGISTICS]),
-                 cn_party_code(v->m->parties[EWTP_ROLE_LOGISTICS]))) {
-            if (r->waybill->order_number && !same(r->waybill->order_number, d->order_number))
-                ewtp_errors_add(v->errs, "/declaration/waybill_number", "rule",
-                                "this waybill belongs to another order");
-            if (num_differs(&r->waybill->freight, &d->freight))
-                ewtp_errors_add(v->errs, "/declaration/freight", "rule",
-                                "the freight differs from the waybill's");
-        }
+                 cn_party_code(v->m->parties[EWTP_ROLE_LOGISTICS])))
+            mismatch |= match_one(v, apart, foreign(v, i), check_waybill, r, NULL);
     }
+    ewtp_errors_free(apart);
+    if (mismatch)
+        ewtp_errors_add(v->errs, "/declaration", "rule",
+                        "does not agree with the related messages of another tenant for this "
+                        "order (three-document match)");
 }
 
 /* FACTS §4: a CEB411's amountPaid equals its order's acturalPaid. Checked when the order is

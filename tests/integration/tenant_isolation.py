@@ -5,6 +5,10 @@ instance on the spool transport and the real customs simulator `ewtp-sim --count
    gets 403 with a sentence naming the role and scheme only (nothing of the other tenant);
    with its own code 202. A tenant without parties keeps today's behaviour (and ewtpd says
    so at start). Two tenants listing the same code: the configuration is refused.
+3. Validation oracle: another tenant's inventory (621) that disagrees with the platform's
+   order gets one generic `/declaration` rule error, echoing nothing of the order; the
+   platform's own gets the precise pointer; a tenant flooding the order's key with orders
+   that agree with a forged inventory does not hide the platform's own order from the match.
 Ends with "N passed, M failed"; exit 1 on any failure."""
 import copy
 import json
@@ -118,12 +122,69 @@ def party_codes(env):
           "two tenants with the same party code: configuration refused", chk.stderr)
 
 
+def ric_with_check(body17):
+    """An 18-character resident ID with a valid ISO 7064 MOD 11-2 check character."""
+    w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return body17 + "10X98765432"[sum(int(c) * x for c, x in zip(body17, w)) % 11]
+
+
+def inventory_of(mid, number, platform, ric=None, name=None):
+    inv = load_json(os.path.join(VEC, "import-declaration-621", "input.json"))
+    inv["id"] = mid
+    inv["declaration"]["order_number"] = number
+    scheme, value = platform.split(":", 1)
+    inv["parties"]["platform"]["ids"] = [{"scheme": scheme, "value": value}]
+    inv.setdefault("ext", {}).setdefault("cn", {})["cop_no"] = mid.upper().replace("-", "")[:20]
+    if ric:
+        inv["parties"]["buyer"]["ids"] = [{"scheme": "CN-RIC", "value": ric}]
+    if name:
+        inv["parties"]["buyer"]["name"] = name
+    return inv
+
+
+def validation_oracle(env):
+    pa, n1, n2 = env.api_of("pa"), env.api_of("n1"), env.api_of("n2")
+    order = order_of("pa-o3", "SO-ISO-3", PA)
+    real_ric, real_name = (order["parties"]["buyer"]["ids"][0]["value"],
+                           order["parties"]["buyer"]["name"])
+    st, body = pa.submit(order)
+    check(st == 202, "the platform's order: 202", (st, body))
+    other_ric = ric_with_check("11010119900307123")
+    # Another tenant (no parties, so it may name the platform) probes the buyer's data with
+    # an inventory: one generic error, nothing of the order echoed, no pointer to guess by.
+    st, body = n1.submit(inventory_of("n1-inv3", "SO-ISO-3", PA, other_ric, "Someone Else"))
+    errs = (body or {}).get("errors", [])
+    check(st == 422 and [(e.get("pointer"), e.get("code")) for e in errs]
+          == [("/declaration", "rule")],
+          "another tenant's inventory against the order: one /declaration rule error", (st, body))
+    text = json.dumps(body, ensure_ascii=False)
+    check(real_ric not in text and real_name not in text, "nothing of the order is echoed", text)
+    # Within the tenant the pointers are precise.
+    st, body = pa.submit(inventory_of("pa-inv3", "SO-ISO-3", PA, other_ric))
+    ptrs = [e.get("pointer") for e in (body or {}).get("errors", [])]
+    check(st == 422 and "/parties/buyer/ids" in ptrs,
+          "the platform's own inventory: the precise pointer", (st, body))
+    # Flooding the key with orders that agree with a forged inventory does not hide the
+    # platform's own order from the match.
+    for i in range(3):
+        f = order_of("n2-flood-%d" % i, "SO-ISO-3", PA)
+        f["parties"]["buyer"]["ids"] = [{"scheme": "CN-RIC", "value": other_ric}]
+        st, body = n2.submit(f)
+        check(st == 202, "flood order %d of a tenant without parties: 202" % i, (st, body))
+    st, body = pa.submit(inventory_of("pa-inv3b", "SO-ISO-3", PA, other_ric))
+    ptrs = [e.get("pointer") for e in (body or {}).get("errors", [])]
+    check(st == 422 and "/parties/buyer/ids" in ptrs,
+          "after the flood the platform's inventory is still matched with its own order",
+          (st, body))
+
+
 def main():
     env = Env()
     try:
         if checks.failed:
             return
         party_codes(env)
+        validation_oracle(env)
     finally:
         env.close()
         if checks.failed:

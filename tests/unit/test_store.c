@@ -1055,8 +1055,8 @@ static void test_relations(void **state)
     const char *q2[] = {"order:SO-1", "waybill:W1"};
     assert_int_equal(ewtp_store_related(f->st, q2, 2, "t2", "m2", &v, &n), 0);
     assert_int_equal(n, 2);
-    assert_string_equal(v[0].id, "m1");
-    assert_string_equal(v[1].id, "m3");
+    assert_string_equal(v[0].id, "m3"); /* newest first (issue 19) */
+    assert_string_equal(v[1].id, "m1");
     ewtp_store_msgs_free(v, n);
 
     /* Without exclusion: each message once even when it matches two keys. */
