@@ -59,7 +59,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -68,6 +68,7 @@
 /* Advisory lock namespaces (first argument of the two-key form). */
 #define LOCK_MIGRATE 0x65777470 /* "ewtp" */
 #define LOCK_OKEY 0x65777471    /* 1702327409, written out in Q_KEY_LOCK */
+#define LOCK_KEYQ 0x65777472    /* 1702327410, written out in Q_KEYQ_LOCK and accept_sql */
 
 #define BLOCKING_STATES "('accepted','delivering','retrying','dead')"
 
@@ -124,7 +125,25 @@ static const char schema_v1[] =
     "CREATE TABLE key_states(key text PRIMARY KEY, state bytea NOT NULL,"
     " updated_at bigint NOT NULL);";
 
-static const char *const migrations[SCHEMA_VERSION + 1] = {NULL, schema_v1};
+/* Version 2: a claim reads only the messages that may go (as SQLite's version 6 does):
+ * without it every claim walked the whole backlog of a busy key, testing each message for a
+ * live predecessor. blocked is true for a live message (BLOCKING_STATES) of an ordering key
+ * with a live message before it. Kept by the application, under a lock per key in the
+ * LOCK_KEYQ namespace: accepts take it shared (their batch computes blocked from what is
+ * live), whatever makes a key's head leave or come back takes it exclusive and recomputes;
+ * so an accept never misses the departure of the message it waits behind. A blocked = false
+ * that should be true (two nodes accepting the first messages of a key at once) is harmless:
+ * the claim re-checks the key under its own lock (header comment). */
+static const char schema_v2[] =
+    "ALTER TABLE messages ADD COLUMN blocked boolean NOT NULL DEFAULT false;"
+    "UPDATE messages m SET blocked = true WHERE ordering_key IS NOT NULL"
+    " AND state IN " BLOCKING_STATES " AND EXISTS(SELECT 1 FROM messages p"
+    " WHERE p.ordering_key = m.ordering_key AND p.state IN " BLOCKING_STATES " AND p.seq < m.seq);"
+    "CREATE INDEX messages_ready ON messages(next_attempt_at, seq)"
+    " WHERE state IN ('accepted', 'retrying') AND NOT blocked;"
+    "DROP INDEX messages_due;";
+
+static const char *const migrations[SCHEMA_VERSION + 1] = {NULL, schema_v1, schema_v2};
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -174,6 +193,9 @@ enum sql {
     Q_CLAIM_SELECT,
     Q_KEY_LOCK,
     Q_KEY_RECHECK,
+    Q_KEYQ_LOCK,
+    Q_KEY_UNBLOCK,
+    Q_KEY_RECOMPUTE,
     Q_CLAIM_UPDATE,
     Q_REQUEUE,
     Q_OUTCOME,
@@ -227,19 +249,28 @@ static const char *const sql_text[Q_COUNT] = {
                " AND ($4::text IS NULL OR destination = $4) ORDER BY seq LIMIT $5",
     [Q_CLAIM_SELECT] =
         "SELECT m.seq, m.ordering_key FROM messages m WHERE m.state IN ('accepted', 'retrying')"
-        " AND m.next_attempt_at <= $1 AND (m.ordering_key IS NULL OR " OKEY_FREE(
-            "m.seq", "m.ordering_key") ")"
-                                       " AND (m.wait_key IS NULL OR m.wait_until <= $1 OR EXISTS("
-                                       "  SELECT 1 FROM relations r JOIN messages o ON o.seq = "
-                                       "r.seq"
-                                       "  WHERE r.key = m.wait_key AND o.seq <> m.seq AND "
-                                       "(o.state IN ('rejected', 'cancelled')"
-                                       "  OR o.state = m.wait_state OR (m.wait_state = "
-                                       "'submitted' AND o.state = 'approved'))))"
-                                       " ORDER BY m.next_attempt_at, m.seq LIMIT $2"
-                                       " FOR UPDATE OF m SKIP LOCKED",
+        " AND NOT m.blocked AND m.next_attempt_at <= $1"
+        " AND (m.wait_key IS NULL OR m.wait_until <= $1 OR EXISTS("
+        "  SELECT 1 FROM relations r JOIN messages o ON o.seq = r.seq"
+        "  WHERE r.key = m.wait_key AND o.seq <> m.seq AND (o.state IN ('rejected', 'cancelled')"
+        "  OR o.state = m.wait_state OR (m.wait_state = 'submitted' AND o.state = 'approved'))))"
+        " ORDER BY m.next_attempt_at, m.seq LIMIT $2 FOR UPDATE OF m SKIP LOCKED",
     [Q_KEY_LOCK] = "SELECT pg_try_advisory_xact_lock(1702327409, hashtext($1))",
     [Q_KEY_RECHECK] = "SELECT " OKEY_FREE("$1::bigint", "$2::text"),
+    /* The key of message $1 (if any), exclusive: its head is about to change (schema_v2). */
+    [Q_KEYQ_LOCK] = "SELECT pg_advisory_xact_lock(1702327410, hashtext(ordering_key))"
+                    " FROM messages WHERE seq = $1 AND ordering_key IS NOT NULL",
+    /* Message $1 left the live states: the key's first live message may go. */
+    [Q_KEY_UNBLOCK] = "UPDATE messages SET blocked = false WHERE seq = (SELECT min(p.seq)"
+                      " FROM messages p WHERE p.ordering_key = (SELECT ordering_key FROM"
+                      " messages WHERE seq = $1) AND p.state IN " BLOCKING_STATES ") AND blocked",
+    /* Message $1 left or came back: every live message of its key but the first waits. */
+    [Q_KEY_RECOMPUTE] = "UPDATE messages m SET blocked = (m.seq <> h.head) FROM (SELECT"
+                        " min(p.seq) AS head, p.ordering_key AS k FROM messages p"
+                        " WHERE p.ordering_key = (SELECT ordering_key FROM messages"
+                        " WHERE seq = $1) AND p.state IN " BLOCKING_STATES
+                        " GROUP BY p.ordering_key) h WHERE m.ordering_key = h.k"
+                        " AND m.state IN " BLOCKING_STATES " AND m.blocked <> (m.seq <> h.head)",
     [Q_CLAIM_UPDATE] = "UPDATE messages SET state = 'delivering', attempts = attempts + 1,"
                        " next_attempt_at = 0, lease_owner = $2, lease_until = $3,"
                        " updated_at = $4 WHERE seq = $1 RETURNING " MSG_COLS,
@@ -253,7 +284,7 @@ static const char *const sql_text[Q_COUNT] = {
                   " next_attempt_at = $4, errors = coalesce($5, errors), lease_owner = NULL,"
                   " lease_until = NULL, updated_at = $6 WHERE seq = $1 AND state = 'delivering'"
                   " AND attempts = $7 AND ($8::text IS NULL OR lease_owner = $8)"
-                  " AND ($9::bigint IS NULL OR lease_until > $9) RETURNING seq",
+                  " AND ($9::bigint IS NULL OR lease_until > $9) RETURNING ordering_key",
     [Q_SET_STATE] = "UPDATE messages SET state = $2, next_attempt_at = $3, lease_owner = NULL,"
                     " lease_until = NULL, updated_at = $4 WHERE seq = $1",
     [Q_SET_REF] = "UPDATE messages SET authority_ref = coalesce($2, authority_ref),"
@@ -914,10 +945,18 @@ static char *accept_sql(PGconn *pg, const struct ewtp_store_accept_req *r)
     struct sbuf b = {0};
     char detail[128];
     snprintf(detail, sizeof(detail), "{\"hash\":\"%s\"}", r->hash);
-    sb_s(&b, "SAVEPOINT a; WITH ins AS (INSERT INTO messages(tenant, id, kind, destination,"
+    sb_s(&b, "SAVEPOINT a;");
+    if (r->ordering_key) {
+        /* The key's lock, shared (schema_v2): taken before the statement that reads what is
+         * live, so that statement's snapshot sees every departure committed before. */
+        sb_s(&b, " SELECT pg_advisory_xact_lock_shared(1702327410, hashtext(");
+        sb_str(&b, pg, r->ordering_key);
+        sb_s(&b, "));");
+    }
+    sb_s(&b, " WITH ins AS (INSERT INTO messages(tenant, id, kind, destination,"
              " plugin, state, attempts, next_attempt_at, hash, canonical, body, ordering_key,"
              " batch_key, needs_chain, warnings, created_at, updated_at, wait_key, wait_state,"
-             " wait_until) VALUES(");
+             " wait_until, blocked) VALUES(");
     sb_str(&b, pg, r->tenant);
     sb_s(&b, ",");
     sb_str(&b, pg, r->id);
@@ -951,6 +990,13 @@ static char *accept_sql(PGconn *pg, const struct ewtp_store_accept_req *r)
     sb_str(&b, pg, r->wait_key ? sname(r->wait_state) : NULL);
     sb_s(&b, ",");
     sb_i64(&b, r->wait_key ? r->wait_until : 0);
+    if (r->ordering_key) {
+        sb_s(&b, ", EXISTS(SELECT 1 FROM messages p WHERE p.ordering_key = ");
+        sb_str(&b, pg, r->ordering_key);
+        sb_s(&b, " AND p.state IN " BLOCKING_STATES ")");
+    } else {
+        sb_s(&b, ", false");
+    }
     sb_s(&b, ") ON CONFLICT (tenant, id) DO NOTHING RETURNING seq)");
     if (r->n_relations) {
         sb_s(&b, ", rel AS (INSERT INTO relations(key, seq) SELECT DISTINCT k, ins.seq FROM ins,"
@@ -1011,10 +1057,11 @@ static int pg_batch_accept(void *impl, const struct ewtp_store_accept_req *r,
     PGresult *res;
     while (rc == 0 && (res = PQgetResult(c->pg)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_TUPLES_OK)
+        if (st == PGRES_TUPLES_OK && PQnfields(res) == 3)
             decided = accept_decide(res, r, result, state);
-        else if (st != PGRES_COMMAND_OK && !failed)
+        else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !failed) {
             failed = res_rc(res, PGRES_COMMAND_OK);
+        }
         PQclear(res);
     }
     if (rc == 0 && failed) {
@@ -1407,6 +1454,22 @@ static int pg_requeue_expired(void *impl, int64_t now, size_t *n)
     return rc;
 }
 
+static bool state_blocking(enum ewtp_store_state s)
+{
+    return s == EWTP_STORE_ACCEPTED || s == EWTP_STORE_DELIVERING || s == EWTP_STORE_RETRYING ||
+           s == EWTP_STORE_DEAD;
+}
+
+/* Message seq left the live states (full: or came back): its key's blocked flags follow,
+ * under the key's exclusive lock (schema_v2). Nothing for a message without a key. */
+static int key_changed(struct pconn *c, int64_t seq, bool full)
+{
+    struct prm p = {0};
+    p_i64(&p, seq);
+    int rc = xexec(c, Q_KEYQ_LOCK, &p, NULL);
+    return rc < 0 ? rc : xexec(c, full ? Q_KEY_RECOMPUTE : Q_KEY_UNBLOCK, &p, NULL);
+}
+
 static int pg_record_outcome(void *impl, const struct ewtp_store_outcome *o)
 {
     struct pg_store *ps = impl;
@@ -1428,8 +1491,13 @@ static int pg_record_outcome(void *impl, const struct ewtp_store_outcome *o)
         p_i64(&p, o->now);
     else
         p_str(&p, NULL);
-    int64_t changed = 0;
-    rc = xexec(c, Q_OUTCOME, &p, &changed);
+    PGresult *u = NULL;
+    rc = xsel(c, Q_OUTCOME, &p, &u);
+    int64_t changed = rc == 0 ? PQntuples(u) : 0;
+    bool keyed = changed == 1 && !PQgetisnull(u, 0, 0);
+    PQclear(u);
+    if (rc == 0 && keyed && !state_blocking(o->state))
+        rc = key_changed(c, (int64_t)o->key, false);
     if (rc == 0 && changed == 0) {
         /* Not delivering under this attempt's lease (any more): someone else owns it. */
         enum ewtp_store_state cur;
@@ -1500,6 +1568,8 @@ static int pg_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
         p_i64(&p, r->now);
         rc = xexec(c, Q_SET_STATE, &p, NULL);
     }
+    if (rc == 0 && change && state_blocking(cur) != state_blocking(after))
+        rc = key_changed(c, (int64_t)r->key, true);
     if (rc == 0 && change && r->errors) {
         struct prm p = {0};
         p_i64(&p, (int64_t)r->key);
@@ -2572,6 +2642,15 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, uint64_t
     }
     for (size_t t = 0; rc == 0 && t < sizeof(import_tables) / sizeof(import_tables[0]); t++)
         rc = import_table(db, c.pg, t, rows, why);
+    if (rc == 0) {
+        /* What a claim may take (schema_v2), from the copied states. */
+        PGresult *r = PQexec(c.pg, "UPDATE messages m SET blocked = true WHERE ordering_key IS"
+                                   " NOT NULL AND state IN " BLOCKING_STATES " AND EXISTS(SELECT"
+                                   " 1 FROM messages p WHERE p.ordering_key = m.ordering_key"
+                                   " AND p.state IN " BLOCKING_STATES " AND p.seq < m.seq)");
+        rc = res_rc(r, PGRES_COMMAND_OK);
+        PQclear(r);
+    }
     for (size_t t = 0; rc == 0 && t < sizeof(import_tables) / sizeof(import_tables[0]); t++) {
         if (!import_tables[t].serial)
             continue;

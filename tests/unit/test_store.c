@@ -1585,9 +1585,12 @@ static void test_pg_schema(void **state)
         assert_int_equal((intptr_t)rc, 0);
     }
     PGconn *pg = PQconnectdb(fresh);
-    PGresult *r = PQexec(pg, "SELECT count(*), max(version) FROM schema_version");
+    /* Each version applied once, by one of them. */
+    PGresult *r = PQexec(pg, "SELECT count(*), count(DISTINCT version), max(version)"
+                             " FROM schema_version");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    assert_string_equal(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+    assert_string_equal(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2));
     PQclear(r);
     PQfinish(pg);
 
