@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (EWTPCTL, PLUGINS, SRC, Api, check, check_config, checks,  # noqa: E402
                           free_port, http_call, load_json, make_sm2_cert, make_tmp, parse_json,
                           print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop, wait_port_file,
-                          wait_ready, write, write_ewtpd_config, write_token)
+                          wait_ready, wait_until, write, write_ewtpd_config, write_token)
 
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
 
@@ -160,6 +160,11 @@ def run(env):
     check(st == 202, "inventory (declarant tenant) accepted (202)", (st, body))
     m = env.wait_state("agent", inv["id"], ("approved", "rejected", "dead"))
     check(m and m["state"] == "approved", "inventory 621 approved (622 800 released)", m)
+    # The tax bill (816) and the release (622 800) are files of their own in the in-folder,
+    # read in either order: the approval may come first.
+    wait_until(lambda: any(x and x.startswith("CEB816:") for x in codes(env.get("agent", inv["id"]))),
+               10)
+    m = env.get("agent", inv["id"])
     c = codes(m)
     check({"CEB622:2", "CEB622:120", "CEB622:800"} <= set(c), "622 receipts 2/120/800 recorded",
           c)
