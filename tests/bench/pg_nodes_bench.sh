@@ -5,7 +5,9 @@
 # kill -9 comes from tests/integration/pg_nodes.sh. Not run by ctest; see README.md.
 #
 # Environment: EWTP_BENCH_BUILD (default build-bench/: Release, no sanitizers, built here),
-# EWTP_BENCH_SECONDS (5), EWTP_BENCH_CONNECTIONS (24 in all), EWTP_BENCH_NODES ("1 2 3").
+# EWTP_BENCH_SECONDS (5), EWTP_BENCH_CONNECTIONS (24 in all), EWTP_BENCH_NODES ("1 2 3"),
+# EWTP_BENCH_WORKERS (8, every node of both backends: libpq calls block a worker for a round
+# trip, so a PostgreSQL node wants more workers than the SQLite default of 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=$root/tests/bench
@@ -13,6 +15,7 @@ build=${EWTP_BENCH_BUILD:-$root/build-bench}
 secs=${EWTP_BENCH_SECONDS:-5}
 conns=${EWTP_BENCH_CONNECTIONS:-24}
 counts=${EWTP_BENCH_NODES:-1 2 3}
+workers=${EWTP_BENCH_WORKERS:-8}
 command -v wrk >/dev/null || { echo "pg_nodes_bench: wrk is missing" >&2; exit 2; }
 
 mkdir -p "$build"
@@ -69,7 +72,8 @@ listeners = ( { address = "127.0.0.1"; port = $2; } );
 tenants = ( { id = "bench"; token_file = "$tmp/token"; destinations = [ "*" ]; } );
 $3
 delivery = { max_attempts = 20; base_delay_ms = 500; max_delay_ms = 5000;
-  request_timeout_ms = 5000; lease_ms = 30000; poll_interval_ms = 5000; scan_interval_ms = 200; };
+  request_timeout_ms = 5000; lease_ms = 30000; poll_interval_ms = 5000; scan_interval_ms = 200;
+  workers = $workers; };
 plugins = ( { name = "zz-bench"; plugin = "zz"; settings = { sign_key = ""; };
   transport = "https"; endpoint = "http://127.0.0.1:$sim"; } );
 routes = ( { destination = "ZZ"; instance = "zz-bench"; } );
@@ -105,7 +109,7 @@ count_sqlite() { sqlite3 "$tmp/sqlite.db" "SELECT count(*) FROM messages"; }
 count_pg() { psql_ "SELECT count(*) FROM messages"; }
 reset_pg() { psql_ "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" >/dev/null; }
 
-echo "== $secs s per run, $conns connections in all, ZZ simulator delivering meanwhile"
+echo "== $secs s per run, $conns connections in all, $workers workers per node, ZZ simulator delivering meanwhile"
 run sqlite 1 "store = { backend = \"sqlite\"; path = \"$tmp/sqlite.db\"; };" count_sqlite
 for n in $counts; do
   reset_pg

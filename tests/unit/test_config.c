@@ -346,6 +346,62 @@ static void test_relative_paths_and_tokens(void **state)
     ewtp_errors_free(why);
 }
 
+/* store = { backend = "postgresql"; conninfo_file; pool_size; } (issue 16): the conninfo file
+ * is a secret (mode checked), relative to the configuration, and must parse (PQconninfoParse:
+ * ewtpd -t needs no server). */
+static int load_store_conf(struct fx *f, const char *file, const char *conninfo, mode_t mode,
+                           struct ewtp_config **c, char **errors)
+{
+    test_write_file(f->dir, "ci", conninfo);
+    char *ci = path_in(f->dir, "ci");
+    chmod(ci, mode);
+    free(ci);
+    char text[512];
+    snprintf(text, sizeof(text),
+             MINIMAL_LISTENER "state_dir = \"run\";\n"
+                              "store = { backend = \"postgresql\"; conninfo_file = \"%s\";"
+                              " pool_size = 3; };\n",
+             file);
+    test_write_file(f->dir, "pg.conf", text);
+    char *p = path_in(f->dir, "pg.conf");
+    struct ewtp_errors *why = ewtp_errors_new();
+    int rc = ewtp_config_load(p, c, why);
+    *errors = ewtp_errors_to_json(why);
+    ewtp_errors_free(why);
+    free(p);
+    return rc;
+}
+
+static void test_store_postgresql(void **state)
+{
+    struct fx *f = *state;
+    struct ewtp_config *c = NULL;
+    char *errors = NULL;
+    assert_int_equal(load_store_conf(f, "ci", "host=db.example dbname=ewtp sslmode=verify-full\n",
+                                     0600, &c, &errors),
+                     0);
+    assert_string_equal(c->store.backend, "postgresql");
+    assert_int_equal(c->store.pool_size, 3);
+    char *want = path_in(f->dir, "ci");
+    char *real = realpath(want, NULL);
+    assert_string_equal(c->store.conninfo_file, real);
+    free(real);
+    free(want);
+    ewtp_config_free(c);
+    free(errors);
+
+    c = NULL;
+    assert_int_not_equal(load_store_conf(f, "ci", "hoost=db.example\n", 0600, &c, &errors), 0);
+    assert_non_null(strstr(errors, "not a libpq connection string"));
+    free(errors);
+    ewtp_config_free(c);
+    c = NULL;
+    assert_int_not_equal(load_store_conf(f, "ci", "host=db.example\n", 0644, &c, &errors), 0);
+    assert_non_null(strstr(errors, "readable by its group or others"));
+    free(errors);
+    ewtp_config_free(c);
+}
+
 static void test_kinds_and_destinations(void **state)
 {
     struct fx *f = *state;
@@ -432,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relative_paths_and_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kinds_and_destinations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_postgresql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_rules, setup, teardown),
         cmocka_unit_test(test_sample_has_only_known_settings),
     };
