@@ -7,7 +7,8 @@
 # Environment: EWTP_BENCH_BUILD (default build-bench/: Release, no sanitizers, built here),
 # EWTP_BENCH_SECONDS (5), EWTP_BENCH_CONNECTIONS (24 in all), EWTP_BENCH_NODES ("1 2 3"),
 # EWTP_BENCH_WORKERS (8, every node of both backends: libpq calls block a worker for a round
-# trip, so a PostgreSQL node wants more workers than the SQLite default of 2).
+# trip, so a PostgreSQL node wants more workers than the SQLite default of 2), EWTP_BENCH_POOL
+# (PostgreSQL pool_size, default = workers).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=$root/tests/bench
@@ -16,6 +17,7 @@ secs=${EWTP_BENCH_SECONDS:-5}
 conns=${EWTP_BENCH_CONNECTIONS:-24}
 counts=${EWTP_BENCH_NODES:-1 2 3}
 workers=${EWTP_BENCH_WORKERS:-8}
+pool=${EWTP_BENCH_POOL:-$workers}
 command -v wrk >/dev/null || { echo "pg_nodes_bench: wrk is missing" >&2; exit 2; }
 
 mkdir -p "$build"
@@ -113,7 +115,7 @@ echo "== $secs s per run, $conns connections in all, $workers workers per node, 
 run sqlite 1 "store = { backend = \"sqlite\"; path = \"$tmp/sqlite.db\"; };" count_sqlite
 for n in $counts; do
   reset_pg
-  run "pg-$n" "$n" "store = { backend = \"postgresql\"; conninfo_file = \"$tmp/conninfo\"; pool_size = 4; };" count_pg
+  run "pg-$n" "$n" "store = { backend = \"postgresql\"; conninfo_file = \"$tmp/conninfo\"; pool_size = $pool; };" count_pg
 done
 kill "$simpid" 2>/dev/null || true
 echo "== result: accepted messages/s, ratio to one SQLite node in this run"
