@@ -360,7 +360,7 @@ static int expect_string(const json_t *expect, const char *key, const char *got,
 }
 
 /* The parts of an outcome that expect names (verdict, code, message, authority_ref,
- * pointer, retry_after_ms, poll) must match. */
+ * pointer, cause, retry_after_ms, poll) must match. */
 static int expect_outcome(const json_t *expect, const struct ewtp_outcome *o, const char *file,
                           char *why, size_t why_size)
 {
@@ -368,7 +368,9 @@ static int expect_outcome(const json_t *expect, const struct ewtp_outcome *o, co
         expect_string(expect, "code", o->code, file, why, why_size) ||
         expect_string(expect, "message", o->message, file, why, why_size) ||
         expect_string(expect, "authority_ref", o->authority_ref, file, why, why_size) ||
-        expect_string(expect, "pointer", o->pointer, file, why, why_size))
+        expect_string(expect, "pointer", o->pointer, file, why, why_size) ||
+        expect_string(expect, "cause", EWTP_HAS(o, struct ewtp_outcome, cause) ? o->cause : NULL,
+                      file, why, why_size))
         return -1;
     const json_t *ra = json_object_get(expect, "retry_after_ms");
     if (ra && json_integer_value(ra) != o->retry_after_ms) {

@@ -313,10 +313,13 @@ static struct ewtp_message *parse_stored(struct job *j, const struct ewtp_store_
 }
 
 /* A JSON array of one error entry (malloc'd). */
-static char *one_error(const char *pointer, const char *code, const char *message)
+static char *one_error(const char *pointer, const char *code, const char *message,
+                       const char *cause)
 {
     json_t *a = json_pack("[{s:s,s:s,s:s}]", "pointer", pointer ? pointer : "", "code",
                           code ? code : "rejected", "message", message ? message : "");
+    if (a && cause && cause[0]) /* ABI 1.6: the plugin's plain cause of the authority's code */
+        json_object_set_new(json_array_get(a, 0), "cause", json_string(cause));
     char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return s;
@@ -354,6 +357,20 @@ static enum ewtp_dispatch_result result(struct job *j, enum ewtp_dispatch_result
 }
 
 /* ---- recording ---------------------------------------------------------------------------- */
+
+/* The rejection explainer (ABI 1.6) in an event's detail: the authority's raw code, the
+ * plugin's plain cause and the common-message pointer, each when known. */
+static void explain_detail(json_t *det, const char *code, const struct ewtp_outcome *o)
+{
+    if (det == NULL)
+        return;
+    if (code)
+        json_object_set_new(det, "code", json_string(code));
+    if (o && o->cause && o->cause[0])
+        json_object_set_new(det, "cause", json_string(o->cause));
+    if (o && o->pointer && o->pointer[0])
+        json_object_set_new(det, "pointer", json_string(o->pointer));
+}
 
 /* Records the outcome of attempt m->attempts of m, with what follows: poll schedule, chain,
  * webhook. o->verdict RETRY goes through the backoff. */
@@ -403,7 +420,7 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
     else if (st == EWTP_STORE_SUBMITTED || st == EWTP_STORE_APPROVED)
         errs = strdup("[]");
     else
-        errs = one_error(o->pointer, code, text);
+        errs = one_error(o->pointer, code, text, code == o->code ? o->cause : NULL);
     json_t *det = json_object();
     if (resp) {
         json_object_set_new(det, "http_status", json_integer(resp->status));
@@ -411,6 +428,7 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
         if (resp->error)
             json_object_set_new(det, "transport_error", json_string(resp->error));
     }
+    explain_detail(det, code, code == o->code ? o : NULL);
     char *detail = json_dumps(det, JSON_COMPACT);
     json_decref(det);
     struct ewtp_store_chain_advance ch = {
@@ -512,6 +530,7 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
                                      .at = now};
     json_t *det =
         json_pack("{s:s,s:s}", "source", source, "op", op == EWTP_OP_CANCEL ? "cancel" : "submit");
+    explain_detail(det, o->code, o);
     char *detail = det ? json_dumps(det, JSON_COMPACT) : NULL;
     json_decref(det);
     /* As for a synchronous answer: a decision by receipt replaces the message's errors (a
@@ -520,7 +539,7 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
     if (set && st != m->state)
         errs = st == EWTP_STORE_SUBMITTED || st == EWTP_STORE_APPROVED || st == EWTP_STORE_CANCELLED
                    ? strdup("[]")
-                   : one_error(o->pointer, o->code, o->message);
+                   : one_error(o->pointer, o->code, o->message, o->cause);
     struct ewtp_store_receipt_rec r = {.key = m->key,
                                        .set_state = set,
                                        .state = st,
@@ -666,7 +685,7 @@ static bool fits_limits(struct job *j, const struct ewtp_out *out)
     char *text = ewtp_asprintf("the %s to the %s authority would be %zu bytes; plugin %s "
                                "accepts at most %zu bytes per %s",
                                what, p->country, size, p->name, limit, what);
-    char *ej = one_error("", "size", text);
+    char *ej = one_error("", "size", text, NULL);
     record_local(j, &j->msgs[0], EWTP_V_REJECTED, "size", text, ej);
     free(ej);
     free(text);

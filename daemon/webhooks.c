@@ -164,6 +164,32 @@ static void decide_failure(struct item *it, bool transient, int64_t retry_after_
     }
 }
 
+/* Worker: the rejection explainer (ABI 1.6) in the payload of a refusal: the authority's raw
+ * code, the plugin's plain cause and the common-message pointer of the message's first error,
+ * while the message is still in the state the webhook announces. */
+static void explain(struct item *it, json_t *o)
+{
+    const char *st = it->row.state;
+    if (o == NULL || st == NULL ||
+        (strcmp(st, "rejected") != 0 && strcmp(st, "dead") != 0 && strcmp(st, "failed") != 0))
+        return;
+    struct ewtp_store_status *s = NULL;
+    if (ewtp_store_status_get(it->wh->d->store, it->row.tenant, it->row.id, &s) != 0)
+        return;
+    if (strcmp(ewtp_store_state_name(s->state), st) == 0 && s->errors) {
+        json_t *a = json_loads(s->errors, 0, NULL);
+        json_t *e = json_array_get(a, 0);
+        const char *keys[] = {"code", "cause", "pointer"};
+        for (size_t i = 0; e && i < 3; i++) {
+            const char *v = json_string_value(json_object_get(e, keys[i]));
+            if (v && v[0])
+                json_object_set_new(o, keys[i], json_string(v));
+        }
+        json_decref(a);
+    }
+    ewtp_store_status_free(s, 1);
+}
+
 /* Worker: everything an attempt needs, from the generation of the claim. false: the row
  * needs no attempt (its result is set). */
 static bool item_prepare(struct item *it, const struct ewtp_gen *g)
@@ -197,6 +223,7 @@ static bool item_prepare(struct item *it, const struct ewtp_gen *g)
     ewtp_fmt_time(t, sizeof(t), it->row.at);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "message.state", "id", it->row.id,
                           "tenant", it->row.tenant, "state", it->row.state, "at", t);
+    explain(it, o);
     it->body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     it->url = strdup(tc->webhook_url);

@@ -4,6 +4,7 @@
 /* strdup, and nothing else beyond C11: plugins build with plain -std=c11 out of tree. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include <ewtp/xml.h>
 
 #include "be.h"
+#include "be_codes.h"
 
 static const char *xs(struct ewtp_xml_doc *doc, const struct ewtp_xml_node *ctx, const char *xp,
                       struct ewtp_arena *a)
@@ -51,6 +53,27 @@ static const char *map_pointer(const char *path, struct ewtp_arena *a)
         if (strstr(path, top[i][0]))
             return top[i][1];
     return NULL;
+}
+
+/* The rejection explainer (ABI 1.6): the plain cause of code (data/causes.tsv), else of the
+ * first Peppol rule id (BR-..., PEPPOL-...) in text, with the member at fault when known. */
+static bool explain(struct ewtp_outcome *o, const char *code, const char *text,
+                    struct ewtp_arena *a)
+{
+    const char *const *row = ewtp_code_table_find(&be_codes_causes, code);
+    for (const char *p = text; row == NULL && p && *p; p++) {
+        if (strncmp(p, "BR-", 3) != 0 && strncmp(p, "PEPPOL-", 7) != 0)
+            continue;
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '-'))
+            continue;
+        size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+        while (n > 0 && p[n - 1] == '-')
+            n--;
+        row = ewtp_code_table_find(&be_codes_causes, ewtp_arena_strndup(a, p, n));
+    }
+    if (row)
+        ewtp_outcome_set_cause(o, row[1], row[2]);
+    return row != NULL;
 }
 
 /* An IDMS notification (IE928/IE906/IE416/IE428/IE429/IE451) into an outcome and, when to is
@@ -98,6 +121,7 @@ static int h7_notification(struct ewtp_xml_doc *doc, struct ewtp_arena *a, struc
         if (reason)
             o->message = ewtp_arena_printf(a, "goods not released: %s", reason);
         o->pointer = map_pointer(xs(doc, NULL, "/*/h7:Error[1]/h7:ErrorPointer", a), a);
+        explain(o, code, NULL, a);
     } else if (strcmp(type, "IE906") == 0 || strcmp(type, "IE416") == 0) {
         o->verdict = EWTP_V_REJECTED;
         o->message = strcmp(type, "IE906") == 0 ? "IDMS rejected the declaration (validation)"
@@ -109,6 +133,7 @@ static int h7_notification(struct ewtp_xml_doc *doc, struct ewtp_arena *a, struc
         if (reason)
             o->message = reason;
         o->pointer = map_pointer(xs(doc, NULL, "/*/h7:Error[1]/h7:ErrorPointer", a), a);
+        explain(o, code, NULL, a);
     } else {
         return -EWTP_ENOTFOUND;
     }
@@ -154,6 +179,9 @@ static int peppol_mls(struct ewtp_xml_doc *doc, struct ewtp_arena *a, struct ewt
             o->message = why;
         if (rule)
             code = ewtp_arena_printf(a, "RE/%s", rule);
+        /* A rule id in the text says more than the reason code (BV: business rules). */
+        if (!explain(o, NULL, why, a))
+            explain(o, rule, NULL, a);
     } else {
         return -EWTP_ENOTFOUND;
     }
@@ -226,6 +254,16 @@ static void take_json_error(const struct ewtp_json *body, struct ewtp_outcome *o
         o->message = ewtp_json_get_string(e, "message");
 }
 
+/* An access point's JSON error: its code, else a rule id in its text, explained. */
+static void explain_json_error(const struct ewtp_json *body, struct ewtp_outcome *o,
+                               struct ewtp_arena *a)
+{
+    const struct ewtp_json *e = ewtp_json_index(ewtp_json_get(body, "errors"), 0);
+    if (e == NULL)
+        return;
+    explain(o, ewtp_json_get_string(e, "code"), ewtp_json_get_string(e, "message"), a);
+}
+
 static int interpret_peppol(const struct ewtp_call *c, const struct ewtp_response *resp,
                             struct ewtp_outcome *o)
 {
@@ -265,6 +303,7 @@ static int interpret_peppol(const struct ewtp_call *c, const struct ewtp_respons
     o->verdict = EWTP_V_REJECTED;
     o->message = "the access point refused the invoice";
     take_json_error(body, o);
+    explain_json_error(body, o, c->arena);
     return 0;
 }
 

@@ -193,6 +193,26 @@ static const char *request_key(struct ewtp_arena *a, const char *data, size_t le
     return key;
 }
 
+/* The rejection explainer (ABI 1.6): the plain cause of a returnStatus (codes/return-status.tsv;
+ * "-" for every negative one) or, for a refusal, of the words of its returnInfo
+ * (codes/return-info.tsv), with the common-message member at fault where the words name it. */
+static void explain(struct ewtp_outcome *o, const char *status, const char *info)
+{
+    if (status == NULL)
+        return;
+    bool refused = status[0] == '-' || strcmp(status, "100") == 0 || strcmp(status, "700") == 0;
+    for (size_t i = 0; refused && info && ewtp_code_table_row(&cn_codes_return_info, i); i++) {
+        const char *const *row = ewtp_code_table_row(&cn_codes_return_info, i);
+        if (row[0][0] && strstr(info, row[0])) {
+            ewtp_outcome_set_cause(o, row[1], cn_codes_return_info.n_cols > 2 ? row[2] : NULL);
+            return;
+        }
+    }
+    const char *key = status[0] == '-' ? "-" : status;
+    ewtp_outcome_set_cause(o, ewtp_code_table_get(&cn_codes_return_status, key, 1),
+                           ewtp_code_table_get(&cn_codes_return_status, key, 2));
+}
+
 /* CEB900: the message failed E-port's format check. oriBizMessage may hold the original
  * message (as XML text or Base64): then the correlation is that message's own key, which the
  * message got when it was written (the CopMsgId is not kept by the host). */
@@ -204,6 +224,7 @@ static int read_900(struct rdoc *r, const char **k, struct ewtp_outcome *o)
     o->verdict = status[0] == '-' ? EWTP_V_REJECTED : EWTP_V_SUBMITTED;
     o->code = ewtp_arena_printf(r->a, "CEB900:%s", status);
     o->message = get(r, "returnInfo");
+    explain(o, status, o->message);
     const char *id = get(r, "oriCopMsgId");
     *k = id ? ewtp_arena_printf(r->a, "DXP:%s", id) : NULL;
     const char *biz = get(r, "oriBizMessage");
@@ -315,6 +336,7 @@ static int read_ceb(struct rdoc *r, int no, const char **k, struct ewtp_outcome 
     o->verdict = map_status(no, status);
     o->code = ewtp_arena_printf(r->a, "CEB%d:%s", no, status);
     o->message = get(r, "returnInfo");
+    explain(o, status, o->message);
     /* The inventory number, once customs assigned it, is what 623/625/816 refer to. */
     const char *invt = get(r, "invtNo");
     const char *sum = get(r, "sumNo");

@@ -254,11 +254,21 @@ static const char *error_texts(struct ewtp_arena *a, const struct ewtp_json *roo
     return acc;
 }
 
+/* The plain cause of an EIMS code (data/errors.tsv) and, when known, the member at fault. */
+static const char *plain_cause(const char *code, const char **pointer)
+{
+    const char *const *row = et_code_find(ET_T_ERRORS, code);
+    if (row && pointer && row[2] && row[2][0])
+        *pointer = row[2];
+    return row ? row[1] : NULL;
+}
+
 static void retry(struct ewtp_outcome *o, const char *code, const char *message, int64_t after)
 {
     o->verdict = EWTP_V_RETRY;
     o->code = code;
     o->message = message;
+    ewtp_outcome_set_cause(o, plain_cause(code, NULL), NULL);
     if (after > o->retry_after_ms)
         o->retry_after_ms = after;
 }
@@ -315,14 +325,6 @@ static void sequence(const struct et_state *st, const struct ewtp_call *c, const
         (long long)doc_no, (long long)want, (long long)counter,
         (long long)(has_counter ? exp_counter : want + st->counter_offset), st->system_number,
         (long long)(want - 1), key, key, (long long)(want - st->first_document_number + 1));
-}
-
-static const char *plain_cause(const char *code, const char **pointer)
-{
-    const char *const *row = et_code_find(ET_T_ERRORS, code);
-    if (row && pointer && row[2] && row[2][0])
-        *pointer = row[2];
-    return row ? row[1] : NULL;
 }
 
 int et_interpret(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
@@ -446,6 +448,7 @@ int et_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     if ((sc == 406 || sc == 417 || resp->status == 406 || resp->status == 417) && register_call &&
         rule == NULL) {
         sequence(st, c, code, text, exp_doc, has_doc, exp_counter, has_counter, o);
+        ewtp_outcome_set_cause(o, plain_cause(code, NULL), NULL);
         return 0;
     }
     o->verdict = EWTP_V_REJECTED;
@@ -453,6 +456,7 @@ int et_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     const char *pointer = NULL;
     const char *cause = plain_cause(code, &pointer);
     o->pointer = c->op == EWTP_OP_SUBMIT ? pointer : NULL;
+    ewtp_outcome_set_cause(o, cause, NULL);
     o->message = cause ? ewtp_arena_printf(a, "%s (EIMS: %s)", cause, text ? text : code)
                        : ewtp_arena_printf(a, "EIMS refused the %s: %s",
                                            c->op == EWTP_OP_CANCEL ? "cancellation"

@@ -264,6 +264,29 @@ int my_poll(const void *state, const struct ewtp_call *c, struct ewtp_out *out)
 
 /* ---- answers ---- */
 
+/* The rejection explainer (ABI 1.6): the plain cause of the most specific code MyInvois gave
+ * (data/errors.tsv) and the common-message member its propertyPath names
+ * (data/property-path.tsv: the longest element path found in it), else the code's own. */
+static void explain(struct ewtp_outcome *o, const char *code, const char *icode, const char *path)
+{
+    const char *const *row = ewtp_code_table_find(&my_codes_errors, icode);
+    if (row == NULL)
+        row = ewtp_code_table_find(&my_codes_errors, code);
+    if (row == NULL)
+        return;
+    const char *pointer = NULL;
+    size_t best = 0;
+    for (size_t i = 0; path && ewtp_code_table_row(&my_codes_property_path, i); i++) {
+        const char *const *pr = ewtp_code_table_row(&my_codes_property_path, i);
+        size_t len = strlen(pr[0]);
+        if (len > best && strstr(path, pr[0])) {
+            best = len;
+            pointer = pr[1];
+        }
+    }
+    ewtp_outcome_set_cause(o, row[1], pointer ? pointer : row[2]);
+}
+
 /* MyInvois error objects come as {errorCode, error, propertyPath, innerError[]} [ERR] or
  * {code, message, propertyPath, details[]} (submission answers); take the most specific. */
 static void take_error(struct ewtp_arena *a, const struct ewtp_json *e, const char *step,
@@ -297,6 +320,7 @@ static void take_error(struct ewtp_arena *a, const struct ewtp_json *e, const ch
     o->message = ewtp_arena_printf(a, "%s%s%s%s%s%s%s", step ? step : "", step ? ": " : "",
                                    text ? text : "", itext && text ? " — " : "", itext ? itext : "",
                                    path ? " at " : "", path ? path : "");
+    explain(o, code, icode, path);
 }
 
 /* Transport failures, throttling and server errors: the same for every message. */

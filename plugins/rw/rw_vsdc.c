@@ -854,6 +854,8 @@ int rw_inv_interpret(const struct rw_state *st, const struct ewtp_call *c,
     /* Out of sequence: the VSDC holds another number than our chain (921 duplicate number with
      * other content, or the simulator's 910 "out of sequence"). Every later invoice of the
      * branch would fail the same way. */
+    /* The rejection explainer (ABI 1.6): the plain cause of data/result-code.tsv. */
+    ewtp_outcome_set_cause(o, ewtp_code_table_get(&rw_codes_result_code, rc, 2), NULL);
     bool sequence = strcmp(rc, "921") == 0 || strcmp(rc, "994") == 0 ||
                     (strcmp(rc, "910") == 0 && msg && strstr(msg, "sequence"));
     if (sequence) {

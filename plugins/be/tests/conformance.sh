@@ -44,6 +44,7 @@ for dir in "$here"/vectors/*/; do
   dir=${dir%/}
   name=$(basename "$dir")
   [ -f "$dir/errors.json" ] && continue
+  [ -f "$dir/input.json" ] || continue # inbound-only cases (answers-explained)
   cfg=()
   [ -f "$dir/settings.conf" ] && cfg=(--config "$dir/settings.conf")
   out=$tmp/$name

@@ -180,7 +180,8 @@ int main(int argc, char **argv)
         {"IE416-refused.xml", EWTP_V_REJECTED, "IE416/FRCT", NULL, "EWTPH0123456789abcdef0", NULL,
          NULL},
         {"mls-accepted.xml", EWTP_V_APPROVED, "AP", "be-inv-0001", "be-inv-0001", NULL, NULL},
-        {"mls-rejected.xml", EWTP_V_REJECTED, "RE/BV", "be-inv-0001", "be-inv-0001", NULL, NULL},
+        {"mls-rejected.xml", EWTP_V_REJECTED, "RE/BV", "be-inv-0001", "be-inv-0001", NULL,
+         "/invoice/totals/gross"},
     };
     for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
         check_receive(p, st, dir, &answers[i]);

@@ -46,6 +46,10 @@
  *        and party codes"; the host checks that party's codes against the tenant's parties and
  *        uses a default table without it); call instance: the plugin instance's name (keys
  *        scoped to the instance).
+ *   1.6  outcome cause: a plain sentence for a person on why the authority refused (or what it
+ *        said), from the plugin's code -> cause table, beside code / message / pointer; the
+ *        host keeps it with the receipt and the errors and shows it in status, events and
+ *        webhooks (ewtp_outcome_set_cause writes it after EWTP_HAS).
  */
 #ifndef EWTP_PLUGIN_H
 #define EWTP_PLUGIN_H
@@ -308,6 +312,11 @@ struct ewtp_outcome {
     size_t key_state_out_len;
     uint64_t chain_first;
     bool key_blocked;
+    /* 1.6 (write only after EWTP_HAS, or with ewtp_outcome_set_cause): why, in a plain sentence
+     * for a person, from the plugin's table of the authority's codes ("the buyer's ID number
+     * does not match the name on record"); NULL when the plugin does not know the code. code
+     * stays the authority's own, pointer the common-message member when the plugin can tell. */
+    const char *cause;
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
@@ -316,6 +325,17 @@ struct ewtp_outcome {
     {                                                                                              \
         .size = sizeof(struct ewtp_outcome), __VA_ARGS__                                           \
     }
+/* 1.6: sets o->cause (and o->pointer, when pointer is not NULL and o has none) when o is
+ * large enough to hold a cause; an older host's outcome keeps only its code and message. */
+static inline void ewtp_outcome_set_cause(struct ewtp_outcome *o, const char *cause,
+                                          const char *pointer)
+{
+    if (cause == NULL || cause[0] == '\0' || !EWTP_HAS(o, struct ewtp_outcome, cause))
+        return;
+    o->cause = cause;
+    if (pointer && pointer[0] && (o->pointer == NULL || o->pointer[0] == '\0'))
+        o->pointer = pointer;
+}
 /* Zeroes every member of o but size, over o->size bytes (the allocator's size). */
 void ewtp_outcome_clear(struct ewtp_outcome *o);
 /* Copies the members of src (a plugin's own, e.g. EWTP_OUTCOME_INIT()) into the host-allocated
