@@ -116,6 +116,7 @@ def annotate(path):
 def profile(build, n=400, conns=8, keep=None, tmp=None):
     own_tmp = tmp is None
     tmp = tmp or tempfile.mkdtemp(prefix="ewtp-prof.")
+    os.makedirs(tmp, exist_ok=True)
     env = bench.Env(build, tmp)
     api, zz = bench.port(), bench.port()
     spool = os.path.join(tmp, "spool")
