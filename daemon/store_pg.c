@@ -22,19 +22,25 @@
  * Claims. Due messages are selected and locked with FOR UPDATE SKIP LOCKED, so that nodes
  * claiming at the same time take different rows, and leased (owner + until). Ordering keys
  * (no two nodes send the same key at once, in accept order) — how:
- *  - a message is a candidate only when no other live message of its key (accepted,
+ *  - a message may be sent only when no other live message of its key (accepted,
  *    delivering, retrying, dead) has a smaller seq, and no message of its key is delivering
  *    at all. The second rule matters because seq is taken at INSERT, not at commit: two
  *    nodes' writers may commit seq 101 before seq 100, and a claim that saw only 101 must
  *    keep 100 back while 101 is in flight. (The messages of a key are then sent in commit
  *    order, which is the only order two concurrent accepts have.)
+ *  - candidates are the due messages not flagged blocked (schema_v2: the flag says "a live
+ *    message of the key is before me", kept up to date under a second per-key lock, so that
+ *    a claim does not walk a busy key's backlog). The flag is an index, not the proof:
  *  - the candidate select runs on a snapshot that can be stale by the time its rows are
  *    locked; so each candidate with a key takes a transaction-level advisory lock on the
  *    key (pg_try_advisory_xact_lock on a hash of it: a key being claimed by another node is
  *    skipped until the next scan) and re-checks the two rules above with a fresh statement
  *    (READ COMMITTED: a new snapshot, taken after the lock, so it sees every claim of the key
- *    committed before). Claims of one key are thereby serialised; outcomes need no key lock
- *    (they only make a key's next message eligible).
+ *    committed before). Claims of one key are thereby serialised and the rules hold whatever
+ *    the flags say; outcomes take no claim lock (they only make a key's next message
+ *    eligible).
+ * The nodes' clocks must agree to well within the lease (leases are written and expired by
+ * different nodes' clocks).
  * Lease fencing: an outcome is recorded only by the holder of the attempt's lease while it is
  * valid: UPDATE ... WHERE state = 'delivering' AND attempts = $attempt AND lease_owner = $me
  * AND lease_until > $now. A node whose lease lapsed (it hung, or it was taken over) records
