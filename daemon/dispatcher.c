@@ -2061,20 +2061,17 @@ void ewtp_dispatcher_inbound(struct ewtpd *d, const char *instance,
 }
 
 /* Spool in-folders: every file is one inbound item; handled ones go to done/, items no
- * plugin recognises (or unmatched for too long) to failed/. */
-static void spool_move(const char *dir, const char *sub, const char *name)
+ * plugin recognises (or unmatched for too long) to failed/. The folder is shared with the
+ * other side: everything is relative to the directory opened once, a planted link is moved
+ * (never followed) and the subfolders are opened without following links. */
+static void spool_move(int dfd, const char *dir, const char *sub, const char *name)
 {
-    char *d = ewtp_asprintf("%s/%s", dir, sub);
-    char *from = ewtp_asprintf("%s/%s", dir, name);
-    char *to = ewtp_asprintf("%s/%s/%s", dir, sub, name);
-    if (d && from && to) {
-        mkdir(d, 0750);
-        if (rename(from, to) != 0)
-            ewtpd_log(LOG_ERR, "spool: cannot move %s to %s: %s", from, to, strerror(errno));
-    }
-    free(d);
-    free(from);
-    free(to);
+    mkdirat(dfd, sub, 0750);
+    int sfd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sfd < 0 || renameat(dfd, name, sfd, name) != 0)
+        ewtpd_log(LOG_ERR, "spool: cannot move %s/%s to %s/: %s", dir, name, sub, strerror(errno));
+    if (sfd >= 0)
+        close(sfd);
 }
 
 static void spool_work(void *arg)
@@ -2087,35 +2084,32 @@ static void spool_work(void *arg)
         DIR *dh = dir ? opendir(dir) : NULL;
         if (dh == NULL)
             continue;
+        int dfd = dirfd(dh);
         struct dirent *e;
         while ((e = readdir(dh)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char *path = ewtp_asprintf("%s/%s", dir, e->d_name);
             struct stat sb;
-            if (path == NULL || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-                free(path);
-                continue;
-            }
+            if (e->d_name[0] == '.' || fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+                S_ISDIR(sb.st_mode))
+                continue; /* done/, failed/ and the other side's hidden temporaries */
             char *data = NULL;
             size_t len = 0;
-            enum ewtp_dispatch_result res =
-                result(j, EWTP_DISPATCH_UNRECOGNISED, "unreadable or larger than %d bytes",
-                       INBOUND_MAX_BYTES);
-            if (ewtp_read_file(path, INBOUND_MAX_BYTES, &data, &len) == 0 &&
-                len <= INBOUND_MAX_BYTES)
+            const char *why = NULL;
+            enum ewtp_dispatch_result res;
+            if (ewtp_spool_read(dfd, e->d_name, INBOUND_MAX_BYTES, &data, &len, &sb, &why) == 0)
                 res = inbound_one(j, "spool", e->d_name, NULL, 0, data, len);
+            else
+                res = result(j, EWTP_DISPATCH_UNRECOGNISED, "refused: %s (at most %d bytes)", why,
+                             INBOUND_MAX_BYTES);
             int64_t age = ewtpd_now_ms() - (int64_t)sb.st_mtime * 1000;
             if (res == EWTP_DISPATCH_OK)
-                spool_move(dir, "done", e->d_name);
+                spool_move(dfd, dir, "done", e->d_name);
             else if (res == EWTP_DISPATCH_UNSUPPORTED || res == EWTP_DISPATCH_UNRECOGNISED ||
                      (res == EWTP_DISPATCH_NOT_FOUND && age > SPOOL_UNMATCHED_KEEP_MS)) {
                 ewtpd_log(LOG_WARNING, "spool %s: %s: %s", dir, e->d_name,
                           j->res_text ? j->res_text : "");
-                spool_move(dir, "failed", e->d_name);
+                spool_move(dfd, dir, "failed", e->d_name);
             }
             free(data);
-            free(path);
         }
         closedir(dh);
     }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <ewtp/arena.h>
 #include <ewtp/plugin.h>
@@ -62,6 +63,15 @@ struct ewtp_transport_ops {
 extern const struct ewtp_transport_ops ewtp_transport_https;
 extern const struct ewtp_transport_ops ewtp_transport_spool;
 extern const struct ewtp_transport_ops ewtp_transport_amqp;
+
+/* Reads the file name of the spool in-folder dirfd without trusting the other side, who
+ * shares the folder: opened with O_NOFOLLOW|O_NONBLOCK (a symbolic link or a FIFO planted
+ * there is neither followed nor waited on), fstat'ed into *sb, regular files of at most max
+ * bytes only. 0 with *data (malloc'd, NUL after len bytes) and *len; otherwise a negative
+ * EWTP_E* and *why, a static sentence ("a symbolic link, not followed", "not a regular
+ * file", "too large", strerror). */
+int ewtp_spool_read(int dirfd, const char *name, size_t max, char **data, size_t *len,
+                    struct stat *sb, const char **why);
 
 /* The transport of an instance's configured kind. */
 const struct ewtp_transport_ops *ewtp_transport_of(enum ewtp_transport_kind kind);

@@ -1,26 +1,51 @@
 /* transport_spool.c — requests written as files into the instance's spool_out directory, on
  * a worker: each one written to a hidden temporary, fsynced, renamed to the request's file
  * name and the directory synced, so that a file the other side sees is whole and survives a
- * crash. Written is handed over: the authority's answers come back as files (spool_in). */
+ * crash. Written is handed over: the authority's answers come back as files (spool_in).
+ * The folders are shared with the other side, who may plant links or FIFOs there: the
+ * temporary gets a random name and is created with O_EXCL|O_NOFOLLOW, and ewtp_spool_read
+ * opens in-folder files with O_NOFOLLOW|O_NONBLOCK and reads regular files only. */
 #include "transport.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <ewtp/errors.h>
 
+/* A hidden temporary name no other writer of the folder can guess: ".ewtp-<16 hex>.tmp". */
+static void temp_name(char buf[32])
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        r = ewtp_rnd64();
+    snprintf(buf, 32, ".ewtp-%016" PRIx64 ".tmp", r);
+}
+
+/* The folder is shared with the other side: the temporary is created, never reused
+ * (O_EXCL), and never through a link planted there (O_NOFOLLOW); everything relative to the
+ * directory opened once. */
 static int write_atomic(const char *dir, const char *name, const void *data, size_t len)
 {
-    char *tmp = ewtp_asprintf("%s/.%s.tmp", dir, name);
-    char *dst = ewtp_asprintf("%s/%s", dir, name);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -EWTP_EIO;
+    char tmp[32];
+    int fd = -1;
+    for (int i = 0; i < 8 && fd < 0; i++) {
+        temp_name(tmp);
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     int rc = -EWTP_EIO;
-    int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640) : -1;
     if (fd >= 0) {
         const char *p = data;
         size_t left = len;
@@ -37,19 +62,69 @@ static int write_atomic(const char *dir, const char *name, const void *data, siz
             rc = 0;
         if (close(fd) != 0)
             rc = -EWTP_EIO;
-        if (rc == 0 && rename(tmp, dst) != 0)
+        if (rc == 0 && renameat(dfd, tmp, dfd, name) != 0)
             rc = -EWTP_EIO;
-        if (rc != 0)
-            unlink(tmp);
-        int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (dfd >= 0) {
+        if (rc != 0) {
+            int e = errno;
+            unlinkat(dfd, tmp, 0);
+            errno = e;
+        } else {
             fsync(dfd); /* the rename itself must survive a crash */
-            close(dfd);
         }
     }
-    free(tmp);
-    free(dst);
+    int e = errno;
+    close(dfd);
+    errno = e;
     return rc;
+}
+
+int ewtp_spool_read(int dirfd, const char *name, size_t max, char **data, size_t *len,
+                    struct stat *sb, const char **why)
+{
+    *data = NULL;
+    *len = 0;
+    *why = NULL;
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        *why = errno == ELOOP ? "a symbolic link, not followed" : strerror(errno);
+        return -EWTP_EIO;
+    }
+    int rc = -EWTP_EIO;
+    if (fstat(fd, sb) != 0)
+        *why = strerror(errno);
+    else if (!S_ISREG(sb->st_mode))
+        *why = "not a regular file";
+    else if ((uint64_t)sb->st_size > max)
+        *why = "too large";
+    else
+        rc = 0;
+    size_t cap = rc == 0 ? (size_t)sb->st_size : 0, n = 0;
+    char *buf = rc == 0 ? malloc(cap + 1) : NULL;
+    if (rc == 0 && buf == NULL) {
+        *why = "out of memory";
+        rc = -EWTP_ENOMEM;
+    }
+    while (rc == 0 && n < cap) { /* the size fstat gave: what a writer adds later waits */
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            *why = strerror(errno);
+            rc = -EWTP_EIO;
+        }
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
 }
 
 /* A request path as a plain file name: no directories, no hidden or parent names. */
