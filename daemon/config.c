@@ -963,8 +963,8 @@ static void load_delivery(struct ld *l, const config_setting_t *root)
 static void load_limits(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {
-        "max_body_bytes",  "max_header_bytes", "timeout_ms", "header_timeout_ms",
-        "max_connections", "max_pending",      NULL};
+        "max_body_bytes",  "max_header_bytes",           "timeout_ms",  "header_timeout_ms",
+        "max_connections", "max_connections_per_client", "max_pending", NULL};
     struct ewtp_limits_conf *m = &l->full->pub.limits;
     const config_setting_t *g = get_group(l, root, "", "limits");
     if (g)
@@ -980,6 +980,8 @@ static void load_limits(struct ld *l, const config_setting_t *root)
     m->header_timeout_ms = v;
     get_int(l, g, "limits", "max_connections", 1024, 1, 1000000, &v);
     m->max_connections = (unsigned)v;
+    get_int(l, g, "limits", "max_connections_per_client", 64, 1, 1000000, &v);
+    m->max_connections_per_client = (unsigned)v;
     get_int(l, g, "limits", "max_pending", 10000, 1, 10000000, &v);
     m->max_pending = (unsigned)v;
 }

@@ -133,12 +133,13 @@ struct ewtp_delivery_conf {
 };
 
 struct ewtp_limits_conf {
-    size_t max_body_bytes;     /* default 1 MiB */
-    size_t max_header_bytes;   /* default 16 KiB */
-    int64_t timeout_ms;        /* evhttp connection timeout (default 30 s) */
-    int64_t header_timeout_ms; /* slow-header guard (default 10 s) */
-    unsigned max_connections;  /* default 1024 */
-    unsigned max_pending;      /* accepts queued for the store before 503 (default 10000) */
+    size_t max_body_bytes;               /* default 1 MiB */
+    size_t max_header_bytes;             /* default 16 KiB */
+    int64_t timeout_ms;                  /* evhttp connection timeout (default 30 s) */
+    int64_t header_timeout_ms;           /* slow-header guard (default 10 s) */
+    unsigned max_connections;            /* default 1024 */
+    unsigned max_connections_per_client; /* open at once from one address (default 64) */
+    unsigned max_pending; /* accepts queued for the store before 503 (default 10000) */
 };
 
 struct ewtp_store_conf {

@@ -28,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -81,10 +82,22 @@ struct conn {
     bool in_body; /* the current request's head is complete */
     bool nl;      /* watch_input: the last significant byte was a line feed */
     bool held;    /* we hold a reference on bev until attached */
+    bool closing; /* refused at the end of its head: closed once the answer is written */
+    /* The current request's head as it arrives (watch_input), up to max_header_bytes. */
+    char *head;
+    size_t head_len;
+    struct client *client; /* its address's count (max_connections_per_client) */
     /* Output side of rewrite_error_page(). */
     bool rewriting;
     struct evbuffer_cb_entry *out_cb, *in_cb;
     struct conn *prev, *next, *hnext;
+};
+
+/* Open connections from one client address. */
+struct client {
+    unsigned char addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+    unsigned n;
+    struct client *next;
 };
 
 struct ewtp_http {
@@ -93,12 +106,16 @@ struct ewtp_http {
     size_t n_ls;
     struct timeval header_tv, body_tv;
     unsigned max_connections;
+    unsigned max_per_client;
+    size_t max_head;
+    uint64_t refused_per_client;
     size_t max_pending;
     size_t n_conns;
     bool paused;
     bool stopped;
     struct conn *conns;
     struct conn *buckets[CONN_BUCKETS];
+    struct client *clients[CONN_BUCKETS];
     struct http_req *reqs; /* live requests */
     /* Accept completions from the store's writer thread. */
     pthread_mutex_t lock;
@@ -405,6 +422,48 @@ static void set_paused(struct ewtp_http *h, bool pause)
                   h->max_connections);
 }
 
+static size_t client_bucket(const unsigned char addr[16])
+{
+    uint64_t x = 1469598103934665603ull; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        x = (x ^ addr[i]) * 1099511628211ull;
+    return (size_t)(x % CONN_BUCKETS);
+}
+
+/* Counts c against its peer's address; the number of connections now open from it (0 when the
+ * address is unknown: not counted). */
+static unsigned client_add(struct conn *c)
+{
+    struct ewtp_http *h = c->h;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return 0;
+    unsigned char key[16] = {0};
+    if (ss.ss_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        memcpy(key, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else {
+        return 0;
+    }
+    size_t b = client_bucket(key);
+    struct client *cl = h->clients[b];
+    while (cl && memcmp(cl->addr, key, 16) != 0)
+        cl = cl->next;
+    if (cl == NULL) {
+        if ((cl = calloc(1, sizeof(*cl))) == NULL)
+            return 0;
+        memcpy(cl->addr, key, 16);
+        cl->next = h->clients[b];
+        h->clients[b] = cl;
+    }
+    c->client = cl;
+    return ++cl->n;
+}
+
 static void conn_free(struct conn *c)
 {
     struct ewtp_http *h = c->h;
@@ -432,6 +491,15 @@ static void conn_free(struct conn *c)
         evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
     if (c->held)
         bufferevent_decref(c->bev);
+    if (c->client && --c->client->n == 0) {
+        struct client **pp = &h->clients[client_bucket(c->client->addr)];
+        while (*pp && *pp != c->client)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = c->client->next;
+        free(c->client);
+    }
+    free(c->head);
     free(c);
     if (h->n_conns < h->max_connections)
         set_paused(h, false);
@@ -445,8 +513,27 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     conn_free(arg);
 }
 
+static void check_head(struct conn *c);
+
+/* Keeps n more bytes of the current head (up to max_head; beyond, evhttp answers 413). */
+static void head_add(struct conn *c, const char *p, size_t n)
+{
+    size_t max = c->h->max_head;
+    if (c->head_len > max || n > max - c->head_len) {
+        c->head_len = max + 1; /* too long: not checked here */
+        return;
+    }
+    if (c->head == NULL && (c->head = malloc(max)) == NULL) {
+        c->head_len = max + 1;
+        return;
+    }
+    memcpy(c->head + c->head_len, p, n);
+    c->head_len += n;
+}
+
 /* Input as it arrives, before evhttp parses it: the end of a request head is a line feed,
- * optionally a carriage return, and another line feed. */
+ * optionally a carriage return, and another line feed. The head is kept meanwhile and checked
+ * when it ends (check_head), before evhttp waits for a body. */
 static void watch_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
     struct conn *c = arg;
@@ -468,6 +555,8 @@ static void watch_input(struct evbuffer *in, const struct evbuffer_cb_info *info
                     c->in_body = true;
                     if (c->guard)
                         evtimer_add(c->guard, &c->h->body_tv);
+                    head_add(c, buf, (size_t)i + 1);
+                    check_head(c);
                     return;
                 }
                 c->nl = true;
@@ -475,6 +564,7 @@ static void watch_input(struct evbuffer *in, const struct evbuffer_cb_info *info
                 c->nl = false;
             }
         }
+        head_add(c, buf, (size_t)got);
         at += (size_t)got;
         if (evbuffer_ptr_set(in, &ptr, (size_t)got, EVBUFFER_PTR_ADD) != 0)
             return;
@@ -486,6 +576,10 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
+    if (c->evcon && c->closing) {
+        evhttp_connection_free(c->evcon); /* its refusal is written (or it will not read) */
+        return;
+    }
     if (c->busy || c->evcon == NULL)
         return;
     const struct timeval *tv = c->in_body ? &c->h->body_tv : &c->h->header_tv;
@@ -517,6 +611,15 @@ static void on_attach(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
     bufferevent_decref(c->bev);
     c->held = false;
+    struct ewtp_http *h = c->h;
+    if (client_add(c) > h->max_per_client) {
+        if (h->refused_per_client++ % 1000 == 0)
+            ewtpd_log(LOG_WARNING,
+                      "a client has %u connections open: closing its next ones at once (%" PRIu64
+                      " so far)",
+                      h->max_per_client, h->refused_per_client);
+        evhttp_connection_free(c->evcon); /* frees c through on_conn_close */
+    }
 }
 
 /* evhttp's libevent 2.1 error pages (evhttp_send_error) are HTML; ours are JSON. An output
@@ -621,6 +724,7 @@ static void on_complete(struct evhttp_request *er, void *arg)
     c->busy = false;
     c->in_body = false;
     c->nl = false;
+    c->head_len = 0;
     if (c->guard)
         evtimer_add(c->guard, &c->h->header_tv);
 }
@@ -639,10 +743,9 @@ static const char *bearer_token(struct evhttp_request *er)
     return *v ? v : NULL;
 }
 
-static char *client_subject(struct evhttp_request *er)
+/* The verified client certificate's subject (RFC 2253) of a TLS connection, or NULL. */
+static char *bev_subject(struct bufferevent *bev)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(er);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
     if (ssl == NULL)
         return NULL;
@@ -667,6 +770,12 @@ static char *client_subject(struct evhttp_request *er)
     return out;
 }
 
+static char *client_subject(struct evhttp_request *er)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(er);
+    return bev_subject(evcon ? evhttp_connection_get_bufferevent(evcon) : NULL);
+}
+
 static const struct ewtp_tenant_conf *authenticate(struct http_req *r)
 {
     const char *token = bearer_token(r->er);
@@ -676,6 +785,150 @@ static const struct ewtp_tenant_conf *authenticate(struct http_req *r)
     const struct ewtp_tenant_conf *t = subject ? ewtp_gen_tenant_by_subject(r->gen, subject) : NULL;
     free(subject);
     return t;
+}
+
+/* ---- credentials when the head ends ------------------------------------------------------ */
+
+/* What check_head needs of a request head: the target, the first Authorization value (both
+ * pointing into the head) and whether a body is announced. */
+struct head_info {
+    const char *target, *auth;
+    size_t target_len, auth_len;
+    bool body;
+};
+
+static void parse_head(const char *h, size_t n, struct head_info *hi)
+{
+    memset(hi, 0, sizeof(*hi));
+    const char *end = h + n;
+    for (const char *line = h; line < end;) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (eol == NULL)
+            eol = end;
+        const char *le = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
+        if (line == h) { /* METHOD SP target SP version */
+            const char *sp = memchr(line, ' ', (size_t)(le - line));
+            if (sp) {
+                hi->target = sp + 1;
+                const char *sp2 = memchr(hi->target, ' ', (size_t)(le - hi->target));
+                hi->target_len = (size_t)((sp2 ? sp2 : le) - hi->target);
+            }
+        } else {
+            const char *colon = memchr(line, ':', (size_t)(le - line));
+            size_t nl = colon ? (size_t)(colon - line) : 0;
+            const char *v = colon ? colon + 1 : le, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+                for (const char *p = v; p < ve; p++)
+                    if (*p != '0')
+                        hi->body = true; /* not a plain 0 (evhttp refuses what is no number) */
+            } else if (nl == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+                hi->body = true;
+            } else if (nl == 13 && strncasecmp(line, "Authorization", 13) == 0 && !hi->auth) {
+                hi->auth = v;
+                hi->auth_len = (size_t)(ve - v);
+            }
+        }
+        line = eol + 1;
+    }
+}
+
+static void close_soon(struct conn *c)
+{
+    static const struct timeval now = {0, 0};
+    evtimer_add(c->guard, &now); /* on_guard: c->closing */
+}
+
+static void on_refusal_written(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    close_soon(arg);
+}
+
+static void on_refusal_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    close_soon(arg);
+}
+
+/* 401 (or 404) and close, straight on the connection: evhttp gets nothing more of it (its
+ * callbacks replaced, reading off); the connection is freed once the answer is written, or
+ * when the header timeout ends a client that does not read. */
+static void refuse_head(struct conn *c, int status, const char *error, const char *message)
+{
+    struct ewtp_http *h = c->h;
+    char *json = ewtp_http_error_json(error, message);
+    c->closing = true;
+    bufferevent_setcb(c->bev, NULL, on_refusal_written, on_refusal_event, c);
+    bufferevent_disable(c->bev, EV_READ);
+    evbuffer_add_printf(bufferevent_get_output(c->bev),
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Cache-Control: no-store\r\n%s"
+                        "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                        status, ewtp_http_reason(status),
+                        status == 401 ? "WWW-Authenticate: Bearer realm=\"ewtp\"\r\n" : "",
+                        json ? strlen(json) : 0, json ? json : "");
+    free(json);
+    bufferevent_enable(c->bev, EV_WRITE);
+    evtimer_add(c->guard, &h->header_tv);
+    h->by_code[status]++;
+}
+
+/* A head announcing a body is checked as soon as it is complete, before evhttp waits for and
+ * buffers the body: without credentials good for its path (the instance's inbound token for
+ * /v1/inbound/NAME, a tenant's token or client certificate otherwise), 401 and close now (404
+ * for an instance that does not exist, as after the body).
+ * Heads without a body take the usual way (authenticate() once evhttp has parsed them). */
+static void check_head(struct conn *c)
+{
+    struct head_info hi;
+    size_t n = c->head_len;
+    c->head_len = 0;
+    if (c->evcon == NULL || c->guard == NULL || c->head == NULL || n > c->h->max_head)
+        return;
+    parse_head(c->head, n, &hi);
+    if (!hi.body)
+        return;
+    char *token = NULL;
+    if (hi.auth && hi.auth_len > 7 && strncasecmp(hi.auth, "Bearer ", 7) == 0) {
+        const char *t = hi.auth + 7, *te = hi.auth + hi.auth_len;
+        while (t < te && *t == ' ')
+            t++;
+        if (t < te && memchr(t, '\0', (size_t)(te - t)) == NULL)
+            token = strndup(t, (size_t)(te - t));
+    }
+    static const char inbound[] = "/v1/inbound/";
+    struct ewtp_gen *g = ewtpd_gen_acquire(c->h->d);
+    bool ok = false, found = true;
+    if (hi.target_len > sizeof(inbound) - 1 &&
+        memcmp(hi.target, inbound, sizeof(inbound) - 1) == 0) {
+        const char *name = hi.target + sizeof(inbound) - 1;
+        size_t rest = hi.target_len - (sizeof(inbound) - 1), nl = 0;
+        while (nl < rest && name[nl] != '/' && name[nl] != '?')
+            nl++;
+        char *inst = strndup(name, nl);
+        const struct ewtp_gen_instance *gi = inst ? ewtp_gen_instance(g, inst) : NULL;
+        found = gi != NULL || inst == NULL;
+        ok = ewtp_http_inbound_token_ok(gi, token);
+        free(inst);
+    } else if (token) {
+        ok = ewtp_gen_tenant_by_token(g, token) != NULL;
+    } else {
+        char *subject = bev_subject(c->bev);
+        ok = subject && ewtp_gen_tenant_by_subject(g, subject) != NULL;
+        free(subject);
+    }
+    ewtp_gen_unref(g);
+    free(token);
+    if (!found)
+        refuse_head(c, 404, "not_found", "no plugin instance of this name");
+    else if (!ok)
+        refuse_head(c, 401, "unauthorized",
+                    "a valid bearer token or client certificate is required");
 }
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -1205,6 +1458,9 @@ int ewtp_http_start(struct ewtpd *d, struct ewtp_errors *why)
     pthread_cond_init(&h->idle, NULL);
     h->header_tv = ms_tv(lim->header_timeout_ms > 0 ? lim->header_timeout_ms : 10000);
     h->max_connections = lim->max_connections ? lim->max_connections : 1024;
+    h->max_per_client = lim->max_connections_per_client ? lim->max_connections_per_client : 64;
+    /* evhttp's limit is on the header lines; the request line comes on top. */
+    h->max_head = (lim->max_header_bytes ? lim->max_header_bytes : 16384) + 8192;
     h->max_pending = lim->max_pending ? lim->max_pending : 10000;
     h->accept_ev = event_new(d->base, -1, 0, on_accepts, h);
     h->ls = calloc(conf->n_listeners ? conf->n_listeners : 1, sizeof(*h->ls));

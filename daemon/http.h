@@ -107,6 +107,10 @@ void ewtp_http_list_work(void *arg);
 /* POST /v1/messages/{id}/cancel and POST /v1/inbound/{instance} (loop thread). */
 void ewtp_http_cancel(struct http_req *r);
 void ewtp_http_inbound(struct http_req *r);
+struct ewtp_gen_instance;
+/* token (NULL: none) is gi's inbound token (compared by digest in constant time); false when
+ * gi is NULL or has none. */
+bool ewtp_http_inbound_token_ok(const struct ewtp_gen_instance *gi, const char *token);
 /* Queues r's accept with the store (loop thread); replies itself on refusal. */
 void ewtp_http_queue_accept(struct http_req *r);
 

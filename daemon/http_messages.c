@@ -639,6 +639,21 @@ static bool same_digest(const char *a, const char *b)
     return diff == 0;
 }
 
+bool ewtp_http_inbound_token_ok(const struct ewtp_gen_instance *gi, const char *token)
+{
+    if (gi == NULL || token == NULL || *token == '\0' || gi->conf->inbound_token_sha256 == NULL)
+        return false;
+    char hex[65];
+    if (ewtp_sha256_hex(token, strlen(token), hex) != 0)
+        return false;
+    char want[65];
+    snprintf(want, sizeof(want), "%s", gi->conf->inbound_token_sha256);
+    for (char *p = want; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    return same_digest(hex, want);
+}
+
 void ewtp_http_inbound(struct http_req *r)
 {
     const struct ewtp_gen_instance *gi = ewtp_gen_instance(r->gen, r->id);
@@ -653,18 +668,7 @@ void ewtp_http_inbound(struct http_req *r)
         while (*token == ' ')
             token++;
     }
-    bool ok = false;
-    if (token && *token && gi->conf->inbound_token_sha256) {
-        char hex[65];
-        if (ewtp_sha256_hex(token, strlen(token), hex) == 0) {
-            char want[65];
-            snprintf(want, sizeof(want), "%s", gi->conf->inbound_token_sha256);
-            for (char *p = want; *p; p++)
-                if (*p >= 'A' && *p <= 'F')
-                    *p = (char)(*p - 'A' + 'a');
-            ok = same_digest(hex, want);
-        }
-    }
+    bool ok = ewtp_http_inbound_token_ok(gi, token);
     if (!ok) {
         ewtp_http_reply_error(r, 401, "unauthorized", "this instance's inbound token is required");
         return;
