@@ -91,12 +91,12 @@ int ewtp_store_pg_conninfo_check(const char *conninfo, char **why);
  * 0 and *conninfo (malloc'd; it may hold a password: the caller frees it), or a negative code
  * and *why. */
 int ewtp_store_pg_conninfo_read(const char *file, char **conninfo, char **why);
-/* ewtpctl migrate-store: copies every table of the SQLite store at path (schema version 5
- * or 6, read in one snapshot) into the PostgreSQL database of conninfo, creating its schema,
- * in one transaction; the ids (seq, eid ...) and so the accept order are kept and the sequences
- * continue after them. A target that already holds messages, chains or key states is refused
- * (-EWTP_EINVAL). 0 and *rows (rows copied), or a negative code and *why. Run with ewtpd
- * stopped. */
+/* ewtpctl migrate-store: copies every table of the SQLite store at path (schema version 5 to 7,
+ * version 7 only without evidence rows; read in one snapshot) into the PostgreSQL database of
+ * conninfo, creating its schema, in one transaction; the ids (seq, eid ...) and so the accept
+ * order are kept and the sequences continue after them. A target that already holds messages,
+ * chains or key states is refused (-EWTP_EINVAL). 0 and *rows (rows copied), or a negative code
+ * and *why. Run with ewtpd stopped. */
 int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, uint64_t *rows, char **why);
 
 /* Refuses new accepts, commits every queued one (their callbacks fire), stops the writer
