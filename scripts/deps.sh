@@ -26,6 +26,8 @@ if [ "$profile" = test ]; then
   # The PostgreSQL store's tests start their own throwaway server (tests/pg_test_server.sh):
   # Debian 12's PostgreSQL 15 (initdb, pg_ctl, psql under /usr/lib/postgresql/15/bin).
   want+=(postgresql-15 postgresql-client-15)
+  # make bench (run after deps.sh test): instructions per accepted message under callgrind.
+  want+=(valgrind)
 fi
 # The Debian packages (make package; the package test of make test builds and installs them).
 if [ "$profile" = test ] || [ "$profile" = package ]; then
