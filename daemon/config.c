@@ -915,6 +915,31 @@ static void load_store(struct ld *l, const config_setting_t *root)
     }
 }
 
+/* evidence = { key = "NAME"; retention_days = N; }; key names one of keys (issue 18). */
+static void load_evidence(struct ld *l, const config_setting_t *root)
+{
+    static const char *const known[] = {"key", "retention_days", NULL};
+    struct ewtp_config *c = &l->full->pub;
+    const config_setting_t *g = get_group(l, root, "", "evidence");
+    const char *key = NULL;
+    long long days = 400;
+    if (g) {
+        check_known(l, g, "evidence", known);
+        get_str(l, g, "evidence", "key", false, &key);
+        get_int(l, g, "evidence", "retention_days", 400, 1, 36500, &days);
+    }
+    c->evidence.retention_days = days;
+    if (key == NULL)
+        return;
+    c->evidence.key = dup_or_oom(l, key);
+    bool found = false;
+    for (size_t i = 0; i < c->n_keys; i++)
+        found = found || (c->keys[i].name && strcmp(c->keys[i].name, key) == 0);
+    if (!found)
+        ERR(l, config_setting_get_member(g, "key"), "evidence.key",
+            "\"%s\" is not the name of a key of keys", key);
+}
+
 static void load_delivery(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {"max_attempts",     "max_age_ms",         "base_delay_ms",
@@ -1535,9 +1560,10 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
         rc = config_error_type(&cfg) == CONFIG_ERR_FILE_IO ? -EWTP_EIO : -EWTP_EINVAL;
     } else {
         const config_setting_t *root = config_root_setting(&cfg);
-        static const char *const known[] = {
-            "plugin_dir", "state_dir", "admin_socket", "listeners", "tenants",  "store", "delivery",
-            "limits",     "plugins",   "routes",       "keys",      "dev_mode", NULL};
+        static const char *const known[] = {"plugin_dir", "state_dir", "admin_socket", "listeners",
+                                            "tenants",    "store",     "delivery",     "limits",
+                                            "plugins",    "routes",    "keys",         "dev_mode",
+                                            "evidence",   NULL};
         check_known(&l, root, "", known);
         get_bool(&l, root, "", "dev_mode", false, &l.dev_mode);
         l.full->pub.dev_mode = l.dev_mode;
@@ -1549,6 +1575,7 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
         load_delivery(&l, root);
         load_limits(&l, root);
         load_keys(&l, root);
+        load_evidence(&l, root);
         load_instances(&l, root);
         load_routes(&l, root);
         if (l.oom || ewtp_errors_oom(why))
@@ -1640,6 +1667,7 @@ void ewtp_config_free(struct ewtp_config *c)
         free(c->keys[i].command);
     }
     free(c->keys);
+    free(c->evidence.key);
     free(c->store.backend);
     free(c->store.path);
     free(c->store.conninfo_file);

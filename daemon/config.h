@@ -164,6 +164,12 @@ struct ewtp_config {
     size_t n_routes;
     struct ewtp_key_conf *keys;
     size_t n_keys;
+    /* evidence = { key = "NAME"; retention_days = N; }; (issue 18): the key of keys that signs
+     * evidence bundles (NULL: bundles are refused) and how long the bytes sent are kept. */
+    struct {
+        char *key;
+        int64_t retention_days; /* default 400 */
+    } evidence;
     struct ewtp_delivery_conf delivery;
     struct ewtp_limits_conf limits;
     struct ewtp_store_conf store;

@@ -52,6 +52,8 @@ int ctl_plugin_check(int argc, char **argv);
 int ctl_plugin_new(int argc, char **argv);
 /* status, reload, messages, replay, retry-now, plugins over the admin socket. */
 int ctl_admin(int argc, char **argv, const char *config);
+/* evidence get ID [--tenant T] --out FILE | evidence verify FILE (ctl_evidence.c). */
+int ctl_evidence(int argc, char **argv, const char *config);
 /* ewtpctl migrate-store --from sqlite:PATH --to conninfo_file:FILE (ctl_migrate.c). */
 int ctl_migrate_store(int argc, char **argv);
 

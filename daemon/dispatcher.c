@@ -159,6 +159,8 @@ struct ewtp_dispatcher {
     bool stopped, claiming, polling, spooling;
     struct ewtp_amqp_pool *amqp; /* broker connections of "amqp" instances (amqp_transport.h) */
     bool amqp_fetching;
+    bool evidence_purging;       /* the evidence retention purge runs on a worker */
+    int64_t next_evidence_purge; /* loop thread: when the next purge is due */
     size_t in_flight;
     struct job *jobs;
     /* When claim_work next returns expired leases to the queue. Atomic: claim_work runs on
@@ -875,6 +877,81 @@ static const char *known_reference(struct job *j, size_t k)
 
 /* The end of a send on a transport that hands messages over (spool, amqp): submitted with
  * the reference the plugin knows, or retried with the transport's error. */
+/* Worker, J_DELIVER: the evidence of this attempt of each message (store.h, issue 18): each
+ * request body exactly as sent (after signing) with its endpoint, and the answer with the
+ * peer it came from (https: the server certificate's SHA-256; spool: the folder; amqp: the
+ * exchange and routing key). A backend without evidence records none. */
+static void keep_evidence(struct job *j, const struct ewtp_httpc_resp *tr, int64_t now)
+{
+    if (j->kind != J_DELIVER || j->n_reqs == 0)
+        return;
+    const struct ewtp_instance_conf *ic = j->gi->conf;
+    const char *kind = j->tp ? j->tp->name : "https";
+    char *where = ic->transport == EWTP_TRANSPORT_SPOOL
+                      ? ewtp_asprintf("spool:%s", ic->spool_out ? ic->spool_out : "")
+                  : ic->transport == EWTP_TRANSPORT_AMQP
+                      ? ewtp_asprintf("amqp:%s/%s", ic->amqp.exchange ? ic->amqp.exchange : "",
+                                      ic->amqp.routing_key ? ic->amqp.routing_key : "")
+                      : NULL;
+    const char *peer = where ? where : tr && tr->peer ? tr->peer : NULL;
+    size_t last = j->next_req < j->n_reqs ? j->next_req : j->n_reqs - 1;
+    size_t n = last + 2;
+    struct ewtp_store_evidence *ev = calloc(n, sizeof(*ev));
+    char **texts = calloc(2 * n, sizeof(*texts));
+    for (size_t i = 0; ev && texts && i < j->n; i++) {
+        uint32_t att = j->msgs[i].attempts;
+        size_t k = 0;
+        for (size_t r = 0; r <= last; r++, k++) {
+            const struct ewtp_request *rq = j->reqs[r];
+            const char *doc = rq->body_doc && rq->body_doc[0] ? rq->body_doc : "body";
+            json_t *m = json_pack("{s:i,s:i,s:s,s:s,s:s?}", "attempt", (json_int_t)att, "request",
+                                  (json_int_t)r, "transport", kind, "method",
+                                  rq->method ? rq->method : "", "path", rq->path);
+            if (m && ic->endpoint && ic->transport == EWTP_TRANSPORT_HTTPS)
+                json_object_set_new(m, "endpoint", json_string(ic->endpoint));
+            if (m && peer)
+                json_object_set_new(m, "peer", json_string(peer));
+            texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            json_decref(m);
+            texts[2 * k + 1] = ewtp_asprintf("attempt-%u/request-%zu-%s", (unsigned)att, r, doc);
+            ev[k] = (struct ewtp_store_evidence){.kind = "request",
+                                                 .name = texts[2 * k + 1],
+                                                 .meta = texts[2 * k],
+                                                 .body = rq->body,
+                                                 .body_len = rq->body_len,
+                                                 .at = now};
+        }
+        if (tr) {
+            json_t *m = json_pack("{s:i,s:i,s:s,s:i,s:s?}", "attempt", (json_int_t)att, "request",
+                                  (json_int_t)last, "transport", kind, "status",
+                                  (json_int_t)tr->status, "transport_error", tr->error);
+            if (m && peer)
+                json_object_set_new(m, "peer", json_string(peer));
+            texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            json_decref(m);
+            texts[2 * k + 1] = ewtp_asprintf("attempt-%u/answer", (unsigned)att);
+            ev[k] = (struct ewtp_store_evidence){.kind = "answer",
+                                                 .name = texts[2 * k + 1],
+                                                 .meta = texts[2 * k],
+                                                 .body = tr->body,
+                                                 .body_len = tr->body_len,
+                                                 .at = now};
+            k++;
+        }
+        int rc = ewtp_store_evidence_add(store_of(j), j->msgs[i].key, ev, k);
+        if (rc < 0 && rc != -EWTP_EUNSUPP)
+            ewtpd_log(LOG_ERR, "%s/%s: cannot keep the evidence of attempt %u: %s",
+                      j->msgs[i].tenant, j->msgs[i].id, (unsigned)att, ewtp_strerror(rc));
+        for (size_t t = 0; t < 2 * k; t++) {
+            free(texts[t]);
+            texts[t] = NULL;
+        }
+    }
+    free(ev);
+    free(texts);
+    free(where);
+}
+
 static void handed_over(struct job *j, int64_t now)
 {
     const struct ewtp_httpc_resp *tr = j->resp;
@@ -910,6 +987,7 @@ static void handed_over(struct job *j, int64_t now)
 static void complete(struct job *j)
 {
     int64_t now = ewtpd_now_ms();
+    keep_evidence(j, j->resp, now);
     if (!j->tp->answers) {
         handed_over(j, now);
         return;
@@ -2221,6 +2299,42 @@ static void amqp_scan(struct ewtp_dispatcher *ds)
         scan_start(ds, amqp_work, amqp_done, &ds->amqp_fetching);
 }
 
+/* ---- evidence retention -------------------------------------------------------------------- */
+
+/* Worker: deletes the evidence older than evidence.retention_days (issue 18). */
+static void evidence_purge_work(void *arg)
+{
+    struct job *j = arg;
+    const struct ewtp_config *cfg = ewtp_gen_config(j->gen);
+    int64_t now = ewtpd_now_ms();
+    int64_t before = now - cfg->evidence.retention_days * 86400000;
+    uint64_t n = 0;
+    int rc = ewtp_store_evidence_purge(store_of(j), before, &n);
+    if (rc < 0 && rc != -EWTP_EUNSUPP)
+        ewtpd_log(LOG_ERR, "evidence: cannot purge what is older than %lld days: %s",
+                  (long long)cfg->evidence.retention_days, ewtp_strerror(rc));
+    else if (n > 0)
+        ewtpd_log(LOG_INFO, "evidence: %llu entries older than %lld days purged",
+                  (unsigned long long)n, (long long)cfg->evidence.retention_days);
+}
+
+static void evidence_purge_done(void *arg)
+{
+    struct job *j = arg;
+    j->ds->evidence_purging = false;
+    job_end(j);
+}
+
+/* Loop, every scan: the purge at most once an hour. */
+static void evidence_purge(struct ewtp_dispatcher *ds)
+{
+    int64_t now = ewtpd_now_ms();
+    if (ds->evidence_purging || now < ds->next_evidence_purge)
+        return;
+    ds->next_evidence_purge = now + 3600000;
+    scan_start(ds, evidence_purge_work, evidence_purge_done, &ds->evidence_purging);
+}
+
 /* ---- cancel -------------------------------------------------------------------------------- */
 
 /* Builds the cancel of j->msgs[0] (op CANCEL call, validate, translate) into j. 0 with the
@@ -2422,6 +2536,7 @@ static void on_scan(evutil_socket_t fd, short what, void *arg)
     claim(ds, J_POLLCLAIM);
     spool_scan(ds);
     amqp_scan(ds);
+    evidence_purge(ds);
     arm(ds);
 }
 

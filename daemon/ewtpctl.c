@@ -41,6 +41,9 @@ static void usage(FILE *to)
           "  chain set KEY NUMBER [PREVREF]   (the next message of ordering key KEY gets NUMBER)\n"
           "  migrate-store --from sqlite:PATH --to conninfo_file:FILE   (ewtpd stopped: the\n"
           "            SQLite store into an empty PostgreSQL database, in one transaction)\n"
+          "  evidence get ID [--tenant T] --out FILE   (a message's signed evidence bundle, read\n"
+          "            from the configuration's store)\n"
+          "  evidence verify FILE   (0 intact; 1 naming the first entry that breaks)\n"
           "exit status: 0 ok, 1 invalid input (errors as JSON on stdout), 2 usage or I/O error\n",
           to);
 }
@@ -132,6 +135,8 @@ int main(int argc, char **argv)
         return ctl_plugin_new(sub_argc - 1, sub_argv + 1);
     if (strcmp(cmd, "migrate-store") == 0)
         return ctl_migrate_store(sub_argc, sub_argv);
+    if (strcmp(cmd, "evidence") == 0)
+        return ctl_evidence(sub_argc, sub_argv, config);
     static const char *const admin_cmds[] = {"status",    "reload",  "messages", "replay",
                                              "retry-now", "plugins", "chain",    NULL};
     for (size_t i = 0; admin_cmds[i]; i++)

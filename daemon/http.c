@@ -235,7 +235,7 @@ void ewtp_http_reply(struct http_req *r, int status, char *json)
     if (status == 401)
         evhttp_add_header(out, "WWW-Authenticate", "Bearer realm=\"ewtp\"");
     if (buf && json)
-        evbuffer_add(buf, json, strlen(json));
+        evbuffer_add(buf, json, r->reply_len && status == 200 ? r->reply_len : strlen(json));
     free(json);
     evhttp_send_reply(r->er, status, ewtp_http_reason(status), buf);
     if (buf)
@@ -993,6 +993,8 @@ static int match_path(const char *path, enum http_route *get, enum http_route *p
         *get = HTTP_R_STATUS;
     else if (strcmp(slash, "/events") == 0)
         *get = HTTP_R_EVENTS;
+    else if (strcmp(slash, "/evidence") == 0)
+        *get = HTTP_R_EVIDENCE;
     else if (strcmp(slash, "/cancel") == 0)
         *post = HTTP_R_CANCEL;
     else
@@ -1072,6 +1074,8 @@ static void metrics_work(void *arg)
         r->store_rc = ewtp_store_backlog(r->d->store, ewtpd_now_ms(), &r->depth, &r->oldest_ms);
     if (r->store_rc == 0)
         r->store_rc = ewtp_store_ops_pending(r->d->store, &r->ops_pending);
+    if (r->store_rc == 0 && ewtp_store_evidence_bytes(r->d->store, &r->evidence_bytes) != 0)
+        r->evidence_bytes = 0; /* a backend without evidence */
 }
 
 /* Microseconds as decimal seconds; trimmed ("0.0025", "1") for labels. */
@@ -1159,6 +1163,11 @@ static void metrics_done(void *arg)
                 "not ended yet.\n# TYPE ewtp_operations_pending gauge\n"
                 "ewtp_operations_pending %llu\n",
                 (unsigned long long)r->ops_pending);
+        fprintf(f,
+                "# HELP ewtp_evidence_bytes Bytes of evidence kept (the documents sent, the "
+                "answers).\n# TYPE ewtp_evidence_bytes gauge\n"
+                "ewtp_evidence_bytes %llu\n",
+                (unsigned long long)r->evidence_bytes);
     }
     fprintf(f,
             "# HELP ewtp_store_up Whether the message store answered.\n"
@@ -1347,6 +1356,9 @@ static void on_request(struct evhttp_request *er, void *arg)
         return;
     case HTTP_R_EVENTS:
         ewtp_http_run(r, ewtp_http_events_work, ewtp_http_done_reply);
+        return;
+    case HTTP_R_EVIDENCE: /* built on a worker: reads the store and signs */
+        ewtp_http_run(r, ewtp_http_evidence_work, ewtp_http_done_reply);
         return;
     case HTTP_R_LIST:
         if (parse_query(r, uri ? evhttp_uri_get_query(uri) : NULL) != 0) {

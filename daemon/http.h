@@ -28,13 +28,14 @@ enum http_route {
     HTTP_R_LIVEZ,
     HTTP_R_READYZ,
     HTTP_R_METRICS,
-    HTTP_R_SUBMIT,  /* POST /v1/messages */
-    HTTP_R_LIST,    /* GET /v1/messages */
-    HTTP_R_STATUS,  /* GET /v1/messages/{id} */
-    HTTP_R_EVENTS,  /* GET /v1/messages/{id}/events */
-    HTTP_R_CANCEL,  /* POST /v1/messages/{id}/cancel */
-    HTTP_R_INBOUND, /* POST /v1/inbound/{instance} */
-    HTTP_R_OPENAPI, /* GET /v1/openapi.json (no credentials) */
+    HTTP_R_SUBMIT,   /* POST /v1/messages */
+    HTTP_R_LIST,     /* GET /v1/messages */
+    HTTP_R_STATUS,   /* GET /v1/messages/{id} */
+    HTTP_R_EVENTS,   /* GET /v1/messages/{id}/events */
+    HTTP_R_CANCEL,   /* POST /v1/messages/{id}/cancel */
+    HTTP_R_INBOUND,  /* POST /v1/inbound/{instance} */
+    HTTP_R_OPENAPI,  /* GET /v1/openapi.json (no credentials) */
+    HTTP_R_EVIDENCE, /* GET /v1/messages/{id}/evidence (a tar archive, issue 18) */
 };
 
 struct http_req {
@@ -56,6 +57,7 @@ struct http_req {
     char *reply;
     const char *retry_after;
     const char *content_type; /* NULL: application/json */
+    size_t reply_len;         /* binary replies (evidence tar): its length; 0: strlen */
     /* POST /v1/messages: what the worker prepared for the store (strings in arena). */
     struct ewtp_arena *arena;
     struct ewtp_message *msg;
@@ -76,7 +78,8 @@ struct http_req {
     int store_rc;
     uint64_t depth;
     int64_t oldest_ms;
-    uint64_t ops_pending; /* operations on messages (cancels) not ended yet */
+    uint64_t ops_pending;    /* operations on messages (cancels) not ended yet */
+    uint64_t evidence_bytes; /* stored evidence (issue 18); 0 when the backend keeps none */
     /* Lists of the owner (loop thread; done_next under the owner's lock). */
     struct http_req *prev, *next;
     struct http_req *done_next;
@@ -103,6 +106,7 @@ void ewtp_http_submit_done(void *arg);
 /* Worker parts of the GET endpoints and of the 200 for an exact repeat. */
 void ewtp_http_status_work(void *arg);
 void ewtp_http_events_work(void *arg);
+void ewtp_http_evidence_work(void *arg);
 void ewtp_http_list_work(void *arg);
 /* POST /v1/messages/{id}/cancel and POST /v1/inbound/{instance} (loop thread). */
 void ewtp_http_cancel(struct http_req *r);

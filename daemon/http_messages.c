@@ -23,6 +23,8 @@
 #include <ewtp/json.h>
 
 #include "config.h"
+#include "evidence.h"
+#include "gen.h"
 #include "util.h"
 
 static char *errors_body(const struct ewtp_errors *errs)
@@ -396,6 +398,40 @@ void ewtp_http_events_work(void *arg)
     char *json = NULL;
     int rc = ewtp_api_events_json(r->d->store, r->tenant->id, r->id, &json);
     store_result(r, rc, json);
+}
+
+/* GET /v1/messages/{id}/evidence: the message's evidence bundle (evidence.h), a tar archive
+ * signed with the configured evidence key. Worker. */
+void ewtp_http_evidence_work(void *arg)
+{
+    struct http_req *r = arg;
+    const struct ewtp_config *cfg = ewtp_gen_config(r->gen);
+    unsigned char *tar = NULL;
+    size_t len = 0;
+    char *why = NULL;
+    if (cfg->evidence.key == NULL) {
+        set_error(r, 501, "not_configured",
+                  "evidence bundles need an evidence key (evidence = { key = \"NAME\"; })");
+        return;
+    }
+    int rc = ewtp_evidence_bundle(r->d->store, ewtp_gen_host(r->gen), cfg->evidence.key,
+                                  r->tenant->id, r->id, ewtpd_now_ms(), &tar, &len, &why);
+    if (rc == 0) {
+        r->status = 200;
+        r->reply = (char *)tar;
+        r->reply_len = len;
+        r->content_type = "application/x-tar";
+    } else if (rc == -EWTP_ENOTFOUND && why == NULL) {
+        set_error(r, 404, "not_found", "no message with this id");
+    } else if (rc == -EWTP_EUNSUPP) {
+        set_error(r, 501, "not_supported", "evidence is not supported by this store backend");
+    } else if (why) {
+        set_error(r, 500, "evidence", why);
+    } else {
+        r->retry_after = "1";
+        set_error(r, 503, "unavailable", "the message store does not answer");
+    }
+    free(why);
 }
 
 void ewtp_http_list_work(void *arg)

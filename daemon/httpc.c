@@ -64,6 +64,7 @@ void ewtp_httpc_resp_free(struct ewtp_httpc_resp *r)
     free(r->headers);
     free(r->body);
     free(r->error);
+    free(r->peer);
     free(r);
 }
 
@@ -251,6 +252,26 @@ static void on_error(enum evhttp_request_error e, void *arg)
     }
 }
 
+/* "sha256:<hex>" of the TLS peer's certificate on evcon, or NULL (plain HTTP, none). */
+static char *peer_fingerprint(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    if (cert == NULL)
+        return NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char *out = NULL;
+    if (X509_digest(cert, EVP_sha256(), md, &len) == 1 && (out = malloc(8 + 2 * len)) != NULL) {
+        memcpy(out, "sha256:", 7);
+        for (unsigned i = 0; i < len; i++)
+            snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+    }
+    X509_free(cert);
+    return out;
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
     struct treq *r = arg;
@@ -269,6 +290,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         return;
     }
     resp->status = status;
+    resp->peer = peer_fingerprint(r->evcon);
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     size_t n = 0;
     for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)

@@ -33,6 +33,7 @@ struct ewtp_httpc_resp {
     char *body; /* NUL-terminated after body_len bytes */
     size_t body_len;
     char *error; /* "connection refused", "timeout" ... when status is 0, else NULL */
+    char *peer;  /* https: "sha256:<hex>" of the server's certificate, or NULL (evidence) */
 };
 void ewtp_httpc_resp_free(struct ewtp_httpc_resp *r);
 

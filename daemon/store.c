@@ -902,3 +902,58 @@ enum ewtp_store_wait ewtp_store_wait_decide(struct ewtp_store *st, const struct 
     }
     return EWTP_STORE_WAIT_PENDING;
 }
+
+/* ---- evidence ------------------------------------------------------------------------------ */
+
+void ewtp_store_evidence_free(struct ewtp_store_evidence_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].kind);
+        free(r[i].name);
+        free(r[i].meta);
+        free(r[i].body);
+    }
+    free(r);
+}
+
+int ewtp_store_evidence_add(struct ewtp_store *st, uint64_t key,
+                            const struct ewtp_store_evidence *e, size_t n)
+{
+    if (!st || (!e && n))
+        return -EWTP_EINVAL;
+    if (st->ops->evidence_add == NULL)
+        return -EWTP_EUNSUPP;
+    return n ? st->ops->evidence_add(st->impl, key, e, n, ewtp_store_clock(0)) : 0;
+}
+
+int ewtp_store_evidence_get(struct ewtp_store *st, const char *tenant, const char *id,
+                            struct ewtp_store_evidence_row **out, size_t *n)
+{
+    if (!st || !tenant || !id || !out || !n)
+        return -EWTP_EINVAL;
+    *out = NULL;
+    *n = 0;
+    if (st->ops->evidence_get == NULL)
+        return -EWTP_EUNSUPP;
+    return st->ops->evidence_get(st->impl, tenant, id, out, n);
+}
+
+int ewtp_store_evidence_purge(struct ewtp_store *st, int64_t before, uint64_t *n)
+{
+    uint64_t dummy = 0;
+    if (!st)
+        return -EWTP_EINVAL;
+    if (st->ops->evidence_purge == NULL)
+        return -EWTP_EUNSUPP;
+    return st->ops->evidence_purge(st->impl, before, n ? n : &dummy);
+}
+
+int ewtp_store_evidence_bytes(struct ewtp_store *st, uint64_t *bytes)
+{
+    if (!st || !bytes)
+        return -EWTP_EINVAL;
+    *bytes = 0;
+    if (st->ops->evidence_bytes == NULL)
+        return -EWTP_EUNSUPP;
+    return st->ops->evidence_bytes(st->impl, bytes);
+}

@@ -535,4 +535,36 @@ void ewtp_store_counts_free(struct ewtp_store_count *c, size_t n);
  * oldest of them in ms (0 when none). Either pointer may be NULL. */
 int ewtp_store_backlog(struct ewtp_store *st, int64_t now, uint64_t *depth, int64_t *oldest_age_ms);
 
+/* ---- evidence (issue 18) ------------------------------------------------------------------
+ * The exact bytes of what was sent and answered, per message, for its evidence bundle
+ * (evidence.h): each request body of each attempt as sent (after signing), with the attempt,
+ * the time, the endpoint and the peer (TLS certificate SHA-256, spool folder, AMQP queue) in
+ * meta, and the raw answer. Optional in a backend: -EWTP_EUNSUPP ("not supported by this
+ * backend") when it has none. */
+struct ewtp_store_evidence {
+    const char *kind; /* "request", "answer" */
+    const char *name; /* the file name in the bundle, "attempt-1/request-0.xml" */
+    const char *meta; /* JSON object text (attempt, endpoint, peer, status ...) or NULL */
+    const void *body;
+    size_t body_len;
+    int64_t at; /* <= 0: now */
+};
+struct ewtp_store_evidence_row {
+    int64_t at;
+    char *kind, *name, *meta; /* malloc'd; meta may be NULL */
+    unsigned char *body;      /* malloc'd */
+    size_t body_len;
+};
+void ewtp_store_evidence_free(struct ewtp_store_evidence_row *r, size_t n);
+/* Adds n entries of message key in one transaction. */
+int ewtp_store_evidence_add(struct ewtp_store *st, uint64_t key,
+                            const struct ewtp_store_evidence *e, size_t n);
+/* The entries of tenant/id, oldest first (-EWTP_ENOTFOUND for an unknown message). */
+int ewtp_store_evidence_get(struct ewtp_store *st, const char *tenant, const char *id,
+                            struct ewtp_store_evidence_row **out, size_t *n);
+/* Deletes the entries recorded before `before` (ms); *n (may be NULL) gets how many. */
+int ewtp_store_evidence_purge(struct ewtp_store *st, int64_t before, uint64_t *n);
+/* The bytes of evidence held (bodies and meta), for /metrics. */
+int ewtp_store_evidence_bytes(struct ewtp_store *st, uint64_t *bytes);
+
 #endif

@@ -78,6 +78,14 @@ struct ewtp_store_ops {
                      int64_t next_at, const char *detail, int64_t now);
     int (*ops_pending)(void *impl, uint64_t *n);
 
+    /* Evidence (store.h); optional: NULL in a backend without it (-EWTP_EUNSUPP). */
+    int (*evidence_add)(void *impl, uint64_t key, const struct ewtp_store_evidence *e, size_t n,
+                        int64_t now);
+    int (*evidence_get)(void *impl, const char *tenant, const char *id,
+                        struct ewtp_store_evidence_row **out, size_t *n);
+    int (*evidence_purge)(void *impl, int64_t before, uint64_t *n);
+    int (*evidence_bytes)(void *impl, uint64_t *bytes);
+
     /* Frees impl; called after the writer thread stopped. */
     void (*close)(void *impl);
 };

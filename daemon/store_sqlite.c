@@ -22,7 +22,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define RELATED_MAX 100
 #define RELATED_PER_TENANT_SQL "16" /* per relation key and tenant (Q_RELATED) */
 #define LIST_DEFAULT 100
@@ -91,6 +91,13 @@
 #define KEY_NEXT_LIVE                                                                              \
     "(SELECT min(n.seq) FROM messages n WHERE n.ordering_key = new.ordering_key"                   \
     " AND n.state IN " BLOCKING_STATES " AND n.seq > new.seq)"
+/* Version 7 (issue 18): the evidence of each message (store.h), the bytes sent and answered. */
+#define SCHEMA_V7_SQL                                                                              \
+    "CREATE TABLE IF NOT EXISTS evidence(eid INTEGER PRIMARY KEY,"                                 \
+    " seq INTEGER NOT NULL REFERENCES messages(seq), at INTEGER NOT NULL, kind TEXT NOT NULL,"     \
+    " name TEXT NOT NULL, meta TEXT, body BLOB NOT NULL);"                                         \
+    "CREATE INDEX IF NOT EXISTS evidence_seq ON evidence(seq, eid);"                               \
+    "CREATE INDEX IF NOT EXISTS evidence_at ON evidence(at);"
 #define SCHEMA_V6_COLUMN_SQL "ALTER TABLE messages ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;"
 #define SCHEMA_V6_SQL                                                                              \
     "UPDATE messages SET blocked = 1 WHERE ordering_key IS NOT NULL AND state IN " BLOCKING_STATES \
@@ -142,7 +149,7 @@ static const char schema_sql[] =
     "CREATE INDEX receipts_seq ON receipts(seq, rid);"
     "CREATE TABLE chains(key TEXT PRIMARY KEY, number INTEGER NOT NULL,"
     " authority_ref TEXT, updated_at INTEGER NOT NULL);" SCHEMA_V2_SQL SCHEMA_V3_SQL SCHEMA_V4_SQL
-        SCHEMA_V5_SQL SCHEMA_V6_COLUMN_SQL SCHEMA_V6_SQL;
+        SCHEMA_V5_SQL SCHEMA_V6_COLUMN_SQL SCHEMA_V6_SQL SCHEMA_V7_SQL;
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -1909,6 +1916,149 @@ static int sq_webhook_pending(void *impl, uint64_t *n)
     return rc;
 }
 
+/* ---- evidence (store.h) -------------------------------------------------------------------- */
+
+static int sq_evidence_add(void *impl, uint64_t key, const struct ewtp_store_evidence *e, size_t n,
+                           int64_t now)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        sqlite3_stmt *s = NULL;
+        int x = sqlite3_prepare_v2(c->db,
+                                   "INSERT INTO evidence(seq, at, kind, name, meta, body)"
+                                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                                   -1, &s, NULL);
+        rc = x == SQLITE_OK ? 0 : map_rc(x);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            sqlite3_bind_int64(s, 1, (int64_t)key);
+            sqlite3_bind_int64(s, 2, e[i].at > 0 ? e[i].at : now);
+            bind_str(s, 3, e[i].kind);
+            bind_str(s, 4, e[i].name);
+            bind_str(s, 5, e[i].meta);
+            sqlite3_bind_blob64(s, 6, e[i].body ? e[i].body : "", e[i].body_len, SQLITE_STATIC);
+            x = sqlite3_step(s);
+            rc = x == SQLITE_DONE ? 0 : map_rc(x);
+            sqlite3_reset(s);
+        }
+        sqlite3_finalize(s);
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_evidence_get(void *impl, const char *tenant, const char *id,
+                           struct ewtp_store_evidence_row **out, size_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int64_t seq = 0;
+    enum ewtp_store_state st;
+    struct ewtp_store_evidence_row *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = exec_q(c, Q_BEGIN_READ);
+    if (rc == 0) {
+        rc = find_tid(c, tenant, id, &seq, &st, NULL);
+        sqlite3_stmt *s = NULL;
+        if (rc == 0) {
+            int x = sqlite3_prepare_v2(c->db,
+                                       "SELECT at, kind, name, meta, body FROM evidence"
+                                       " WHERE seq = ?1 ORDER BY eid",
+                                       -1, &s, NULL);
+            rc = x == SQLITE_OK ? 0 : map_rc(x);
+        }
+        if (rc == 0) {
+            sqlite3_bind_int64(s, 1, seq);
+            int x;
+            while (rc == 0 && (x = sqlite3_step(s)) == SQLITE_ROW) {
+                if (cnt == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    struct ewtp_store_evidence_row *nv = realloc(v, ncap * sizeof(*nv));
+                    if (!nv) {
+                        rc = -EWTP_ENOMEM;
+                        break;
+                    }
+                    v = nv;
+                    cap = ncap;
+                }
+                struct ewtp_store_evidence_row *r = &v[cnt++];
+                memset(r, 0, sizeof(*r));
+                r->at = sqlite3_column_int64(s, 0);
+                r->kind = col_dup(s, 1);
+                r->name = col_dup(s, 2);
+                r->meta = col_dup(s, 3);
+                const void *b = sqlite3_column_blob(s, 4);
+                r->body_len = (size_t)sqlite3_column_bytes(s, 4);
+                r->body = malloc(r->body_len + 1);
+                if (r->body) {
+                    if (r->body_len)
+                        memcpy(r->body, b, r->body_len);
+                    r->body[r->body_len] = 0;
+                }
+                if (!r->kind || !r->name || !r->body)
+                    rc = -EWTP_ENOMEM;
+            }
+            if (rc == 0 && x != SQLITE_DONE)
+                rc = map_rc(x);
+        }
+        sqlite3_finalize(s);
+        finish(c, 0);
+    }
+    unlock(ss);
+    if (rc < 0) {
+        ewtp_store_evidence_free(v, cnt);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_evidence_purge(void *impl, int64_t before, uint64_t *n)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    if (rc == 0) {
+        sqlite3_stmt *s = NULL;
+        int x = sqlite3_prepare_v2(c->db, "DELETE FROM evidence WHERE at < ?1", -1, &s, NULL);
+        rc = x == SQLITE_OK ? 0 : map_rc(x);
+        if (rc == 0) {
+            sqlite3_bind_int64(s, 1, before);
+            x = sqlite3_step(s);
+            rc = x == SQLITE_DONE ? 0 : map_rc(x);
+            *n = rc == 0 ? (uint64_t)sqlite3_changes(c->db) : 0;
+        }
+        sqlite3_finalize(s);
+        rc = finish(c, rc);
+    }
+    unlock(ss);
+    return rc;
+}
+
+static int sq_evidence_bytes(void *impl, uint64_t *bytes)
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    sqlite3_stmt *s = NULL;
+    int x = sqlite3_prepare_v2(
+        c->db, "SELECT coalesce(sum(length(body) + coalesce(length(meta), 0)), 0) FROM evidence",
+        -1, &s, NULL);
+    int rc = x == SQLITE_OK ? 0 : map_rc(x);
+    if (rc == 0) {
+        x = sqlite3_step(s);
+        if (x == SQLITE_ROW)
+            *bytes = (uint64_t)sqlite3_column_int64(s, 0);
+        else
+            rc = map_rc(x ? x : SQLITE_ERROR);
+    }
+    sqlite3_finalize(s);
+    unlock(ss);
+    return rc;
+}
+
 /* ---- operations on a message (store.h) ------------------------------------------------ */
 
 static int sq_op_request(void *impl, const char *tenant, const char *id, const char *op,
@@ -2225,8 +2375,10 @@ static int schema_setup(struct conn *c, const char *path, char **why)
          * (the column may be there already: a file an older ewtpd was told to downgrade). */
         sqlite3_stmt *s = NULL;
         bool has_col = false;
-        if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('messages')"
-                                      " WHERE name = 'blocked'", -1, &s, NULL) == SQLITE_OK)
+        if (sqlite3_prepare_v2(c->db,
+                               "SELECT 1 FROM pragma_table_info('messages')"
+                               " WHERE name = 'blocked'",
+                               -1, &s, NULL) == SQLITE_OK)
             has_col = sqlite3_step(s) == SQLITE_ROW;
         sqlite3_finalize(s);
         if (!has_col)
@@ -2235,6 +2387,12 @@ static int schema_setup(struct conn *c, const char *path, char **why)
             rc = sqlite3_exec(c->db, SCHEMA_V6_SQL "INSERT INTO schema_version(version) VALUES(6);",
                               NULL, NULL, &err);
         version = 6;
+    }
+    if (rc == SQLITE_OK && version == 6) {
+        /* In place: the evidence table, empty (messages sent before keep none). */
+        rc = sqlite3_exec(c->db, SCHEMA_V7_SQL "INSERT INTO schema_version(version) VALUES(7);",
+                          NULL, NULL, &err);
+        version = 7;
     }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)
@@ -2291,6 +2449,10 @@ static const struct ewtp_store_ops sqlite_ops = {
     .webhook_retry = sq_webhook_retry,
     .webhook_give_up = sq_webhook_give_up,
     .webhook_pending = sq_webhook_pending,
+    .evidence_add = sq_evidence_add,
+    .evidence_get = sq_evidence_get,
+    .evidence_purge = sq_evidence_purge,
+    .evidence_bytes = sq_evidence_bytes,
     .op_request = sq_op_request,
     .op_claim = sq_op_claim,
     .op_finish = sq_op_finish,

@@ -15,7 +15,8 @@ case $profile in
 esac
 want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
-      libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev openssl ca-certificates)
+      libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev libarchive-dev openssl
+      ca-certificates)
 [ "$profile" = docs ] && want=(doxygen)
 if [ "$profile" = run ] || [ "$profile" = test ]; then
   want+=(default-jre-headless libsaxonhe-java libxml2-utils curl)

@@ -359,6 +359,15 @@ def main():
         st, _ = call(events, "get", "events without a token", "/v1/messages/oa-1/events",
                      token=None)
         check(st == 401, "events without a token -> 401", st)
+        # The evidence bundle itself (200, a tar) is tests/integration/evidence.py's: this
+        # configuration has no evidence key.
+        evidence = "/v1/messages/{id}/evidence"
+        st, _ = call(evidence, "get", "evidence without an evidence key",
+                     "/v1/messages/oa-1/evidence")
+        check(st == 501, "evidence without an evidence key -> 501", st)
+        st, _ = call(evidence, "get", "evidence without a token", "/v1/messages/oa-1/evidence",
+                     token=None)
+        check(st == 401, "evidence without a token -> 401", st)
 
         # ---- GET /v1/messages: pages, filters --------------------------------------------
         for i in (2, 3, 4):

@@ -243,7 +243,7 @@ static void test_v5_upgrade(void **state)
                  " ('t1', 'a', 'order', 'ZZ', 'zz', 'accepted', 'h', '{}', 'k', 0, 0),"
                  " ('t1', 'b', 'order', 'ZZ', 'zz', 'accepted', 'h', '{}', 'k', 0, 0)");
     open_store(f);
-    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 6);
+    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 7);
     char ids[4][16];
     assert_int_equal(claim_ids(f, ids, 4), 1);
     assert_string_equal(ids[0], "a");

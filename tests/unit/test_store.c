@@ -1506,6 +1506,50 @@ static void test_webhook_outbox(void **state)
     ewtp_store_webhooks_free(w, 1);
 }
 
+/* Evidence (issue 18): the bytes sent and answered per message, in order; purge by age; the
+ * bytes held. SQLite only (the PostgreSQL backend answers -EWTP_EUNSUPP). */
+static void test_evidence(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "e1", NULL, T0);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0, 1, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    uint64_t k = c[0].key;
+    ewtp_store_msgs_free(c, n);
+    const char doc[] = "<signed>\0bytes</signed>";
+    struct ewtp_store_evidence e[2] = {
+        {.kind = "request",
+         .name = "attempt-1/request-0",
+         .meta = "{\"attempt\":1}",
+         .body = doc,
+         .body_len = sizeof(doc),
+         .at = T0 + 1},
+        {.kind = "answer", .name = "attempt-1/answer", .body = "ok", .body_len = 2, .at = T0 + 2}};
+    assert_int_equal(ewtp_store_evidence_add(f->st, k, e, 2), 0);
+    struct ewtp_store_evidence_row *r = NULL;
+    assert_int_equal(ewtp_store_evidence_get(f->st, "t1", "e1", &r, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(r[0].kind, "request");
+    assert_int_equal(r[0].body_len, sizeof(doc));
+    assert_memory_equal(r[0].body, doc, sizeof(doc));
+    assert_string_equal(r[0].meta, "{\"attempt\":1}");
+    assert_null(r[1].meta);
+    ewtp_store_evidence_free(r, n);
+    assert_int_equal(ewtp_store_evidence_get(f->st, "t2", "e1", &r, &n), -EWTP_ENOTFOUND);
+    uint64_t bytes = 0;
+    assert_int_equal(ewtp_store_evidence_bytes(f->st, &bytes), 0);
+    assert_int_equal(bytes, sizeof(doc) + 2 + strlen("{\"attempt\":1}"));
+    uint64_t purged = 0;
+    assert_int_equal(ewtp_store_evidence_purge(f->st, T0 + 2, &purged), 0);
+    assert_int_equal(purged, 1);
+    assert_int_equal(ewtp_store_evidence_get(f->st, "t1", "e1", &r, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].kind, "answer");
+    ewtp_store_evidence_free(r, n);
+}
+
 /* A version 2 database gets the outbox in place and keeps its messages. */
 static void test_schema_v2_upgrade(void **state)
 {
@@ -1541,7 +1585,7 @@ static void test_schema_v2_upgrade(void **state)
     assert_int_equal(
         sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 6);
+    assert_int_equal(sqlite3_column_int(s, 0), 7);
     sqlite3_finalize(s);
     sqlite3_close(db);
     assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
@@ -1933,6 +1977,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_v2_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evidence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,281 @@
+"""Evidence bundles (issue 18): the real ewtpd (SQLite, a cn instance on the spool transport,
+an SM2 signing key and an RSA evidence key made here by openssl) against `ewtp-sim --country
+cn`.
+
+1. an order reaches `approved`; GET /v1/messages/{id}/evidence is a tar archive whose
+   manifest.json lists the entries, the head signature and the certificate, and whose
+   evidence/ files hold the signed CEB311 exactly as it was written to spool_out (the file the
+   simulator took); `ewtpctl evidence get` writes a bundle of the same entries;
+   `ewtpctl evidence verify` accepts it (exit 0);
+2. one byte of the CEB311 changed: verify exits 1 naming that entry;
+3. the same change with the file's hash and the whole chain recomputed (the head too): verify
+   exits 1 because the head signature no longer matches;
+4. /metrics has ewtp_evidence_bytes > 0; another tenant gets 404 for the bundle;
+5. the rejection explainer: an order whose signature customs cannot verify is rejected by a
+   CEB900; its status error, its receipt event and its webhook carry the raw code, the plain
+   cause and (none here) the pointer.
+Ends with "N passed, M failed"; exit 1 on any failure."""
+import base64
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewtp_harness import (SRC, Api, PostRecorder, check, check_config, checks,  # noqa: E402
+                          ewtpctl, free_port, http_call, load_json, make_sm2_cert, make_tmp,
+                          openssl, print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop,
+                          wait_port_file, wait_ready, wait_until, write_ewtpd_config,
+                          write_token)
+
+VEC = os.path.join(SRC, "plugins", "cn", "vectors")
+
+
+def config(tmp, api, key, crt, ekey, ecrt, hook):
+    for d in ("out", "in"):
+        os.makedirs(os.path.join(tmp, "spool", d), exist_ok=True)
+    for t in ("plat", "bad", "other"):
+        write_token(tmp, t + ".token", t + "-token")
+    write_token(tmp, "whsec", "whsec_" + "ab" * 16)
+    conf = """tenants = (
+  { id = "plat"; token_file = "plat.token"; destinations = [ "CN" ]; },
+  { id = "bad"; token_file = "bad.token"; destinations = [ "CN" ]; webhook_url = "%(hook)s";
+    webhook_secret_file = "whsec"; },
+  { id = "other"; token_file = "other.token"; destinations = [ "CN" ]; } );
+delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
+  request_timeout_ms = 3000; lease_ms = 20000; poll_interval_ms = 200; scan_interval_ms = 50;
+  workers = 2; };
+keys = ( { name = "cn-sign"; key = "%(key)s"; cert = "%(crt)s"; },
+         { name = "evidence"; key = "%(ekey)s"; cert = "%(ecrt)s"; } );
+evidence = { key = "evidence"; retention_days = 30; };
+plugins = (
+  { name = "cn-test"; plugin = "cn";
+    settings = { cop_code = "3301980AGT"; cop_name = "E2E TEST BROKER";
+                 dxp_id = "DXPENT0000000001"; sign_key = "cn-sign"; };
+    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; },
+  { name = "cn-badsig"; plugin = "cn";
+    settings = { cop_code = "3301960ABC"; cop_name = "E2E TEST PLATFORM";
+                 dxp_id = "DXPENT0000000001"; sign_key = "cn-sign";
+                 signature_method_uri = "urn:example:unknown-signature-algorithm"; };
+    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; }
+);
+routes = ( { tenant = "bad"; destination = "CN"; instance = "cn-badsig"; },
+           { destination = "CN"; instance = "cn-test"; } );
+""" % {"key": key, "crt": crt, "ekey": ekey, "ecrt": ecrt, "hook": hook}
+    return write_ewtpd_config(tmp, api, conf)
+
+
+def order(suffix, number):
+    o = load_json(os.path.join(VEC, "import-declaration-621", "related", "1-order.json"))
+    o["id"] = "ord-" + suffix
+    o["order"]["number"] = number
+    return o
+
+
+def members(tar_bytes):
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
+        return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+
+
+def pack(files):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    return out.getvalue()
+
+
+def entry_hash(e):
+    c = dict(e)
+    c.pop("hash", None)
+    text = json.dumps(c, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def verify(conf, path):
+    return ewtpctl(conf, "evidence", "verify", path)
+
+
+def main():
+    tmp = make_tmp("ewtp-evidence-")
+    procs = []
+    hook = PostRecorder().start()
+    hook.url = "http://127.0.0.1:%d/hook" % hook.port
+    try:
+        api = free_port()
+        key, crt = make_sm2_cert(os.path.join(tmp, "cn-sign.key"), os.path.join(tmp, "cn-sign.crt"),
+                                 "/CN=ewtp evidence TEST")
+        ekey, ecrt = os.path.join(tmp, "evidence.key"), os.path.join(tmp, "evidence.crt")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ekey, "-out", ecrt,
+                "-days", "2", "-subj", "/CN=ewtp evidence key TEST")
+        conf = config(tmp, api, key, crt, ekey, ecrt, hook.url)
+        chk = check_config(conf)
+        check(chk.returncode == 0, "ewtpd -t accepts evidence = { key; retention_days; }",
+              chk.stderr)
+        port_file = os.path.join(tmp, "sim.port")
+        procs.append(spawn_sim(
+            "cn", os.path.join(tmp, "sim.log"), port_file=port_file,
+            settings=[("spool_out", os.path.join(tmp, "spool", "out")),
+                      ("spool_in", os.path.join(tmp, "spool", "in")),
+                      ("delay_ms", 100), ("poll_ms", 50), ("match_wait_ms", 3000)]))
+        check(bool(wait_port_file(port_file, procs[-1], 15)), "ewtp-sim --country cn started")
+        procs.append(spawn_ewtpd(conf, os.path.join(tmp, "ewtpd.log")))
+        check(wait_ready(api, procs[-1], 20), "ewtpd is ready")
+        if not checks.failed:
+            run(tmp, api, conf, hook)
+    finally:
+        for p in reversed(procs):
+            stop(p, 15)
+        hook.stop()
+        if checks.failed:
+            print_logs([("ewtpd.log", os.path.join(tmp, "ewtpd.log")),
+                        ("sim.log", os.path.join(tmp, "sim.log"))], 3000)
+        remove_tmp(tmp)
+
+
+def run(tmp, api, conf, hook):
+    plat = Api(api, "plat-token")
+    o = order("ev1", "SO-EV-1")
+    st, body = plat.submit(o)
+    check(st == 202, "order accepted (202)", (st, body))
+    m = plat.wait_state(o["id"], ("approved", "rejected", "dead"), 30)
+    check(m and m["state"] == "approved", "order approved", m)
+
+    # 1. the bundle over HTTP.
+    st, raw, hdr = http_call("GET", "http://127.0.0.1:%d/v1/messages/%s/evidence" % (api, o["id"]),
+                             token="plat-token")
+    check(st == 200 and hdr.get("content-type") == "application/x-tar",
+          "GET /evidence: 200 application/x-tar", (st, hdr))
+    files = members(raw) if st == 200 else {}
+    man = json.loads(files.get("manifest.json", b"{}"))
+    entries = man.get("entries", [])
+    check(man.get("format") == "ewtp-evidence/1" and entries and man.get("head") and
+          man.get("signature", {}).get("value") and "BEGIN CERTIFICATE" in man.get("certificate", ""),
+          "manifest.json: entries, head, signature and certificate", sorted(man))
+    sent_dir = os.path.join(tmp, "spool", "out", "sent")
+    sent = {}
+    for n in os.listdir(sent_dir) if os.path.isdir(sent_dir) else []:
+        with open(os.path.join(sent_dir, n), "rb") as f:
+            sent[n] = f.read()
+    ceb311 = [e for e in entries if e["kind"] == "request" and b"CEB311Message" in files.get(e["file"], b"")]
+    check(len(ceb311) == 1, "the bundle holds one request with the CEB311", [e["file"] for e in entries])
+    doc = files.get(ceb311[0]["file"]) if ceb311 else b""
+    check(doc in sent.values(), "it is byte for byte the signed CEB311 written to spool_out",
+          (len(doc), sorted(sent)))
+    # The DXP envelope carries the CEB311 in Base64 (dxp:Data).
+    inner = b""
+    if b"<dxp:Data>" in doc:
+        inner = base64.b64decode(doc.split(b"<dxp:Data>")[1].split(b"</dxp:Data>")[0])
+    check(b"CEB311Message" in inner and b"SignatureValue" in inner and b"SO-EV-1" in inner,
+          "the CEB311 in the bundle is the signed order SO-EV-1", inner[:200])
+    check(ceb311 and ceb311[0]["meta"].get("peer", "").startswith("spool:"),
+          "the request's peer is the spool folder", ceb311[0]["meta"] if ceb311 else None)
+    kinds = {e["kind"] for e in entries}
+    check({"request", "answer", "state", "receipt"} <= kinds,
+          "requests, answers, the state history and the receipts are entries", sorted(kinds))
+    prev = ""
+    ok = True
+    for e in entries:
+        ok = ok and e["prev"] == prev and entry_hash(e) == e["hash"] and \
+            hashlib.sha256(files[e["file"]]).hexdigest() == e["sha256"]
+        prev = e["hash"]
+    check(ok and man["head"] == prev, "each entry carries the hash of the one before; head = last")
+    path = os.path.join(tmp, "bundle.tar")
+    with open(path, "wb") as f:
+        f.write(raw)
+    r = verify(conf, path)
+    check(r.returncode == 0, "ewtpctl evidence verify accepts the bundle (exit 0)",
+          (r.returncode, r.stdout, r.stderr))
+    cli = os.path.join(tmp, "cli.tar")
+    r = ewtpctl(conf, "evidence", "get", o["id"], "--tenant", "plat", "--out", cli)
+    check(r.returncode == 0 and os.path.exists(cli), "ewtpctl evidence get writes the bundle",
+          (r.returncode, r.stderr))
+    if os.path.exists(cli):
+        with open(cli, "rb") as f:
+            cfiles = members(f.read())
+        cman = json.loads(cfiles.get("manifest.json", b"{}"))
+        check([e["sha256"] for e in cman.get("entries", [])] == [e["sha256"] for e in entries],
+              "the CLI's bundle has the same entries as the API's")
+        r = verify(conf, cli)
+        check(r.returncode == 0, "and it verifies", (r.returncode, r.stderr))
+
+    # 2. one byte of the signed document changed.
+    if ceb311:
+        name = ceb311[0]["file"]
+        bad = dict(files)
+        b = bytearray(doc)
+        i = b.find(b"<dxp:Data>") + len(b"<dxp:Data>") + 100
+        b[i] = ord("A") if b[i] != ord("A") else ord("B")
+        bad[name] = bytes(b)
+        p2 = os.path.join(tmp, "byte.tar")
+        with open(p2, "wb") as f:
+            f.write(pack(bad))
+        r = verify(conf, p2)
+        seq = ceb311[0]["seq"]
+        check(r.returncode == 1 and ("entry %d (%s)" % (seq, name)) in r.stderr,
+              "one byte changed: verify exits 1 naming entry %d" % seq, (r.returncode, r.stderr))
+
+        # 3. ... and the chain recomputed (file hash, every entry hash, the head).
+        man2 = json.loads(json.dumps(man))
+        prev = ""
+        for e in man2["entries"]:
+            if e["file"] == name:
+                e["sha256"] = hashlib.sha256(bad[name]).hexdigest()
+            e["prev"] = prev
+            e["hash"] = entry_hash(e)
+            prev = e["hash"]
+        man2["head"] = prev
+        bad["manifest.json"] = json.dumps(man2).encode()
+        p3 = os.path.join(tmp, "chain.tar")
+        with open(p3, "wb") as f:
+            f.write(pack(bad))
+        r = verify(conf, p3)
+        check(r.returncode == 1 and "signature" in r.stderr,
+              "recomputed chain: verify exits 1, the head signature no longer matches",
+              (r.returncode, r.stderr))
+
+    # 4. metrics, tenants.
+    st, raw, _ = http_call("GET", "http://127.0.0.1:%d/metrics" % api)
+    line = [x for x in raw.decode().splitlines() if x.startswith("ewtp_evidence_bytes ")]
+    check(line and int(line[0].split()[1]) > 0, "/metrics: ewtp_evidence_bytes > 0", line)
+    st, raw, _ = http_call("GET", "http://127.0.0.1:%d/v1/messages/%s/evidence" % (api, o["id"]),
+                           token="other-token")
+    check(st == 404, "another tenant's bundle: 404", st)
+
+    # 5. the rejection explainer through status, events and the webhook.
+    badapi = Api(api, "bad-token")
+    o5 = order("ev5", "SO-EV-5")
+    st, body = badapi.submit(o5)
+    check(st == 202, "order with a bad signature accepted (202)", (st, body))
+    m = badapi.wait_state(o5["id"], ("approved", "rejected", "dead"), 30)
+    check(m and m["state"] == "rejected", "order rejected by the format check", m)
+    errs = (m or {}).get("errors", [])
+    check(errs and errs[0].get("code", "").startswith("CEB900:") and errs[0].get("cause"),
+          "status: the error carries the raw code and the plain cause", errs)
+    st, evs = badapi.call("GET", "/v1/messages/%s/events" % o5["id"])
+    rec = [e for e in (evs or {}).get("events", []) if e.get("type") == "receipt"]
+    check(rec and rec[-1]["detail"].get("cause") and rec[-1]["detail"].get("code"),
+          "events: the receipt's detail carries code and cause", rec[-1:] if rec else evs)
+    def bodies():
+        return [json.loads(g[2]) for g in hook.posts("/hook")]
+    wait_until(lambda: any(b.get("state") == "rejected" for b in bodies()), 15)
+    hooks = bodies()
+    rej = [h for h in hooks if h.get("state") == "rejected"]
+    check(rej and rej[0].get("code", "").startswith("CEB900:") and rej[0].get("cause"),
+          "webhook of the rejection carries code and cause", hooks)
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    try:
+        main()
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check(False, "exception: %r" % e)
+    sys.exit(checks.summary(" (%.1f s)" % (time.time() - t0)))
