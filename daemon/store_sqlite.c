@@ -107,17 +107,24 @@
     " WHERE state IN ('accepted', 'retrying') AND blocked = 0;"                                    \
     "CREATE TRIGGER IF NOT EXISTS messages_key_new AFTER INSERT ON messages"                       \
     " WHEN new.ordering_key IS NOT NULL AND new.state IN " BLOCKING_STATES " BEGIN"                \
-    " UPDATE messages SET blocked = 1 WHERE seq = new.seq AND " KEY_LIVE_BEFORE("new.seq") "; END;" \
-    "CREATE TRIGGER IF NOT EXISTS messages_key_leave AFTER UPDATE OF state ON messages"            \
-    " WHEN new.ordering_key IS NOT NULL AND old.state IN " BLOCKING_STATES                         \
-    " AND new.state NOT IN " BLOCKING_STATES " BEGIN"                                              \
-    " UPDATE messages SET blocked = 0 WHERE seq = " KEY_NEXT_LIVE                                  \
-    " AND NOT " KEY_LIVE_BEFORE("new.seq") "; END;"                                                \
-    "CREATE TRIGGER IF NOT EXISTS messages_key_back AFTER UPDATE OF state ON messages"             \
-    " WHEN new.ordering_key IS NOT NULL AND old.state NOT IN " BLOCKING_STATES                     \
-    " AND new.state IN " BLOCKING_STATES " BEGIN"                                                  \
-    " UPDATE messages SET blocked = " KEY_LIVE_BEFORE("new.seq") " WHERE seq = new.seq;"          \
-    " UPDATE messages SET blocked = 1 WHERE seq = " KEY_NEXT_LIVE "; END;"
+    " UPDATE messages SET blocked = 1 WHERE seq = new.seq AND " KEY_LIVE_BEFORE(                   \
+        "new.seq") "; END;"                                                                        \
+                   "CREATE TRIGGER IF NOT EXISTS messages_key_leave AFTER UPDATE OF state ON "     \
+                   "messages"                                                                      \
+                   " WHEN new.ordering_key IS NOT NULL AND old.state IN " BLOCKING_STATES          \
+                   " AND new.state NOT IN " BLOCKING_STATES " BEGIN"                               \
+                   " UPDATE messages SET blocked = 0 WHERE seq = " KEY_NEXT_LIVE                   \
+                   " AND NOT " KEY_LIVE_BEFORE(                                                    \
+                       "new.seq") "; END;"                                                         \
+                                  "CREATE TRIGGER IF NOT EXISTS messages_key_back AFTER UPDATE "   \
+                                  "OF state ON messages"                                           \
+                                  " WHEN new.ordering_key IS NOT NULL AND old.state NOT "          \
+                                  "IN " BLOCKING_STATES " AND new.state IN " BLOCKING_STATES       \
+                                  " BEGIN"                                                         \
+                                  " UPDATE messages SET blocked = " KEY_LIVE_BEFORE(               \
+                                      "new.seq") " WHERE seq = new.seq;"                           \
+                                                 " UPDATE messages SET blocked = 1 WHERE seq "     \
+                                                 "= " KEY_NEXT_LIVE "; END;"
 
 static const char schema_sql[] =
     "CREATE TABLE messages("

@@ -189,15 +189,16 @@ static void test_dead_blocks_only_its_key(void **state)
     struct fix *f = *state;
     open_store(f);
     close_store(f);
-    sql(f->path, "INSERT INTO messages(tenant, id, kind, destination, plugin, state, hash,"
-                 " canonical, ordering_key, created_at, updated_at) VALUES"
-                 " ('t1', 'o1-order', 'order', 'CN', 'cn', 'dead', 'h', '{}', 'cn:t1:D:P:O1', 0, 0),"
-                 " ('t1', 'o1-inv', 'declaration', 'CN', 'cn', 'accepted', 'h', '{}',"
-                 "  'cn:t1:D:P:O1', 0, 0),"
-                 " ('t1', 'o2-order', 'order', 'CN', 'cn', 'accepted', 'h', '{}', 'cn:t1:D:P:O2', 0, 0),"
-                 " ('t1', 'o2-inv', 'declaration', 'CN', 'cn', 'accepted', 'h', '{}',"
-                 "  'cn:t1:D:P:O2', 0, 0),"
-                 " ('t1', 'manifest', 'manifest', 'CN', 'cn', 'accepted', 'h', '{}', NULL, 0, 0)");
+    sql(f->path,
+        "INSERT INTO messages(tenant, id, kind, destination, plugin, state, hash,"
+        " canonical, ordering_key, created_at, updated_at) VALUES"
+        " ('t1', 'o1-order', 'order', 'CN', 'cn', 'dead', 'h', '{}', 'cn:t1:D:P:O1', 0, 0),"
+        " ('t1', 'o1-inv', 'declaration', 'CN', 'cn', 'accepted', 'h', '{}',"
+        "  'cn:t1:D:P:O1', 0, 0),"
+        " ('t1', 'o2-order', 'order', 'CN', 'cn', 'accepted', 'h', '{}', 'cn:t1:D:P:O2', 0, 0),"
+        " ('t1', 'o2-inv', 'declaration', 'CN', 'cn', 'accepted', 'h', '{}',"
+        "  'cn:t1:D:P:O2', 0, 0),"
+        " ('t1', 'manifest', 'manifest', 'CN', 'cn', 'accepted', 'h', '{}', NULL, 0, 0)");
     open_store(f);
     char ids[8][16];
     size_t n = claim_ids(f, ids, 8);

@@ -135,8 +135,8 @@ int ewtp_sim_set_bool(const char *key, const char *value, bool def, struct ewtp_
 /* A decimal integer from min to max; else a "range" error for key: -EWTP_EINVAL. */
 int ewtp_sim_set_int(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
                      struct ewtp_errors *why, int64_t *out);
-int ewtp_sim_set_int_ex(const char *key, const char *value, int64_t def, int64_t min,
-                        int64_t max, unsigned flags, struct ewtp_errors *why, int64_t *out);
+int ewtp_sim_set_int_ex(const char *key, const char *value, int64_t def, int64_t min, int64_t max,
+                        unsigned flags, struct ewtp_errors *why, int64_t *out);
 /* What a module's create does with its settings: set(state, key, NULL) for each key of
  * defaults (NULL-terminated, may be NULL; stops at the first failure), then set(state, name,
  * value) for every setting in order, collecting every error: an unknown name (set returned
@@ -221,8 +221,7 @@ int ewtp_sim_spool_scan(struct ewtp_sim *sim, const char *dir, size_t max_files,
 struct ewtp_sim_spool_watch;
 struct ewtp_sim_spool_watch *ewtp_sim_spool_watch(struct ewtp_sim *sim, const char *dir,
                                                   int64_t poll_ms, size_t max_files,
-                                                  size_t max_size, ewtp_sim_spool_fn fn,
-                                                  void *arg);
+                                                  size_t max_size, ewtp_sim_spool_fn fn, void *arg);
 void ewtp_sim_spool_unwatch(struct ewtp_sim_spool_watch *w); /* NULL: no-op */
 
 /* ---- Receipts (the kit) ------------------------------------------------------------------ */
