@@ -5,6 +5,7 @@
  * ewtpd must be stopped while it runs; afterwards its configuration says
  * store = { backend = "postgresql"; conninfo_file = "FILE"; }. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +18,18 @@
 int ctl_migrate_store(int argc, char **argv)
 {
     const char *from = NULL, *to = NULL;
+    bool without_evidence = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--without-evidence") == 0)
+            without_evidence = true;
+        else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
             from = argv[++i];
         else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
             to = argv[++i];
         else
             return ctl_usage_error("migrate-store: unexpected argument \"%s\" (usage: ewtpctl "
-                                   "migrate-store --from sqlite:PATH --to conninfo_file:FILE)",
+                                   "migrate-store --from sqlite:PATH --to conninfo_file:FILE "
+                                   "[--without-evidence])",
                                    argv[i]);
     }
     if (!from || strncmp(from, "sqlite:", 7) != 0 || !from[7])
@@ -35,9 +40,9 @@ int ctl_migrate_store(int argc, char **argv)
                                "with the libpq connection string, as store.conninfo_file)");
     char *conninfo = NULL, *why = NULL;
     int rc = ewtp_store_pg_conninfo_read(to + 14, &conninfo, &why);
-    uint64_t rows = 0;
+    uint64_t rows = 0, left = 0;
     if (rc == 0)
-        rc = ewtp_store_pg_import_sqlite(from + 7, conninfo, &rows, &why);
+        rc = ewtp_store_pg_import_sqlite(from + 7, conninfo, without_evidence, &rows, &left, &why);
     if (conninfo)
         memset(conninfo, 0, strlen(conninfo));
     free(conninfo);
@@ -49,5 +54,9 @@ int ctl_migrate_store(int argc, char **argv)
     printf("migrated %" PRIu64 " rows from %s into PostgreSQL; set store = { backend = "
            "\"postgresql\"; conninfo_file = \"%s\"; } and start ewtpd\n",
            rows, from + 7, to + 14);
+    if (left)
+        printf("the evidence of %" PRIu64 " exchanges stays in %s (the PostgreSQL store keeps "
+               "none yet): keep that file\n",
+               left, from + 7);
     return 0;
 }

@@ -92,12 +92,15 @@ int ewtp_store_pg_conninfo_check(const char *conninfo, char **why);
  * and *why. */
 int ewtp_store_pg_conninfo_read(const char *file, char **conninfo, char **why);
 /* ewtpctl migrate-store: copies every table of the SQLite store at path (schema version 5 to 7,
- * version 7 only without evidence rows; read in one snapshot) into the PostgreSQL database of
- * conninfo, creating its schema, in one transaction; the ids (seq, eid ...) and so the accept
- * order are kept and the sequences continue after them. A target that already holds messages,
- * chains or key states is refused (-EWTP_EINVAL). 0 and *rows (rows copied), or a negative code
- * and *why. Run with ewtpd stopped. */
-int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, uint64_t *rows, char **why);
+ * read in one snapshot) into the PostgreSQL database of conninfo, creating its schema, in one
+ * transaction; the ids (seq, eid ...) and so the accept order are kept and the sequences
+ * continue after them. The PostgreSQL store keeps no evidence yet: a file with evidence rows is
+ * refused (-EWTP_EUNSUPP) unless without_evidence, which copies the rest and leaves them behind
+ * (*evidence_left says how many). A target that already holds messages, chains or key states
+ * is refused (-EWTP_EINVAL). 0 and *rows (rows copied), or a negative code and *why. Run with
+ * ewtpd stopped. */
+int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool without_evidence,
+                                uint64_t *rows, uint64_t *evidence_left, char **why);
 
 /* Refuses new accepts, commits every queued one (their callbacks fire), stops the writer
  * thread and closes the database. NULL is a no-op. No other call may be running or follow. */

@@ -2588,11 +2588,13 @@ static int import_table(sqlite3 *db, PGconn *pg, size_t t, uint64_t *rows, char 
     return rc;
 }
 
-int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, uint64_t *rows, char **why)
+int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool without_evidence,
+                                uint64_t *rows, uint64_t *evidence_left, char **why)
 {
     if (why)
         *why = NULL;
     *rows = 0;
+    *evidence_left = 0;
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         if (why)
@@ -2629,14 +2631,17 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, uint64_t
         sqlite3_close(db);
         return -EWTP_EUNSUPP;
     }
-    if (evidence > 0) {
+    if (evidence > 0 && !without_evidence) {
         if (why)
             *why = ewtp_store_asprintf("%s holds the evidence of %" PRId64 " exchanges, which the "
-                                       "PostgreSQL store does not keep yet: not copied",
+                                       "PostgreSQL store does not keep yet: nothing copied (give "
+                                       "--without-evidence to copy the rest and keep this file "
+                                       "for the evidence)",
                                        path, evidence);
         sqlite3_close(db);
         return -EWTP_EUNSUPP;
     }
+    *evidence_left = evidence > 0 ? (uint64_t)evidence : 0;
     struct pconn c = {0};
     rc = conn_open(&c, conninfo, "migrate-store", why);
     if (rc == 0)

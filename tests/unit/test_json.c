@@ -301,7 +301,8 @@ static const struct ewtp_json *wide(struct fx *f, size_t n)
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* This thread's CPU time: another process on the machine does not count against it. */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -323,7 +324,8 @@ static double walk(const struct ewtp_json *j)
 /* Issue 19.1: ewtp_json_member(j, i) walked from the first key on every call (quadratic).
  * The cost per member must not grow with the object: 16 objects of 2,000 keys against one of
  * 32,000 (the same number of members). Quadratic access makes the large one 16 times slower;
- * the factor 5 is generous for caches and a shared machine (DECISIONS "Tests"). */
+ * the factor 8 (and 10 ms) is generous for caches and a shared machine, measured in CPU time
+ * (DECISIONS "Tests"); the old walk took seconds here. */
 static void test_member_linear(void **state)
 {
     struct fx *f = *state;
@@ -340,7 +342,7 @@ static void test_member_linear(void **state)
         ts = round == 0 || s < ts ? s : ts;
         tb = round == 0 || b < tb ? b : tb;
     }
-    assert_true(tb < 5 * ts + 0.002);
+    assert_true(tb < 8 * ts + 0.010);
 }
 
 int main(void)

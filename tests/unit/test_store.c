@@ -1861,9 +1861,10 @@ static void test_pg_migrate(void **state)
                      0);
     ewtp_store_close(old);
 
-    uint64_t rows = 0;
+    uint64_t rows = 0, left = 99;
     char *why = NULL;
-    assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, &rows, &why), 0);
+    assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, false, &rows, &left, &why), 0);
+    assert_int_equal(left, 0);
     assert_null(why);
     assert_true(rows > 10);
     assert_int_equal(ewtp_store_open_sqlite(path, NULL, &old, NULL), 0);
@@ -1914,7 +1915,8 @@ static void test_pg_migrate(void **state)
     ewtp_store_msgs_free(c, n);
     ewtp_store_close(old);
 
-    assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, &rows, &why), -EWTP_EINVAL);
+    assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, false, &rows, &left, &why),
+                     -EWTP_EINVAL);
     assert_non_null(strstr(why, "not empty"));
     free(why);
 }
