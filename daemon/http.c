@@ -85,8 +85,8 @@ struct conn {
     bool closing; /* refused at the end of its head: closed once the answer is written */
     /* The current request's head as it arrives (watch_input), up to max_header_bytes. */
     char *head;
-    size_t head_len;
-    struct client *client; /* its address's count (max_connections_per_client) */
+    size_t head_len, head_cap; /* head_cap: the bytes head was allocated with */
+    struct client *client;     /* its address's count (max_connections_per_client) */
     /* Output side of rewrite_error_page(). */
     bool rewriting;
     struct evbuffer_cb_entry *out_cb, *in_cb;
@@ -518,14 +518,18 @@ static void check_head(struct conn *c);
 /* Keeps n more bytes of the current head (up to max_head; beyond, evhttp answers 413). */
 static void head_add(struct conn *c, const char *p, size_t n)
 {
-    size_t max = c->h->max_head;
+    /* The buffer's own capacity bounds it, whatever the limits are by now. */
+    size_t max = c->head ? c->head_cap : c->h->max_head;
     if (c->head_len > max || n > max - c->head_len) {
-        c->head_len = max + 1; /* too long: not checked here */
+        c->head_len = SIZE_MAX; /* too long: not checked here */
         return;
     }
-    if (c->head == NULL && (c->head = malloc(max)) == NULL) {
-        c->head_len = max + 1;
-        return;
+    if (c->head == NULL) {
+        if ((c->head = malloc(max)) == NULL) {
+            c->head_len = SIZE_MAX;
+            return;
+        }
+        c->head_cap = max;
     }
     memcpy(c->head + c->head_len, p, n);
     c->head_len += n;
@@ -888,7 +892,7 @@ static void check_head(struct conn *c)
     struct head_info hi;
     size_t n = c->head_len;
     c->head_len = 0;
-    if (c->evcon == NULL || c->guard == NULL || c->head == NULL || n > c->h->max_head)
+    if (c->evcon == NULL || c->guard == NULL || c->head == NULL || n > c->head_cap)
         return;
     parse_head(c->head, n, &hi);
     if (!hi.body)
@@ -896,10 +900,15 @@ static void check_head(struct conn *c)
     char *token = NULL;
     if (hi.auth && hi.auth_len > 7 && strncasecmp(hi.auth, "Bearer ", 7) == 0) {
         const char *t = hi.auth + 7, *te = hi.auth + hi.auth_len;
+        if (te > c->head + n) /* never past the head (parse_head keeps inside it) */
+            te = c->head + n;
         while (t < te && *t == ' ')
             t++;
-        if (t < te && memchr(t, '\0', (size_t)(te - t)) == NULL)
-            token = strndup(t, (size_t)(te - t));
+        size_t tl = t < te ? (size_t)(te - t) : 0;
+        if (tl && memchr(t, '\0', tl) == NULL && (token = malloc(tl + 1)) != NULL) {
+            memcpy(token, t, tl);
+            token[tl] = '\0';
+        }
     }
     static const char inbound[] = "/v1/inbound/";
     struct ewtp_gen *g = ewtpd_gen_acquire(c->h->d);
