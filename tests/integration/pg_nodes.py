@@ -161,12 +161,17 @@ def scenario():
 
         # A delivery surely in flight: slow the authority down, find the lease, kill its node.
         sim_control(sim_port, {"latency_ms": 1500})
+        slow_from = now_ms()
         flight = None
 
         def leased():
+            # Only a delivery claimed after the authority slowed down is surely still in flight
+            # 0.3 s later: one claimed before may be answered meanwhile (then nothing is taken
+            # over and the check below would fail for the test's reason, not the store's).
             nonlocal flight
             rows = sql("SELECT seq, id, lease_owner, lease_until, attempts FROM messages"
-                       " WHERE state = 'delivering' ORDER BY seq LIMIT 1")
+                       " WHERE state = 'delivering' AND lease_until >= %d ORDER BY seq LIMIT 1"
+                       % (slow_from + 100 + LEASE_MS))
             flight = rows[0] if rows else None
             return flight is not None
         check(wait_until(leased, 30, 0.02), "a delivery is in flight under a lease")
