@@ -39,7 +39,7 @@ CC=clang cmake -S "$root" -B "$bdir" -DEWTP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWi
 cmake --build "$bdir" -j"$jobs" --target ewtp ewtp-host ewtp-cn ewtp-be ewtp-my ewtp-rw ewtp-zz >/dev/null
 
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer $san
-        -I"$root/sdk/include" -I"$root/sdk/src" -I"$root/daemon"
+        -I"$root/sdk/include" -I"$root/sdk/src" $(printf -- '-I%s ' "$root"/daemon/*/)
         -DEWTP_FUZZ_SOURCE_DIR="\"$root\"")
 libs=("$bdir/daemon/libewtp-host.a" -L"$bdir/sdk" -lewtp -Wl,-rpath,"$bdir/sdk"
       $(pkg-config --libs jansson libxml-2.0 openssl libconfig sqlite3) -ldl -lpthread)
