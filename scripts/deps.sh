@@ -17,6 +17,8 @@ want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
       libsqlite3-dev libpq-dev libsystemd-dev librabbitmq-dev libarchive-dev openssl
       ca-certificates)
+# ewtp-signer's PKCS#11 keys (signer/): libp11 (Debian 12 has no OpenSSL 3 pkcs11 provider).
+want+=(libp11-dev)
 [ "$profile" = docs ] && want=(doxygen)
 if [ "$profile" = run ] || [ "$profile" = test ]; then
   want+=(default-jre-headless libsaxonhe-java libxml2-utils curl)
@@ -29,6 +31,9 @@ if [ "$profile" = test ]; then
   want+=(postgresql-15 postgresql-client-15)
   # make bench (run after deps.sh test): instructions per accepted message under callgrind.
   want+=(valgrind)
+  # tests/integration/remote_signer: a SoftHSM2 token made by the test (softhsm2-util) and its
+  # keys generated on the token (pkcs11-tool, OpenSC).
+  want+=(softhsm2 opensc)
 fi
 # The Debian packages (make package; the package test of make test builds and installs them).
 if [ "$profile" = test ] || [ "$profile" = package ]; then
