@@ -4,8 +4,10 @@
 #include <ewtp/dsig.h>
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libxml/xpathInternals.h>
 #include <openssl/bio.h>
@@ -14,6 +16,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #define SM2_ID "1234567812345678"
 #define B64_LINE 76
@@ -649,8 +652,11 @@ static const char *str_at(struct ewtp_xml_doc *d, xmlNodePtr ctx, const char *xp
     return s;
 }
 
+/* Verifies the first signature of d with cert_der (NULL: the certificate in KeyInfo). When
+ * signer is not NULL and the signature is valid, *signer gets the certificate that verified it
+ * (the caller frees it): ewtp_dsig_verify_trusted then decides whether it is trusted. */
 static int verify_doc(struct ewtp_xml_doc *d, const unsigned char *cert_der, size_t cert_len,
-                      struct ewtp_arena *a, struct ewtp_errors *errs)
+                      struct ewtp_arena *a, struct ewtp_errors *errs, X509 **signer)
 {
     int rc = ewtp_xml_ns_register(d, "ds", EWTP_DSIG_NS);
     if (rc < 0)
@@ -753,6 +759,10 @@ static int verify_doc(struct ewtp_xml_doc *d, const unsigned char *cert_der, siz
         return vfail(errs, -EWTP_EFORMAT, "cannot read the certificate's public key", NULL);
     }
     rc = verify_sig(key, m, c14n, c14n_len, sv, sv_len, errs);
+    if (rc == 0 && signer != NULL) {
+        *signer = x;
+        return 0;
+    }
     X509_free(x);
     return rc;
 }
@@ -766,7 +776,87 @@ int ewtp_dsig_verify(const void *doc, size_t len, const unsigned char *cert_der,
     struct ewtp_xml_doc *d = NULL;
     int rc = ewtp_xml_parse(doc, len, errs, &d);
     if (rc == 0)
-        rc = verify_doc(d, cert_der, cert_len, a, errs);
+        rc = verify_doc(d, cert_der, cert_len, a, errs, NULL);
+    ewtp_xml_free(d);
+    ewtp_arena_free(a);
+    return rc;
+}
+
+/* Whether signer is one of trust's certificates or chains to one (X509_verify_cert with the
+ * trusted certificates as the only anchors, partial chains allowed so that a pinned end-entity
+ * or intermediate certificate is an anchor of its own). The certificates a document carries
+ * are never anchors. */
+static int trust_check(X509 *signer, const struct ewtp_dsig_trust *t, struct ewtp_errors *errs)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc = store && ctx ? 0 : -EWTP_ENOMEM;
+    size_t usable = 0;
+    for (size_t i = 0; rc == 0 && i < t->n_certs; i++) {
+        const unsigned char *p = t->certs[i];
+        X509 *c = p ? d2i_X509(NULL, &p, (long)t->cert_lens[i]) : NULL;
+        if (c == NULL)
+            continue; /* an unreadable trust entry trusts nothing */
+        if (X509_STORE_add_cert(store, c) == 1)
+            usable++;
+        X509_free(c);
+    }
+    if (rc == 0 && usable == 0)
+        rc = vfail(errs, -EWTP_EINVAL, "the trust store holds no readable certificate", NULL);
+    if (rc == 0 && X509_STORE_CTX_init(ctx, store, signer, NULL) != 1)
+        rc = -EWTP_ENOMEM;
+    if (rc == 0) {
+        X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
+        X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_PARTIAL_CHAIN);
+        if (t->at_ms > 0)
+            X509_VERIFY_PARAM_set_time(vp, (time_t)(t->at_ms / 1000));
+        if (X509_verify_cert(ctx) != 1)
+            rc = vfail(errs, -EWTP_ECRYPTO, "the signing certificate is not trusted",
+                       X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return rc;
+}
+
+int ewtp_dsig_verify_trusted(const void *doc, size_t len, const struct ewtp_dsig_trust *trust,
+                             struct ewtp_errors *errs)
+{
+    if (trust == NULL || trust->size < offsetof(struct ewtp_dsig_trust, at_ms) ||
+        trust->n_certs == 0 || trust->certs == NULL || trust->cert_lens == NULL)
+        return vfail(errs, -EWTP_EINVAL, "a trust store of at least one certificate is required",
+                     NULL);
+    struct ewtp_dsig_trust t = {0};
+    memcpy(&t, trust, trust->size < sizeof(t) ? trust->size : sizeof(t));
+    struct ewtp_arena *a = ewtp_arena_new();
+    if (a == NULL)
+        return -EWTP_ENOMEM;
+    struct ewtp_xml_doc *d = NULL;
+    X509 *signer = NULL;
+    int rc = ewtp_xml_parse(doc, len, errs, &d);
+    if (rc == 0) {
+        rc = ewtp_xml_ns_register(d, "ds", EWTP_DSIG_NS);
+        size_t embedded = 0;
+        if (rc == 0 && ewtp_xml_xpath_count(d, NULL,
+                                            "//ds:Signature[1]/ds:KeyInfo/ds:X509Data/"
+                                            "ds:X509Certificate",
+                                            &embedded) < 0)
+            rc = -EWTP_ENOMEM;
+        if (rc == 0 && embedded > 0) {
+            rc = verify_doc(d, NULL, 0, a, errs, &signer);
+        } else if (rc == 0) {
+            /* No certificate in the document: the signature must verify with a trusted one. */
+            rc = -EWTP_ECRYPTO;
+            for (size_t i = 0; rc != 0 && i < t.n_certs; i++)
+                if (t.certs[i])
+                    rc = verify_doc(d, t.certs[i], t.cert_lens[i], a, NULL, &signer);
+            if (rc != 0)
+                rc = vfail(errs, rc, "no trusted certificate verifies the signature", NULL);
+        }
+    }
+    if (rc == 0)
+        rc = trust_check(signer, &t, errs);
+    X509_free(signer);
     ewtp_xml_free(d);
     ewtp_arena_free(a);
     return rc;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ewtp/crypto.h>
@@ -418,6 +419,96 @@ static void test_auto_identity_sm2(void **state)
     ewtp_keys_free(k);
 }
 
+/* The DER of a PEM certificate file of the fixture's directory, in the arena. */
+static const unsigned char *cert_der_of(struct fx *f, const char *pem, size_t *len)
+{
+    char cmd_out[64];
+    snprintf(cmd_out, sizeof(cmd_out), "%s.der", pem);
+    assert_int_equal(run(f, "openssl x509 -in %s -outform DER -out %s", pem, cmd_out), 0);
+    char *b = read_tmp(f, cmd_out, len);
+    unsigned char *d = ewtp_arena_memdup(f->a, b, *len);
+    free(b);
+    return d;
+}
+
+/* ewtp_dsig_verify_trusted (1.7): a signature counts only when its certificate is pinned or
+ * chains to a caller-given anchor; the certificate a document carries is never trusted by
+ * itself, while ewtp_dsig_verify keeps its documented meaning (integrity with the embedded
+ * certificate). */
+static void test_verify_trusted(void **state)
+{
+    struct fx *f = *state;
+    struct ewtp_dsig_options o;
+    ewtp_dsig_options_init(&o, EWTP_SIGN_RSA_SHA256, "rsa");
+    const char *out;
+    size_t len;
+    assert_int_equal(ewtp_dsig_sign(&f->host, &o, doc_xml, strlen(doc_xml), f->a, &out, &len), 0);
+    const unsigned char *own, *other;
+    size_t own_len, other_len;
+    assert_int_equal(ewtp_keys_cert(f->keys, "rsa", f->a, &own, &own_len), 0);
+    assert_int_equal(ewtp_keys_cert(f->keys, "ec", f->a, &other, &other_len), 0);
+
+    /* Signed by a key nobody trusts, its own certificate embedded: the old function accepts
+     * (documented), the trusted one refuses with a reason. */
+    assert_int_equal(ewtp_dsig_verify(out, len, NULL, 0, NULL), 0);
+    const unsigned char *const certs_other[] = {other};
+    const size_t lens_other[] = {other_len};
+    struct ewtp_dsig_trust t_other =
+        EWTP_DSIG_TRUST_INIT(.certs = certs_other, .cert_lens = lens_other, .n_certs = 1);
+    struct ewtp_errors *e = ewtp_errors_new();
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, &t_other, e), -EWTP_ECRYPTO);
+    assert_true(ewtp_errors_has(e, "", "signature"));
+    assert_non_null(strstr(ewtp_errors_at(e, 0)->message, "not trusted"));
+    ewtp_errors_free(e);
+    /* No trust store at all is a caller error, never "trust the document". */
+    struct ewtp_dsig_trust t_none = EWTP_DSIG_TRUST_INIT(.n_certs = 0);
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, &t_none, NULL), -EWTP_EINVAL);
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, NULL, NULL), -EWTP_EINVAL);
+
+    /* The signer's certificate pinned: accepted; one changed byte: refused. */
+    const unsigned char *const certs_own[] = {other, own};
+    const size_t lens_own[] = {other_len, own_len};
+    struct ewtp_dsig_trust t_own =
+        EWTP_DSIG_TRUST_INIT(.certs = certs_own, .cert_lens = lens_own, .n_certs = 2);
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, &t_own, NULL), 0);
+    char *bad = strdup(out);
+    char *p = strstr(bad, "order-A-1");
+    assert_non_null(p);
+    p[8] = '2';
+    assert_int_equal(ewtp_dsig_verify_trusted(bad, len, &t_own, NULL), -EWTP_ECRYPTO);
+    free(bad);
+
+    /* A leaf issued by a CA: trusted through the CA, refused through another CA even though its
+     * subject and the embedded certificate are the same. */
+    assert_int_equal(
+        run(f, "for ca in ca1 ca2; do openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+               "-subj \"/CN=ewtp $ca TEST\" -keyout $ca.key -out $ca.pem; done && "
+               "openssl req -newkey rsa:2048 -nodes -subj '/CN=ewtp signer TEST' "
+               "-keyout leaf.key -out leaf.csr && "
+               "openssl x509 -req -in leaf.csr -CA ca1.pem -CAkey ca1.key -CAcreateserial "
+               "-days 2 -out leaf.pem"),
+        0);
+    char kp[256], cp[256];
+    snprintf(kp, sizeof(kp), "%s/leaf.key", f->dir);
+    snprintf(cp, sizeof(cp), "%s/leaf.pem", f->dir);
+    assert_int_equal(ewtp_keys_add_pem(f->keys, "leaf", kp, cp, NULL), 0);
+    ewtp_dsig_options_init(&o, EWTP_SIGN_RSA_SHA256, "leaf");
+    assert_int_equal(ewtp_dsig_sign(&f->host, &o, doc_xml, strlen(doc_xml), f->a, &out, &len), 0);
+    size_t ca1_len, ca2_len;
+    const unsigned char *ca1 = cert_der_of(f, "ca1.pem", &ca1_len);
+    const unsigned char *ca2 = cert_der_of(f, "ca2.pem", &ca2_len);
+    const unsigned char *const c1[] = {ca1}, *const c2[] = {ca2};
+    struct ewtp_dsig_trust t1 =
+        EWTP_DSIG_TRUST_INIT(.certs = c1, .cert_lens = &ca1_len, .n_certs = 1);
+    struct ewtp_dsig_trust t2 =
+        EWTP_DSIG_TRUST_INIT(.certs = c2, .cert_lens = &ca2_len, .n_certs = 1);
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, &t1, NULL), 0);
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, &t2, NULL), -EWTP_ECRYPTO);
+    /* Validity is checked at at_ms: ten years on, the two-day leaf has expired. */
+    t1.at_ms = (int64_t)(time(NULL) + 10 * 365 * 86400LL) * 1000;
+    assert_int_equal(ewtp_dsig_verify_trusted(out, len, &t1, NULL), -EWTP_ECRYPTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_ecdsa_xmlsec),
         cmocka_unit_test(test_sm2_ceb311),
         cmocka_unit_test(test_auto_identity_sm2),
+        cmocka_unit_test(test_verify_trusted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -51,9 +51,9 @@ extern "C" {
 
 #define EWTP_ABI_MAJOR 1
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi): a pretend next minor */
-#define EWTP_ABI_MINOR 7
+#define EWTP_ABI_MINOR 8
 #else
-#define EWTP_ABI_MINOR 6
+#define EWTP_ABI_MINOR 7
 #endif
 
 #ifdef __cplusplus

@@ -46,6 +46,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ewtp/arena.h>
 #include <ewtp/crypto.h>
@@ -136,13 +137,42 @@ int ewtp_dsig_sign(const struct ewtp_host *host, const struct ewtp_dsig_options 
  * the algorithm URIs above, inclusive/exclusive C14N with or without comments. The public
  * key is taken from cert_der (DER X.509, the trust decision is the caller's); with
  * cert_der NULL the certificate in KeyInfo/X509Data/X509Certificate is used, which proves
- * integrity only, not who signed. SM2 SignatureValue may be DER or r||s. Returns 0 when
- * valid; -EWTP_ECRYPTO when the digest or the signature does not match, -EWTP_EFORMAT /
- * -EWTP_ENOTFOUND for a malformed or missing signature, -EWTP_EUNSUPP for an unknown
- * algorithm or transform; the reason is appended to errs (may be NULL) with code
+ * integrity only, not who signed (anyone can embed a certificate of their own: to decide who
+ * signed, use ewtp_dsig_verify_trusted with a trust store). SM2 SignatureValue may be DER or r||s.
+ * Returns 0 when valid; -EWTP_ECRYPTO when the digest or the signature does not match,
+ * -EWTP_EFORMAT / -EWTP_ENOTFOUND for a malformed or missing signature, -EWTP_EUNSUPP for an
+ * unknown algorithm or transform; the reason is appended to errs (may be NULL) with code
  * "signature". */
 int ewtp_dsig_verify(const void *doc, size_t len, const unsigned char *cert_der, size_t cert_len,
                      struct ewtp_errors *errs);
+
+/* 1.7: what ewtp_dsig_verify_trusted trusts: DER X.509 certificates, each either a trust
+ * anchor (a CA whose chain the signing certificate must verify to) or a pinned signing
+ * certificate (trusted as itself). Initialise with EWTP_DSIG_TRUST_INIT(...); the library reads
+ * only the first `size` bytes. */
+struct ewtp_dsig_trust {
+    size_t size;                       /* sizeof(struct ewtp_dsig_trust) of the caller */
+    const unsigned char *const *certs; /* n_certs DER certificates */
+    const size_t *cert_lens;           /* their lengths */
+    size_t n_certs;
+    int64_t at_ms; /* validity checked at this time (ms since the epoch); 0: now */
+};
+#define EWTP_DSIG_TRUST_INIT(...)                                                                  \
+    {                                                                                              \
+        .size = sizeof(struct ewtp_dsig_trust), __VA_ARGS__                                        \
+    }
+
+/* 1.7 (symbol node EWTP_1.7): verifies the first ds:Signature as ewtp_dsig_verify does, and
+ * then that the certificate which verified it is trusted: it is one of trust->certs, or its
+ * chain verifies (X509_verify_cert, validity at trust->at_ms) to one of them. The certificates
+ * the document carries are used as the signer's only, never as anchors: a document signed by
+ * any key with its own certificate embedded is refused. A document without an
+ * X509Certificate is verified with each trusted certificate in turn. Returns 0 when valid and
+ * trusted; -EWTP_ECRYPTO when the digest, the signature or the trust does not hold (errs says
+ * which, code "signature"); -EWTP_EINVAL when trust holds no certificate; otherwise as
+ * ewtp_dsig_verify. */
+int ewtp_dsig_verify_trusted(const void *doc, size_t len, const struct ewtp_dsig_trust *trust,
+                             struct ewtp_errors *errs);
 
 #ifdef __cplusplus
 }
