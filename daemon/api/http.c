@@ -260,9 +260,11 @@ void ewtp_http_done_reply(void *arg)
     ewtp_http_reply(r, r->status ? r->status : 500, json);
 }
 
+/* On the workers' interactive lane: a client waits, and no API job may queue behind a
+ * delivery's fsync or network I/O (workers.h, issue 20). */
 void ewtp_http_run(struct http_req *r, void (*work)(void *), void (*done)(void *))
 {
-    if (ewtp_workers_submit(r->d->workers, work, done, r) != 0) {
+    if (ewtp_workers_submit_interactive(r->d->workers, work, done, r) != 0) {
         r->retry_after = "1";
         ewtp_http_reply_error(r, 503, "unavailable", "the gateway is shutting down");
     }

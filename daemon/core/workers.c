@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -23,13 +24,21 @@ struct job_queue {
 
 struct ewtp_workers {
     pthread_mutex_t lock;
-    pthread_cond_t ready;
-    struct job_queue todo, finished;
+    pthread_cond_t ready;       /* general threads: a job of either lane */
+    pthread_cond_t ready_inter; /* interactive threads: a job of their lane */
+    struct job_queue todo, todo_inter, finished;
+    unsigned idle_inter; /* interactive threads waiting on ready_inter */
     size_t pending;
     bool stopping;
     struct event *wake; /* activated when finished gains jobs */
     pthread_t *threads;
     unsigned n_threads;
+};
+
+/* A thread's lanes: general threads take their own jobs first, then interactive ones. */
+struct worker_arg {
+    struct ewtp_workers *w;
+    bool general;
 };
 
 static void queue_push(struct job_queue *q, struct job *j)
@@ -49,19 +58,42 @@ static struct job *queue_take_all(struct job_queue *q)
     return all;
 }
 
+static struct job *queue_pop(struct job_queue *q)
+{
+    struct job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+    }
+    return j;
+}
+
 static void *worker_main(void *arg)
 {
-    struct ewtp_workers *w = arg;
+    struct worker_arg *wa = arg;
+    struct ewtp_workers *w = wa->w;
+    bool general = wa->general;
+    free(wa);
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (w->todo.head == NULL && !w->stopping)
-            pthread_cond_wait(&w->ready, &w->lock);
-        struct job *j = w->todo.head;
+        struct job *j;
+        for (;;) {
+            j = general ? queue_pop(&w->todo) : NULL;
+            if (j == NULL)
+                j = queue_pop(&w->todo_inter);
+            if (j || w->stopping)
+                break;
+            if (general) {
+                pthread_cond_wait(&w->ready, &w->lock);
+            } else {
+                w->idle_inter++;
+                pthread_cond_wait(&w->ready_inter, &w->lock);
+                w->idle_inter--;
+            }
+        }
         if (j == NULL)
             break; /* stopping and nothing left */
-        w->todo.head = j->next;
-        if (w->todo.head == NULL)
-            w->todo.tail = NULL;
         pthread_mutex_unlock(&w->lock);
         j->work(j->arg);
         pthread_mutex_lock(&w->lock);
@@ -95,27 +127,52 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The interactive lane's own threads: one per online CPU, so that API work can use every
+ * core while general threads sit in I/O; at most 8 (they take CPU-bound jobs only). */
+static unsigned interactive_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
+static bool start_thread(struct ewtp_workers *w, bool general)
+{
+    struct worker_arg *wa = malloc(sizeof(*wa));
+    if (wa == NULL)
+        return false;
+    wa->w = w;
+    wa->general = general;
+    if (pthread_create(&w->threads[w->n_threads], NULL, worker_main, wa) != 0) {
+        free(wa);
+        return false;
+    }
+    w->n_threads++;
+    return true;
+}
+
 struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n)
 {
     if (n == 0)
         n = 1;
+    unsigned ni = interactive_threads();
     struct ewtp_workers *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return NULL;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->ready, NULL);
+    pthread_cond_init(&w->ready_inter, NULL);
     w->wake = event_new(base, -1, 0, on_wake, w);
-    w->threads = calloc(n, sizeof(*w->threads));
+    w->threads = calloc(n + ni, sizeof(*w->threads));
     if (w->wake == NULL || w->threads == NULL) {
         ewtp_workers_free(w);
         return NULL;
     }
-    for (unsigned i = 0; i < n; i++) {
-        if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0)
-            break;
-        w->n_threads++;
-    }
-    if (w->n_threads == 0) {
+    unsigned general = 0;
+    for (unsigned i = 0; i < n; i++)
+        general += start_thread(w, true);
+    for (unsigned i = 0; i < ni; i++)
+        start_thread(w, false);
+    if (general == 0) {
         ewtp_workers_free(w);
         return NULL;
     }
@@ -129,6 +186,7 @@ void ewtp_workers_free(struct ewtp_workers *w)
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->ready);
+    pthread_cond_broadcast(&w->ready_inter);
     pthread_mutex_unlock(&w->lock);
     for (unsigned i = 0; i < w->n_threads; i++)
         pthread_join(w->threads[i], NULL);
@@ -141,12 +199,14 @@ void ewtp_workers_free(struct ewtp_workers *w)
     if (w->wake)
         event_free(w->wake);
     pthread_cond_destroy(&w->ready);
+    pthread_cond_destroy(&w->ready_inter);
     pthread_mutex_destroy(&w->lock);
     free(w->threads);
     free(w);
 }
 
-int ewtp_workers_submit(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn done, void *arg)
+static int submit(struct ewtp_workers *w, bool interactive, ewtp_work_fn work, ewtp_work_fn done,
+                  void *arg)
 {
     struct job *j = malloc(sizeof(*j));
     if (j == NULL)
@@ -160,11 +220,31 @@ int ewtp_workers_submit(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn 
         free(j);
         return -EWTP_EINVAL;
     }
-    queue_push(&w->todo, j);
     w->pending++;
-    pthread_cond_signal(&w->ready);
+    if (interactive) {
+        queue_push(&w->todo_inter, j);
+        /* An idle thread of the lane takes it; else a general one, when it has time. */
+        if (w->idle_inter)
+            pthread_cond_signal(&w->ready_inter);
+        else
+            pthread_cond_signal(&w->ready);
+    } else {
+        queue_push(&w->todo, j);
+        pthread_cond_signal(&w->ready);
+    }
     pthread_mutex_unlock(&w->lock);
     return 0;
+}
+
+int ewtp_workers_submit(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn done, void *arg)
+{
+    return submit(w, false, work, done, arg);
+}
+
+int ewtp_workers_submit_interactive(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn done,
+                                    void *arg)
+{
+    return submit(w, true, work, done, arg);
 }
 
 size_t ewtp_workers_pending(struct ewtp_workers *w)

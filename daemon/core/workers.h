@@ -6,6 +6,15 @@
  * active, so a burst of completions costs one wake-up). done may submit more work.
  * ewtp_workers_free() stops taking jobs, finishes the queued ones, runs no more done
  * callbacks, and joins the threads; call it from the loop thread.
+ *
+ * Two lanes (issue 20). Delivery jobs block in I/O (fsync of spool files and of the store,
+ * HTTPS to an authority), and with both threads of a 2-core pool in fsync an API request
+ * waited behind them: accepts ran at a tenth of their rate while a backlog was delivered.
+ * Jobs a client is waiting on go to the interactive lane (ewtp_workers_submit_interactive):
+ * it has threads of its own, one per online CPU (at most 8), which take nothing else, and
+ * the general threads take its jobs too when they have none of their own. CPU-bound work
+ * of both lanes then shares the cores through the scheduler, and no API job waits for an
+ * fsync that is not its own.
  */
 #ifndef EWTP_WORKERS_H
 #define EWTP_WORKERS_H
@@ -17,11 +26,16 @@ struct ewtp_workers;
 
 typedef void (*ewtp_work_fn)(void *arg);
 
-/* n threads (at least 1). NULL on failure. */
+/* n general threads (at least 1) and the interactive lane's own threads (one per online
+ * CPU, at most 8). NULL on failure. */
 struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n);
 void ewtp_workers_free(struct ewtp_workers *w);
 /* 0, or -EWTP_EINVAL when shutting down, -EWTP_ENOMEM. done may be NULL. */
 int ewtp_workers_submit(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn done, void *arg);
+/* The same on the interactive lane: for jobs a client waits on (API requests), never queued
+ * behind general (delivery) jobs. */
+int ewtp_workers_submit_interactive(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn done,
+                                    void *arg);
 /* Jobs queued or running (for metrics and back-pressure). */
 size_t ewtp_workers_pending(struct ewtp_workers *w);
 
