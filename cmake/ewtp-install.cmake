@@ -52,8 +52,8 @@ endif()
 include(CMakePackageConfigHelpers)
 
 # The installed daemon and ewtpctl look for plugins where the packages put them (a build tree's
-# binaries still find ../plugins first: daemon/runner.c).
-target_compile_definitions(ewtp-host PRIVATE
+# binaries still find ../plugins first: daemon/conf/config.c).
+target_compile_definitions(ewtp-conf PRIVATE
   EWTP_SYSTEM_PLUGIN_DIR="${EWTP_PLUGIN_INSTALL_FULL_DIR}")
 
 install(TARGETS ewtpd DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT daemon)

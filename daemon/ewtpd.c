@@ -8,7 +8,13 @@
  * SIGTERM/SIGINT in the reverse order; a 202 was only ever sent after the store committed,
  * so stopping at any point loses nothing acknowledged.
  */
-#include "ewtpd.h"
+#include "daemon.h"
+#include "dispatcher.h"
+#include "gen.h"
+#include "http.h"
+#include "reload.h"
+#include "store.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,228 +38,12 @@
 #include "hostctx.h"
 #include "metrics.h"
 
-int64_t ewtpd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Under systemd, stderr is a journal stream (JOURNAL_STREAM is set): structured fields go
- * straight to journald. Elsewhere one line on stderr with a "<N>" priority prefix. */
-static void log_line(int priority, const char *message_id, const char *msg_id, const char *tenant,
-                     const char *plugin, const char *line)
-{
-    char *safe = ewtp_redact(line);
-    const char *text = safe ? safe : line;
-    if (getenv("JOURNAL_STREAM") != NULL) {
-        char fields[6][2200];
-        struct iovec iov[6];
-        int n = 0;
-        const char *names[] = {"MESSAGE_ID", "EWTP_MSG_ID", "TENANT", "PLUGIN"};
-        const char *values[] = {message_id, msg_id, tenant, plugin};
-        snprintf(fields[n], sizeof(fields[n]), "MESSAGE=%s", text);
-        n++;
-        snprintf(fields[n], sizeof(fields[n]), "PRIORITY=%d", priority);
-        n++;
-        for (int i = 0; i < 4; i++) {
-            if (values[i] == NULL)
-                continue;
-            snprintf(fields[n], sizeof(fields[n]), "%s=%.256s", names[i], values[i]);
-            n++;
-        }
-        for (int i = 0; i < n; i++)
-            iov[i] = (struct iovec){.iov_base = fields[i], .iov_len = strlen(fields[i])};
-        sd_journal_sendv(iov, n);
-    } else {
-        fprintf(stderr, "<%d>%s%s%s%s%s%s%s\n", priority, text, msg_id ? " msg=" : "",
-                msg_id ? msg_id : "", tenant ? " tenant=" : "", tenant ? tenant : "",
-                plugin ? " plugin=" : "", plugin ? plugin : "");
-    }
-    free(safe);
-}
-
-void ewtpd_log(int priority, const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    log_line(priority, NULL, NULL, NULL, NULL, line);
-}
-
-void ewtpd_log_msg(int priority, const char *message_id, const char *msg_id, const char *tenant,
-                   const char *plugin, const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    log_line(priority, message_id, msg_id, tenant, plugin, line);
-}
-
-struct ewtp_gen *ewtpd_gen_acquire(struct ewtpd *d)
-{
-    ewtp_gen_ref(d->gen);
-    return d->gen;
-}
-
-static void print_errors(const char *prefix, const struct ewtp_errors *why)
-{
-    for (size_t i = 0; i < ewtp_errors_count(why); i++)
-        ewtpd_log(LOG_ERR, "%s%s", prefix, ewtp_errors_at(why, i)->message);
-}
-
-/* ---- retired generations: freed after their last user, a slow drain is logged ------------ */
-
-/* How long a replaced generation may stay in use before the log says so. */
-#define DRAIN_TIMEOUT_MS 30000
-
-struct ewtpd_retired {
-    struct ewtpd_retired *next;
-    struct ewtp_gen *gen; /* our reference */
-    int64_t since_ms;
-};
-
-static void retire(struct ewtpd *d, struct ewtp_gen *g)
-{
-    struct ewtpd_retired *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        ewtp_gen_unref(g); /* the last user frees it all the same */
-        return;
-    }
-    r->gen = g;
-    r->since_ms = ewtpd_now_ms();
-    r->next = d->retired;
-    d->retired = r;
-}
-
-/* Every second: drop generations nobody uses any more; log those still in use after the
- * drain timeout (a stuck delivery or request) and let their last user free them. */
+/* Every second: replaced generations nobody uses any more are freed (reload.h). */
 static void on_drain_check(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct ewtpd *d = arg;
-    int64_t now = ewtpd_now_ms();
-    for (struct ewtpd_retired **pp = &d->retired; *pp;) {
-        struct ewtpd_retired *r = *pp;
-        size_t users = ewtp_gen_users(r->gen) - 1;
-        bool late = now - r->since_ms >= DRAIN_TIMEOUT_MS;
-        if (users == 0 || late) {
-            if (users == 0)
-                ewtpd_log(LOG_DEBUG, "generation %llu drained after %lld ms",
-                          (unsigned long long)ewtp_gen_id(r->gen), (long long)(now - r->since_ms));
-            else
-                ewtpd_log(LOG_WARNING,
-                          "generation %llu still has %zu users %lld s after it was replaced; "
-                          "it is freed when the last one finishes",
-                          (unsigned long long)ewtp_gen_id(r->gen), users,
-                          (long long)((now - r->since_ms) / 1000));
-            *pp = r->next;
-            ewtp_gen_unref(r->gen);
-            free(r);
-            continue;
-        }
-        pp = &r->next;
-    }
-}
-
-static void retired_free_all(struct ewtpd *d)
-{
-    while (d->retired) {
-        struct ewtpd_retired *r = d->retired;
-        d->retired = r->next;
-        ewtp_gen_unref(r->gen);
-        free(r);
-    }
-}
-
-/* ---- reload: build off the loop on a worker, swap on the loop ----------------------------- */
-
-struct reload_job {
-    struct ewtpd *d;
-    uint64_t id;
-    struct ewtp_gen *gen;
-    struct ewtp_errors *why;
-    int rc;
-    ewtpd_reload_fn done;
-    void *arg;
-};
-
-static void reload_build(void *arg)
-{
-    struct reload_job *j = arg;
-    j->rc = ewtp_gen_build(j->d->config_path, j->id, &j->gen, j->why);
-}
-
-static uint64_t monotonic_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void reload_swap(void *arg)
-{
-    struct reload_job *j = arg;
-    struct ewtpd *d = j->d;
-    /* Two reloads may build at once; never replace a newer generation by an older one. */
-    bool ok = j->rc == 0 && !d->stopping && j->id > ewtp_gen_id(d->gen);
-    if (ok) {
-        struct ewtp_gen *old = d->gen;
-        d->gen = j->gen;
-        j->gen = NULL;
-        retire(d, old); /* freed after its last request or delivery */
-        d->reloads_ok++;
-        free(d->last_reload_error);
-        d->last_reload_error = NULL;
-        ewtpd_log(LOG_INFO, "reloaded %s: generation %llu", d->config_path,
-                  (unsigned long long)j->id);
-        sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)j->id);
-    } else {
-        if (j->rc == 0)
-            ewtp_errors_add(j->why, "", "reload", "superseded by a newer reload or shutdown");
-        d->reloads_failed++;
-        const char *first =
-            ewtp_errors_count(j->why) ? ewtp_errors_at(j->why, 0)->message : "unknown error";
-        free(d->last_reload_error);
-        d->last_reload_error = strdup(first);
-        print_errors("reload refused, keeping the running configuration: ", j->why);
-        sd_notifyf(0, "READY=1\nSTATUS=generation %llu; reload failed: %s",
-                   (unsigned long long)ewtp_gen_id(d->gen), first);
-    }
-    if (j->done)
-        j->done(j->arg, ok, ewtp_gen_id(d->gen), j->why);
-    ewtp_gen_unref(j->gen);
-    ewtp_errors_free(j->why);
-    free(j);
-}
-
-int ewtpd_reload(struct ewtpd *d, ewtpd_reload_fn done, void *arg)
-{
-    if (d->stopping)
-        return -EWTP_EINVAL;
-    struct reload_job *j = calloc(1, sizeof(*j));
-    if (j == NULL || (j->why = ewtp_errors_new()) == NULL) {
-        free(j);
-        return -EWTP_ENOMEM;
-    }
-    j->d = d;
-    j->id = ++d->next_gen_id;
-    j->done = done;
-    j->arg = arg;
-    /* One datagram with both, or Type=notify-reload managers hang (patroni#3598). */
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-               (unsigned long long)monotonic_usec(), d->config_path);
-    int rc = ewtp_workers_submit(d->workers, reload_build, reload_swap, j);
-    if (rc != 0) {
-        ewtp_errors_free(j->why);
-        free(j);
-    }
-    return rc;
+    ewtpd_retired_sweep(arg);
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -343,7 +133,7 @@ static int run(const char *path)
     if (d.base == NULL || why == NULL)
         goto out;
     if (ewtp_gen_build(path, ++d.next_gen_id, &d.gen, why) != 0) {
-        print_errors("", why);
+        ewtpd_log_errors("", why);
         goto out;
     }
     const struct ewtp_config *conf = ewtp_gen_config(d.gen);
@@ -386,7 +176,7 @@ static int run(const char *path)
         goto out;
     if (ewtp_dispatcher_start(&d, why) != 0 || ewtp_http_start(&d, why) != 0 ||
         (conf->admin_socket && ewtp_admin_start(&d, conf->admin_socket, &d.admin, why) != 0)) {
-        print_errors("", why);
+        ewtpd_log_errors("", why);
         goto out;
     }
     struct event *ev_drain = event_new(d.base, -1, EV_PERSIST, on_drain_check, &d);
@@ -441,7 +231,7 @@ out:
     ewtp_dispatcher_free(&d);
     ewtp_store_close(d.store);
     ewtp_metrics_free(d.metrics);
-    retired_free_all(&d);
+    ewtpd_retired_free_all(&d);
     ewtp_gen_unref(d.gen);
     free(d.last_reload_error);
     ewtp_errors_free(why);

@@ -1,5 +1,11 @@
 /* The admin socket: one JSON line in, one JSON line out. */
 #include "admin.h"
+
+#include "dispatcher.h"
+#include "gen.h"
+#include "reload.h"
+#include "store.h"
+#include "workers.h"
 #include "api_json.h"
 
 #include <errno.h>

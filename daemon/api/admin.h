@@ -18,7 +18,9 @@
 #ifndef EWTP_ADMIN_H
 #define EWTP_ADMIN_H
 
-#include "ewtpd.h"
+#include "daemon.h"
+
+struct ewtp_errors;
 
 struct ewtp_admin;
 

@@ -19,7 +19,12 @@
 #include <ewtp/arena.h>
 #include <ewtp/message.h>
 
-#include "ewtpd.h"
+#include "daemon.h"
+#include "dispatcher.h"
+#include "gen.h"
+#include "reload.h"
+#include "store.h"
+#include "workers.h"
 
 struct evhttp_request;
 
@@ -117,5 +122,15 @@ struct ewtp_gen_instance;
 bool ewtp_http_inbound_token_ok(const struct ewtp_gen_instance *gi, const char *token);
 /* Queues r's accept with the store (loop thread); replies itself on refusal. */
 void ewtp_http_queue_accept(struct http_req *r);
+
+/* ---- the listeners (http.c) ---------------------------------------------------------------- */
+/* Binds every listener of the current generation's configuration and serves the API.
+ * 0, or a negative code with the reason (address in use, TLS files) in why. */
+int ewtp_http_start(struct ewtpd *d, struct ewtp_errors *why);
+/* Stops accepting connections; in-flight requests finish (bounded by the timeout).
+ * Idempotent; loop thread. */
+void ewtp_http_stop(struct ewtpd *d);
+/* Frees everything (after the loop ended); d->http becomes NULL. NULL-safe. */
+void ewtp_http_free(struct ewtpd *d);
 
 #endif

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "evidence.h"
 #include "gen.h"
+#include "hostctx.h"
 #include "util.h"
 
 static char *errors_body(const struct ewtp_errors *errs)
@@ -302,17 +303,9 @@ void ewtp_http_submit_work(void *arg)
     }
     r->instance = gi->conf->name;
     const void *state = ewtp_instance_state(gi->inst);
-    struct ewtp_call c = {
-        .size = sizeof(c),
-        .tenant = r->tenant->id,
-        .msg = m,
-        .op = EWTP_OP_SUBMIT,
-        .attempt = 0,
-        .now_ms = ewtpd_now_ms(),
-        .arena = r->arena,
-        .host = ewtp_gen_host(r->gen),
-        .instance = r->instance,
-    };
+    struct ewtp_call c;
+    ewtp_call_init(&c, ewtp_gen_host(r->gen), r->arena, ewtpd_now_ms(), r->tenant->id,
+                   r->instance, m, EWTP_OP_SUBMIT, 0);
     const char *refusal = sender_refusal(conf, r->tenant, p, state, &c);
     if (refusal) {
         set_error(r, 403, "forbidden", refusal);

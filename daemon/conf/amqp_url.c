@@ -1,5 +1,5 @@
 /* amqp_url.c — AMQP URI and credentials-file parsing (no I/O). Contract in amqp_transport.h. */
-#include "amqp_transport.h"
+#include "amqp_url.h"
 
 #include <ctype.h>
 #include <stdlib.h>

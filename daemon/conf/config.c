@@ -26,8 +26,7 @@
 #include <ewtp/message.h>
 
 #include "conf_settings.h"
-#include "amqp_transport.h"
-#include "runner.h"
+#include "amqp_url.h"
 
 #define TOKEN_MAX (64 * 1024)
 #define TOKEN_MIN 32 /* bytes of a bearer token outside dev_mode */
@@ -1400,7 +1399,7 @@ static void load_top(struct ld *l, const config_setting_t *root)
         check_dir(l, root, "", "plugin_dir", c->plugin_dir);
     else if (c->plugin_dir == NULL) {
         char *d = NULL;
-        ewtp_runner_default_plugin_dir(&d);
+        ewtp_config_default_plugin_dir(&d);
         if (d == NULL)
             l->oom = true;
         c->plugin_dir = d;
@@ -1704,4 +1703,35 @@ unsigned ewtp_config_line(const struct ewtp_config *c, const char *setting)
         if (strcmp(f->lines[i].setting, setting) == 0)
             return f->lines[i].line;
     return 0;
+}
+
+#ifndef EWTP_SYSTEM_PLUGIN_DIR
+#define EWTP_SYSTEM_PLUGIN_DIR "/usr/lib/ewtp/plugins"
+#endif
+
+/* build/bin/ewtpctl finds build/plugins; an installed one the system directory. */
+static char *default_plugin_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char *dir = NULL;
+            struct stat st;
+            if (asprintf(&dir, "%s/../plugins", exe) > 0 && stat(dir, &st) == 0 &&
+                S_ISDIR(st.st_mode))
+                return dir;
+            free(dir);
+        }
+    }
+    return strdup(EWTP_SYSTEM_PLUGIN_DIR);
+}
+
+const char *ewtp_config_default_plugin_dir(char **dir)
+{
+    *dir = default_plugin_dir();
+    return *dir;
 }

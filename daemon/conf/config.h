@@ -181,6 +181,10 @@ struct ewtp_config {
 /* 0 and a new configuration (caller frees), or -EWTP_EINVAL / -EWTP_EIO with every problem
  * in why. Relative paths in the file are resolved against the file's directory. */
 int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_errors *why);
+
+/* The plugin directory used when none is configured: build/plugins next to build/bin (a build
+ * tree's binaries), else the system directory. *dir is malloc'd (caller frees); returns it. */
+const char *ewtp_config_default_plugin_dir(char **dir);
 void ewtp_config_free(struct ewtp_config *c);
 /* Checks that every @include of the file (recursively) names a readable regular file, adding
  * "FILE:LINE: @include ..." to why otherwise: libconfig exits the process on some bad

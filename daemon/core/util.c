@@ -1,14 +1,17 @@
 /* util.c — see util.h. */
 #include "util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <ewtp/crypto.h>
+#include <ewtp/errors.h>
 
 int64_t ewtp_clock_ms(int64_t now)
 {
@@ -76,4 +79,74 @@ int ewtp_sha256_hex(const void *data, size_t len, char hex[65])
     hex[64] = '\0';
     OPENSSL_cleanse(md, sizeof(md));
     return 0;
+}
+
+int ewtp_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL)
+        return -EWTP_EIO;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    int rc = 0;
+    while (buf != NULL) {
+        if (n == cap) {
+            if (n > max)
+                break; /* one byte past the limit is enough to say "too large" */
+            char *grown = realloc(buf, cap * 2 + 1);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f))
+                rc = -EWTP_EIO;
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL)
+        return -EWTP_ENOMEM;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+char *ewtp_redact(const char *line)
+{
+    if (line == NULL)
+        return NULL;
+    char *out = strdup(line);
+    if (out == NULL)
+        return NULL;
+    /* A run of letters and digits that holds six or more digits is an identifier (ID card,
+     * passport, phone, account): all but its last two characters become '*'. */
+    for (char *p = out; *p;) {
+        if (!isalnum((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        char *start = p;
+        size_t digits = 0;
+        while (*p && isalnum((unsigned char)*p)) {
+            if (isdigit((unsigned char)*p))
+                digits++;
+            p++;
+        }
+        if (digits >= 6 && p - start > 2)
+            memset(start, '*', (size_t)(p - start) - 2);
+    }
+    return out;
 }

@@ -29,4 +29,13 @@ int ewtp_sha256_hex(const void *data, size_t len, char hex[65]);
 /* 64 random bits (OpenSSL's RAND_bytes; the clock mixed if that fails): jitter, not secrets. */
 uint64_t ewtp_rnd64(void);
 
+/* Reads a whole file ("-" = stdin) up to max bytes (+1 to detect too large): 0 and a
+ * malloc'd NUL-terminated buffer, or -EWTP_EIO with errno set. */
+int ewtp_read_file(const char *path, size_t max, char **data, size_t *len);
+
+/* A copy of a log line with personal data masked: runs of 6+ digits (ID card, phone,
+ * account numbers) keep their last 2 characters ("110101199003077774" -> "****************74").
+ * Caller frees. */
+char *ewtp_redact(const char *line);
+
 #endif

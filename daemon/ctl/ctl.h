@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "runner.h"
+#include "util.h"
 
 /* getopt_long values of the options every offline command takes. */
 enum {

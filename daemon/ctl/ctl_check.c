@@ -24,6 +24,7 @@
 
 #include "ctl.h"
 #include "ctl_hostile.h"
+#include "config.h"
 #include "loader.h"
 
 #define DEFAULT_VECTOR_NOW "2026-11-22T12:00:00Z"
@@ -803,7 +804,7 @@ int ctl_plugin_check(int argc, char **argv)
     char *dir = NULL;
     /* Resolved once, so that the load check and every case use the same directory. */
     if (plugin_dir == NULL)
-        plugin_dir = ewtp_runner_default_plugin_dir(&dir);
+        plugin_dir = ewtp_config_default_plugin_dir(&dir);
     check_plugins_load(plugin_dir, &t);
     for (int i = optind; i < argc; i++) {
         char **cases = list_dir(argv[i], true);

@@ -1,6 +1,6 @@
 /* dispatcher.c — delivery: claims, translate, transport, interpret, outcome; receipt
  * polling; inbound receipts (spool in-folders and POST /v1/inbound); cancellation;
- * webhooks after every state change. Contract in ewtpd.h.
+ * webhooks after every state change. Contract in dispatcher.h.
  *
  * Threads: timers, HTTP sends and replies run on the loop; store calls, plugin calls,
  * message parsing and spool file I/O run as worker jobs (workers.h). Every job is in the
@@ -8,7 +8,13 @@
  * ewtp_workers_free(), which runs no more done callbacks) can free what was in flight.
  * A job holds a reference on the generation current when it started.
  */
-#include "ewtpd.h"
+#include "daemon.h"
+#include "dispatcher.h"
+#include "gen.h"
+#include "hostctx.h"
+#include "reload.h"
+#include "store.h"
+#include "workers.h"
 #include "metrics.h"
 
 #include <dirent.h>
@@ -575,17 +581,10 @@ static void record_receipt(struct job *j, const struct ewtp_store_msg *m,
 static void call_init(struct job *j, struct ewtp_call *c, const struct ewtp_store_msg *m,
                       const struct ewtp_message *msg, enum ewtp_op op, int64_t now)
 {
-    memset(c, 0, sizeof(*c));
-    c->size = sizeof(*c);
-    c->tenant = m->tenant;
-    c->msg = msg;
-    c->op = op;
+    ewtp_call_init(c, ewtp_gen_host(j->gen), j->arena, now, m->tenant,
+                   j->gi ? j->gi->conf->name : NULL, msg, op, m->attempts);
     c->cancel_reason = j->reason;
     c->authority_ref = m->authority_ref;
-    c->attempt = m->attempts ? m->attempts : 1;
-    c->now_ms = now;
-    c->arena = j->arena;
-    c->host = ewtp_gen_host(j->gen);
 }
 
 /* Related messages of c (relation keys from classify), parsed into the job. Fails closed: a
@@ -1389,9 +1388,9 @@ static bool plugin_login(const struct ewtp_gen_instance *gi)
 
 static void login_call(struct job *l, struct ewtp_call *c)
 {
-    *c = (struct ewtp_call)EWTP_CALL_INIT(.op = EWTP_OP_SUBMIT, .attempt = 1,
-                                          .now_ms = ewtpd_now_ms(), .arena = l->arena,
-                                          .host = ewtp_gen_host(l->gen));
+    /* A login concerns no message: no tenant, no message, attempt 1. */
+    ewtp_call_init(c, ewtp_gen_host(l->gen), l->arena, ewtpd_now_ms(), NULL,
+                   l->gi ? l->gi->conf->name : NULL, NULL, EWTP_OP_SUBMIT, 0);
 }
 
 /* Worker: the plugin builds the login request (it may read secrets and sign). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "util.h"
 #include "runner.h"
 
 /* Secrets larger than this are not secrets but mistakes (a key file named as a token). */
@@ -36,33 +37,6 @@ char *ewtp_hostctx_resolve(const struct ewtp_hostctx *h, const char *path)
         return strdup(path);
     if (asprintf(&out, "%s/%s", h->base_dir, path) < 0)
         return NULL;
-    return out;
-}
-
-char *ewtp_redact(const char *line)
-{
-    if (line == NULL)
-        return NULL;
-    char *out = strdup(line);
-    if (out == NULL)
-        return NULL;
-    /* A run of letters and digits that holds six or more digits is an identifier (ID card,
-     * passport, phone, account): all but its last two characters become '*'. */
-    for (char *p = out; *p;) {
-        if (!isalnum((unsigned char)*p)) {
-            p++;
-            continue;
-        }
-        char *start = p;
-        size_t digits = 0;
-        while (*p && isalnum((unsigned char)*p)) {
-            if (isdigit((unsigned char)*p))
-                digits++;
-            p++;
-        }
-        if (digits >= 6 && p - start > 2)
-            memset(start, '*', (size_t)(p - start) - 2);
-    }
     return out;
 }
 
@@ -199,4 +173,20 @@ int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *k
 const struct ewtp_host *ewtp_hostctx_table(struct ewtp_hostctx *h)
 {
     return &h->table;
+}
+
+void ewtp_call_init(struct ewtp_call *c, const struct ewtp_host *host, struct ewtp_arena *arena,
+                    int64_t now_ms, const char *tenant, const char *instance,
+                    const struct ewtp_message *m, enum ewtp_op op, uint32_t attempts_started)
+{
+    memset(c, 0, sizeof(*c));
+    c->size = sizeof(*c);
+    c->host = host;
+    c->arena = arena;
+    c->now_ms = now_ms;
+    c->tenant = tenant;
+    c->instance = instance;
+    c->msg = m;
+    c->op = op;
+    c->attempt = attempts_started > 0 ? attempts_started : 1;
 }

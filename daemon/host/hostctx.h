@@ -1,6 +1,6 @@
 /* hostctx.h — the host function table (ewtp/host.h) that ewtpd and ewtpctl give plugins.
  *
- * log: to stderr (journald in ewtpd) with personal data redacted (ewtp_redact);
+ * log: to stderr (journald in ewtpd) with personal data redacted (ewtp_redact, util.h);
  * read_secret: a file path, or a systemd credential name under $CREDENTIALS_DIRECTORY;
  * sign / cert: the key store (keys.h): configured PEM keys and external signer commands,
  * and, when test identities are allowed (ewtpctl without --config), a clearly marked
@@ -10,8 +10,10 @@
 #define EWTP_HOSTCTX_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <ewtp/host.h>
+#include <ewtp/plugin.h>
 
 struct ewtp_hostctx;
 
@@ -30,9 +32,14 @@ char *ewtp_hostctx_resolve(const struct ewtp_hostctx *h, const char *path);
 /* The table to pass to plugins; borrowed while h lives. */
 const struct ewtp_host *ewtp_hostctx_table(struct ewtp_hostctx *h);
 
-/* A copy of a log line with personal data masked: runs of 6+ digits (ID card, phone,
- * account numbers) keep their last 2 characters ("110101199003077774" -> "****************74").
- * Caller frees. */
-char *ewtp_redact(const char *line);
+/* Every struct ewtp_call of ewtpd and ewtpctl starts here: zeroed and sized, with the host's
+ * table, the arena, the clock, tenant, instance (either NULL offline), message and operation.
+ * attempt is what plugin.h defines: the delivery attempt the call is for, 1 for the first —
+ * so also 1 before any delivery (checks at accept, a login, offline runs). attempts_started
+ * is the store's count (a claim counts one; 0 before the first claim). The caller adds what
+ * only it knows (related messages, chain, key state, cancel reason, authority reference). */
+void ewtp_call_init(struct ewtp_call *c, const struct ewtp_host *host, struct ewtp_arena *arena,
+                    int64_t now_ms, const char *tenant, const char *instance,
+                    const struct ewtp_message *m, enum ewtp_op op, uint32_t attempts_started);
 
 #endif

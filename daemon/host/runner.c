@@ -14,10 +14,7 @@
 #include "config.h"
 #include "hostctx.h"
 #include "loader.h"
-
-#ifndef EWTP_SYSTEM_PLUGIN_DIR
-#define EWTP_SYSTEM_PLUGIN_DIR "/usr/lib/ewtp/plugins"
-#endif
+#include "util.h"
 
 struct runner_instance {
     struct ewtp_plugin_handle *handle; /* borrowed from the set */
@@ -36,75 +33,8 @@ struct ewtp_runner {
     int64_t now_ms;
 };
 
-int ewtp_read_file(const char *path, size_t max, char **data, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL)
-        return -EWTP_EIO;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    int rc = 0;
-    while (buf != NULL) {
-        if (n == cap) {
-            if (n > max)
-                break; /* one byte past the limit is enough to say "too large" */
-            char *grown = realloc(buf, cap * 2 + 1);
-            if (grown == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = -EWTP_EIO;
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (buf == NULL)
-        return -EWTP_ENOMEM;
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return 0;
-}
 
-/* build/bin/ewtpctl finds build/plugins; an installed one the system directory. */
-static char *default_plugin_dir(void)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            char *dir = NULL;
-            struct stat st;
-            if (asprintf(&dir, "%s/../plugins", exe) > 0 && stat(dir, &st) == 0 &&
-                S_ISDIR(st.st_mode))
-                return dir;
-            free(dir);
-        }
-    }
-    return strdup(EWTP_SYSTEM_PLUGIN_DIR);
-}
 
-const char *ewtp_runner_default_plugin_dir(char **dir)
-{
-    *dir = default_plugin_dir();
-    return *dir;
-}
 
 /* Signing keys of the configuration: keys = ( { name; key; cert; } | { name; command; } ). */
 static int load_keys(struct ewtp_runner *r, struct ewtp_errors *why)
@@ -202,7 +132,7 @@ int ewtp_runner_open(const struct ewtp_runner_opts *opts, struct ewtp_runner **o
         if (opts->plugin_dir)
             dir = strdup(opts->plugin_dir);
         else
-            ewtp_runner_default_plugin_dir(&dir);
+            ewtp_config_default_plugin_dir(&dir);
         if (dir == NULL) {
             ewtp_runner_free(r);
             return -EWTP_ENOMEM;
@@ -327,11 +257,8 @@ void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
                            const struct ewtp_runner_call *rc, struct ewtp_arena *a,
                            struct ewtp_call *c)
 {
-    memset(c, 0, sizeof(*c));
-    c->size = sizeof(*c);
-    c->tenant = r->tenant;
-    c->msg = m;
-    c->op = rc ? rc->op : EWTP_OP_SUBMIT;
+    ewtp_call_init(c, ewtp_hostctx_table(r->host), a, r->now_ms, r->tenant, NULL, m,
+                   rc ? rc->op : EWTP_OP_SUBMIT, 0);
     c->cancel_reason = rc ? rc->cancel_reason : NULL;
     if (rc && rc->n_related) {
         /* Arrays of pointers to sized structs (ewtp/abi.h). */
@@ -350,8 +277,6 @@ void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
         c->n_related = rel ? rc->n_related : 0;
     }
     c->authority_ref = rc ? rc->authority_ref : NULL;
-    c->attempt = 1;
-    c->now_ms = r->now_ms;
     if (rc && rc->has_chain) {
         struct ewtp_chain *ch = ewtp_arena_alloc(a, sizeof(*ch));
         if (ch) {
@@ -364,8 +289,6 @@ void ewtp_runner_call_init(struct ewtp_runner *r, const struct ewtp_message *m,
         c->key_state = rc->key_state;
         c->key_state_len = rc->key_state_len;
     }
-    c->arena = a;
-    c->host = ewtp_hostctx_table(r->host);
     c->unsigned_ = rc ? rc->unsigned_ : false;
 }
 

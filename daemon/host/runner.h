@@ -83,12 +83,5 @@ int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
 int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, struct ewtp_out **out,
                           struct ewtp_errors *errs);
 
-/* The plugin directory used when none is given: build/plugins next to build/bin, else the
- * system directory. *dir is malloc'd (caller frees); returns it. */
-const char *ewtp_runner_default_plugin_dir(char **dir);
-
-/* Reads a whole file ("-" = stdin) up to max bytes (+1 to detect too large): 0 and a
- * malloc'd NUL-terminated buffer, or -EWTP_EIO with errno set. */
-int ewtp_read_file(const char *path, size_t max, char **data, size_t *len);
 
 #endif

@@ -19,7 +19,7 @@
  * Every call blocks (bounded by the connect and confirm timeouts): run them on worker
  * threads, never on the event loop. The pool is thread-safe.
  *
- * The URL and credential parsers below have no I/O and are shared with config.c.
+ * The URL and credential parsers are conf/amqp_url.h's (config.c checks them at load).
  */
 #ifndef EWTP_AMQP_TRANSPORT_H
 #define EWTP_AMQP_TRANSPORT_H
@@ -30,30 +30,8 @@
 
 #include <ewtp/plugin.h>
 
+#include "amqp_url.h"
 #include "config.h"
-
-/* ---- pure parsing (amqp_url.c) ------------------------------------------------------------ */
-
-/* An AMQP URI (https://www.rabbitmq.com/docs/uri-spec): amqp[s]://[user@]host[:port][/vhost].
- * Everything malloc'd; free with ewtp_amqp_url_clear. */
-struct ewtp_amqp_url {
-    bool tls;    /* amqps */
-    char *user;  /* percent-decoded; NULL when not in the URL */
-    char *host;  /* without IPv6 brackets */
-    int port;    /* default 5672, or 5671 for amqps */
-    char *vhost; /* percent-decoded ("%2f" is "/"); "/" when absent */
-};
-
-/* 0 and *u, or -EWTP_EINVAL with *why (static text). A password in the URL is refused:
- * secrets come from files (credentials_file). */
-int ewtp_amqp_url_parse(const char *url, struct ewtp_amqp_url *u, const char **why);
-void ewtp_amqp_url_clear(struct ewtp_amqp_url *u);
-
-/* A credentials file's content: "user:password" on one line (trailing newline and spaces
- * dropped; the password may contain ':'). 0 with *user and *password malloc'd, or
- * -EWTP_EINVAL with *why (static text). */
-int ewtp_amqp_credentials_parse(const char *data, size_t len, char **user, char **password,
-                                const char **why);
 
 /* ---- broker connections (amqp_transport.c)
  * ---------------------------------------------------------- */

@@ -18,7 +18,11 @@
 #include <ewtp/errors.h>
 
 #include "backoff.h"
-#include "ewtpd.h"
+#include "daemon.h"
+#include "gen.h"
+#include "reload.h"
+#include "store.h"
+#include "workers.h"
 #include "runner.h"
 #include "store.h"
 #include "util.h"

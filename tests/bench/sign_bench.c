@@ -29,6 +29,7 @@
 #include <ewtp/plugin.h>
 
 #include "runner.h"
+#include "util.h"
 
 static int64_t now_ns(void)
 {

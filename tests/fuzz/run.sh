@@ -36,13 +36,14 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CC=clang cmake -S "$root" -B "$bdir" -DEWTP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$bdir/configure.log" 2>&1 || {
   cat "$bdir/configure.log" >&2; exit 1; }
-cmake --build "$bdir" -j"$jobs" --target ewtp ewtp-host ewtp-cn ewtp-be ewtp-my ewtp-rw ewtp-zz >/dev/null
+cmake --build "$bdir" -j"$jobs" --target ewtp ewtp-store ewtp-cn ewtp-be ewtp-my ewtp-rw ewtp-zz >/dev/null
 
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer $san
         -I"$root/sdk/include" -I"$root/sdk/src" $(printf -- '-I%s ' "$root"/daemon/*/)
         -DEWTP_FUZZ_SOURCE_DIR="\"$root\"")
-libs=("$bdir/daemon/libewtp-host.a" -L"$bdir/sdk" -lewtp -Wl,-rpath,"$bdir/sdk"
-      $(pkg-config --libs jansson libxml-2.0 openssl libconfig sqlite3) -ldl -lpthread)
+libs=("$bdir/daemon/libewtp-store.a" "$bdir/daemon/libewtp-host.a" "$bdir/daemon/libewtp-conf.a"
+      "$bdir/daemon/libewtp-core.a" -L"$bdir/sdk" -lewtp -Wl,-rpath,"$bdir/sdk"
+      $(pkg-config --libs jansson libxml-2.0 openssl libconfig sqlite3 libpq libarchive libsystemd) -ldl -lpthread)
 mkdir -p "$bdir/fuzz"
 for t in message json xml config plugin; do
   clang "${cflags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${libs[@]}" -o "$bdir/fuzz/fuzz_$t"
