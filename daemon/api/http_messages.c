@@ -8,6 +8,7 @@
 #include "http.h"
 
 #include "api_json.h"
+#include "cursor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include <ewtp/crypto.h>
 #include <ewtp/json.h>
@@ -435,19 +437,47 @@ void ewtp_http_list_work(void *arg)
         set_error(r, 400, "bad_request", "state is not one of the message states");
         return;
     }
+    /* Cursors are sealed per tenant (cursor.h): the store's position never leaves the
+     * gateway, and another tenant's cursor, or an altered one, is refused. */
+    unsigned char secret[32];
+    int rc = ewtp_store_instance_key(r->d->store, secret);
+    if (rc < 0) {
+        store_result(r, rc == -EWTP_EINVAL ? -EWTP_EIO : rc, NULL);
+        return;
+    }
+    char *position = NULL;
+    if (r->q_after && *r->q_after &&
+        ewtp_cursor_open(secret, r->tenant->id, r->q_after, &position) != 0) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        set_error(r, 400, "bad_request", "after is not a cursor this gateway gave out");
+        return;
+    }
     struct ewtp_store_filter f = {
         .tenant = r->tenant->id,
         .state = r->q_state && *r->q_state ? r->q_state : NULL,
         .destination = r->q_destination && *r->q_destination ? r->q_destination : NULL,
         .limit = r->q_limit,
-        .after = r->q_after,
+        .after = position,
     };
-    char *json = NULL;
-    int rc = ewtp_api_list_json(r->d->store, &f, &json);
+    struct ewtp_store_page page = {0};
+    rc = ewtp_store_list(r->d->store, &f, &page);
+    free(position);
+    if (rc == 0 && page.next) {
+        char *sealed = NULL;
+        rc = ewtp_cursor_seal(secret, r->tenant->id, page.next, &sealed);
+        free(page.next);
+        page.next = sealed;
+    }
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc == -EWTP_EINVAL) {
+        ewtp_store_page_free(&page);
         set_error(r, 400, "bad_request", "after is not a cursor this gateway gave out");
         return;
     }
+    char *json = NULL;
+    if (rc == 0)
+        rc = ewtp_api_dump_take(ewtp_api_list_obj(&page), &json);
+    ewtp_store_page_free(&page);
     store_result(r, rc, json);
 }
 

@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <ewtp/errors.h>
 
@@ -46,6 +48,8 @@ struct ewtp_store {
     bool started;
     pthread_t writer;
     struct ewtp_store_stats stats;
+    unsigned char instance_key[32]; /* ewtp_store_instance_key, once read */
+    bool have_instance_key;
 };
 
 static const char *const state_names[EWTP_STORE_STATE_COUNT] = {
@@ -956,4 +960,31 @@ int ewtp_store_evidence_bytes(struct ewtp_store *st, uint64_t *bytes)
     if (st->ops->evidence_bytes == NULL)
         return -EWTP_EUNSUPP;
     return st->ops->evidence_bytes(st->impl, bytes);
+}
+
+int ewtp_store_instance_key(struct ewtp_store *st, unsigned char out[32])
+{
+    if (!st || !out)
+        return -EWTP_EINVAL;
+    pthread_mutex_lock(&st->mu);
+    bool have = st->have_instance_key;
+    if (have)
+        memcpy(out, st->instance_key, 32);
+    pthread_mutex_unlock(&st->mu);
+    if (have)
+        return 0;
+    if (st->ops->instance_key == NULL)
+        return -EWTP_EUNSUPP;
+    unsigned char fresh[32];
+    if (RAND_bytes(fresh, sizeof(fresh)) != 1)
+        return -EWTP_EIO;
+    int rc = st->ops->instance_key(st->impl, fresh, out);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    if (rc == 0) {
+        pthread_mutex_lock(&st->mu);
+        memcpy(st->instance_key, out, 32);
+        st->have_instance_key = true;
+        pthread_mutex_unlock(&st->mu);
+    }
+    return rc;
 }

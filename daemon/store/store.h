@@ -538,6 +538,14 @@ void ewtp_store_counts_free(struct ewtp_store_count *c, size_t n);
  * oldest of them in ms (0 when none). Either pointer may be NULL. */
 int ewtp_store_backlog(struct ewtp_store *st, int64_t now, uint64_t *depth, int64_t *oldest_age_ms);
 
+/* ---- the instance secret (issue 19) ----------------------------------------------------------
+ * 32 random bytes generated the first time any node asks and kept in the store (a table of its
+ * own, created on first use), so that every node sharing the store and every restart gets the
+ * same ones. What it keys must be stable for a message yet unguessable without it: the list
+ * cursors the API gives out, and the ids plugins derive through the host's instance_mac (China's
+ * default copNo). Never logged or shown. 0 and out, or a negative code. Read once, then cached. */
+int ewtp_store_instance_key(struct ewtp_store *st, unsigned char out[32]);
+
 /* ---- evidence (issue 18) ------------------------------------------------------------------
  * The exact bytes of what was sent and answered, per message, for its evidence bundle
  * (evidence.h): each request body of each attempt as sent (after signing), with the attempt,

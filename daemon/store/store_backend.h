@@ -86,6 +86,11 @@ struct ewtp_store_ops {
     int (*evidence_purge)(void *impl, int64_t before, uint64_t *n);
     int (*evidence_bytes)(void *impl, uint64_t *bytes);
 
+    /* The instance secret (store.h ewtp_store_instance_key): the stored one, or fresh stored
+     * now when there is none yet (in one transaction, so that nodes sharing the store agree),
+     * into out. */
+    int (*instance_key)(void *impl, const unsigned char fresh[32], unsigned char out[32]);
+
     /* Frees impl; called after the writer thread stopped. */
     void (*close)(void *impl);
 };

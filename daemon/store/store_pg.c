@@ -2212,6 +2212,46 @@ static int pg_ops_pending(void *impl, uint64_t *n)
     return count_one(impl, Q_OP_COUNT, n);
 }
 
+/* The instance secret, in a table of its own created on first use (no schema version: it
+ * needs no upgrade step). An advisory lock makes nodes that ask at once take turns, so the
+ * first one's secret is the one every node reads. */
+#define INSTANCE_KEY_LOCK "7657747001" /* any constant of our own */
+static int pg_instance_key(void *impl, const unsigned char fresh[32], unsigned char out[32])
+{
+    struct pg_store *ps = impl;
+    struct pconn *c;
+    int rc = begin(ps, &c);
+    if (rc < 0)
+        return rc;
+    PGresult *lr = PQexec(c->pg, "SELECT pg_advisory_xact_lock(" INSTANCE_KEY_LOCK ")");
+    rc = res_rc(lr, PGRES_TUPLES_OK);
+    PQclear(lr);
+    if (rc == 0)
+        rc = simple(c, "CREATE TABLE IF NOT EXISTS instance_secret(id integer PRIMARY KEY"
+                       " CHECK (id = 1), secret bytea NOT NULL)");
+    if (rc == 0) {
+        const char *v[1] = {(const char *)fresh};
+        int len[1] = {32}, fmt[1] = {1};
+        PGresult *r = PQexecParams(c->pg,
+                                   "INSERT INTO instance_secret(id, secret) VALUES(1, $1)"
+                                   " ON CONFLICT (id) DO NOTHING",
+                                   1, NULL, v, len, fmt, 0);
+        rc = res_rc(r, PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    if (rc == 0) {
+        PGresult *r = PQexecParams(c->pg, "SELECT secret FROM instance_secret WHERE id = 1", 0,
+                                   NULL, NULL, NULL, NULL, 1);
+        rc = res_rc(r, PGRES_TUPLES_OK);
+        if (rc == 0 && (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != 32))
+            rc = -EWTP_EIO;
+        if (rc == 0)
+            memcpy(out, PQgetvalue(r, 0, 0), 32);
+        PQclear(r);
+    }
+    return finish(ps, c, rc);
+}
+
 /* ---- open and close ----------------------------------------------------------------------- */
 
 static void pg_close(void *impl)
@@ -2349,6 +2389,7 @@ static const struct ewtp_store_ops pg_ops = {
     .op_claim = pg_op_claim,
     .op_finish = pg_op_finish,
     .ops_pending = pg_ops_pending,
+    .instance_key = pg_instance_key,
     .close = pg_close,
 };
 

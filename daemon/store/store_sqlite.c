@@ -2066,6 +2066,47 @@ static int sq_evidence_bytes(void *impl, uint64_t *bytes)
     return rc;
 }
 
+/* The instance secret lives in a table of its own, created on first use rather than by a
+ * schema version: it needs no upgrade step and older files simply lack it until asked. */
+static int sq_instance_key(void *impl, const unsigned char fresh[32], unsigned char out[32])
+{
+    struct sqlite_store *ss = impl;
+    struct conn *c = lock(ss);
+    int rc = exec_q(c, Q_BEGIN);
+    sqlite3_stmt *s = NULL;
+    if (rc == 0)
+        rc = map_rc(sqlite3_exec(c->db,
+                                 "CREATE TABLE IF NOT EXISTS instance_secret(id INTEGER PRIMARY KEY"
+                                 " CHECK(id = 1), secret BLOB NOT NULL)",
+                                 NULL, NULL, NULL));
+    if (rc == 0)
+        rc = map_rc(sqlite3_prepare_v2(c->db,
+                                       "INSERT OR IGNORE INTO instance_secret(id, secret)"
+                                       " VALUES(1, ?1)",
+                                       -1, &s, NULL));
+    if (rc == 0) {
+        sqlite3_bind_blob(s, 1, fresh, 32, SQLITE_STATIC);
+        int x = sqlite3_step(s);
+        rc = x == SQLITE_DONE ? 0 : map_rc(x);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc == 0)
+        rc = map_rc(sqlite3_prepare_v2(c->db, "SELECT secret FROM instance_secret WHERE id = 1",
+                                       -1, &s, NULL));
+    if (rc == 0) {
+        int x = sqlite3_step(s);
+        if (x == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32)
+            memcpy(out, sqlite3_column_blob(s, 0), 32);
+        else
+            rc = x == SQLITE_ROW || x == SQLITE_DONE ? -EWTP_EIO : map_rc(x);
+    }
+    sqlite3_finalize(s);
+    rc = finish(c, rc);
+    unlock(ss);
+    return rc;
+}
+
 /* ---- operations on a message (store.h) ------------------------------------------------ */
 
 static int sq_op_request(void *impl, const char *tenant, const char *id, const char *op,
@@ -2460,6 +2501,7 @@ static const struct ewtp_store_ops sqlite_ops = {
     .evidence_get = sq_evidence_get,
     .evidence_purge = sq_evidence_purge,
     .evidence_bytes = sq_evidence_bytes,
+    .instance_key = sq_instance_key,
     .op_request = sq_op_request,
     .op_claim = sq_op_claim,
     .op_finish = sq_op_finish,

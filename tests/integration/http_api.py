@@ -262,6 +262,30 @@ def main():
     check(st == 400 and is_error_json(doc), "list with bad state -> 400")
     st, doc, _ = request(plain, "GET", "/v1/messages?after=garbage", token=T1)
     check(st == 400 and is_error_json(doc), "list with bad cursor -> 400")
+    # Cursors are sealed per tenant (issue 19): they do not show the store's global sequence
+    # (which would tell a tenant how much everyone sends), and one tenant's cursor, or an
+    # altered one, is refused.
+    cursors = []
+    for _ in range(2):
+        st, doc, _ = request(plain, "GET", "/v1/messages?limit=2", token=T1)
+        cursors.append((doc or {}).get("next") or "")
+    st, doc, _ = request(plain, "GET", "/v1/messages?limit=4", token=T1)
+    cursors.append((doc or {}).get("next") or "")
+    check(all(re.fullmatch(r"[A-Za-z0-9_-]{70}", c) for c in cursors)
+          and not any(re.search(r"\d{2,}", c) and c.isdigit() for c in cursors)
+          and cursors[0] != cursors[1],
+          "cursors are opaque, of one length whatever the position, fresh each time (%s)"
+          % cursors)
+    st, doc, _ = request(plain, "GET", "/v1/messages?limit=2&after=" + cursors[0], token=T2)
+    check(st == 400 and (doc or {}).get("message") == "after is not a cursor this gateway gave out",
+          "another tenant's cursor -> 400 (%s %s)" % (st, doc))
+    c0 = cursors[0].ljust(41, "A")
+    flipped = c0[:40] + ("A" if c0[40] != "A" else "B") + c0[41:]
+    st, doc, _ = request(plain, "GET", "/v1/messages?limit=2&after=" + flipped, token=T1)
+    check(st == 400, "an altered cursor -> 400 (%s)" % st)
+    st, doc, _ = request(plain, "GET", "/v1/messages?limit=2&after=" + cursors[1], token=T1)
+    check(st == 200 and [it["id"] for it in doc["items"]] == ["ord-3", "ord-4"],
+          "a cursor handed out twice resumes at the same place (%s)" % (doc or {}).get("items"))
     st, doc, _ = request(plain, "GET", "/v1/messages?destination=ZZ&limit=1000", token=T1)
     check(st == 200 and len(doc["items"]) == 5, "list filtered by destination")
     st, doc, _ = request(plain, "GET", "/v1/messages", token=T2)

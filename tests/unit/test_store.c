@@ -1017,6 +1017,31 @@ static void test_receipts_by_ref(void **state)
     json_decref(ev);
 }
 
+/* ---- the instance secret (issue 19) ----------------------------------------------------------- */
+
+/* Generated once, then the same for every call, every reopen (a restart) and every other
+ * connection to the store (another node): cursors and copNos keyed by it stay valid. */
+static void test_instance_key(void **state)
+{
+    struct fix *f = *state;
+    unsigned char a[32], b[32], zero[32] = {0};
+    assert_int_equal(ewtp_store_instance_key(f->st, a), 0);
+    assert_memory_not_equal(a, zero, 32);
+    assert_int_equal(ewtp_store_instance_key(f->st, b), 0);
+    assert_memory_equal(a, b, 32);
+    struct ewtp_store *other = NULL;
+    assert_int_equal(store_open(f->path, NULL, &other, NULL), 0);
+    memset(b, 0, sizeof(b));
+    assert_int_equal(ewtp_store_instance_key(other, b), 0);
+    assert_memory_equal(a, b, 32);
+    ewtp_store_close(other);
+    ewtp_store_close(f->st);
+    assert_int_equal(store_open(f->path, NULL, &f->st, NULL), 0);
+    memset(b, 0, sizeof(b));
+    assert_int_equal(ewtp_store_instance_key(f->st, b), 0);
+    assert_memory_equal(a, b, 32);
+}
+
 /* ---- relations ----------------------------------------------------------------------------- */
 
 static void accept_rel(struct ewtp_store *st, const char *tenant, const char *id,
@@ -1943,6 +1968,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
             cmocka_unit_test_setup_teardown(test_chain_first_and_key_state, setup, teardown),
             cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_instance_key, setup, teardown),
             cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
             cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
             cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),
@@ -1970,6 +1996,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_first_and_key_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),
