@@ -1,9 +1,9 @@
 /* fuzz_plugin.c — libFuzzer target for a plugin's interpret, interpret_batch and receive
  * (STYLE §6): what an authority or anyone on the network sends back is the input. Built and
- * run by tests/fuzz/run.sh, once per plugin: EWTP_FUZZ_PLUGIN=cn|be|my|rw|zz.
+ * run by tests/fuzz/run.sh, once per plugin: EWTP_FUZZ_PLUGIN=cn|be|my|rw|et|zz.
  *
  * The plugin is dlopened from EWTP_FUZZ_PLUGIN_DIR (build-fuzz/plugins) through the
- * offline runner (daemon/runner.h -> loader.h), exactly as ewtpctl does, with empty
+ * offline runner (daemon/host/runner.h -> loader.h), exactly as ewtpctl does, with empty
  * settings and test identities; the messages are fixed valid golden vectors of that plugin
  * (plugins/<dir>/vectors/<case>/input.json, with call.json's op / authority_ref / chain /
  * key_state).
@@ -32,6 +32,7 @@
 
 #include "loader.h"
 #include "runner.h"
+#include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,6 +67,7 @@ static const struct {
     {"be", "be", {"h7-basic", "invoice-standard-21", "invoice-http-access-point", "credit-note"}},
     {"my", "my", {"answers-submit", "answers-poll", "answers-cancel", "invoice-json"}},
     {"rw", "rw", {"answers-sale", "answers-init", "declaration-import-road", "credit-note"}},
+    {"et", "et", {"answers-register", "answers-cancel", "answers-verify", "invoice-first-b2c"}},
     {"zz", "template", {"order-basic", "order-cancel", "order-chained", "invoice-vat"}},
 };
 
@@ -146,7 +148,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *name = getenv("EWTP_FUZZ_PLUGIN");
     const char *pdir = getenv("EWTP_FUZZ_PLUGIN_DIR");
     if (name == NULL || pdir == NULL) {
-        fprintf(stderr, "fuzz_plugin: set EWTP_FUZZ_PLUGIN (cn|be|my|rw|zz) and "
+        fprintf(stderr, "fuzz_plugin: set EWTP_FUZZ_PLUGIN (cn|be|my|rw|et|zz) and "
                         "EWTP_FUZZ_PLUGIN_DIR (build-fuzz/plugins)\n");
         exit(1);
     }

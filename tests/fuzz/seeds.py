@@ -93,3 +93,80 @@ for st, body in [(202, '{"reference":"ZZ-1","status":"received"}'),
     plugin_seed("zz", "I", 0, st, 0, json_ct + ([("Retry-After", "5")] if st >= 429 else []), body)
     plugin_seed("zz", "I", 1, st, 0, json_ct, body)
     plugin_seed("zz", "R", 0, 1, 0, [("Name", "/v1/inbound/zz")] + json_ct, body)
+
+# validate-<cc> (fuzz_validate.c): "<vector>\n" and a message of that vector, its input and
+# its related messages, for every vector with an input.json.
+for p in sorted(glob.glob(f"{src}/plugins/*/vectors/*/input.json")):
+    vdir = os.path.dirname(p)
+    cc = p.split("/plugins/")[1].split("/")[0]
+    cc = "zz" if cc == "template" else cc
+    vec = os.path.basename(vdir).encode()
+    put(f"validate-{cc}", vec + b"\n" + read(p))
+    for r in sorted(glob.glob(f"{vdir}/related/*.json")):
+        doc = json.loads(read(r))
+        if isinstance(doc.get("message"), dict) and "schema" not in doc:
+            doc = doc["message"]
+        put(f"validate-{cc}", vec + b"\n" + json.dumps(doc).encode())
+
+
+# http (fuzz_http.c): raw requests to the daemon it starts (tokens there).
+def request(method, path, token=None, body=b"", headers=(), length=None):
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if token:
+        head += f"Authorization: Bearer {token}\r\n"
+    for k, v in headers:
+        head += f"{k}: {v}\r\n"
+    if body or method in ("POST", "PUT") or length is not None:
+        head += "Content-Type: application/json\r\n"
+        head += f"Content-Length: {len(body) if length is None else length}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+DEV, OTHER = "dev-token", "other-tenant-token-0123456789abcdef"
+ids = []
+for p in sorted(glob.glob(f"{src}/plugins/*/vectors/*/input.json")):
+    body = read(p)
+    put("http", request("POST", "/v1/messages", DEV, body))
+    try:
+        ids.append(json.loads(body)["id"])
+    except (ValueError, KeyError, TypeError):
+        pass
+for i, mid in enumerate(ids[::8]):
+    put("http", request("POST", "/v1/messages", DEV, read(
+        glob.glob(f"{src}/plugins/*/vectors/*/input.json")[0])) +
+        request("GET", f"/v1/messages/{mid}", DEV))
+    for suffix in ("", "/events", "/evidence"):
+        put("http", request("GET", f"/v1/messages/{mid}{suffix}", DEV))
+    put("http", request("GET", f"/v1/messages/{mid}", OTHER))
+    put("http", request("POST", f"/v1/messages/{mid}/cancel", DEV,
+                        json.dumps({"reason": f"buyer withdrew the order {i}"}).encode()))
+for q in ("", "?limit=5", "?state=accepted&limit=2", "?destination=ZZ&after=abc",
+          "?limit=0", "?state=bogus"):
+    put("http", request("GET", f"/v1/messages{q}", DEV))
+for path in ("/livez", "/readyz", "/metrics", "/v1/openapi.json", "/v1/nothing"):
+    put("http", request("GET", path))
+put("http", request("HEAD", "/livez"))
+put("http", request("OPTIONS", "/v1/messages", DEV))
+put("http", request("DELETE", "/v1/messages/x", DEV))
+# Refusals at the end of the head: no or a wrong token, a body announced and not sent.
+put("http", request("POST", "/v1/messages", None, b"", length=900000))
+put("http", request("POST", "/v1/messages", "wrong-token", b"{}"))
+put("http", request("POST", "/v1/messages", OTHER, read(
+    glob.glob(f"{src}/plugins/template/vectors/*/input.json")[0])))
+put("http", request("POST", "/v1/messages/x/cancel", DEV, b'{"reason":' + b'"x",' * 50 + b'"r":1}'))
+put("http", request("POST", "/v1/messages", DEV, b"[" * 200 + b"]" * 200))
+# Chunked and pipelined bodies, Expect: 100-continue, HTTP/1.0.
+body = read(glob.glob(f"{src}/plugins/template/vectors/*/input.json")[0])
+put("http", b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-token\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n" +
+    f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+put("http", request("POST", "/v1/messages", DEV, body, headers=[("Expect", "100-continue")]))
+put("http", b"GET /livez HTTP/1.0\r\n\r\n")
+put("http", request("GET", "/livez") + request("GET", "/readyz") + request("GET", "/livez"))
+# Inbound receipts for be-liege (its token), an unknown instance, a wrong token.
+BE = "be-inbound-dev-token"
+for p in be_answers[:10] + glob.glob(f"{src}/plugins/be/vectors/*/inbound/*")[:10]:
+    put("http", request("POST", "/v1/inbound/be-liege", BE, read(p),
+                        headers=[("X-Ewtp-Name", os.path.basename(p))]))
+put("http", request("POST", "/v1/inbound/nowhere", BE, b"<x/>"))
+put("http", request("POST", "/v1/inbound/be-liege", DEV, b"<x/>"))
