@@ -6,12 +6,13 @@
 # build/ is configured with BUILD_TESTING=OFF; build-test/ with the tests, whose configure
 # fails naming any missing test tool (tests/CMakeLists.txt) instead of skipping tests.
 #   make tsan   build with ThreadSanitizer into build-tsan/ and run the thread-sensitive tests
+#   make fuzz   build the libFuzzer targets with clang into build-fuzz/ and run each FUZZ_SECONDS
 #   make docs   the SDK reference (Doxygen HTML of sdk/include) into build/docs/html
 #   make package       the Debian packages into build/deb/ (scripts/package.sh)
 #   make package-test  build them, install them on this machine, check, purge (as root)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test tsan docs clean format package package-test bench
+.PHONY: all deps build run test tsan docs clean format package package-test bench fuzz
 
 all: build
 
@@ -48,6 +49,15 @@ tsan:
 	cd build-tsan && \
 	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=0:second_deadlock_stack=1:history_size=4" \
 	  ctest --output-on-failure -R '$(TSAN_TESTS)'
+
+# libFuzzer (tests/fuzz/README.md): clang build in build-fuzz/, seeds from the vectors and
+# samples, every target FUZZ_SECONDS (10 minutes) one after the other; executions and findings
+# per target in build-fuzz/summary.md. FUZZ_TARGETS picks some (e.g. "http validate-cn").
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz:
+	scripts/deps.sh fuzz
+	tests/fuzz/run.sh -t $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Throughput, latency, drain and signing figures as ratios to baselines of the same run
 # (tests/bench/bench.sh, ~8 min on 2 cores): build/bench/report.md and report.json.

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ewtp needs, only those missing.
-# Usage: scripts/deps.sh [build|run|test|docs|package]
+# Usage: scripts/deps.sh [build|run|test|docs|package|fuzz]
 #   build  compilers and libraries (make build)
 #   run    build + what the simulators of `make run` use: Java, Saxon-HE and xmllint for the
 #          Belgian access point stub (reference/be/peppol/validate.sh), curl for the README
 #   test   run + the tools only the test suite uses (make test, make deps)
 #   docs   doxygen, for the SDK reference of `make docs` (nothing else needs it)
 #   package build + dpkg-dev, debhelper and lintian (make package)
+#   fuzz   build + clang 14 and its libFuzzer runtime, python3 for the seeds (make fuzz)
 set -eu
 profile=${1:-build}
 case $profile in
-  build | run | test | docs | package) ;;
-  *) echo "usage: scripts/deps.sh [build|run|test|docs|package]" >&2; exit 2 ;;
+  build | run | test | docs | package | fuzz) ;;
+  *) echo "usage: scripts/deps.sh [build|run|test|docs|package|fuzz]" >&2; exit 2 ;;
 esac
 want=(gcc make cmake pkg-config libc6-dev
       libjansson-dev libxml2-dev libssl-dev libevent-dev libconfig-dev
@@ -38,6 +39,11 @@ fi
 # The Debian packages (make package; the package test of make test builds and installs them).
 if [ "$profile" = test ] || [ "$profile" = package ]; then
   want+=(dpkg-dev debhelper lintian)
+fi
+# make fuzz (tests/fuzz/run.sh): libFuzzer comes with clang (libclang-rt-14-dev holds
+# libclang_rt.fuzzer); the seeds are written by tests/fuzz/seeds.py.
+if [ "$profile" = fuzz ]; then
+  want+=(clang libclang-rt-14-dev python3)
 fi
 missing=()
 for p in "${want[@]}"; do
