@@ -31,6 +31,7 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <ewtp/errors.h>
@@ -42,6 +43,7 @@
 #include "store.h"
 #include "util.h"
 #include "httpc.h"
+#include "instance_key.h"
 #include "transport.h"
 #include "webhooks.h"
 
@@ -382,6 +384,19 @@ static void explain_detail(json_t *det, const char *code, const struct ewtp_outc
 
 /* Records the outcome of attempt m->attempts of m, with what follows: poll schedule, chain,
  * webhook. o->verdict RETRY goes through the backoff. */
+/* ABI 1.7: the unique id the plugin wrote into message m's document (its document_id), as the
+ * reference the store keeps beside the authority's ("doc:" + id, so that it never meets an
+ * authority reference of the same text); NULL when the plugin names none. Malloc'd. */
+static char *doc_ref_of(struct job *j, const struct ewtp_store_msg *m)
+{
+    const struct ewtp_plugin *p = j->gi ? j->gi->plugin : NULL;
+    if (p == NULL || !PLUGIN_HAS(p, document_id) || j->calls == NULL || m < j->msgs ||
+        m >= j->msgs + j->n || j->calls[m - j->msgs].msg == NULL)
+        return NULL;
+    const char *id = p->document_id(ewtp_instance_state(j->gi->inst), &j->calls[m - j->msgs]);
+    return id && id[0] ? ewtp_asprintf("doc:%s", id) : NULL;
+}
+
 static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                             const struct ewtp_outcome *o, int64_t chain_number,
                             const struct ewtp_httpc_resp *resp, unsigned req_index,
@@ -463,7 +478,10 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
         out.key_state_len = o->key_state_out ? o->key_state_out_len : 0;
         out.chain_first = o->chain_first <= (uint64_t)INT64_MAX ? (int64_t)o->chain_first : 0;
     }
+    char *doc_ref = j->kind == J_DELIVER ? doc_ref_of(j, m) : NULL;
+    out.doc_ref = doc_ref;
     int rc = ewtp_store_record_outcome(store_of(j), &out);
+    free(doc_ref);
     if (rc == -EWTP_ERANGE && chained) {
         /* Cannot happen with one message in flight per key; keep the answer anyway. */
         ewtpd_log(LOG_ERR, "%s/%s: chain %s out of sequence at %" PRId64, m->tenant, m->id,
@@ -1951,22 +1969,53 @@ static void claim(struct ewtp_dispatcher *ds, enum job_kind kind)
 
 /* ---- inbound ------------------------------------------------------------------------------- */
 
-/* Finds the message an inbound item concerns. */
+/* Finds the message an inbound item concerns (issue 19): by the document's own id first (ABI
+ * 1.7, unique per tenant and message), then by message id, then by authority reference, always
+ * among this instance's messages, and never by guessing between tenants: a message id or a
+ * reference that messages of two tenants hold finds nothing (the store refuses such a
+ * reference; here a message id found for a second tenant). */
 static int correlate(struct job *j, const struct ewtp_correlation *to, struct ewtp_store_msg **m)
 {
     struct ewtp_store *st = store_of(j);
     const char *inst = j->gi->conf->name;
-    if (to->message_id && to->tenant && ewtp_store_get(st, to->tenant, to->message_id, m) == 0)
-        return 0;
+    *m = NULL;
+    const char *doc = EWTP_HAS(to, struct ewtp_correlation, document_id) ? to->document_id : NULL;
+    if (doc && doc[0]) {
+        char *ref = ewtp_asprintf("doc:%s", doc);
+        int rc = ref ? ewtp_store_find_by_authority_ref(st, inst, ref, m) : -EWTP_ENOMEM;
+        free(ref);
+        if (rc == 0)
+            return 0;
+    }
+    if (to->message_id && to->tenant && ewtp_store_get(st, to->tenant, to->message_id, m) == 0) {
+        if (strcmp((*m)->plugin, inst) == 0)
+            return 0;
+        ewtp_store_msgs_free(*m, 1);
+        *m = NULL;
+    }
     if (to->message_id && to->tenant == NULL) {
         const struct ewtp_config *c = ewtp_gen_config(j->gen);
-        for (size_t i = 0; i < c->n_tenants; i++) {
-            if (ewtp_store_get(st, c->tenants[i].id, to->message_id, m) == 0) {
-                if (strcmp((*m)->plugin, inst) == 0)
-                    return 0;
-                ewtp_store_msgs_free(*m, 1);
+        struct ewtp_store_msg *found = NULL;
+        bool several = false;
+        for (size_t i = 0; i < c->n_tenants && !several; i++) {
+            struct ewtp_store_msg *x = NULL;
+            if (ewtp_store_get(st, c->tenants[i].id, to->message_id, &x) != 0)
+                continue;
+            if (strcmp(x->plugin, inst) != 0) {
+                ewtp_store_msgs_free(x, 1);
+            } else if (found) {
+                several = true;
+                ewtp_store_msgs_free(x, 1);
+            } else {
+                found = x;
             }
         }
+        if (found && !several) {
+            *m = found;
+            return 0;
+        }
+        if (found)
+            ewtp_store_msgs_free(found, 1);
     }
     if (to->authority_ref && ewtp_store_find_by_authority_ref(st, inst, to->authority_ref, m) == 0)
         return 0;
@@ -2566,6 +2615,18 @@ int ewtp_dispatcher_start(struct ewtpd *d, struct ewtp_errors *why)
     ds->kick_ev = event_new(d->base, -1, 0, on_kick, ds);
     ds->amqp = ewtp_amqp_pool_new(ewtpd_log);
     d->dispatcher = ds;
+    /* The instance secret, for the ids plugins derive through the host's instance_mac (ABI
+     * 1.7), before any delivery: a message must never be translated with an id the secret
+     * would not give. */
+    unsigned char ikey[32];
+    int krc = ewtp_store_instance_key(d->store, ikey);
+    if (krc != 0) {
+        ewtp_errors_add(why, "", "store", "dispatcher: cannot read the instance secret");
+        ewtp_dispatcher_free(d);
+        return krc;
+    }
+    ewtp_instance_key_set(ikey);
+    OPENSSL_cleanse(ikey, sizeof(ikey));
     if (!ds->tr || !ds->wh || !ds->scan_ev || !ds->kick_ev || !ds->amqp) {
         ewtp_errors_add(why, "", "internal", "dispatcher: out of memory");
         ewtp_dispatcher_free(d);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instance_key.h"
 #include "keys.h"
 #include "util.h"
 #include "runner.h"
@@ -110,6 +111,14 @@ static int host_random(void *ctx, void *buf, size_t len)
     return ewtp_keys_random(h->keys, buf, len);
 }
 
+/* ABI 1.7: keyed by the process's copy of the instance secret (instance_key.h), under a
+ * purpose of the plugins' own. */
+static int host_instance_mac(void *ctx, const void *data, size_t len, unsigned char out[32])
+{
+    (void)ctx;
+    return ewtp_instance_mac("plugin-id", data, len, out);
+}
+
 struct ewtp_hostctx *ewtp_hostctx_new(bool test_identities)
 {
     struct ewtp_hostctx *h = calloc(1, sizeof(*h));
@@ -128,6 +137,7 @@ struct ewtp_hostctx *ewtp_hostctx_new(bool test_identities)
         .sign = host_sign,
         .cert = host_cert,
         .random = host_random,
+        .instance_mac = host_instance_mac,
     };
     return h;
 }

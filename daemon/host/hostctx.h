@@ -5,7 +5,8 @@
  * sign / cert: the key store (keys.h): configured PEM keys and external signer commands,
  * and, when test identities are allowed (ewtpctl without --config), a clearly marked
  * ephemeral test identity created on first use for any key name not configured;
- * random: OpenSSL's CSPRNG. Thread-safe. */
+ * random: OpenSSL's CSPRNG; instance_mac (1.7): HMAC under the process's copy of the instance
+ * secret (instance_key.h; -EWTP_ENOTFOUND in a process that opened no store). Thread-safe. */
 #ifndef EWTP_HOSTCTX_H
 #define EWTP_HOSTCTX_H
 

@@ -390,6 +390,10 @@ struct ewtp_store_outcome {
     const void *key_state;
     size_t key_state_len;
     int64_t chain_first;
+    /* The document's own unique id that the authority's receipts echo (plugin ABI 1.7
+     * document_id, as the dispatcher spells it), kept in the same transaction as one more
+     * reference of the message, findable with ewtp_store_find_by_authority_ref; NULL: none. */
+    const char *doc_ref;
     /* The claim's lease owner (ewtp_store_claim_due's owner), or NULL. When set, the outcome
      * is also fenced by it and by the lease's expiry: only the holder of a lease still valid
      * at now records (PostgreSQL, where several nodes share the store; DECISIONS). */
@@ -428,8 +432,10 @@ struct ewtp_store_receipt_rec {
  * retrying make the message due at now. */
 int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_receipt_rec *r);
 
-/* The message of plugin whose authority reference is ref (the newest when several) into
- * *out (one element; ewtp_store_msgs_free(out, 1)); -EWTP_ENOTFOUND when none. */
+/* The message of plugin whose authority reference (any it ever had, or a doc_ref) is ref, the
+ * newest when several, into *out (one element; ewtp_store_msgs_free(out, 1)); -EWTP_ENOTFOUND
+ * when none, and also when messages of more than one tenant hold ref: a receipt is never
+ * given to a tenant by guessing (issue 19). */
 int ewtp_store_find_by_authority_ref(struct ewtp_store *st, const char *plugin, const char *ref,
                                      struct ewtp_store_msg **out);
 

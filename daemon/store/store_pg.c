@@ -312,8 +312,11 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_KSTATE_PUT] = "INSERT INTO key_states(key, state, updated_at) VALUES($1, $2, $3)"
                      " ON CONFLICT(key) DO UPDATE SET state = excluded.state,"
                      " updated_at = excluded.updated_at",
+    /* Never across tenants (as the SQLite backend's). */
     [Q_BY_REF] = "SELECT " MSG_COLS " FROM messages WHERE seq = (SELECT seq FROM refs"
-                 " WHERE plugin = $1 AND ref = $2 ORDER BY seq DESC LIMIT 1)",
+                 " WHERE plugin = $1 AND ref = $2 ORDER BY seq DESC LIMIT 1)"
+                 " AND NOT EXISTS(SELECT 1 FROM refs r JOIN messages o ON o.seq = r.seq"
+                 " WHERE r.plugin = $1 AND r.ref = $2 AND o.tenant <> messages.tenant)",
     [Q_REPLAY] = "UPDATE messages SET state = 'accepted', attempts = 0, next_attempt_at = $2,"
                  " errors = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $2"
                  " WHERE seq = $1",
@@ -1515,6 +1518,18 @@ static int pg_record_outcome(void *impl, const struct ewtp_store_outcome *o)
         rc = chain_advance(c, o->chain, o->now);
     if (rc == 0 && (o->key_state || o->chain_first > 0))
         rc = key_state_put(c, o);
+    if (rc == 0 && o->doc_ref) {
+        /* The document's own id, one more reference of the message (store.h doc_ref). */
+        struct prm q = {0};
+        p_i64(&q, (int64_t)o->key);
+        p_str(&q, o->doc_ref);
+        PGresult *r = PQexecParams(c->pg,
+                                   "INSERT INTO refs(plugin, ref, seq) SELECT plugin, $2, seq"
+                                   " FROM messages WHERE seq = $1 ON CONFLICT DO NOTHING",
+                                   q.n, NULL, q.v, q.len, q.fmt, 0);
+        rc = res_rc(r, PGRES_COMMAND_OK);
+        PQclear(r);
+    }
     if (rc == 0 && o->receipt)
         rc = insert_receipt(c, (int64_t)o->key, o->now, o->receipt);
     if (rc == 0) {

@@ -329,8 +329,12 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_KSTATE_PUT] = "INSERT INTO key_states(key, state, updated_at) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(key) DO UPDATE SET state = excluded.state,"
                      " updated_at = excluded.updated_at",
+    /* Never across tenants: a reference that messages of two tenants hold finds nothing
+     * (issue 19: a receipt must never be given to another tenant's message). */
     [Q_BY_REF] = "SELECT " MSG_COLS " FROM messages WHERE seq = (SELECT seq FROM refs"
-                 " WHERE plugin = ?1 AND ref = ?2 ORDER BY seq DESC LIMIT 1)",
+                 " WHERE plugin = ?1 AND ref = ?2 ORDER BY seq DESC LIMIT 1)"
+                 " AND NOT EXISTS(SELECT 1 FROM refs r JOIN messages o ON o.seq = r.seq"
+                 " WHERE r.plugin = ?1 AND r.ref = ?2 AND o.tenant <> messages.tenant)",
     [Q_REPLAY] = "UPDATE messages SET state = 'accepted', attempts = 0, next_attempt_at = ?2,"
                  " errors = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?2"
                  " WHERE seq = ?1",
@@ -1387,6 +1391,26 @@ static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
     return rc;
 }
 
+/* The document's own id as one more reference of message seq under its plugin (store.h
+ * ewtp_store_outcome.doc_ref), in c's transaction. */
+static int add_doc_ref(struct conn *c, int64_t seq, const char *ref)
+{
+    sqlite3_stmt *s = NULL;
+    int x = sqlite3_prepare_v2(c->db,
+                               "INSERT OR IGNORE INTO refs(plugin, ref, seq)"
+                               " SELECT plugin, ?2, seq FROM messages WHERE seq = ?1",
+                               -1, &s, NULL);
+    int rc = x == SQLITE_OK ? 0 : map_rc(x);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, seq);
+        sqlite3_bind_text(s, 2, ref, -1, SQLITE_STATIC);
+        x = sqlite3_step(s);
+        rc = x == SQLITE_DONE ? 0 : map_rc(x);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
 {
     struct sqlite_store *ss = impl;
@@ -1415,6 +1439,8 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
             sqlite3_bind_int64(s, 6, o->now);
             rc = step_done(s);
         }
+        if (rc == 0 && o->doc_ref)
+            rc = add_doc_ref(c, (int64_t)o->key, o->doc_ref);
         if (rc == 0 && o->receipt)
             rc = insert_receipt(c, (int64_t)o->key, o->now, o->receipt);
         if (rc == 0) {

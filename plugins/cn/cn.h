@@ -68,7 +68,9 @@ void cn_time14(int64_t ms, char buf[16]);
 /* RFC 3339 -> YYYYMMDDhhmmss in Beijing time; false when malformed. */
 bool cn_time14_of(const char *rfc3339, char buf[16]);
 /* The deterministic ids of a message: guid (upper-case UUID v5 of tenant/id/what) and copNo
- * (ext.cn.cop_no, else 20 upper-case hex digits of the same UUID for "copno"). In arena. */
+ * (ext.cn.cop_no, else 20 upper-case hex digits of the host's instance_mac of tenant and id, ABI
+ * 1.7, so that no other tenant can compute it; offline, without the host's secret, of the UUID
+ * v5 for "copno"). In arena. */
 const char *cn_guid(const struct ewtp_call *c, const char *what);
 const char *cn_cop_no(const struct ewtp_call *c);
 /* The correlation key a receipt of the call's document carries (README "Receipts"). */
@@ -90,6 +92,8 @@ int cn_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_cor
  * receive: 0 with *key (correlation key) and the outcome, or -EWTP_ENOTFOUND when the bytes
  * are no receipt this plugin knows. is_cancel: the receipt answers a cancel (624/606). */
 int cn_read_receipt(struct ewtp_arena *a, const void *data, size_t len, const char **key,
-                    struct ewtp_outcome *o);
+                    const char **guid, struct ewtp_outcome *o);
+/* ABI 1.7 descriptor document_id: the guid of c's document (cn_guid of "CEB<number>"). */
+const char *cn_document_id(const void *state, const struct ewtp_call *c);
 
 #endif

@@ -156,6 +156,26 @@ const char *cn_cop_no(const struct ewtp_call *c)
     if (v)
         return v;
     char u[EWTP_UUID_STRLEN], hex[21];
+    /* Another tenant must not be able to compute it (issue 19: a copNo known in advance lets
+     * a tenant file an inventory under it and take the victim's receipts): keyed by the
+     * host's instance secret (ABI 1.7). Without one (ewtpctl translate offline) the public
+     * UUID v5 below, fit for golden vectors only. */
+    unsigned char mac[32];
+    if (c->host && EWTP_HOST_HAS(c->host, instance_mac)) {
+        char name[512];
+        int n =
+            snprintf(name, sizeof(name), "cn/copno/%s/%s", c->tenant ? c->tenant : "", c->msg->id);
+        if (n > 0 && (size_t)n < sizeof(name) &&
+            c->host->instance_mac(c->host->ctx, name, (size_t)n, mac) == 0) {
+            static const char digits[] = "0123456789ABCDEF";
+            for (size_t i = 0; i < 10; i++) {
+                hex[2 * i] = digits[mac[i] >> 4];
+                hex[2 * i + 1] = digits[mac[i] & 15];
+            }
+            hex[20] = '\0';
+            return ewtp_arena_strdup(c->arena, hex);
+        }
+    }
     uuid_of(c, "copno", u);
     size_t k = 0;
     for (size_t i = 0; u[i] && k < 20; i++)

@@ -62,6 +62,7 @@ struct rdoc {
     struct ewtp_arena *a;
     struct ewtp_xml_doc *doc;
     const struct ewtp_xml_node *ent; /* the first receipt entity */
+    const char **guid;               /* out: the guid of the document answered (or NULL) */
 };
 
 static const char *get(struct rdoc *r, const char *name)
@@ -142,7 +143,8 @@ static int read_ceb(struct rdoc *r, int no, const char **k, struct ewtp_outcome 
 /* The correlation key cn_correlation_key gave a request document, read back from the
  * document itself (the original message a CEB900 carries); NULL when it cannot be told. The
  * first entity decides: we send one per message. */
-static const char *request_key(struct ewtp_arena *a, const char *data, size_t len)
+static const char *request_key(struct ewtp_arena *a, const char *data, size_t len,
+                               const char **guid)
 {
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
         data += 3;
@@ -177,6 +179,8 @@ static const char *request_key(struct ewtp_arena *a, const char *data, size_t le
         break;
     }
     const char *v1 = NULL, *v2 = NULL, *key = NULL;
+    if (no > 0)
+        ewtp_xml_xpath_string(doc, NULL, "string(/*/@guid)", a, guid);
     char xp[64];
     snprintf(xp, sizeof(xp), "(//ceb:%s)[1]", f1);
     ewtp_xml_xpath_string(doc, NULL, xp, a, &v1);
@@ -233,10 +237,10 @@ static int read_900(struct rdoc *r, const char **k, struct ewtp_outcome *o)
         unsigned char *raw = NULL;
         size_t raw_len = 0;
         if (*biz == '<')
-            key = request_key(r->a, biz, strlen(biz));
+            key = request_key(r->a, biz, strlen(biz), r->guid);
         else if (ewtp_base64_decode(r->a, biz, strlen(biz), EWTP_BASE64_ALLOW_WS, &raw, &raw_len) ==
                  0)
-            key = request_key(r->a, (const char *)raw, raw_len);
+            key = request_key(r->a, (const char *)raw, raw_len, r->guid);
         if (key)
             *k = key;
     }
@@ -331,6 +335,10 @@ static int read_ceb(struct rdoc *r, int no, const char **k, struct ewtp_outcome 
         return -EWTP_ENOTFOUND;
     const char *status = get(r, "returnStatus");
     *k = receipt_key(r, no);
+    /* The guid of the document answered: the official receipts repeat the request's guid
+     * (CEB312 and CEB311, CEB626 and CEB625, CEB712 and CEB711 samples; "新增申报成功[guid]"),
+     * and it is the only key unique per tenant and message (README "Receipts"). */
+    *r->guid = get(r, "guid");
     if (status == NULL || *k == NULL)
         return -EWTP_ENOTFOUND;
     o->verdict = map_status(no, status);
@@ -373,7 +381,7 @@ static int read_dxprep(struct rdoc *r, const char **k, struct ewtp_outcome *o)
 }
 
 static int read_any(struct ewtp_arena *a, const void *data, size_t len, int depth, const char **k,
-                    struct ewtp_outcome *o);
+                    const char **guid, struct ewtp_outcome *o);
 
 /* A DxpMsg from E-port: the receipt is Base64 in Data. */
 static int read_dxpmsg(struct rdoc *r, int depth, const char **k, struct ewtp_outcome *o)
@@ -386,11 +394,11 @@ static int read_dxpmsg(struct rdoc *r, int depth, const char **k, struct ewtp_ou
     size_t raw_len = 0;
     if (ewtp_base64_decode(r->a, data, strlen(data), EWTP_BASE64_ALLOW_WS, &raw, &raw_len) != 0)
         return -EWTP_ENOTFOUND;
-    return read_any(r->a, raw, raw_len, depth + 1, k, o);
+    return read_any(r->a, raw, raw_len, depth + 1, k, r->guid, o);
 }
 
 static int read_any(struct ewtp_arena *a, const void *data, size_t len, int depth, const char **k,
-                    struct ewtp_outcome *o)
+                    const char **guid, struct ewtp_outcome *o)
 {
     if (depth > 2 || data == NULL || len == 0)
         return -EWTP_ENOTFOUND;
@@ -399,7 +407,7 @@ static int read_any(struct ewtp_arena *a, const void *data, size_t len, int dept
         data = (const char *)data + 3;
         len -= 3;
     }
-    struct rdoc r = {.a = a};
+    struct rdoc r = {.a = a, .guid = guid};
     if (ewtp_xml_parse(data, len, NULL, &r.doc) != 0)
         return -EWTP_ENOTFOUND;
     ewtp_xml_ns_register(r.doc, "ceb", CN_NS_CEB);
@@ -424,11 +432,15 @@ static int read_any(struct ewtp_arena *a, const void *data, size_t len, int dept
 }
 
 int cn_read_receipt(struct ewtp_arena *a, const void *data, size_t len, const char **k,
-                    struct ewtp_outcome *o)
+                    const char **guid, struct ewtp_outcome *o)
 {
     ewtp_outcome_clear(o);
     *k = NULL;
-    return read_any(a, data, len, 0, k, o);
+    const char *g = NULL;
+    int rc = read_any(a, data, len, 0, k, &g, o);
+    if (guid)
+        *guid = rc == 0 && g && g[0] ? g : NULL;
+    return rc;
 }
 
 int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp_response *resp,
@@ -446,7 +458,7 @@ int cn_interpret(const void *state, const struct ewtp_call *c, const struct ewtp
     if (resp->body_len > 0) {
         const char *k = NULL;
         struct ewtp_outcome r = EWTP_OUTCOME_INIT();
-        if (cn_read_receipt(c->arena, resp->body, resp->body_len, &k, &r) == 0) {
+        if (cn_read_receipt(c->arena, resp->body, resp->body_len, &k, NULL, &r) == 0) {
             ewtp_outcome_copy(o, &r);
             if (o->authority_ref == NULL || strncmp(o->authority_ref, "DXP:", 4) == 0)
                 o->authority_ref = key;
@@ -505,12 +517,28 @@ int cn_receive(const void *state, const struct ewtp_inbound *in, struct ewtp_cor
 {
     (void)state;
     ewtp_sized_clear(to);
-    const char *k = NULL;
-    int rc = cn_read_receipt(in->arena, in->body, in->body_len, &k, o);
+    const char *k = NULL, *guid = NULL;
+    int rc = cn_read_receipt(in->arena, in->body, in->body_len, &k, &guid, o);
     if (rc != 0)
         return rc;
     if (k == NULL)
         return -EWTP_ENOTFOUND;
     to->authority_ref = k;
+    /* ABI 1.7: the guid first; the CEB key (a business key two tenants may share) after. */
+    if (guid && EWTP_HAS(to, struct ewtp_correlation, document_id))
+        to->document_id = guid;
     return 0;
+}
+
+/* ABI 1.7: the guid written into c's document (translate's root and head guid), which its
+ * receipts repeat. */
+const char *cn_document_id(const void *state, const struct ewtp_call *c)
+{
+    (void)state;
+    int no = cn_doc_number(c);
+    if (no == 0 || c->msg == NULL)
+        return NULL;
+    char what[16];
+    snprintf(what, sizeof(what), "CEB%d", no);
+    return cn_guid(c, what);
 }

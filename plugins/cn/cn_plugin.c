@@ -244,4 +244,4 @@ EWTP_PLUGIN_DESCRIPTOR(.name = "cn", .country = "CN",
                        .create = cn_create, .destroy = cn_destroy, .classify = cn_classify,
                        .validate = cn_validate, .translate = cn_translate,
                        .interpret = cn_interpret, .receive = cn_receive, .reference = cn_reference,
-                       .sender_role = cn_sender_role);
+                       .sender_role = cn_sender_role, .document_id = cn_document_id);

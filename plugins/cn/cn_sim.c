@@ -369,11 +369,14 @@ static struct ewtp_xml_writer *ceb_begin(const char *root, const char *guid, con
     return w;
 }
 
-/* Starts <CEBnnnMessage xmlns=ceb guid version> <Entity> <guid/>, as the official receipts. */
+/* Starts <CEBnnnMessage xmlns=ceb guid version> <Entity> <guid/>, as the official receipts:
+ * they repeat the guid of the document they answer (the CEB312 sample's is its CEB311's, the
+ * CEB626's its CEB625's, the CEB712's its CEB711's, and 312's returnInfo quotes it), so echo is
+ * that guid; NULL (CEB900) a fresh one. */
 static struct ewtp_xml_writer *receipt_begin(struct cn_sim *st, struct ewtp_arena *a,
-                                             const char *root, const char *entity)
+                                             const char *root, const char *entity, const char *echo)
 {
-    const char *g = new_guid(st, a);
+    const char *g = echo && echo[0] ? echo : new_guid(st, a);
     struct ewtp_xml_writer *w = ceb_begin(root, g, entity);
     ewtp_xml_elem(w, NULL, "guid", g);
     return w;
@@ -479,23 +482,23 @@ static void answer(struct cn_sim *st, struct rec *r, const char *status, const c
     const char *root = NULL;
     switch (r->no) {
     case 311:
-        w = receipt_begin(st, a, root = "CEB312Message", "OrderReturn");
+        w = receipt_begin(st, a, root = "CEB312Message", "OrderReturn", r->guid);
         ewtp_xml_elem(w, NULL, "ebpCode", fget(h, "ebpCode"));
         ewtp_xml_elem(w, NULL, "ebcCode", fget(h, "ebcCode"));
         ewtp_xml_elem(w, NULL, "orderNo", fget(h, "orderNo"));
         break;
     case 411:
-        w = receipt_begin(st, a, root = "CEB412Message", "PaymentReturn");
+        w = receipt_begin(st, a, root = "CEB412Message", "PaymentReturn", r->guid);
         ewtp_xml_elem(w, NULL, "payCode", fget(h, "payCode"));
         ewtp_xml_elem(w, NULL, "payTransactionId", fget(h, "payTransactionId"));
         break;
     case 511:
-        w = receipt_begin(st, a, root = "CEB512Message", "LogisticsReturn");
+        w = receipt_begin(st, a, root = "CEB512Message", "LogisticsReturn", r->guid);
         ewtp_xml_elem(w, NULL, "logisticsCode", fget(h, "logisticsCode"));
         ewtp_xml_elem(w, NULL, "logisticsNo", fget(h, "logisticsNo"));
         break;
     case 513:
-        w = receipt_begin(st, a, root = "CEB514Message", "LogisticsStatusReturn");
+        w = receipt_begin(st, a, root = "CEB514Message", "LogisticsStatusReturn", r->guid);
         ewtp_xml_elem(w, NULL, "logisticsCode", fget(h, "logisticsCode"));
         ewtp_xml_elem(w, NULL, "logisticsNo", fget(h, "logisticsNo"));
         ewtp_xml_elem(w, NULL, "logisticsStatus", fget(h, "logisticsStatus"));
@@ -509,7 +512,8 @@ static void answer(struct cn_sim *st, struct rec *r, const char *status, const c
                                                 : "CEB626Message",
                           r->no == 621   ? "InventoryReturn"
                           : r->no == 623 ? "InvtCancelReturn"
-                                         : "InvtRefundReturn");
+                                         : "InvtRefundReturn",
+                          r->guid);
         opt_elem(w, "customsCode", fget(h, "customsCode"));
         if (r->no == 621) {
             opt_elem(w, "ebpCode", fget(h, "ebpCode"));
@@ -525,7 +529,7 @@ static void answer(struct cn_sim *st, struct rec *r, const char *status, const c
         opt_elem(w, "invtNo", r->invt_no);
         break;
     case 711:
-        w = receipt_begin(st, a, root = "CEB712Message", "DeliveryReturn");
+        w = receipt_begin(st, a, root = "CEB712Message", "DeliveryReturn", r->guid);
         opt_elem(w, "customsCode", fget(h, "customsCode"));
         opt_elem(w, "operatorCode", fget(h, "operatorCode"));
         opt_elem(w, "copNo", fget(h, "copNo"));
@@ -537,7 +541,7 @@ static void answer(struct cn_sim *st, struct rec *r, const char *status, const c
             ewtp_arena_free(a);
             return;
         }
-        w = receipt_begin(st, a, root = x->root, x->entity);
+        w = receipt_begin(st, a, root = x->root, x->entity, r->guid);
         for (size_t i = 0; x->fields[i]; i++) {
             const char *f = x->fields[i];
             bool optional = f[0] == '?';
@@ -563,7 +567,7 @@ static void answer_900(struct cn_sim *st, const char *to, const char *cop_msg_id
     struct ewtp_arena *a = ewtp_arena_new();
     if (a == NULL)
         return;
-    struct ewtp_xml_writer *w = receipt_begin(st, a, "CEB900Message", "MessageReturn");
+    struct ewtp_xml_writer *w = receipt_begin(st, a, "CEB900Message", "MessageReturn", NULL);
     ewtp_xml_elem(w, NULL, "returnStatus", status);
     /* returnInfo is at most 5000 characters; libxml2's messages are ASCII. */
     ewtp_xml_elem(w, NULL, "returnInfo",

@@ -5,6 +5,11 @@ instance on the spool transport and the real customs simulator `ewtp-sim --count
    gets 403 with a sentence naming the role and scheme only (nothing of the other tenant);
    with its own code 202. A tenant without parties keeps today's behaviour (and ewtpd says
    so at start). Two tenants listing the same code: the configuration is refused.
+2. Receipts: two tenants post orders with the same platform code and order number at once.
+   Customs takes the first and refuses the second as a duplicate; each message ends with its
+   own receipts only (correlated by the guid the receipt repeats, never by the shared CEB key
+   across tenants). The default copNo of an inventory is not the public UUID v5 of tenant and
+   id, so no other tenant can file an inventory under it in advance.
 3. Validation oracle: another tenant's inventory (621) that disagrees with the platform's
    order gets one generic `/declaration` rule error, echoing nothing of the order; the
    platform's own gets the precise pointer; a tenant flooding the order's key with orders
@@ -13,15 +18,18 @@ Ends with "N passed, M failed"; exit 1 on any failure."""
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (SRC, Api, check, check_config, checks, free_port,  # noqa: E402
                           load_json, make_sm2_cert, make_tmp, print_logs, remove_tmp, spawn_ewtpd,
-                          spawn_sim, stop, wait_port_file, wait_ready, write_ewtpd_config,
-                          write_token)
+                          spawn_sim, stop, wait_port_file, wait_ready, wait_until,
+                          write_ewtpd_config, write_token)
 
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
 PA, PB = "CN-CUSTOMS:3301960PA1", "CN-CUSTOMS:3301960PB1"
@@ -122,6 +130,67 @@ def party_codes(env):
           "two tenants with the same party code: configuration refused", chk.stderr)
 
 
+# EWTP_UUID_NS_EWTP (sdk/src/crypto.c): what anyone can compute without the gateway's secret.
+NS_EWTP = uuid.UUID(bytes=bytes([0xbe, 0xb6, 0xc1, 0x4b, 0x27, 0x64, 0x5e, 0xcf,
+                                 0x8d, 0x12, 0xe6, 0x34, 0x27, 0xf8, 0xc9, 0x6a]))
+
+
+def receipts(env):
+    n1, n2 = env.api_of("n1"), env.api_of("n2")
+    # Same platform code and order number from two tenants (neither has parties), at once.
+    answers = {}
+
+    def post(api, mid):
+        answers[mid] = api.submit(order_of(mid, "SO-ISO-TWIN", PA))
+    threads = [threading.Thread(target=post, args=(n1, "n1-twin")),
+               threading.Thread(target=post, args=(n2, "n2-twin"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(all(answers.get(m, (0,))[0] == 202 for m in ("n1-twin", "n2-twin")),
+          "both twin orders: 202", answers)
+    done = ("approved", "rejected", "cancelled", "dead")
+    d1 = n1.wait_state("n1-twin", done, 30)
+    d2 = n2.wait_state("n2-twin", done, 30)
+    states = sorted([d1.get("state"), d2.get("state")])
+    check(states == ["approved", "rejected"],
+          "one twin approved, the other refused by customs as a duplicate; none left waiting "
+          "(%s)" % states)
+    codes = {m: [r.get("code") for r in d.get("receipts", [])]
+             for m, d in (("n1-twin", d1), ("n2-twin", d2))}
+    for m, d in (("n1-twin", d1), ("n2-twin", d2)):
+        mine = codes[m]
+        if d.get("state") == "approved":
+            check("CEB312:120" in mine and not any("-301010" in (c or "") for c in mine),
+                  "%s (approved) holds its own receipts only" % m, codes)
+        else:
+            check(any("-301010" in (c or "") for c in mine) and "CEB312:120" not in mine
+                  and "CEB312:2" not in mine,
+                  "%s (duplicate) holds its own refusal only" % m, codes)
+    # The default copNo of an inventory is keyed by the gateway's secret.
+    inv = inventory_of("n1-inv-cop", "SO-ISO-COP", PA)
+    del inv["ext"]["cn"]["cop_no"]
+    st, body = n1.submit(inv)
+    check(st == 202, "an inventory without ext.cn.cop_no: 202", (st, body))
+    ref = {}
+
+    def spooled_ref():
+        code, ev = n1.call("GET", "/v1/messages/n1-inv-cop/events")
+        for e in (ev or {}).get("events", []) if code == 200 else []:
+            r = (e.get("detail") or {}).get("authority_ref") or ""
+            if r.startswith("CEB621:"):
+                ref["cop"] = r[len("CEB621:"):]
+                return True
+        return False
+    check(wait_until(spooled_ref, 30), "the inventory was handed over with its CEB621 key")
+    public = str(uuid.uuid5(NS_EWTP, "cn/n1/n1-inv-cop/copno")).upper().replace("-", "")[:20]
+    cop = ref.get("cop", "")
+    check(re.fullmatch(r"[0-9A-F]{20}", cop or "") is not None and cop != public,
+          "the default copNo is 20 hex digits and not the public UUID v5 of tenant and id "
+          "(%s vs %s)" % (cop, public))
+
+
 def ric_with_check(body17):
     """An 18-character resident ID with a valid ISO 7064 MOD 11-2 check character."""
     w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -184,6 +253,7 @@ def main():
         if checks.failed:
             return
         party_codes(env)
+        receipts(env)
         validation_oracle(env)
     finally:
         env.close()

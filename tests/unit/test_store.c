@@ -1042,6 +1042,53 @@ static void test_instance_key(void **state)
     assert_memory_equal(a, b, 32);
 }
 
+/* ---- references across tenants (issue 19) --------------------------------------------------- */
+
+/* A document id kept with the outcome finds its message; a reference that messages of two
+ * tenants hold (the same business key) finds nothing rather than the newest. */
+static void test_refs_across_tenants(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "ta", "x1", NULL, T0);
+    uint64_t ka = claim_one(f->st, "x1");
+    struct ewtp_store_outcome o = {.key = ka,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .authority_ref = "CEB311:P:SO-1",
+                                   .doc_ref = "doc:GUID-A",
+                                   .now = T0 + 200};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    struct ewtp_store_msg *m = NULL;
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "CEB311:P:SO-1", &m), 0);
+    assert_int_equal(m->key, ka);
+    ewtp_store_msgs_free(m, 1);
+    /* Another tenant's message with the same business key, newer. */
+    accept_ok(f->st, "tb", "x1", NULL, T0 + 300);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 400, 1, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 1);
+    uint64_t kb = c[0].key;
+    ewtp_store_msgs_free(c, n);
+    o.key = kb;
+    o.doc_ref = "doc:GUID-B";
+    o.now = T0 + 500;
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "CEB311:P:SO-1", &m),
+                     -EWTP_ENOTFOUND);
+    /* Each document id finds its own message, under its plugin only. */
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "doc:GUID-A", &m), 0);
+    assert_int_equal(m->key, ka);
+    assert_string_equal(m->tenant, "ta");
+    ewtp_store_msgs_free(m, 1);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "cn", "doc:GUID-B", &m), 0);
+    assert_int_equal(m->key, kb);
+    assert_string_equal(m->tenant, "tb");
+    ewtp_store_msgs_free(m, 1);
+    assert_int_equal(ewtp_store_find_by_authority_ref(f->st, "be", "doc:GUID-A", &m),
+                     -EWTP_ENOTFOUND);
+}
+
 /* ---- relations ----------------------------------------------------------------------------- */
 
 static void accept_rel(struct ewtp_store *st, const char *tenant, const char *id,
@@ -1969,6 +2016,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_chain_first_and_key_state, setup, teardown),
             cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
             cmocka_unit_test_setup_teardown(test_instance_key, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_refs_across_tenants, setup, teardown),
             cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
             cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
             cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),
@@ -1997,6 +2045,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_chain_first_and_key_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_by_ref, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refs_across_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),

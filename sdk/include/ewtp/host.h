@@ -12,6 +12,7 @@
  * History (append a line with every change):
  *   1.0  size, abi_major, abi_minor, ctx, log, read_secret, sign, cert, random
  *   1.3  sign: EWTP_SIGN_RSA_SHA512 (a plugin checks h->abi_minor >= 3 before asking for it)
+ *   1.7  instance_mac: HMAC-SHA256 under the gateway's own secret (ids no other party can guess)
  */
 #ifndef EWTP_HOST_H
 #define EWTP_HOST_H
@@ -66,6 +67,14 @@ struct ewtp_host {
                 size_t *der_len);
     /* Cryptographically random bytes (UUID v4, nonces). 0 or -EWTP_ECRYPTO. */
     int (*random)(void *ctx, void *buf, size_t len);
+    /* 1.7 (EWTP_HOST_HAS(h, instance_mac)): HMAC-SHA256 of data under a key only this gateway
+     * holds (from its instance secret: generated once, kept in the store, the same on every
+     * node and after every restart), for ids that must be stable per message yet unguessable
+     * by anyone else, other tenants included (China's default copNo). The plugin puts its own
+     * name, the tenant and the message id into data. 0 and out; -EWTP_ENOTFOUND when the host
+     * has no instance secret (ewtpctl translate offline): the plugin then uses its public
+     * derivation, fit for golden vectors only. */
+    int (*instance_mac)(void *ctx, const void *data, size_t len, unsigned char out[32]);
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi): a function a later minor appends */
     int (*abi_test_grown)(void *ctx);
 #endif

@@ -50,6 +50,10 @@
  *        said), from the plugin's code -> cause table, beside code / message / pointer; the
  *        host keeps it with the receipt and the errors and shows it in status, events and
  *        webhooks (ewtp_outcome_set_cause writes it after EWTP_HAS).
+ *   1.7  descriptor document_id and correlation document_id: receipts are correlated by the
+ *        document's own unique id first (the id the plugin wrote into it and the authority
+ *        echoes), before message ids and authority references; host.h instance_mac (ids no
+ *        other tenant can compute); libewtp node EWTP_1.7: ewtp_dsig_verify_trusted.
  */
 #ifndef EWTP_PLUGIN_H
 #define EWTP_PLUGIN_H
@@ -371,7 +375,13 @@ struct ewtp_correlation {
     size_t size; /* sizeof(struct ewtp_correlation) of the host */
     const char *message_id;
     const char *authority_ref;
-    const char *tenant;    /* when the plugin knows it; NULL otherwise */
+    const char *tenant; /* when the plugin knows it; NULL otherwise */
+    /* 1.7 (write only after EWTP_HAS): the unique id of the document the item answers, as the
+     * plugin's document_id gave it for that document (China: the guid a receipt echoes). The
+     * host looks it up first, among this instance's messages; message_id and authority_ref
+     * (business keys) only when it finds nothing by it. A reference held by messages of
+     * several tenants finds nothing: a receipt is never given to a tenant by guessing. */
+    const char *document_id;
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
@@ -476,6 +486,12 @@ struct ewtp_plugin {
      * uses its default table: order -> platform, payment -> payment_provider, waybill ->
      * logistics, declaration -> declarant, invoice -> seller, other kinds unchecked. */
     enum ewtp_role (*sender_role)(const void *state, const struct ewtp_call *c);
+    /* 1.7, optional (the host tests EWTP_PLUGIN_HAS(d, document_id)): the unique id the plugin
+     * writes into c's document that the authority's receipts echo (China: the CEB guid), or NULL.
+     * It must be unique per tenant and message (derived from c->tenant and the message id),
+     * never chosen by the sender. Pure; in c->arena. The host keeps it with the delivery's
+     * outcome, scoped to the instance, and correlates receive's document_id by it first. */
+    const char *(*document_id)(const void *state, const struct ewtp_call *c);
 #ifdef EWTP_ABI_TEST_GROWN /* test-only (tests/abi) */
     uint64_t abi_test_grown[3];
 #endif
