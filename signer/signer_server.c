@@ -26,6 +26,8 @@
 #include <ewtp/crypto.h>
 
 #define HEAD_MAX 8192
+#define LINGER_MS 1000
+#define LINGER_BYTES (4u * 1024 * 1024)
 
 struct signer_server {
     const struct signer_conf *conf;
@@ -337,6 +339,28 @@ static void serve(struct conn *c)
     free(body);
 }
 
+/* Half-closes and discards what the client still sends (a body refused with 413 before it was
+ * read), for at most LINGER_MS and LINGER_BYTES: closing with unread input would reset the
+ * connection, and the client could lose the answer. */
+static void linger_close(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    int64_t end = now_ms() + LINGER_MS;
+    if (end > c->deadline_ms)
+        end = c->deadline_ms;
+    char buf[4096];
+    for (size_t total = 0; total < LINGER_BYTES;) {
+        int64_t left = end - now_ms();
+        struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+        if (left <= 0 || poll(&pf, 1, (int)left) != 1)
+            return;
+        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            return;
+        total += (size_t)n;
+    }
+}
+
 static void serve_connection(struct signer_server *s, int fd)
 {
     struct conn c = {.srv = s, .fd = fd, .deadline_ms = now_ms() + s->conf->timeout_ms};
@@ -359,6 +383,7 @@ static void serve_connection(struct signer_server *s, int fd)
     SSL_shutdown(c.ssl);
     SSL_free(c.ssl);
     ERR_clear_error();
+    linger_close(&c);
 }
 
 static void *worker(void *arg)

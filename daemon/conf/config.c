@@ -1341,9 +1341,60 @@ static void load_routes(struct ld *l, const config_setting_t *root)
     }
 }
 
+/* keys[i].remote = { url; key; client_cert; client_key; ca_file; timeout_ms; }: the agent that
+ * holds the key (ewtp-signer). NULL when absent; problems reported. */
+static struct ewtp_key_remote_conf *load_remote(struct ld *l, const config_setting_t *key,
+                                                const char *key_prefix)
+{
+    static const char *const known[] = {"url",     "key",        "client_cert", "client_key",
+                                        "ca_file", "timeout_ms", NULL};
+    char prefix[96], s[160];
+    join(prefix, sizeof(prefix), key_prefix, "remote");
+    const config_setting_t *g = get_group(l, key, key_prefix, "remote");
+    if (g == NULL)
+        return NULL;
+    check_known(l, g, prefix, known);
+    struct ewtp_key_remote_conf *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        l->oom = true;
+        return NULL;
+    }
+    const char *v;
+    if (get_str(l, g, prefix, "url", true, &v) > 0) {
+        r->url = dup_or_oom(l, v);
+        if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' || v[8] == '/') {
+            join(s, sizeof(s), prefix, "url");
+            ERR(l, config_setting_get_member(g, "url"), s,
+                "must be https://HOST:PORT (the agent is reached over mutually authenticated "
+                "TLS only)");
+        }
+    }
+    if (get_str(l, g, prefix, "key", true, &v) > 0)
+        r->key = dup_or_oom(l, v);
+    get_file(l, g, prefix, "client_cert", true, &r->client_cert);
+    get_secret(l, g, prefix, "client_key", true, &r->client_key);
+    get_file(l, g, prefix, "ca_file", true, &r->ca_file);
+    long long t;
+    get_int(l, g, prefix, "timeout_ms", 10000, 100, 600000, &t);
+    r->timeout_ms = t;
+    return r;
+}
+
+static void free_remote(struct ewtp_key_remote_conf *r)
+{
+    if (r == NULL)
+        return;
+    free(r->url);
+    free(r->key);
+    free(r->client_cert);
+    free(r->client_key);
+    free(r->ca_file);
+    free(r);
+}
+
 static void load_keys(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"name", "key", "cert", "command", NULL};
+    static const char *const known[] = {"name", "key", "cert", "command", "remote", NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "keys");
     int n = list ? config_setting_length(list) : 0;
@@ -1378,16 +1429,21 @@ static void load_keys(struct ld *l, const config_setting_t *root)
         }
         bool has_key = config_setting_get_member(g, "key") != NULL;
         bool has_cmd = config_setting_get_member(g, "command") != NULL;
-        if (has_key && has_cmd)
-            ERR(l, g, prefix, "set key (a PEM file) or command (an external signer), not both");
-        else if (!has_key && !has_cmd)
+        bool has_remote = config_setting_get_member(g, "remote") != NULL;
+        if (has_key + has_cmd + has_remote > 1)
             ERR(l, g, prefix,
-                "needs key (a PEM private key file) or command (an external "
-                "signer)");
+                "set one of key (a PEM file), command (an external signer) or remote (an "
+                "ewtp-signer agent)");
+        else if (!has_key && !has_cmd && !has_remote)
+            ERR(l, g, prefix,
+                "needs key (a PEM private key file), command (an external signer) or remote "
+                "(an ewtp-signer agent)");
         get_secret(l, g, prefix, "key", false, &k->key_file);
-        get_file(l, g, prefix, "cert", has_key, &k->cert_file);
+        get_file(l, g, prefix, "cert", has_key || has_remote, &k->cert_file);
         if (get_str(l, g, prefix, "command", false, &v) > 0)
             k->command = dup_or_oom(l, v);
+        if (has_remote)
+            k->remote = load_remote(l, g, prefix);
     }
 }
 
@@ -1664,6 +1720,7 @@ void ewtp_config_free(struct ewtp_config *c)
         free(c->keys[i].key_file);
         free(c->keys[i].cert_file);
         free(c->keys[i].command);
+        free_remote(c->keys[i].remote);
     }
     free(c->keys);
     free(c->evidence.key);

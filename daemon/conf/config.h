@@ -112,10 +112,23 @@ struct ewtp_route_conf {
     char *instance;    /* instance name */
 };
 
+/* keys[].remote: a key held by an ewtp-signer agent (signer/README.md), used like a local key
+ * from worker threads; its certificate is the key's cert. */
+struct ewtp_key_remote_conf {
+    char *url;         /* https://HOST:PORT */
+    char *key;         /* the key's name at the agent */
+    char *client_cert; /* resolved paths: our certificate and key (a secret), */
+    char *client_key;
+    char *ca_file;      /* and the CA the agent's certificate must chain to */
+    int64_t timeout_ms; /* one signature, connect to answer (default 10 s) */
+};
+
 struct ewtp_key_conf {
     char *name;
     char *key_file, *cert_file; /* software key */
     char *command;              /* external signer (IC card / USB key) */
+    /* A remote signer (ewtp-signer) instead of key or command; NULL: none. */
+    struct ewtp_key_remote_conf *remote;
 };
 
 struct ewtp_delivery_conf {

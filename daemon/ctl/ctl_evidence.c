@@ -111,7 +111,10 @@ static int evidence_get(int argc, char **argv, const char *config)
     for (size_t i = 0; hc && i < cfg->n_keys; i++) {
         const struct ewtp_key_conf *k = &cfg->keys[i];
         if (k->name && strcmp(k->name, cfg->evidence.key) == 0 &&
-            ewtp_hostctx_add_key(hc, k->name, k->key_file, k->cert_file, k->command, &why) != 0) {
+            (k->remote != NULL
+                 ? ewtp_hostctx_add_remote_key(hc, k->name, k->remote, k->cert_file, &why)
+                 : ewtp_hostctx_add_key(hc, k->name, k->key_file, k->cert_file, k->command,
+                                        &why)) != 0) {
             rc = ctl_usage_error("evidence get: key %s: %s", k->name, why ? why : "cannot load");
             goto out;
         }

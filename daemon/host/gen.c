@@ -91,7 +91,11 @@ static int load_keys(struct ewtp_gen *g, struct ewtp_errors *why)
     for (size_t i = 0; i < c->n_keys; i++) {
         const struct ewtp_key_conf *k = &c->keys[i];
         char *sentence = NULL;
-        int r = ewtp_hostctx_add_key(g->host, k->name, k->key_file, k->cert_file, k->command,
+        int r;
+        if (k->remote != NULL) /* held by an ewtp-signer agent */
+            r = ewtp_hostctx_add_remote_key(g->host, k->name, k->remote, k->cert_file, &sentence);
+        else
+            r = ewtp_hostctx_add_key(g->host, k->name, k->key_file, k->cert_file, k->command,
                                      &sentence);
         if (r != 0) {
             char setting[64], w[4200];

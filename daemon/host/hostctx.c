@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "instance_key.h"
+#include "config.h"
 #include "keys.h"
 #include "util.h"
 #include "runner.h"
@@ -177,6 +178,40 @@ int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *k
     ewtp_errors_free(errs);
     free(key_path);
     free(cert_path);
+    return rc;
+}
+
+int ewtp_hostctx_add_remote_key(struct ewtp_hostctx *h, const char *name,
+                                const struct ewtp_key_remote_conf *remote, const char *cert_file,
+                                char **why)
+{
+    *why = NULL;
+    struct ewtp_errors *errs = ewtp_errors_new();
+    /* Paths follow the base directory, as a local key's do (absolute ones stay). */
+    const char *in[4] = {cert_file, remote->client_cert, remote->client_key, remote->ca_file};
+    char *p[4] = {NULL};
+    bool oom = errs == NULL;
+    for (int i = 0; i < 4; i++)
+        if (in[i] != NULL && (p[i] = ewtp_hostctx_resolve(h, in[i])) == NULL)
+            oom = true;
+    const struct ewtp_remote_conf rc_conf = {.url = remote->url,
+                                             .key = remote->key,
+                                             .client_cert = p[1],
+                                             .client_key = p[2],
+                                             .ca_file = p[3],
+                                             .timeout_ms = remote->timeout_ms};
+    int rc = oom ? -EWTP_ENOMEM
+             : name == NULL || p[0] == NULL
+                 ? -EWTP_EINVAL
+                 : ewtp_keys_add_remote(h->keys, name, &rc_conf, p[0], errs);
+    if (rc != 0 && errs != NULL && ewtp_errors_count(errs) > 0)
+        *why = strdup(ewtp_errors_at(errs, 0)->message);
+    else if (rc == -EWTP_EINVAL)
+        *why =
+            strdup("a remote key needs a name and cert (the PEM certificate of the agent's key)");
+    ewtp_errors_free(errs);
+    for (int i = 0; i < 4; i++)
+        free(p[i]);
     return rc;
 }
 

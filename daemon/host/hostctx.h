@@ -30,6 +30,13 @@ int ewtp_hostctx_add_key(struct ewtp_hostctx *h, const char *name, const char *k
 int ewtp_hostctx_set_base_dir(struct ewtp_hostctx *h, const char *dir);
 /* path resolved against the base directory (absolute paths unchanged); malloc'd. */
 char *ewtp_hostctx_resolve(const struct ewtp_hostctx *h, const char *path);
+/* Adds a key held by an ewtp-signer agent (config.h keys[].remote) with the certificate of
+ * cert_file, the key's cert. 0, or a negative code and *why (malloc'd). Nothing is sent. */
+struct ewtp_key_remote_conf;
+int ewtp_hostctx_add_remote_key(struct ewtp_hostctx *h, const char *name,
+                                const struct ewtp_key_remote_conf *remote, const char *cert_file,
+                                char **why);
+
 /* The table to pass to plugins; borrowed while h lives. */
 const struct ewtp_host *ewtp_hostctx_table(struct ewtp_hostctx *h);
 

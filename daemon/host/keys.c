@@ -1,5 +1,6 @@
 /* keys.c — the host's key store (see keys.h). */
 #include "keys.h"
+#include "remote_sign.h"
 
 #include <ewtp/crypto.h>
 
@@ -29,7 +30,7 @@ extern char **environ;
 #define CMD_MAX_OUTPUT (64 * 1024)
 #define CMD_DEFAULT_TIMEOUT_MS 30000
 
-enum key_kind { KIND_SOFT, KIND_COMMAND };
+enum key_kind { KIND_SOFT, KIND_COMMAND, KIND_REMOTE };
 
 struct key {
     struct key *next;
@@ -43,6 +44,7 @@ struct key {
     char *command; /* KIND_COMMAND */
     int64_t timeout_ms;
     unsigned flags;
+    struct ewtp_remote_signer *remote; /* KIND_REMOTE */
 };
 
 struct ewtp_keys {
@@ -71,6 +73,7 @@ static void key_free(struct key *e)
     EVP_PKEY_free(e->pkey);
     free(e->cert);
     free(e->command);
+    ewtp_remote_signer_free(e->remote);
     free(e);
 }
 
@@ -407,6 +410,24 @@ static struct key *lookup(struct ewtp_keys *k, const char *name, enum ewtp_key_f
 
 /* ---- External commands ---- */
 
+/* The family named by a certificate file, for external and remote signers. */
+static int cert_family(const char *cert_file, struct key *e, struct ewtp_errors *errs)
+{
+    X509 *x = NULL;
+    int rc = read_cert(cert_file, &x, errs);
+    if (rc == 0)
+        rc = cert_to_der(x, &e->cert, &e->cert_len);
+    if (rc == 0) {
+        EVP_PKEY *pub = as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
+        if (pub == NULL || family_of(pub, &e->family) < 0)
+            rc = fail(errs, -EWTP_EUNSUPP, "certificate %s: unsupported key type%s", cert_file,
+                      NULL);
+        EVP_PKEY_free(pub);
+    }
+    X509_free(x);
+    return rc;
+}
+
 int ewtp_keys_add_command(struct ewtp_keys *k, const char *name, const char *command,
                           const char *cert_file, int64_t timeout_ms, unsigned flags,
                           struct ewtp_errors *errs)
@@ -423,25 +444,36 @@ int ewtp_keys_add_command(struct ewtp_keys *k, const char *name, const char *com
         key_free(e);
         return -EWTP_ENOMEM;
     }
-    if (cert_file != NULL) {
-        X509 *x = NULL;
-        int rc = read_cert(cert_file, &x, errs);
-        if (rc == 0)
-            rc = cert_to_der(x, &e->cert, &e->cert_len);
-        if (rc == 0) {
-            EVP_PKEY *pub = as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
-            if (pub == NULL || family_of(pub, &e->family) < 0)
-                rc = fail(errs, -EWTP_EUNSUPP, "certificate %s: unsupported key type%s", cert_file,
-                          NULL);
-            EVP_PKEY_free(pub);
-        }
-        X509_free(x);
-        if (rc < 0) {
-            key_free(e);
-            return rc;
-        }
+    int rc = cert_file != NULL ? cert_family(cert_file, e, errs) : 0;
+    if (rc < 0) {
+        key_free(e);
+        return rc;
     }
-    int rc = insert(k, e);
+    rc = insert(k, e);
+    if (rc < 0)
+        fail(errs, rc, "key name %s is already used%s", name, NULL);
+    return rc;
+}
+
+/* ---- Remote signers (ewtp-signer) ---- */
+
+int ewtp_keys_add_remote(struct ewtp_keys *k, const char *name,
+                         const struct ewtp_remote_conf *remote, const char *cert_file,
+                         struct ewtp_errors *errs)
+{
+    if (k == NULL || name == NULL || name[0] == '\0' || remote == NULL || cert_file == NULL)
+        return -EWTP_EINVAL;
+    struct key *e = key_new(name, KIND_REMOTE);
+    if (e == NULL)
+        return -EWTP_ENOMEM;
+    int rc = cert_family(cert_file, e, errs);
+    if (rc == 0)
+        rc = ewtp_remote_signer_new(remote, &e->remote, errs);
+    if (rc < 0) {
+        key_free(e);
+        return rc;
+    }
+    rc = insert(k, e);
     if (rc < 0)
         fail(errs, rc, "key name %s is already used%s", name, NULL);
     return rc;
@@ -748,6 +780,17 @@ int ewtp_keys_sign(void *ctx, const char *key_name, enum ewtp_sign_alg alg, cons
     struct key *e = lookup(k, key_name, family_for(alg));
     if (e == NULL)
         return -EWTP_ENOTFOUND;
+    if (e->kind == KIND_REMOTE) {
+        if (!alg_fits(e->family, alg))
+            return -EWTP_EUNSUPP;
+        char why[512];
+        int rc = ewtp_remote_sign(e->remote, alg_name(alg), data, len, a, sig, sig_len, why,
+                                  sizeof(why));
+        /* Logged here, where the reason is known: the caller sees one code and retries. */
+        if (rc < 0)
+            fprintf(stderr, "<4>key %s: remote signer: %s\n", e->name, why);
+        return rc;
+    }
     if (e->kind == KIND_COMMAND) {
         /* Without a certificate the family is unknown: let the signer decide. */
         if (e->cert != NULL && !alg_fits(e->family, alg))

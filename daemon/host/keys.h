@@ -11,7 +11,11 @@
  *     the bytes to sign on stdin and the environment EWTP_KEY_NAME=<name> and
  *     EWTP_SIGN_ALG=rsa-sha1|rsa-sha256|sm2-sm3|ecdsa-sha256, and must print the signature
  *     (raw bytes, or Base64 with EWTP_KEYS_CMD_BASE64) on stdout and exit 0 within the
- *     timeout (it is killed otherwise). Its certificate comes from a PEM file.
+ *     timeout (it is killed otherwise). Its certificate comes from a PEM file;
+ *   - a remote key held by ewtp-signer (remote_sign.h): signed over mutually authenticated
+ *     TLS, blocking up to its timeout (so only from worker threads, never an event loop); a
+ *     signer that is down or refuses gives -EWTP_ECRYPTO, logged with its reason, and the
+ *     delivery is retried. Its certificate comes from a PEM file.
  * Signatures: RSASSA-PKCS1-v1_5; ECDSA and SM2 DER-encoded (r,s); SM2 with SM3 and the
  * distinguishing id "1234567812345678" (GM/T 0009 default).
  *
@@ -31,6 +35,8 @@
 #include <ewtp/arena.h>
 #include <ewtp/errors.h>
 #include <ewtp/host.h>
+
+#include "remote_sign.h"
 
 struct ewtp_keys;
 
@@ -61,6 +67,12 @@ int ewtp_keys_add_test(struct ewtp_keys *k, const char *name, enum ewtp_key_fami
 int ewtp_keys_add_command(struct ewtp_keys *k, const char *name, const char *command,
                           const char *cert_file, int64_t timeout_ms, unsigned flags,
                           struct ewtp_errors *errs);
+/* Adds a key held by ewtp-signer: signed remotely as remote says, with the certificate of
+ * cert_file (required: it names the family). 0, -EWTP_EINVAL, -EWTP_EIO, -EWTP_ECRYPTO,
+ * -EWTP_EUNSUPP (errors as above). Nothing is sent until the first signature. */
+int ewtp_keys_add_remote(struct ewtp_keys *k, const char *name,
+                         const struct ewtp_remote_conf *remote, const char *cert_file,
+                         struct ewtp_errors *errs);
 /* When on, signing or asking the certificate of a name that is not in the store creates a
  * test identity under that name on first use: the family follows the algorithm asked
  * (RSA for cert() of an unknown name), so callers sign before they ask the certificate, as

@@ -36,7 +36,8 @@ struct ewtp_runner {
 
 
 
-/* Signing keys of the configuration: keys = ( { name; key; cert; } | { name; command; } ). */
+/* Signing keys of the configuration: keys = ( { name; key; cert; } | { name; command; } |
+ * { name; cert; remote = { url; key; client_cert; client_key; ca_file; timeout_ms; }; } ). */
 static int load_keys(struct ewtp_runner *r, struct ewtp_errors *why)
 {
     const config_setting_t *keys = config_lookup(&r->config, "keys");
@@ -51,7 +52,26 @@ static int load_keys(struct ewtp_runner *r, struct ewtp_errors *why)
         config_setting_lookup_string(k, "cert", &cert);
         config_setting_lookup_string(k, "command", &command);
         char *sentence = NULL;
-        int rc = ewtp_hostctx_add_key(r->host, name, key, cert, command, &sentence);
+        const config_setting_t *remote = config_setting_get_member(k, "remote");
+        int rc;
+        if (remote != NULL) {
+            /* An ewtp-signer agent; the strings are borrowed from the configuration. */
+            const char *v[5] = {NULL};
+            const char *const names[5] = {"url", "key", "client_cert", "client_key", "ca_file"};
+            for (int j = 0; j < 5; j++)
+                config_setting_lookup_string(remote, names[j], &v[j]);
+            int timeout = 0;
+            config_setting_lookup_int(remote, "timeout_ms", &timeout);
+            struct ewtp_key_remote_conf rconf = {.url = (char *)v[0],
+                                                 .key = (char *)v[1],
+                                                 .client_cert = (char *)v[2],
+                                                 .client_key = (char *)v[3],
+                                                 .ca_file = (char *)v[4],
+                                                 .timeout_ms = timeout};
+            rc = ewtp_hostctx_add_remote_key(r->host, name, &rconf, cert, &sentence);
+        } else {
+            rc = ewtp_hostctx_add_key(r->host, name, key, cert, command, &sentence);
+        }
         if (rc != 0) {
             ewtp_errors_add(why, "", "config", "%s:%u: key %s: %s",
                             config_setting_source_file(k) ? config_setting_source_file(k) : "",

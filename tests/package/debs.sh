@@ -21,7 +21,7 @@
 # as skipped.
 set -euo pipefail
 src=${EWTP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-pkgs=(ewtpd libewtp1 libewtp-dev ewtp-plugin-cn ewtp-plugin-be ewtp-plugin-my ewtp-plugin-rw
+pkgs=(ewtpd libewtp1 libewtp-dev ewtp-signer ewtp-plugin-cn ewtp-plugin-be ewtp-plugin-my ewtp-plugin-rw
       ewtp-plugin-et)
 t0=$(date +%s)
 fails=0

@@ -460,6 +460,55 @@ static void test_listener_rules(void **state)
     ewtp_errors_free(why);
 }
 
+/* keys[].remote (ewtp-signer): every member read and resolved; one source per key, https only,
+ * a certificate and the client key's file required, the timeout in range. */
+static void test_remote_key(void **state)
+{
+    struct fx *f = *state;
+    struct ewtp_errors *why = ewtp_errors_new();
+    struct ewtp_config *c = NULL;
+    for (const char *const *n =
+             (const char *const[]){"k.crt", "cli.crt", "cli.key", "ca.crt", NULL};
+         *n != NULL; n++)
+        test_write_file(f->dir, *n, "x\n");
+    char *key = path_in(f->dir, "cli.key");
+    assert_int_equal(chmod(key, 0600), 0);
+    const char *good = MINIMAL_LISTENER
+        "keys = ( { name = \"r\"; cert = \"k.crt\";\n"
+        "  remote = { url = \"https://127.0.0.1:8790\"; key = \"hsm-rsa\"; client_cert = "
+        "\"cli.crt\"; client_key = \"cli.key\"; ca_file = \"ca.crt\"; timeout_ms = 2500; }; } );\n";
+    assert_int_equal(load_text(f->dir, good, &c, why), 0);
+    const struct ewtp_key_remote_conf *r = c->keys[0].remote;
+    assert_non_null(r);
+    assert_string_equal(r->url, "https://127.0.0.1:8790");
+    assert_string_equal(r->key, "hsm-rsa");
+    assert_string_equal(r->client_key, key);
+    assert_int_equal(r->timeout_ms, 2500);
+    assert_null(c->keys[0].key_file);
+    assert_null(c->keys[0].command);
+    ewtp_config_free(c);
+    c = NULL;
+    const char *bad = MINIMAL_LISTENER
+        "keys = ( { name = \"a\"; remote = { url = \"http://signer:80\"; key = \"k\"; "
+        "client_cert = \"cli.crt\"; client_key = \"cli.key\"; ca_file = \"ca.crt\"; "
+        "timeout_ms = 5; }; },\n"
+        "  { name = \"b\"; key = \"cli.key\"; cert = \"k.crt\"; remote = { url = \"https://s:1\"; "
+        "key = \"k\"; client_cert = \"cli.crt\"; client_key = \"cli.key\"; ca_file = \"ca.crt\"; "
+        "}; },\n"
+        "  { name = \"c\"; cert = \"k.crt\"; remote = { url = \"https://s:1\"; key = \"k\"; "
+        "client_cert = \"cli.crt\"; ca_file = \"ca.crt\"; pin = 1; }; } );\n";
+    assert_int_equal(load_text(f->dir, bad, &c, why), -EWTP_EINVAL);
+    assert_null(c);
+    expect_error(why, ":2: keys[0].remote.url", "https://HOST:PORT", NULL);
+    expect_error(why, "keys[0].remote.timeout_ms", "out of range", NULL);
+    expect_error(why, "keys[0].cert", "required", NULL);
+    expect_error(why, ":3: keys[1]", "set one of key", "remote");
+    expect_error(why, "keys[2].remote.client_key", "required", NULL);
+    expect_error(why, "keys[2].remote.pin", "unknown setting", NULL);
+    free(key);
+    ewtp_errors_free(why);
+}
+
 /* The production sample documents exactly the settings the loader knows: loading it fails
  * only because its files do not exist here. */
 static void test_sample_has_only_known_settings(void **state)
@@ -490,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kinds_and_destinations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_postgresql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_key, setup, teardown),
         cmocka_unit_test(test_sample_has_only_known_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
