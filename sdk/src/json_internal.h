@@ -10,4 +10,15 @@
  * Numbers keep no source text (ewtp_json_number_text gives NULL for them). NULL on OOM. */
 const struct ewtp_json *ewtp_json_from_jansson_(struct ewtp_arena *a, const json_t *root);
 
+/* json_fast.c (issue 20). The tree json_loadb(data, len, flags) would build (flags 0 or
+ * JSON_REJECT_DUPLICATES; an object or array at the top), or NULL when this reader gave up:
+ * the text is not valid JSON or holds something it leaves to jansson. On NULL call
+ * json_loadb, which gives the tree or the exact error. A tree returned means the text is
+ * UTF-8 without NUL bytes; *depth (when given) is its deepest nesting of objects and arrays
+ * (1 for a flat object). */
+json_t *ewtp_json_load_fast_(const char *data, size_t len, size_t flags, unsigned *depth);
+/* json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT), byte for byte, for an object or array
+ * whose strings are valid UTF-8 (as parsed); *len (when given) its length. NULL on OOM. */
+char *ewtp_json_dump_canonical_(const json_t *root, size_t *len);
+
 #endif

@@ -2,7 +2,9 @@
  *
  * Steps: (1) refuse before parsing what would make jansson or us misbehave: size, NUL bytes,
  * invalid UTF-8, nesting (an iterative bracket scan, so a 10,000-deep body cannot blow the
- * stack); (2) json_loadb with JSON_REJECT_DUPLICATES; (3) walk the tree with the tables below,
+ * stack); (2) json_loadb with JSON_REJECT_DUPLICATES; the one-pass reader of json_fast.c
+ * builds the same tree first and, when it does, stands in for (1) and (2) (issue 20; see
+ * ewtp_message_parse); (3) walk the tree with the tables below,
  * building the structs in an arena and collecting every error; (4) the arithmetic rules of
  * the spec, on exact decimals only.
  *
@@ -1352,11 +1354,21 @@ int ewtp_message_parse(const void *data, size_t len, const struct ewtp_parse_opt
                         max_bytes);
         return -EWTP_EFORMAT;
     }
-    if (!prescan(data, len, max_depth, errs))
+    /* The one-pass reader first (json_fast.c, issue 20). What it takes is UTF-8 without NUL,
+     * so of prescan's checks only the depth is left, and prescan runs only to say where a
+     * too deep text goes too deep. Whenever the reader gives up, prescan and jansson run as
+     * before and say exactly what is wrong (their errors are the 400 answers). */
+    unsigned depth = 0;
+    json_t *root = ewtp_json_load_fast_(data ? data : "", len, JSON_REJECT_DUPLICATES, &depth);
+    if (root && depth > max_depth) {
+        json_decref(root);
+        root = NULL;
+    }
+    if (!root && !prescan(data, len, max_depth, errs))
         return -EWTP_EFORMAT;
-
     json_error_t je;
-    json_t *root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         const char *code = "format";
         switch (json_error_code(&je)) {
@@ -1443,7 +1455,8 @@ char *ewtp_message_canonical(const struct ewtp_message *m)
 {
     if (!m)
         return NULL;
-    return json_dumps(((const struct holder *)m->priv_)->root, JSON_SORT_KEYS | JSON_COMPACT);
+    /* json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT), written in one pass (json_fast.c). */
+    return ewtp_json_dump_canonical_(((const struct holder *)m->priv_)->root, NULL);
 }
 
 const struct ewtp_party *ewtp_message_party(const struct ewtp_message *m, enum ewtp_role role)
