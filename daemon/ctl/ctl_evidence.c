@@ -4,7 +4,7 @@
  * get reads the store of the configuration (`ewtpctl -c FILE`, default /etc/ewtpd/ewtpd.conf)
  * directly, not through the admin socket, and signs with the configured evidence key: the
  * same bundle as GET /v1/messages/{id}/evidence, also when ewtpd is not running. The SQLite
- * store may be open in ewtpd at the same time (WAL); a PostgreSQL store keeps no evidence yet.
+ * store may be open in ewtpd at the same time (WAL); a PostgreSQL one is shared by design.
  * verify exits 0 when the bundle is intact, 1 naming the first entry that breaks, 2 when the
  * file cannot be read. */
 #include <errno.h>
@@ -97,12 +97,26 @@ static int evidence_get(int argc, char **argv, const char *config)
                              path);
         goto out;
     }
-    if (cfg->store.backend && strcmp(cfg->store.backend, "sqlite") != 0) {
+    if (cfg->store.backend && strcmp(cfg->store.backend, "postgresql") == 0) {
+        /* One pool connection: a bundle is one read transaction. The conninfo may hold a
+         * password: dropped once connected. */
+        char *conninfo = NULL;
+        int prc = ewtp_store_pg_conninfo_read(cfg->store.conninfo_file, &conninfo, &why);
+        if (prc == 0)
+            prc = ewtp_store_open_pg(conninfo, 1, NULL, &st, &why);
+        if (conninfo)
+            explicit_bzero(conninfo, strlen(conninfo));
+        free(conninfo);
+        if (prc != 0) {
+            rc = ctl_usage_error("evidence get: store %s: %s", cfg->store.conninfo_file,
+                                 why ? why : "cannot open");
+            goto out;
+        }
+    } else if (cfg->store.backend && strcmp(cfg->store.backend, "sqlite") != 0) {
         rc = ctl_usage_error("evidence get: not supported by this store backend (%s)",
                              cfg->store.backend);
         goto out;
-    }
-    if (ewtp_store_open_sqlite(cfg->store.path, NULL, &st, &why) != 0) {
+    } else if (ewtp_store_open_sqlite(cfg->store.path, NULL, &st, &why) != 0) {
         rc = ctl_usage_error("evidence get: store %s: %s", cfg->store.path,
                              why ? why : "cannot open");
         goto out;

@@ -1,7 +1,9 @@
-/* ewtpctl migrate-store --from sqlite:PATH --to conninfo_file:FILE
+/* ewtpctl migrate-store --from sqlite:PATH --to conninfo_file:FILE [--without-evidence]
  *
  * A hub that outgrows one node moves its SQLite store into PostgreSQL (store_pg.c does the
- * copy: every table, in one transaction, ids and accept order kept, an empty target only).
+ * copy: every table, the evidence included, in one transaction, ids and accept order kept, an
+ * empty target only). --without-evidence leaves the evidence in the file (a smaller copy, when
+ * the file is kept as the archive of what was sent).
  * ewtpd must be stopped while it runs; afterwards its configuration says
  * store = { backend = "postgresql"; conninfo_file = "FILE"; }. */
 #include <inttypes.h>
@@ -55,8 +57,8 @@ int ctl_migrate_store(int argc, char **argv)
            "\"postgresql\"; conninfo_file = \"%s\"; } and start ewtpd\n",
            rows, from + 7, to + 14);
     if (left)
-        printf("the evidence of %" PRIu64 " exchanges stays in %s (the PostgreSQL store keeps "
-               "none yet): keep that file\n",
+        printf("%" PRIu64 " evidence entries stay in %s (--without-evidence): keep that file, "
+               "bundles from PostgreSQL will not hold them\n",
                left, from + 7);
     return 0;
 }

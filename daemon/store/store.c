@@ -607,6 +607,18 @@ int ewtp_store_requeue_expired(struct ewtp_store *st, int64_t now, size_t *n)
     return st->ops->requeue_expired(st->impl, ewtp_store_clock(now), n ? n : &dummy);
 }
 
+/* Entries that a backend can store: kind and name given, a body where a length is. */
+static bool evidence_ok(const struct ewtp_store_evidence *e, size_t n)
+{
+    if (n && !e)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!e[i].kind || !*e[i].kind || !e[i].name || !*e[i].name ||
+            (e[i].body_len && !e[i].body) || (e[i].meta && !json_object_ok(e[i].meta)))
+            return false;
+    return true;
+}
+
 int ewtp_store_record_outcome(struct ewtp_store *st, const struct ewtp_store_outcome *o)
 {
     if (!st || !o)
@@ -624,10 +636,15 @@ int ewtp_store_record_outcome(struct ewtp_store *st, const struct ewtp_store_out
     }
     if ((o->errors && !json_array_ok(o->errors)) || !json_object_ok(o->detail) ||
         !chain_ok(o->chain) || !receipt_ok(o->receipt) ||
-        ((o->key_state || o->chain_first > 0) && (!o->okey || !*o->okey)) || o->chain_first < 0)
+        ((o->key_state || o->chain_first > 0) && (!o->okey || !*o->okey)) || o->chain_first < 0 ||
+        !evidence_ok(o->evidence, o->n_evidence))
         return -EWTP_EINVAL;
     struct ewtp_store_outcome c = *o;
     c.now = ewtp_store_clock(o->now);
+    if (st->ops->evidence_add == NULL || c.n_evidence == 0) {
+        c.evidence = NULL;
+        c.n_evidence = 0;
+    }
     if (c.next_attempt_at <= 0)
         c.next_attempt_at = c.now;
     return st->ops->record_outcome(st->impl, &c);
@@ -923,7 +940,7 @@ void ewtp_store_evidence_free(struct ewtp_store_evidence_row *r, size_t n)
 int ewtp_store_evidence_add(struct ewtp_store *st, uint64_t key,
                             const struct ewtp_store_evidence *e, size_t n)
 {
-    if (!st || (!e && n))
+    if (!st || !evidence_ok(e, n))
         return -EWTP_EINVAL;
     if (st->ops->evidence_add == NULL)
         return -EWTP_EUNSUPP;

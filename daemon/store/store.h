@@ -94,11 +94,10 @@ int ewtp_store_pg_conninfo_read(const char *file, char **conninfo, char **why);
 /* ewtpctl migrate-store: copies every table of the SQLite store at path (schema version 5 to 7,
  * read in one snapshot) into the PostgreSQL database of conninfo, creating its schema, in one
  * transaction; the ids (seq, eid ...) and so the accept order are kept and the sequences
- * continue after them. The PostgreSQL store keeps no evidence yet: a file with evidence rows is
- * refused (-EWTP_EUNSUPP) unless without_evidence, which copies the rest and leaves them behind
- * (*evidence_left says how many). A target that already holds messages, chains or key states
- * is refused (-EWTP_EINVAL). 0 and *rows (rows copied), or a negative code and *why. Run with
- * ewtpd stopped. */
+ * continue after them. The evidence (version 7) is copied too, unless without_evidence, which
+ * leaves it in the file (*evidence_left says how many rows). A target that already holds
+ * messages, chains or key states is refused (-EWTP_EINVAL). 0 and *rows (rows copied), or a
+ * negative code and *why. Run with ewtpd stopped. */
 int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool without_evidence,
                                 uint64_t *rows, uint64_t *evidence_left, char **why);
 
@@ -398,6 +397,12 @@ struct ewtp_store_outcome {
      * is also fenced by it and by the lease's expiry: only the holder of a lease still valid
      * at now records (PostgreSQL, where several nodes share the store; DECISIONS). */
     const char *owner;
+    /* The evidence of this attempt (issue 18: each request as sent, the raw answer, with the
+     * endpoint and the TLS peer in meta), n_evidence entries added in the same transaction as
+     * the outcome: a crash leaves both or neither, and a fenced (-EWTP_EINVAL) outcome keeps
+     * none of them. A backend without evidence ignores them. */
+    const struct ewtp_store_evidence *evidence;
+    size_t n_evidence;
 };
 /* Records the result of a delivery attempt: the message must be delivering with attempts ==
  * attempt (otherwise -EWTP_EINVAL: the lease was lost and someone else owns it now). Sets
@@ -559,8 +564,8 @@ int ewtp_store_instance_key(struct ewtp_store *st, unsigned char out[32]);
  * meta, and the raw answer. Optional in a backend: -EWTP_EUNSUPP ("not supported by this
  * backend") when it has none. */
 struct ewtp_store_evidence {
-    const char *kind; /* "request", "answer" */
-    const char *name; /* the file name in the bundle, "attempt-1/request-0.xml" */
+    const char *kind; /* required: "request", "answer" */
+    const char *name; /* required: the file name in the bundle, "attempt-1/request-0.xml" */
     const char *meta; /* JSON object text (attempt, endpoint, peer, status ...) or NULL */
     const void *body;
     size_t body_len;
@@ -573,7 +578,8 @@ struct ewtp_store_evidence_row {
     size_t body_len;
 };
 void ewtp_store_evidence_free(struct ewtp_store_evidence_row *r, size_t n);
-/* Adds n entries of message key in one transaction. */
+/* Adds n entries of message key in one transaction (-EWTP_ENOTFOUND for an unknown key). A
+ * delivery attempt's entries go with its outcome instead (ewtp_store_outcome.evidence). */
 int ewtp_store_evidence_add(struct ewtp_store *st, uint64_t key,
                             const struct ewtp_store_evidence *e, size_t n);
 /* The entries of tenant/id, oldest first (-EWTP_ENOTFOUND for an unknown message). */
@@ -581,7 +587,7 @@ int ewtp_store_evidence_get(struct ewtp_store *st, const char *tenant, const cha
                             struct ewtp_store_evidence_row **out, size_t *n);
 /* Deletes the entries recorded before `before` (ms); *n (may be NULL) gets how many. */
 int ewtp_store_evidence_purge(struct ewtp_store *st, int64_t before, uint64_t *n);
-/* The bytes of evidence held (bodies and meta), for /metrics. */
+/* The bytes of evidence held (bodies and meta, in bytes), for /metrics. */
 int ewtp_store_evidence_bytes(struct ewtp_store *st, uint64_t *bytes);
 
 #endif

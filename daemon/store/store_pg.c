@@ -65,7 +65,7 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define RELATED_MAX 100
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -149,7 +149,17 @@ static const char schema_v2[] =
     " WHERE state IN ('accepted', 'retrying') AND NOT blocked;"
     "DROP INDEX messages_due;";
 
-static const char *const migrations[SCHEMA_VERSION + 1] = {NULL, schema_v1, schema_v2};
+/* Version 3 (issue 18): the evidence of each message (store.h), the bytes sent and answered,
+ * as SQLite's version 7 keeps it. A delivery attempt's rows are written in the transaction of
+ * its outcome (ewtp_store_outcome.evidence). */
+static const char schema_v3[] =
+    "CREATE TABLE evidence(eid bigserial PRIMARY KEY,"
+    " seq bigint NOT NULL REFERENCES messages(seq), at bigint NOT NULL, kind text NOT NULL,"
+    " name text NOT NULL, meta text, body bytea NOT NULL);"
+    "CREATE INDEX evidence_seq ON evidence(seq, eid);"
+    "CREATE INDEX evidence_at ON evidence(at);";
+
+static const char *const migrations[SCHEMA_VERSION + 1] = {NULL, schema_v1, schema_v2, schema_v3};
 
 #define MSG_COLS                                                                                   \
     "seq, tenant, id, kind, destination, plugin, state, attempts, next_attempt_at,"                \
@@ -236,6 +246,10 @@ enum sql {
     Q_OP_FINISH,
     Q_OP_REQUEUE,
     Q_OP_COUNT,
+    Q_EV_INSERT,
+    Q_EV_GET,
+    Q_EV_PURGE,
+    Q_EV_BYTES,
     Q_COUNT,
 };
 
@@ -373,6 +387,13 @@ static const char *const sql_text[Q_COUNT] = {
                      " WHERE state = 'delivering' AND lease_until <= $1 LIMIT 1000"
                      " FOR UPDATE SKIP LOCKED)",
     [Q_OP_COUNT] = "SELECT count(*) FROM ops WHERE state IN ('pending', 'delivering')",
+    [Q_EV_INSERT] = "INSERT INTO evidence(seq, at, kind, name, meta, body)"
+                    " VALUES($1, $2, $3, $4, $5, $6)",
+    [Q_EV_GET] = "SELECT at, kind, name, meta, body FROM evidence WHERE seq = $1 ORDER BY eid",
+    [Q_EV_PURGE] = "DELETE FROM evidence WHERE at < $1",
+    /* Bytes, not characters: octet_length reads a TOASTed body's size from its header. */
+    [Q_EV_BYTES] = "SELECT coalesce(sum(octet_length(body) + coalesce(octet_length(meta), 0)), 0)"
+                   " FROM evidence",
 };
 
 /* One connection and which statements it has prepared (named "q<index>"). */
@@ -673,6 +694,26 @@ static int finish(struct pg_store *ps, struct pconn *c, int rc)
 }
 
 /* ---- shared pieces of transactions ------------------------------------------------------ */
+
+/* n evidence rows of message seq in c's transaction (at <= 0: now). */
+static int insert_evidence(struct pconn *c, int64_t seq, const struct ewtp_store_evidence *e,
+                           size_t n, int64_t now)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (e[i].body_len > INT32_MAX)
+            return -EWTP_EINVAL; /* libpq lengths are int */
+        struct prm p = {0};
+        p_i64(&p, seq);
+        p_i64(&p, e[i].at > 0 ? e[i].at : now);
+        p_str(&p, e[i].kind);
+        p_str(&p, e[i].name);
+        p_str(&p, e[i].meta);
+        p_bin(&p, e[i].body ? e[i].body : "", e[i].body_len);
+        rc = xexec(c, Q_EV_INSERT, &p, NULL);
+    }
+    return rc;
+}
 
 static int insert_event(struct pconn *c, int64_t seq, int64_t at, const char *type,
                         enum ewtp_store_state state, int64_t attempt, json_t *detail)
@@ -1546,6 +1587,8 @@ static int pg_record_outcome(void *impl, const struct ewtp_store_outcome *o)
     }
     if (rc == 0 && o->webhook)
         rc = webhook_insert(c, (int64_t)o->key, o->state, o->now, o->now);
+    if (rc == 0 && o->n_evidence)
+        rc = insert_evidence(c, (int64_t)o->key, o->evidence, o->n_evidence, o->now);
     rc = finish(ps, c, rc);
     json_decref(d);
     return rc;
@@ -2227,6 +2270,98 @@ static int pg_ops_pending(void *impl, uint64_t *n)
     return count_one(impl, Q_OP_COUNT, n);
 }
 
+/* ---- evidence (store.h) -------------------------------------------------------------------- */
+
+static int pg_evidence_add(void *impl, uint64_t key, const struct ewtp_store_evidence *e, size_t n,
+                           int64_t now)
+{
+    struct pg_store *ps = impl;
+    struct pconn *c;
+    int rc = begin(ps, &c);
+    if (rc < 0)
+        return rc;
+    enum ewtp_store_state st;
+    rc = find_seq(c, (int64_t)key, &st, NULL);
+    if (rc == 0)
+        rc = insert_evidence(c, (int64_t)key, e, n, now);
+    return finish(ps, c, rc);
+}
+
+static int pg_evidence_get(void *impl, const char *tenant, const char *id,
+                           struct ewtp_store_evidence_row **out, size_t *n)
+{
+    struct pg_store *ps = impl;
+    struct pconn *c;
+    struct ewtp_store_evidence_row *v = NULL;
+    size_t cnt = 0;
+    int rc = begin_read(ps, &c);
+    if (rc == 0) {
+        int64_t seq = 0;
+        enum ewtp_store_state st;
+        rc = find_tid(c, tenant, id, &seq, &st, NULL);
+        PGresult *r = NULL;
+        if (rc == 0) {
+            struct prm p = {0};
+            p_i64(&p, seq);
+            rc = xsel(c, Q_EV_GET, &p, &r);
+        }
+        if (rc == 0) {
+            int rows = PQntuples(r);
+            if (rows > 0 && !(v = calloc((size_t)rows, sizeof(*v))))
+                rc = -EWTP_ENOMEM;
+            for (int i = 0; rc == 0 && i < rows; i++) {
+                struct ewtp_store_evidence_row *e = &v[cnt++];
+                e->at = gi(r, i, 0);
+                e->kind = gs(r, i, 1);
+                e->name = gs(r, i, 2);
+                e->meta = gs(r, i, 3);
+                size_t len = 0;
+                unsigned char *raw =
+                    PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 4), &len);
+                /* NUL-terminated beyond body_len, as SQLite's rows are. */
+                e->body = raw ? malloc(len + 1) : NULL;
+                if (e->body) {
+                    memcpy(e->body, raw, len);
+                    e->body[len] = 0;
+                    e->body_len = len;
+                }
+                PQfreemem(raw);
+                if (!e->kind || !e->name || !gs_ok(r, i, 3, e->meta) || !e->body)
+                    rc = -EWTP_ENOMEM;
+            }
+            PQclear(r);
+        }
+        finish(ps, c, 0);
+    }
+    if (rc < 0) {
+        ewtp_store_evidence_free(v, cnt);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int pg_evidence_purge(void *impl, int64_t before, uint64_t *n)
+{
+    struct pg_store *ps = impl;
+    struct prm p = {0};
+    p_i64(&p, before);
+    int64_t changed = 0;
+    struct pconn *c = acquire(ps);
+    int rc = conn_ready(c);
+    if (rc == 0)
+        rc = xexec(c, Q_EV_PURGE, &p, &changed);
+    release(ps, c);
+    *n = rc == 0 ? (uint64_t)changed : 0;
+    return rc;
+}
+
+static int pg_evidence_bytes(void *impl, uint64_t *bytes)
+{
+    return count_one(impl, Q_EV_BYTES, bytes);
+}
+
 /* The instance secret, in a table of its own created on first use (no schema version: it
  * needs no upgrade step). An advisory lock makes nodes that ask at once take turns, so the
  * first one's secret is the one every node reads. */
@@ -2404,6 +2539,10 @@ static const struct ewtp_store_ops pg_ops = {
     .op_claim = pg_op_claim,
     .op_finish = pg_op_finish,
     .ops_pending = pg_ops_pending,
+    .evidence_add = pg_evidence_add,
+    .evidence_get = pg_evidence_get,
+    .evidence_purge = pg_evidence_purge,
+    .evidence_bytes = pg_evidence_bytes,
     .instance_key = pg_instance_key,
     .close = pg_close,
 };
@@ -2503,7 +2642,8 @@ int ewtp_store_pg_conninfo_read(const char *file, char **conninfo, char **why)
 /* ---- import of a SQLite store (ewtpctl migrate-store) ------------------------------------ */
 
 /* The tables in the order their foreign keys need, with their columns: i integer, t text,
- * b blob. Every column of the SQLite schema version 5. */
+ * b blob. Every column of the SQLite schema version 5, and version 7's evidence (last: a file
+ * of version 5 or 6 has none). */
 static const struct {
     const char *table;
     const char *cols;
@@ -2527,7 +2667,9 @@ static const struct {
      " updated_at",
      "iitttiitiii", "oid"},
     {"key_states", "key, state, updated_at", "tbi", NULL},
+    {"evidence", "eid, seq, at, kind, name, meta, body", "iiitttb", "eid"},
 };
+#define IMPORT_EVIDENCE (sizeof(import_tables) / sizeof(import_tables[0]) - 1)
 
 /* Appends text as a COPY text-format field (backslash escapes). */
 static void copy_text(struct sbuf *b, const unsigned char *s, size_t n)
@@ -2669,8 +2811,7 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool wit
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     /* Version 6 only adds a column derived from the others (SQLite's claim index); version 7
-     * the evidence table (issue 18), which this store does not keep yet: a file whose evidence
-     * is empty is copied whole, one with evidence is refused rather than copied without it. */
+     * the evidence table (issue 18), copied like the others unless without_evidence. */
     int64_t evidence = 0;
     if (version == 7 &&
         sqlite3_prepare_v2(db, "SELECT count(*) FROM evidence", -1, &s, NULL) == SQLITE_OK &&
@@ -2687,17 +2828,8 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool wit
         sqlite3_close(db);
         return -EWTP_EUNSUPP;
     }
-    if (evidence > 0 && !without_evidence) {
-        if (why)
-            *why = ewtp_store_asprintf("%s holds the evidence of %" PRId64 " exchanges, which the "
-                                       "PostgreSQL store does not keep yet: nothing copied (give "
-                                       "--without-evidence to copy the rest and keep this file "
-                                       "for the evidence)",
-                                       path, evidence);
-        sqlite3_close(db);
-        return -EWTP_EUNSUPP;
-    }
-    *evidence_left = evidence > 0 ? (uint64_t)evidence : 0;
+    bool copy_evidence = version >= 7 && !without_evidence;
+    *evidence_left = without_evidence && evidence > 0 ? (uint64_t)evidence : 0;
     struct pconn c = {0};
     rc = conn_open(&c, conninfo, "migrate-store", why);
     if (rc == 0)
@@ -2725,7 +2857,8 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool wit
         PQclear(r);
     }
     for (size_t t = 0; rc == 0 && t < sizeof(import_tables) / sizeof(import_tables[0]); t++)
-        rc = import_table(db, c.pg, t, rows, why);
+        if (t != IMPORT_EVIDENCE || copy_evidence)
+            rc = import_table(db, c.pg, t, rows, why);
     if (rc == 0) {
         /* What a claim may take (schema_v2), from the copied states. */
         PGresult *r = PQexec(c.pg, "UPDATE messages m SET blocked = true WHERE ordering_key IS"

@@ -1391,6 +1391,31 @@ static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
     return rc;
 }
 
+/* n evidence rows of message seq in c's open transaction (at <= 0: now). */
+static int insert_evidence(struct conn *c, int64_t seq, const struct ewtp_store_evidence *e,
+                           size_t n, int64_t now)
+{
+    sqlite3_stmt *s = NULL;
+    int x = sqlite3_prepare_v2(c->db,
+                               "INSERT INTO evidence(seq, at, kind, name, meta, body)"
+                               " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                               -1, &s, NULL);
+    int rc = x == SQLITE_OK ? 0 : map_rc(x);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(s, 1, seq);
+        sqlite3_bind_int64(s, 2, e[i].at > 0 ? e[i].at : now);
+        bind_str(s, 3, e[i].kind);
+        bind_str(s, 4, e[i].name);
+        bind_str(s, 5, e[i].meta);
+        sqlite3_bind_blob64(s, 6, e[i].body ? e[i].body : "", e[i].body_len, SQLITE_STATIC);
+        x = sqlite3_step(s);
+        rc = x == SQLITE_DONE ? 0 : map_rc(x);
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* The document's own id as one more reference of message seq under its plugin (store.h
  * ewtp_store_outcome.doc_ref), in c's transaction. */
 static int add_doc_ref(struct conn *c, int64_t seq, const char *ref)
@@ -1457,6 +1482,8 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
         }
         if (rc == 0 && o->webhook)
             rc = webhook_insert(c, (int64_t)o->key, o->state, o->now, o->now);
+        if (rc == 0 && o->n_evidence)
+            rc = insert_evidence(c, (int64_t)o->key, o->evidence, o->n_evidence, o->now);
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -1958,24 +1985,10 @@ static int sq_evidence_add(void *impl, uint64_t key, const struct ewtp_store_evi
     struct conn *c = lock(ss);
     int rc = exec_q(c, Q_BEGIN);
     if (rc == 0) {
-        sqlite3_stmt *s = NULL;
-        int x = sqlite3_prepare_v2(c->db,
-                                   "INSERT INTO evidence(seq, at, kind, name, meta, body)"
-                                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                                   -1, &s, NULL);
-        rc = x == SQLITE_OK ? 0 : map_rc(x);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            sqlite3_bind_int64(s, 1, (int64_t)key);
-            sqlite3_bind_int64(s, 2, e[i].at > 0 ? e[i].at : now);
-            bind_str(s, 3, e[i].kind);
-            bind_str(s, 4, e[i].name);
-            bind_str(s, 5, e[i].meta);
-            sqlite3_bind_blob64(s, 6, e[i].body ? e[i].body : "", e[i].body_len, SQLITE_STATIC);
-            x = sqlite3_step(s);
-            rc = x == SQLITE_DONE ? 0 : map_rc(x);
-            sqlite3_reset(s);
-        }
-        sqlite3_finalize(s);
+        enum ewtp_store_state st;
+        rc = find_seq(c, (int64_t)key, &st, NULL);
+        if (rc == 0)
+            rc = insert_evidence(c, (int64_t)key, e, n, now);
         rc = finish(c, rc);
     }
     unlock(ss);
@@ -2077,7 +2090,9 @@ static int sq_evidence_bytes(void *impl, uint64_t *bytes)
     struct conn *c = lock(ss);
     sqlite3_stmt *s = NULL;
     int x = sqlite3_prepare_v2(
-        c->db, "SELECT coalesce(sum(length(body) + coalesce(length(meta), 0)), 0) FROM evidence",
+        c->db,
+        "SELECT coalesce(sum(length(body) + coalesce(length(CAST(meta AS BLOB)), 0)), 0)"
+        " FROM evidence",
         -1, &s, NULL);
     int rc = x == SQLITE_OK ? 0 : map_rc(x);
     if (rc == 0) {

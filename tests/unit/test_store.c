@@ -1579,22 +1579,28 @@ static void test_webhook_outbox(void **state)
 }
 
 /* Evidence (issue 18): the bytes sent and answered per message, in order; purge by age; the
- * bytes held. SQLite only (the PostgreSQL backend answers -EWTP_EUNSUPP). */
+ * bytes held (bytes, not characters). Both backends. */
+static size_t evidence_count(struct ewtp_store *st, const char *tenant, const char *id)
+{
+    struct ewtp_store_evidence_row *r = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_evidence_get(st, tenant, id, &r, &n), 0);
+    ewtp_store_evidence_free(r, n);
+    return n;
+}
+
 static void test_evidence(void **state)
 {
     struct fix *f = *state;
     accept_ok(f->st, "t1", "e1", NULL, T0);
-    struct ewtp_store_msg *c = NULL;
+    uint64_t k = claim_one(f->st, "e1");
     size_t n = 0;
-    assert_int_equal(ewtp_store_claim_due(f->st, T0, 1, 60000, "w", &c, &n), 0);
-    assert_int_equal(n, 1);
-    uint64_t k = c[0].key;
-    ewtp_store_msgs_free(c, n);
     const char doc[] = "<signed>\0bytes</signed>";
+    const char meta[] = "{\"attempt\":1,\"peer\":\"caf\xc3\xa9\"}"; /* é: 2 bytes, 1 character */
     struct ewtp_store_evidence e[2] = {
         {.kind = "request",
          .name = "attempt-1/request-0",
-         .meta = "{\"attempt\":1}",
+         .meta = meta,
          .body = doc,
          .body_len = sizeof(doc),
          .at = T0 + 1},
@@ -1604,15 +1610,24 @@ static void test_evidence(void **state)
     assert_int_equal(ewtp_store_evidence_get(f->st, "t1", "e1", &r, &n), 0);
     assert_int_equal(n, 2);
     assert_string_equal(r[0].kind, "request");
+    assert_string_equal(r[0].name, "attempt-1/request-0");
+    assert_int_equal(r[0].at, T0 + 1);
     assert_int_equal(r[0].body_len, sizeof(doc));
     assert_memory_equal(r[0].body, doc, sizeof(doc));
-    assert_string_equal(r[0].meta, "{\"attempt\":1}");
+    assert_string_equal(r[0].meta, meta);
     assert_null(r[1].meta);
+    assert_int_equal(r[1].body_len, 2);
+    assert_int_equal(r[1].body[2], 0); /* NUL-terminated beyond the length */
     ewtp_store_evidence_free(r, n);
     assert_int_equal(ewtp_store_evidence_get(f->st, "t2", "e1", &r, &n), -EWTP_ENOTFOUND);
+    /* An unknown message, an entry without a name: refused, nothing added. */
+    assert_int_equal(ewtp_store_evidence_add(f->st, k + 1000, e, 2), -EWTP_ENOTFOUND);
+    struct ewtp_store_evidence unnamed = {.kind = "answer", .body = "x", .body_len = 1};
+    assert_int_equal(ewtp_store_evidence_add(f->st, k, &unnamed, 1), -EWTP_EINVAL);
+    assert_int_equal(evidence_count(f->st, "t1", "e1"), 2);
     uint64_t bytes = 0;
     assert_int_equal(ewtp_store_evidence_bytes(f->st, &bytes), 0);
-    assert_int_equal(bytes, sizeof(doc) + 2 + strlen("{\"attempt\":1}"));
+    assert_int_equal(bytes, sizeof(doc) + 2 + strlen(meta));
     uint64_t purged = 0;
     assert_int_equal(ewtp_store_evidence_purge(f->st, T0 + 2, &purged), 0);
     assert_int_equal(purged, 1);
@@ -1620,6 +1635,221 @@ static void test_evidence(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(r[0].kind, "answer");
     ewtp_store_evidence_free(r, n);
+    assert_int_equal(ewtp_store_evidence_bytes(f->st, &bytes), 0);
+    assert_int_equal(bytes, 2);
+}
+
+/* Runs sql directly on the case's store (sqlite_sql on the SQLite file, pg_sql on the
+ * PostgreSQL schema), beside the store's own connections. */
+static void store_exec(struct fix *f, const char *sqlite_sql, const char *pg_sql)
+{
+    if (pg_conninfo) {
+        PGconn *pg = PQconnectdb(f->path);
+        assert_int_equal(PQstatus(pg), CONNECTION_OK);
+        PGresult *r = PQexec(pg, pg_sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            print_error("%s: %s\n", pg_sql, PQerrorMessage(pg));
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        PQfinish(pg);
+        return;
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *err = NULL;
+    int x = sqlite3_exec(db, sqlite_sql, NULL, NULL, &err);
+    if (x != SQLITE_OK)
+        print_error("%s: %s\n", sqlite_sql, err ? err : "?");
+    sqlite3_free(err);
+    assert_int_equal(x, SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* How many "outcome" events tenant/id has. */
+static size_t outcome_events(struct ewtp_store *st, const char *tenant, const char *id)
+{
+    json_t *ev = events(st, tenant, id);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        const char *type = json_string_value(json_object_get(json_array_get(ev, i), "type"));
+        n += type && strcmp(type, "outcome") == 0;
+    }
+    json_decref(ev);
+    return n;
+}
+
+/* A delivery attempt's evidence is written in its outcome's transaction (issue 18): both are
+ * there after the call; an evidence row the database refuses takes the outcome down with it
+ * (still delivering, no outcome event, no receipt); an outcome refused (a chain out of
+ * sequence, a lost lease) leaves no evidence. */
+static void test_evidence_with_outcome(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "o1", "K", T0);
+    uint64_t k = claim_one(f->st, "o1");
+    const char sent[] = "<doc>signed</doc>";
+    struct ewtp_store_evidence e[2] = {
+        {.kind = "request",
+         .name = "attempt-1/request-0-doc",
+         .meta = "{\"attempt\":1,\"peer\":\"sha256:00ff\"}",
+         .body = sent,
+         .body_len = strlen(sent)},
+        {.kind = "answer", .name = "attempt-1/answer", .body = "{\"ok\":1}", .body_len = 8}};
+    struct ewtp_store_receipt rec = {
+        .state = EWTP_STORE_SUBMITTED, .raw = "{\"ok\":1}", .raw_len = 8};
+    struct ewtp_store_chain_advance bad = {.key = "K", .number = 5, .ref = "R"};
+    struct ewtp_store_outcome o = {.key = k,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .authority_ref = "R-1",
+                                   .receipt = &rec,
+                                   .chain = &bad,
+                                   .now = T0 + 10,
+                                   .evidence = e,
+                                   .n_evidence = 2};
+    /* The chain refuses: nothing of the outcome, none of its evidence. */
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_ERANGE);
+    assert_int_equal(evidence_count(f->st, "t1", "o1"), 0);
+    assert_int_equal(state_of(f->st, "t1", "o1"), EWTP_STORE_DELIVERING);
+
+    /* The database refuses the evidence: the outcome is not committed either. */
+    store_exec(f,
+               "CREATE TRIGGER evidence_refused BEFORE INSERT ON evidence"
+               " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+               "CREATE FUNCTION evidence_refused() RETURNS trigger LANGUAGE plpgsql AS"
+               " $f$ BEGIN RAISE EXCEPTION 'refused'; END $f$;"
+               "CREATE TRIGGER evidence_refused BEFORE INSERT ON evidence"
+               " FOR EACH ROW EXECUTE FUNCTION evidence_refused()");
+    o.chain = NULL;
+    assert_true(ewtp_store_record_outcome(f->st, &o) < 0);
+    assert_int_equal(state_of(f->st, "t1", "o1"), EWTP_STORE_DELIVERING);
+    assert_int_equal(outcome_events(f->st, "t1", "o1"), 0);
+    json_t *j = status(f->st, "t1", "o1");
+    assert_int_equal(json_array_size(json_object_get(j, "receipts")), 0);
+    assert_true(json_is_null(json_object_get(j, "authority_ref")));
+    json_decref(j);
+    store_exec(f, "DROP TRIGGER evidence_refused", "DROP TRIGGER evidence_refused ON evidence");
+
+    /* Both together. */
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    assert_int_equal(state_of(f->st, "t1", "o1"), EWTP_STORE_SUBMITTED);
+    assert_int_equal(outcome_events(f->st, "t1", "o1"), 1);
+    struct ewtp_store_evidence_row *r = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_evidence_get(f->st, "t1", "o1", &r, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(r[0].name, "attempt-1/request-0-doc");
+    assert_int_equal(r[0].at, T0 + 10); /* at <= 0: the outcome's now */
+    assert_int_equal(r[0].body_len, strlen(sent));
+    assert_memory_equal(r[0].body, sent, strlen(sent));
+    assert_string_equal(r[0].meta, "{\"attempt\":1,\"peer\":\"sha256:00ff\"}");
+    assert_string_equal(r[1].kind, "answer");
+    ewtp_store_evidence_free(r, n);
+
+    /* The same attempt again (its lease is gone): refused, no second copy of the evidence. */
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), -EWTP_EINVAL);
+    assert_int_equal(evidence_count(f->st, "t1", "o1"), 2);
+    /* Malformed evidence is refused before anything is written. */
+    accept_ok(f->st, "t1", "o2", NULL, T0);
+    uint64_t k2 = claim_one(f->st, "o2");
+    struct ewtp_store_evidence nameless = {.kind = "request", .body = "x", .body_len = 1};
+    struct ewtp_store_outcome o2 = {.key = k2,
+                                    .attempt = 1,
+                                    .state = EWTP_STORE_SUBMITTED,
+                                    .now = T0 + 11,
+                                    .evidence = &nameless,
+                                    .n_evidence = 1};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o2), -EWTP_EINVAL);
+    assert_int_equal(state_of(f->st, "t1", "o2"), EWTP_STORE_DELIVERING);
+}
+
+/* A process killed (SIGKILL) while it records outcomes with their evidence, one message after
+ * the other, leaves every message either still delivering without evidence or decided with
+ * all of its evidence: never one without the other. */
+#define CRASH_MSGS 300
+static void test_evidence_outcome_crash(void **state)
+{
+    struct fix *f = *state;
+    char path[600];
+    store_locate(f, "evcrash", path, sizeof(path));
+    struct ewtp_store *st = NULL;
+    assert_int_equal(store_open(path, NULL, &st, NULL), 0);
+    for (int i = 0; i < CRASH_MSGS; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c-%03d", i);
+        accept_ok(st, "t1", id, NULL, T0);
+    }
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(st, T0, CRASH_MSGS, 600000, "w", &c, &n), 0);
+    assert_int_equal(n, CRASH_MSGS);
+    uint64_t keys[CRASH_MSGS];
+    for (size_t i = 0; i < n; i++)
+        keys[i] = c[i].key;
+    ewtp_store_msgs_free(c, n);
+    ewtp_store_close(st);
+    /* fork() from a single-threaded process: no writer thread may be running. */
+    ewtp_store_close(f->st);
+    f->st = NULL;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        if (store_open(path, NULL, &st, NULL) != 0)
+            _exit(3);
+        static char big[40000];
+        memset(big, 'b', sizeof(big));
+        for (int i = 0; i < CRASH_MSGS; i++) {
+            struct ewtp_store_evidence e[3] = {
+                {.kind = "request", .name = "attempt-1/request-0", .body = big, .body_len = 40000},
+                {.kind = "request", .name = "attempt-1/request-1", .body = big, .body_len = 30000},
+                {.kind = "answer", .name = "attempt-1/answer", .body = "ok", .body_len = 2}};
+            struct ewtp_store_outcome o = {.key = keys[i],
+                                           .attempt = 1,
+                                           .state = EWTP_STORE_SUBMITTED,
+                                           .now = T0 + 1,
+                                           .evidence = e,
+                                           .n_evidence = 3};
+            if (ewtp_store_record_outcome(st, &o) != 0)
+                _exit(4);
+            if (i == 10 && write(pipefd[1], "x", 1) != 1) /* the parent may kill from now on */
+                _exit(5);
+        }
+        _exit(0); /* no close: like the kill, nothing is tidied on the way out */
+    }
+    close(pipefd[1]);
+    char x;
+    assert_int_equal(read(pipefd[0], &x, 1), 1);
+    close(pipefd[0]);
+    kill(pid, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+
+    assert_int_equal(store_open(path, NULL, &st, NULL), 0);
+    size_t decided = 0;
+    for (int i = 0; i < CRASH_MSGS; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c-%03d", i);
+        enum ewtp_store_state s = state_of(st, "t1", id);
+        size_t ev = evidence_count(st, "t1", id);
+        size_t outcomes = outcome_events(st, "t1", id);
+        if (s == EWTP_STORE_SUBMITTED) {
+            decided++;
+            assert_int_equal(ev, 3);
+            assert_int_equal(outcomes, 1);
+        } else {
+            assert_int_equal(s, EWTP_STORE_DELIVERING);
+            assert_int_equal(ev, 0);
+            assert_int_equal(outcomes, 0);
+        }
+    }
+    assert_true(decided >= 11); /* those recorded before the child said "kill me" */
+    print_message("killed after %zu of %d outcomes\n", decided, CRASH_MSGS);
+    ewtp_store_close(st);
 }
 
 /* A version 2 database gets the outbox in place and keeps its messages. */
@@ -1718,6 +1948,40 @@ static void test_pg_schema(void **state)
     assert_null(f->st);
     assert_non_null(strstr(why, "99"));
     free(why);
+}
+
+/* A version 2 database (issue 16's) gets the evidence table of version 3 in place, keeps its
+ * messages, and the evidence works on it. */
+static void test_pg_schema_v3_upgrade(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "old", NULL, T0);
+    ewtp_store_close(f->st);
+    f->st = NULL;
+    pg_exec(f->path, "DROP TABLE evidence; DELETE FROM schema_version WHERE version = 3");
+    char *why = NULL;
+    assert_int_equal(store_open(f->path, NULL, &f->st, &why), 0);
+    assert_null(why);
+    PGconn *pg = PQconnectdb(f->path);
+    PGresult *r = PQexec(pg, "SELECT max(version), count(*) FROM schema_version");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "3");
+    assert_string_equal(PQgetvalue(r, 0, 1), "3");
+    PQclear(r);
+    PQfinish(pg);
+    assert_int_equal(state_of(f->st, "t1", "old"), EWTP_STORE_ACCEPTED);
+    uint64_t k = claim_one(f->st, "old");
+    struct ewtp_store_evidence e = {
+        .kind = "request", .name = "attempt-1/request-0", .body = "doc", .body_len = 3};
+    struct ewtp_store_outcome o = {.key = k,
+                                   .attempt = 1,
+                                   .state = EWTP_STORE_SUBMITTED,
+                                   .owner = "w",
+                                   .now = T0 + 1,
+                                   .evidence = &e,
+                                   .n_evidence = 1};
+    assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    assert_int_equal(evidence_count(f->st, "t1", "old"), 1);
 }
 
 /* Two nodes (two stores on one database): a key's next message waits for the other node's
@@ -1875,8 +2139,9 @@ static void test_pg_race_ordering(void **state)
     ewtp_store_close(b);
 }
 
-/* ewtpctl migrate-store: a SQLite store with every kind of row, copied into an empty
- * PostgreSQL schema, reads the same through the API; a non-empty target is refused. */
+/* ewtpctl migrate-store: a SQLite store with every kind of row (evidence too), copied into an
+ * empty PostgreSQL schema, reads the same through the API; without_evidence leaves the
+ * evidence behind and says how many rows; a non-empty target is refused. */
 static char *json_of(int (*fn)(struct ewtp_store *, const char *, const char *, char **),
                      struct ewtp_store *st, const char *id)
 {
@@ -1925,6 +2190,16 @@ static void test_pg_migrate(void **state)
                                    .key_state = blob,
                                    .key_state_len = sizeof(blob),
                                    .now = T0 + 6};
+    const unsigned char sent[] = {'<', 0, 0xfe, '\\', '\n', '\t', '>'};
+    struct ewtp_store_evidence ev[2] = {
+        {.kind = "request",
+         .name = "attempt-1/request-0-doc",
+         .meta = "{\"peer\":\"tab\\there\"}",
+         .body = sent,
+         .body_len = sizeof(sent)},
+        {.kind = "answer", .name = "attempt-1/answer", .body = "", .body_len = 0}};
+    o.evidence = ev;
+    o.n_evidence = 2;
     assert_int_equal(ewtp_store_record_outcome(old, &o), 0);
     ewtp_store_msgs_free(c, n);
     bool repeat = false;
@@ -1933,13 +2208,51 @@ static void test_pg_migrate(void **state)
                      0);
     ewtp_store_close(old);
 
-    uint64_t rows = 0, left = 99;
+    /* --without-evidence: the rest is copied, the evidence stays in the file. */
+    char noev[600];
+    store_locate(f, "noev", noev, sizeof(noev));
+    uint64_t rows = 0, left = 0;
     char *why = NULL;
+    assert_int_equal(ewtp_store_pg_import_sqlite(path, noev, true, &rows, &left, &why), 0);
+    assert_null(why);
+    assert_int_equal(left, 2);
+    struct ewtp_store *plain = NULL;
+    assert_int_equal(store_open(noev, NULL, &plain, NULL), 0);
+    assert_int_equal(state_of(plain, "t1", "m-1"), EWTP_STORE_SUBMITTED);
+    assert_int_equal(evidence_count(plain, "t1", "m-1"), 0);
+    ewtp_store_close(plain);
+
+    left = 99;
     assert_int_equal(ewtp_store_pg_import_sqlite(path, f->path, false, &rows, &left, &why), 0);
     assert_int_equal(left, 0);
     assert_null(why);
     assert_true(rows > 10);
     assert_int_equal(ewtp_store_open_sqlite(path, NULL, &old, NULL), 0);
+    /* The evidence byte for byte, and the same figure of bytes held. */
+    struct ewtp_store_evidence_row *ra = NULL, *rb = NULL;
+    size_t na = 0, nb = 0;
+    assert_int_equal(ewtp_store_evidence_get(old, "t1", "m-1", &ra, &na), 0);
+    assert_int_equal(ewtp_store_evidence_get(f->st, "t1", "m-1", &rb, &nb), 0);
+    assert_int_equal(na, 2);
+    assert_int_equal(nb, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(ra[i].at, rb[i].at);
+        assert_string_equal(ra[i].kind, rb[i].kind);
+        assert_string_equal(ra[i].name, rb[i].name);
+        assert_true((ra[i].meta == NULL) == (rb[i].meta == NULL));
+        if (ra[i].meta)
+            assert_string_equal(ra[i].meta, rb[i].meta);
+        assert_int_equal(ra[i].body_len, rb[i].body_len);
+        assert_memory_equal(ra[i].body, rb[i].body, ra[i].body_len);
+    }
+    assert_memory_equal(rb[0].body, sent, sizeof(sent));
+    ewtp_store_evidence_free(ra, na);
+    ewtp_store_evidence_free(rb, nb);
+    uint64_t bytes_a = 0, bytes_b = 1;
+    assert_int_equal(ewtp_store_evidence_bytes(old, &bytes_a), 0);
+    assert_int_equal(ewtp_store_evidence_bytes(f->st, &bytes_b), 0);
+    assert_int_equal(bytes_a, bytes_b);
+    assert_int_equal(bytes_a, sizeof(sent) + strlen(ev[0].meta));
     const char *ids[] = {"m-1", "m-2", "m-3"};
     for (size_t i = 0; i < 3; i++) {
         char *a = json_of(ewtp_api_status_json, old, ids[i]);
@@ -2024,7 +2337,11 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_op_on_ended_message, setup, teardown),
             cmocka_unit_test_setup_teardown(test_list_pagination, setup, teardown),
             cmocka_unit_test_setup_teardown(test_webhook_outbox, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_evidence, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_evidence_with_outcome, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_evidence_outcome_crash, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_schema, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pg_schema_v3_upgrade, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_two_nodes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_race_ordering, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_migrate, setup, teardown),
@@ -2056,6 +2373,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_webhook_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_v2_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evidence_with_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evidence_outcome_crash, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
