@@ -382,8 +382,24 @@ static void explain_detail(json_t *det, const char *code, const struct ewtp_outc
         json_object_set_new(det, "pointer", json_string(o->pointer));
 }
 
-/* Records the outcome of attempt m->attempts of m, with what follows: poll schedule, chain,
- * webhook. o->verdict RETRY goes through the backoff. */
+/* The evidence of one message's delivery attempt (attempt_evidence()): n entries at e whose
+ * names and meta texts are owned by texts; the bodies point into the job's requests and
+ * answer, which outlive it. */
+struct attempt_evidence {
+    struct ewtp_store_evidence *e;
+    char **texts; /* 2 per entry: meta, name */
+    size_t n;
+};
+
+static void attempt_evidence_free(struct attempt_evidence *a)
+{
+    for (size_t t = 0; a->texts && a->e && t < 2 * a->n; t++)
+        free(a->texts[t]);
+    free(a->texts);
+    free(a->e);
+    memset(a, 0, sizeof(*a));
+}
+
 /* ABI 1.7: the unique id the plugin wrote into message m's document (its document_id), as the
  * reference the store keeps beside the authority's ("doc:" + id, so that it never meets an
  * authority reference of the same text); NULL when the plugin names none. Malloc'd. */
@@ -397,10 +413,14 @@ static char *doc_ref_of(struct job *j, const struct ewtp_store_msg *m)
     return id && id[0] ? ewtp_asprintf("doc:%s", id) : NULL;
 }
 
+/* Records the outcome of attempt m->attempts of m, with what follows: poll schedule, chain,
+ * webhook. o->verdict RETRY goes through the backoff. ev (NULL when nothing was sent): the
+ * attempt's evidence, committed in the outcome's own transaction. */
 static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                             const struct ewtp_outcome *o, int64_t chain_number,
                             const struct ewtp_httpc_resp *resp, unsigned req_index,
-                            const char *errors_json, int64_t now)
+                            const char *errors_json, const struct attempt_evidence *ev,
+                            int64_t now)
 {
     enum ewtp_store_state st;
     const char *code = o->code, *text = o->message;
@@ -469,7 +489,9 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                                      .chain = chained ? &ch : NULL,
                                      .now = now,
                                      .webhook = ewtp_webhooks_wanted(j->gen, m->tenant),
-                                     .owner = m->lease_owner};
+                                     .owner = m->lease_owner,
+                                     .evidence = ev ? ev->e : NULL,
+                                     .n_evidence = ev ? ev->n : 0};
     /* ABI 1.2: the plugin's state of the key and the chain's first number, in the same
      * transaction (o is always a host-allocated outcome of this host's size). */
     if (m->ordering_key && (o->key_state_out || o->chain_first > 0)) {
@@ -494,11 +516,20 @@ static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
     if (rc == -EWTP_EINVAL) {
         ewtpd_log(LOG_INFO, "%s/%s: outcome of attempt %u not recorded: decided meanwhile",
                   m->tenant, m->id, m->attempts);
+        /* The lease was lost (expired, or a receipt decided first), but what this attempt
+         * sent did reach the authority: its evidence is kept beside the lease_expired or
+         * receipt event that ended the attempt. */
+        int erc = ev && ev->n ? ewtp_store_evidence_add(store_of(j), m->key, ev->e, ev->n) : 0;
+        if (erc < 0 && erc != -EWTP_EUNSUPP)
+            ewtpd_log(LOG_ERR, "%s/%s: cannot keep the evidence of attempt %u: %s", m->tenant,
+                      m->id, m->attempts, ewtp_strerror(erc));
         return;
     }
     if (rc < 0) {
-        ewtpd_log(LOG_ERR, "%s/%s: cannot record the outcome: %s (the lease will expire)",
-                  m->tenant, m->id, ewtp_strerror(rc));
+        ewtpd_log(LOG_ERR,
+                  "%s/%s: cannot record the outcome and evidence of attempt %u: %s (the lease "
+                  "will expire and the message be sent again)",
+                  m->tenant, m->id, m->attempts, ewtp_strerror(rc));
         return;
     }
     if (st == EWTP_STORE_SUBMITTED) {
@@ -525,7 +556,7 @@ static void record_local(struct job *j, const struct ewtp_store_msg *m, enum ewt
                          const char *code, const char *text, const char *errors_json)
 {
     struct ewtp_outcome o = EWTP_OUTCOME_INIT(.verdict = v, .code = code, .message = text);
-    record_delivery(j, m, &o, 0, NULL, 0, errors_json, ewtpd_now_ms());
+    record_delivery(j, m, &o, 0, NULL, 0, errors_json, NULL, ewtpd_now_ms());
 }
 
 /* A receipt (poll, inbound, cancel answer) for m. */
@@ -892,15 +923,17 @@ static const char *known_reference(struct job *j, size_t k)
     return NULL;
 }
 
-/* The end of a send on a transport that hands messages over (spool, amqp): submitted with
- * the reference the plugin knows, or retried with the transport's error. */
-/* Worker, J_DELIVER: the evidence of this attempt of each message (store.h, issue 18): each
+/* Worker, J_DELIVER: the evidence of this attempt of message i (store.h, issue 18): each
  * request body exactly as sent (after signing) with its endpoint, and the answer with the
  * peer it came from (https: the server certificate's SHA-256; spool: the folder; amqp: the
- * exchange and routing key). A backend without evidence records none. */
-static void keep_evidence(struct job *j, const struct ewtp_httpc_resp *tr, int64_t now)
+ * exchange and routing key), into *a for the message's outcome (record_delivery), which
+ * commits them in one transaction. Nothing (a->n == 0) when nothing was sent or memory ran
+ * out; free with attempt_evidence_free(). */
+static void attempt_evidence(struct job *j, size_t i, const struct ewtp_httpc_resp *tr,
+                             int64_t now, struct attempt_evidence *a)
 {
-    if (j->kind != J_DELIVER || j->n_reqs == 0)
+    memset(a, 0, sizeof(*a));
+    if (j->kind != J_DELIVER || j->n_reqs == 0 || i >= j->n)
         return;
     const struct ewtp_instance_conf *ic = j->gi->conf;
     const char *kind = j->tp ? j->tp->name : "https";
@@ -912,63 +945,66 @@ static void keep_evidence(struct job *j, const struct ewtp_httpc_resp *tr, int64
                       : NULL;
     const char *peer = where ? where : tr && tr->peer ? tr->peer : NULL;
     size_t last = j->next_req < j->n_reqs ? j->next_req : j->n_reqs - 1;
-    size_t n = last + 2;
-    struct ewtp_store_evidence *ev = calloc(n, sizeof(*ev));
-    char **texts = calloc(2 * n, sizeof(*texts));
-    for (size_t i = 0; ev && texts && i < j->n; i++) {
-        uint32_t att = j->msgs[i].attempts;
-        size_t k = 0;
-        for (size_t r = 0; r <= last; r++, k++) {
-            const struct ewtp_request *rq = j->reqs[r];
-            const char *doc = rq->body_doc && rq->body_doc[0] ? rq->body_doc : "body";
-            json_t *m = json_pack("{s:i,s:i,s:s,s:s,s:s?}", "attempt", (json_int_t)att, "request",
-                                  (json_int_t)r, "transport", kind, "method",
-                                  rq->method ? rq->method : "", "path", rq->path);
-            if (m && ic->endpoint && ic->transport == EWTP_TRANSPORT_HTTPS)
-                json_object_set_new(m, "endpoint", json_string(ic->endpoint));
-            if (m && peer)
-                json_object_set_new(m, "peer", json_string(peer));
-            texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-            json_decref(m);
-            texts[2 * k + 1] = ewtp_asprintf("attempt-%u/request-%zu-%s", (unsigned)att, r, doc);
-            ev[k] = (struct ewtp_store_evidence){.kind = "request",
-                                                 .name = texts[2 * k + 1],
-                                                 .meta = texts[2 * k],
-                                                 .body = rq->body,
-                                                 .body_len = rq->body_len,
-                                                 .at = now};
-        }
-        if (tr) {
-            json_t *m = json_pack("{s:i,s:i,s:s,s:i,s:s?}", "attempt", (json_int_t)att, "request",
-                                  (json_int_t)last, "transport", kind, "status",
-                                  (json_int_t)tr->status, "transport_error", tr->error);
-            if (m && peer)
-                json_object_set_new(m, "peer", json_string(peer));
-            texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-            json_decref(m);
-            texts[2 * k + 1] = ewtp_asprintf("attempt-%u/answer", (unsigned)att);
-            ev[k] = (struct ewtp_store_evidence){.kind = "answer",
-                                                 .name = texts[2 * k + 1],
-                                                 .meta = texts[2 * k],
-                                                 .body = tr->body,
-                                                 .body_len = tr->body_len,
-                                                 .at = now};
-            k++;
-        }
-        int rc = ewtp_store_evidence_add(store_of(j), j->msgs[i].key, ev, k);
-        if (rc < 0 && rc != -EWTP_EUNSUPP)
-            ewtpd_log(LOG_ERR, "%s/%s: cannot keep the evidence of attempt %u: %s",
-                      j->msgs[i].tenant, j->msgs[i].id, (unsigned)att, ewtp_strerror(rc));
-        for (size_t t = 0; t < 2 * k; t++) {
-            free(texts[t]);
-            texts[t] = NULL;
-        }
+    size_t cap = last + 2;
+    a->e = calloc(cap, sizeof(*a->e));
+    a->texts = calloc(2 * cap, sizeof(*a->texts));
+    if (!a->e || !a->texts) {
+        free(where);
+        attempt_evidence_free(a);
+        return;
     }
-    free(ev);
-    free(texts);
+    uint32_t att = j->msgs[i].attempts;
+    size_t k = 0;
+    for (size_t r = 0; r <= last; r++, k++) {
+        const struct ewtp_request *rq = j->reqs[r];
+        const char *doc = rq->body_doc && rq->body_doc[0] ? rq->body_doc : "body";
+        json_t *m = json_pack("{s:i,s:i,s:s,s:s,s:s?}", "attempt", (json_int_t)att, "request",
+                              (json_int_t)r, "transport", kind, "method",
+                              rq->method ? rq->method : "", "path", rq->path);
+        if (m && ic->endpoint && ic->transport == EWTP_TRANSPORT_HTTPS)
+            json_object_set_new(m, "endpoint", json_string(ic->endpoint));
+        if (m && peer)
+            json_object_set_new(m, "peer", json_string(peer));
+        a->texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(m);
+        a->texts[2 * k + 1] = ewtp_asprintf("attempt-%u/request-%zu-%s", (unsigned)att, r, doc);
+        a->e[k] = (struct ewtp_store_evidence){.kind = "request",
+                                               .name = a->texts[2 * k + 1],
+                                               .meta = a->texts[2 * k],
+                                               .body = rq->body,
+                                               .body_len = rq->body_len,
+                                               .at = now};
+    }
+    if (tr) {
+        json_t *m = json_pack("{s:i,s:i,s:s,s:i,s:s?}", "attempt", (json_int_t)att, "request",
+                              (json_int_t)last, "transport", kind, "status",
+                              (json_int_t)tr->status, "transport_error", tr->error);
+        if (m && peer)
+            json_object_set_new(m, "peer", json_string(peer));
+        a->texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(m);
+        a->texts[2 * k + 1] = ewtp_asprintf("attempt-%u/answer", (unsigned)att);
+        a->e[k] = (struct ewtp_store_evidence){.kind = "answer",
+                                               .name = a->texts[2 * k + 1],
+                                               .meta = a->texts[2 * k],
+                                               .body = tr->body,
+                                               .body_len = tr->body_len,
+                                               .at = now};
+        k++;
+    }
+    a->n = k;
     free(where);
+    for (size_t t = 0; t < k; t++)
+        if (a->e[t].name == NULL) { /* out of memory: the outcome goes without evidence */
+            ewtpd_log(LOG_ERR, "%s/%s: out of memory keeping the evidence of attempt %u",
+                      j->msgs[i].tenant, j->msgs[i].id, (unsigned)att);
+            attempt_evidence_free(a);
+            return;
+        }
 }
 
+/* The end of a send on a transport that hands messages over (spool, amqp): submitted with
+ * the reference the plugin knows, or retried with the transport's error. */
 static void handed_over(struct job *j, int64_t now)
 {
     const struct ewtp_httpc_resp *tr = j->resp;
@@ -994,8 +1030,11 @@ static void handed_over(struct job *j, int64_t now)
          * the plugin names for the message (China: the CEB key). */
         if (ok)
             o.authority_ref = known_reference(j, k);
+        struct attempt_evidence ev;
+        attempt_evidence(j, k, tr, now, &ev);
         record_delivery(j, &j->msgs[k], &o, j->chain_number[k], NULL, (unsigned)j->next_req, NULL,
-                        now);
+                        &ev, now);
+        attempt_evidence_free(&ev);
     }
 }
 
@@ -1004,7 +1043,6 @@ static void handed_over(struct job *j, int64_t now)
 static void complete(struct job *j)
 {
     int64_t now = ewtpd_now_ms();
-    keep_evidence(j, j->resp, now);
     if (!j->tp->answers) {
         handed_over(j, now);
         return;
@@ -1030,9 +1068,13 @@ static void complete(struct job *j)
                           .message = "the plugin could not read the authority's answer");
     j->send = false;
     if (j->kind == J_DELIVER) {
-        for (size_t i = 0; i < j->n; i++)
+        for (size_t i = 0; i < j->n; i++) {
+            struct attempt_evidence ev;
+            attempt_evidence(j, i, tr, now, &ev);
             record_delivery(j, &j->msgs[i], rc == 0 ? o[i] : &fail, j->chain_number[i], tr,
-                            (unsigned)j->next_req, NULL, now);
+                            (unsigned)j->next_req, NULL, &ev, now);
+            attempt_evidence_free(&ev);
+        }
         return;
     }
     const struct ewtp_outcome *oc = rc == 0 ? o[0] : &fail;

@@ -42,6 +42,7 @@ struct treq {
     struct event *done;  /* completion, deferred out of evhttp's callback */
     struct ewtp_httpc_resp *resp;
     const char *err; /* from the error callback */
+    char *peer;      /* the TLS peer's fingerprint, taken when the answer's head arrived */
     ewtp_httpc_fn cb;
     void *arg;
     bool finished;
@@ -91,6 +92,7 @@ static void treq_free(struct treq *r)
     if (r->done)
         event_free(r->done);
     ewtp_httpc_resp_free(r->resp);
+    free(r->peer);
     free(r);
 }
 
@@ -272,6 +274,18 @@ static char *peer_fingerprint(struct evhttp_connection *evcon)
     return out;
 }
 
+/* The answer's head has been read: the TLS peer is taken now, while its connection is up.
+ * By on_response it is gone: evhttp resets a connection whose request said "Connection:
+ * close" (ours all do) before it calls back, and the reset SSL has no peer any more. */
+static int on_headers(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    struct treq *r = arg;
+    if (r->peer == NULL)
+        r->peer = peer_fingerprint(r->evcon);
+    return 0;
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
     struct treq *r = arg;
@@ -290,7 +304,8 @@ static void on_response(struct evhttp_request *req, void *arg)
         return;
     }
     resp->status = status;
-    resp->peer = peer_fingerprint(r->evcon);
+    resp->peer = r->peer ? r->peer : peer_fingerprint(r->evcon);
+    r->peer = NULL;
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     size_t n = 0;
     for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
@@ -451,6 +466,7 @@ int ewtp_httpc_send(struct ewtp_httpc *t, const char *url, const char *method,
         goto fail;
     }
     evhttp_request_set_error_cb(r->req, on_error);
+    evhttp_request_set_header_cb(r->req, on_headers);
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
     char hostport[300];
     if (evhttp_uri_get_port(u) >= 0)

@@ -1,6 +1,7 @@
-"""Evidence bundles (issue 18): the real ewtpd (SQLite, a cn instance on the spool transport,
-an SM2 signing key and an RSA evidence key made here by openssl) against `ewtp-sim --country
-cn`.
+"""Evidence bundles (issue 18): the real ewtpd (SQLite, or with --pg the PostgreSQL store of
+EWTP_TEST_PG_CONNINFO, as evidence_pg.sh runs it; a cn instance on the spool transport, an SM2
+signing key and an RSA evidence key made here by openssl) against `ewtp-sim --country cn`, and
+a zz instance over HTTPS against `ewtp-sim --country zz --tls-cert`.
 
 1. an order reaches `approved`; GET /v1/messages/{id}/evidence is a tar archive whose
    manifest.json lists the entries, the head signature and the certificate, and whose
@@ -13,38 +14,48 @@ cn`.
 4. /metrics has ewtp_evidence_bytes > 0; another tenant gets 404 for the bundle;
 5. the rejection explainer: an order whose signature customs cannot verify is rejected by a
    CEB900; its status error, its receipt event and its webhook carry the raw code, the plain
-   cause and (none here) the pointer.
+   cause and (none here) the pointer;
+6. HTTPS: the attempt's request and answer entries name the endpoint and, as peer, the SHA-256
+   fingerprint of the certificate the simulator served, equal to `openssl x509 -fingerprint
+   -sha256` of that certificate's file; the bundle verifies;
+7. ewtp_evidence_bytes in /metrics equals the bytes of every request and answer file of every
+   message's bundle plus their meta texts (what the store counts).
 Ends with "N passed, M failed"; exit 1 on any failure."""
 import base64
 import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ewtp_harness import (SRC, Api, PostRecorder, check, check_config, checks,  # noqa: E402
-                          ewtpctl, free_port, http_call, load_json, make_sm2_cert, make_tmp,
-                          openssl, print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop,
-                          wait_port_file, wait_ready, wait_until, write_ewtpd_config,
-                          write_token)
+from ewtp_harness import (SIM, SRC, Api, PostRecorder, check, check_config,  # noqa: E402
+                          checks, ewtpctl, free_port, http_call, load_json, make_sm2_cert,
+                          make_tmp, openssl, print_logs, remove_tmp, spawn, spawn_ewtpd,
+                          spawn_sim, stop, wait_port_file, wait_ready, wait_until,
+                          write_ewtpd_config, write_token, zz_order)
 
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
+PG = "--pg" in sys.argv[1:]
+PG_CONNINFO = os.environ.get("EWTP_TEST_PG_CONNINFO", "")
+STORE = "PostgreSQL" if PG else "SQLite"
 
 
-def config(tmp, api, key, crt, ekey, ecrt, hook):
+def config(tmp, api, key, crt, ekey, ecrt, hook, zz_port, zz_crt):
     for d in ("out", "in"):
         os.makedirs(os.path.join(tmp, "spool", d), exist_ok=True)
-    for t in ("plat", "bad", "other"):
+    for t in ("plat", "bad", "other", "tls"):
         write_token(tmp, t + ".token", t + "-token")
     write_token(tmp, "whsec", "whsec_" + "ab" * 16)
     conf = """tenants = (
   { id = "plat"; token_file = "plat.token"; destinations = [ "CN" ]; },
   { id = "bad"; token_file = "bad.token"; destinations = [ "CN" ]; webhook_url = "%(hook)s";
     webhook_secret_file = "whsec"; },
-  { id = "other"; token_file = "other.token"; destinations = [ "CN" ]; } );
+  { id = "other"; token_file = "other.token"; destinations = [ "CN" ]; },
+  { id = "tls"; token_file = "tls.token"; destinations = [ "ZZ" ]; } );
 delivery = { max_attempts = 3; max_age_ms = 600000; base_delay_ms = 50; max_delay_ms = 200;
   request_timeout_ms = 3000; lease_ms = 20000; poll_interval_ms = 200; scan_interval_ms = 50;
   workers = 2; };
@@ -60,12 +71,16 @@ plugins = (
     settings = { cop_code = "3301960ABC"; cop_name = "E2E TEST PLATFORM";
                  dxp_id = "DXPENT0000000001"; sign_key = "cn-sign";
                  signature_method_uri = "urn:example:unknown-signature-algorithm"; };
-    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; }
+    transport = "spool"; spool_out = "spool/out"; spool_in = "spool/in"; },
+  { name = "zz-tls"; plugin = "zz"; settings = { sign_key = ""; sender_id = "EV-TLS"; };
+    transport = "https"; endpoint = "https://127.0.0.1:%(zz_port)d"; ca_file = "%(zz_crt)s"; }
 );
 routes = ( { tenant = "bad"; destination = "CN"; instance = "cn-badsig"; },
-           { destination = "CN"; instance = "cn-test"; } );
-""" % {"key": key, "crt": crt, "ekey": ekey, "ecrt": ecrt, "hook": hook}
-    return write_ewtpd_config(tmp, api, conf)
+           { destination = "CN"; instance = "cn-test"; },
+           { tenant = "tls"; destination = "ZZ"; instance = "zz-tls"; } );
+""" % {"key": key, "crt": crt, "ekey": ekey, "ecrt": ecrt, "hook": hook, "zz_port": zz_port,
+       "zz_crt": zz_crt}
+    return write_ewtpd_config(tmp, api, conf, pg_conninfo=PG_CONNINFO if PG else None)
 
 
 def order(suffix, number):
@@ -113,7 +128,19 @@ def main():
         ekey, ecrt = os.path.join(tmp, "evidence.key"), os.path.join(tmp, "evidence.crt")
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ekey, "-out", ecrt,
                 "-days", "2", "-subj", "/CN=ewtp evidence key TEST")
-        conf = config(tmp, api, key, crt, ekey, ecrt, hook.url)
+        # The HTTPS authority: ewtp-sim --country zz serving a certificate for 127.0.0.1.
+        zkey, zcrt = os.path.join(tmp, "zz-tls.key"), os.path.join(tmp, "zz-tls.crt")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", zkey, "-out", zcrt,
+                "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+        zz_port_file = os.path.join(tmp, "zz.port")
+        procs.append(spawn([SIM, "--country", "zz", "--listen", "127.0.0.1:0", "--port-file",
+                            zz_port_file, "--tls-cert", zcrt, "--tls-key", zkey],
+                           os.path.join(tmp, "zz-sim.log")))
+        zz_port = wait_port_file(zz_port_file, procs[-1], 15)
+        check(bool(zz_port), "ewtp-sim --country zz --tls-cert started")
+        if PG:
+            check(bool(PG_CONNINFO), "EWTP_TEST_PG_CONNINFO is set (evidence_pg.sh sets it)")
+        conf = config(tmp, api, key, crt, ekey, ecrt, hook.url, int(zz_port or 0), zcrt)
         chk = check_config(conf)
         check(chk.returncode == 0, "ewtpd -t accepts evidence = { key; retention_days; }",
               chk.stderr)
@@ -128,13 +155,16 @@ def main():
         check(wait_ready(api, procs[-1], 20), "ewtpd is ready")
         if not checks.failed:
             run(tmp, api, conf, hook)
+            run_tls(tmp, api, conf, zcrt, zz_port)
+            run_metric(api)
     finally:
         for p in reversed(procs):
             stop(p, 15)
         hook.stop()
         if checks.failed:
             print_logs([("ewtpd.log", os.path.join(tmp, "ewtpd.log")),
-                        ("sim.log", os.path.join(tmp, "sim.log"))], 3000)
+                        ("sim.log", os.path.join(tmp, "sim.log")),
+                        ("zz-sim.log", os.path.join(tmp, "zz-sim.log"))], 3000)
         remove_tmp(tmp)
 
 
@@ -268,6 +298,82 @@ def run(tmp, api, conf, hook):
     rej = [h for h in hooks if h.get("state") == "rejected"]
     check(rej and rej[0].get("code", "").startswith("CEB900:") and rej[0].get("cause"),
           "webhook of the rejection carries code and cause", hooks)
+
+
+def bundle(api, token, mid):
+    """The parsed manifest and the files of mid's bundle ({}, {} when there is none)."""
+    st, raw, _ = http_call("GET", "http://127.0.0.1:%d/v1/messages/%s/evidence" % (api, mid),
+                           token=token)
+    if st != 200:
+        return {}, {}, raw
+    files = members(raw)
+    return json.loads(files.get("manifest.json", b"{}")), files, raw
+
+
+def run_tls(tmp, api, conf, zcrt, zz_port):
+    """6. the TLS peer of an HTTPS attempt is the certificate the authority served."""
+    tls = Api(api, "tls-token")
+    o = zz_order("zz-tls-1")
+    st, body = tls.submit(o)
+    check(st == 202, "ZZ order over HTTPS accepted (202)", (st, body))
+    m = tls.wait_state(o["id"], ("approved", "rejected", "dead"), 30)
+    check(m and m["state"] == "approved", "ZZ order over HTTPS approved", m)
+    man, files, raw = bundle(api, "tls-token", o["id"])
+    entries = man.get("entries", [])
+    sent = [e for e in entries if e["kind"] == "request"]
+    answers = [e for e in entries if e["kind"] == "answer"]
+    check(sent and answers, "the HTTPS attempt's request and answer are in the bundle",
+          [e["file"] for e in entries])
+    # "sha256 Fingerprint=AB:CD:..." -> "sha256:abcd..." (httpc.c's form)
+    text = subprocess.run(["openssl", "x509", "-in", zcrt, "-noout", "-fingerprint", "-sha256"],
+                          check=True, capture_output=True, text=True).stdout
+    fp = "sha256:" + text.strip().split("=", 1)[1].replace(":", "").lower()
+    check(len(fp) == 7 + 64, "openssl gives the SHA-256 fingerprint of the served certificate", fp)
+    peers = {e["meta"].get("peer") for e in sent + answers}
+    check(peers == {fp}, "the recorded TLS peer is the simulator's certificate (%s)" % fp,
+          sorted(p or "" for p in peers))
+    check({e["meta"].get("endpoint") for e in sent} == {"https://127.0.0.1:%d" % zz_port},
+          "the request names the HTTPS endpoint", [e["meta"] for e in sent])
+    doc = files.get(sent[0]["file"], b"") if sent else b""
+    check(b"zz-tls-1" in doc, "the request file is the document sent for zz-tls-1", doc[:200])
+    check(any(a["meta"].get("status") in (200, 201, 202) for a in answers),
+          "the answer entry has the authority's status", [a["meta"] for a in answers])
+    outcome = [e for e in entries if e["kind"] == "state" and
+               b'"outcome"' in files.get(e["file"], b"")]
+    check(outcome, "the attempt's outcome is in the state history beside its evidence",
+          [e["file"] for e in entries])
+    path = os.path.join(tmp, "tls.tar")
+    with open(path, "wb") as f:
+        f.write(raw)
+    r = verify(conf, path)
+    check(r.returncode == 0, "the HTTPS bundle verifies", (r.returncode, r.stderr))
+
+
+def run_metric(api):
+    """7. ewtp_evidence_bytes: the request and answer bytes and their meta, of every message."""
+    total = 0
+    for token, mid in (("plat-token", "ord-ev1"), ("bad-token", "ord-ev5"),
+                       ("tls-token", "zz-tls-1")):
+        man, files, _ = bundle(api, token, mid)
+        for e in man.get("entries", []):
+            if e["kind"] in ("request", "answer"):
+                total += len(files[e["file"]])
+                if e["meta"] is not None:
+                    total += len(json.dumps(e["meta"], sort_keys=True, separators=(",", ":"),
+                                            ensure_ascii=False).encode())
+    got = {"v": -1}
+
+    def metric():
+        # The store's figures are read at most once a second: an earlier scrape's may show.
+        st, raw, _ = http_call("GET", "http://127.0.0.1:%d/metrics" % api)
+        line = [x for x in raw.decode().splitlines() if x.startswith("ewtp_evidence_bytes ")]
+        got["v"] = int(line[0].split()[1]) if line else -1
+        return got["v"] == total
+    wait_until(metric, 10, 0.2)
+    got = got["v"]
+    check(total > 0 and got == total,
+          "%s: ewtp_evidence_bytes %d = the bundles' request and answer bytes and meta" %
+          (STORE, got), (got, total))
 
 
 if __name__ == "__main__":

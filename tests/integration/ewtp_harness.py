@@ -112,19 +112,24 @@ def write_token(folder, name, token, mode=None):
     return write(os.path.join(folder, name), token + "\n", mode)
 
 
-def write_ewtpd_config(tmp, api_port, rest, name="ewtpd.conf"):
+def write_ewtpd_config(tmp, api_port, rest, name="ewtpd.conf", pg_conninfo=None):
     """Writes tmp/name: the settings every daemon test shares (the build's plugins, state and
     admin socket under tmp/run, one plain listener on 127.0.0.1:api_port, the SQLite store
-    tmp/ewtpd.sqlite), then rest (tenants, delivery, keys, plugins, routes...). Returns its
-    path."""
+    tmp/ewtpd.sqlite, or with pg_conninfo the PostgreSQL store of that libpq connection string,
+    kept in tmp/pg.conninfo), then rest (tenants, delivery, keys, plugins, routes...). Returns
+    its path."""
+    store = 'store = { backend = "sqlite"; path = "%s/ewtpd.sqlite"; };' % tmp
+    if pg_conninfo:
+        write(os.path.join(tmp, "pg.conninfo"), pg_conninfo + "\n", 0o600)
+        store = 'store = { backend = "postgresql"; conninfo_file = "%s/pg.conninfo"; };' % tmp
     head = """
 plugin_dir = "%(plugins)s";
 dev_mode = true;
 state_dir = "%(tmp)s/run";
 admin_socket = "%(tmp)s/run/ewtpd.sock";
 listeners = ( { address = "127.0.0.1"; port = %(api)d; } );
-store = { backend = "sqlite"; path = "%(tmp)s/ewtpd.sqlite"; };
-""" % {"plugins": PLUGINS, "tmp": tmp, "api": api_port}
+%(store)s
+""" % {"plugins": PLUGINS, "tmp": tmp, "api": api_port, "store": store}
     return write(os.path.join(tmp, name), head + rest)
 
 
