@@ -2811,18 +2811,19 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool wit
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     /* Version 6 only adds a column derived from the others (SQLite's claim index); version 7
-     * the evidence table (issue 18), copied like the others unless without_evidence. */
+     * the evidence table (issue 18), copied like the others unless without_evidence; version
+     * 8 only rewrites an index and triggers (issue 20). */
     int64_t evidence = 0;
-    if (version == 7 &&
+    if (version >= 7 &&
         sqlite3_prepare_v2(db, "SELECT count(*) FROM evidence", -1, &s, NULL) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW)
         evidence = sqlite3_column_int64(s, 0);
-    if (version == 7)
+    if (version >= 7)
         sqlite3_finalize(s);
-    if (version < 5 || version > 7) {
+    if (version < 5 || version > 8) {
         if (why)
             *why = ewtp_store_asprintf(
-                "%s has store schema version %" PRId64 ", this ewtpctl copies versions 5 to 7: "
+                "%s has store schema version %" PRId64 ", this ewtpctl copies versions 5 to 8: "
                 "start this version's ewtpd on it once (it upgrades the file), stop it, retry",
                 path, version);
         sqlite3_close(db);

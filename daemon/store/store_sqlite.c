@@ -22,16 +22,24 @@
 
 #include <ewtp/errors.h>
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 #define RELATED_MAX 100
 #define RELATED_PER_TENANT_SQL "16" /* per relation key and tenant (Q_RELATED) */
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 
-/* Blocking states of an ordering key: while an earlier message is in one of these, later
- * ones wait (store.h, ewtp_store_claim_due). The same list is the partial index' WHERE, so
- * the NOT EXISTS probe reads only live messages of the key, never the key's whole history. */
-#define BLOCKING_STATES "('accepted','delivering','retrying','dead')"
+/* Blocking ("live") states of an ordering key: while an earlier message is in one of these,
+ * later ones wait (store.h, ewtp_store_claim_due). The same expression is the partial index'
+ * WHERE, so the NOT EXISTS probe reads only live messages of the key, never the key's whole
+ * history; a query must spell it exactly so for SQLite to use that index. Comparisons, not
+ * `IN (...)`: schema version 8. */
+#define LIVE_STATE_OF(col)                                                                         \
+    "(" col " = 'accepted' OR " col " = 'delivering' OR " col " = 'retrying' OR " col " = 'dead')"
+#define LIVE_STATE LIVE_STATE_OF("state")
+#define LIVE_P LIVE_STATE_OF("p.state")
+#define LIVE_N LIVE_STATE_OF("n.state")
+#define LIVE_NEW LIVE_STATE_OF("new.state")
+#define LIVE_OLD LIVE_STATE_OF("old.state")
 
 /* Version 2: every authority reference a message ever had stays findable. Authorities
  * change the reference during a message's life (China: the enterprise copNo, then the
@@ -78,19 +86,31 @@
     " updated_at INTEGER NOT NULL);"
 
 /* v6 (issue 20): due work has its own small index. `blocked` is 1 while an earlier message of
- * the same ordering key is live (in BLOCKING_STATES): only the head of each key, and the
+ * the same ordering key is live (LIVE_STATE): only the head of each key, and the
  * unordered messages, are in messages_ready, so a claim never walks the messages queued behind
  * a head (see Q_CLAIM_SELECT). Three triggers keep the flag, each touching at most two rows
  * found through messages_live_key: a new message is blocked when its key has a live one
  * before it; a message leaving the blocking states unblocks the next live one of its key when
  * it was the head; a message coming back (replay) is blocked behind a live predecessor and
  * blocks the next live one. */
-#define KEY_LIVE_BEFORE(seq)                                                                       \
+#define KEY_LIVE_BEFORE                                                                            \
     "EXISTS(SELECT 1 FROM messages p WHERE p.ordering_key = new.ordering_key"                      \
-    " AND p.state IN " BLOCKING_STATES " AND p.seq < " seq ")"
+    " AND " LIVE_P " AND p.seq < new.seq)"
 #define KEY_NEXT_LIVE                                                                              \
     "(SELECT min(n.seq) FROM messages n WHERE n.ordering_key = new.ordering_key"                   \
-    " AND n.state IN " BLOCKING_STATES " AND n.seq > new.seq)"
+    " AND " LIVE_N " AND n.seq > new.seq)"
+#define SCHEMA_KEY_TRIGGERS_SQL                                                                    \
+    "CREATE TRIGGER IF NOT EXISTS messages_key_new AFTER INSERT ON messages"                       \
+    " WHEN new.ordering_key IS NOT NULL AND " LIVE_NEW " BEGIN"                                    \
+    " UPDATE messages SET blocked = 1 WHERE seq = new.seq AND " KEY_LIVE_BEFORE "; END;"           \
+    "CREATE TRIGGER IF NOT EXISTS messages_key_leave AFTER UPDATE OF state ON messages"            \
+    " WHEN new.ordering_key IS NOT NULL AND " LIVE_OLD " AND NOT " LIVE_NEW " BEGIN"               \
+    " UPDATE messages SET blocked = 0 WHERE seq = " KEY_NEXT_LIVE " AND NOT " KEY_LIVE_BEFORE      \
+    "; END;"                                                                                       \
+    "CREATE TRIGGER IF NOT EXISTS messages_key_back AFTER UPDATE OF state ON messages"             \
+    " WHEN new.ordering_key IS NOT NULL AND NOT " LIVE_OLD " AND " LIVE_NEW " BEGIN"               \
+    " UPDATE messages SET blocked = " KEY_LIVE_BEFORE " WHERE seq = new.seq;"                      \
+    " UPDATE messages SET blocked = 1 WHERE seq = " KEY_NEXT_LIVE "; END;"
 /* Version 7 (issue 18): the evidence of each message (store.h), the bytes sent and answered. */
 #define SCHEMA_V7_SQL                                                                              \
     "CREATE TABLE IF NOT EXISTS evidence(eid INTEGER PRIMARY KEY,"                                 \
@@ -100,31 +120,21 @@
     "CREATE INDEX IF NOT EXISTS evidence_at ON evidence(at);"
 #define SCHEMA_V6_COLUMN_SQL "ALTER TABLE messages ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;"
 #define SCHEMA_V6_SQL                                                                              \
-    "UPDATE messages SET blocked = 1 WHERE ordering_key IS NOT NULL AND state IN " BLOCKING_STATES \
+    "UPDATE messages SET blocked = 1 WHERE ordering_key IS NOT NULL AND " LIVE_STATE               \
     " AND EXISTS(SELECT 1 FROM messages p WHERE p.ordering_key = messages.ordering_key"            \
-    " AND p.state IN " BLOCKING_STATES " AND p.seq < messages.seq);"                               \
+    " AND " LIVE_P " AND p.seq < messages.seq);"                                                   \
     "CREATE INDEX IF NOT EXISTS messages_ready ON messages(next_attempt_at, seq)"                  \
-    " WHERE state IN ('accepted', 'retrying') AND blocked = 0;"                                    \
-    "CREATE TRIGGER IF NOT EXISTS messages_key_new AFTER INSERT ON messages"                       \
-    " WHEN new.ordering_key IS NOT NULL AND new.state IN " BLOCKING_STATES " BEGIN"                \
-    " UPDATE messages SET blocked = 1 WHERE seq = new.seq AND " KEY_LIVE_BEFORE(                   \
-        "new.seq") "; END;"                                                                        \
-                   "CREATE TRIGGER IF NOT EXISTS messages_key_leave AFTER UPDATE OF state ON "     \
-                   "messages"                                                                      \
-                   " WHEN new.ordering_key IS NOT NULL AND old.state IN " BLOCKING_STATES          \
-                   " AND new.state NOT IN " BLOCKING_STATES " BEGIN"                               \
-                   " UPDATE messages SET blocked = 0 WHERE seq = " KEY_NEXT_LIVE                   \
-                   " AND NOT " KEY_LIVE_BEFORE(                                                    \
-                       "new.seq") "; END;"                                                         \
-                                  "CREATE TRIGGER IF NOT EXISTS messages_key_back AFTER UPDATE "   \
-                                  "OF state ON messages"                                           \
-                                  " WHEN new.ordering_key IS NOT NULL AND old.state NOT "          \
-                                  "IN " BLOCKING_STATES " AND new.state IN " BLOCKING_STATES       \
-                                  " BEGIN"                                                         \
-                                  " UPDATE messages SET blocked = " KEY_LIVE_BEFORE(               \
-                                      "new.seq") " WHERE seq = new.seq;"                           \
-                                                 " UPDATE messages SET blocked = 1 WHERE seq "     \
-                                                 "= " KEY_NEXT_LIVE "; END;"
+    " WHERE state IN ('accepted', 'retrying') AND blocked = 0;" SCHEMA_KEY_TRIGGERS_SQL
+/* Version 8 (issue 20): the live states written out as comparisons (LIVE_STATE) in the
+ * partial index messages_live_key and in the triggers, which a version 7 file has as
+ * `state IN (four states)`: SQLite evaluates a constant list of more than two as a temporary
+ * b-tree built for each statement, two or three of them per accepted message (the insert
+ * tests the index' WHERE, the trigger its WHEN and its probe). Same rows, same rule. */
+#define SCHEMA_V8_SQL                                                                              \
+    "DROP TRIGGER IF EXISTS messages_key_new; DROP TRIGGER IF EXISTS messages_key_leave;"          \
+    "DROP TRIGGER IF EXISTS messages_key_back; DROP INDEX IF EXISTS messages_live_key;"            \
+    "CREATE INDEX messages_live_key ON messages(ordering_key, seq)"                                \
+    " WHERE ordering_key IS NOT NULL AND " LIVE_STATE ";" SCHEMA_KEY_TRIGGERS_SQL
 
 static const char schema_sql[] =
     "CREATE TABLE messages("
@@ -140,7 +150,7 @@ static const char schema_sql[] =
     " UNIQUE(tenant, id));"
     "CREATE INDEX messages_due ON messages(state, next_attempt_at);"
     "CREATE INDEX messages_live_key ON messages(ordering_key, seq)"
-    " WHERE ordering_key IS NOT NULL AND state IN " BLOCKING_STATES ";"
+    " WHERE ordering_key IS NOT NULL AND " LIVE_STATE ";"
     "CREATE INDEX messages_ref ON messages(plugin, authority_ref)"
     " WHERE authority_ref IS NOT NULL;"
     "CREATE TABLE relations(key TEXT NOT NULL,"
@@ -296,7 +306,7 @@ static const char *const sql_text[Q_COUNT] = {
         " WHERE m.state IN ('accepted', 'retrying') AND m.blocked = 0"
         " AND m.next_attempt_at <= ?1 AND (m.ordering_key IS NULL OR NOT EXISTS("
         "  SELECT 1 FROM messages p WHERE p.ordering_key = m.ordering_key AND p.seq < m.seq"
-        "  AND p.state IN " BLOCKING_STATES "))"
+        "  AND " LIVE_P "))"
         " AND (m.wait_key IS NULL OR m.wait_until <= ?1 OR EXISTS("
         "  SELECT 1 FROM relations r JOIN messages o ON o.seq = r.seq"
         "  WHERE r.key = m.wait_key AND o.seq <> m.seq AND (o.state IN ('rejected', 'cancelled')"
@@ -2133,8 +2143,8 @@ static int sq_instance_key(void *impl, const unsigned char fresh[32], unsigned c
     sqlite3_finalize(s);
     s = NULL;
     if (rc == 0)
-        rc = map_rc(sqlite3_prepare_v2(c->db, "SELECT secret FROM instance_secret WHERE id = 1",
-                                       -1, &s, NULL));
+        rc = map_rc(sqlite3_prepare_v2(c->db, "SELECT secret FROM instance_secret WHERE id = 1", -1,
+                                       &s, NULL));
     if (rc == 0) {
         int x = sqlite3_step(s);
         if (x == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32)
@@ -2482,6 +2492,12 @@ static int schema_setup(struct conn *c, const char *path, char **why)
         rc = sqlite3_exec(c->db, SCHEMA_V7_SQL "INSERT INTO schema_version(version) VALUES(7);",
                           NULL, NULL, &err);
         version = 7;
+    }
+    if (rc == SQLITE_OK && version == 7) {
+        /* In place: the same index and triggers without temporary b-trees. */
+        rc = sqlite3_exec(c->db, SCHEMA_V8_SQL "INSERT INTO schema_version(version) VALUES(8);",
+                          NULL, NULL, &err);
+        version = 8;
     }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         if (why)

@@ -1,6 +1,6 @@
 /* test_claim_cost.c — issue 20: a claim costs the same with 1,000 or 100,000 messages queued,
- * ordering keys stay strict (a dead message blocks only its own key), and China orders each
- * get a key of their own.
+ * ordering keys stay strict (a dead message blocks only its own key), China orders each get a
+ * key of their own, and an accept's INSERT builds no temporary b-tree (schema version 8).
  *
  * No clock (DECISIONS "Tests, CI and measurements"): the work is counted in SQLite VM steps of
  * the claim select (store_sqlite.h), the two backlogs compared in one run with a generous
@@ -244,10 +244,85 @@ static void test_v5_upgrade(void **state)
                  " ('t1', 'a', 'order', 'ZZ', 'zz', 'accepted', 'h', '{}', 'k', 0, 0),"
                  " ('t1', 'b', 'order', 'ZZ', 'zz', 'accepted', 'h', '{}', 'k', 0, 0)");
     open_store(f);
-    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 7);
+    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 8);
     char ids[4][16];
     assert_int_equal(claim_ids(f, ids, 4), 1);
     assert_string_equal(ids[0], "a");
+}
+
+/* Temporary b-trees (OpenEphemeral) an accept's INSERT opens, with its triggers' programs:
+ * SQLite builds one per statement for a constant IN list of more than two values. */
+static int64_t insert_temp_btrees(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "EXPLAIN INSERT INTO messages(tenant, id, kind, destination,"
+                           " plugin, state, hash, canonical, ordering_key, created_at,"
+                           " updated_at) VALUES('t1', 'x', 'order', 'ZZ', 'zz',"
+                           " 'accepted', 'h', '{}', 'k', 0, 0)",
+                           -1, &s, NULL),
+        SQLITE_OK);
+    int64_t n = 0, ops = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        ops++;
+        const char *op = (const char *)sqlite3_column_text(s, 1);
+        n += op && strcmp(op, "OpenEphemeral") == 0;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_true(ops > 10);
+    return n;
+}
+
+/* A version 7 file (the live states as `IN (...)` in messages_live_key and the triggers)
+ * is upgraded in place to version 8's comparisons: the same claims, and an accept's INSERT
+ * no longer builds temporary b-trees (issue 20). */
+static void test_v7_upgrade(void **state)
+{
+    struct fix *f = *state;
+    open_store(f);
+    close_store(f);
+    assert_int_equal(insert_temp_btrees(f->path), 0);
+    sql(f->path,
+        "DROP TRIGGER messages_key_new; DROP TRIGGER messages_key_leave;"
+        " DROP TRIGGER messages_key_back; DROP INDEX messages_live_key;"
+        "CREATE INDEX messages_live_key ON messages(ordering_key, seq)"
+        " WHERE ordering_key IS NOT NULL AND state IN ('accepted','delivering','retrying','dead');"
+        "CREATE TRIGGER messages_key_new AFTER INSERT ON messages"
+        " WHEN new.ordering_key IS NOT NULL AND new.state IN"
+        " ('accepted','delivering','retrying','dead') BEGIN UPDATE messages SET blocked = 1"
+        " WHERE seq = new.seq AND EXISTS(SELECT 1 FROM messages p WHERE p.ordering_key ="
+        " new.ordering_key AND p.state IN ('accepted','delivering','retrying','dead')"
+        " AND p.seq < new.seq); END;"
+        "DELETE FROM schema_version; INSERT INTO schema_version VALUES(7);"
+        "INSERT INTO messages(tenant, id, kind, destination, plugin, state, hash, canonical,"
+        " ordering_key, created_at, updated_at) VALUES"
+        " ('t1', 'a', 'order', 'ZZ', 'zz', 'accepted', 'h', '{}', 'k', 0, 0),"
+        " ('t1', 'b', 'order', 'ZZ', 'zz', 'accepted', 'h', '{}', 'k', 0, 0)");
+    /* What version 7 cost: the check could fail. */
+    assert_true(insert_temp_btrees(f->path) > 0);
+    assert_int_equal(sql_int(f->path, "SELECT blocked FROM messages WHERE id = 'b'"), 1);
+    open_store(f);
+    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 8);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                      " ('messages_live_key', 'messages_key_new',"
+                                      " 'messages_key_leave', 'messages_key_back')"
+                                      " AND sql NOT LIKE '% IN (%'"),
+                     4);
+    close_store(f);
+    assert_int_equal(insert_temp_btrees(f->path), 0);
+    open_store(f);
+    char ids[4][16];
+    assert_int_equal(claim_ids(f, ids, 4), 1);
+    assert_string_equal(ids[0], "a");
+    /* a leaves the live states: b is unblocked by the upgraded trigger and goes next. */
+    sql(f->path, "UPDATE messages SET state = 'submitted' WHERE id = 'a'");
+    assert_int_equal(claim_ids(f, ids, 4), 1);
+    assert_string_equal(ids[0], "b");
+    assert_keys_strict(f);
 }
 
 /* ---- China: one key per tenant, channel and order ------------------------------------- */
@@ -343,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_claim_cost_flat),
         cmocka_unit_test_setup_teardown(test_dead_blocks_only_its_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v5_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v7_upgrade, setup, teardown),
         cmocka_unit_test(test_cn_order_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1887,7 +1887,7 @@ static void test_schema_v2_upgrade(void **state)
     assert_int_equal(
         sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 7);
+    assert_int_equal(sqlite3_column_int(s, 0), 8);
     sqlite3_finalize(s);
     sqlite3_close(db);
     assert_int_equal(ewtp_store_open_sqlite(f->path, NULL, &f->st, &why), 0);
