@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -383,3 +384,93 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     return 0;
 }
+
+#ifdef EWTP_FUZZ_LIBFUZZER
+/* ---- structure-aware mutation (libFuzzer builds only) ------------------------------------
+ * A mutated body no longer matches its Content-Length, so evhttp waits for the rest (and sees
+ * the end of the input) or reads the surplus as the next request: byte mutations rarely reach
+ * the JSON checks and the plugins behind them. Most of the time the first request is split
+ * into head and body, the head or the body is mutated (a JSON body through json_mutate.h,
+ * anything else by libFuzzer) and Content-Length is set to the new body's length; the rest
+ * gets libFuzzer's own mutations, with Content-Length left as they make it. */
+#include "json_mutate.h"
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
+
+/* The head with its Content-Length value set to body_len (when it has one), into out. */
+static size_t set_content_length(const uint8_t *head, size_t hl, size_t body_len, uint8_t *out,
+                                 size_t out_max)
+{
+    static const char name[] = "\r\ncontent-length:";
+    size_t nl = sizeof(name) - 1;
+    for (size_t i = 0; i + nl <= hl; i++) {
+        if (strncasecmp((const char *)head + i, name, nl) != 0)
+            continue;
+        size_t v = i + nl;
+        while (v < hl && head[v] == ' ')
+            v++;
+        size_t e = v;
+        while (e < hl && head[e] >= '0' && head[e] <= '9')
+            e++;
+        char num[32];
+        int n = snprintf(num, sizeof(num), "%zu", body_len);
+        if (v + (size_t)n + (hl - e) > out_max)
+            break;
+        memmove(out, head, v);
+        memcpy(out + v, num, (size_t)n);
+        memmove(out + v + n, head + e, hl - e);
+        return v + (size_t)n + (hl - e);
+    }
+    if (hl > out_max)
+        return 0;
+    memmove(out, head, hl);
+    return hl;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+    unsigned r = seed * 2654435761u + 12345u;
+    const uint8_t *end = size >= 4 ? memmem(data, size, "\r\n\r\n", 4) : NULL;
+    if (end == NULL || r % 5 == 0)
+        return LLVMFuzzerMutate(data, size, max_size);
+    size_t hl = (size_t)(end - data) + 4;
+    /* The first request's body: what Content-Length says, or the rest of the input. */
+    size_t body_len = size - hl;
+    const char *cl = memmem(data, hl, "Content-Length:", 15);
+    if (cl) {
+        size_t want = strtoul(cl + 15, NULL, 10);
+        if (want < body_len)
+            body_len = want;
+    }
+    size_t rest = size - hl - body_len; /* pipelined requests after it, kept as they are */
+    static uint8_t head[65536], body[65536], tail[65536];
+    if (hl > sizeof(head) || body_len > sizeof(body) || rest > sizeof(tail))
+        return LLVMFuzzerMutate(data, size, max_size);
+    memcpy(head, data, hl);
+    memcpy(body, data + hl, body_len);
+    memcpy(tail, data + hl + body_len, rest);
+    if (r % 5 == 1) {
+        hl = LLVMFuzzerMutate(head, hl, sizeof(head) / 2);
+    } else {
+        json_t *root = json_loadb((const char *)body, body_len, 0, NULL);
+        if (root && r % 5 != 2) {
+            mutate_json(&root, r / 5);
+            char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+            if (text && strlen(text) <= sizeof(body)) {
+                body_len = strlen(text);
+                memcpy(body, text, body_len);
+            }
+            free(text);
+        } else {
+            body_len = LLVMFuzzerMutate(body, body_len, sizeof(body));
+        }
+        json_decref(root);
+    }
+    size_t out = set_content_length(head, hl, body_len, data, max_size);
+    if (out == 0 || out + body_len + rest > max_size)
+        return LLVMFuzzerMutate(data, size, max_size);
+    memcpy(data + out, body, body_len);
+    memcpy(data + out + body_len, tail, rest);
+    return out + body_len + rest;
+}
+#endif
