@@ -35,6 +35,8 @@
 #include <systemd/sd-journal.h>
 
 #include "admin.h"
+#include "certs.h"
+#include "certwatch.h"
 #include "hostctx.h"
 #include "metrics.h"
 
@@ -87,6 +89,7 @@ static int check_config(const char *path)
     int rc = ewtp_gen_build(path, 0, &g, why);
     if (rc == 0) {
         printf("%s: configuration ok (%zu plugin instances)\n", path, ewtp_gen_instance_count(g));
+        ewtp_certs_print(ewtp_gen_certs(g), ewtpd_now_ms(), stdout);
         ewtp_gen_unref(g);
     } else {
         for (size_t i = 0; i < ewtp_errors_count(why); i++)
@@ -207,11 +210,14 @@ static int run(const char *path)
         if (t->n_parties == 0)
             ewtpd_log(LOG_WARNING, "tenant %s has no parties: sender codes are not checked", t->id);
     }
+    /* Certificate expiry and rollover (issue 18): checked now, after reloads and hourly. */
+    struct ewtp_certwatch *certwatch = ewtp_certwatch_start(&d);
     ewtpd_log(LOG_INFO, "ewtpd ready: %s, generation %llu, %zu plugin instances", path,
               (unsigned long long)ewtp_gen_id(d.gen), ewtp_gen_instance_count(d.gen));
     sd_notifyf(0, "READY=1\nSTATUS=generation %llu", (unsigned long long)ewtp_gen_id(d.gen));
     event_base_dispatch(d.base);
     rc = 0;
+    ewtp_certwatch_free(certwatch);
     event_free(ev_term);
     event_free(ev_int);
     event_free(ev_hup);

@@ -51,6 +51,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "certs.h"
 #include "config.h"
 #include "openapi.h"
 
@@ -70,6 +71,10 @@ struct listener {
     SSL_CTX *ssl; /* TLS listeners */
     bool admin;
     int port;
+    /* The socket as configured at start: a reload's listeners[index] serves its certificates
+     * here only when it still names this socket (choose_cert). */
+    char *address;
+    int conf_port;
 };
 
 /* One client connection: its slow-header guard and its place in the hash. */
@@ -1188,6 +1193,7 @@ static void metrics_done(void *arg)
             "# HELP ewtp_generation Configuration generation in use.\n"
             "# TYPE ewtp_generation gauge\newtp_generation %llu\n",
             (unsigned long long)ewtp_gen_id(r->gen));
+    ewtp_certs_write_metrics(ewtp_gen_certs(r->gen), ewtpd_now_ms(), f);
     fprintf(f,
             "# HELP ewtp_reloads_total Configuration reloads by result.\n"
             "# TYPE ewtp_reloads_total counter\n"
@@ -1453,6 +1459,26 @@ fail:
     return NULL;
 }
 
+/* Each TLS handshake takes the certificate of the current generation's listener at this
+ * moment (certs.h, issue 18): a successor (next = { ... from; }) takes over at its from, and
+ * after a reload that changed the files new connections get the new pair while open ones keep
+ * theirs; nothing is read from disk here. The context's own pair (loaded at start) serves
+ * when the current configuration has no TLS pair for this socket (a listener whose address
+ * changed needs a restart). Loop thread (the handshake runs in the bufferevent). */
+static int choose_cert(SSL *ssl, void *arg)
+{
+    struct listener *l = arg;
+    const struct ewtp_gen *g = l->h->d->gen;
+    const struct ewtp_config *c = g ? ewtp_gen_config(g) : NULL;
+    if (c == NULL || l->index >= c->n_listeners)
+        return 1;
+    const struct ewtp_listener_conf *lc = &c->listeners[l->index];
+    if (lc->port != l->conf_port || lc->address == NULL || strcmp(lc->address, l->address) != 0)
+        return 1;
+    ewtp_certs_use_listener(ewtp_gen_certs(g), l->index, ewtpd_now_ms(), ssl);
+    return 1;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 static int bound_port(struct evhttp_bound_socket *sock)
@@ -1504,6 +1530,11 @@ int ewtp_http_start(struct ewtpd *d, struct ewtp_errors *why)
             return -EWTP_ENOMEM;
         if (lc->tls && (l->ssl = make_tls(lc, i, why)) == NULL)
             return -EWTP_EINVAL;
+        l->conf_port = lc->port;
+        if ((l->address = strdup(lc->address)) == NULL)
+            return -EWTP_ENOMEM;
+        if (l->ssl)
+            SSL_CTX_set_cert_cb(l->ssl, choose_cert, l);
         evhttp_set_timeout_tv(l->evh, &timeout);
         evhttp_set_max_body_size(
             l->evh,
@@ -1585,6 +1616,7 @@ void ewtp_http_free(struct ewtpd *d)
             evhttp_free(h->ls[i].evh); /* frees its connections: on_conn_close */
         if (h->ls[i].ssl)
             SSL_CTX_free(h->ls[i].ssl);
+        free(h->ls[i].address);
     }
     while (h->conns)
         conn_free(h->conns); /* never attached */

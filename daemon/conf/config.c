@@ -567,12 +567,77 @@ static void get_kinds(struct ld *l, const config_setting_t *g, const char *prefi
         *mask = out;
 }
 
+/* ---- certificate rollover ------------------------------------------------------------------ */
+
+/* The group `name` of g (next, client_next) with cert_name, key_name (named as the members they
+ * replace) and from (RFC 3339): a certificate and key that take over at from (config.h). The key
+ * is a secret file when secret_key. NULL when absent or wrong (reported). The group's line is
+ * recorded as "PREFIX.NAME" so that later checks (certs.c: the key matches the certificate)
+ * name file and line. */
+static struct ewtp_cert_next *load_next(struct ld *l, const config_setting_t *g, const char *prefix,
+                                        const char *name, const char *cert_name,
+                                        const char *key_name, bool secret_key)
+{
+    const config_setting_t *n = get_group(l, g, prefix, name);
+    if (n == NULL)
+        return NULL;
+    char np[160], s[200];
+    join(np, sizeof(np), prefix, name);
+    record_line(l, np, n);
+    const char *const known[] = {cert_name, key_name, "from", NULL};
+    check_known(l, n, np, known);
+    struct ewtp_cert_next *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        l->oom = true;
+        return NULL;
+    }
+    int rc_cert = get_file(l, n, np, cert_name, true, &x->cert_file);
+    int rc_key = secret_key ? get_secret(l, n, np, key_name, true, &x->key_file)
+                            : get_file(l, n, np, key_name, true, &x->key_file);
+    const char *from;
+    int rc_from = get_str(l, n, np, "from", true, &from);
+    if (rc_from > 0 && !ewtp_time_parse(from, &x->from_ms)) {
+        join(s, sizeof(s), np, "from");
+        ERR(l, config_setting_get_member(n, "from"), s,
+            "\"%s\" is not an RFC 3339 time (2027-01-01T00:00:00Z)", from);
+        rc_from = -1;
+    }
+    if (rc_cert <= 0 || rc_key <= 0 || rc_from <= 0) {
+        free(x->cert_file);
+        free(x->key_file);
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static void free_next(struct ewtp_cert_next *x)
+{
+    if (x == NULL)
+        return;
+    free(x->cert_file);
+    free(x->key_file);
+    free(x);
+}
+
+void ewtp_instance_client_pair(const struct ewtp_instance_conf *ic, int64_t now_ms,
+                               const char **cert_file, const char **key_file)
+{
+    if (ic->client_next && now_ms >= ic->client_next->from_ms) {
+        *cert_file = ic->client_next->cert_file;
+        *key_file = ic->client_next->key_file;
+    } else {
+        *cert_file = ic->client_cert;
+        *key_file = ic->client_key;
+    }
+}
+
 /* ---- sections ---------------------------------------------------------------------------- */
 
 static void load_listeners(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"address",  "port",           "tls",   "cert_file",
-                                        "key_file", "client_ca_file", "admin", NULL};
+    static const char *const known[] = {"address",        "port",  "tls",  "cert_file", "key_file",
+                                        "client_ca_file", "admin", "next", NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "listeners");
     int n = list ? config_setting_length(list) : 0;
@@ -630,7 +695,13 @@ static void load_listeners(struct ld *l, const config_setting_t *root)
                 join(s, sizeof(s), prefix, "key_file");
                 ERR(l, g, s, "required when tls = true (the PEM private key)");
             }
+            ls->next = load_next(l, g, prefix, "next", "cert_file", "key_file", false);
         } else {
+            if (config_setting_get_member(g, "next") != NULL) {
+                join(s, sizeof(s), prefix, "next");
+                ERR(l, config_setting_get_member(g, "next"), s,
+                    "a next certificate needs tls = true");
+            }
             if (config_setting_get_member(g, "client_ca_file") != NULL) {
                 join(s, sizeof(s), prefix, "client_ca_file");
                 ERR(l, config_setting_get_member(g, "client_ca_file"), s,
@@ -1160,21 +1231,11 @@ static void load_amqp(struct ld *l, const config_setting_t *pg, const char *ipre
 
 static void load_instances(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"name",
-                                        "plugin",
-                                        "file",
-                                        "settings",
-                                        "transport",
-                                        "endpoint",
-                                        "ca_file",
-                                        "client_cert",
-                                        "client_key",
-                                        "spool_out",
-                                        "spool_in",
-                                        "auth",
-                                        "inbound_token_file",
-                                        "amqp",
-                                        NULL};
+    static const char *const known[] = {
+        "name",      "plugin",   "file",        "settings",           "transport",
+        "endpoint",  "ca_file",  "client_cert", "client_key",         "client_next",
+        "spool_out", "spool_in", "auth",        "inbound_token_file", "amqp",
+        NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "plugins");
     int n = list ? config_setting_length(list) : 0;
@@ -1281,6 +1342,15 @@ static void load_instances(struct ld *l, const config_setting_t *root)
         if ((config_setting_get_member(g, "client_cert") == NULL) !=
             (config_setting_get_member(g, "client_key") == NULL))
             ERR(l, g, prefix, "client_cert and client_key go together (mTLS to the authority)");
+        if (config_setting_get_member(g, "client_next") != NULL &&
+            config_setting_get_member(g, "client_cert") == NULL) {
+            join(s, sizeof(s), prefix, "client_next");
+            ERR(l, config_setting_get_member(g, "client_next"), s,
+                "a next client certificate needs client_cert and client_key (the current pair)");
+        } else {
+            in->client_next =
+                load_next(l, g, prefix, "client_next", "client_cert", "client_key", true);
+        }
         load_auth(l, g, prefix, &in->auth);
         get_token(l, g, prefix, "inbound_token_file", false, &in->inbound_token_file,
                   &in->inbound_token_sha256);
@@ -1394,7 +1464,7 @@ static void free_remote(struct ewtp_key_remote_conf *r)
 
 static void load_keys(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"name", "key", "cert", "command", "remote", NULL};
+    static const char *const known[] = {"name", "key", "cert", "command", "remote", "next", NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "keys");
     int n = list ? config_setting_length(list) : 0;
@@ -1444,6 +1514,14 @@ static void load_keys(struct ld *l, const config_setting_t *root)
             k->command = dup_or_oom(l, v);
         if (has_remote)
             k->remote = load_remote(l, g, prefix);
+        if (config_setting_get_member(g, "next") != NULL && !has_key) {
+            join(s, sizeof(s), prefix, "next");
+            ERR(l, config_setting_get_member(g, "next"), s,
+                "a next key and certificate need key (a PEM file): an external signer "
+                "changes its key itself");
+        } else {
+            k->next = load_next(l, g, prefix, "next", "cert", "key", true);
+        }
     }
 }
 
@@ -1666,6 +1744,7 @@ void ewtp_config_free(struct ewtp_config *c)
         free(x->cert_file);
         free(x->key_file);
         free(x->client_ca_file);
+        free_next(x->next);
     }
     free(c->listeners);
     for (size_t i = 0; i < c->n_tenants; i++) {
@@ -1690,6 +1769,7 @@ void ewtp_config_free(struct ewtp_config *c)
         free(in->ca_file);
         free(in->client_cert);
         free(in->client_key);
+        free_next(in->client_next);
         free(in->spool_out);
         free(in->spool_in);
         free(in->auth.token_file);
@@ -1721,6 +1801,7 @@ void ewtp_config_free(struct ewtp_config *c)
         free(c->keys[i].cert_file);
         free(c->keys[i].command);
         free_remote(c->keys[i].remote);
+        free_next(c->keys[i].next);
     }
     free(c->keys);
     free(c->evidence.key);

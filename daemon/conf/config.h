@@ -21,6 +21,18 @@
 #include <ewtp/errors.h>
 #include <ewtp/settings.h>
 
+/* A certificate with its key configured beside the current one, taking over at a set time
+ * (issue 18, certificate lifecycle): `next = { cert_file = ...; key_file = ...; from = "RFC
+ * 3339"; }` in a listener, `client_next = { client_cert = ...; client_key = ...; from = ...; }`
+ * in a plugin instance, `next = { key = ...; cert = ...; from = ...; }` in a key: the members
+ * of the group are named as the ones they replace. Before from the current pair is used, from
+ * then this one (certs.h; gen.c for signing keys). */
+struct ewtp_cert_next {
+    char *cert_file; /* resolved path */
+    char *key_file;  /* resolved path (a secret file for client and signing keys) */
+    int64_t from_ms; /* ms since the epoch */
+};
+
 struct ewtp_listener_conf {
     char *address;        /* "127.0.0.1", "::1", "0.0.0.0" */
     int port;             /* 0: ephemeral (tests; the bound port is logged and in status) */
@@ -29,6 +41,8 @@ struct ewtp_listener_conf {
     char *key_file;       /* PEM key (tls) */
     char *client_ca_file; /* when set: client certificates requested and verified (mTLS) */
     bool admin;           /* serves only /livez /readyz /metrics */
+    /* tls: the pair that takes over at next->from_ms; NULL: none. */
+    struct ewtp_cert_next *next;
 };
 
 struct ewtp_tenant_conf {
@@ -97,6 +111,8 @@ struct ewtp_instance_conf {
     char *ca_file;     /* https: CA bundle to verify the authority (NULL: system store) */
     char *client_cert; /* https: client certificate (mTLS to the authority) */
     char *client_key;
+    /* The client pair that takes over at its from_ms; NULL: none. */
+    struct ewtp_cert_next *client_next;
     char *spool_out; /* spool: directory the documents are written into */
     char *spool_in;  /* receipts dropped here are handed to receive() */
     struct ewtp_auth_conf auth;
@@ -129,6 +145,8 @@ struct ewtp_key_conf {
     char *command;              /* external signer (IC card / USB key) */
     /* A remote signer (ewtp-signer) instead of key or command; NULL: none. */
     struct ewtp_key_remote_conf *remote;
+    /* Software key: the pair that takes over at its from_ms; NULL: none. */
+    struct ewtp_cert_next *next;
 };
 
 struct ewtp_delivery_conf {
@@ -204,6 +222,11 @@ void ewtp_config_free(struct ewtp_config *c);
  * includes, so call this before any config_read_file() of an untrusted edit. 0 or
  * -EWTP_EINVAL. */
 int ewtp_config_check_includes(const char *path, struct ewtp_errors *why);
+
+/* The client certificate and key of instance ic in use at now_ms: client_next's from its from
+ * on, else client_cert / client_key (both NULL when the instance has none). Borrowed. */
+void ewtp_instance_client_pair(const struct ewtp_instance_conf *ic, int64_t now_ms,
+                               const char **cert_file, const char **key_file);
 
 /* Lookups (NULL when absent). */
 const struct ewtp_tenant_conf *ewtp_config_tenant(const struct ewtp_config *c, const char *id);

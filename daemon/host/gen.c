@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "certs.h"
 #include "hostctx.h"
 #include "util.h"
 
@@ -22,6 +23,9 @@ struct ewtp_gen {
     uint64_t id;
     struct ewtp_config *conf;
     struct ewtp_hostctx *host;
+    /* Every configured certificate (certs.h), and the clock signing keys were chosen by. */
+    struct ewtp_certs *certs;
+    int64_t built_ms;
     struct ewtp_plugin_handle **handles; /* one per distinct plugin file */
     size_t n_handles;
     struct ewtp_gen_instance *instances; /* parallel to conf->instances */
@@ -79,6 +83,7 @@ static void destroy(struct ewtp_gen *g)
         ewtp_plugin_unref(g->handles[i]);
     free(g->handles);
     ewtp_hostctx_free(g->host);
+    ewtp_certs_free(g->certs);
     ewtp_config_free(g->conf);
     free(g->destinations);
     free(g);
@@ -91,11 +96,16 @@ static int load_keys(struct ewtp_gen *g, struct ewtp_errors *why)
     for (size_t i = 0; i < c->n_keys; i++) {
         const struct ewtp_key_conf *k = &c->keys[i];
         char *sentence = NULL;
+        /* A successor configured beside the key signs from its from on. The choice is made
+         * once per generation, so that a signature and the certificate sent with it always
+         * come from one key; certwatch.h rebuilds the generation when from comes. */
+        bool next = k->next && g->built_ms >= k->next->from_ms;
         int r;
         if (k->remote != NULL) /* held by an ewtp-signer agent */
             r = ewtp_hostctx_add_remote_key(g->host, k->name, k->remote, k->cert_file, &sentence);
         else
-            r = ewtp_hostctx_add_key(g->host, k->name, k->key_file, k->cert_file, k->command,
+            r = ewtp_hostctx_add_key(g->host, k->name, next ? k->next->key_file : k->key_file,
+                                     next ? k->next->cert_file : k->cert_file, k->command,
                                      &sentence);
         if (r != 0) {
             char setting[64], w[4200];
@@ -247,15 +257,29 @@ static int check_routes(struct ewtp_gen *g, struct ewtp_errors *why)
 int ewtp_gen_build(const char *config_path, uint64_t id, struct ewtp_gen **out,
                    struct ewtp_errors *why)
 {
+    return ewtp_gen_build_at(config_path, id, 0, out, why);
+}
+
+int ewtp_gen_build_at(const char *config_path, uint64_t id, int64_t now_ms, struct ewtp_gen **out,
+                      struct ewtp_errors *why)
+{
     *out = NULL;
     struct ewtp_gen *g = calloc(1, sizeof(*g));
     if (g == NULL)
         return -EWTP_ENOMEM;
     atomic_init(&g->refs, 1);
     g->id = id;
+    g->built_ms = ewtp_clock_ms(now_ms);
     int rc = ewtp_config_load(config_path, &g->conf, why);
     if (rc != 0) {
         free(g);
+        return rc;
+    }
+    /* Certificates first: a successor that does not match its key is refused here, so a
+     * reload never swaps in a pair that would fail its first handshake or signature. */
+    rc = ewtp_certs_load(g->conf, g->built_ms, &g->certs, why);
+    if (rc != 0) {
+        destroy(g);
         return rc;
     }
     /* The daemon never signs with test identities: a missing key is an error. */
@@ -319,6 +343,11 @@ uint64_t ewtp_gen_id(const struct ewtp_gen *g)
 const struct ewtp_config *ewtp_gen_config(const struct ewtp_gen *g)
 {
     return g->conf;
+}
+
+const struct ewtp_certs *ewtp_gen_certs(const struct ewtp_gen *g)
+{
+    return g->certs;
 }
 
 const struct ewtp_host *ewtp_gen_host(const struct ewtp_gen *g)

@@ -31,6 +31,10 @@ struct ewtp_gen_instance {
  * with every reason in why. */
 int ewtp_gen_build(const char *config_path, uint64_t id, struct ewtp_gen **out,
                    struct ewtp_errors *why);
+/* The same with the clock fixed at now_ms (0: the real clock): signing keys with a successor
+ * (keys[].next) use it when now_ms >= its from. Tests. */
+int ewtp_gen_build_at(const char *config_path, uint64_t id, int64_t now_ms, struct ewtp_gen **out,
+                      struct ewtp_errors *why);
 void ewtp_gen_ref(struct ewtp_gen *g);
 void ewtp_gen_unref(struct ewtp_gen *g);
 
@@ -38,6 +42,9 @@ uint64_t ewtp_gen_id(const struct ewtp_gen *g);
 /* References held right now (for drain reporting; changes concurrently). */
 size_t ewtp_gen_users(const struct ewtp_gen *g);
 const struct ewtp_config *ewtp_gen_config(const struct ewtp_gen *g);
+/* Every certificate the configuration names, with its expiry and successor (certs.h). */
+struct ewtp_certs;
+const struct ewtp_certs *ewtp_gen_certs(const struct ewtp_gen *g);
 /* The host table plugins of this generation got (keys of this configuration). */
 const struct ewtp_host *ewtp_gen_host(const struct ewtp_gen *g);
 /* Destination codes the loaded plugins serve (for ewtp_parse_opts), NULL-terminated. */

@@ -155,14 +155,17 @@ static struct conn *conn_lock(struct ewtp_amqp_pool *p, const char *instance, co
     return c;
 }
 
+/* The client pair is the one in use now (client_next takes over at its from, config.h): a
+ * connection opened with the old one is replaced at the next call after from. */
 static char *signature(const struct ewtp_instance_conf *ic)
 {
     const struct ewtp_amqp_conf *a = &ic->amqp;
+    const char *cert, *key;
+    ewtp_instance_client_pair(ic, ewtp_clock_ms(0), &cert, &key);
     return ewtp_asprintf("%s\n%s\n%s\n%s\n%s\n%d\n%" PRId64, a->url ? a->url : "",
                          a->credentials_file ? a->credentials_file : "",
-                         ic->ca_file ? ic->ca_file : "", ic->client_cert ? ic->client_cert : "",
-                         ic->client_key ? ic->client_key : "", a->heartbeat_s,
-                         a->connect_timeout_ms);
+                         ic->ca_file ? ic->ca_file : "", cert ? cert : "", key ? key : "",
+                         a->heartbeat_s, a->connect_timeout_ms);
 }
 
 /* Drops the connection after a failure: the next call reconnects after the backoff. */
@@ -271,9 +274,10 @@ static int conn_open(struct conn *c, const struct ewtp_instance_conf *ic, char *
                 rc = -EWTP_EIO;
             }
         }
-        if (rc == 0 && ic->client_cert &&
-            amqp_ssl_socket_set_key(sock, ic->client_cert, ic->client_key) != AMQP_STATUS_OK) {
-            *why = ewtp_asprintf("cannot load client_cert %s / client_key", ic->client_cert);
+        const char *cert, *key;
+        ewtp_instance_client_pair(ic, ewtp_clock_ms(0), &cert, &key);
+        if (rc == 0 && cert && amqp_ssl_socket_set_key(sock, cert, key) != AMQP_STATUS_OK) {
+            *why = ewtp_asprintf("cannot load client certificate %s / its key", cert);
             rc = -EWTP_EIO;
         }
     }

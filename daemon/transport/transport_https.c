@@ -1,6 +1,7 @@
 /* transport_https.c — requests to the instance's endpoint over HTTPS (httpc.h), from the loop.
  * The host's own Authorization (a bearer token file or a cached login) replaces a plugin's. */
 #include "transport.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,9 @@ static void https_send(const struct ewtp_transport_env *env, const struct ewtp_t
     if (t->auth_header)
         h[k++] = (struct ewtp_header)EWTP_HEADER_INIT(.name = "Authorization",
                                                       .value = t->auth_header, .secret = true);
-    struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
+    /* The client pair in use now: client_next takes over at its from (config.h). */
+    struct ewtp_httpc_tls tls = {ic->ca_file, NULL, NULL};
+    ewtp_instance_client_pair(ic, ewtp_clock_ms(0), &tls.client_cert, &tls.client_key);
     char *why = NULL;
     int rc = ewtp_httpc_send(env->http, url, r->method, h, k, r->body, r->body_len, &tls,
                              t->timeout_ms, done, arg, &why);
