@@ -47,6 +47,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -54,8 +55,22 @@
 #include "certs.h"
 #include "config.h"
 #include "openapi.h"
+#include "util.h"
 
 #define CONN_BUCKETS 1024u
+/* How old the store's figures in /metrics may be (ms). */
+#define METRICS_STORE_MS 1000
+
+/* The store's figures of one read for /metrics. */
+struct metrics_snap {
+    int rc;
+    struct ewtp_store_count *counts;
+    size_t n_counts;
+    uint64_t depth;
+    int64_t oldest_ms;
+    uint64_t ops_pending;
+    uint64_t evidence_bytes;
+};
 /* Latency histogram upper bounds in microseconds (Prometheus' usual seconds buckets). */
 static const uint64_t hist_bounds_us[] = {1000,    2500,    5000,    10000,  25000,
                                           50000,   100000,  250000,  500000, 1000000,
@@ -132,6 +147,13 @@ struct ewtp_http {
     uint64_t by_code[CODE_MAX];
     uint64_t hist[HIST_N + 1];
     uint64_t hist_count, hist_sum_us;
+    /* The store's figures for /metrics (workers, under snap_mu): read at most once per
+     * METRICS_STORE_MS whatever the scrape rate, since counting messages by state costs rows
+     * that grow with the store and the backlog (issue 19). snap_reads counts the reads. */
+    pthread_mutex_t snap_mu;
+    struct metrics_snap snap;
+    int64_t snap_at_ms; /* monotonic ms of the last read; 0: never */
+    uint64_t snap_reads;
 };
 
 static int64_t mono_us(void)
@@ -787,6 +809,25 @@ static char *client_subject(struct evhttp_request *er)
     return bev_subject(evcon ? evhttp_connection_get_bufferevent(evcon) : NULL);
 }
 
+/* /metrics outside the admin listeners (issue 19, DECISIONS "Tenants and party codes"): only in
+ * dev_mode, or to the metrics token (compared as the tenants' tokens are, by SHA-256 in
+ * constant time): 0 when allowed, else 404 (no token configured: it lives on the admin
+ * listener) or 401. A tenant's token does not do. */
+static int metrics_refused(const struct listener *l, struct http_req *r)
+{
+    const struct ewtp_config *c = ewtp_gen_config(r->gen);
+    if (l->admin || (c && c->dev_mode))
+        return 0;
+    if (c == NULL || c->metrics_token_sha256 == NULL)
+        return 404;
+    const char *token = bearer_token(r->er);
+    char hex[65];
+    if (token == NULL || ewtp_sha256_hex(token, strlen(token), hex) != 0 ||
+        strlen(c->metrics_token_sha256) != 64 || CRYPTO_memcmp(hex, c->metrics_token_sha256, 64))
+        return 401;
+    return 0;
+}
+
 static const struct ewtp_tenant_conf *authenticate(struct http_req *r)
 {
     const char *token = bearer_token(r->er);
@@ -1082,16 +1123,47 @@ static void readyz_done(void *arg)
     ewtp_http_reply(r, 200, s);
 }
 
+/* Reads the store's figures into s (its old counts freed). */
+static void snap_read(struct ewtpd *d, struct metrics_snap *s)
+{
+    ewtp_store_counts_free(s->counts, s->n_counts);
+    *s = (struct metrics_snap){0};
+    s->rc = ewtp_store_counts(d->store, &s->counts, &s->n_counts);
+    if (s->rc == 0)
+        s->rc = ewtp_store_backlog(d->store, ewtpd_now_ms(), &s->depth, &s->oldest_ms);
+    if (s->rc == 0)
+        s->rc = ewtp_store_ops_pending(d->store, &s->ops_pending);
+    if (s->rc == 0 && ewtp_store_evidence_bytes(d->store, &s->evidence_bytes) != 0)
+        s->evidence_bytes = 0; /* a backend without evidence */
+}
+
+/* Worker: the store's figures, from the snapshot when it is recent enough. Concurrent scrapes
+ * wait for one read rather than each reading. */
 static void metrics_work(void *arg)
 {
     struct http_req *r = arg;
-    r->store_rc = ewtp_store_counts(r->d->store, &r->counts, &r->n_counts);
-    if (r->store_rc == 0)
-        r->store_rc = ewtp_store_backlog(r->d->store, ewtpd_now_ms(), &r->depth, &r->oldest_ms);
-    if (r->store_rc == 0)
-        r->store_rc = ewtp_store_ops_pending(r->d->store, &r->ops_pending);
-    if (r->store_rc == 0 && ewtp_store_evidence_bytes(r->d->store, &r->evidence_bytes) != 0)
-        r->evidence_bytes = 0; /* a backend without evidence */
+    struct ewtp_http *h = r->h;
+    int64_t now = mono_us() / 1000;
+    pthread_mutex_lock(&h->snap_mu);
+    if (h->snap_at_ms == 0 || now - h->snap_at_ms >= METRICS_STORE_MS || h->snap.rc != 0) {
+        snap_read(r->d, &h->snap);
+        h->snap_at_ms = now > 0 ? now : 1;
+        h->snap_reads++;
+    }
+    const struct metrics_snap *s = &h->snap;
+    r->store_rc = s->rc;
+    r->depth = s->depth;
+    r->oldest_ms = s->oldest_ms;
+    r->ops_pending = s->ops_pending;
+    r->evidence_bytes = s->evidence_bytes;
+    r->snap_reads = h->snap_reads;
+    r->counts = s->n_counts ? calloc(s->n_counts, sizeof(*r->counts)) : NULL;
+    for (size_t i = 0; r->counts && i < s->n_counts; i++) {
+        r->counts[i] = s->counts[i];
+        r->counts[i].plugin = s->counts[i].plugin ? strdup(s->counts[i].plugin) : NULL;
+    }
+    r->n_counts = r->counts ? s->n_counts : 0;
+    pthread_mutex_unlock(&h->snap_mu);
 }
 
 /* Microseconds as decimal seconds; trimmed ("0.0025", "1") for labels. */
@@ -1185,6 +1257,11 @@ static void metrics_done(void *arg)
                 "ewtp_evidence_bytes %llu\n",
                 (unsigned long long)r->evidence_bytes);
     }
+    fprintf(f,
+            "# HELP ewtp_metrics_store_reads_total Reads of the store's figures for /metrics "
+            "(at most one a second, whatever the scrape rate).\n"
+            "# TYPE ewtp_metrics_store_reads_total counter\newtp_metrics_store_reads_total %llu\n",
+            (unsigned long long)r->snap_reads);
     fprintf(f,
             "# HELP ewtp_store_up Whether the message store answered.\n"
             "# TYPE ewtp_store_up gauge\newtp_store_up %d\n",
@@ -1324,9 +1401,18 @@ static void on_request(struct evhttp_request *er, void *arg)
     case HTTP_R_READYZ:
         ewtp_http_run(r, readyz_work, readyz_done);
         return;
-    case HTTP_R_METRICS:
-        ewtp_http_run(r, metrics_work, metrics_done);
+    case HTTP_R_METRICS: {
+        int refused = metrics_refused(l, r);
+        if (refused == 404)
+            ewtp_http_reply_error(r, 404, "not_found",
+                                  "/metrics is served on the admin listener (or on this one with "
+                                  "metrics_token_file)");
+        else if (refused)
+            ewtp_http_reply_error(r, 401, "unauthorized", "/metrics needs the metrics token here");
+        else
+            ewtp_http_run(r, metrics_work, metrics_done);
         return;
+    }
     default:
         break;
     }
@@ -1504,6 +1590,7 @@ int ewtp_http_start(struct ewtpd *d, struct ewtp_errors *why)
     h->d = d;
     d->http = h;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->snap_mu, NULL);
     pthread_cond_init(&h->idle, NULL);
     h->header_tv = ms_tv(lim->header_timeout_ms > 0 ? lim->header_timeout_ms : 10000);
     h->max_connections = lim->max_connections ? lim->max_connections : 1024;
@@ -1624,6 +1711,8 @@ void ewtp_http_free(struct ewtpd *d)
         event_free(h->accept_ev);
     pthread_cond_destroy(&h->idle);
     pthread_mutex_destroy(&h->lock);
+    ewtp_store_counts_free(h->snap.counts, h->snap.n_counts);
+    pthread_mutex_destroy(&h->snap_mu);
     free(h->ls);
     free(h);
     d->http = NULL;

@@ -85,6 +85,7 @@ struct http_req {
     int64_t oldest_ms;
     uint64_t ops_pending;    /* operations on messages (cancels) not ended yet */
     uint64_t evidence_bytes; /* stored evidence (issue 18); 0 when the backend keeps none */
+    uint64_t snap_reads;     /* /metrics: the store reads so far (http.c METRICS_STORE_MS) */
     /* Lists of the owner (loop thread; done_next under the owner's lock). */
     struct http_req *prev, *next;
     struct http_req *done_next;

@@ -843,6 +843,23 @@ static void load_parties(struct ld *l, const config_setting_t *g, const char *pr
     }
 }
 
+/* metrics_token_file (issue 19): the bearer token that may read /metrics on an API listener;
+ * checked like a tenant's token, and never one of theirs (a tenant must not read the
+ * gateway's totals). */
+static void load_metrics_token(struct ld *l, const config_setting_t *root)
+{
+    struct ewtp_config *c = &l->full->pub;
+    get_token(l, root, "", "metrics_token_file", false, &c->metrics_token_file,
+              &c->metrics_token_sha256);
+    for (size_t i = 0; c->metrics_token_sha256 && i < c->n_tenants; i++)
+        if (c->tenants[i].token_sha256 &&
+            CRYPTO_memcmp(c->tenants[i].token_sha256, c->metrics_token_sha256, 64) == 0)
+            ERR(l, config_setting_get_member(root, "metrics_token_file"), "metrics_token_file",
+                "holds the same token as tenants[%zu]: the metrics token must be a token of its "
+                "own",
+                i);
+}
+
 static void load_tenants(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {
@@ -1696,7 +1713,7 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
         static const char *const known[] = {"plugin_dir", "state_dir", "admin_socket", "listeners",
                                             "tenants",    "store",     "delivery",     "limits",
                                             "plugins",    "routes",    "keys",         "dev_mode",
-                                            "evidence",   NULL};
+                                            "evidence",   "metrics_token_file",        NULL};
         check_known(&l, root, "", known);
         get_bool(&l, root, "", "dev_mode", false, &l.dev_mode);
         l.full->pub.dev_mode = l.dev_mode;
@@ -1704,6 +1721,7 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
         load_listeners(&l, root);
         check_dev_mode(&l, root);
         load_tenants(&l, root);
+        load_metrics_token(&l, root);
         load_store(&l, root);
         load_delivery(&l, root);
         load_limits(&l, root);
@@ -1812,6 +1830,8 @@ void ewtp_config_free(struct ewtp_config *c)
     free(c->plugin_dir);
     free(c->state_dir);
     free(c->admin_socket);
+    free(c->metrics_token_file);
+    free(c->metrics_token_sha256);
     for (size_t i = 0; i < f->n_lines; i++)
         free(f->lines[i].setting);
     free(f->lines);

@@ -205,8 +205,14 @@ struct ewtp_config {
     struct ewtp_limits_conf limits;
     struct ewtp_store_conf store;
     /* dev_mode = true; (only with every listener on loopback): short bearer tokens and secret
-     * files readable by group or others are accepted; logged at start. */
+     * files readable by group or others are accepted; logged at start. It also serves /metrics
+     * on the API listeners without a token (conf/dev.conf). */
     bool dev_mode;
+    /* metrics_token_file (issue 19): /metrics is served on admin listeners; on API listeners
+     * only to "Authorization: Bearer <this token>" (a secret file, checked like the tenants'
+     * tokens), or in dev_mode. NULL: not on API listeners. */
+    char *metrics_token_file;
+    char *metrics_token_sha256; /* hex SHA-256 of the token */
 };
 
 /* 0 and a new configuration (caller frees), or -EWTP_EINVAL / -EWTP_EIO with every problem

@@ -9,6 +9,7 @@ just retry) and drives it with the standard library only.
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -112,6 +113,13 @@ def config_checks(d, conf):
         '{ address = "127.0.0.1"; port = 0; },', '{ address = "127.0.0.1.nip.io"; port = 0; },', 1))
     check(r.returncode != 0 and "127.0.0.1.nip.io would carry tenants' tokens in clear"
           in r.stderr, "loopback is an address, not the text prefix 127. (%s)" % r.stderr[-300:])
+    r = variant("metricsshort.conf", 'metrics_token_file = "short.token";\n' + text)
+    check(r.returncode != 0 and "metrics_token_file" in r.stderr
+          and "a bearer token needs at least 32" in r.stderr,
+          "a 31-byte metrics token is refused (%s)" % r.stderr[-300:])
+    r = variant("metricstenant.conf", 'metrics_token_file = "t1.token";\n' + text)
+    check(r.returncode != 0 and "holds the same token as tenants[0]" in r.stderr,
+          "a tenant's token as the metrics token is refused (%s)" % r.stderr[-300:])
     r = variant("webhook.conf", text.replace(
         'token_file = "t2.token";', 'token_file = "t2.token"; webhook_url = "https://example.com/h";'))
     check(r.returncode != 0 and "tenants[1].webhook_secret_file: required when webhook_url is set"
@@ -385,6 +393,45 @@ def main():
         check(needle in text, "metrics has " + needle)
     st, doc, _ = request(admin, "GET", "/v1/messages/ord-1", token=T1)
     check(st == 404, "admin listener serves no /v1")
+    # /metrics is the admin listener's (issue 19): not on an API listener without
+    # metrics_token_file (nor dev_mode), and a tenant's token does not open it.
+    st, doc, _ = request(plain, "GET", "/metrics")
+    check(st == 404 and is_error_json(doc), "API listener: no /metrics by default (%s)" % st)
+    st, doc, _ = request(plain, "GET", "/metrics", token=T1)
+    check(st == 404, "API listener: no /metrics for a tenant's token either (%s)" % st)
+    # Cheap: the store's figures are read at most once a second, whatever the scrape rate
+    # (counted by the daemon itself, against the wall time the scrapes took).
+    def reads():
+        _, raw, _ = request(admin, "GET", "/metrics", raw=True)
+        m = re.search(r"^ewtp_metrics_store_reads_total (\d+)$", raw.decode(), re.M)
+        return int(m.group(1)) if m else None
+    r0, t0 = reads(), time.monotonic()
+    for _ in range(40):
+        request(admin, "GET", "/metrics", raw=True)
+    r1, spent = reads(), time.monotonic() - t0
+    check(r0 is not None and r1 is not None and r0 >= 1 and r1 - r0 <= int(spent) + 2,
+          "41 scrapes read the store %s times in %.1f s (at most one a second)"
+          % (None if r0 is None or r1 is None else r1 - r0, spent))
+    # With metrics_token_file (reloaded in): that token only, on the API listener.
+    write_token(tmp, "metrics.token", "metrics-token-of-the-http-api-0004", 0o600)
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write('metrics_token_file = "metrics.token";\n' + text)
+    dmn.p.send_signal(signal.SIGHUP)
+    gen2 = wait_until(lambda: re.search(r"^ewtp_generation 2$", request(
+        admin, "GET", "/metrics", raw=True)[1].decode(), re.M), 20, 0.1)
+    check(bool(gen2), "reloaded with metrics_token_file")
+    st, _, h = request(plain, "GET", "/metrics", raw=True)
+    check(st == 401 and "Bearer" in h.get("www-authenticate", ""),
+          "API listener /metrics without the token -> 401 (%s)" % st)
+    st, _, _ = request(plain, "GET", "/metrics", token=T1, raw=True)
+    check(st == 401, "API listener /metrics with a tenant's token -> 401 (%s)" % st)
+    st, raw, _ = request(plain, "GET", "/metrics", token="metrics-token-of-the-http-api-0004",
+                         raw=True)
+    check(st == 200 and b"ewtp_queue_depth" in raw,
+          "API listener /metrics with the metrics token -> 200 (%s)" % st)
+
 
     # ---- TLS and mTLS --------------------------------------------------------------------------
     ctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
