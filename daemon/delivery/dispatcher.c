@@ -419,8 +419,7 @@ static char *doc_ref_of(struct job *j, const struct ewtp_store_msg *m)
 static void record_delivery(struct job *j, const struct ewtp_store_msg *m,
                             const struct ewtp_outcome *o, int64_t chain_number,
                             const struct ewtp_httpc_resp *resp, unsigned req_index,
-                            const char *errors_json, const struct attempt_evidence *ev,
-                            int64_t now)
+                            const char *errors_json, const struct attempt_evidence *ev, int64_t now)
 {
     enum ewtp_store_state st;
     const char *code = o->code, *text = o->message;
@@ -929,8 +928,8 @@ static const char *known_reference(struct job *j, size_t k)
  * exchange and routing key), into *a for the message's outcome (record_delivery), which
  * commits them in one transaction. Nothing (a->n == 0) when nothing was sent or memory ran
  * out; free with attempt_evidence_free(). */
-static void attempt_evidence(struct job *j, size_t i, const struct ewtp_httpc_resp *tr,
-                             int64_t now, struct attempt_evidence *a)
+static void attempt_evidence(struct job *j, size_t i, const struct ewtp_httpc_resp *tr, int64_t now,
+                             struct attempt_evidence *a)
 {
     memset(a, 0, sizeof(*a));
     if (j->kind != J_DELIVER || j->n_reqs == 0 || i >= j->n)
@@ -977,8 +976,8 @@ static void attempt_evidence(struct job *j, size_t i, const struct ewtp_httpc_re
     }
     if (tr) {
         json_t *m = json_pack("{s:i,s:i,s:s,s:i,s:s?}", "attempt", (json_int_t)att, "request",
-                              (json_int_t)last, "transport", kind, "status",
-                              (json_int_t)tr->status, "transport_error", tr->error);
+                              (json_int_t)last, "transport", kind, "status", (json_int_t)tr->status,
+                              "transport_error", tr->error);
         if (m && peer)
             json_object_set_new(m, "peer", json_string(peer));
         a->texts[2 * k] = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
