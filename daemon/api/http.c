@@ -803,10 +803,30 @@ static char *bev_subject(struct bufferevent *bev)
     return out;
 }
 
-static char *client_subject(struct evhttp_request *er)
+/* The tenant a TLS connection's verified client certificate authenticates, or NULL: the
+ * tenant whose cert_subject is the certificate's subject, and only when the certificate chains
+ * to that tenant's own cert_ca_file (issue 19): the listener's client_ca_file may hold several
+ * customers' CAs, and any of them could issue a certificate with another tenant's subject. */
+static const struct ewtp_tenant_conf *bev_tenant(struct bufferevent *bev, const struct ewtp_gen *g)
+{
+    char *subject = bev_subject(bev);
+    const struct ewtp_tenant_conf *t = subject ? ewtp_gen_tenant_by_subject(g, subject) : NULL;
+    free(subject);
+    if (t == NULL)
+        return NULL;
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    bool ok = cert && ewtp_gen_tenant_cert_trusted(g, t, cert, SSL_get_peer_cert_chain(ssl));
+    X509_free(cert);
+    return ok ? t : NULL;
+}
+
+static const struct ewtp_tenant_conf *client_tenant(struct evhttp_request *er,
+                                                    const struct ewtp_gen *g)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(er);
-    return bev_subject(evcon ? evhttp_connection_get_bufferevent(evcon) : NULL);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? bev_tenant(bev, g) : NULL;
 }
 
 /* /metrics outside the admin listeners (issue 19, DECISIONS "Tenants and party codes"): only in
@@ -833,10 +853,7 @@ static const struct ewtp_tenant_conf *authenticate(struct http_req *r)
     const char *token = bearer_token(r->er);
     if (token)
         return ewtp_gen_tenant_by_token(r->gen, token);
-    char *subject = client_subject(r->er);
-    const struct ewtp_tenant_conf *t = subject ? ewtp_gen_tenant_by_subject(r->gen, subject) : NULL;
-    free(subject);
-    return t;
+    return client_tenant(r->er, r->gen);
 }
 
 /* ---- credentials when the head ends ------------------------------------------------------ */
@@ -975,9 +992,7 @@ static void check_head(struct conn *c)
     } else if (token) {
         ok = ewtp_gen_tenant_by_token(g, token) != NULL;
     } else {
-        char *subject = bev_subject(c->bev);
-        ok = subject && ewtp_gen_tenant_by_subject(g, subject) != NULL;
-        free(subject);
+        ok = bev_tenant(c->bev, g) != NULL;
     }
     ewtp_gen_unref(g);
     free(token);

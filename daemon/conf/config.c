@@ -863,7 +863,7 @@ static void load_metrics_token(struct ld *l, const config_setting_t *root)
 static void load_tenants(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {
-        "id",    "token_file",  "cert_subject",        "destinations",
+        "id",    "token_file",  "cert_subject",        "cert_ca_file", "destinations",
         "kinds", "webhook_url", "webhook_secret_file", "parties",
         NULL};
     struct ewtp_config *c = &l->full->pub;
@@ -904,6 +904,16 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
         get_token(l, g, prefix, "token_file", false, &t->token_file, &t->token_sha256);
         if (get_str(l, g, prefix, "cert_subject", false, &subject) > 0)
             t->cert_subject = dup_or_oom(l, subject);
+        /* Issue 19: a client certificate authenticates a tenant only when it chains to that
+         * tenant's own CA, not to whichever CA a listener trusts (another customer's CA could
+         * issue a certificate with the same subject). */
+        get_file(l, g, prefix, "cert_ca_file", false, &t->cert_ca_file);
+        if (t->cert_subject && config_setting_get_member(g, "cert_ca_file") == NULL) {
+            join(s, sizeof(s), prefix, "cert_ca_file");
+            ERR(l, g, s,
+                "required with cert_subject: the CA that issues this tenant's client "
+                "certificates (one with the same subject from another CA is refused)");
+        }
         if (config_setting_get_member(g, "token_file") == NULL &&
             config_setting_get_member(g, "cert_subject") == NULL)
             ERR(l, g, prefix,
@@ -1771,6 +1781,7 @@ void ewtp_config_free(struct ewtp_config *c)
         free(t->token_sha256);
         free(t->token_file);
         free(t->cert_subject);
+        free(t->cert_ca_file);
         free_strv(t->destinations, t->n_destinations);
         free_strv(t->parties, t->n_parties);
         free(t->webhook_url);

@@ -13,6 +13,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "certs.h"
 #include "hostctx.h"
@@ -31,6 +33,8 @@ struct ewtp_gen {
     struct ewtp_gen_instance *instances; /* parallel to conf->instances */
     size_t n_instances;
     const char **destinations; /* NULL-terminated; strings borrowed from the descriptors */
+    /* Per tenant (parallel to conf->tenants): the store of its cert_ca_file, NULL without. */
+    X509_STORE **tenant_ca;
 };
 
 /* "FILE:LINE: " (or "FILE: " when the setting is not in the file) into buf. */
@@ -84,9 +88,53 @@ static void destroy(struct ewtp_gen *g)
     free(g->handles);
     ewtp_hostctx_free(g->host);
     ewtp_certs_free(g->certs);
+    for (size_t i = 0; g->tenant_ca && i < g->conf->n_tenants; i++)
+        X509_STORE_free(g->tenant_ca[i]);
+    free(g->tenant_ca);
     ewtp_config_free(g->conf);
     free(g->destinations);
     free(g);
+}
+
+/* Each certificate tenant's own CA (issue 19), loaded once per generation. */
+static int load_tenant_cas(struct ewtp_gen *g, struct ewtp_errors *why)
+{
+    const struct ewtp_config *c = g->conf;
+    g->tenant_ca = calloc(c->n_tenants ? c->n_tenants : 1, sizeof(*g->tenant_ca));
+    if (g->tenant_ca == NULL)
+        return -EWTP_ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        const struct ewtp_tenant_conf *t = &c->tenants[i];
+        if (t->cert_ca_file == NULL)
+            continue;
+        X509_STORE *st = X509_STORE_new();
+        if (st == NULL || X509_STORE_load_file(st, t->cert_ca_file) != 1) {
+            X509_STORE_free(st);
+            char buf[512], setting[64];
+            snprintf(setting, sizeof(setting), "tenants[%zu]", i);
+            ewtp_errors_add(why, "", "config", "%s%s.cert_ca_file: %s holds no PEM certificate",
+                            where(c, setting, buf, sizeof(buf)), setting, t->cert_ca_file);
+            rc = -EWTP_EINVAL;
+            continue;
+        }
+        g->tenant_ca[i] = st;
+    }
+    return rc;
+}
+
+bool ewtp_gen_tenant_cert_trusted(const struct ewtp_gen *g, const struct ewtp_tenant_conf *t,
+                                  X509 *cert, STACK_OF(X509) * chain)
+{
+    size_t i = (size_t)(t - g->conf->tenants);
+    if (cert == NULL || i >= g->conf->n_tenants || g->tenant_ca == NULL || !g->tenant_ca[i])
+        return false;
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    bool ok = ctx && X509_STORE_CTX_init(ctx, g->tenant_ca[i], cert, chain) == 1 &&
+              X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
+              X509_verify_cert(ctx) == 1;
+    X509_STORE_CTX_free(ctx);
+    return ok;
 }
 
 static int load_keys(struct ewtp_gen *g, struct ewtp_errors *why)
@@ -278,6 +326,11 @@ int ewtp_gen_build_at(const char *config_path, uint64_t id, int64_t now_ms, stru
     /* Certificates first: a successor that does not match its key is refused here, so a
      * reload never swaps in a pair that would fail its first handshake or signature. */
     rc = ewtp_certs_load(g->conf, g->built_ms, &g->certs, why);
+    if (rc != 0) {
+        destroy(g);
+        return rc;
+    }
+    rc = load_tenant_cas(g, why);
     if (rc != 0) {
         destroy(g);
         return rc;

@@ -11,7 +11,10 @@
 #ifndef EWTP_GEN_H
 #define EWTP_GEN_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include <openssl/x509.h>
 
 #include <ewtp/plugin.h>
 
@@ -64,5 +67,10 @@ const struct ewtp_tenant_conf *ewtp_gen_tenant_by_token(const struct ewtp_gen *g
 /* The tenant whose cert_subject equals the client certificate's subject, or NULL. */
 const struct ewtp_tenant_conf *ewtp_gen_tenant_by_subject(const struct ewtp_gen *g,
                                                           const char *subject);
+/* Whether the client certificate cert (with the chain the client sent, may be NULL) verifies
+ * to tenant t's own cert_ca_file (issue 19): a certificate with t's subject issued by any other
+ * CA, even one a listener trusts, does not authenticate t. */
+bool ewtp_gen_tenant_cert_trusted(const struct ewtp_gen *g, const struct ewtp_tenant_conf *t,
+                                  X509 *cert, STACK_OF(X509) * chain);
 
 #endif

@@ -40,6 +40,18 @@ def make_pki(d):
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                 "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt",
                 cwd=d)
+    # A second customer's CA, also trusted by the mTLS listener, and a certificate it issued
+    # with the subject of the first customer's tenant (issue 19).
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=ewtp second test CA", "-keyout", "ca2.key", "-out", "ca2.crt", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/C=CN/O=Example Ltd/CN=shop.example",
+            "-keyout", "forged.key", "-out", "forged.csr", cwd=d)
+    openssl("x509", "-req", "-in", "forged.csr", "-CA", "ca2.crt", "-CAkey", "ca2.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "forged.crt", cwd=d)
+    with open(os.path.join(d, "clients-ca.crt"), "w") as out:
+        for name in ("ca.crt", "ca2.crt"):
+            with open(os.path.join(d, name)) as f:
+                out.write(f.read())
 
 
 def write_config(d):
@@ -54,13 +66,14 @@ listeners = (
   { address = "127.0.0.1"; port = 0; },
   { address = "127.0.0.1"; port = 0; tls = true; cert_file = "server.crt"; key_file = "server.key"; },
   { address = "127.0.0.1"; port = 0; tls = true; cert_file = "server.crt"; key_file = "server.key";
-    client_ca_file = "ca.crt"; },
+    client_ca_file = "clients-ca.crt"; },
   { address = "127.0.0.1"; port = 0; admin = true; }
 );
 tenants = (
   { id = "t1"; token_file = "t1.token"; destinations = [ "ZZ" ]; },
   { id = "t2"; token_file = "t2.token"; destinations = [ "CN" ]; },
-  { id = "shop"; cert_subject = "CN=shop.example,O=Example Ltd,C=CN"; destinations = [ "*" ]; }
+  { id = "shop"; cert_subject = "CN=shop.example,O=Example Ltd,C=CN"; cert_ca_file = "ca.crt";
+    destinations = [ "*" ]; }
 );
 store = { backend = "sqlite"; path = "%(d)s/ewtpd.sqlite"; };
 delivery = { max_attempts = 50; base_delay_ms = 60000; max_delay_ms = 600000; scan_interval_ms = 200;
@@ -120,6 +133,9 @@ def config_checks(d, conf):
     r = variant("metricstenant.conf", 'metrics_token_file = "t1.token";\n' + text)
     check(r.returncode != 0 and "holds the same token as tenants[0]" in r.stderr,
           "a tenant's token as the metrics token is refused (%s)" % r.stderr[-300:])
+    r = variant("noca.conf", text.replace(' cert_ca_file = "ca.crt";', ''))
+    check(r.returncode != 0 and "tenants[2].cert_ca_file: required with cert_subject" in r.stderr,
+          "a certificate tenant without its own CA is refused (%s)" % r.stderr[-300:])
     r = variant("webhook.conf", text.replace(
         'token_file = "t2.token";', 'token_file = "t2.token"; webhook_url = "https://example.com/h";'))
     check(r.returncode != 0 and "tenants[1].webhook_secret_file: required when webhook_url is set"
@@ -432,7 +448,6 @@ def main():
     check(st == 200 and b"ewtp_queue_depth" in raw,
           "API listener /metrics with the metrics token -> 200 (%s)" % st)
 
-
     # ---- TLS and mTLS --------------------------------------------------------------------------
     ctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
     st, doc, _ = request(tls, "GET", "/v1/messages/ord-1", token=T1, ctx=ctx)
@@ -459,6 +474,15 @@ def main():
     check(st == 202, "mTLS client certificate -> 202 (%s %s)" % (st, doc))
     st, doc, _ = request(mtls, "GET", "/v1/messages/shop-1", ctx=cctx)
     check(st == 200 and doc.get("tenant") == "shop", "mTLS tenant reads its message")
+    # The same subject from another CA the listener also trusts: the handshake succeeds (the
+    # listener trusts both customers' CAs), the tenant is not authenticated (its own CA only).
+    fctx = ssl.create_default_context(cafile=os.path.join(tmp, "ca.crt"))
+    fctx.load_cert_chain(os.path.join(tmp, "forged.crt"), os.path.join(tmp, "forged.key"))
+    st, doc, _ = request(mtls, "GET", "/v1/messages/shop-1", ctx=fctx)
+    check(st == 401, "a certificate with the tenant's subject from another CA -> 401 (%s %s)"
+          % (st, doc))
+    st, doc, _ = request(mtls, "POST", "/v1/messages", order("shop-forged"), ctx=fctx)
+    check(st == 401, "... and it cannot submit either (%s)" % st)
     # Only the TLS alert counts as the refusal: a refused connection or a timeout (OSError)
     # would pass for the wrong reason. TLS 1.2, where the server's alert ends the handshake
     # itself: under TLS 1.3 the client finishes first and the alert may be lost to the reset

@@ -52,6 +52,10 @@ static char *write_conf(const struct fx *f, const char *settings, const char *pl
 {
     test_write_file(f->dir, "a.token", "token-a\n");
     test_write_file(f->dir, "b.token", "token-b\n");
+    /* Tenant b's own client CA (issue 19): any PEM certificate will do here. */
+    char cp[600];
+    snprintf(cp, sizeof(cp), "cd '%s' && cp -n var/dev-keys/zz-test.crt b-ca.crt", f->dir);
+    assert_int_equal(system(cp), 0);
     char *text = NULL;
     assert_true(asprintf(&text,
                          "plugin_dir = \"%s/plugins\";\n"                            /* 1 */
@@ -61,7 +65,8 @@ static char *write_conf(const struct fx *f, const char *settings, const char *pl
                          "  { id = \"a\"; token_file = \"a.token\"; destinations = [ \"ZZ\" ];\n"
                          "    kinds = [ \"order\", \"payment\" ]; },\n" /* 6 */
                          "  { id = \"b\"; token_file = \"b.token\"; cert_subject = "
-                         "\"CN=b.example,O=B,C=BE\"; destinations = [ \"CN\" ]; }\n" /* 7 */
+                         "\"CN=b.example,O=B,C=BE\"; cert_ca_file = \"b-ca.crt\";"
+                         " destinations = [ \"CN\" ]; }\n" /* 7 */
                          ");\n"                                                      /* 8 */
                          "keys = ( { name = \"zz-test\"; key = \"var/dev-keys/zz-test.key\"; "
                          "cert = \"var/dev-keys/zz-test.crt\"; } );\n"         /* 9 */
