@@ -1417,7 +1417,8 @@ static void token_fetch(struct token *t, const struct ewtp_instance_conf *ic)
                                EWTP_HEADER_INIT(.name = "onbehalfof", .value = a->onbehalfof)};
     /* An intermediary's token represents one taxpayer (MyInvois [LOGIN]). */
     size_t nh = a->kind == EWTP_AUTH_OAUTH2 && a->onbehalfof ? 3 : 2;
-    struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
+    struct ewtp_httpc_tls tls = {ic->ca_file, NULL, NULL};
+    ewtp_instance_client_pair(ic, ewtpd_now_ms(), &tls.client_cert, &tls.client_key);
     char *why = NULL;
     t->fetching = true;
     int rc = body ? ewtp_httpc_send(t->ds->tr, a->token_url ? a->token_url : "", "POST", h, nh,
@@ -1527,7 +1528,8 @@ static void login_built(void *arg)
     if (url && h) {
         for (size_t i = 0; i < r->n_headers; i++)
             ewtp_sized_copy(&h[i], sizeof(*h), r->headers[i]);
-        struct ewtp_httpc_tls tls = {ic->ca_file, ic->client_cert, ic->client_key};
+        struct ewtp_httpc_tls tls = {ic->ca_file, NULL, NULL};
+        ewtp_instance_client_pair(ic, ewtpd_now_ms(), &tls.client_cert, &tls.client_key);
         rc = ewtp_httpc_send(ds->tr, url, r->method, h, r->n_headers, r->body, r->body_len, &tls,
                              30000, login_answer, l, &why);
     }
