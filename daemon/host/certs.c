@@ -339,7 +339,15 @@ int ewtp_certs_load(const struct ewtp_config *c, int64_t now_ms, struct ewtp_cer
     }
     for (size_t i = 0; rc == 0 && i < c->n_keys; i++) {
         const struct ewtp_key_conf *k = &c->keys[i];
-        if (k->cert_file == NULL)
+        if (k->remote && k->remote->client_cert) {
+            /* Our client certificate towards the key's ewtp-signer agent (remote_sign.c reads
+             * it and checks it with its key, and says what is wrong with it). */
+            snprintf(entry, sizeof(entry), "keys[%zu].remote", i);
+            snprintf(name, sizeof(name), "signer:%.56s", k->name);
+            rc = load_one(s, entry, "client_cert", "client_key", k->remote->client_cert, NULL,
+                          EWTP_CERT_CLIENT, name, false, 0, NULL, true);
+        }
+        if (rc != 0 || k->cert_file == NULL)
             continue;
         const struct ewtp_cert_next *nx = k->next;
         snprintf(entry, sizeof(entry), "keys[%zu]", i);

@@ -545,6 +545,46 @@ static void test_signing_by_time(void **state)
     free(path);
 }
 
+/* A remote key's client certificate towards its ewtp-signer agent is in the inventory too
+ * (use client, name signer:KEY), beside the key's signing certificate. */
+static void test_remote_signer_client_cert(void **state)
+{
+    struct fx *f = *state;
+    make_pair(f, "tls", -DAY, 400 * DAY);
+    make_pair(f, "sig", -DAY, 400 * DAY);
+    make_pair(f, "agent", -DAY, 3 * DAY);
+    char *text = NULL;
+    assert_true(asprintf(&text, "state_dir = \"run\";\ndev_mode = true;\n"
+                                "listeners = ( { address = \"127.0.0.1\"; port = 0; } );\n"
+                                "keys = ( { name = \"hsm\"; cert = \"sig.crt\";\n"
+                                "  remote = { url = \"https://127.0.0.1:9\"; key = \"k1\";\n"
+                                "    client_cert = \"agent.crt\"; client_key = \"agent.key\";\n"
+                                "    ca_file = \"sig.crt\"; }; } );\n") > 0);
+    test_write_file(f->dir, "remote.conf", text);
+    free(text);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/remote.conf", f->dir);
+    struct ewtp_config *c = load_conf(path);
+    struct ewtp_errors *why = ewtp_errors_new();
+    struct ewtp_certs *s = NULL;
+    assert_int_equal(ewtp_certs_load(c, MS(T0), &s, why), 0);
+    assert_int_equal(ewtp_certs_count(s), 2);
+    const struct ewtp_cert_info *agent = find(s, EWTP_CERT_CLIENT, false);
+    assert_non_null(agent);
+    assert_string_equal(agent->name, "signer:hsm");
+    assert_string_equal(agent->setting, "keys[0].remote.client_cert");
+    assert_int_equal(ewtp_cert_seconds_left(agent, MS(T0)), 3 * DAY);
+    assert_non_null(find(s, EWTP_CERT_SIGNING, false));
+    struct ewtp_cert_alerts *a = ewtp_cert_alerts_new();
+    struct said said = {0};
+    assert_int_equal(ewtp_cert_alerts_check(a, s, MS(T0), say, &said), 1);
+    assert_non_null(strstr(said.last, "certificate client signer:hsm"));
+    ewtp_cert_alerts_free(a);
+    ewtp_certs_free(s);
+    ewtp_errors_free(why);
+    ewtp_config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_successor_refused, setup, teardown),
         cmocka_unit_test(test_client_pair),
         cmocka_unit_test_setup_teardown(test_signing_by_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_signer_client_cert, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
