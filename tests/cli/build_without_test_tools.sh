@@ -2,8 +2,8 @@
 # `make build` / `make run` on a machine without the test-only packages (issue 11.1).
 # Hides them from a configure + build of this source tree: PATH is a folder of links to every
 # program except the test tools (xmllint, xmlsec1, clang-format, java, wrk, rabbitmq, sqlite3,
-# curl, python3), pkg-config sees every .pc file except cmocka's, and python's jsonschema
-# fails to import. Then:
+# curl, python3, softhsm2-util, pkcs11-tool), pkg-config sees every .pc file except cmocka's,
+# and python's jsonschema fails to import. Then:
 #   - with -DBUILD_TESTING=OFF (what `make build` passes) CMake configures and builds ewtpd,
 #     ewtpctl, ewtp-sim and every plugin, and the ewtpctl built validates the spec example;
 #   - with the tests on, the configure fails and names each missing tool (never a quiet skip);
@@ -19,7 +19,8 @@ fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
-hidden='^(xmllint|xmlsec1|clang-format.*|java|jshell|keytool|wrk|rabbitmq.*|epmd|erl|sqlite3|curl|python3.*)$'
+hidden='^(xmllint|xmlsec1|clang-format.*|java|jshell|keytool|wrk|rabbitmq.*|epmd|erl|sqlite3|curl|'
+hidden+='python3.*|softhsm2.*|pkcs11-tool)$'
 mkdir -p "$tmp/bin" "$tmp/pc" "$tmp/py/jsonschema"
 IFS=: read -r -a path_dirs <<<"$PATH"
 for d in "${path_dirs[@]}"; do
@@ -94,7 +95,8 @@ else
   before=$fails
   for want in "cmocka (libcmocka-dev)" "xmllint (libxml2-utils)" "xmlsec1 (xmlsec1)" \
               "java (default-jre-headless)" "clang-format (clang-format)" \
-              "jsonschema (python3-jsonschema)"; do
+              "jsonschema (python3-jsonschema)" "softhsm2-util (softhsm2)" \
+              "pkcs11-tool (opensc)"; do
     grep -qF "$want" "$tmp/configure-test.log" || fail "configure error does not name $want"
   done
   [ $fails -eq $before ] && ok "configure with the tests on fails naming the missing tools"
@@ -107,7 +109,7 @@ printf '#!/bin/sh\nexit 1\n' >"$tmp/fakedeb/dpkg-query"
 printf '#!/bin/sh\necho 1000\n' >"$tmp/fakedeb/id"
 chmod +x "$tmp/fakedeb/dpkg-query" "$tmp/fakedeb/id"
 before=$fails
-test_only="libcmocka-dev xmlsec1 python3-jsonschema clang-format wrk rabbitmq-server"
+test_only="libcmocka-dev xmlsec1 python3-jsonschema clang-format wrk rabbitmq-server softhsm2 opensc"
 for profile in build run test; do
   out=$(PATH="$tmp/fakedeb:$PATH" bash "$src/scripts/deps.sh" $profile 2>&1 | head -1)
   case $out in *"missing Debian packages:"*) ;; *) fail "deps.sh $profile: $out"; continue ;; esac
