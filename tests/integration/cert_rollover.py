@@ -60,7 +60,8 @@ def make_cert(name, days):
 
 
 FP = {"A": make_cert("A", 5), "B": make_cert("B", 400), "C": make_cert("C", 200),
-      "S": make_cert("S", 5), "X": make_cert("X", 400)}
+      "S": make_cert("S", 5), "X": make_cert("X", 400), "R1": make_cert("R1", 300),
+      "R2": make_cert("R2", 500)}
 NAMES = {v: k for k, v in FP.items()}
 
 
@@ -73,7 +74,7 @@ def rfc3339(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def config(cert, key, next_block=""):
+def config(cert, key, next_block="", key_next=""):
     return f"""
 plugin_dir = "{PLUGINS}";
 dev_mode = true;
@@ -87,7 +88,8 @@ listeners = (
 );
 store = {{ backend = "sqlite"; path = "{tmp}/ewtpd.sqlite"; }};
 tenants = ( {{ id = "roll"; token_file = "{tmp}/token"; destinations = [ "*" ]; }} );
-keys = ( {{ name = "soon"; key = "{tmp}/S.key"; cert = "{tmp}/S.crt"; }} );
+keys = ( {{ name = "soon"; key = "{tmp}/S.key"; cert = "{tmp}/S.crt"; }},
+         {{ name = "roll"; key = "{tmp}/R1.key"; cert = "{tmp}/R1.crt"; {key_next} }} );
 delivery = {{ scan_interval_ms = 100; workers = 2; }};
 plugins = (
   {{ name = "zz-test"; plugin = "zz"; settings = {{ sign_key = ""; }};
@@ -210,7 +212,11 @@ def main():
     takeover = int(spawn_at) + FROM_AFTER_START_S
     next_b = ('next = { cert_file = "%s/B.crt"; key_file = "%s/B.key"; from = "%s"; };'
               % (tmp, tmp, rfc3339(takeover)))
-    write(conf, config("A.crt", "A.key", next_b))
+    # The signing key "roll" hands over to R2 at the same time: the daemon rebuilds its
+    # generation then (certwatch), so that signatures and their certificate stay one pair.
+    key_next = ('next = { key = "%s/R2.key"; cert = "%s/R2.crt"; from = "%s"; };'
+                % (tmp, tmp, rfc3339(takeover)))
+    write(conf, config("A.crt", "A.key", next_b, key_next))
 
     # ewtpd -t: every certificate with its notAfter, B's takeover.
     t = check_config(conf)
@@ -275,10 +281,19 @@ def main():
           % len(early.rows), early.rows[-5:])
     early.conn.close()
 
-    m = expiry_series(metrics())
+    text = metrics()
+    m = expiry_series(text)
     b = m.get(FP["B"])
     check(FP["A"] not in m and b is not None and b[2] == "current",
           "metric after from: B current, A gone", m)
+    r2 = m.get(FP["R2"])
+    check(FP["R1"] not in m and r2 is not None and r2[:3] == ("signing", "roll", "current"),
+          "metric after from: the signing key roll's successor R2 current, R1 gone", m)
+    gen = re.search(r"^ewtp_generation (\d+)$", text, re.M)
+    ok = re.search(r'^ewtp_reloads_total\{result="ok"\} (\d+)$', text, re.M)
+    check(gen and int(gen.group(1)) >= 2 and ok and int(ok.group(1)) >= 1,
+          "the generation was rebuilt at from for the signing key (no reload asked by the test)",
+          (gen and gen.group(0), ok and ok.group(0)))
 
     # A reload with a mismatching next key is refused; the running configuration stays.
     write(conf, config("B.crt", "B.key",
