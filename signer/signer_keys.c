@@ -195,7 +195,7 @@ static int load_pkcs11(struct signer_keys *k, const struct signer_key_conf *kc, 
             problem(kc, "PIN file", why);
             return -1;
         }
-        /* The PIN is not logged, nor kept: libp11 keeps what it needs to log in again. */
+        /* The PIN is never logged; our copy is wiped (libp11 keeps one to log in again). */
         int rc = PKCS11_login(slot, 0, pin);
         explicit_bzero(pin, strlen(pin));
         free(pin);
