@@ -2786,6 +2786,39 @@ static int import_table(sqlite3 *db, PGconn *pg, size_t t, uint64_t *rows, char 
     return rc;
 }
 
+/* The SQLite file's instance secret (store.h ewtp_store_instance_key), when it has one, into
+ * the PostgreSQL store in the import's transaction, replacing one a node may have generated
+ * there: the copied messages' copNos and the cursors given out stay those of the secret they
+ * were derived with (a message sent once and retried after the move must keep its copNo). */
+static int import_instance_secret(sqlite3 *db, PGconn *pg)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT secret FROM instance_secret WHERE id = 1", -1, &s, NULL) !=
+        SQLITE_OK) {
+        sqlite3_finalize(s);
+        return 0; /* no such table: the file never had a secret */
+    }
+    int rc = 0;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
+        PGresult *r = PQexec(pg, "CREATE TABLE IF NOT EXISTS instance_secret(id integer PRIMARY"
+                                 " KEY CHECK (id = 1), secret bytea NOT NULL)");
+        rc = res_rc(r, PGRES_COMMAND_OK);
+        PQclear(r);
+        if (rc == 0) {
+            const char *v[1] = {(const char *)sqlite3_column_blob(s, 0)};
+            int len[1] = {32}, fmt[1] = {1};
+            r = PQexecParams(pg,
+                             "INSERT INTO instance_secret(id, secret) VALUES(1, $1)"
+                             " ON CONFLICT (id) DO UPDATE SET secret = excluded.secret",
+                             1, NULL, v, len, fmt, 0);
+            rc = res_rc(r, PGRES_COMMAND_OK);
+            PQclear(r);
+        }
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool without_evidence,
                                 uint64_t *rows, uint64_t *evidence_left, char **why)
 {
@@ -2882,6 +2915,8 @@ int ewtp_store_pg_import_sqlite(const char *path, const char *conninfo, bool wit
         rc = res_rc(r, PGRES_TUPLES_OK);
         PQclear(r);
     }
+    if (rc == 0)
+        rc = import_instance_secret(db, c.pg);
     if (rc == 0)
         rc = simple(&c, "COMMIT");
     if (rc < 0 && c.pg && why && !*why) {

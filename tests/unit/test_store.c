@@ -2206,6 +2206,8 @@ static void test_pg_migrate(void **state)
     enum ewtp_store_state st;
     assert_int_equal(ewtp_store_op_request(old, "t1", "m-1", "cancel", "why", T0 + 7, &repeat, &st),
                      0);
+    unsigned char secret[32], moved[32];
+    assert_int_equal(ewtp_store_instance_key(old, secret), 0);
     ewtp_store_close(old);
 
     /* --without-evidence: the rest is copied, the evidence stays in the file. */
@@ -2227,6 +2229,9 @@ static void test_pg_migrate(void **state)
     assert_int_equal(left, 0);
     assert_null(why);
     assert_true(rows > 10);
+    /* The instance secret moves with the messages (their copNos were derived from it). */
+    assert_int_equal(ewtp_store_instance_key(f->st, moved), 0);
+    assert_memory_equal(secret, moved, 32);
     assert_int_equal(ewtp_store_open_sqlite(path, NULL, &old, NULL), 0);
     /* The evidence byte for byte, and the same figure of bytes held. */
     struct ewtp_store_evidence_row *ra = NULL, *rb = NULL;
