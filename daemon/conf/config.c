@@ -864,8 +864,7 @@ static void load_tenants(struct ld *l, const config_setting_t *root)
 {
     static const char *const known[] = {
         "id",    "token_file",  "cert_subject",        "cert_ca_file", "destinations",
-        "kinds", "webhook_url", "webhook_secret_file", "parties",
-        NULL};
+        "kinds", "webhook_url", "webhook_secret_file", "parties",      NULL};
     struct ewtp_config *c = &l->full->pub;
     const config_setting_t *list = get_list(l, root, "tenants");
     int n = list ? config_setting_length(list) : 0;
@@ -1720,10 +1719,21 @@ int ewtp_config_load(const char *path, struct ewtp_config **out, struct ewtp_err
         rc = config_error_type(&cfg) == CONFIG_ERR_FILE_IO ? -EWTP_EIO : -EWTP_EINVAL;
     } else {
         const config_setting_t *root = config_root_setting(&cfg);
-        static const char *const known[] = {"plugin_dir", "state_dir", "admin_socket", "listeners",
-                                            "tenants",    "store",     "delivery",     "limits",
-                                            "plugins",    "routes",    "keys",         "dev_mode",
-                                            "evidence",   "metrics_token_file",        NULL};
+        static const char *const known[] = {"plugin_dir",
+                                            "state_dir",
+                                            "admin_socket",
+                                            "listeners",
+                                            "tenants",
+                                            "store",
+                                            "delivery",
+                                            "limits",
+                                            "plugins",
+                                            "routes",
+                                            "keys",
+                                            "dev_mode",
+                                            "evidence",
+                                            "metrics_token_file",
+                                            NULL};
         check_known(&l, root, "", known);
         get_bool(&l, root, "", "dev_mode", false, &l.dev_mode);
         l.full->pub.dev_mode = l.dev_mode;

@@ -51,7 +51,7 @@ struct ewtp_tenant_conf {
                             token itself is not kept); NULL when the tenant uses mTLS */
     char *token_file;    /* where it came from, for messages */
     char *cert_subject;  /* client certificate subject (RFC 2253) that authenticates it */
-    char *cert_ca_file; /* PEM CA(s) that issue its client certificates (with cert_subject) */
+    char *cert_ca_file;  /* PEM CA(s) that issue its client certificates (with cert_subject) */
     char **destinations; /* allowed destination countries ("*" = any) */
     size_t n_destinations;
     uint32_t kinds;            /* allowed kinds (EWTP_KIND_BIT); all when not set */

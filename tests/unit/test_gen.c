@@ -67,7 +67,7 @@ static char *write_conf(const struct fx *f, const char *settings, const char *pl
                          "  { id = \"b\"; token_file = \"b.token\"; cert_subject = "
                          "\"CN=b.example,O=B,C=BE\"; cert_ca_file = \"b-ca.crt\";"
                          " destinations = [ \"CN\" ]; }\n" /* 7 */
-                         ");\n"                                                      /* 8 */
+                         ");\n"                            /* 8 */
                          "keys = ( { name = \"zz-test\"; key = \"var/dev-keys/zz-test.key\"; "
                          "cert = \"var/dev-keys/zz-test.crt\"; } );\n"         /* 9 */
                          "plugins = (\n"                                       /* 10 */

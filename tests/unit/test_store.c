@@ -1017,7 +1017,8 @@ static void test_receipts_by_ref(void **state)
     json_decref(ev);
 }
 
-/* ---- the instance secret (issue 19) ----------------------------------------------------------- */
+/* ---- the instance secret (issue 19) -----------------------------------------------------------
+ */
 
 /* Generated once, then the same for every call, every reopen (a restart) and every other
  * connection to the store (another node): cursors and copNos keyed by it stay valid. */
