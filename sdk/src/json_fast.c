@@ -12,26 +12,23 @@
  * what json_loadb accepts and gives up (NULL) on everything else, after which the caller
  * runs json_loadb itself, which produces the tree or the exact error text and position
  * (the 400 answers stay byte for byte as they were). Given up on: invalid UTF-8, control
- * characters in strings, \u0000, lone surrogates, integers beyond 64 bits, real overflow,
- * nesting deeper than FAST_MAX_DEPTH, and anything that is not JSON. What it accepts it
+ * characters in strings, \u0000, lone surrogates, integers beyond 64 bits, every real (no
+ * binary floating point in sdk/), nesting deeper than FAST_MAX_DEPTH, and anything that is
+ * not JSON. What it accepts it
  * builds with the calls jansson's parser makes (json_object_setn_new_nocheck in document
- * order, duplicates refused, integers as json_integer, reals through strtod as jansson's
- * jsonp_strtod does in the C locale), so the two trees are equal, member order included.
+ * order, duplicates refused, integers as json_integer), so the two trees are equal, member
+ * order included.
  * tests/unit/test_json_fast.c compares both on the vectors and on crafted inputs.
  */
 #include "json_internal.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <locale.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FAST_MAX_DEPTH 256
-#define FAST_MAX_NUMBER 64 /* bytes of a real's text; longer ones go to jansson */
 
 struct reader {
     const unsigned char *p, *end;
@@ -278,38 +275,10 @@ static json_t *read_number(struct reader *r)
         r->p = q;
         return json_integer(i);
     }
-    if (*q == '.') {
-        q++;
-        if (q >= r->end || !is_digit(*q))
-            return NULL;
-        while (q < r->end && is_digit(*q))
-            q++;
-    }
-    if (q < r->end && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < r->end && (*q == '+' || *q == '-'))
-            q++;
-        if (q >= r->end || !is_digit(*q))
-            return NULL;
-        while (q < r->end && is_digit(*q))
-            q++;
-    }
-    size_t n = (size_t)(q - start);
-    /* jansson swaps '.' for the locale's decimal point before strtod; no daemon code sets
-     * LC_NUMERIC, but a host that did gets jansson's reading. */
-    const char *point = localeconv()->decimal_point;
-    if (n >= FAST_MAX_NUMBER || !point || point[0] != '.' || point[1] != '\0')
-        return NULL;
-    char text[FAST_MAX_NUMBER];
-    memcpy(text, start, n);
-    text[n] = '\0';
-    errno = 0;
-    char *stop = NULL;
-    double d = strtod(text, &stop);
-    if (stop != text + n || ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE))
-        return NULL;
-    r->p = q;
-    return json_real(d);
+    /* A real (a fraction or an exponent): given up, so json_loadb reads it. sdk/ holds no binary
+     * floating point (cmake/check-no-float.cmake), and the common message has no reals: money
+     * and quantities are decimal strings, so a real is an error the schema reports anyway. */
+    return NULL;
 }
 
 static json_t *read_value(struct reader *r);

@@ -126,7 +126,6 @@ static void test_crafted_valid(void **state)
         "{\"u\":\"\\u00e9\\u4e2d\\uD83D\\uDE00\\u0001\\u001f\\u007F\"}",
         "{\"utf8\":\"caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80\"}",
         "{\"i\":[0,-0,1,-1,9223372036854775807,-9223372036854775808,1234567890123456789]}",
-        "{\"r\":[0.0,-0.0,1.5,-2.25e-3,1E10,1e+10,1e-10,3.141592653589793,1e308,1e-400]}",
         "{\"l\":[true,false,null]}",
         "[[[[[[[[[[{\"deep\":[1]}]]]]]]]]]]",
         "{\"a\":1,\"A\":2,\"ab\":3,\"b\":4,\"\":5,\"\xc3\xa9\":6,\"a\\u0001\":7}",
@@ -206,6 +205,12 @@ static void test_crafted_refused(void **state)
     assert_true(json_equal(dup, jdup));
     json_decref(dup);
     json_decref(jdup);
+    /* Reals: valid, left to jansson (no binary floating point in sdk/). */
+    static const char reals[] = "{\"r\":[0.0,-0.0,1.5,-2.25e-3,1E10,1e+10,1e-10,1e308,1e-400]}";
+    assert_null(ewtp_json_load_fast_(reals, sizeof(reals) - 1, FLAGS, NULL));
+    json_t *jr = json_loadb(reals, sizeof(reals) - 1, FLAGS, NULL);
+    assert_non_null(jr);
+    json_decref(jr);
     /* Deeper than the reader's own limit: valid, left to jansson. */
     char deep[2 * (FAST_MAX_DEPTH + 2) + 1];
     size_t d = 0;
