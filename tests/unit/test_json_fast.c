@@ -306,7 +306,8 @@ static void test_message_canonical_and_errors(void **state)
     assert_non_null(strstr(got, expect));
     free(got);
 
-    /* Too deep for the message limit (64) but not for the fast reader: prescan's error. */
+    /* Too deep for the message limit (EWTP_MESSAGE_MAX_DEPTH) but not for the fast reader:
+     * prescan's error. */
     char deep[256];
     size_t n = (size_t)snprintf(deep, sizeof(deep), "{\"x\":");
     for (int i = 0; i < 70; i++)
@@ -323,7 +324,9 @@ static void test_message_canonical_and_errors(void **state)
     assert_int_equal(ewtp_message_parse(deep, n, NULL, &m, errs), -EWTP_EFORMAT);
     got = ewtp_errors_to_json(errs);
     assert_non_null(strstr(got, "\"depth\""));
-    assert_non_null(strstr(got, "nesting deeper than 64 levels"));
+    char limit[64];
+    snprintf(limit, sizeof(limit), "nesting deeper than %u levels", EWTP_MESSAGE_MAX_DEPTH);
+    assert_non_null(strstr(got, limit));
     free(got);
     ewtp_errors_free(errs);
     free(data);
