@@ -306,8 +306,8 @@ void ewtp_http_submit_work(void *arg)
     r->instance = gi->conf->name;
     const void *state = ewtp_instance_state(gi->inst);
     struct ewtp_call c;
-    ewtp_call_init(&c, ewtp_gen_host(r->gen), r->arena, ewtpd_now_ms(), r->tenant->id,
-                   r->instance, m, EWTP_OP_SUBMIT, 0);
+    ewtp_call_init(&c, ewtp_gen_host(r->gen), r->arena, ewtpd_now_ms(), r->tenant->id, r->instance,
+                   m, EWTP_OP_SUBMIT, 0);
     const char *refusal = sender_refusal(conf, r->tenant, p, state, &c);
     if (refusal) {
         set_error(r, 403, "forbidden", refusal);

@@ -33,9 +33,6 @@ struct ewtp_runner {
     int64_t now_ms;
 };
 
-
-
-
 /* Signing keys of the configuration: keys = ( { name; key; cert; } | { name; command; } |
  * { name; cert; remote = { url; key; client_cert; client_key; ca_file; timeout_ms; }; } ). */
 static int load_keys(struct ewtp_runner *r, struct ewtp_errors *why)

@@ -83,5 +83,4 @@ int ewtp_runner_validate(struct ewtp_runner *r, const struct ewtp_call *c,
 int ewtp_runner_translate(struct ewtp_runner *r, const struct ewtp_call *c, struct ewtp_out **out,
                           struct ewtp_errors *errs);
 
-
 #endif
