@@ -27,6 +27,8 @@
 #define RELATED_PER_TENANT_SQL "16" /* per relation key and tenant (Q_RELATED) */
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
+#define READERS 4             /* read connections for API requests (struct sqlite_store) */
+#define CHECKPOINT_PAGES 1000 /* WAL pages that wake the checkpointer (SQLite's default) */
 
 /* Blocking ("live") states of an ordering key: while an earlier message is in one of these,
  * later ones wait (store.h, ewtp_store_claim_due). The same expression is the partial index'
@@ -428,6 +430,24 @@ struct sqlite_store {
      * waits in busy_timeout's sleeps (1, 2, 5 ... 25 ms), which capped group commit at a few
      * dozen batches a second while the dispatcher was writing; a mutex wakes it at once. */
     pthread_mutex_t wmu;
+    /* Readers for what API requests read (related messages, status, events, lists; issue 20):
+     * on m they waited for the mutex while a delivery's transaction held it through its
+     * fsync, which was a quarter of the samples of the accept workers under load. WAL readers
+     * never wait for a writer; each connection serves one thread at a time. */
+    struct conn r[READERS];
+    pthread_mutex_t rmu[READERS];
+    atomic_uint rnext;
+    /* The checkpointer (issue 20): SQLite's automatic checkpoint runs inside the COMMIT that
+     * crossed the WAL threshold, so every thousand pages one group commit also copied the WAL
+     * into the database file and synced it; the accepts of that batch waited 1 to 2.5 s for
+     * it on a busy disk. The commits' WAL hook only wakes this thread, which checkpoints
+     * (PASSIVE: beside readers and writers, never holding the write lock) on its own
+     * connection. */
+    struct conn ck;
+    pthread_t ck_thread;
+    pthread_mutex_t ckmu;
+    pthread_cond_t ckcv;
+    bool ck_started, ck_due, ck_stop;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -825,6 +845,27 @@ static void unlock(struct sqlite_store *ss)
     pthread_mutex_unlock(&ss->mu);
 }
 
+/* A free reader connection (the next one round the ring that is not busy, else the ring's
+ * next one once it is free); give it back with read_unlock. */
+static struct conn *read_lock(struct sqlite_store *ss)
+{
+    unsigned start = atomic_fetch_add(&ss->rnext, 1);
+    for (unsigned k = 0; k < READERS; k++) {
+        unsigned i = (start + k) % READERS;
+        if (pthread_mutex_trylock(&ss->rmu[i]) == 0)
+            return &ss->r[i];
+    }
+    unsigned i = start % READERS;
+    pthread_mutex_lock(&ss->rmu[i]);
+    return &ss->r[i];
+}
+
+static void read_unlock(struct sqlite_store *ss, struct conn *c)
+{
+    reset_all(c);
+    pthread_mutex_unlock(&ss->rmu[c - ss->r]);
+}
+
 /* Ends a transaction: commits when rc == 0 (a failed commit becomes the result), otherwise
  * rolls back. Returns the final rc. */
 static int finish(struct conn *c, int rc)
@@ -991,7 +1032,7 @@ static void sq_batch_rollback(void *impl)
 static int get_one(struct sqlite_store *ss, enum sql id, const char *a, const char *b,
                    struct ewtp_store_msg **out)
 {
-    struct conn *c = lock(ss);
+    struct conn *c = read_lock(ss);
     sqlite3_stmt *s;
     int rc = prep(c, id, &s);
     if (rc == 0) {
@@ -1002,7 +1043,7 @@ static int get_one(struct sqlite_store *ss, enum sql id, const char *a, const ch
         if (rc == 0 && n == 0)
             rc = -EWTP_ENOTFOUND;
     }
-    unlock(ss);
+    read_unlock(ss, c);
     return rc;
 }
 
@@ -1075,7 +1116,7 @@ static int sq_status_get(void *impl, const char *tenant, const char *id,
     struct ewtp_store_status *o = calloc(1, sizeof(*o));
     if (!o)
         return -EWTP_ENOMEM;
-    struct conn *c = lock(ss);
+    struct conn *c = read_lock(ss);
     /* One read transaction: the message and its receipts from the same snapshot. */
     int rc = exec_q(c, Q_BEGIN_READ);
     if (rc == 0) {
@@ -1090,7 +1131,7 @@ static int sq_status_get(void *impl, const char *tenant, const char *id,
         }
         finish(c, 0);
     }
-    unlock(ss);
+    read_unlock(ss, c);
     if (rc < 0) {
         ewtp_store_status_free(o, 1);
         return rc;
@@ -1103,7 +1144,7 @@ static int sq_events(void *impl, const char *tenant, const char *id, struct ewtp
                      size_t *n)
 {
     struct sqlite_store *ss = impl;
-    struct conn *c = lock(ss);
+    struct conn *c = read_lock(ss);
     int64_t seq = 0;
     enum ewtp_store_state st;
     struct ewtp_store_event *v = NULL;
@@ -1143,7 +1184,7 @@ static int sq_events(void *impl, const char *tenant, const char *id, struct ewtp
         }
         finish(c, 0);
     }
-    unlock(ss);
+    read_unlock(ss, c);
     if (rc < 0) {
         ewtp_store_events_free(v, cnt);
         return rc;
@@ -1183,7 +1224,7 @@ static int sq_list(void *impl, const struct ewtp_store_filter *f, struct ewtp_st
     if (!items)
         return -EWTP_ENOMEM;
     size_t cnt = 0;
-    struct conn *c = lock(ss);
+    struct conn *c = read_lock(ss);
     int64_t last = 0;
     bool more = false;
     int rc = exec_q(c, Q_BEGIN_READ);
@@ -1211,7 +1252,7 @@ static int sq_list(void *impl, const struct ewtp_store_filter *f, struct ewtp_st
         }
         finish(c, 0);
     }
-    unlock(ss);
+    read_unlock(ss, c);
     char *next = NULL;
     if (rc == 0 && more) {
         char buf[32];
@@ -1711,7 +1752,7 @@ static int sq_related(void *impl, const char *const *keys, size_t n, const char 
     if (!text)
         return -EWTP_ENOMEM;
     struct sqlite_store *ss = impl;
-    struct conn *c = lock(ss);
+    struct conn *c = read_lock(ss);
     sqlite3_stmt *s;
     /* Mostly nothing is related (a new order number): a probe per key says so first. */
     bool any = false;
@@ -1741,7 +1782,7 @@ static int sq_related(void *impl, const char *const *keys, size_t n, const char 
             rc = collect_msgs(s, RELATED_MAX, out, n_out);
         }
     }
-    unlock(ss);
+    read_unlock(ss, c);
     free(text);
     return rc;
 }
@@ -2361,10 +2402,24 @@ static void sq_close(void *impl)
     struct sqlite_store *ss = impl;
     if (!ss)
         return;
+    if (ss->ck_started) {
+        pthread_mutex_lock(&ss->ckmu);
+        ss->ck_stop = true;
+        pthread_cond_signal(&ss->ckcv);
+        pthread_mutex_unlock(&ss->ckmu);
+        pthread_join(ss->ck_thread, NULL);
+    }
+    conn_close(&ss->ck);
     conn_close(&ss->w);
     conn_close(&ss->m);
+    for (int i = 0; i < READERS; i++) {
+        conn_close(&ss->r[i]);
+        pthread_mutex_destroy(&ss->rmu[i]);
+    }
     pthread_mutex_destroy(&ss->mu);
     pthread_mutex_destroy(&ss->wmu);
+    pthread_mutex_destroy(&ss->ckmu);
+    pthread_cond_destroy(&ss->ckcv);
     free(ss->path);
     free(ss);
 }
@@ -2412,6 +2467,64 @@ static int conn_open(struct conn *c, const char *path, int busy_ms, char **why)
         return -EWTP_EIO;
     }
     return 0;
+}
+
+/* A reader: the same connection, refusing writes, with a smaller page cache of its own (the
+ * memory map serves the file's pages to all connections). */
+static int reader_open(struct conn *c, const char *path, int busy_ms, char **why)
+{
+    int rc = conn_open(c, path, busy_ms, why);
+    if (rc == 0 && sqlite3_exec(c->db, "PRAGMA query_only=1; PRAGMA cache_size=-2048;", NULL, NULL,
+                                NULL) != SQLITE_OK) {
+        if (why)
+            *why = ewtp_store_asprintf("store: %s: %s", path, sqlite3_errmsg(c->db));
+        rc = -EWTP_EIO;
+    }
+    return rc;
+}
+
+static atomic_uint_fast64_t checkpoints; /* ewtp_store_sqlite_checkpoints */
+
+uint64_t ewtp_store_sqlite_checkpoints(void)
+{
+    return atomic_load(&checkpoints);
+}
+
+/* WAL hook of the writing connections, in place of SQLite's automatic checkpoint: past
+ * CHECKPOINT_PAGES it only wakes the checkpointer. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct sqlite_store *ss = arg;
+    if (pages >= CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&ss->ckmu);
+        ss->ck_due = true;
+        pthread_cond_signal(&ss->ckcv);
+        pthread_mutex_unlock(&ss->ckmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    struct sqlite_store *ss = arg;
+    pthread_mutex_lock(&ss->ckmu);
+    for (;;) {
+        while (!ss->ck_due && !ss->ck_stop)
+            pthread_cond_wait(&ss->ckcv, &ss->ckmu);
+        if (ss->ck_stop)
+            break;
+        ss->ck_due = false;
+        pthread_mutex_unlock(&ss->ckmu);
+        /* A failure (busy, I/O) leaves the WAL longer; the next commit's hook asks again. */
+        if (sqlite3_wal_checkpoint_v2(ss->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+            SQLITE_OK)
+            atomic_fetch_add(&checkpoints, 1);
+        pthread_mutex_lock(&ss->ckmu);
+    }
+    pthread_mutex_unlock(&ss->ckmu);
+    return NULL;
 }
 
 /* Creates the schema on a new file, accepts the current version, refuses a newer one. */
@@ -2579,6 +2692,10 @@ int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
         return -EWTP_ENOMEM;
     pthread_mutex_init(&ss->mu, NULL);
     pthread_mutex_init(&ss->wmu, NULL);
+    for (int i = 0; i < READERS; i++)
+        pthread_mutex_init(&ss->rmu[i], NULL);
+    pthread_mutex_init(&ss->ckmu, NULL);
+    pthread_cond_init(&ss->ckcv, NULL);
     ss->m.wmu = &ss->wmu;
     ss->w.wmu = &ss->wmu;
     ss->path = strdup(path);
@@ -2589,6 +2706,23 @@ int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
         rc = schema_setup(&ss->m, path, why);
     if (rc == 0)
         rc = conn_open(&ss->w, path, busy, why);
+    for (int i = 0; rc == 0 && i < READERS; i++)
+        rc = reader_open(&ss->r[i], path, busy, why);
+    if (rc == 0)
+        rc = conn_open(&ss->ck, path, busy, why);
+    if (rc == 0) {
+        int e = pthread_create(&ss->ck_thread, NULL, checkpointer_main, ss);
+        if (e != 0) {
+            if (why)
+                *why = ewtp_store_asprintf("store: cannot start the checkpointer: %s", strerror(e));
+            rc = -EWTP_EIO;
+        }
+        ss->ck_started = e == 0;
+    }
+    if (rc == 0) {
+        sqlite3_wal_hook(ss->w.db, on_wal_commit, ss);
+        sqlite3_wal_hook(ss->m.db, on_wal_commit, ss);
+    }
     if (rc < 0) {
         sq_close(ss);
         return rc;

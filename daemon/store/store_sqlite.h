@@ -9,4 +9,9 @@
  * clock (DECISIONS "Tests, CI and measurements"). */
 uint64_t ewtp_store_sqlite_claim_steps(void);
 
+/* WAL checkpoints the stores' checkpointer threads completed so far. The writing connections
+ * have no automatic checkpoint (their WAL hook wakes the checkpointer instead), so a group
+ * commit never checkpoints: this is where every checkpoint happens while a store is open. */
+uint64_t ewtp_store_sqlite_checkpoints(void);
+
 #endif
