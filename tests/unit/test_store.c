@@ -255,6 +255,10 @@ static void test_accept_new_repeat_conflict(void **state)
     assert_int_equal(json_array_size(ev), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "type")),
                         "accepted");
+    /* The accepted event names the digest it was accepted with. */
+    json_t *detail = json_object_get(json_array_get(ev, 0), "detail");
+    assert_int_equal(json_object_size(detail), 1);
+    assert_string_equal(json_string_value(json_object_get(detail, "hash")), m.hash);
     json_decref(ev);
 
     /* Bad requests are refused up front and change nothing. */
