@@ -6,7 +6,8 @@
  * request was handed over (spool file written and synced, AMQP broker confirmed), or status
  * 0 and resp->error when it failed. The dispatcher sends a job's requests in order (the next
  * only after a 2xx) and every completion, whatever the transport, returns through the same
- * path (dispatcher.c complete()), which interprets the answer or records the hand-over.
+ * path (complete() in delivery/deliver.c), which interprets the answer or records the
+ * hand-over.
  *
  * Threads: a blocking transport (spool, amqp) sends on a worker thread and has called done
  * before send returns; the other (https) is started on the loop thread and calls done later
