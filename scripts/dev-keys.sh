@@ -7,7 +7,7 @@ root=${1:-"$(cd "$(dirname "$0")/.." && pwd)"}
 dir="$root/var/dev-keys"
 mkdir -p "$dir"
 chmod 0700 "$dir"
-for name in zz-test; do
+for name in zz-test evidence; do
   [ -s "$dir/$name.key" ] && [ -s "$dir/$name.crt" ] && continue
   openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
     -subj "/CN=ewtp DEV key $name - not for production" \
