@@ -7,7 +7,7 @@ into OUT/report.md and OUT/report.json (default build/bench/). Not part of make 
 --build: a tree with bin/ewtpd, bin/ewtp-sim, plugins/ and tests/sign_bench (Release or
 RelWithDebInfo, no sanitizers); bench.sh configures and builds build-bench/ for it.
 
-1. accepts: wrk -t2 -c32 10 s of unique 1.6 KB China import orders (311) on keep-alive against
+1. accepts: wrk -t2 -c64 (--conns) 10 s of unique 1.6 KB China import orders (311) on keep-alive against
    a bare libevent evhttp server (hello_evhttp.c), then ewtpd (SQLite WAL, synchronous=FULL)
    with 1 and 2 workers; accepted/s = rows stored / duration. Then latency percentiles at
    70 % of the 2-worker rate (wrk's delay() paces each connection). RSS idle and under load,
@@ -225,14 +225,14 @@ def stored(store, tenant="bench"):
     return n
 
 
-def accept_bench(env, res, secs):
+def accept_bench(env, res, secs, conns=64):
     body = os.path.join(env.tmp, "body.json")
     order_body(body)
     hello_port = port()
     hello = env.spawn([os.path.join(env.build, "hello_evhttp"), str(hello_port)],
                       os.path.join(env.tmp, "hello.log"))
     wait_ok("http://127.0.0.1:%d/" % hello_port)
-    h = wrk("http://127.0.0.1:%d/" % hello_port, secs, 32, body, "hello")
+    h = wrk("http://127.0.0.1:%d/" % hello_port, secs, conns, body, "hello")
     env.stop(hello)
     res["hello"] = {k: v for k, v in h.items() if k != "raw"}
     zz = port()
@@ -245,7 +245,7 @@ def accept_bench(env, res, secs):
         p, start_s = env.ewtpd(conf, api, "acc%d" % workers)
         time.sleep(1)
         idle = rss_kib(p.pid)
-        w = wrk("http://127.0.0.1:%d/v1/messages" % api, secs, 32, body, "w%d-%d" % (workers, time.time()))
+        w = wrk("http://127.0.0.1:%d/v1/messages" % api, secs, conns, body, "w%d-%d" % (workers, time.time()))
         n = stored(store)
         commits = metric(api, "ewtp_store_commit_latency_seconds_count")
         hwm = rss_kib(p.pid, "VmHWM")
@@ -449,7 +449,7 @@ def report(res, out_dir):
          " on a loaded machine wall-clock figures are noise, the instruction counts are not." %
          (os.cpu_count(), res["loadavg"], res.get("loadavg_end"), res.get("seconds", 0)), ""]
     h = res.get("hello", {})
-    L += ["## Accepts (wrk -t2 -c32, %s s, unique 1.6 KB China orders, SQLite WAL FULL)" % res["secs"], "",
+    L += ["## Accepts (wrk -t2 -c%s, %s s, unique 1.6 KB China orders, SQLite WAL FULL)" % (res.get("conns", 32), res["secs"]), "",
           "| | accepted/s | ratio to bare evhttp | wrk p50 ms | wrk p99 ms | per commit | fsyncs/msg | RSS idle MiB | RSS load MiB | start s |",
           "|---|---|---|---|---|---|---|---|---|---|",
           "| bare evhttp (baseline) | %.0f | 1 | %s | %s | | | | | |" % (h.get("rps", 0), h.get("p50"), h.get("p99"))]
@@ -512,6 +512,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(SRC, "build-bench"))
     ap.add_argument("--out", default=os.path.join(SRC, "build", "bench"))
     ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--conns", type=int, default=64,
+                    help="wrk connections of the accept runs (issue 20 measures with 64)")
     ap.add_argument("--drain-cap", type=float, default=60)
     ap.add_argument("--only", default="accept,drain,sign,callgrind")
     ap.add_argument("--budget", type=float, default=540,
@@ -523,13 +525,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ewtp-bench.")
     env = Env(os.path.abspath(a.build), tmp)
     res = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "loadavg": open("/proc/loadavg").read().split()[0],
-           "secs": a.secs, "build": a.build}
+           "secs": a.secs, "conns": a.conns, "build": a.build}
     only = a.only.split(",")
     try:
         if "sign" in only:
             sign_bench(env, res, 1000)
         if "accept" in only:
-            accept_bench(env, res, a.secs)
+            accept_bench(env, res, a.secs, a.conns)
         if "callgrind" in only:
             if shutil.which("valgrind") and shutil.which("callgrind_annotate"):
                 spec = importlib.util.spec_from_file_location("accept_profile",
