@@ -1064,7 +1064,7 @@ static void load_delivery(struct ld *l, const config_setting_t *root)
     d->poll_interval_ms = v;
     get_int(l, g, "delivery", "scan_interval_ms", 200, 10, 3600000, &v);
     d->scan_interval_ms = v;
-    get_int(l, g, "delivery", "workers", 2, 1, 256, &v);
+    get_int(l, g, "delivery", "workers", 8, 1, 256, &v);
     d->workers = (unsigned)v;
     get_int(l, g, "delivery", "max_in_flight", 64, 1, 100000, &v);
     d->max_in_flight = (unsigned)v;

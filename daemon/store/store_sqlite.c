@@ -4,18 +4,28 @@
  * shared one, serialised by a mutex, for everything else. SQLite allows one writer at a
  * time, so each write transaction starts with BEGIN IMMEDIATE (takes the write lock up front
  * instead of failing half way on upgrade) and waits for the other connection through
- * busy_timeout. synchronous=FULL makes every COMMIT an fsync of the WAL: a call that
- * returned success survives a crash or power loss.
+ * busy_timeout. A call that returned success survives a crash or power loss: the writer's
+ * connection (group-committed accepts) is synchronous=FULL, every COMMIT an fsync of the WAL;
+ * the shared connection commits with synchronous=NORMAL (no fsync in the COMMIT) and its caller
+ * then waits, outside the connection's mutex, for an fdatasync of the WAL file that began after
+ * its commit (struct wal_sync): with FULL, each delivery's outcome, receipt and claim held the
+ * mutex through an fsync of its own, so every other write waited in line (issue 20); now the
+ * transactions that commit while one fdatasync runs share the next one. Both are the same
+ * guarantee: in WAL mode FULL differs from NORMAL only by that fsync after the commit's frames.
  */
 #include "store_backend.h"
 #include "store_sqlite.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -412,12 +422,29 @@ static const char *const sql_text[Q_COUNT] = {
 };
 
 /* One connection and its prepared statements (prepared on first use, kept until close). */
+/* Durability of the shared connection's commits (see the top of this file). Tickets count its
+ * write commits; synced is the last ticket an fdatasync of the WAL covered. A caller whose
+ * ticket is not covered yet becomes the syncing thread when none runs (it syncs every commit
+ * made so far) or waits for the one running and then, if need be, the next. */
+struct wal_sync {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t committed, synced;
+    bool syncing;
+    int failed;     /* a negative code: the last fdatasync failed (those waiting for it fail) */
+    char *wal_path; /* PATH-wal */
+    int fd;         /* read-only descriptor of the WAL file, or -1 until first needed */
+    dev_t dev;
+    ino_t ino;
+};
+
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
     /* The store's write lock (see struct sqlite_store) and whether this connection holds it. */
     pthread_mutex_t *wmu;
     bool writing;
+    struct wal_sync *sync; /* the shared connection's; NULL: synchronous=FULL commits */
 };
 
 struct sqlite_store {
@@ -425,6 +452,7 @@ struct sqlite_store {
     struct conn w;      /* writer thread only */
     pthread_mutex_t mu; /* guards m */
     struct conn m;
+    struct wal_sync ws; /* m's commits made durable (struct wal_sync) */
     /* One write transaction at a time across both connections, taken by BEGIN IMMEDIATE and
      * released when the transaction ends. Without it the loser of the SQLite write lock
      * waits in busy_timeout's sleeps (1, 2, 5 ... 25 ms), which capped group commit at a few
@@ -883,15 +911,109 @@ static void read_unlock(struct sqlite_store *ss, struct conn *c)
     pthread_mutex_unlock(&ss->rmu[c - ss->r]);
 }
 
+static atomic_uint_fast64_t wal_syncs; /* ewtp_store_sqlite_wal_syncs */
+
+uint64_t ewtp_store_sqlite_wal_syncs(void)
+{
+    return atomic_load(&wal_syncs);
+}
+
+/* The ticket of this thread's last write commit on a NORMAL connection not yet made durable
+ * (0: none); taken by finish(), redeemed by unlock_durable() once the mutex is released. */
+static _Thread_local uint64_t sync_ticket;
+
+/* fdatasync of the WAL file through a descriptor of our own (the inode is what is synced),
+ * opened again if the file was replaced. ws->mu held. */
+static int wal_fdatasync(struct wal_sync *ws)
+{
+    struct stat st;
+    if (ws->fd >= 0 &&
+        (stat(ws->wal_path, &st) != 0 || st.st_dev != ws->dev || st.st_ino != ws->ino)) {
+        close(ws->fd);
+        ws->fd = -1;
+    }
+    if (ws->fd < 0) {
+        ws->fd = open(ws->wal_path, O_RDONLY | O_CLOEXEC);
+        if (ws->fd < 0 || fstat(ws->fd, &st) != 0)
+            return -EWTP_EIO;
+        ws->dev = st.st_dev;
+        ws->ino = st.st_ino;
+    }
+    if (fdatasync(ws->fd) != 0)
+        return -EWTP_EIO;
+    atomic_fetch_add(&wal_syncs, 1);
+    return 0;
+}
+
+/* Returns once an fdatasync of the WAL that began after commit ticket t completed: 0, or
+ * -EWTP_EIO when it failed (the commit is visible but may not survive a power loss). */
+static int wal_sync_wait(struct wal_sync *ws, uint64_t t)
+{
+    pthread_mutex_lock(&ws->mu);
+    int rc = 0;
+    while (ws->synced < t) {
+        if (ws->syncing) {
+            uint64_t before = ws->synced;
+            pthread_cond_wait(&ws->cv, &ws->mu);
+            if (ws->failed && ws->synced == before && !ws->syncing) {
+                rc = ws->failed;
+                break;
+            }
+            continue;
+        }
+        /* Every commit with a ticket up to target has written its frames: this sync covers
+         * them all. The mutex is not held through it, so commits go on meanwhile. */
+        uint64_t target = ws->committed;
+        ws->syncing = true;
+        ws->failed = 0;
+        pthread_mutex_unlock(&ws->mu);
+        int r = wal_fdatasync(ws);
+        pthread_mutex_lock(&ws->mu);
+        ws->syncing = false;
+        if (r == 0 && target > ws->synced)
+            ws->synced = target;
+        ws->failed = r;
+        pthread_cond_broadcast(&ws->cv);
+        if (r != 0) {
+            rc = r;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ws->mu);
+    return rc;
+}
+
+/* unlock(), then, when this thread's transaction committed on the NORMAL connection, the wait
+ * for its fdatasync (outside the connection's mutex, so that other transactions commit in the
+ * meantime and share it). rc is the operation's result; a failed sync replaces a success. */
+static int unlock_durable(struct sqlite_store *ss, int rc)
+{
+    unlock(ss);
+    uint64_t t = sync_ticket;
+    sync_ticket = 0;
+    if (t == 0)
+        return rc;
+    int r = wal_sync_wait(&ss->ws, t);
+    return rc == 0 ? r : rc;
+}
+
 /* Ends a transaction: commits when rc == 0 (a failed commit becomes the result), otherwise
- * rolls back. Returns the final rc. */
+ * rolls back. Returns the final rc. A write commit on the NORMAL connection leaves its ticket
+ * for unlock_durable(). */
 static int finish(struct conn *c, int rc)
 {
     reset_all(c);
     if (rc == 0) {
+        bool wrote = c->writing;
         rc = exec_q(c, Q_COMMIT);
-        if (rc == 0)
+        if (rc == 0) {
+            if (wrote && c->sync) {
+                pthread_mutex_lock(&c->sync->mu);
+                sync_ticket = ++c->sync->committed;
+                pthread_mutex_unlock(&c->sync->mu);
+            }
             return 0;
+        }
     }
     if (!sqlite3_get_autocommit(c->db))
         exec_q(c, Q_ROLLBACK);
@@ -1396,7 +1518,7 @@ static int claim_msgs(struct sqlite_store *ss, bool deliver, const char *owner, 
             cnt = 0;
         }
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     free(seqs);
     if (rc < 0)
         return rc;
@@ -1462,7 +1584,7 @@ static int sq_requeue_expired(void *impl, int64_t now, size_t *n)
             rc = requeue_expired_ops(c, now);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     *n = rc == 0 ? cnt : 0;
     return rc;
 }
@@ -1562,7 +1684,7 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
             rc = insert_evidence(c, (int64_t)o->key, o->evidence, o->n_evidence, o->now);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     json_decref(d);
     return rc;
 }
@@ -1619,7 +1741,7 @@ static int sq_record_receipt(void *impl, const struct ewtp_store_receipt_rec *r)
             rc = webhook_insert(c, (int64_t)r->key, after, r->now, r->now);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     json_decref(d);
     return rc;
 }
@@ -1646,7 +1768,7 @@ static int sq_add_event(void *impl, uint64_t key, const char *type, uint32_t att
         }
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1672,7 +1794,7 @@ static int admin_op(struct sqlite_store *ss, const char *tenant, const char *id,
         }
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1709,7 +1831,7 @@ static int sq_chain_get(void *impl, const char *key, int64_t *number, char **ref
             rc = map_rc(x);
         }
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1726,7 +1848,7 @@ static int sq_chain_set(void *impl, const char *key, int64_t last, const char *r
         sqlite3_bind_int64(s, 4, now);
         rc = step_done(s);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1757,7 +1879,7 @@ static int sq_key_state_get(void *impl, const char *key, void **data, size_t *le
         }
         sqlite3_reset(s);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1840,7 +1962,7 @@ static int sq_counts(void *impl, struct ewtp_store_count **out, size_t *n)
     }
     if (rc == 0 && x != SQLITE_DONE)
         rc = map_rc(x);
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     if (rc < 0) {
         ewtp_store_counts_free(v, cnt);
         return rc;
@@ -1868,7 +1990,7 @@ static int sq_backlog(void *impl, int64_t now, uint64_t *depth, int64_t *oldest_
             rc = map_rc(x);
         }
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1891,7 +2013,7 @@ static int sq_poll_schedule(void *impl, uint64_t key, int64_t at)
             rc = -EWTP_EINVAL;
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1910,7 +2032,7 @@ static int sq_webhook_enqueue(void *impl, uint64_t key, enum ewtp_store_state st
             rc = webhook_insert(c, (int64_t)key, state, at, now);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -1950,7 +2072,7 @@ static int sq_webhook_claim(void *impl, int64_t now, size_t limit, int64_t lease
             rc = exec_ii(c, Q_WH_CLAIM, (int64_t)w[i].wid, now + lease_ms);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     if (rc < 0 || cnt == 0) {
         ewtp_store_webhooks_free(w, cnt);
         w = NULL;
@@ -2013,7 +2135,7 @@ static int webhook_end(struct sqlite_store *ss, uint64_t wid, bool retry, int64_
         }
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2048,7 +2170,7 @@ static int sq_webhook_pending(void *impl, uint64_t *n)
         }
         sqlite3_reset(s);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2067,7 +2189,7 @@ static int sq_evidence_add(void *impl, uint64_t key, const struct ewtp_store_evi
             rc = insert_evidence(c, (int64_t)key, e, n, now);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2128,7 +2250,7 @@ static int sq_evidence_get(void *impl, const char *tenant, const char *id,
         sqlite3_finalize(s);
         finish(c, 0);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     if (rc < 0) {
         ewtp_store_evidence_free(v, cnt);
         return rc;
@@ -2156,7 +2278,7 @@ static int sq_evidence_purge(void *impl, int64_t before, uint64_t *n)
         sqlite3_finalize(s);
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2179,7 +2301,7 @@ static int sq_evidence_bytes(void *impl, uint64_t *bytes)
             rc = map_rc(x ? x : SQLITE_ERROR);
     }
     sqlite3_finalize(s);
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2220,7 +2342,7 @@ static int sq_instance_key(void *impl, const unsigned char fresh[32], unsigned c
     }
     sqlite3_finalize(s);
     rc = finish(c, rc);
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2263,7 +2385,7 @@ static int sq_op_request(void *impl, const char *tenant, const char *id, const c
         }
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2332,7 +2454,7 @@ static int sq_op_claim(void *impl, int64_t now, size_t limit, int64_t lease_ms, 
             cnt = 0;
         }
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     free(oids);
     if (rc < 0)
         return rc;
@@ -2382,7 +2504,7 @@ static int sq_op_finish(void *impl, uint64_t oid, uint32_t attempt, enum ewtp_st
         }
         rc = finish(c, rc);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2398,7 +2520,7 @@ static int sq_ops_pending(void *impl, uint64_t *n)
             *n = (uint64_t)sqlite3_column_int64(s, 0);
         sqlite3_reset(s);
     }
-    unlock(ss);
+    rc = unlock_durable(ss, rc);
     return rc;
 }
 
@@ -2445,6 +2567,11 @@ static void sq_close(void *impl)
     pthread_mutex_destroy(&ss->wmu);
     pthread_mutex_destroy(&ss->ckmu);
     pthread_cond_destroy(&ss->ckcv);
+    if (ss->ws.fd >= 0)
+        close(ss->ws.fd);
+    free(ss->ws.wal_path);
+    pthread_mutex_destroy(&ss->ws.mu);
+    pthread_cond_destroy(&ss->ws.cv);
     free(ss->path);
     free(ss);
 }
@@ -2727,12 +2854,23 @@ int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
     pthread_cond_init(&ss->ckcv, NULL);
     ss->m.wmu = &ss->wmu;
     ss->w.wmu = &ss->wmu;
+    pthread_mutex_init(&ss->ws.mu, NULL);
+    pthread_cond_init(&ss->ws.cv, NULL);
+    ss->ws.fd = -1;
     ss->path = strdup(path);
-    int rc = ss->path ? 0 : -EWTP_ENOMEM;
+    ss->ws.wal_path = ewtp_store_asprintf("%s-wal", path);
+    int rc = ss->path && ss->ws.wal_path ? 0 : -EWTP_ENOMEM;
     if (rc == 0)
         rc = conn_open(&ss->m, path, busy, why);
     if (rc == 0)
         rc = schema_setup(&ss->m, path, why);
+    /* After the schema (set up durably): the shared connection's commits are made durable by
+     * unlock_durable(). */
+    if (rc == 0 &&
+        sqlite3_exec(ss->m.db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+        rc = -EWTP_EIO;
+    if (rc == 0)
+        ss->m.sync = &ss->ws;
     if (rc == 0)
         rc = conn_open(&ss->w, path, busy, why);
     for (int i = 0; rc == 0 && i < READERS; i++)

@@ -14,4 +14,9 @@ uint64_t ewtp_store_sqlite_claim_steps(void);
  * commit never checkpoints: this is where every checkpoint happens while a store is open. */
 uint64_t ewtp_store_sqlite_checkpoints(void);
 
+/* fdatasyncs of the WAL made for the shared connection's commits (synchronous=NORMAL, each
+ * caller waiting for one that began after its commit; store_sqlite.c): fewer than those
+ * commits when several commit at once. */
+uint64_t ewtp_store_sqlite_wal_syncs(void);
+
 #endif

@@ -46,6 +46,8 @@ import urllib.request
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(SRC, "tests", "bench")
 CN_VEC = os.path.join(SRC, "plugins", "cn", "vectors")
+# Delivery workers of the drain runs: ewtpd's default (delivery.workers).
+DRAIN_WORKERS = 8
 
 
 def port():
@@ -325,7 +327,7 @@ def drain_bench(env, res, country, sizes, cap):
         api, zz = port(), port()
         spool = os.path.join(env.tmp, "spool-d%s%d" % (country, n))
         store = os.path.join(env.tmp, "drain-%s-%d.sqlite" % (country, n))
-        conf = env.config("d%s%d" % (country, n), api, 2, zz, spool, store)
+        conf = env.config("d%s%d" % (country, n), api, DRAIN_WORKERS, zz, spool, store)
         # Only China's simulator takes spool folders (the ZZ one refuses unknown settings and
         # would not start: nothing drained).
         sim = env.sim(country.lower(), zz if country == "ZZ" else port(), spool if country == "CN" else None)
@@ -472,7 +474,7 @@ def report(res, out_dir):
         d = res.get("drain_" + c)
         if not d:
             continue
-        L += ["", "## Drain, %s (seeded backlog, 2 workers, to the simulator; drained = submitted or beyond)" % c.upper(), "",
+        L += ["", "## Drain, %s (seeded backlog, %d workers (the default), to the simulator; drained = submitted or beyond)" % (c.upper(), DRAIN_WORKERS), "",
               "| queued | drained | seconds | per s | ratio to 1k | ratio to raw SM2 sign/s |", "|---|---|---|---|---|---|"]
         for k in sorted(d, key=int):
             v = d[k]

@@ -184,7 +184,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->delivery.lease_ms, 300000);
     assert_int_equal(c->delivery.poll_interval_ms, 30000);
     assert_int_equal(c->delivery.scan_interval_ms, 200);
-    assert_int_equal(c->delivery.workers, 2);
+    assert_int_equal(c->delivery.workers, 8);
     assert_int_equal(c->limits.max_header_bytes, 16384);
     assert_int_equal(c->limits.timeout_ms, 30000);
     assert_int_equal(c->limits.header_timeout_ms, 10000);
