@@ -46,7 +46,7 @@ ROWS = [
     ("  accept rows (sq_batch_accept)", "sq_batch_accept"),
     ("  commit (sq_batch_commit)", "sq_batch_commit"),
     ("delivery: claim (ewtp_store_claim_due)", "ewtp_store_claim_due"),
-    ("delivery: translate + sign (deliver_prepare)", "deliver_prepare"),
+    ("delivery: translate + sign (dsp_deliver_prepare)", "dsp_deliver_prepare"),
     ("delivery: record outcome (ewtp_store_record_outcome)", "ewtp_store_record_outcome"),
 ]
 ACCEPT_ROOTS = ("on_request", "on_accepts", "ewtp_http_submit_work", "writer_main")
