@@ -13,6 +13,7 @@
 #include "gen.h"
 #include "http.h"
 #include "reload.h"
+#include "services.h"
 #include "store.h"
 #include "workers.h"
 
@@ -226,23 +227,8 @@ static int run(const char *path)
     if (ev_drain)
         event_free(ev_drain);
 out:
-    ewtp_admin_free(d.admin);
-    if (d.http)
-        ewtp_http_stop(&d);
-    if (d.dispatcher)
-        ewtp_dispatcher_stop(&d);
-    /* Workers first: their pending jobs may still use the dispatcher and the store. */
-    ewtp_workers_free(d.workers);
-    ewtp_http_free(&d);
-    ewtp_dispatcher_free(&d);
-    ewtp_store_close(d.store);
-    ewtp_metrics_free(d.metrics);
-    ewtpd_retired_free_all(&d);
-    ewtp_gen_unref(d.gen);
-    free(d.last_reload_error);
+    ewtpd_services_free(&d);
     ewtp_errors_free(why);
-    if (d.base)
-        event_base_free(d.base);
     return rc;
 }
 

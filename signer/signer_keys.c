@@ -249,28 +249,6 @@ static int load_pkcs11(struct signer_keys *k, const struct signer_key_conf *kc, 
 
 /* ---- key files ---- */
 
-/* An EC key on the SM2 curve rebuilt as an SM2 key, so that signing is SM2, not ECDSA. */
-static EVP_PKEY *as_sm2(EVP_PKEY *p)
-{
-    char group[64] = "";
-    size_t gl = 0;
-    if (!EVP_PKEY_is_a(p, "EC") ||
-        EVP_PKEY_get_utf8_string_param(p, "group", group, sizeof(group), &gl) != 1 ||
-        strcmp(group, "SM2") != 0) {
-        EVP_PKEY_up_ref(p);
-        return p;
-    }
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY *out = NULL;
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "SM2", NULL);
-    if (c != NULL && EVP_PKEY_todata(p, EVP_PKEY_KEYPAIR, &params) == 1 &&
-        EVP_PKEY_fromdata_init(c) == 1)
-        EVP_PKEY_fromdata(c, &out, EVP_PKEY_KEYPAIR, params);
-    OSSL_PARAM_free(params);
-    EVP_PKEY_CTX_free(c);
-    return out;
-}
-
 static int load_file(const struct signer_key_conf *kc, struct key *e)
 {
     FILE *f = fopen(kc->key_file, "r");
@@ -284,7 +262,7 @@ static int load_file(const struct signer_key_conf *kc, struct key *e)
         problem(kc, "not an unencrypted PEM private key:", kc->key_file);
         return -1;
     }
-    e->pkey = as_sm2(raw);
+    e->pkey = ewtp_keys_as_sm2(raw, EVP_PKEY_KEYPAIR);
     EVP_PKEY_free(raw);
     if (e->pkey == NULL || family_of(e->pkey, &e->family) != 0) {
         problem(kc, "unsupported key type (RSA, EC P-256 or SM2):", kc->key_file);

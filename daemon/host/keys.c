@@ -145,9 +145,7 @@ static int fail(struct ewtp_errors *errs, int rc, const char *fmt, const char *a
     return rc;
 }
 
-/* An EC key on the SM2 curve, as some PEM files and certificates decode, rebuilt as an SM2
- * key so that signing uses SM2 rather than ECDSA. Returns a new reference (or NULL). */
-static EVP_PKEY *as_sm2(EVP_PKEY *k, int selection)
+EVP_PKEY *ewtp_keys_as_sm2(EVP_PKEY *k, int selection)
 {
     char group[64] = "";
     size_t gl = 0;
@@ -231,14 +229,14 @@ int ewtp_keys_add_pem(struct ewtp_keys *k, const char *name, const char *key_fil
     if (raw == NULL)
         return fail(errs, -EWTP_ECRYPTO, "%s is not an unencrypted PEM private key%s", key_file,
                     NULL);
-    EVP_PKEY *pkey = as_sm2(raw, EVP_PKEY_KEYPAIR);
+    EVP_PKEY *pkey = ewtp_keys_as_sm2(raw, EVP_PKEY_KEYPAIR);
     EVP_PKEY_free(raw);
     X509 *x = NULL;
     struct key *e = NULL;
     int rc = pkey == NULL ? -EWTP_ECRYPTO : read_cert(cert_file, &x, errs);
     if (rc < 0)
         goto out;
-    EVP_PKEY *pub = as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
+    EVP_PKEY *pub = ewtp_keys_as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
     int same = pub != NULL ? EVP_PKEY_eq(pub, pkey) : 0;
     EVP_PKEY_free(pub);
     if (same != 1) {
@@ -418,7 +416,7 @@ static int cert_family(const char *cert_file, struct key *e, struct ewtp_errors 
     if (rc == 0)
         rc = cert_to_der(x, &e->cert, &e->cert_len);
     if (rc == 0) {
-        EVP_PKEY *pub = as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
+        EVP_PKEY *pub = ewtp_keys_as_sm2(X509_get0_pubkey(x), EVP_PKEY_PUBLIC_KEY);
         if (pub == NULL || family_of(pub, &e->family) < 0)
             rc = fail(errs, -EWTP_EUNSUPP, "certificate %s: unsupported key type%s", cert_file,
                       NULL);

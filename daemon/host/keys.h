@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include <ewtp/arena.h>
 #include <ewtp/errors.h>
 #include <ewtp/host.h>
@@ -94,5 +96,11 @@ int ewtp_keys_random(void *ctx, void *buf, size_t len);
 /* Writes the named key's certificate as PEM to path (mode 0644), e.g. to hand a test
  * identity's certificate to a verifier. 0, -EWTP_ENOTFOUND, -EWTP_EIO. */
 int ewtp_keys_write_cert_pem(struct ewtp_keys *k, const char *name, const char *path);
+
+/* An EC key on the SM2 curve, as some PEM files and certificates decode, rebuilt as an SM2
+ * key so that signing uses SM2 rather than ECDSA; any other key as it is. selection is
+ * EVP_PKEY_KEYPAIR or EVP_PKEY_PUBLIC_KEY. A new reference (caller frees), or NULL. Also used
+ * by ewtp-signer for its key files. */
+EVP_PKEY *ewtp_keys_as_sm2(EVP_PKEY *k, int selection);
 
 #endif

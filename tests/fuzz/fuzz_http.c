@@ -42,6 +42,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "reload.h"
+#include "services.h"
 #include "store.h"
 #include "workers.h"
 
@@ -197,22 +198,7 @@ static void stop_daemon(void)
                 fprintf(stderr, " %d: %zu", i, by_status[i]);
         fprintf(stderr, "\n");
     }
-    d.stopping = true;
-    if (d.http)
-        ewtp_http_stop(&d);
-    if (d.dispatcher)
-        ewtp_dispatcher_stop(&d);
-    /* Workers first: their pending jobs may still use the dispatcher and the store. */
-    ewtp_workers_free(d.workers);
-    ewtp_http_free(&d);
-    ewtp_dispatcher_free(&d);
-    ewtp_store_close(d.store);
-    ewtp_metrics_free(d.metrics);
-    ewtpd_retired_free_all(&d);
-    ewtp_gen_unref(d.gen);
-    free(d.last_reload_error);
-    if (d.base)
-        event_base_free(d.base);
+    ewtpd_services_free(&d);
     memset(&d, 0, sizeof(d));
     if (tmpdir[0] && getenv("EWTP_FUZZ_KEEP_TMP") == NULL)
         nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
