@@ -16,6 +16,8 @@
 #include "store_backend.h"
 #include "store_sqlite.h"
 
+#include "groupsync.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -422,16 +424,10 @@ static const char *const sql_text[Q_COUNT] = {
 };
 
 /* One connection and its prepared statements (prepared on first use, kept until close). */
-/* Durability of the shared connection's commits (see the top of this file). Tickets count its
- * write commits; synced is the last ticket an fdatasync of the WAL covered. A caller whose
- * ticket is not covered yet becomes the syncing thread when none runs (it syncs every commit
- * made so far) or waits for the one running and then, if need be, the next. */
+/* Durability of the shared connection's commits (see the top of this file): each write commit
+ * takes a ticket of g and waits for an fdatasync of the WAL that covers it (groupsync.h). */
 struct wal_sync {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t committed, synced;
-    bool syncing;
-    int failed;     /* a negative code: the last fdatasync failed (those waiting for it fail) */
+    struct ewtp_groupsync g;
     char *wal_path; /* PATH-wal */
     int fd;         /* read-only descriptor of the WAL file, or -1 until first needed */
     dev_t dev;
@@ -923,9 +919,10 @@ uint64_t ewtp_store_sqlite_wal_syncs(void)
 static _Thread_local uint64_t sync_ticket;
 
 /* fdatasync of the WAL file through a descriptor of our own (the inode is what is synced),
- * opened again if the file was replaced. ws->mu held. */
-static int wal_fdatasync(struct wal_sync *ws)
+ * opened again if the file was replaced. The group's sync: one thread at a time. */
+static int wal_fdatasync(void *arg)
 {
+    struct wal_sync *ws = arg;
     struct stat st;
     if (ws->fd >= 0 &&
         (stat(ws->wal_path, &st) != 0 || st.st_dev != ws->dev || st.st_ino != ws->ino)) {
@@ -945,44 +942,6 @@ static int wal_fdatasync(struct wal_sync *ws)
     return 0;
 }
 
-/* Returns once an fdatasync of the WAL that began after commit ticket t completed: 0, or
- * -EWTP_EIO when it failed (the commit is visible but may not survive a power loss). */
-static int wal_sync_wait(struct wal_sync *ws, uint64_t t)
-{
-    pthread_mutex_lock(&ws->mu);
-    int rc = 0;
-    while (ws->synced < t) {
-        if (ws->syncing) {
-            uint64_t before = ws->synced;
-            pthread_cond_wait(&ws->cv, &ws->mu);
-            if (ws->failed && ws->synced == before && !ws->syncing) {
-                rc = ws->failed;
-                break;
-            }
-            continue;
-        }
-        /* Every commit with a ticket up to target has written its frames: this sync covers
-         * them all. The mutex is not held through it, so commits go on meanwhile. */
-        uint64_t target = ws->committed;
-        ws->syncing = true;
-        ws->failed = 0;
-        pthread_mutex_unlock(&ws->mu);
-        int r = wal_fdatasync(ws);
-        pthread_mutex_lock(&ws->mu);
-        ws->syncing = false;
-        if (r == 0 && target > ws->synced)
-            ws->synced = target;
-        ws->failed = r;
-        pthread_cond_broadcast(&ws->cv);
-        if (r != 0) {
-            rc = r;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&ws->mu);
-    return rc;
-}
-
 /* unlock(), then, when this thread's transaction committed on the NORMAL connection, the wait
  * for its fdatasync (outside the connection's mutex, so that other transactions commit in the
  * meantime and share it). rc is the operation's result; a failed sync replaces a success. */
@@ -993,7 +952,7 @@ static int unlock_durable(struct sqlite_store *ss, int rc)
     sync_ticket = 0;
     if (t == 0)
         return rc;
-    int r = wal_sync_wait(&ss->ws, t);
+    int r = ewtp_groupsync_wait(&ss->ws.g, t);
     return rc == 0 ? r : rc;
 }
 
@@ -1007,11 +966,8 @@ static int finish(struct conn *c, int rc)
         bool wrote = c->writing;
         rc = exec_q(c, Q_COMMIT);
         if (rc == 0) {
-            if (wrote && c->sync) {
-                pthread_mutex_lock(&c->sync->mu);
-                sync_ticket = ++c->sync->committed;
-                pthread_mutex_unlock(&c->sync->mu);
-            }
+            if (wrote && c->sync)
+                sync_ticket = ewtp_groupsync_ticket(&c->sync->g);
             return 0;
         }
     }
@@ -2570,8 +2526,7 @@ static void sq_close(void *impl)
     if (ss->ws.fd >= 0)
         close(ss->ws.fd);
     free(ss->ws.wal_path);
-    pthread_mutex_destroy(&ss->ws.mu);
-    pthread_cond_destroy(&ss->ws.cv);
+    ewtp_groupsync_destroy(&ss->ws.g);
     free(ss->path);
     free(ss);
 }
@@ -2854,8 +2809,7 @@ int ewtp_store_open_sqlite(const char *path, const struct ewtp_store_opts *opts,
     pthread_cond_init(&ss->ckcv, NULL);
     ss->m.wmu = &ss->wmu;
     ss->w.wmu = &ss->wmu;
-    pthread_mutex_init(&ss->ws.mu, NULL);
-    pthread_cond_init(&ss->ws.cv, NULL);
+    ewtp_groupsync_init(&ss->ws.g, wal_fdatasync, &ss->ws);
     ss->ws.fd = -1;
     ss->path = strdup(path);
     ss->ws.wal_path = ewtp_store_asprintf("%s-wal", path);

@@ -2,6 +2,8 @@
  * a worker: each one written to a hidden temporary, fsynced, renamed to the request's file
  * name and the directory synced, so that a file the other side sees is whole and survives a
  * crash. Written is handed over: the authority's answers come back as files (spool_in).
+ * The directory's fsync after a rename is shared by the workers that renamed meanwhile
+ * (groupsync.h): one per group of requests rather than one per request.
  * The folders are shared with the other side, who may plant links or FIFOs there: the
  * temporary gets a random name and is created with O_EXCL|O_NOFOLLOW, and ewtp_spool_read
  * opens in-folder files with O_NOFOLLOW|O_NONBLOCK and reads regular files only. */
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,63 @@
 #include <unistd.h>
 
 #include <ewtp/errors.h>
+
+#include "groupsync.h"
+
+/* The out-folders' shared fsyncs: one per directory (device and inode), on a descriptor of
+ * its own, kept for the process's life (one per spool_out ever configured). */
+struct dir_sync {
+    struct dir_sync *next;
+    dev_t dev;
+    ino_t ino;
+    int fd;
+    struct ewtp_groupsync g;
+};
+static pthread_mutex_t dir_syncs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dir_sync *dir_syncs;
+
+static int dir_fsync(void *arg)
+{
+    const struct dir_sync *d = arg;
+    return fsync(d->fd) == 0 ? 0 : -EWTP_EIO;
+}
+
+/* The directory dfd is open on: its shared sync, or NULL (out of memory, descriptors). */
+static struct dir_sync *dir_sync_of(int dfd)
+{
+    struct stat st;
+    if (fstat(dfd, &st) != 0)
+        return NULL;
+    pthread_mutex_lock(&dir_syncs_mu);
+    struct dir_sync *d = dir_syncs;
+    while (d && (d->dev != st.st_dev || d->ino != st.st_ino))
+        d = d->next;
+    if (d == NULL && (d = calloc(1, sizeof(*d))) != NULL) {
+        d->fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+        if (d->fd < 0) {
+            free(d);
+            d = NULL;
+        } else {
+            d->dev = st.st_dev;
+            d->ino = st.st_ino;
+            ewtp_groupsync_init(&d->g, dir_fsync, d);
+            d->next = dir_syncs;
+            dir_syncs = d;
+        }
+    }
+    pthread_mutex_unlock(&dir_syncs_mu);
+    return d;
+}
+
+/* The rename into dfd made durable: through the directory's shared sync, or an fsync of its
+ * own when there is none. */
+static int sync_dir(int dfd)
+{
+    struct dir_sync *d = dir_sync_of(dfd);
+    if (d == NULL)
+        return fsync(dfd) == 0 ? 0 : -EWTP_EIO;
+    return ewtp_groupsync_wait(&d->g, ewtp_groupsync_ticket(&d->g));
+}
 
 /* A hidden temporary name no other writer of the folder can guess: ".ewtp-<16 hex>.tmp". */
 static void temp_name(char buf[32])
@@ -69,7 +129,7 @@ static int write_atomic(const char *dir, const char *name, const void *data, siz
             unlinkat(dfd, tmp, 0);
             errno = e;
         } else {
-            fsync(dfd); /* the rename itself must survive a crash */
+            rc = sync_dir(dfd); /* the rename itself must survive a crash */
         }
     }
     int e = errno;
