@@ -129,6 +129,11 @@ void dsp_record_delivery(struct job *j, const struct ewtp_store_msg *m,
     }
     char *doc_ref = j->kind == J_DELIVER ? doc_ref_of(j, m) : NULL;
     out.doc_ref = doc_ref;
+    /* Its next poll in the outcome's own transaction (not a second one, with its own sync). */
+    if (st == EWTP_STORE_SUBMITTED) {
+        bool poll = o->poll && j->gi && PLUGIN_HAS(j->gi->plugin, poll);
+        out.poll_at = poll ? now + dsp_policy_conf(j)->poll_interval_ms : -1;
+    }
     int rc = ewtp_store_record_outcome(dsp_store_of(j), &out);
     free(doc_ref);
     if (rc == -EWTP_ERANGE && chained) {
@@ -158,14 +163,6 @@ void dsp_record_delivery(struct job *j, const struct ewtp_store_msg *m,
                   "will expire and the message be sent again)",
                   m->tenant, m->id, m->attempts, ewtp_strerror(rc));
         return;
-    }
-    if (st == EWTP_STORE_SUBMITTED) {
-        bool poll = o->poll && j->gi && PLUGIN_HAS(j->gi->plugin, poll);
-        int prc = ewtp_store_poll_schedule(dsp_store_of(j), m->key,
-                                           poll ? now + dsp_policy_conf(j)->poll_interval_ms : -1);
-        if (prc != 0 && prc != -EWTP_EINVAL)
-            ewtpd_log(LOG_ERR, "%s/%s: cannot schedule its poll: %s (polled at once instead)",
-                      m->tenant, m->id, ewtp_strerror(prc));
     }
     if (j->started_us)
         ewtp_metrics_delivery(j->ds->d->metrics, m->plugin, ewtp_store_state_name(st),

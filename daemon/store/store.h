@@ -374,6 +374,9 @@ struct ewtp_store_outcome {
     const char *authority_ref;   /* NULL keeps the current one */
     const struct ewtp_store_receipt *receipt; /* NULL: none */
     int64_t next_attempt_at;                  /* retrying: when it is due again (<= 0: now) */
+    /* submitted: its next receipt poll, as ewtp_store_poll_schedule sets it, in the same
+     * transaction (0: due now, < 0: never, its decision arrives inbound). */
+    int64_t poll_at;
     const char *errors; /* JSON array of error entries; NULL keeps, "[]" clears */
     const char *detail; /* JSON object merged into the event's detail, or NULL */
     const struct ewtp_store_chain_advance *chain; /* NULL: none */

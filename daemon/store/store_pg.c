@@ -1532,7 +1532,9 @@ static int pg_record_outcome(void *impl, const struct ewtp_store_outcome *o)
     p_i64(&p, (int64_t)o->key);
     p_str(&p, sname(o->state));
     p_str(&p, o->authority_ref);
-    p_i64(&p, o->state == EWTP_STORE_RETRYING ? o->next_attempt_at : 0);
+    p_i64(&p, o->state == EWTP_STORE_RETRYING    ? o->next_attempt_at
+              : o->state == EWTP_STORE_SUBMITTED ? o->poll_at
+                                                 : 0);
     p_str(&p, o->errors);
     p_i64(&p, o->now);
     p_i64(&p, o->attempt);

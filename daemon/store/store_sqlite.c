@@ -1613,7 +1613,10 @@ static int sq_record_outcome(void *impl, const struct ewtp_store_outcome *o)
             sqlite3_bind_int64(s, 1, (int64_t)o->key);
             sqlite3_bind_text(s, 2, sname(o->state), -1, SQLITE_STATIC);
             bind_str(s, 3, o->authority_ref);
-            sqlite3_bind_int64(s, 4, o->state == EWTP_STORE_RETRYING ? o->next_attempt_at : 0);
+            sqlite3_bind_int64(s, 4,
+                               o->state == EWTP_STORE_RETRYING    ? o->next_attempt_at
+                               : o->state == EWTP_STORE_SUBMITTED ? o->poll_at
+                                                                  : 0);
             bind_str(s, 5, o->errors);
             sqlite3_bind_int64(s, 6, o->now);
             rc = step_done(s);

@@ -608,6 +608,45 @@ static void outcome(struct ewtp_store *st, uint64_t key, uint32_t attempt, enum 
     assert_int_equal(ewtp_store_record_outcome(st, &o), expect_rc);
 }
 
+/* A submitted outcome carries its next receipt poll (poll_at) in its own transaction: never
+ * (< 0), at a time, or now (0, the default). */
+static void test_outcome_poll_at(void **state)
+{
+    struct fix *f = *state;
+    accept_ok(f->st, "t1", "p-never", NULL, T0);
+    accept_ok(f->st, "t1", "p-later", NULL, T0);
+    accept_ok(f->st, "t1", "p-now", NULL, T0);
+    struct ewtp_store_msg *c = NULL;
+    size_t n = 0;
+    assert_int_equal(ewtp_store_claim_due(f->st, T0 + 1, 10, 60000, "w", &c, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        struct ewtp_store_outcome o = {.key = c[i].key,
+                                       .attempt = c[i].attempts,
+                                       .state = EWTP_STORE_SUBMITTED,
+                                       .authority_ref = c[i].id,
+                                       .poll_at = strcmp(c[i].id, "p-never") == 0   ? -1
+                                                  : strcmp(c[i].id, "p-later") == 0 ? T0 + 5000
+                                                                                    : 0,
+                                       .now = T0 + 2};
+        assert_int_equal(ewtp_store_record_outcome(f->st, &o), 0);
+    }
+    ewtp_store_msgs_free(c, n);
+    /* Before T0 + 5000 only p-now is due for a poll; then p-later; p-never never. */
+    struct ewtp_store_msg *p = NULL;
+    assert_int_equal(ewtp_store_claim_poll(f->st, T0 + 3, 10, T0 + 100000, &p, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(p[0].id, "p-now");
+    ewtp_store_msgs_free(p, n);
+    assert_int_equal(ewtp_store_claim_poll(f->st, T0 + 5000, 10, T0 + 100000, &p, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(p[0].id, "p-later");
+    ewtp_store_msgs_free(p, n);
+    assert_int_equal(ewtp_store_claim_poll(f->st, T0 + 99999, 10, T0 + 200000, &p, &n), 0);
+    assert_int_equal(n, 0);
+    ewtp_store_msgs_free(p, n);
+}
+
 static void test_ordering_keys(void **state)
 {
     struct fix *f = *state;
@@ -2333,6 +2372,8 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_concurrent_wait_and_dispatch, setup, teardown),
             cmocka_unit_test_setup_teardown(test_durable_after_kill, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ordering_keys, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_poll_at, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_poll_at, setup, teardown),
             cmocka_unit_test_setup_teardown(test_retry_now, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
             cmocka_unit_test_setup_teardown(test_chain_atomic, setup, teardown),
