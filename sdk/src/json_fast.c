@@ -12,8 +12,8 @@
  * what json_loadb accepts and gives up (NULL) on everything else, after which the caller
  * runs json_loadb itself, which produces the tree or the exact error text and position
  * (the 400 answers stay byte for byte as they were). Given up on: invalid UTF-8, control
- * characters in strings, \u0000, lone surrogates, integers beyond 64 bits, every real (no
- * binary floating point in sdk/), nesting deeper than FAST_MAX_DEPTH, and anything that is
+ * characters in strings, \u0000, lone surrogates, integers beyond 64 bits, every real
+ * (sdk/ holds no binary reals), nesting deeper than FAST_MAX_DEPTH, and anything that is
  * not JSON. What it accepts it
  * builds with the calls jansson's parser makes (json_object_setn_new_nocheck in document
  * order, duplicates refused, integers as json_integer), so the two trees are equal, member
@@ -275,9 +275,9 @@ static json_t *read_number(struct reader *r)
         r->p = q;
         return json_integer(i);
     }
-    /* A real (a fraction or an exponent): given up, so json_loadb reads it. sdk/ holds no binary
-     * floating point (cmake/check-no-float.cmake), and the common message has no reals: money
-     * and quantities are decimal strings, so a real is an error the schema reports anyway. */
+    /* A real (a fraction or an exponent): given up, so json_loadb reads it. sdk/ holds no
+     * binary reals (a build check refuses them), and the common message has none: money and
+     * quantities are decimal strings, so a real is an error the schema reports anyway. */
     return NULL;
 }
 
