@@ -627,27 +627,6 @@ void ewtp_jsonw_array_end(struct ewtp_jsonw *w)
     end(w, false);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
-
 /* A JSON string per RFC 8259: quote, backslash and control characters escaped, UTF-8 kept
  * as is; invalid UTF-8 fails the writer with -EWTP_EFORMAT. */
 static void put_string(struct ewtp_jsonw *w, const char *str, size_t len)
@@ -694,7 +673,7 @@ static void put_string(struct ewtp_jsonw *w, const char *str, size_t len)
             }
             i++;
         } else {
-            size_t l = utf8_len(s + i, len - i);
+            size_t l = ewtp_utf8_seq_(s + i, len - i);
             if (!l) {
                 w->err = -EWTP_EFORMAT;
                 return;

@@ -44,13 +44,13 @@ static void skip_ws(struct reader *r)
         r->p++;
 }
 
-/* Length of the UTF-8 sequence at p, or 0 when jansson's stream would refuse it
- * (utf8_check_first / utf8_check_full: no overlong forms, surrogates or > U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+size_t ewtp_utf8_seq_(const unsigned char *p, size_t avail)
 {
     unsigned char b = p[0];
     size_t n;
     unsigned char lo = 0x80, hi = 0xBF;
+    if (b < 0x80)
+        return 1;
     if (b >= 0xC2 && b <= 0xDF)
         n = 2;
     else if (b >= 0xE0 && b <= 0xEF)
@@ -60,14 +60,14 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     else
         return 0;
     if (b == 0xE0)
-        lo = 0xA0;
+        lo = 0xA0; /* no overlong forms */
     else if (b == 0xED)
-        hi = 0x9F;
+        hi = 0x9F; /* no UTF-16 surrogates */
     else if (b == 0xF0)
         lo = 0x90;
     else if (b == 0xF4)
-        hi = 0x8F;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+        hi = 0x8F; /* nothing above U+10FFFF */
+    if (avail < n || p[1] < lo || p[1] > hi)
         return 0;
     for (size_t i = 2; i < n; i++)
         if (p[i] < 0x80 || p[i] > 0xBF)
@@ -126,7 +126,7 @@ static bool read_string(struct reader *r, const char **s, size_t *len)
         if (c < 0x20)
             return false;
         if (c >= 0x80) {
-            size_t k = utf8_seq(q, r->end);
+            size_t k = ewtp_utf8_seq_(q, (size_t)(r->end - q));
             if (!k)
                 return false;
             q += k;
@@ -154,7 +154,7 @@ static bool read_string(struct reader *r, const char **s, size_t *len)
         if (c < 0x20)
             return false;
         if (c >= 0x80) {
-            size_t k = utf8_seq(q, r->end);
+            size_t k = ewtp_utf8_seq_(q, (size_t)(r->end - q));
             if (!k)
                 return false;
             memcpy(t, q, k);

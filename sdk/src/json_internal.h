@@ -2,6 +2,8 @@
 #ifndef EWTP_JSON_INTERNAL_H
 #define EWTP_JSON_INTERNAL_H
 
+#include <stddef.h>
+
 #include <ewtp/json.h>
 #include <jansson.h>
 
@@ -20,5 +22,11 @@ json_t *ewtp_json_load_fast_(const char *data, size_t len, size_t flags, unsigne
 /* json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT), byte for byte, for an object or array
  * whose strings are valid UTF-8 (as parsed); *len (when given) its length. NULL on OOM. */
 char *ewtp_json_dump_canonical_(const json_t *root, size_t *len);
+
+/* Length (1..4) of the valid UTF-8 sequence at p, of which avail bytes are readable, or 0
+ * when it is not one: the rules of jansson's utf8_check_first / utf8_check_full (no overlong
+ * forms, surrogates or code points above U+10FFFF). message.c's prescan and json_fast.c's
+ * reader both use it, so the two agree on what UTF-8 is. */
+size_t ewtp_utf8_seq_(const unsigned char *p, size_t avail);
 
 #endif

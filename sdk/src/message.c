@@ -1049,38 +1049,6 @@ static void apply_rules(struct ctx *c, const struct ewtp_message *m, const json_
 
 /* ---- before parsing ------------------------------------------------------------------ */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t avail)
-{
-    unsigned char b = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF)
-        n = 2;
-    else if (b >= 0xE0 && b <= 0xEF)
-        n = 3;
-    else if (b >= 0xF0 && b <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    if (b == 0xE0)
-        lo = 0xA0;
-    else if (b == 0xED)
-        hi = 0x9F; /* no UTF-16 surrogates */
-    else if (b == 0xF0)
-        lo = 0x90;
-    else if (b == 0xF4)
-        hi = 0x8F; /* nothing above U+10FFFF */
-    if (avail < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 /* NUL bytes, UTF-8 and nesting in one pass, without recursion. Returns false after adding
  * one error. */
 static bool prescan(const unsigned char *p, size_t n, unsigned max_depth, struct ewtp_errors *e)
@@ -1098,7 +1066,7 @@ static bool prescan(const unsigned char *p, size_t n, unsigned max_depth, struct
             return false;
         }
         if (ch >= 0x80) {
-            size_t k = utf8_len(p + i, n - i);
+            size_t k = ewtp_utf8_seq_(p + i, n - i);
             if (!k) {
                 ewtp_errors_add(e, "", "encoding",
                                 "invalid UTF-8 at line %zu, column %zu (byte %zu)", line, col, i);
