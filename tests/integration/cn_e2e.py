@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (EWTPCTL, PLUGINS, SRC, Api, check, check_config, checks,  # noqa: E402
                           free_port, http_call, load_json, make_sm2_cert, make_tmp, parse_json,
-                          print_logs, remove_tmp, spawn_ewtpd, spawn_sim, stop, wait_port_file,
+                          print_logs, remove_tmp, spawn_cn_sim, spawn_ewtpd, stop,
                           wait_ready, wait_until, write, write_ewtpd_config, write_token)
 
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
@@ -96,13 +96,7 @@ class Env:
         self.procs = []
         chk = check_config(self.conf)
         check(chk.returncode == 0, "ewtpd -t accepts the cn configuration", chk.stderr)
-        port_file = os.path.join(self.tmp, "sim.port")
-        self.procs.append(spawn_sim(
-            "cn", os.path.join(self.tmp, "sim.log"), port_file=port_file,
-            settings=[("spool_out", os.path.join(self.tmp, "spool", "out")),
-                      ("spool_in", os.path.join(self.tmp, "spool", "in")),
-                      ("delay_ms", 100), ("poll_ms", 50), ("match_wait_ms", 3000)]))
-        port = wait_port_file(port_file, self.procs[-1], 15)
+        port = spawn_cn_sim(self.tmp, self.procs)
         check(bool(port), "ewtp-sim --country cn started")
         self.sim = "http://127.0.0.1:%d" % port if port else None
         self.procs.append(spawn_ewtpd(self.conf, os.path.join(self.tmp, "ewtpd.log")))

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewtp_harness import (SIM, SRC, Api, PostRecorder, check, check_config,  # noqa: E402
                           checks, ewtpctl, free_port, http_call, load_json, make_sm2_cert,
                           make_tmp, openssl, print_logs, remove_tmp, spawn, spawn_ewtpd,
-                          spawn_sim, stop, wait_port_file, wait_ready, wait_until,
+                          spawn_cn_sim, stop, wait_port_file, wait_ready, wait_until,
                           write_ewtpd_config, write_token, zz_order)
 
 VEC = os.path.join(SRC, "plugins", "cn", "vectors")
@@ -144,13 +144,7 @@ def main():
         chk = check_config(conf)
         check(chk.returncode == 0, "ewtpd -t accepts evidence = { key; retention_days; }",
               chk.stderr)
-        port_file = os.path.join(tmp, "sim.port")
-        procs.append(spawn_sim(
-            "cn", os.path.join(tmp, "sim.log"), port_file=port_file,
-            settings=[("spool_out", os.path.join(tmp, "spool", "out")),
-                      ("spool_in", os.path.join(tmp, "spool", "in")),
-                      ("delay_ms", 100), ("poll_ms", 50), ("match_wait_ms", 3000)]))
-        check(bool(wait_port_file(port_file, procs[-1], 15)), "ewtp-sim --country cn started")
+        check(bool(spawn_cn_sim(tmp, procs)), "ewtp-sim --country cn started")
         procs.append(spawn_ewtpd(conf, os.path.join(tmp, "ewtpd.log")))
         check(wait_ready(api, procs[-1], 20), "ewtpd is ready")
         if not checks.failed:

@@ -275,6 +275,19 @@ def spawn_sim(country, log_path, settings=(), listen="127.0.0.1:0", port_file=No
     return spawn(argv, log_path, env=env, append=append)
 
 
+def spawn_cn_sim(tmp, procs, timeout=15):
+    """The China customs simulator on tmp/spool/out and tmp/spool/in (the folders the tests'
+    cn instance writes and reads), quick to answer; appended to procs. Its port, or None when
+    it did not start within timeout seconds."""
+    port_file = os.path.join(tmp, "sim.port")
+    procs.append(spawn_sim(
+        "cn", os.path.join(tmp, "sim.log"), port_file=port_file,
+        settings=[("spool_out", os.path.join(tmp, "spool", "out")),
+                  ("spool_in", os.path.join(tmp, "spool", "in")),
+                  ("delay_ms", 100), ("poll_ms", 50), ("match_wait_ms", 3000)]))
+    return wait_port_file(port_file, procs[-1], timeout)
+
+
 def check_config(conf, env=None, timeout=60):
     """ewtpd -t -c conf (the configuration check), output captured as text."""
     return subprocess.run([EWTPD, "-t", "-c", conf], capture_output=True, text=True, env=env,
