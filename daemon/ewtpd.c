@@ -175,7 +175,7 @@ static int run(const char *path)
     ewtp_store_requeue_expired(d.store, ewtpd_now_ms(), &requeued);
     if (requeued)
         ewtpd_log(LOG_INFO, "%zu deliveries of a previous run returned to the queue", requeued);
-    d.workers = ewtp_workers_new(d.base, conf->delivery.workers);
+    d.workers = ewtp_workers_new(d.base, conf->delivery.workers, conf->delivery.nice);
     if (d.workers == NULL)
         goto out;
     if (ewtp_dispatcher_start(&d, why) != 0 || ewtp_http_start(&d, why) != 0 ||

@@ -1038,10 +1038,19 @@ static void load_evidence(struct ld *l, const config_setting_t *root)
 
 static void load_delivery(struct ld *l, const config_setting_t *root)
 {
-    static const char *const known[] = {"max_attempts",     "max_age_ms",         "base_delay_ms",
-                                        "max_delay_ms",     "request_timeout_ms", "lease_ms",
-                                        "poll_interval_ms", "scan_interval_ms",   "workers",
-                                        "max_in_flight",    "wait_timeout_ms",    NULL};
+    static const char *const known[] = {"max_attempts",
+                                        "max_age_ms",
+                                        "base_delay_ms",
+                                        "max_delay_ms",
+                                        "request_timeout_ms",
+                                        "lease_ms",
+                                        "poll_interval_ms",
+                                        "scan_interval_ms",
+                                        "workers",
+                                        "nice",
+                                        "max_in_flight",
+                                        "wait_timeout_ms",
+                                        NULL};
     struct ewtp_delivery_conf *d = &l->full->pub.delivery;
     const config_setting_t *g = get_group(l, root, "", "delivery");
     if (g)
@@ -1066,6 +1075,8 @@ static void load_delivery(struct ld *l, const config_setting_t *root)
     d->scan_interval_ms = v;
     get_int(l, g, "delivery", "workers", 8, 1, 256, &v);
     d->workers = (unsigned)v;
+    get_int(l, g, "delivery", "nice", 10, 0, 19, &v);
+    d->nice = (int)v;
     get_int(l, g, "delivery", "max_in_flight", 64, 1, 100000, &v);
     d->max_in_flight = (unsigned)v;
     get_int(l, g, "delivery", "wait_timeout_ms", day, 1000, year, &v);

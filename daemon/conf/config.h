@@ -160,6 +160,7 @@ struct ewtp_delivery_conf {
     int64_t poll_interval_ms;   /* receipts polling (default 30 s) */
     int64_t scan_interval_ms;   /* dispatcher and spool scans (default 200 ms) */
     unsigned workers;           /* translation/signing threads (default 8) */
+    int nice;                   /* their nice value above the daemon's (default 10) */
     unsigned max_in_flight;     /* deliveries at once (default 64) */
     int64_t wait_timeout_ms;    /* a message waiting for another: rejected after (24 h) */
 };

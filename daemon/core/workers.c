@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,6 +30,7 @@ struct ewtp_workers {
     pthread_cond_t ready_inter; /* interactive threads: a job of their lane */
     struct job_queue todo, todo_inter, finished;
     unsigned idle_inter; /* interactive threads waiting on ready_inter */
+    int general_nice;    /* > 0: general threads run lowered and take no interactive jobs */
     size_t pending;
     bool stopping;
     struct event *wake; /* activated when finished gains jobs */
@@ -75,12 +78,22 @@ static void *worker_main(void *arg)
     struct ewtp_workers *w = wa->w;
     bool general = wa->general;
     free(wa);
+    /* Linux sets nice values per thread (setpriority on the thread's id), here general_nice
+     * above the process's own (at most 19). Lowering a priority never needs a privilege;
+     * should it fail, the thread runs at the process's priority and takes no interactive
+     * jobs all the same. */
+    bool background = general && w->general_nice > 0;
+    if (background) {
+        int own = getpriority(PRIO_PROCESS, 0);
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+                          own + w->general_nice > 19 ? 19 : own + w->general_nice);
+    }
     pthread_mutex_lock(&w->lock);
     for (;;) {
         struct job *j;
         for (;;) {
             j = general ? queue_pop(&w->todo) : NULL;
-            if (j == NULL)
+            if (j == NULL && !background)
                 j = queue_pop(&w->todo_inter);
             if (j || w->stopping)
                 break;
@@ -150,7 +163,7 @@ static bool start_thread(struct ewtp_workers *w, bool general)
     return true;
 }
 
-struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n)
+struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n, int general_nice)
 {
     if (n == 0)
         n = 1;
@@ -158,6 +171,7 @@ struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n)
     struct ewtp_workers *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return NULL;
+    w->general_nice = general_nice > 19 ? 19 : general_nice < 0 ? 0 : general_nice;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->ready, NULL);
     pthread_cond_init(&w->ready_inter, NULL);
@@ -223,8 +237,9 @@ static int submit(struct ewtp_workers *w, bool interactive, ewtp_work_fn work, e
     w->pending++;
     if (interactive) {
         queue_push(&w->todo_inter, j);
-        /* An idle thread of the lane takes it; else a general one, when it has time. */
-        if (w->idle_inter)
+        /* An idle thread of the lane takes it; else a general one, when it has time (and
+         * runs at the process's priority). */
+        if (w->idle_inter || w->general_nice > 0)
             pthread_cond_signal(&w->ready_inter);
         else
             pthread_cond_signal(&w->ready);

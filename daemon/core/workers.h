@@ -15,6 +15,14 @@
  * the general threads take its jobs too when they have none of their own. CPU-bound work
  * of both lanes then shares the cores through the scheduler, and no API job waits for an
  * fsync that is not its own.
+ *
+ * Background priority (delivery.nice). With the cores busy, CPU-bound delivery work
+ * (translating, signing) took half the CPU from the accepts a client waits on (issue 20: 955k
+ * instructions per accepted message for the process, 523k of them the accept's own). General
+ * threads may run at a lower priority (a higher nice value, set per thread): the scheduler
+ * then gives the accepts the cores first and delivery what is left, which is all of it when
+ * no request comes in. Such threads take no interactive jobs, which would run at their
+ * priority.
  */
 #ifndef EWTP_WORKERS_H
 #define EWTP_WORKERS_H
@@ -26,9 +34,10 @@ struct ewtp_workers;
 
 typedef void (*ewtp_work_fn)(void *arg);
 
-/* n general threads (at least 1) and the interactive lane's own threads (one per online
- * CPU, at most 8). NULL on failure. */
-struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n);
+/* n general threads (at least 1) general_nice above the process's nice value (0: at its
+ * priority; 1-19: lower, see above; at most 19 in all) and the interactive lane's own threads (one per online CPU, at most 8).
+ * NULL on failure. */
+struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n, int general_nice);
 void ewtp_workers_free(struct ewtp_workers *w);
 /* 0, or -EWTP_EINVAL when shutting down, -EWTP_ENOMEM. done may be NULL. */
 int ewtp_workers_submit(struct ewtp_workers *w, ewtp_work_fn work, ewtp_work_fn done, void *arg);

@@ -248,7 +248,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if ((d.metrics = ewtp_metrics_new()) == NULL ||
         ewtp_store_open_sqlite(c->store.path, &so, &d.store, &swhy) != 0)
         die("cannot open the store", swhy);
-    if ((d.workers = ewtp_workers_new(d.base, c->delivery.workers)) == NULL)
+    if ((d.workers = ewtp_workers_new(d.base, c->delivery.workers, c->delivery.nice)) == NULL)
         die("cannot start the workers", NULL);
     if (ewtp_dispatcher_start(&d, why) != 0 || ewtp_http_start(&d, why) != 0)
         die_errors("cannot start the daemon", why);

@@ -185,6 +185,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->delivery.poll_interval_ms, 30000);
     assert_int_equal(c->delivery.scan_interval_ms, 200);
     assert_int_equal(c->delivery.workers, 8);
+    assert_int_equal(c->delivery.nice, 10);
     assert_int_equal(c->limits.max_header_bytes, 16384);
     assert_int_equal(c->limits.timeout_ms, 30000);
     assert_int_equal(c->limits.header_timeout_ms, 10000);
@@ -204,7 +205,7 @@ static void test_many_errors_each_with_file_line(void **state)
                        "  { id = \"a\"; token_file = \"missing.token\"; },\n"           /* 3 */
                        "  { id = \"b\"; tokne_file = \"x\"; }\n"                        /* 4 */
                        ");\n"                                                           /* 5 */
-                       "delivery = { workers = \"two\"; };\n"                           /* 6 */
+                       "delivery = { workers = \"two\"; nice = 20; };\n"                /* 6 */
                        "routes = ( { destination = \"ZZ\"; instance = \"nope\"; } );\n" /* 7 */
                        "bogus = 1;\n";                                                  /* 8 */
     int rc = load_text(f->dir, text, &c, why);
@@ -223,6 +224,8 @@ static void test_many_errors_each_with_file_line(void **state)
     expect_error(why, loc, "no credentials", NULL);
     snprintf(loc, sizeof(loc), "%s:6: delivery.workers", p);
     expect_error(why, loc, "must be an integer", NULL);
+    snprintf(loc, sizeof(loc), "%s:6: delivery.nice", p);
+    expect_error(why, loc, "20 is out of range", NULL);
     snprintf(loc, sizeof(loc), "%s:7: routes[0].instance", p);
     expect_error(why, loc, "no plugin instance is named \"nope\"", NULL);
     snprintf(loc, sizeof(loc), "%s:8: unknown setting bogus", p);
