@@ -8,6 +8,8 @@
  * process so far: the work a claim costs, to compare backlogs of different sizes without a
  * clock (DECISIONS "Tests, CI and measurements"). */
 uint64_t ewtp_store_sqlite_claim_steps(void);
+/* The same for the operation claim's select (Q_OP_SELECT). */
+uint64_t ewtp_store_sqlite_op_claim_steps(void);
 
 /* WAL checkpoints the stores' checkpointer threads completed so far. The writing connections
  * have no automatic checkpoint (their WAL hook wakes the checkpointer instead), so a group
