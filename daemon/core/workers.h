@@ -35,8 +35,8 @@ struct ewtp_workers;
 typedef void (*ewtp_work_fn)(void *arg);
 
 /* n general threads (at least 1) general_nice above the process's nice value (0: at its
- * priority; 1-19: lower, see above; at most 19 in all) and the interactive lane's own threads (one per online CPU, at most 8).
- * NULL on failure. */
+ * priority; 1-19: lower, see above; at most 19 in all) and the interactive lane's own threads (one
+ * per online CPU, at most 8). NULL on failure. */
 struct ewtp_workers *ewtp_workers_new(struct event_base *base, unsigned n, int general_nice);
 void ewtp_workers_free(struct ewtp_workers *w);
 /* 0, or -EWTP_EINVAL when shutting down, -EWTP_ENOMEM. done may be NULL. */
