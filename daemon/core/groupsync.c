@@ -7,7 +7,9 @@ void ewtp_groupsync_init(struct ewtp_groupsync *g, ewtp_groupsync_fn sync, void 
     pthread_cond_init(&g->cv, NULL);
     g->taken = g->synced = g->syncs = 0;
     g->syncing = false;
-    g->failed = 0;
+    g->ends = 0;
+    g->failed_upto = 0;
+    g->failed_rc = 0;
     g->sync = sync;
     g->arg = arg;
 }
@@ -26,45 +28,50 @@ uint64_t ewtp_groupsync_ticket(struct ewtp_groupsync *g)
     return t;
 }
 
-int ewtp_groupsync_wait(struct ewtp_groupsync *g, uint64_t t)
+int ewtp_groupsync_wait_range(struct ewtp_groupsync *g, uint64_t first, uint64_t t)
 {
     pthread_mutex_lock(&g->mu);
     int rc = 0;
-    while (g->synced < t) {
-        if (g->syncing) {
-            uint64_t seen = g->syncs;
-            while (g->syncing && g->syncs == seen && g->failed == 0)
+    for (;;) {
+        /* A sync that failed after the first of these changes was made was to cover it. */
+        if (g->failed_upto >= first) {
+            rc = g->failed_rc;
+            break;
+        }
+        if (g->synced >= t)
+            break;
+        if (g->syncing) { /* wait for it to end, then look again */
+            uint64_t seen = g->ends;
+            while (g->syncing && g->ends == seen)
                 pthread_cond_wait(&g->cv, &g->mu);
-            /* The sync that ran failed: it may have been the one to cover t. */
-            if (g->failed != 0 && g->synced < t) {
-                rc = g->failed;
-                break;
-            }
             continue;
         }
         /* Every ticket up to target belongs to a change already made: this sync covers them
          * all. Not under the mutex, so tickets are taken meanwhile. */
         uint64_t target = g->taken;
         g->syncing = true;
-        g->failed = 0;
         pthread_mutex_unlock(&g->mu);
         int r = g->sync(g->arg);
         pthread_mutex_lock(&g->mu);
         g->syncing = false;
+        g->ends++;
         if (r == 0) {
             g->syncs++;
             if (target > g->synced)
                 g->synced = target;
+        } else if (target > g->failed_upto) {
+            g->failed_upto = target;
+            g->failed_rc = r;
         }
-        g->failed = r;
         pthread_cond_broadcast(&g->cv);
-        if (r != 0) {
-            rc = r;
-            break;
-        }
     }
     pthread_mutex_unlock(&g->mu);
     return rc;
+}
+
+int ewtp_groupsync_wait(struct ewtp_groupsync *g, uint64_t t)
+{
+    return ewtp_groupsync_wait_range(g, t, t);
 }
 
 uint64_t ewtp_groupsync_count(struct ewtp_groupsync *g)

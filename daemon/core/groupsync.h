@@ -23,7 +23,12 @@ struct ewtp_groupsync {
     pthread_cond_t cv;
     uint64_t taken, synced; /* tickets given out; the last one a completed sync covers */
     bool syncing;
-    int failed; /* the last sync's code when it failed (those waiting for it fail too) */
+    uint64_t ends; /* syncs ended, failed ones included (what waiters watch) */
+    /* Every ticket up to failed_upto was to be covered by a sync that failed: after a failed
+     * fsync Linux may have dropped the dirty pages, and a later fsync that succeeds says
+     * nothing of them, so such a change stays failed (failed_rc) for good. */
+    uint64_t failed_upto;
+    int failed_rc;
     ewtp_groupsync_fn sync;
     void *arg;
     uint64_t syncs; /* completed syncs (for tests and metrics) */
@@ -34,8 +39,12 @@ void ewtp_groupsync_destroy(struct ewtp_groupsync *g);
 /* After the change is made: its ticket (never 0). */
 uint64_t ewtp_groupsync_ticket(struct ewtp_groupsync *g);
 /* Returns once a sync that began after ticket t was taken completed: 0, or the code of the
- * failed sync that was to cover it (the change may then not survive a crash). */
+ * failed sync that was to cover it (the change may then not survive a crash), now and at
+ * every later wait for t: a later sync does not make it durable. */
 int ewtp_groupsync_wait(struct ewtp_groupsync *g, uint64_t t);
+/* The same for the changes of tickets first to t (taken in that order by the caller, with
+ * others' between): 0 once all of them are durable. */
+int ewtp_groupsync_wait_range(struct ewtp_groupsync *g, uint64_t first, uint64_t t);
 /* Completed syncs so far. */
 uint64_t ewtp_groupsync_count(struct ewtp_groupsync *g);
 

@@ -247,10 +247,11 @@ void dsp_record_delivery(struct job *j, const struct ewtp_store_msg *m,
 void dsp_record_local(struct job *j, const struct ewtp_store_msg *m, enum ewtp_verdict v,
                       const char *code, const char *text, const char *errors_json);
 
-/* A receipt (poll, inbound, cancel answer) for m. */
-void dsp_record_receipt(struct job *j, const struct ewtp_store_msg *m, const struct ewtp_outcome *o,
-                        enum ewtp_op op, const void *raw, size_t raw_len, const char *source,
-                        int64_t now);
+/* A receipt (poll, inbound, cancel answer) for m: 0 once recorded, or the store's error
+ * (logged; the receipt is then not recorded, and its source must keep it). */
+int dsp_record_receipt(struct job *j, const struct ewtp_store_msg *m, const struct ewtp_outcome *o,
+                       enum ewtp_op op, const void *raw, size_t raw_len, const char *source,
+                       int64_t now);
 
 /* deliver.c */
 void dsp_deliver_prepare(void *arg);

@@ -184,9 +184,9 @@ void dsp_record_local(struct job *j, const struct ewtp_store_msg *m, enum ewtp_v
 }
 
 /* A receipt (poll, inbound, cancel answer) for m. */
-void dsp_record_receipt(struct job *j, const struct ewtp_store_msg *m, const struct ewtp_outcome *o,
-                        enum ewtp_op op, const void *raw, size_t raw_len, const char *source,
-                        int64_t now)
+int dsp_record_receipt(struct job *j, const struct ewtp_store_msg *m, const struct ewtp_outcome *o,
+                       enum ewtp_op op, const void *raw, size_t raw_len, const char *source,
+                       int64_t now)
 {
     enum ewtp_store_state st = m->state;
     bool set = ewtp_backoff_verdict_state(o->verdict, op, &st);
@@ -237,7 +237,7 @@ void dsp_record_receipt(struct job *j, const struct ewtp_store_msg *m, const str
     if (rc < 0) {
         ewtpd_log(LOG_ERR, "%s/%s: cannot record a receipt: %s", m->tenant, m->id,
                   ewtp_strerror(rc));
-        return;
+        return rc;
     }
     bool changes =
         !ewtp_store_state_terminal(m->state) ||
@@ -247,4 +247,5 @@ void dsp_record_receipt(struct job *j, const struct ewtp_store_msg *m, const str
                   ewtp_store_state_name(st));
         dsp_hooks_kick(j);
     }
+    return 0;
 }

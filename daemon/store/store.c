@@ -650,6 +650,17 @@ int ewtp_store_record_outcome(struct ewtp_store *st, const struct ewtp_store_out
     return st->ops->record_outcome(st->impl, &c);
 }
 
+void ewtp_store_durable_defer(struct ewtp_store *st)
+{
+    if (st && st->ops->durable_defer)
+        st->ops->durable_defer(st->impl);
+}
+
+int ewtp_store_durable_end(struct ewtp_store *st)
+{
+    return st && st->ops->durable_end ? st->ops->durable_end(st->impl) : 0;
+}
+
 int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_receipt_rec *r)
 {
     if (!st || !r || !r->receipt || !receipt_ok(r->receipt) || !json_object_ok(r->detail) ||

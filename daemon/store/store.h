@@ -440,6 +440,17 @@ struct ewtp_store_receipt_rec {
  * retrying make the message due at now. */
 int ewtp_store_record_receipt(struct ewtp_store *st, const struct ewtp_store_receipt_rec *r);
 
+/* Durability deferred for a batch of writes of one thread (issue 20: the spool scan recorded
+ * its receipts one after another, each waiting for a sync of its own). Between
+ * ewtp_store_durable_defer and ewtp_store_durable_end, this thread's write calls return once
+ * committed (visible, not yet on stable storage); ewtp_store_durable_end waits for one sync
+ * that covers them all and returns 0 once they are durable, or the error (then none of them
+ * may be taken as durable). What the caller acknowledges for them (a receipt file moved out of
+ * its in-folder) waits for ewtp_store_durable_end. Backends whose every commit is durable
+ * return 0 at once. Calls do not nest. */
+void ewtp_store_durable_defer(struct ewtp_store *st);
+int ewtp_store_durable_end(struct ewtp_store *st);
+
 /* The message of plugin whose authority reference (any it ever had, or a doc_ref) is ref, the
  * newest when several, into *out (one element; ewtp_store_msgs_free(out, 1)); -EWTP_ENOTFOUND
  * when none, and also when messages of more than one tenant hold ref: a receipt is never

@@ -41,6 +41,9 @@ struct ewtp_store_ops {
     int (*requeue_expired)(void *impl, int64_t now, size_t *n);
     int (*record_outcome)(void *impl, const struct ewtp_store_outcome *o);
     int (*record_receipt)(void *impl, const struct ewtp_store_receipt_rec *r);
+    /* Optional (store.h ewtp_store_durable_defer/_end): NULL when every commit is durable. */
+    void (*durable_defer)(void *impl);
+    int (*durable_end)(void *impl);
     int (*find_by_authority_ref)(void *impl, const char *plugin, const char *ref,
                                  struct ewtp_store_msg **out);
     int (*add_event)(void *impl, uint64_t key, const char *type, uint32_t attempt,

@@ -932,6 +932,10 @@ uint64_t ewtp_store_sqlite_wal_syncs(void)
 /* The ticket of this thread's last write commit on a NORMAL connection not yet made durable
  * (0: none); taken by finish(), redeemed by unlock_durable() once the mutex is released. */
 static _Thread_local uint64_t sync_ticket;
+/* ewtp_store_durable_defer: while set, unlock_durable keeps the first and the newest ticket
+ * instead of waiting; sq_durable_end waits for the range. */
+static _Thread_local bool sync_deferred;
+static _Thread_local uint64_t deferred_first, deferred_last;
 
 /* fdatasync of the WAL file through a descriptor of our own (the inode is what is synced),
  * opened again if the file was replaced. The group's sync: one thread at a time. */
@@ -967,8 +971,30 @@ static int unlock_durable(struct sqlite_store *ss, int rc)
     sync_ticket = 0;
     if (t == 0)
         return rc;
+    if (sync_deferred) {
+        if (deferred_first == 0)
+            deferred_first = t;
+        deferred_last = t;
+        return rc;
+    }
     int r = ewtp_groupsync_wait(&ss->ws.g, t);
     return rc == 0 ? r : rc;
+}
+
+static void sq_durable_defer(void *impl)
+{
+    (void)impl;
+    sync_deferred = true;
+    deferred_first = deferred_last = 0;
+}
+
+static int sq_durable_end(void *impl)
+{
+    struct sqlite_store *ss = impl;
+    uint64_t first = deferred_first, last = deferred_last;
+    sync_deferred = false;
+    deferred_first = deferred_last = 0;
+    return last ? ewtp_groupsync_wait_range(&ss->ws.g, first, last) : 0;
 }
 
 /* Ends a transaction: commits when rc == 0 (a failed commit becomes the result), otherwise
@@ -2770,6 +2796,8 @@ static const struct ewtp_store_ops sqlite_ops = {
     .requeue_expired = sq_requeue_expired,
     .record_outcome = sq_record_outcome,
     .record_receipt = sq_record_receipt,
+    .durable_defer = sq_durable_defer,
+    .durable_end = sq_durable_end,
     .find_by_authority_ref = sq_find_by_authority_ref,
     .add_event = sq_add_event,
     .replay = sq_replay,

@@ -91,11 +91,22 @@ static void test_failed_sync(void **state)
     atomic_store(&fail_next, 1);
     assert_int_equal(ewtp_groupsync_wait(&g, t), -EWTP_EIO);
     assert_int_equal(ewtp_groupsync_count(&g), 0);
-    /* The next change syncs again, and covers the earlier one too. */
+    /* The next change syncs again; the earlier one stays failed (after a failed fsync the
+     * kernel may have dropped its pages, and a later fsync that succeeds says nothing of
+     * them), and so does a range of changes that it begins. */
     uint64_t t2 = ewtp_groupsync_ticket(&g);
     assert_int_equal(ewtp_groupsync_wait(&g, t2), 0);
-    assert_int_equal(ewtp_groupsync_wait(&g, t), 0);
+    assert_int_equal(ewtp_groupsync_wait(&g, t), -EWTP_EIO);
+    assert_int_equal(ewtp_groupsync_wait_range(&g, t, t2), -EWTP_EIO);
+    assert_int_equal(ewtp_groupsync_wait_range(&g, t2, t2), 0);
     assert_int_equal(ewtp_groupsync_count(&g), 1);
+    /* A failure that began before a range's first change does not touch it. */
+    uint64_t t3 = ewtp_groupsync_ticket(&g);
+    atomic_store(&fail_next, 1);
+    assert_int_equal(ewtp_groupsync_wait(&g, t3), -EWTP_EIO);
+    uint64_t t4 = ewtp_groupsync_ticket(&g), t5 = ewtp_groupsync_ticket(&g);
+    assert_int_equal(ewtp_groupsync_wait_range(&g, t4, t5), 0);
+    assert_int_equal(ewtp_groupsync_count(&g), 2);
     ewtp_groupsync_destroy(&g);
 }
 

@@ -29,6 +29,7 @@
 
 #include "api_json.h"
 #include "store.h"
+#include "store_sqlite.h"
 
 #define T0 INT64_C(1795000000000) /* 2026-11-18T11:06:40Z */
 
@@ -1247,6 +1248,51 @@ static void test_wait_for_approved(void **state)
     assert_null(cause);
 }
 
+/* A batch of receipts recorded with durability deferred (the spool scan's) shares one WAL
+ * sync: each is visible once recorded, and ewtp_store_durable_end makes them durable with a
+ * single sync; without the deferral each receipt waits for a sync of its own. */
+static void test_durable_deferred_batch(void **state)
+{
+    struct fix *f = *state;
+    static const char *ids[] = {"d1", "d2", "d3"};
+    uint64_t keys[3];
+    for (int i = 0; i < 3; i++) {
+        accept_ok(f->st, "t1", ids[i], NULL, T0);
+        keys[i] = claim_one(f->st, ids[i]);
+        outcome(f->st, keys[i], 1, EWTP_STORE_SUBMITTED, 0, 0);
+    }
+    struct ewtp_store_receipt rc = {.state = EWTP_STORE_APPROVED, .code = "120"};
+    struct ewtp_store_receipt_rec r = {
+        .set_state = true, .state = EWTP_STORE_APPROVED, .receipt = &rc, .now = T0 + 3};
+
+    uint64_t before = ewtp_store_sqlite_wal_syncs();
+    ewtp_store_durable_defer(f->st);
+    for (int i = 0; i < 3; i++) {
+        r.key = keys[i];
+        assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+        json_t *j = status(f->st, "t1", ids[i]);
+        assert_string_equal(json_string_value(json_object_get(j, "state")), "approved");
+        json_decref(j);
+    }
+    assert_int_equal(ewtp_store_sqlite_wal_syncs(), before);
+    assert_int_equal(ewtp_store_durable_end(f->st), 0);
+    assert_int_equal(ewtp_store_sqlite_wal_syncs(), before + 1);
+    /* Nothing deferred: ending at once is 0 and syncs nothing. */
+    ewtp_store_durable_defer(f->st);
+    assert_int_equal(ewtp_store_durable_end(f->st), 0);
+    assert_int_equal(ewtp_store_sqlite_wal_syncs(), before + 1);
+
+    /* Undeferred, a receipt returns once its own sync is done. */
+    struct ewtp_store_receipt late = {.state = EWTP_STORE_APPROVED, .code = "399"};
+    r.receipt = &late;
+    r.set_state = false;
+    for (int i = 0; i < 3; i++) {
+        r.key = keys[i];
+        assert_int_equal(ewtp_store_record_receipt(f->st, &r), 0);
+    }
+    assert_int_equal(ewtp_store_sqlite_wal_syncs(), before + 4);
+}
+
 static void test_wait_failed_and_timeout(void **state)
 {
     struct fix *f = *state;
@@ -2416,6 +2462,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_refs_across_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_deferred_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_failed_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_cancel_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_on_ended_message, setup, teardown),
