@@ -321,6 +321,31 @@ static void on_store_accept(void *arg, int rc, enum ewtp_store_accept_result res
     pthread_mutex_unlock(&h->lock);
 }
 
+/* The 202 (or 409, 503, or the 200 of an exact repeat) once the store answered and the
+ * worker's done callback ran, whichever came last (loop thread). */
+static bool accept_complete(struct http_req *r)
+{
+    r->accept_queued = false;
+    if (r->accept_rc < 0) {
+        ewtpd_log(LOG_ERR, "store accept failed: %s", ewtp_strerror(r->accept_rc));
+        r->retry_after = "1";
+        ewtp_http_reply_error(r, 503, "unavailable",
+                              "the message store failed; nothing was stored, try again");
+    } else if (r->accept_result == EWTP_STORE_NEW) {
+        json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", "accepted");
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        ewtp_http_reply(r, 202, s);
+        return true;
+    } else if (r->accept_result == EWTP_STORE_REPEAT) {
+        ewtp_http_run(r, ewtp_http_status_work, ewtp_http_done_reply);
+    } else {
+        ewtp_http_reply_error(r, 409, "conflict",
+                              "a different message with this id was accepted before");
+    }
+    return false;
+}
+
 static void on_accepts(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -333,46 +358,42 @@ static void on_accepts(evutil_socket_t fd, short what, void *arg)
     bool kick = false;
     while (r) {
         struct http_req *next = r->done_next;
-        r->accept_queued = false;
-        if (r->accept_rc < 0) {
-            ewtpd_log(LOG_ERR, "store accept failed: %s", ewtp_strerror(r->accept_rc));
-            r->retry_after = "1";
-            ewtp_http_reply_error(r, 503, "unavailable",
-                                  "the message store failed; nothing was stored, try again");
-        } else if (r->accept_result == EWTP_STORE_NEW) {
-            json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", "accepted");
-            char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-            json_decref(o);
+        /* The worker queued the accept itself: its done callback may not have run yet, and
+         * then answers (ewtp_http_accept_done). */
+        r->accept_done = true;
+        if (r->work_done && accept_complete(r))
             kick = true;
-            ewtp_http_reply(r, 202, s);
-        } else if (r->accept_result == EWTP_STORE_REPEAT) {
-            ewtp_http_run(r, ewtp_http_status_work, ewtp_http_done_reply);
-        } else {
-            ewtp_http_reply_error(r, 409, "conflict",
-                                  "a different message with this id was accepted before");
-        }
         r = next;
     }
     if (kick)
         ewtp_dispatcher_kick(h->d);
 }
 
-void ewtp_http_queue_accept(struct http_req *r)
+void ewtp_http_accept_done(struct http_req *r)
+{
+    struct ewtpd *d = r->d; /* r is freed once answered */
+    r->work_done = true;
+    if (r->accept_done && accept_complete(r))
+        ewtp_dispatcher_kick(d);
+}
+
+static void accept_refused(struct http_req *r, const char *message)
+{
+    r->retry_after = "1";
+    r->status = 503;
+    free(r->reply);
+    r->reply = ewtp_http_error_json("unavailable", message);
+}
+
+int ewtp_http_accept_enqueue(struct http_req *r)
 {
     struct ewtp_http *h = r->h;
     struct ewtpd *d = r->d;
-    if (d->stopping) {
-        r->retry_after = "5";
-        ewtp_http_reply_error(r, 503, "unavailable", "the gateway is shutting down");
-        return;
-    }
     struct ewtp_store_stats st;
     ewtp_store_stats(d->store, &st);
     if (st.queued >= h->max_pending) {
-        r->retry_after = "1";
-        ewtp_http_reply_error(r, 503, "unavailable",
-                              "too many messages are waiting for the store; try again");
-        return;
+        accept_refused(r, "too many messages are waiting for the store; try again");
+        return -1;
     }
     struct ewtp_store_accept_req a = {
         .tenant = r->tenant->id,
@@ -408,13 +429,13 @@ void ewtp_http_queue_accept(struct http_req *r)
         pthread_mutex_unlock(&h->lock);
         r->accept_queued = false;
         ewtpd_log(LOG_ERR, "store refused an accept: %s", ewtp_strerror(rc));
-        r->retry_after = "1";
-        ewtp_http_reply_error(r, 503, "unavailable", "the message store is not taking messages");
-        return;
+        accept_refused(r, "the message store is not taking messages");
+        return -1;
     }
     /* Everything was copied by the store; the parsed message is not needed any more. */
     ewtp_message_free(r->msg);
     r->msg = NULL;
+    return 0;
 }
 
 /* ---- connections: slow-header guard and max_connections --------------------------------- */

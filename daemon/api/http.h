@@ -75,6 +75,7 @@ struct http_req {
     const char *wait_for; /* classify's wait (arena); NULL: none */
     enum ewtp_store_state wait_state;
     bool accept_queued;
+    bool work_done, accept_done; /* loop thread: which of the two answers came (http.c) */
     int accept_rc;
     enum ewtp_store_accept_result accept_result;
     /* /metrics and /readyz: store figures read on a worker. */
@@ -107,7 +108,7 @@ void ewtp_http_done_reply(void *arg);
 
 /* POST /v1/messages: worker part (parse, route, classify, related, validate, canonical). */
 void ewtp_http_submit_work(void *arg);
-/* ... then on the loop: queue the accept with the store, or reply the worker's error. */
+/* ... then on the loop: the worker's error, or the answer once the store has the message. */
 void ewtp_http_submit_done(void *arg);
 /* Worker parts of the GET endpoints and of the 200 for an exact repeat. */
 void ewtp_http_status_work(void *arg);
@@ -121,8 +122,12 @@ struct ewtp_gen_instance;
 /* token (NULL: none) is gi's inbound token (compared by digest in constant time); false when
  * gi is NULL or has none. */
 bool ewtp_http_inbound_token_ok(const struct ewtp_gen_instance *gi, const char *token);
-/* Queues r's accept with the store (loop thread); replies itself on refusal. */
-void ewtp_http_queue_accept(struct http_req *r);
+/* Queues r's accept with the store from the worker that validated it (issue 20: no trip
+ * through the loop in between): 0, or -1 with r->status 503 and its reply set. */
+int ewtp_http_accept_enqueue(struct http_req *r);
+/* Loop thread, r's work done with its accept queued: answers now if the store already did,
+ * else on_accepts will. */
+void ewtp_http_accept_done(struct http_req *r);
 
 /* ---- the listeners (http.c) ---------------------------------------------------------------- */
 /* Binds every listener of the current generation's configuration and serves the API.

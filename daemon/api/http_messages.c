@@ -350,6 +350,7 @@ void ewtp_http_submit_work(void *arg)
         set_error(r, 500, "internal", "cannot compute the message digest");
         goto out;
     }
+    ewtp_http_accept_enqueue(r);
 out:
     ewtp_errors_free(errs);
 }
@@ -357,11 +358,11 @@ out:
 void ewtp_http_submit_done(void *arg)
 {
     struct http_req *r = arg;
-    if (r->status) {
-        ewtp_http_done_reply(r);
+    if (r->accept_queued) {
+        ewtp_http_accept_done(r);
         return;
     }
-    ewtp_http_queue_accept(r);
+    ewtp_http_done_reply(r); /* the worker's error (500 if it set none) */
 }
 
 static void store_result(struct http_req *r, int rc, char *json)
