@@ -240,7 +240,9 @@ def accept_bench(env, res, secs, conns=64):
     hello = env.spawn([os.path.join(env.build, "hello_evhttp"), str(hello_port)],
                       os.path.join(env.tmp, "hello.log"))
     wait_ok("http://127.0.0.1:%d/" % hello_port)
+    c0 = cpu_s(hello.pid)
     h = wrk("http://127.0.0.1:%d/" % hello_port, secs, conns, body, "hello")
+    h["cpu_us_per_req"] = (cpu_s(hello.pid) - c0) * 1e6 / h["requests"] if h["requests"] else 0
     env.stop(hello)
     res["hello"] = {k: v for k, v in h.items() if k != "raw"}
     zz = port()
@@ -253,14 +255,18 @@ def accept_bench(env, res, secs, conns=64):
         p, start_s = env.ewtpd(conf, api, "acc%d" % workers)
         time.sleep(1)
         idle = rss_kib(p.pid)
+        c0 = cpu_s(p.pid)
         w = wrk("http://127.0.0.1:%d/v1/messages" % api, secs, conns, body, "w%d-%d" % (workers, time.time()))
+        cpu = cpu_s(p.pid) - c0
         n = stored(store)
         commits = metric(api, "ewtp_store_commit_latency_seconds_count")
         hwm = rss_kib(p.pid, "VmHWM")
         r = {"accepted_per_s": n / w["secs"], "stored": n, "wrk_rps": w["rps"], "p50_ms": w.get("p50"),
              "p99_ms": w.get("p99"), "non2xx": w["non2xx"], "commits": commits,
              "per_commit": n / commits if commits else 0, "fsyncs_per_msg": commits / n if n else 0,
-             "rss_idle_kib": idle, "rss_load_kib": hwm, "start_s": start_s}
+             "rss_idle_kib": idle, "rss_load_kib": hwm, "start_s": start_s,
+             # ewtpd's CPU (all threads: accepts, and the deliveries meanwhile) per stored message
+             "cpu_us_per_msg": cpu * 1e6 / n if n else 0}
         r["ratio_to_hello"] = r["accepted_per_s"] / h["rps"] if h["rps"] else 0
         if workers == 2:
             # Latency at 70 % of the measured rate: 16 connections, each paced by delay().
@@ -287,6 +293,26 @@ def accept_bench(env, res, secs, conns=64):
         env.stop(p)
         res["accept_w%d" % workers] = r
     env.stop(sim)
+
+
+def rss_all_plugins(env, res):
+    """Idle RSS with every plugin instance of conf/dev.conf loaded (all five countries and
+    ZZ): the configuration and its files copied beside a var/ of their own, the development
+    keys made there, the API on a free port; nothing is sent."""
+    root = os.path.join(env.tmp, "devconf")
+    shutil.copytree(os.path.join(SRC, "conf"), os.path.join(root, "conf"))
+    os.makedirs(os.path.join(root, "var", "run"), exist_ok=True)
+    subprocess.run([os.path.join(SRC, "scripts", "dev-keys.sh"), root], check=True, capture_output=True)
+    api = port()
+    conf = os.path.join(root, "conf", "dev.conf")
+    text = open(conf).read().replace("port = 8480;", "port = %d;" % api)
+    with open(conf, "w") as f:
+        f.write(text)
+    p, start_s = env.ewtpd(conf, api, "all-plugins")
+    time.sleep(1)
+    res["all_plugins"] = {"rss_idle_kib": rss_kib(p.pid), "start_s": start_s,
+                          "instances": text.count("plugin = \"")}
+    env.stop(p)
 
 
 def seed(store, template_ids, n, tag):
@@ -497,15 +523,16 @@ def report(res, out_dir):
          (os.cpu_count(), res["loadavg"], res.get("loadavg_end"), res.get("seconds", 0)), ""]
     h = res.get("hello", {})
     L += ["## Accepts (wrk -t2 -c%s, %s s, unique 1.6 KB China orders, SQLite WAL FULL)" % (res.get("conns", 32), res["secs"]), "",
-          "| | accepted/s | ratio to bare evhttp | wrk p50 ms | wrk p99 ms | per commit | fsyncs/msg | RSS idle MiB | RSS load MiB | start s |",
-          "|---|---|---|---|---|---|---|---|---|---|",
-          "| bare evhttp (baseline) | %.0f | 1 | %s | %s | | | | | |" % (h.get("rps", 0), h.get("p50"), h.get("p99"))]
+          "| | accepted/s | ratio to bare evhttp | wrk p50 ms | wrk p99 ms | CPU µs/msg | per commit | fsyncs/msg | RSS idle MiB | RSS load MiB | start s |",
+          "|---|---|---|---|---|---|---|---|---|---|---|",
+          "| bare evhttp (baseline) | %.0f | 1 | %s | %s | %.0f | | | | | |" % (h.get("rps", 0), h.get("p50"), h.get("p99"),
+                                                                     h.get("cpu_us_per_req", 0))]
     for w in (1, 2):
         a = res.get("accept_w%d" % w)
         if a:
-            L.append("| ewtpd, %d worker%s | %.0f | %.3f | %s | %s | %.1f | %.3f | %.1f | %.1f | %.2f |" % (
+            L.append("| ewtpd, %d worker%s | %.0f | %.3f | %s | %s | %.0f | %.1f | %.3f | %.1f | %.1f | %.2f |" % (
                 w, "s" if w > 1 else "", a["accepted_per_s"], a["ratio_to_hello"], a["p50_ms"], a["p99_ms"],
-                a["per_commit"], a["fsyncs_per_msg"], a["rss_idle_kib"] / 1024, a["rss_load_kib"] / 1024,
+                a.get("cpu_us_per_msg", 0), a["per_commit"], a["fsyncs_per_msg"], a["rss_idle_kib"] / 1024, a["rss_load_kib"] / 1024,
                 a["start_s"]))
     a70 = res.get("accept_w2", {}).get("at70")
     if a70:
@@ -513,6 +540,13 @@ def report(res, out_dir):
               (a70["achieved_rps"], a70["achieved_ratio_of_max"], a70["p50_ms"], a70["p90_ms"], a70["p99_ms"])]
     if res.get("accept_w2", {}).get("reload_s") is not None:
         L += ["Reload (SIGHUP to \"reloaded\"): %.3f s." % res["accept_w2"]["reload_s"]]
+    if h.get("cpu_us_per_req") is not None:
+        L += ["CPU µs/msg: the process's user + system CPU during the wrk run over the requests answered (ewtpd:"
+              " every thread, the deliveries it made meanwhile included)."]
+    ap = res.get("all_plugins")
+    if ap:
+        L += ["RSS idle with every plugin instance of conf/dev.conf loaded (%d instances, all five countries and ZZ):"
+              " %.1f MiB; start (spawn to /readyz) %.2f s." % (ap["instances"], ap["rss_idle_kib"] / 1024, ap["start_s"])]
     ts = res.get("translate_sign", {})
     raw_sm2 = ts.get("cn", {}).get("raw_same_key_docs_per_s", 0)
     for c in ("cn", "zz"):
@@ -583,6 +617,7 @@ def main():
             sign_bench(env, res, 1000)
         if "accept" in only:
             accept_bench(env, res, a.secs, a.conns)
+            rss_all_plugins(env, res)
         if "callgrind" in only:
             if shutil.which("valgrind") and shutil.which("callgrind_annotate"):
                 spec = importlib.util.spec_from_file_location("accept_profile",
