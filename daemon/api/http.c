@@ -321,8 +321,8 @@ static void on_store_accept(void *arg, int rc, enum ewtp_store_accept_result res
     pthread_mutex_unlock(&h->lock);
 }
 
-/* The 202 (or 409, 503, or the 200 of an exact repeat) once the store answered and the
- * worker's done callback ran, whichever came last (loop thread). */
+/* The 202 (or 409, 503, or the 200 of an exact repeat) once the store answered (loop
+ * thread). */
 static bool accept_complete(struct http_req *r)
 {
     r->accept_queued = false;
@@ -358,23 +358,12 @@ static void on_accepts(evutil_socket_t fd, short what, void *arg)
     bool kick = false;
     while (r) {
         struct http_req *next = r->done_next;
-        /* The worker queued the accept itself: its done callback may not have run yet, and
-         * then answers (ewtp_http_accept_done). */
-        r->accept_done = true;
-        if (r->work_done && accept_complete(r))
+        if (accept_complete(r))
             kick = true;
         r = next;
     }
     if (kick)
         ewtp_dispatcher_kick(h->d);
-}
-
-void ewtp_http_accept_done(struct http_req *r)
-{
-    struct ewtpd *d = r->d; /* r is freed once answered */
-    r->work_done = true;
-    if (r->accept_done && accept_complete(r))
-        ewtp_dispatcher_kick(d);
 }
 
 static void accept_refused(struct http_req *r, const char *message)
@@ -422,8 +411,14 @@ int ewtp_http_accept_enqueue(struct http_req *r)
     h->accepts_pending++;
     pthread_mutex_unlock(&h->lock);
     r->accept_queued = true;
+    /* Once queued, r is the loop's: answered and freed there, maybe before accept_async
+     * returns. The parsed message (which a's strings point into) is freed here after the
+     * store copied them, and nothing of r is touched after a successful queueing. */
+    struct ewtp_message *msg = r->msg;
+    r->msg = NULL;
     int rc = ewtp_store_accept_async(d->store, &a, on_store_accept, r);
     if (rc != 0) {
+        r->msg = msg;
         pthread_mutex_lock(&h->lock);
         h->accepts_pending--;
         pthread_mutex_unlock(&h->lock);
@@ -432,9 +427,8 @@ int ewtp_http_accept_enqueue(struct http_req *r)
         accept_refused(r, "the message store is not taking messages");
         return -1;
     }
-    /* Everything was copied by the store; the parsed message is not needed any more. */
-    ewtp_message_free(r->msg);
-    r->msg = NULL;
+    ewtp_workers_skip_done(); /* on_accepts answers */
+    ewtp_message_free(msg);
     return 0;
 }
 

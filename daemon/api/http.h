@@ -75,7 +75,6 @@ struct http_req {
     const char *wait_for; /* classify's wait (arena); NULL: none */
     enum ewtp_store_state wait_state;
     bool accept_queued;
-    bool work_done, accept_done; /* loop thread: which of the two answers came (http.c) */
     int accept_rc;
     enum ewtp_store_accept_result accept_result;
     /* /metrics and /readyz: store figures read on a worker. */
@@ -108,7 +107,8 @@ void ewtp_http_done_reply(void *arg);
 
 /* POST /v1/messages: worker part (parse, route, classify, related, validate, canonical). */
 void ewtp_http_submit_work(void *arg);
-/* ... then on the loop: the worker's error, or the answer once the store has the message. */
+/* ... then on the loop: the worker's error (a queued accept is answered by the store's
+ * completion instead). */
 void ewtp_http_submit_done(void *arg);
 /* Worker parts of the GET endpoints and of the 200 for an exact repeat. */
 void ewtp_http_status_work(void *arg);
@@ -123,11 +123,10 @@ struct ewtp_gen_instance;
  * gi is NULL or has none. */
 bool ewtp_http_inbound_token_ok(const struct ewtp_gen_instance *gi, const char *token);
 /* Queues r's accept with the store from the worker that validated it (issue 20: no trip
- * through the loop in between): 0, or -1 with r->status 503 and its reply set. */
+ * through the loop in between; the store's completion is the only answer the loop gets, the
+ * worker's done callback is skipped): 0, and r is not the caller's any more; or -1 with
+ * r->status 503 and its reply set. */
 int ewtp_http_accept_enqueue(struct http_req *r);
-/* Loop thread, r's work done with its accept queued: answers now if the store already did,
- * else on_accepts will. */
-void ewtp_http_accept_done(struct http_req *r);
 
 /* ---- the listeners (http.c) ---------------------------------------------------------------- */
 /* Binds every listener of the current generation's configuration and serves the API.

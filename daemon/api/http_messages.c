@@ -350,7 +350,9 @@ void ewtp_http_submit_work(void *arg)
         set_error(r, 500, "internal", "cannot compute the message digest");
         goto out;
     }
-    ewtp_http_accept_enqueue(r);
+    ewtp_errors_free(errs);
+    ewtp_http_accept_enqueue(r); /* queued: r is not ours any more */
+    return;
 out:
     ewtp_errors_free(errs);
 }
@@ -358,10 +360,6 @@ out:
 void ewtp_http_submit_done(void *arg)
 {
     struct http_req *r = arg;
-    if (r->accept_queued) {
-        ewtp_http_accept_done(r);
-        return;
-    }
     ewtp_http_done_reply(r); /* the worker's error (500 if it set none) */
 }
 

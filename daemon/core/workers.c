@@ -38,6 +38,15 @@ struct ewtp_workers {
     unsigned n_threads;
 };
 
+/* The job this thread runs (ewtp_workers_skip_done). */
+static _Thread_local struct job *running;
+
+void ewtp_workers_skip_done(void)
+{
+    if (running)
+        running->done = NULL;
+}
+
 /* A thread's lanes: general threads take their own jobs first, then interactive ones. */
 struct worker_arg {
     struct ewtp_workers *w;
@@ -108,8 +117,16 @@ static void *worker_main(void *arg)
         if (j == NULL)
             break; /* stopping and nothing left */
         pthread_mutex_unlock(&w->lock);
+        bool had_done = j->done != NULL;
+        running = j;
         j->work(j->arg);
+        running = NULL;
         pthread_mutex_lock(&w->lock);
+        if (had_done && j->done == NULL) { /* ewtp_workers_skip_done: ends here */
+            w->pending--;
+            free(j);
+            continue;
+        }
         bool was_empty = w->finished.head == NULL;
         queue_push(&w->finished, j);
         if (was_empty && !w->stopping)

@@ -47,5 +47,10 @@ int ewtp_workers_submit_interactive(struct ewtp_workers *w, ewtp_work_fn work, e
                                     void *arg);
 /* Jobs queued or running (for metrics and back-pressure). */
 size_t ewtp_workers_pending(struct ewtp_workers *w);
+/* Called by a work function: its done callback is not to run (the job handed its argument on
+ * to another thread that answers for it, and may free it as soon as it is handed over). The
+ * job then ends on its worker, without waking the loop (issue 20: a wake-up per accepted
+ * message). */
+void ewtp_workers_skip_done(void);
 
 #endif
