@@ -60,7 +60,7 @@ fuzz:
 	tests/fuzz/run.sh -t $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Throughput, latency, drain and signing figures as ratios to baselines of the same run
-# (tests/bench/bench.sh, ~8 min on 2 cores): build/bench/report.md and report.json.
+# (tests/bench/bench.sh, ~5 min on 2 cores): build/bench/report.md and report.json.
 bench:
 	scripts/deps.sh test
 	tests/bench/bench.sh

@@ -1,7 +1,7 @@
 #!/bin/bash
 # make bench: builds build-bench-rel/ (RelWithDebInfo, no sanitizers; EWTP_BENCH_BUILD for another
 # tree) and runs tests/bench/bench.py, which writes build/bench/report.md and report.json.
-# About 8 minutes on 2 cores; not part of make test. Arguments go to bench.py.
+# About 5 minutes on 2 cores; not part of make test. Arguments go to bench.py.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # Its own tree: build-bench/ is accept_bench.sh's and pg_nodes_bench.sh's (Release, without
