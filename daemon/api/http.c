@@ -321,31 +321,6 @@ static void on_store_accept(void *arg, int rc, enum ewtp_store_accept_result res
     pthread_mutex_unlock(&h->lock);
 }
 
-/* The 202 (or 409, 503, or the 200 of an exact repeat) once the store answered (loop
- * thread). */
-static bool accept_complete(struct http_req *r)
-{
-    r->accept_queued = false;
-    if (r->accept_rc < 0) {
-        ewtpd_log(LOG_ERR, "store accept failed: %s", ewtp_strerror(r->accept_rc));
-        r->retry_after = "1";
-        ewtp_http_reply_error(r, 503, "unavailable",
-                              "the message store failed; nothing was stored, try again");
-    } else if (r->accept_result == EWTP_STORE_NEW) {
-        json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", "accepted");
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        ewtp_http_reply(r, 202, s);
-        return true;
-    } else if (r->accept_result == EWTP_STORE_REPEAT) {
-        ewtp_http_run(r, ewtp_http_status_work, ewtp_http_done_reply);
-    } else {
-        ewtp_http_reply_error(r, 409, "conflict",
-                              "a different message with this id was accepted before");
-    }
-    return false;
-}
-
 static void on_accepts(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -358,8 +333,23 @@ static void on_accepts(evutil_socket_t fd, short what, void *arg)
     bool kick = false;
     while (r) {
         struct http_req *next = r->done_next;
-        if (accept_complete(r))
+        if (r->accept_rc < 0) {
+            ewtpd_log(LOG_ERR, "store accept failed: %s", ewtp_strerror(r->accept_rc));
+            r->retry_after = "1";
+            ewtp_http_reply_error(r, 503, "unavailable",
+                                  "the message store failed; nothing was stored, try again");
+        } else if (r->accept_result == EWTP_STORE_NEW) {
+            json_t *o = json_pack("{s:s, s:s}", "id", r->id, "state", "accepted");
+            char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            json_decref(o);
             kick = true;
+            ewtp_http_reply(r, 202, s);
+        } else if (r->accept_result == EWTP_STORE_REPEAT) {
+            ewtp_http_run(r, ewtp_http_status_work, ewtp_http_done_reply);
+        } else {
+            ewtp_http_reply_error(r, 409, "conflict",
+                                  "a different message with this id was accepted before");
+        }
         r = next;
     }
     if (kick)
@@ -410,7 +400,6 @@ int ewtp_http_accept_enqueue(struct http_req *r)
     pthread_mutex_lock(&h->lock);
     h->accepts_pending++;
     pthread_mutex_unlock(&h->lock);
-    r->accept_queued = true;
     /* Once queued, r is the loop's: answered and freed there, maybe before accept_async
      * returns. The parsed message (which a's strings point into) is freed here after the
      * store copied them, and nothing of r is touched after a successful queueing. */
@@ -422,7 +411,6 @@ int ewtp_http_accept_enqueue(struct http_req *r)
         pthread_mutex_lock(&h->lock);
         h->accepts_pending--;
         pthread_mutex_unlock(&h->lock);
-        r->accept_queued = false;
         ewtpd_log(LOG_ERR, "store refused an accept: %s", ewtp_strerror(rc));
         accept_refused(r, "the message store is not taking messages");
         return -1;

@@ -74,7 +74,6 @@ struct http_req {
     bool needs_chain;
     const char *wait_for; /* classify's wait (arena); NULL: none */
     enum ewtp_store_state wait_state;
-    bool accept_queued;
     int accept_rc;
     enum ewtp_store_accept_result accept_result;
     /* /metrics and /readyz: store figures read on a worker. */

@@ -350,9 +350,7 @@ void ewtp_http_submit_work(void *arg)
         set_error(r, 500, "internal", "cannot compute the message digest");
         goto out;
     }
-    ewtp_errors_free(errs);
-    ewtp_http_accept_enqueue(r); /* queued: r is not ours any more */
-    return;
+    ewtp_http_accept_enqueue(r); /* queued: r is not ours any more (only errs below is) */
 out:
     ewtp_errors_free(errs);
 }

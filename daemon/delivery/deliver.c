@@ -396,15 +396,14 @@ static void complete(struct job *j)
     }
     /* J_CANCEL: the answer is a receipt of the message; the operation ends with it, once it
      * is recorded (else the cancel is asked again later: the answer would be lost). */
-    if (oc->verdict != EWTP_V_RETRY &&
-        dsp_record_receipt(j, &j->msgs[0], oc, EWTP_OP_CANCEL, tr->body, tr->body_len, "cancel",
-                           now) == 0) {
-        dsp_op_end(j, oc->verdict == EWTP_V_REJECTED ? EWTP_STORE_OP_FAILED : EWTP_STORE_OP_DONE, 0,
-                   oc->code, oc->message, now);
-        return;
-    }
     if (oc->verdict != EWTP_V_RETRY) {
-        dsp_op_retry(j, "store", "the answer could not be recorded", 0, now);
+        if (dsp_record_receipt(j, &j->msgs[0], oc, EWTP_OP_CANCEL, tr->body, tr->body_len, "cancel",
+                               now) == 0)
+            dsp_op_end(j,
+                       oc->verdict == EWTP_V_REJECTED ? EWTP_STORE_OP_FAILED : EWTP_STORE_OP_DONE,
+                       0, oc->code, oc->message, now);
+        else
+            dsp_op_retry(j, "store", "the answer could not be recorded", 0, now);
         return;
     }
     dsp_op_retry(j, oc->code, oc->message, oc->retry_after_ms, now);
